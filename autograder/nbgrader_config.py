@@ -1,0 +1,43 @@
+"""nbgrader configuration for Transformers from Scratch.
+
+Run nbgrader's commands from this folder (``cd autograder``): nbgrader reads the
+``nbgrader_config.py`` of the directory it is started in.
+
+    solutions/<chapter>/   source notebooks (instructor's version, hidden tests included)
+    course/<chapter>/      student release, made by ``nbgrader generate_assignment``
+    grading/               submitted, autograded, feedback, gradebook.db (ignored by git)
+
+``TFS_COURSE_ROOT`` points nbgrader at another course root (the tests grade in a temporary one).
+"""
+
+import os
+
+c = get_config()  # noqa: F821  (injected by traitlets)
+
+ROOT = os.path.abspath(os.environ.get("TFS_COURSE_ROOT") or os.path.join(os.path.dirname(__file__), ".."))
+GRADING = os.path.join(ROOT, "grading")
+os.makedirs(GRADING, exist_ok=True)  # the SQLite gradebook's folder must exist before any command
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = "transformers-from-scratch"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "course"
+c.CourseDirectory.submitted_directory = "grading/submitted"
+c.CourseDirectory.autograded_directory = "grading/autograded"
+c.CourseDirectory.feedback_directory = "grading/feedback"
+c.CourseDirectory.solution_directory = "grading/solution"  # not "solution": too close to solutions/
+c.CourseDirectory.db_url = f"sqlite:///{GRADING}/gradebook.db"
+
+# Untrusted code: every cell gets at most this long, then the kernel is interrupted and that
+# cell's tests score 0; the rest of the notebook still runs. (Execute.timeout is what nbgrader
+# 0.9 reads; ExecutePreprocessor.timeout is ignored by it.) The slowest solution cell takes
+# well under 60 s on a 2-core CPU.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Feedback shows the learner-friendly failure messages but not the hidden tests' code.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+]

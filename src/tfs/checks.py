@@ -1,0 +1,168 @@
+"""Learner-friendly checks.
+
+Every visible and hidden test in the course calls these instead of a bare ``assert``, so that a
+failure reads like a good teaching assistant: what was expected, what was received, where the
+worst difference is and how large, which known mistake it looks like, and a hint.
+
+A failed check raises :class:`CheckError`, a subclass of ``AssertionError``, so nbgrader and
+pytest count it as an ordinary test failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+# (rtol, atol) per operation and dtype. "Correct code written another way" must always pass:
+# `rsqrt` instead of `1/sqrt`, `einsum` instead of `matmul`, `logsumexp` instead of max-shift all
+# change rounding, and reductions (matmul, sums) change it in proportion to their length.
+TOLERANCES: dict[str, dict[torch.dtype, tuple[float, float]]] = {
+    "exact": {torch.float64: (0.0, 0.0), torch.float32: (0.0, 0.0)},
+    "elementwise": {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-6)},
+    "softmax": {torch.float64: (1e-9, 1e-12), torch.float32: (1e-5, 1e-6)},
+    "matmul": {torch.float64: (1e-8, 1e-10), torch.float32: (1e-4, 1e-5)},
+    "attention": {torch.float64: (1e-8, 1e-10), torch.float32: (1e-4, 1e-5)},
+    "training": {torch.float64: (1e-3, 1e-3), torch.float32: (1e-2, 1e-3)},
+}
+_HALF_PRECISION = (1e-2, 1e-3)  # float16 / bfloat16, any operation
+
+
+class CheckError(AssertionError):
+    """A failed course check. Its message is written for a learner, not for a developer."""
+
+
+def tolerance(op: str, dtype: torch.dtype) -> tuple[float, float]:
+    """``(rtol, atol)`` used for operation ``op`` (a key of :data:`TOLERANCES`) in ``dtype``."""
+    if op not in TOLERANCES:
+        raise KeyError(f"unknown operation {op!r}; choose one of {sorted(TOLERANCES)}")
+    if dtype in (torch.float16, torch.bfloat16):
+        return _HALF_PRECISION
+    return TOLERANCES[op].get(dtype, TOLERANCES[op][torch.float32])
+
+
+def _fail(name: str, problem: str, details: Sequence[str] = (), hint: str | None = None) -> None:
+    lines = [f"✗ {name}: {problem}"]
+    lines += [f"    {line}" for line in details]
+    if hint:
+        lines.append(f"  Hint: {hint}")
+    raise CheckError("\n".join(lines))
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
+def check_true(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
+    """Fail with ``problem`` (and ``hint``) unless ``condition`` holds."""
+    if not condition:
+        _fail(name, problem, hint=hint)
+
+
+def check_tensor(received: object, name: str) -> torch.Tensor:
+    """Fail unless ``received`` is a tensor; catches the classic forgotten ``return``."""
+    if received is None:
+        _fail(name, "received None instead of a tensor.", hint="did the function end without `return`?")
+    if not isinstance(received, torch.Tensor):
+        _fail(name, f"expected a torch.Tensor, received {_describe(received)}.",
+              hint="build the result with torch operations (torch.tensor(...) converts a list).")
+    return received
+
+
+def check_shape(received: object, expected_shape: Sequence[int], name: str, hint: str | None = None) -> None:
+    """Fail unless ``received`` is a tensor of exactly ``expected_shape``."""
+    tensor = check_tensor(received, name)
+    expected = tuple(expected_shape)
+    got = tuple(tensor.shape)
+    if got == expected:
+        return
+    details = [f"shape     expected {expected}, received {got}"]
+    if sorted(got) == sorted(expected):
+        details.append("the same sizes in another order: a transpose, permute or reshape went the wrong way?")
+    elif len(got) == len(expected) + 1 and 1 in got:
+        details.append("one extra dimension of size 1: a missing squeeze, or keepdim=True where it should not be?")
+    elif len(got) + 1 == len(expected):
+        details.append("one dimension short: a reduction (sum, mean, max) over a dimension that should stay?")
+    _fail(name, "wrong shape.", details, hint)
+
+
+def _worst_mismatch(received: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float):
+    """(number of mismatching elements, index of the worst one, its difference, its allowance)."""
+    both_nan = torch.isnan(received) & torch.isnan(expected)
+    diff = (received - expected).abs()
+    allowed = atol + rtol * expected.abs()
+    nan_mismatch = torch.isnan(received) ^ torch.isnan(expected)
+    excess = torch.where(both_nan, torch.zeros_like(diff), diff - allowed)
+    excess = torch.where(nan_mismatch, torch.full_like(diff, float("inf")), excess)
+    excess = torch.nan_to_num(excess, nan=float("inf"))  # inf - inf, e.g. received inf where inf expected
+    same_inf = torch.isinf(received) & (received == expected)
+    excess = torch.where(same_inf, torch.zeros_like(excess), excess)
+    bad = excess > 0
+    count = int(bad.sum())
+    flat = int(torch.argmax(excess))
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), excess.shape)) if excess.dim() else ()
+    return count, index, diff.reshape(-1)[flat].item(), allowed.reshape(-1)[flat].item()
+
+
+def _match_mistake(received: torch.Tensor, mistakes: Mapping[str, torch.Tensor]) -> str | None:
+    for description, wrong in mistakes.items():
+        if wrong.shape == received.shape and torch.allclose(
+            received.detach().double(), wrong.detach().double(), rtol=1e-3, atol=1e-5, equal_nan=True
+        ):
+            return description
+    return None
+
+
+def check_close(
+    received: object,
+    expected: torch.Tensor,
+    name: str,
+    *,
+    op: str = "elementwise",
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool = True,
+    mistakes: Mapping[str, torch.Tensor] | None = None,
+    hint: str | None = None,
+) -> None:
+    """Fail unless ``received`` matches ``expected`` in type, shape, dtype, device and values.
+
+    Args:
+        received: what the learner's code returned.
+        expected: the answer from an independent oracle (``torch.nn.functional``, analytic result).
+        name: what is being checked, as the learner knows it (``"softmax_stable(x)"``).
+        op: which tolerance row of :data:`TOLERANCES` applies; ``rtol``/``atol`` override it.
+        mistakes: known wrong answers keyed by a description (see :mod:`tfs.probes`); when the
+            received values match one, the failure names that mistake.
+        hint: what to look at if nothing more specific is found.
+    """
+    tensor = check_tensor(received, name)
+    check_shape(tensor, expected.shape, name, hint)
+    if check_dtype and tensor.dtype != expected.dtype:
+        _fail(name, "wrong dtype.", [f"dtype     expected {expected.dtype}, received {tensor.dtype}"],
+              "keep the input's dtype: create new tensors with dtype=x.dtype (or torch.*_like).")
+    if tensor.device != expected.device:
+        _fail(name, "wrong device.", [f"device    expected {expected.device}, received {tensor.device}"],
+              "create new tensors with device=x.device so the code runs on GPU inputs too.")
+    default_rtol, default_atol = tolerance(op, expected.dtype)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    received_f = tensor.detach().double().cpu()
+    expected_f = expected.detach().double().cpu()
+    count, index, diff, allowed = _worst_mismatch(received_f, expected_f, rtol, atol)
+    if count == 0:
+        return
+    details = [
+        f"shape     {tuple(expected.shape)} as expected",
+        f"mismatch  {count} of {expected.numel()} elements differ",
+        f"worst     at index {index}: expected {expected_f[index].item():.6g}, "
+        f"received {received_f[index].item():.6g} (difference {diff:.3g}, allowed {allowed:.3g})",
+    ]
+    if torch.isnan(received_f).any() and not torch.isnan(expected_f).any():
+        details.append("the result contains NaN: an overflow (exp of a large number) or 0/0 somewhere?")
+    diagnosis = _match_mistake(tensor, mistakes or {})
+    if diagnosis:
+        details.append(f"diagnosis this looks like {diagnosis}")
+    _fail(name, "values differ from the expected result.", details, hint)

@@ -1,0 +1,130 @@
+"""The learner-friendly checks: what they accept, and what their failure messages say."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tfs.checks import CheckError, check_close, check_shape, check_true, tolerance
+from tfs.probes import attention_mistakes, softmax_mistakes
+
+
+def failure(fn, *args, **kwargs) -> str:
+    with pytest.raises(CheckError) as info:
+        fn(*args, **kwargs)
+    return str(info.value)
+
+
+def test_check_error_is_an_assertion_error():
+    assert issubclass(CheckError, AssertionError)
+
+
+def test_passes_on_equal_tensors():
+    x = torch.randn(3, 4)
+    check_close(x.clone(), x, "x")
+
+
+def test_none_says_forgotten_return():
+    message = failure(check_close, None, torch.zeros(2), "f(x)")
+    assert "received None" in message and "return" in message
+
+
+def test_non_tensor_is_named():
+    message = failure(check_close, [1.0, 2.0], torch.zeros(2), "f(x)")
+    assert "expected a torch.Tensor, received a list" in message
+
+
+def test_shape_mismatch_reports_both_shapes_and_transpose_hint():
+    message = failure(check_close, torch.zeros(4, 3), torch.zeros(3, 4), "f(x)")
+    assert "expected (3, 4), received (4, 3)" in message
+    assert "transpose" in message
+
+
+def test_shape_mismatch_extra_singleton_dimension():
+    message = failure(check_shape, torch.zeros(3, 1, 4), (3, 4), "f(x)")
+    assert "extra dimension of size 1" in message
+
+
+def test_dtype_mismatch():
+    message = failure(check_close, torch.zeros(2, dtype=torch.float32), torch.zeros(2, dtype=torch.float64), "f(x)")
+    assert "expected torch.float64, received torch.float32" in message
+
+
+def test_worst_element_index_and_values():
+    expected = torch.zeros(2, 3)
+    received = expected.clone()
+    received[1, 2] = 0.5
+    received[0, 0] = 0.1
+    message = failure(check_close, received, expected, "f(x)", hint="look at the last column")
+    assert "2 of 6 elements differ" in message
+    assert "at index (1, 2): expected 0, received 0.5" in message
+    assert "Hint: look at the last column" in message
+
+
+def test_nan_is_reported_as_overflow_suspect():
+    expected = torch.tensor([0.5, 0.5])
+    message = failure(check_close, torch.tensor([float("nan"), 0.5]), expected, "softmax")
+    assert "at index (0,)" in message and "NaN" in message
+
+
+def test_matching_nan_and_inf_pass():
+    x = torch.tensor([float("nan"), float("inf"), float("-inf"), 1.0])
+    check_close(x.clone(), x, "x")
+
+
+def test_inf_where_finite_expected_fails():
+    message = failure(check_close, torch.tensor([float("inf")]), torch.tensor([1.0]), "x")
+    assert "1 of 1 elements differ" in message
+
+
+def test_check_true_message_and_hint():
+    message = failure(check_true, False, "mask", "must be bool", hint="use torch.bool")
+    assert message.startswith("✗ mask: must be bool") and "Hint: use torch.bool" in message
+    check_true(True, "mask", "never shown")
+
+
+def test_unknown_tolerance_name():
+    with pytest.raises(KeyError, match="unknown operation"):
+        tolerance("nope", torch.float32)
+
+
+# Correct code written another way must never fail its check.
+
+def softmax_logsumexp(x, dim=-1):
+    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_softmax_written_another_way_passes(dtype):
+    torch.manual_seed(0)
+    x = torch.randn(8, 16, 33, dtype=dtype) * 10
+    check_close(softmax_logsumexp(x), torch.softmax(x, -1), "softmax", op="softmax")
+
+
+def attention_einsum_rsqrt(q, k, v):
+    scores = torch.einsum("...qd,...kd->...qk", q, k) * torch.rsqrt(torch.tensor(q.shape[-1], dtype=q.dtype))
+    return torch.einsum("...qk,...kd->...qd", scores.softmax(-1), v)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d_k", [8, 64, 256])
+def test_attention_written_another_way_passes(dtype, d_k):
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(4, 3, 50, d_k, dtype=dtype) for _ in range(3))
+    check_close(attention_einsum_rsqrt(q, k, v), F.scaled_dot_product_attention(q, k, v), "attention", op="attention")
+
+
+def test_diagnosis_names_softmax_over_wrong_dim():
+    x = torch.randn(3, 5)
+    message = failure(check_close, torch.softmax(x, 0), torch.softmax(x, -1), "softmax", mistakes=softmax_mistakes(x, -1))
+    assert "softmax over dim=0 instead of dim=1" in message
+
+
+def test_diagnosis_names_missing_scale():
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(2, 4, 16) for _ in range(3))
+    unscaled = torch.softmax(q @ k.transpose(-2, -1), -1) @ v
+    message = failure(check_close, unscaled, F.scaled_dot_product_attention(q, k, v), "attention",
+                      op="attention", mistakes=attention_mistakes(q, k, v))
+    assert "no scaling" in message and math.sqrt(16) == 4
