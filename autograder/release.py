@@ -28,21 +28,28 @@ def chapters(root: Path | None = None) -> list[str]:
     return sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def nbgrader(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run ``nbgrader ARGS`` with this folder's configuration; output captured as text."""
+def nbgrader(*args: str, root: Path | None = None, check: bool = True, timeout: float | None = None
+             ) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` with this folder's configuration on course ``root``; output captured."""
+    env = dict(os.environ)
+    # nbgrader runs `alembic` as a command: the venv's scripts must be on PATH even when it is not activated
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if root is not None:
+        env["TFS_COURSE_ROOT"] = str(root)
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
-        cwd=AUTOGRADER, capture_output=True, text=True, timeout=timeout,
+        cwd=AUTOGRADER, env=env, capture_output=True, text=True, timeout=timeout,
     )
     if check and result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 
-def release(chapter_ids: list[str]) -> None:
+def release(chapter_ids: list[str], root: Path | None = None) -> None:
+    """``nbgrader generate_assignment`` for each chapter: ``solutions/<id>`` -> ``course/<id>``."""
     for chapter in chapter_ids:
-        nbgrader("generate_assignment", chapter, "--force")
-        print(f"released {chapter} -> {course_root() / 'course' / chapter}")
+        nbgrader("generate_assignment", chapter, "--force", root=root)
+        print(f"released {chapter} -> {(root or course_root()) / 'course' / chapter}")
 
 
 if __name__ == "__main__":

@@ -128,3 +128,24 @@ def test_diagnosis_names_missing_scale():
     message = failure(check_close, unscaled, F.scaled_dot_product_attention(q, k, v), "attention",
                       op="attention", mistakes=attention_mistakes(q, k, v))
     assert "no scaling" in message and math.sqrt(16) == 4
+
+
+def test_failed_check_in_a_notebook_shows_the_message_not_the_internals():
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook(cells=[
+        new_code_cell("import torch\nfrom tfs.checks import check_close"),
+        new_code_cell('check_close(torch.zeros(2), torch.ones(2), "my_function(x)", hint="look again")'),
+        new_code_cell('print("still running")'),
+    ])
+    NotebookClient(notebook, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    error = notebook.cells[1].outputs[0]
+    assert error.output_type == "error" and error.ename == "CheckError"
+    shown = "\n".join(error.traceback)
+    assert "✗ my_function(x): values differ" in shown and "Hint: look again" in shown
+    assert 'check_close(torch.zeros(2), torch.ones(2), "my_function(x)"' in shown  # the learner's own line
+    assert "checks.py" not in shown
+    assert notebook.cells[2].outputs[0].text == "still running\n"
+    nbformat.validate(notebook)

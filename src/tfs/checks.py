@@ -5,14 +5,20 @@ failure reads like a good teaching assistant: what was expected, what was receiv
 worst difference is and how large, which known mistake it looks like, and a hint.
 
 A failed check raises :class:`CheckError`, a subclass of ``AssertionError``, so nbgrader and
-pytest count it as an ordinary test failure.
+pytest count it as an ordinary test failure. Inside Jupyter, importing this module registers a
+handler that shows a failed check as the learner's own lines and the message, without the
+frames of this module.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 # (rtol, atol) per operation and dtype. "Correct code written another way" must always pass:
 # `rsqrt` instead of `1/sqrt`, `einsum` instead of `matmul`, `logsumexp` instead of max-shift all
@@ -166,3 +172,23 @@ def check_close(
     if diagnosis:
         details.append(f"diagnosis this looks like {diagnosis}")
     _fail(name, "values differ from the expected result.", details, hint)
+
+
+def _show_check_error(shell, etype, value, tb, tb_offset=None):
+    """IPython handler for :class:`CheckError`: the learner's frames and the message, nothing else."""
+    frames = [frame for frame in traceback.extract_tb(tb) if not frame.filename.startswith(_PACKAGE_DIR)]
+    text = "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames), f"{etype.__name__}: {value}"])
+    shell._showtraceback(etype, value, [text])  # publishes a normal error output: nbgrader still sees the failure
+
+
+def _register_with_ipython() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((CheckError,), _show_check_error)
+
+
+_register_with_ipython()

@@ -1,0 +1,114 @@
+"""Autograding end to end with nbgrader's own commands, scores read from the real gradebook."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from course import CHAPTERS, Course, exercises, fill, points_by_cell, solution_answers
+
+CH01 = "01-attention"
+LOOP_TIMEOUT = 10  # seconds; the configured Execute.timeout (120 s) applies in real grading
+
+
+def wrong_causal_mask(answers):
+    return answers | {"causal_mask": "def causal_mask(size, device=None):\n"
+                                     "    return torch.ones(size, size, dtype=torch.bool, device=device).tril(-1)"}
+
+
+def tampered(release_nb, answers):
+    """A wrong softmax, and its first test cell replaced by a print: nbgrader must restore the test."""
+    attention = answers["scaled_dot_product_attention"]
+    assert "softmax_stable(scores" in attention
+    submission = fill(release_nb, answers | {
+        "softmax_stable": "def softmax_stable(x, dim=-1, temperature=1.0):\n    return torch.exp(x)",
+        "scaled_dot_product_attention": attention.replace("softmax_stable(scores", "torch.softmax(scores"),
+    })
+    test_cell = next(c for c in submission.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax_values")
+    test_cell.source = 'print("all tests pass")'
+    return submission
+
+
+# student -> (build the submission, the test cells that must score 0, the exact total out of 11)
+SCENARIOS = {
+    "s01-full": (lambda release, answers: fill(release, answers), set(), 11),
+    "s01-untouched": (lambda release, answers: release, "all", 0),
+    "s01-partial": (lambda release, answers: fill(release, wrong_causal_mask(answers)),  # hidden: causal_mask(1)
+                    {"test_causal_mask_values", "test_causal_mask_dtype"}, 9),
+    "s01-exception": (
+        lambda release, answers: fill(release, answers | {"scaled_dot_product_attention": 'raise RuntimeError("unfinished")'}),
+        {"test_attention_shapes", "test_attention_values", "test_attention_masks", "test_attention_gradients"}, 5),
+    "s01-loop": (lambda release, answers: fill(release, answers | {"causal_mask": "while True:\n    pass"}),
+                 {"test_causal_mask_values", "test_causal_mask_dtype"}, 9),
+    "s01-tampered": (tampered, {"test_softmax_values", "test_softmax_large_logits", "test_softmax_temperature"}, 8),
+}
+
+
+@pytest.mark.slow
+def test_chapter01_submissions_get_exact_scores(course: Course, timing_report):
+    source = course.source(CH01)["attention"]
+    release = course.released(CH01)["attention"]
+    answers = solution_answers(source)
+    points = points_by_cell(source)
+    assert sum(points.values()) == 11
+    for student, (build, _, _) in SCENARIOS.items():
+        course.submit(student, CH01, {"attention": build(release, answers)})
+
+    result, seconds = course.autograde(CH01, "s01-*", f"--Execute.timeout={LOOP_TIMEOUT}")
+    timing_report.append(f"{seconds:7.1f} s  autograde {len(SCENARIOS)} chapter-01 submissions "
+                         f"(one loops until the {LOOP_TIMEOUT} s timeout)")
+
+    for student, (_, zeros, total) in SCENARIOS.items():
+        grades = course.grades(CH01, student)
+        zeros = set(points) if zeros == "all" else zeros
+        expected = {grade_id: 0.0 if grade_id in zeros else value for grade_id, value in points.items()}
+        assert grades == expected, f"{student}: per-cell scores"
+        assert sum(grades.values()) == total, f"{student}: total"
+    log = result.stdout + result.stderr
+    assert "Attribute 'checksum' for cell test_softmax_values has changed" in log, "tampering went unreported"
+    assert "CellTimeoutError" in log or "Timeout" in log or "timed out" in log.lower(), "the loop was not timed out"
+
+
+@pytest.mark.slow
+def test_feedback_shows_messages_but_not_hidden_tests(course: Course):
+    """Feedback for chapter 01's partial submission: the friendly message is there, hidden test code is not."""
+    student = "s01-partial"
+    if not (course.root / "grading" / "autograded" / student).exists():
+        course.submit(student, CH01, {"attention": SCENARIOS[student][0](course.released(CH01)["attention"],
+                                                                       solution_answers(course.source(CH01)["attention"]))})
+        course.autograde(CH01, student)
+    course.nbgrader("generate_feedback", CH01, f"--CourseDirectory.student_id={student}", "--force")
+    page = (course.root / "grading" / "feedback" / student / CH01 / "attention.html").read_text()
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "causal_mask(4): values differ from the expected result" in text
+    assert "hides the diagonal" in text  # the probe's diagnosis reaches the student
+    assert "BEGIN HIDDEN TESTS" not in text and "for n in (1, 2, 7, 64)" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_grades_solution_full_release_zero_first_exercise_exactly(course: Course, chapter, timing_report):
+    sources = course.source(chapter)
+    releases = course.released(chapter)
+    submissions = {
+        f"c{chapter}-solution": {name: fill(releases[name], solution_answers(src)) for name, src in sources.items()},
+        f"c{chapter}-release": releases,
+        f"c{chapter}-first": {name: fill(releases[name], dict([next(iter(solution_answers(src).items()))]))
+                              for name, src in sources.items()},
+    }
+    for student, notebooks in submissions.items():
+        course.submit(student, chapter, notebooks)
+    _, seconds = course.autograde(chapter, f"c{chapter}-*")
+    timing_report.append(f"{seconds / len(submissions):7.1f} s  autograde one {chapter} submission "
+                         f"({len(submissions)} took {seconds:.1f} s)")
+
+    points = {}
+    first_tests = set()
+    for source in sources.values():
+        points |= points_by_cell(source)
+        first_tests |= set(exercises(source)[0][1])
+    assert sum(course.grades(chapter, f"c{chapter}-solution").values()) == sum(points.values()) > 0
+    assert sum(course.grades(chapter, f"c{chapter}-release").values()) == 0
+    assert sum(course.grades(chapter, f"c{chapter}-first").values()) == sum(points[g] for g in first_tests) > 0
