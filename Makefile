@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	touch $@
 
+# Jupyter refuses to run as root unless told; containers often are root.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.root_dir=course
+	$(BIN)/jupyter lab --ServerApp.root_dir=course $(LAB_ARGS)
 
 # Unit tests, release sync, autograding end to end, and every solution notebook under nbval.
 # pytest's exit code 5 (nothing collected) means the setup is broken: it fails like any other.

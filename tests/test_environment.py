@@ -65,3 +65,40 @@ def test_repo2docker_builds_from_binder_folder():
     assert "binder/environment.yml" in dockerfile, "repo2docker did not pick up binder/environment.yml"
     assert "./binder/postBuild" in dockerfile, "repo2docker will not run binder/postBuild"
     assert "${REPO_DIR}/environment.yml" not in dockerfile, "repo2docker used the top-level environment.yml, not binder/"
+
+
+@pytest.mark.slow
+def test_jupyterlab_serves_the_course():
+    """What `make lab` starts: a JupyterLab server on course/, answering with the chapters."""
+    import json
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ServerApp.root_dir=course", "--no-browser",
+               f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=test-token"]
+    if os.getuid() == 0:
+        command.append("--allow-root")
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/contents?token=test-token", timeout=5) as response:
+                    listing = json.load(response)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "JupyterLab did not start"
+                time.sleep(0.5)
+        chapters = sorted(item["name"] for item in listing["content"])
+        assert chapters == sorted(p.name for p in (REPO / "course").iterdir() if p.is_dir())
+        with urllib.request.urlopen(f"{base}/lab?token=test-token", timeout=10) as response:
+            assert response.status == 200 and b"JupyterLab" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
