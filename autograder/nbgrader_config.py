@@ -12,6 +12,8 @@ Run nbgrader's commands from this folder (``cd autograder``): nbgrader reads the
 
 import os
 
+from tfs import grading
+
 c = get_config()  # noqa: F821  (injected by traitlets)
 
 ROOT = os.path.abspath(os.environ.get("TFS_COURSE_ROOT") or os.path.join(os.path.dirname(__file__), ".."))
@@ -35,9 +37,39 @@ c.CourseDirectory.db_url = f"sqlite:///{GRADING}/gradebook.db"
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
+# Untrusted code: the kernel runs in tfs.sandbox (memory/CPU/file-size limits, no network, no access
+# to grading/ or solutions/, the tests' tools guarded); a kernel that dies or ignores the interrupt
+# is restarted and grading goes on; deleted, reordered or edited graded cells are restored from the
+# release; an unreadable notebook is graded as unanswered. See autograder/INSTRUCTORS.md.
+c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"))
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "tfs.grading.RestoreStructure",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "tfs.grading.InjectGuard",
+    "tfs.grading.ResilientExecute",
+    "tfs.grading.RecordIntegrity",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Feedback shows the learner-friendly failure messages but not the hidden tests' code.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     "nbgrader.preprocessors.ClearHiddenTests",
 ]
+
+# Limits of each grading kernel (tfs.sandbox): raise memory_mb for chapters that train larger models.
+c.SandboxKernelManager.memory_mb = 6144
+c.SandboxKernelManager.cpu_seconds = 1800
+c.SandboxKernelManager.file_mb = 100

@@ -112,3 +112,8 @@ class Course:
                 notebook = gradebook.find_submission_notebook(name, chapter, student)
                 scores.update({grade.name: grade.score for grade in notebook.grades})
         return scores
+
+    def flagged(self, chapter: str, student: str) -> bool:
+        """Whether the grader flagged any of the student's notebooks for the instructor."""
+        with Gradebook(f"sqlite:///{self.root}/grading/gradebook.db", course_id=COURSE_ID) as gradebook:
+            return any(gradebook.find_submission_notebook(name, chapter, student).flagged for name in self.source(chapter))

@@ -66,9 +66,12 @@ def test_chapter01_submissions_get_exact_scores(course: Course, timing_report):
         expected = {grade_id: 0.0 if grade_id in zeros else value for grade_id, value in points.items()}
         assert grades == expected, f"{student}: per-cell scores"
         assert sum(grades.values()) == total, f"{student}: total"
-    log = result.stdout + result.stderr
-    assert "Attribute 'checksum' for cell test_softmax_values has changed" in log, "tampering went unreported"
-    assert "CellTimeoutError" in log or "Timeout" in log or "timed out" in log.lower(), "the loop was not timed out"
+    # nbgrader logs a checksum warning for every test cell with hidden tests, so that proves nothing:
+    # the course's grader compares with the release, notes the edit for the student and flags it.
+    tampered_nb = (course.root / "grading" / "autograded" / "s01-tampered" / CH01 / "attention.ipynb").read_text()
+    assert "The read-only cell test_softmax_values was edited" in tampered_nb
+    assert course.flagged(CH01, "s01-tampered") and not course.flagged(CH01, "s01-full")
+    assert "Timeout waiting for execute reply" in result.stdout + result.stderr, "the loop was not timed out"
 
 
 @pytest.mark.slow

@@ -1,0 +1,255 @@
+"""Grading untrusted notebooks: nbgrader extensions wired in ``autograder/nbgrader_config.py``.
+
+nbgrader 0.9.6 alone grades a crashing, exiting or interrupt-swallowing submission as nothing at
+all (the student's autograde fails and no grade is recorded), trusts a notebook's cell order and
+cell list, and runs student code with the grader's own rights. These classes plug into nbgrader's
+own extension points, so instructors keep using ``nbgrader autograde``:
+
+- :class:`SandboxKernelManager` starts the kernel as ``python -m tfs.sandbox`` (limits, audit hook,
+  tool guard; see :mod:`tfs.sandbox`), with the course's grading folders protected.
+- :class:`ResilientExecute` replaces nbgrader's ``Execute``: when the kernel dies or will not stop,
+  the cell gets an error (so its tests score 0), the kernel is restarted, the cells before it are
+  run again, and grading goes on.
+- :class:`RestoreStructure` (sanitising step) puts back deleted, reordered or renamed graded
+  cells from the release and notes every edit of a read-only cell.
+- :class:`InjectGuard` and :class:`RecordIntegrity` run :func:`tfs.sandbox.guard` at the top of
+  each test cell, then remove that line again, flag the submission in the gradebook and put a
+  note for the student at the top of the graded notebook when anything was restored.
+- :func:`make_repair_hook` gives nbgrader a ``pre_convert_hook`` that turns an unreadable notebook
+  (malformed JSON, an unknown nbformat version) into a recorded zero with a message.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbformat.v4 import new_markdown_cell
+from nbgrader.api import Gradebook
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Integer
+
+from tfs.sandbox import GUARD_MARKER
+
+NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
+GUARD_LINE = "import tfs.sandbox; tfs.sandbox.guard(globals())  # added by the grader\n"
+
+
+def _grade_id(cell: NotebookNode) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def _is_protected(cell: NotebookNode) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("grade") or meta.get("solution") or meta.get("locked"))
+
+
+def _add_note(nb: NotebookNode, note: str) -> None:
+    nb.metadata.setdefault(NOTES, []).append(note)
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """Starts ``python -m tfs.sandbox`` with the course's grading and source folders protected."""
+
+    memory_mb = Integer(6144, help="address-space limit of a grading kernel, in MiB").tag(config=True)
+    cpu_seconds = Integer(1800, help="CPU-time limit of a grading kernel, in seconds").tag(config=True)
+    file_mb = Integer(100, help="largest file a submission may write, in MiB").tag(config=True)
+
+    def protected_folders(self) -> list[str]:
+        coursedir = CourseDirectory(config=self.config)
+        folders = [coursedir.submitted_directory, coursedir.autograded_directory, coursedir.feedback_directory,
+                   coursedir.solution_directory, coursedir.source_directory, "autograder"]
+        protected = {os.path.join(coursedir.root, folder) for folder in folders}
+        if coursedir.db_url.startswith("sqlite:///"):
+            protected.add(os.path.dirname(coursedir.db_url[len("sqlite:///"):]))
+        return sorted(protected)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        protect = [argument for folder in self.protected_folders() for argument in ("--protect", folder)]
+        limits = [f"--memory-mb={self.memory_mb}", f"--cpu-seconds={self.cpu_seconds}", f"--file-mb={self.file_mb}"]
+        return [sys.executable, "-m", "tfs.sandbox", *limits, *protect, "--",
+                "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+
+
+class ResilientExecute(Execute):
+    """nbgrader's ``Execute`` that survives kernels which die or ignore the timeout's interrupt."""
+
+    max_restarts = Integer(3, help="kernel restarts allowed per notebook before the rest is marked not run").tag(
+        config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
+        super().__init__(*args, **kwargs)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._failed_cells: set[int] = set()
+        self._restarts = 0
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._restarts > self.max_restarts:
+            self._mark_failed(cell, "NotRun", "grading stopped: the kernel failed too often in this notebook")
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._mark_failed(cell, "KernelDied", "the kernel died while running this cell (os._exit, a crash, or "
+                                                  "running out of memory); the grader restarted it and went on")
+        except CellTimeoutError:
+            self._mark_failed(cell, "KernelUnresponsive", "this cell ran past the time limit and ignored the "
+                                                          "interrupt; the grader restarted the kernel and went on")
+        _add_note(self.nb, f"Cell {index}: {cell.outputs[0].evalue}. Its tests, if any, score 0.")
+        self._failed_cells.add(index)
+        self._restart_and_replay(index, resources)
+        return cell, resources
+
+    def _mark_failed(self, cell, name: str, message: str) -> None:
+        cell.outputs = [nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])]
+
+    def _restart_and_replay(self, index: int, resources) -> None:
+        """A fresh kernel, with the cells before ``index`` (except failed ones) run again."""
+        self._restarts += 1
+        if self._restarts > self.max_restarts:
+            return
+        self.log.warning("Restarting the kernel after cell %d and replaying the cells before it", index)
+        run_sync(self.km.restart_kernel)(now=True)
+        run_sync(self.kc._async_wait_for_ready)(timeout=self.startup_timeout)
+        for earlier in range(index):
+            if earlier not in self._failed_cells and self.nb.cells[earlier].cell_type == "code":
+                self.preprocess_cell(self.nb.cells[earlier], resources, earlier)
+
+
+def _release_notebook(config, assignment: str, notebook: str) -> NotebookNode | None:
+    coursedir = CourseDirectory(config=config)
+    path = Path(coursedir.format_path(coursedir.release_directory, ".", assignment)) / f"{notebook}.ipynb"
+    return nbformat.read(path, as_version=4) if path.exists() else None
+
+
+class RestoreStructure(NbGraderPreprocessor):
+    """Puts graded cells back in the release's order, restores deleted ones, notes every change.
+
+    Cells the student added stay where they were, after the graded cell they followed. Cells whose
+    nbgrader id is unknown (a changed ``grade_id``) lose their nbgrader metadata: their code still
+    runs as the student's own, and the original cell is restored from the release.
+    """
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        release = _release_notebook(self.config, info["assignment"], info["notebook"])
+        if release is None:
+            return nb, resources
+        release_ids = [_grade_id(cell) for cell in release.cells if _grade_id(cell)]
+        release_by_id = {_grade_id(cell): cell for cell in release.cells if _grade_id(cell)}
+
+        segments: dict[str | None, list] = {None: []}  # anchor id -> the student's cells after it
+        anchor, seen = None, []
+        for cell in nb.cells:
+            grade_id = _grade_id(cell)
+            if grade_id in release_by_id and grade_id not in seen:
+                anchor = grade_id
+                seen.append(grade_id)
+                segments[anchor] = [cell]
+                continue
+            if grade_id is not None or (_is_protected(cell) and grade_id is None):
+                _add_note(nb, f"A cell carried the unknown grader id {grade_id!r} (a changed or copied grade_id); "
+                              "it was graded as an ordinary cell of yours.")
+                cell.metadata.pop("nbgrader", None)
+            segments[anchor].append(cell)
+
+        missing = [grade_id for grade_id in release_ids if grade_id not in seen]
+        if missing:
+            _add_note(nb, f"Graded cells missing from the submission were restored from the release: {', '.join(missing)}.")
+        if [grade_id for grade_id in seen] != [grade_id for grade_id in release_ids if grade_id in seen]:
+            _add_note(nb, "Graded cells were out of order; the release's order was restored before grading.")
+        for grade_id in seen:
+            submitted, original = segments[grade_id][0], release_by_id[grade_id]
+            if original.metadata["nbgrader"].get("locked") and submitted.source != original.source:
+                _add_note(nb, f"The read-only cell {grade_id} was edited; the original was restored before grading.")
+            if submitted.metadata["nbgrader"].get("points") != original.metadata["nbgrader"].get("points"):
+                _add_note(nb, f"The points of {grade_id} were changed in the metadata; the release's points count.")
+
+        cells = list(segments[None])
+        for grade_id in release_ids:
+            cells += segments[grade_id] if grade_id in segments else [copy.deepcopy(release_by_id[grade_id])]
+        nb.cells = cells
+        return nb, resources
+
+
+class InjectGuard(NbGraderPreprocessor):
+    """Before execution: the first line of every test cell restores the grader's tools."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.source = GUARD_LINE + cell.source
+        return cell, resources
+
+
+class RecordIntegrity(NbGraderPreprocessor):
+    """After execution: drop the guard line, cap huge outputs, and record what the grader noticed.
+
+    When anything was noticed, the submission is flagged in the gradebook (for the instructor) and
+    a note opens the graded notebook (for the student, in the feedback).
+    """
+
+    max_output_chars = Integer(100_000, help="longest text kept per output").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            if cell.source.startswith(GUARD_LINE):
+                cell.source = cell.source[len(GUARD_LINE):]
+            for output in cell.get("outputs", []):
+                text = output.get("text", "")
+                if GUARD_MARKER in text:
+                    lines = text.splitlines(keepends=True)
+                    restored = next(line for line in lines if line.startswith(GUARD_MARKER)).strip()
+                    _add_note(nb, f"Test cell {_grade_id(cell)}: {restored}. The tests ran with the originals.")
+                    output["text"] = text = "".join(line for line in lines if not line.startswith(GUARD_MARKER))
+                if len(text) > self.max_output_chars:
+                    output["text"] = text[: self.max_output_chars] + f"\n... [{len(text):,} characters, cut by the grader]"
+        notes = nb.metadata.get(NOTES, [])
+        if notes:
+            self._flag(resources)
+            message = "**Notes from the grader**\n\n" + "\n".join(f"- {note}" for note in notes)
+            nb.cells.insert(0, new_markdown_cell(message))
+        return nb, resources
+
+    def _flag(self, resources) -> None:
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"], CourseDirectory(config=self.config).course_id) as gradebook:
+            submission = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            submission.flagged = True
+            gradebook.db.commit()
+
+
+def make_repair_hook(release_directory: str):
+    """A ``pre_convert_hook``: a submitted notebook nbgrader cannot read is graded as the release.
+
+    The original file is kept beside it as ``<name>.ipynb.unreadable``; the replacement carries a
+    note, so the student's feedback says why the score is zero.
+    """
+
+    def repair(assignment: str, student: str, notebooks: list[str]) -> None:
+        for path in map(Path, notebooks):
+            try:
+                nbformat.validate(nbformat.read(path, as_version=4))
+                continue
+            except Exception as error:  # malformed JSON, an unsupported nbformat, an invalid schema
+                problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            shutil.move(path, path.with_name(path.name + ".unreadable"))
+            release = nbformat.read(Path(release_directory) / assignment / path.name, as_version=4)
+            _add_note(release, f"Your file {path.name} could not be read as a notebook ({problem}). It was graded "
+                               "as an unanswered notebook; your instructor has the original file.")
+            nbformat.write(release, path)
+
+    return repair

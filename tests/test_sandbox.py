@@ -1,0 +1,32 @@
+"""The grader's tool guard, in-process: it puts back the tests' tools and leaves learners' own names alone."""
+
+import torch
+
+from tfs import checks, sandbox
+
+
+def test_guard_restores_patched_tools_but_not_a_learners_own_functions():
+    sandbox.snapshot()
+    original_allclose, original_check = torch.allclose, checks.check_close
+
+    def scaled_dot_product_attention(q, k, v):  # the learner's own, same name as torch's
+        return q
+
+    namespace = {"check_close": lambda *a, **k: None, "torch": torch,
+                 "scaled_dot_product_attention": scaled_dot_product_attention}
+    torch.allclose = lambda *args, **kwargs: True
+    checks.check_close = lambda *args, **kwargs: None
+    try:
+        restored = sandbox.guard(namespace)
+    finally:
+        torch.allclose, checks.check_close = original_allclose, original_check
+    assert torch.allclose is original_allclose
+    assert namespace["check_close"] is original_check
+    assert namespace["scaled_dot_product_attention"] is scaled_dot_product_attention
+    assert {"torch.allclose", "tfs.checks.check_close", "check_close"} <= set(restored)
+
+
+def test_guard_is_silent_when_nothing_changed(capsys):
+    sandbox.snapshot()
+    assert sandbox.guard({"check_close": checks.check_close, "torch": torch}) == []
+    assert capsys.readouterr().out == ""

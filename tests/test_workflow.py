@@ -1,0 +1,110 @@
+"""A class's whole term in one test, with nbgrader's own commands and a temporary exchange.
+
+generate → release_assignment → (each student) fetch_assignment, work, submit → collect →
+autograde → generate_feedback → release_feedback → (each student) fetch_feedback → export;
+then autograde again (same gradebook) and a resubmission that replaces only its own grades.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course import COURSE_ID, Course, fill, read_notebooks, solution_answers
+
+CHAPTER = "00-welcome"
+WRONG_SCORES = "def batched_scores(queries, keys):\n    return queries @ keys  # forgot the transpose"
+
+
+def student_nbgrader(home: Path, exchange: Path, *args: str) -> subprocess.CompletedProcess:
+    """nbgrader as a student runs it: from their own folder, no instructor configuration."""
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--course={COURSE_ID}",
+                             f"--Exchange.root={exchange}"], cwd=home, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def scores(course: Course, students) -> dict[str, dict[str, float]]:
+    return {student: course.grades(CHAPTER, student) for student in students}
+
+
+def export(course: Course, exchange: Path, path: Path) -> dict[str, float]:
+    course.nbgrader("export", f"--CsvExportPlugin.to={path}", f"--Exchange.root={exchange}")
+    with path.open() as rows:
+        return {row["student_id"]: float(row["raw_score"]) for row in csv.DictReader(rows) if row["assignment"] == CHAPTER}
+
+
+@pytest.mark.slow
+def test_a_term_of_nbgrader_with_three_students(course: Course, tmp_path, timing_report):
+    exchange = tmp_path / "exchange"
+    exchange.mkdir(mode=0o777)
+    course.nbgrader("release_assignment", CHAPTER, f"--Exchange.root={exchange}", "--force")
+    answers = solution_answers(course.source(CHAPTER)["welcome"])
+    work = {  # what each student types into the fetched notebook
+        "alice": answers,
+        "bob": answers | {"batched_scores": WRONG_SCORES, "fit_line": None},
+        "carol": {},
+    }
+    for student, typed in work.items():
+        home = tmp_path / student
+        home.mkdir()
+        student_nbgrader(home, exchange, "fetch_assignment", CHAPTER)
+        path = home / CHAPTER / "welcome.ipynb"
+        fetched = nbformat.read(path, as_version=4)
+        nbformat.write(fill(fetched, {k: v for k, v in typed.items() if v is not None}), path)
+        student_nbgrader(home, exchange, "submit", CHAPTER, f"--CourseDirectory.student_id={student}")
+
+    course.nbgrader("collect", CHAPTER, f"--Exchange.root={exchange}")
+    for student in work:
+        assert (course.root / "grading" / "submitted" / student / CHAPTER / "welcome.ipynb").exists()
+    _, seconds = course.autograde(CHAPTER, "[abc]*")
+    timing_report.append(f"{seconds:7.1f} s  autograde 3 students' chapter-00 submissions collected from the exchange")
+    first = scores(course, work)
+    assert {student: sum(grades.values()) for student, grades in first.items()} == {"alice": 4, "bob": 1, "carol": 0}
+
+    course.nbgrader("generate_feedback", CHAPTER, "--force")
+    course.nbgrader("release_feedback", CHAPTER, f"--Exchange.root={exchange}")
+    student_nbgrader(tmp_path / "bob", exchange, "fetch_feedback", CHAPTER, "--CourseDirectory.student_id=bob")
+    [feedback] = (tmp_path / "bob" / CHAPTER / "feedback").glob("*/welcome.html")
+    text = html.unescape(re.sub(r"<[^>]+>", "", feedback.read_text()))
+    assert "✗ batched_scores(queries, keys): your function raised RuntimeError" in text
+    assert "Score: 0.0 / 1.0" in text and "BEGIN HIDDEN TESTS" not in text
+
+    grades_csv = export(course, exchange, tmp_path / "grades.csv")
+    assert grades_csv == {"alice": 4.0, "bob": 1.0, "carol": 0.0}
+
+    course.autograde(CHAPTER, "[abc]*")  # again, unchanged submissions
+    assert scores(course, work) == first, "autograding twice changed the gradebook"
+
+    bob = tmp_path / "bob" / CHAPTER / "welcome.ipynb"  # bob fixes his work and submits again
+    nbformat.write(fill(nbformat.read(bob, as_version=4), answers), bob)
+    student_nbgrader(tmp_path / "bob", exchange, "submit", CHAPTER, "--CourseDirectory.student_id=bob")
+    course.nbgrader("collect", CHAPTER, "--update", f"--Exchange.root={exchange}")
+    course.autograde(CHAPTER, "bob")
+    assert export(course, exchange, tmp_path / "grades-after.csv") == {"alice": 4.0, "bob": 4.0, "carol": 0.0}
+    assert scores(course, ["alice", "carol"]) == {s: first[s] for s in ["alice", "carol"]}
+
+
+def test_every_exercise_heading_states_the_points_its_test_cells_give():
+    """A student sees '(N points)' in the heading; the test cells under it must add up to N."""
+    for folder in sorted((Path(__file__).resolve().parents[1] / "solutions").iterdir()):
+        for name, notebook in read_notebooks(folder).items():
+            heading_points, cells_points = None, {}
+            for cell in notebook.cells:
+                stated = re.search(r"^#+ .*\((\d+) points?\)", cell.source, re.MULTILINE)
+                if cell.cell_type == "markdown" and stated:
+                    heading_points = int(stated.group(1))
+                    key = f"{folder.name}/{name}: {cell.source.splitlines()[0]}"
+                    cells_points[key] = [heading_points, 0.0]
+                meta = cell.metadata.get("nbgrader", {})
+                if meta.get("grade") and cells_points:
+                    cells_points[key][1] += float(meta["points"])
+            for heading, (stated_points, counted) in cells_points.items():
+                assert stated_points == counted, f"{heading}: says {stated_points} points, its tests give {counted}"
