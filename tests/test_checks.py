@@ -149,3 +149,41 @@ def test_failed_check_in_a_notebook_shows_the_message_not_the_internals():
     assert "checks.py" not in shown
     assert notebook.cells[2].outputs[0].text == "still running\n"
     nbformat.validate(notebook)
+
+
+def test_call_turns_a_crash_inside_the_learner_function_into_a_message():
+    from tfs.checks import call
+
+    def batched_scores(queries, keys):
+        return queries @ keys  # forgot the transpose
+
+    with pytest.raises(CheckError) as info:
+        call(batched_scores, torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), hint="transpose the keys")
+    message = str(info.value)
+    assert "✗ batched_scores: your function raised RuntimeError when called with ((2, 3, 4), (2, 5, 4))" in message
+    assert "Hint: transpose the keys" in message
+
+
+def test_call_lets_an_unanswered_exercise_through():
+    from tfs.checks import call
+
+    def stub():
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        call(stub)
+
+
+def test_unpack_names_what_came_back():
+    from tfs.checks import unpack
+
+    assert unpack((1, 2), 2, "f()") == (1, 2)
+    message = failure(unpack, torch.zeros(3), 2, "attention(q, k, v)", hint="return weights @ v, weights")
+    assert "expected a tuple of 2 values, received a tensor of shape (3,)" in message
+
+
+def test_a_diagnosis_replaces_the_generic_hint():
+    x = torch.randn(3, 5)
+    message = failure(check_close, torch.softmax(x, 0), torch.softmax(x, -1), "softmax", op="softmax",
+                      mistakes=softmax_mistakes(x, -1), hint="generic advice")
+    assert "softmax over dim=0" in message and "generic advice" not in message

@@ -12,13 +12,15 @@ frames of this module.
 
 from __future__ import annotations
 
+import sysconfig
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_LIBRARY_DIRS = tuple({str(Path(__file__).resolve().parent)} |
+                      {sysconfig.get_path(kind) for kind in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 # (rtol, atol) per operation and dtype. "Correct code written another way" must always pass:
 # `rsqrt` instead of `1/sqrt`, `einsum` instead of `matmul`, `logsumexp` instead of max-shift all
@@ -90,7 +92,8 @@ def check_shape(received: object, expected_shape: Sequence[int], name: str, hint
     elif len(got) == len(expected) + 1 and 1 in got:
         details.append("one extra dimension of size 1: a missing squeeze, or keepdim=True where it should not be?")
     elif len(got) + 1 == len(expected):
-        details.append("one dimension short: a reduction (sum, mean, max) over a dimension that should stay?")
+        details.append("one dimension short: a reduction (sum, mean, max) that should keep its dimension, "
+                       "or a tuple unpacked along the first dimension?")
     _fail(name, "wrong shape.", details, hint)
 
 
@@ -169,14 +172,43 @@ def check_close(
     if torch.isnan(received_f).any() and not torch.isnan(expected_f).any():
         details.append("the result contains NaN: an overflow (exp of a large number) or 0/0 somewhere?")
     diagnosis = _match_mistake(tensor, mistakes or {})
-    if diagnosis:
+    if diagnosis:  # specific beats generic: the hint is left out
         details.append(f"diagnosis this looks like {diagnosis}")
-    _fail(name, "values differ from the expected result.", details, hint)
+    _fail(name, "values differ from the expected result.", details, None if diagnosis else hint)
+
+
+def call(function, *args, name: str | None = None, hint: str | None = None, **kwargs):
+    """``function(*args, **kwargs)``, with an exception it raises turned into a course message.
+
+    ``NotImplementedError`` (an exercise not yet answered) passes through unchanged.
+    """
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
+        problem = f"your function raised {type(error).__name__} when called with ({shapes})."
+        raise CheckError("\n".join([f"✗ {name or function.__name__}: {problem}", f"    {type(error).__name__}: {error}"]
+                                   + ([f"  Hint: {hint}"] if hint else []))) from error
+
+
+def unpack(result: object, count: int, name: str, hint: str | None = None) -> tuple:
+    """``result`` as a tuple of ``count`` values, or a failure saying what came back instead."""
+    if not isinstance(result, tuple) or len(result) != count:
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else _describe(result)
+        _fail(name, f"expected a tuple of {count} values, received {got}.", hint=hint)
+    return result
+
+
+def _is_learner_frame(frame: traceback.FrameSummary) -> bool:
+    """Code the learner sees (notebook cells, their own files), not this package, IPython or libraries."""
+    return not frame.filename.startswith(_LIBRARY_DIRS)
 
 
 def _show_check_error(shell, etype, value, tb, tb_offset=None):
     """IPython handler for :class:`CheckError`: the learner's frames and the message, nothing else."""
-    frames = [frame for frame in traceback.extract_tb(tb) if not frame.filename.startswith(_PACKAGE_DIR)]
+    frames = [frame for frame in traceback.extract_tb(tb) if _is_learner_frame(frame)]
     text = "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames), f"{etype.__name__}: {value}"])
     shell._showtraceback(etype, value, [text])  # publishes a normal error output: nbgrader still sees the failure
 
