@@ -30,3 +30,15 @@ def test_guard_is_silent_when_nothing_changed(capsys):
     sandbox.snapshot()
     assert sandbox.guard({"check_close": checks.check_close, "torch": torch}) == []
     assert capsys.readouterr().out == ""
+
+
+def test_torch_rewrapping_its_own_function_is_not_tampering():
+    from torch._compile import _disable_dynamo  # what torch._dynamo wraps torch.manual_seed with
+
+    sandbox.snapshot()
+    original = torch.manual_seed
+    torch.manual_seed = _disable_dynamo(original)
+    try:
+        assert "torch.manual_seed" not in sandbox.guard({})
+    finally:
+        torch.manual_seed = original

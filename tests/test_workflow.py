@@ -101,7 +101,7 @@ def test_every_exercise_heading_states_the_points_its_test_cells_give():
                 stated = re.search(r"^#+ .*\((\d+) points?\)", cell.source, re.MULTILINE)
                 if cell.cell_type == "markdown" and stated:
                     heading_points = int(stated.group(1))
-                    key = f"{folder.name}/{name}: {cell.source.splitlines()[0]}"
+                    key = f"{folder.name}/{name}: {stated.group(0)}"
                     cells_points[key] = [heading_points, 0.0]
                 meta = cell.metadata.get("nbgrader", {})
                 if meta.get("grade") and cells_points:

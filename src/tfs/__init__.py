@@ -8,6 +8,9 @@ What the notebooks share lives here, so that no notebook copies another:
 - :mod:`tfs.plots`   attention heatmaps and loss curves
 - :mod:`tfs.blocks`  reference building blocks that later chapters import
 - :mod:`tfs.data`    corpus, data sets, GPT-2/BERT tokenizers and weights, offline
+- :mod:`tfs.layers`  reference Transformer layers: multi-head attention, LayerNorm, blocks, encoder
+- :mod:`tfs.widgets` the interactive attention-head explorer
+- :mod:`tfs.grading`, :mod:`tfs.sandbox`  nbgrader extensions for grading untrusted notebooks
 """
 
 from tfs.checks import CheckError, check_close, check_shape, check_true

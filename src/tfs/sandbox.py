@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import importlib
+import inspect
 import os
 import resource
 import socket
@@ -127,6 +128,13 @@ def snapshot() -> None:
         _modules[module_name] = importlib.import_module(module_name)
 
 
+def _torch_rewrapped(current, original) -> bool:
+    """torch's own wrapper around the original (``torch._dynamo`` wraps ``torch.manual_seed`` on first use)."""
+    code = getattr(current, "__code__", None)
+    return (code is not None and inspect.unwrap(current) is original
+            and code.co_filename.startswith(os.path.dirname(_modules["torch"].__file__) + os.sep))
+
+
 def guard(namespace: dict) -> list[str]:
     """Put back every snapshotted tool the notebook replaced, in its module and in ``namespace``.
 
@@ -136,7 +144,8 @@ def guard(namespace: dict) -> list[str]:
     """
     restored = []
     for (_, name), (owner, original) in _originals.items():
-        if vars(owner).get(name, _MISSING) is not original:
+        current = vars(owner).get(name, _MISSING)
+        if current is not original and not _torch_rewrapped(current, original):
             setattr(owner, name, original)
             restored.append(f"{getattr(owner, '__name__', owner)}.{name}")
     for alias, module_name in MODULE_ALIASES.items():
