@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import re
 import subprocess
 import sys
@@ -24,9 +25,11 @@ WRONG_SCORES = "def batched_scores(queries, keys):\n    return queries @ keys  #
 
 
 def student_nbgrader(home: Path, exchange: Path, *args: str) -> subprocess.CompletedProcess:
-    """nbgrader as a student runs it: from their own folder, no instructor configuration."""
+    """nbgrader as a student runs it: from their own folder and home, no instructor configuration."""
+    env = dict(os.environ, HOME=str(home), JUPYTER_DATA_DIR=str(home / ".jupyter-data"))  # their own submission cache
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--course={COURSE_ID}",
-                             f"--Exchange.root={exchange}"], cwd=home, capture_output=True, text=True, timeout=300)
+                             f"--Exchange.root={exchange}"], cwd=home, env=env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 

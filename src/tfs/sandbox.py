@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> None:
 
     app = IPKernelApp.instance()
     app.initialize([a for a in kernel_args if a != "--"])
+    from tfs import checks
+
+    checks._register_with_ipython()  # tfs was imported before IPython existed: register the check handler now
     sandbox.snapshot()  # after IPython has set up its builtins, before any student code
     app.start()
 
