@@ -1,4 +1,8 @@
-"""Command line: ``python -m tfs env`` (or ``tfs env``) prints the environment check."""
+"""Command line (``tfs ...`` or ``python -m tfs ...``).
+
+    tfs env                                        print the environment check
+    tfs check course/01-attention/attention.ipynb  run a notebook's visible tests, report per exercise
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tfs", description="Transformers from Scratch course tools")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("env", help="print Python, library versions and the device the course will use")
+    check = commands.add_parser(
+        "check", help="run a notebook as submitted and report its visible tests per exercise",
+        description="Run the notebook from top to bottom in a fresh kernel (your file is not changed) and report "
+                    "each visible test: passed, failed with its message, or not attempted, with the points at "
+                    "stake. Exit status 0 when every visible test passes, 1 otherwise, 2 when the file cannot "
+                    "be checked. Hidden tests, run only by the grader, decide the grade.")
+    check.add_argument("notebook", help="path of the notebook, e.g. course/01-attention/attention.ipynb")
+    check.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop a cell that runs longer than this (default: 60)")
     args = parser.parse_args(argv)
     if args.command == "env":
         for key, value in environment_report().items():
             print(f"{key:>12}: {value}")
+        return 0
+    if args.command == "check":
+        from tfs import selfcheck
+
+        timeout = selfcheck.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+        if timeout <= 0:
+            parser.error("--timeout must be a positive number of seconds")
+        return selfcheck.check(args.notebook, timeout=timeout)
     return 0
 
 
