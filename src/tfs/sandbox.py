@@ -131,7 +131,7 @@ def snapshot() -> None:
 def _torch_rewrapped(current, original) -> bool:
     """torch's own wrapper around the original (``torch._dynamo`` wraps ``torch.manual_seed`` on first use)."""
     code = getattr(current, "__code__", None)
-    return (code is not None and inspect.unwrap(current) is original
+    return (code is not None and inspect.unwrap(current) is inspect.unwrap(original)
             and code.co_filename.startswith(os.path.dirname(_modules["torch"].__file__) + os.sep))
 
 
