@@ -45,7 +45,9 @@ def export(course: Course, exchange: Path, path: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_a_term_of_nbgrader_with_three_students(course: Course, tmp_path, timing_report):
+def test_a_term_of_nbgrader_with_three_students(tmp_path, timing_report):
+    course = Course(tmp_path / "course")  # its own course: feedback and export cover every student in it
+    course.release([CHAPTER])
     exchange = tmp_path / "exchange"
     exchange.mkdir(mode=0o777)
     course.nbgrader("release_assignment", CHAPTER, f"--Exchange.root={exchange}", "--force")
@@ -67,7 +69,7 @@ def test_a_term_of_nbgrader_with_three_students(course: Course, tmp_path, timing
     course.nbgrader("collect", CHAPTER, f"--Exchange.root={exchange}")
     for student in work:
         assert (course.root / "grading" / "submitted" / student / CHAPTER / "welcome.ipynb").exists()
-    _, seconds = course.autograde(CHAPTER, "[abc]*")
+    _, seconds = course.autograde(CHAPTER, "*")
     timing_report.append(f"{seconds:7.1f} s  autograde 3 students' chapter-00 submissions collected from the exchange")
     first = scores(course, work)
     assert {student: sum(grades.values()) for student, grades in first.items()} == {"alice": 4, "bob": 1, "carol": 0}
@@ -83,7 +85,7 @@ def test_a_term_of_nbgrader_with_three_students(course: Course, tmp_path, timing
     grades_csv = export(course, exchange, tmp_path / "grades.csv")
     assert grades_csv == {"alice": 4.0, "bob": 1.0, "carol": 0.0}
 
-    course.autograde(CHAPTER, "[abc]*")  # again, unchanged submissions
+    course.autograde(CHAPTER, "*")  # again, unchanged submissions
     assert scores(course, work) == first, "autograding twice changed the gradebook"
 
     bob = tmp_path / "bob" / CHAPTER / "welcome.ipynb"  # bob fixes his work and submits again
