@@ -159,7 +159,7 @@ class RestoreStructure(NbGraderPreprocessor):
                 seen.append(grade_id)
                 segments[anchor] = [cell]
                 continue
-            if grade_id is not None or (_is_protected(cell) and grade_id is None):
+            if grade_id is not None or _is_protected(cell):  # an unknown or repeated id, or flags without an id
                 _add_note(nb, f"A cell carried the unknown grader id {grade_id!r} (a changed or copied grade_id); "
                               "it was graded as an ordinary cell of yours.")
                 cell.metadata.pop("nbgrader", None)
@@ -168,7 +168,7 @@ class RestoreStructure(NbGraderPreprocessor):
         missing = [grade_id for grade_id in release_ids if grade_id not in seen]
         if missing:
             _add_note(nb, f"Graded cells missing from the submission were restored from the release: {', '.join(missing)}.")
-        if [grade_id for grade_id in seen] != [grade_id for grade_id in release_ids if grade_id in seen]:
+        if seen != [grade_id for grade_id in release_ids if grade_id in seen]:
             _add_note(nb, "Graded cells were out of order; the release's order was restored before grading.")
         for grade_id in seen:
             submitted, original = segments[grade_id][0], release_by_id[grade_id]
