@@ -12,7 +12,7 @@ Run nbgrader's commands from this folder (``cd autograder``): nbgrader reads the
 
 import os
 
-from tfs import grading
+from tfs.grader import grading
 
 c = get_config()  # noqa: F821  (injected by traitlets)
 
@@ -37,7 +37,7 @@ c.CourseDirectory.db_url = f"sqlite:///{GRADING}/gradebook.db"
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
-# Untrusted code: the kernel runs in tfs.sandbox (memory/CPU/file-size limits, no network, no access
+# Untrusted code: the kernel runs in tfs.grader.sandbox (memory/CPU/file-size limits, no network, no access
 # to grading/ or solutions/, the tests' tools guarded); a kernel that dies or ignores the interrupt
 # is restarted and grading goes on; deleted, reordered or edited graded cells are restored from the
 # release; an unreadable notebook is graded as unanswered. See autograder/INSTRUCTORS.md.
@@ -46,14 +46,14 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    "tfs.grading.RestoreStructure",
+    "tfs.grader.grading.RestoreStructure",
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
-    "tfs.grading.InjectGuard",
-    "tfs.grading.ResilientExecute",
-    "tfs.grading.RecordIntegrity",
+    "tfs.grader.grading.InjectGuard",
+    "tfs.grader.grading.ResilientExecute",
+    "tfs.grader.grading.RecordIntegrity",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -69,7 +69,7 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
 ]
 
-# Limits of each grading kernel (tfs.sandbox): raise memory_mb for chapters that train larger models.
+# Limits of each grading kernel (tfs.grader.sandbox): raise memory_mb for chapters that train larger models.
 c.SandboxKernelManager.memory_mb = 6144
 c.SandboxKernelManager.cpu_seconds = 1800
 c.SandboxKernelManager.file_mb = 100

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfs.checks import CheckError, check_close, check_shape, check_true, tolerance
-from tfs.probes import attention_mistakes, softmax_mistakes
+from tfs.teaching.checks import CheckError, check_close, check_shape, check_true, tolerance
+from tfs.teaching.probes import attention_mistakes, softmax_mistakes
 
 
 def failure(fn, *args, **kwargs) -> str:
@@ -136,7 +136,7 @@ def test_failed_check_in_a_notebook_shows_the_message_not_the_internals():
     from nbformat.v4 import new_code_cell, new_notebook
 
     notebook = new_notebook(cells=[
-        new_code_cell("import torch\nfrom tfs.checks import check_close"),
+        new_code_cell("import torch\nfrom tfs.teaching.checks import check_close"),
         new_code_cell('check_close(torch.zeros(2), torch.ones(2), "my_function(x)", hint="look again")'),
         new_code_cell('print("still running")'),
     ])
@@ -152,7 +152,7 @@ def test_failed_check_in_a_notebook_shows_the_message_not_the_internals():
 
 
 def test_call_turns_a_crash_inside_the_learner_function_into_a_message():
-    from tfs.checks import call
+    from tfs.teaching.checks import call
 
     def batched_scores(queries, keys):
         return queries @ keys  # forgot the transpose
@@ -165,7 +165,7 @@ def test_call_turns_a_crash_inside_the_learner_function_into_a_message():
 
 
 def test_call_lets_an_unanswered_exercise_through():
-    from tfs.checks import call
+    from tfs.teaching.checks import call
 
     def stub():
         raise NotImplementedError()
@@ -175,7 +175,7 @@ def test_call_lets_an_unanswered_exercise_through():
 
 
 def test_unpack_names_what_came_back():
-    from tfs.checks import unpack
+    from tfs.teaching.checks import unpack
 
     assert unpack((1, 2), 2, "f()") == (1, 2)
     message = failure(unpack, torch.zeros(3), 2, "attention(q, k, v)", hint="return weights @ v, weights")

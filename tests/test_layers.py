@@ -1,4 +1,4 @@
-"""The reference Transformer layers (tfs.layers) against torch.nn, with weights copied, in float64."""
+"""The reference Transformer layers (tfs.nn) against torch.nn, with weights copied, in float64."""
 
 import math
 
@@ -6,26 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from tfs import layers
+from tfs import nn as layers
+from tfs.convert import copy_block_to_torch, copy_encoder_to_torch, copy_mha_to_torch
 
 TOL = dict(rtol=0, atol=1e-6)
-
-
-def copy_into_mha(mine: layers.MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(mine.qkv.weight)
-        theirs.in_proj_bias.copy_(mine.qkv.bias)
-        theirs.out_proj.weight.copy_(mine.out.weight)
-        theirs.out_proj.bias.copy_(mine.out.bias)
-
-
-def copy_into_encoder_layer(mine: layers.TransformerBlock, theirs: nn.TransformerEncoderLayer) -> None:
-    copy_into_mha(mine.attn, theirs.self_attn)
-    with torch.no_grad():
-        for a, b in ((mine.ff.linear1, theirs.linear1), (mine.ff.linear2, theirs.linear2),
-                     (mine.norm1, theirs.norm1), (mine.norm2, theirs.norm2)):
-            b.weight.copy_(a.weight)
-            b.bias.copy_(a.bias)
 
 
 def test_split_and_merge_heads_are_inverse_and_put_heads_second():
@@ -44,7 +28,7 @@ def test_multi_head_attention_matches_nn_multihead_attention(case):
     d_model, n_heads, batch, lq = 16, 4, 3, 5
     mine = layers.MultiHeadAttention(d_model, n_heads).double()
     theirs = nn.MultiheadAttention(d_model, n_heads, batch_first=True).double()
-    copy_into_mha(mine, theirs)
+    copy_mha_to_torch(mine, theirs)
     x = torch.randn(batch, lq, d_model, dtype=torch.float64)
     if case == "cross":
         context = torch.randn(batch, 7, d_model, dtype=torch.float64)
@@ -105,7 +89,8 @@ def test_transformer_block_matches_nn_transformer_encoder_layer(norm_first, mask
     mine = layers.TransformerBlock(d_model, n_heads, d_ff, norm_first=norm_first).double()
     theirs = nn.TransformerEncoderLayer(d_model, n_heads, d_ff, dropout=0.0, activation="gelu",
                                         batch_first=True, norm_first=norm_first).double()
-    copy_into_encoder_layer(mine, theirs)
+    copy_block_to_torch(mine, theirs)
+    mine.keep_attention = True
     x = torch.randn(2, 6, d_model, dtype=torch.float64)
     if masked:
         keep = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
@@ -126,10 +111,7 @@ def test_encoder_matches_nn_transformer_encoder(norm_first):
                                        batch_first=True, norm_first=norm_first)
     theirs = nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model) if norm_first else None,
                                    enable_nested_tensor=False).double()
-    for a, b in zip(mine.layers, theirs.layers):
-        copy_into_encoder_layer(a, b)
-    if norm_first:
-        theirs.norm.load_state_dict(mine.final_norm.state_dict())
+    copy_encoder_to_torch(mine, theirs)
     x = torch.randn(2, 5, d_model, dtype=torch.float64)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
     torch.testing.assert_close(mine(x, causal), theirs(x, mask=~causal), **TOL)

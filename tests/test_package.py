@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfs import blocks, plots
+from tfs.nn import attention as blocks
+from tfs.teaching import plots
 from tfs.__main__ import main
-from tfs.checks import check_close
+from tfs.teaching.checks import check_close
 from tfs.utils import environment_report, get_device, seed_everything
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfs.checks import CheckError, check_close
-from tfs.probes import attention_mistakes, causal_mask_mistakes, softmax_mistakes
+from tfs.teaching.checks import CheckError, check_close
+from tfs.teaching.probes import attention_mistakes, causal_mask_mistakes, softmax_mistakes
 
 
 def diagnosis_of(received, expected, mistakes) -> str:

@@ -2,7 +2,8 @@
 
 import torch
 
-from tfs import checks, sandbox
+from tfs.grader import sandbox
+from tfs.teaching import checks
 
 
 def test_guard_restores_patched_tools_but_not_a_learners_own_functions():
@@ -23,7 +24,7 @@ def test_guard_restores_patched_tools_but_not_a_learners_own_functions():
     assert torch.allclose is original_allclose
     assert namespace["check_close"] is original_check
     assert namespace["scaled_dot_product_attention"] is scaled_dot_product_attention
-    assert {"torch.allclose", "tfs.checks.check_close", "check_close"} <= set(restored)
+    assert {"torch.allclose", "tfs.teaching.checks.check_close", "check_close"} <= set(restored)
 
 
 def test_guard_is_silent_when_nothing_changed(capsys):

@@ -83,7 +83,7 @@ def test_partly_wrong_submission_shows_the_friendly_message(capsys, tmp_path):
     lines = report_lines(out)
     assert lines["test_standardize"].split()[0] == "✗" and "failed" in lines["test_standardize"]
     assert f"{points_of(released, 'test_standardize'):g} point" in lines["test_standardize"]
-    # the CheckError text from tfs.checks, not a traceback
+    # the CheckError text from tfs.teaching.checks, not a traceback
     assert "standardize(data): values differ from the expected result" in out
     assert "Hint: per column: dim=0; population variance: correction=0" in out
     assert "Traceback" not in out

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from tfs.widgets import HeadExplorer, draw_head
+from tfs.teaching.widgets import HeadExplorer, draw_head
 
 TOKENS = ["the", "cat", "sat", "on", "the", "mat"]
 

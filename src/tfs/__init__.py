@@ -1,19 +1,17 @@
 """Transformers from Scratch: the course package.
 
-What the notebooks share lives here, so that no notebook copies another:
+What the notebooks share lives here, so that no notebook copies another. By purpose:
 
-- :mod:`tfs.checks`  learner-friendly checks (expected vs received, worst element, hint)
-- :mod:`tfs.probes`  diagnoses that name the usual mistakes (wrong softmax dim, wrong scale, ...)
-- :mod:`tfs.utils`   seeding, device selection, environment report
-- :mod:`tfs.plots`   attention heatmaps and loss curves
-- :mod:`tfs.blocks`  reference building blocks that later chapters import
-- :mod:`tfs.data`    corpus, data sets, GPT-2/BERT tokenizers and weights, offline
-- :mod:`tfs.layers`  reference Transformer layers: multi-head attention, LayerNorm, blocks, encoder
-- :mod:`tfs.widgets` the interactive attention-head explorer
-- :mod:`tfs.grading`, :mod:`tfs.sandbox`  nbgrader extensions for grading untrusted notebooks
+- :mod:`tfs.nn`        reference model code: attention and masks, layers, blocks (chapters 01-03)
+- :mod:`tfs.models`    complete models with config dataclasses (BERT, GPT)
+- :mod:`tfs.convert`   the one place that maps weights between the course, ``torch.nn`` and ``transformers``
+- :mod:`tfs.teaching`  checks, probes, plots and widgets that lessons and visible tests call
+- :mod:`tfs.data`      corpus, data sets, tokenizers, weights and the course's checkpoints, offline
+- :mod:`tfs.grader`    nbgrader extensions for grading untrusted notebooks, and ``tfs check``
+- :mod:`tfs.utils`     seeding, device selection, environment report
 """
 
-from tfs.checks import CheckError, check_close, check_shape, check_true
+from tfs.teaching.checks import CheckError, check_close, check_shape, check_true
 from tfs.utils import environment_report, get_device, seed_everything
 
 __all__ = [

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key:>12}: {value}")
         return 0
     if args.command == "check":
-        from tfs import selfcheck
+        from tfs.grader import selfcheck
 
         timeout = selfcheck.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
         if timeout <= 0:

@@ -5,14 +5,14 @@ all (the student's autograde fails and no grade is recorded), trusts a notebook'
 cell list, and runs student code with the grader's own rights. These classes plug into nbgrader's
 own extension points, so instructors keep using ``nbgrader autograde``:
 
-- :class:`SandboxKernelManager` starts the kernel as ``python -m tfs.sandbox`` (limits, audit hook,
-  tool guard; see :mod:`tfs.sandbox`), with the course's grading folders protected.
+- :class:`SandboxKernelManager` starts the kernel as ``python -m tfs.grader.sandbox`` (limits, audit hook,
+  tool guard; see :mod:`tfs.grader.sandbox`), with the course's grading folders protected.
 - :class:`ResilientExecute` replaces nbgrader's ``Execute``: when the kernel dies or will not stop,
   the cell gets an error (so its tests score 0), the kernel is restarted, the cells before it are
   run again, and grading goes on.
 - :class:`RestoreStructure` (sanitising step) puts back deleted, reordered or renamed graded
   cells from the release and notes every edit of a read-only cell.
-- :class:`InjectGuard` and :class:`RecordIntegrity` run :func:`tfs.sandbox.guard` at the top of
+- :class:`InjectGuard` and :class:`RecordIntegrity` run :func:`tfs.grader.sandbox.guard` at the top of
   each test cell, then remove that line again, flag the submission in the gradebook and put a
   note for the student at the top of the graded notebook when anything was restored.
 - :func:`make_repair_hook` gives nbgrader a ``pre_convert_hook`` that turns an unreadable notebook
@@ -38,10 +38,10 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
-from tfs.sandbox import GUARD_MARKER
+from tfs.grader.sandbox import GUARD_MARKER
 
 NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
-GUARD_LINE = "import tfs.sandbox; tfs.sandbox.guard(globals())  # added by the grader\n"
+GUARD_LINE = "import tfs.grader.sandbox; tfs.grader.sandbox.guard(globals())  # added by the grader\n"
 
 
 def _grade_id(cell: NotebookNode) -> str | None:
@@ -58,7 +58,7 @@ def _add_note(nb: NotebookNode, note: str) -> None:
 
 
 class SandboxKernelManager(AsyncKernelManager):
-    """Starts ``python -m tfs.sandbox`` with the course's grading and source folders protected."""
+    """Starts ``python -m tfs.grader.sandbox`` with the course's grading and source folders protected."""
 
     memory_mb = Integer(6144, help="address-space limit of a grading kernel, in MiB").tag(config=True)
     cpu_seconds = Integer(1800, help="CPU-time limit of a grading kernel, in seconds").tag(config=True)
@@ -76,7 +76,7 @@ class SandboxKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         protect = [argument for folder in self.protected_folders() for argument in ("--protect", folder)]
         limits = [f"--memory-mb={self.memory_mb}", f"--cpu-seconds={self.cpu_seconds}", f"--file-mb={self.file_mb}"]
-        return [sys.executable, "-m", "tfs.sandbox", *limits, *protect, "--",
+        return [sys.executable, "-m", "tfs.grader.sandbox", *limits, *protect, "--",
                 "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
 
 

@@ -1,9 +1,9 @@
 """The grader's kernel: ipykernel behind resource limits, an audit hook and a tool guard.
 
 nbgrader starts this instead of the plain IPython kernel for every submission it autogrades
-(``tfs.grading.SandboxKernelManager``, wired in ``autograder/nbgrader_config.py``)::
+(``tfs.grader.grading.SandboxKernelManager``, wired in ``autograder/nbgrader_config.py``)::
 
-    python -m tfs.sandbox --protect DIR [--protect DIR ...] -- <ipykernel arguments>
+    python -m tfs.grader.sandbox --protect DIR [--protect DIR ...] -- <ipykernel arguments>
 
 Student code then runs with
 
@@ -46,7 +46,7 @@ NETWORK_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.send
 INTERNET = {socket.AF_INET, socket.AF_INET6}
 
 _MISSING = object()
-TOOL_MODULES = ("tfs.checks", "tfs.probes")  # the tests' own tools: their public names are never a learner's
+TOOL_MODULES = ("tfs.teaching.checks", "tfs.teaching.probes")  # the tests' own tools: their public names are never a learner's
 KERNEL_BUILTINS = {"input", "raw_input", "getpass", "exit", "quit", "get_ipython", "display"}
 MODULE_ALIASES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "math": "math"}
 
@@ -105,12 +105,12 @@ def _guarded_objects():
     import torch.nn.functional
     import torch.testing
 
-    import tfs.blocks
-    import tfs.checks
-    import tfs.probes
+    import tfs.nn.attention
+    import tfs.teaching.checks
+    import tfs.teaching.probes
 
     modules = [torch, torch.nn.functional, torch.testing, torch.linalg, torch.autograd, builtins,
-               tfs.checks, tfs.probes, tfs.blocks]
+               tfs.teaching.checks, tfs.teaching.probes, tfs.nn.attention]
     classes = [torch.Tensor] + [value for value in vars(torch.nn).values() if isinstance(value, type)]
     for owner in modules + classes:
         names = [name for name in vars(owner) if not name.startswith("__") or owner is torch.Tensor]
@@ -156,7 +156,7 @@ def guard(namespace: dict) -> list[str]:
         if alias in namespace and namespace[alias] is not module:
             namespace[alias] = module
             restored.append(alias)
-    for module_name in TOOL_MODULES:  # not torch's or tfs.blocks' names: learners define their own of those
+    for module_name in TOOL_MODULES:  # not torch's or tfs.nn.attention' names: learners define their own of those
         for name, value in vars(_modules[module_name]).items():
             defined_here = callable(value) and getattr(value, "__module__", None) == module_name
             if defined_here and not name.startswith("_") and namespace.get(name, value) is not value:
@@ -181,21 +181,21 @@ def install(protect: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tfs.sandbox")
+    parser = argparse.ArgumentParser(prog="python -m tfs.grader.sandbox")
     parser.add_argument("--protect", action="append", default=[], help="a folder the submission may not touch")
     parser.add_argument("--memory-mb", type=int, default=6144, help="address-space limit (MiB)")
     parser.add_argument("--cpu-seconds", type=int, default=1800, help="CPU-time limit (s)")
     parser.add_argument("--file-mb", type=int, default=100, help="largest file written (MiB)")
     args, kernel_args = parser.parse_known_args(argv)
     apply_limits(args.memory_mb, args.cpu_seconds, args.file_mb)
-    from tfs import sandbox  # this module under its own name, so that guard() finds the same state
+    from tfs.grader import sandbox  # this module under its own name, so that guard() finds the same state
 
     sandbox.install(args.protect)
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
     app.initialize([a for a in kernel_args if a != "--"])
-    from tfs import checks
+    from tfs.teaching import checks
 
     checks._register_with_ipython()  # tfs was imported before IPython existed: register the check handler now
     sandbox.snapshot()  # after IPython has set up its builtins, before any student code

@@ -1,7 +1,7 @@
 """Diagnostic probes: the usual wrong answers, computed on purpose, so a failure can name them.
 
 Each function returns ``{description: wrong_result}`` for the inputs a test uses. A check
-(:func:`tfs.checks.check_close`) compares the learner's result with the right answer from an
+(:func:`tfs.teaching.checks.check_close`) compares the learner's result with the right answer from an
 independent oracle and, when it is wrong, with each of these; a match is reported as
 "this looks like <description>". Nothing here is an oracle: these are deliberately wrong.
 """

@@ -143,7 +143,7 @@ def check_close(
         expected: the answer from an independent oracle (``torch.nn.functional``, analytic result).
         name: what is being checked, as the learner knows it (``"softmax_stable(x)"``).
         op: which tolerance row of :data:`TOLERANCES` applies; ``rtol``/``atol`` override it.
-        mistakes: known wrong answers keyed by a description (see :mod:`tfs.probes`); when the
+        mistakes: known wrong answers keyed by a description (see :mod:`tfs.teaching.probes`); when the
             received values match one, the failure names that mistake.
         hint: what to look at if nothing more specific is found.
     """

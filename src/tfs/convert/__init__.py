@@ -1,0 +1,9 @@
+"""Weights between the course's modules, ``torch.nn`` and ``transformers``: the one place that maps them.
+
+- :mod:`tfs.convert.torch_nn`  the course's attention and blocks <-> ``nn.MultiheadAttention``,
+  ``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder`` (same layout: a copy, no reshaping)
+"""
+
+from tfs.convert.torch_nn import copy_block_to_torch, copy_encoder_to_torch, copy_mha_to_torch
+
+__all__ = ["copy_block_to_torch", "copy_encoder_to_torch", "copy_mha_to_torch"]
