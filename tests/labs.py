@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,11 @@ def lab(target: str, log: Path, **variables: str) -> Iterator[str]:
                f"LAB_ARGS={lab_args}", *(f"{k}={v}" for k, v in variables.items())]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "TFS_COURSE_ROOT", "JUPYTER_CONFIG_DIR")}
     env["PATH"] = BARE_PATH
+    # a fresh workspace and default settings: nothing a person (or an earlier run) left in lab/<role>/lab/
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(log.parent / f"{log.stem}-workspaces")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(log.parent / f"{log.stem}-settings")
+    for folder in ("JUPYTERLAB_WORKSPACES_DIR", "JUPYTERLAB_SETTINGS_DIR"):
+        shutil.rmtree(env[folder], ignore_errors=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as output:
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
