@@ -118,7 +118,7 @@ def test_half_made_gradebook_holding_work_is_refused_then_completed_by_hand(tmp_
     with pytest.raises(gradebook.GradebookError) as refused:
         gradebook.repair(path)
     message = str(refused.value)
-    assert "half-made" in message and "2 student" in message and "--complete" in message and ".bak" in message
+    assert "half-made" in message and "2 student rows" in message and "--complete" in message and ".bak" in message
     assert path.read_bytes() == before, "a refused gradebook must not be touched"
     with pytest.raises(SystemExit) as stopped:  # from nbgrader_config.py, on the command line: the message, exit 1
         gradebook.prepare(f"sqlite:///{path}")

@@ -93,7 +93,7 @@ class Diagnosis:
         return any(self.work.values())
 
     def describe_work(self) -> str:
-        return ", ".join(f"{n} {table}" for table, n in self.work.items() if n) or "no work"
+        return ", ".join(f"{n} {table} row{'s' * (n != 1)}" for table, n in self.work.items() if n) or "no work"
 
 
 def diagnose(path: str | os.PathLike) -> Diagnosis:
