@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
@@ -40,6 +41,14 @@ SOFTMAX_RIGHT = ("def softmax_stable(x, dim=-1, temperature=1.0): z = x / temper
                  "e = (z - z.amax(dim=dim, keepdim=True)).exp(); return e / e.sum(dim=dim, keepdim=True)")
 SOFTMAX_WRONG_DIM = ("def softmax_stable(x, dim=-1, temperature=1.0): z = x / temperature; "
                      "e = (z - z.amax(dim=0, keepdim=True)).exp(); return e / e.sum(dim=0, keepdim=True)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def browser_timing(timing_report):
+    """The browser tests' run time, servers and chromium included, in the run's timings section."""
+    start = time.perf_counter()
+    yield
+    timing_report.append(f"{time.perf_counter() - start:7.1f} s  browser tests (tests/test_browser.py: two labs, chromium)")
 
 
 @pytest.fixture(scope="module")
