@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,12 @@ def half_made(path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], env=bare_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "alembic" in result.stderr, "expected nbgrader to fail without alembic on PATH"
     assert path.exists()
+
+
+def settle(path: Path) -> None:
+    """Date the file back, as a gradebook that was left half-made a while ago."""
+    old = time.time() - 10 * gradebook.SETTLE_SECONDS
+    os.utime(path, (old, old))
 
 
 def add_work(path: Path) -> None:
@@ -82,6 +89,10 @@ def test_half_made_gradebook_is_diagnosed_and_rebuilt_when_it_holds_no_work(tmp_
     after_upgrade = gradebook.diagnose(path)
     assert after_upgrade.half_made and "failed `nbgrader db upgrade`" in after_upgrade.problems[0]
 
+    before = path.read_bytes()
+    gradebook.repair(path)  # just changed: maybe another nbgrader is creating it right now, so left alone
+    assert path.read_bytes() == before and gradebook.diagnose(path).half_made
+    settle(path)
     gradebook.repair(path)
     assert not gradebook.diagnose(path).half_made
     with sqlite3.connect(path) as connection:
@@ -98,6 +109,7 @@ def test_missing_tables_count_as_half_made(tmp_path):
         connection.execute("DROP TABLE comment")
     diagnosis = gradebook.diagnose(path)
     assert diagnosis.problems == ["nbgrader's tables comment are missing"]
+    settle(path)
     gradebook.repair(path)
     assert "comment" in tables(path) and not gradebook.diagnose(path).half_made
 

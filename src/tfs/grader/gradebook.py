@@ -12,7 +12,8 @@ not on PATH: creating the gradebook fails *after* ``Base.metadata.create_all`` m
 1. puts this interpreter's ``bin`` folder (where pip put ``alembic``) first on PATH, so nbgrader's
    subprocess finds the ``alembic`` of the environment that runs nbgrader;
 2. looks at an existing SQLite gradebook: a *half-made* one (nbgrader's tables missing, or no
-   ``alembic_version`` row) that holds no work (no students, submissions, grades or comments) is rebuilt;
+   ``alembic_version`` row) that holds no work (no students, submissions, grades or comments) and has not
+   changed for a minute (so not one that another nbgrader process is creating right now) is rebuilt;
    one that holds work is refused with instructions, never changed behind the instructor's back.
 
 ``python -m tfs.grader.gradebook [--complete] [PATH]`` diagnoses a gradebook; ``--complete`` finishes a
@@ -29,6 +30,7 @@ import os
 import sqlite3
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 # Tables whose rows are the term's work: a gradebook holding any of them is never rebuilt automatically.
 # (assignment, notebook, *_cells and course rows are remade by `nbgrader generate_assignment`.)
 WORK_TABLES = ("student", "submitted_assignment", "submitted_notebook", "grade", "comment")
+# A half-made gradebook without work is rebuilt only once it has not changed for this long: nbgrader itself
+# leaves a new gradebook without alembic_version for the second it takes to run `alembic heads`.
+SETTLE_SECONDS = 60
 
 
 class GradebookError(RuntimeError):
@@ -177,6 +182,12 @@ def repair(path: str | os.PathLike) -> Diagnosis:
         return diagnosis
     if diagnosis.holds_work:
         raise GradebookError(refusal(diagnosis))
+    if time.time() - diagnosis.path.stat().st_mtime < SETTLE_SECONDS:
+        # Possibly another nbgrader process between its create_all and its alembic_version (parallel graders
+        # starting on a new gradebook): a half-made gradebook that is really broken stays so. Leave it for now.
+        log.info("The gradebook %s looks half-made but changed %.0f s ago: left alone for now.",
+                 diagnosis.path, time.time() - diagnosis.path.stat().st_mtime)
+        return diagnosis
     log.warning("Rebuilding the half-made gradebook %s (%s; it held no work).", diagnosis.path, "; ".join(diagnosis.problems))
     diagnosis.path.unlink()
     complete(diagnosis.path)
