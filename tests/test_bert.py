@@ -180,3 +180,33 @@ def test_nsp_pairs_layout_and_balance():
         assert (a == b) == (pair["next_sentence_label"] == 0)
         if pair["next_sentence_label"] == 0:
             assert ids[4] == ids[1] + 1
+
+
+def test_fill_mask_checkpoint_loads_offline_and_checks_its_files(tmp_path, monkeypatch):
+    import shutil
+
+    import tfs.data
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+    folder = tfs.data.bert_mlm_path()
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 10_000_000, f"the checkpoint is {size / 1e6:.1f} MB"
+    model = AutoModelForMaskedLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    ours = bert_from_hf(model)  # the package's model reads it back: same logits
+    batch = tokenizer(["to be or not to [MASK] .", "a [MASK] movie"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**batch).logits
+        received, _ = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    real = batch["attention_mask"].bool()
+    assert (received - expected)[real].abs().max() < 1e-4
+    results = pipeline("fill-mask", model=str(folder), device="cpu")("to be or not to [MASK].")
+    assert len(results) == 5 and all("token_str" in r for r in results)
+
+    copy = tmp_path / "bert-mlm"
+    shutil.copytree(folder, copy)
+    (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
+    monkeypatch.setattr(tfs.data, "BERT_MLM_DIR", copy)
+    with pytest.raises(tfs.data.AssetError, match="config.json is corrupted"):
+        tfs.data.bert_mlm_path()
