@@ -366,7 +366,7 @@ def bert_mlm_path(verify: bool = True) -> Path:
     ``"bert-base-uncased"``). Every file is checked against the folder's ``SHA256SUMS``.
     """
     sums = BERT_MLM_DIR / "SHA256SUMS"
-    repair = f"restore it (`git checkout -- {BERT_MLM_DIR.relative_to(ASSETS_DIR.parents[2])}`) or rebuild it (`{BERT_MLM_BUILD}`)"
+    repair = f"restore it (`git checkout -- src/tfs/assets/checkpoints/bert-mlm`) or rebuild it (`{BERT_MLM_BUILD}`)"
     if not sums.is_file():
         raise AssetError(f"{sums} is missing: the fill-mask checkpoint is not there; {repair}.")
     if verify:
