@@ -74,7 +74,7 @@ def _drop_privileges_prefix() -> list[str]:
 
 def system_binds() -> list[str]:
     """Read-only binds of the system's programs and libraries (merged-/usr symlinks kept as symlinks)."""
-    arguments = ["--ro-bind", "/usr", "/usr"]
+    arguments = ["--ro-bind", "/usr", "/usr", "--perms", "0755", "--dir", "/etc"]
     for path in TOP_LEVEL:
         if os.path.islink(path):
             arguments += ["--symlink", os.readlink(path), path]
