@@ -33,8 +33,8 @@ HONEST = ("i-a-honest", "i-z-honest")
 MARKER = "tfs-isolation-daemon-0451"
 
 REASON = isolation.unavailable_reason()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    REASON is not None, reason=f"SKIPPED LOUDLY: OS-level isolation cannot be tested here: {REASON}")]
+pytestmark = pytest.mark.skipif(REASON is not None,
+                                reason=f"SKIPPED LOUDLY: OS-level isolation cannot be tested here: {REASON}")
 
 PROBE = "import json, os, subprocess, sys\n"  # every attack starts with these, and ends by printing what it saw
 
@@ -83,7 +83,7 @@ assert all(code != 0 or not out for code, out, _ in seen.values()), seen
         "i-cp": f"""
 seen = {{}}
 for name, target in {{"submitted": {str(other_submitted)!r}, "autograded": {str(other_autograded)!r}}}.items():
-    open("forged.ipynb", "w").write("{}")
+    open("forged.ipynb", "w").write("{{}}")
     result = subprocess.run(["cp", "forged.ipynb", target], capture_output=True, text=True)
     seen[name] = [result.returncode, result.stderr[:200]]
 assert all(code != 0 for code, _ in seen.values()), seen
@@ -137,7 +137,7 @@ def probe_output(course: Course, student: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, timing_report):
     root = tmp_path_factory.mktemp("isolation")
     course = Course(root / "course")
     course.release([CHAPTER])
@@ -180,7 +180,7 @@ def graded(tmp_path_factory):
         done.set()
         thread.join()
         listener.close()
-    print(f"autograde of {len(submissions)} chapter-00 submissions in bubblewrap: {seconds:.1f} s")
+    timing_report.append(f"{seconds:7.1f} s  autograde {len(submissions)} chapter-00 submissions in bubblewrap")
     return {"course": course, "result": result, "scratch": scratch, "connections": connections,
             "originals": originals, "students": sorted(submissions)}
 
@@ -196,6 +196,7 @@ def assert_honest_unharmed(state) -> None:
     assert database.execute("SELECT COUNT(*) FROM grade WHERE manual_score IS NOT NULL").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_killing_the_parent_does_not_stop_grading_of_the_next_students(graded):
     course = graded["course"]
     seen = probe_output(course, "i-kill-parent")
@@ -209,6 +210,7 @@ def test_killing_the_parent_does_not_stop_grading_of_the_next_students(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_proc_shows_only_the_kernels_own_processes(graded):
     seen = probe_output(graded["course"], "i-proc")
     assert 1 in seen["pids"] and len(seen["pids"]) <= 4, seen
@@ -217,6 +219,7 @@ def test_proc_shows_only_the_kernels_own_processes(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_solutions_submissions_gradebook_and_home_are_unreadable(graded):
     seen = probe_output(graded["course"], "i-read")
     for name, (code, out, err) in seen.items():
@@ -226,6 +229,7 @@ def test_solutions_submissions_gradebook_and_home_are_unreadable(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_a_subprocess_cp_cannot_touch_another_students_folders(graded):
     course = graded["course"]
     seen = probe_output(course, "i-cp")
@@ -236,6 +240,7 @@ def test_a_subprocess_cp_cannot_touch_another_students_folders(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_a_detached_background_process_does_not_outlive_the_kernel(graded):
     assert probe_output(graded["course"], "i-daemon") == {"started": True}
     survivors = []
@@ -251,6 +256,7 @@ def test_a_detached_background_process_does_not_outlive_the_kernel(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_a_fork_bomb_hits_the_process_limit(graded):
     seen = probe_output(graded["course"], "i-forkbomb")
     assert seen["error"] and "Resource temporarily unavailable" in seen["error"], seen
@@ -259,6 +265,7 @@ def test_a_fork_bomb_hits_the_process_limit(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_the_network_is_unreachable_even_the_graders_loopback(graded):
     seen = probe_output(graded["course"], "i-network")
     assert seen["loopback"][0] != 0 and seen["outside"][0] != 0, seen
@@ -268,11 +275,13 @@ def test_the_network_is_unreachable_even_the_graders_loopback(graded):
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_scratch_folders_are_removed(graded):
     assert list(graded["scratch"].iterdir()) == [], "kernels' scratch folders were left behind"
     assert_honest_unharmed(graded)
 
 
+@pytest.mark.slow
 def test_grading_refuses_without_isolation_unless_the_instructor_allows_it(tmp_path):
     course = Course(tmp_path / "course")
     course.release([CHAPTER])
@@ -287,3 +296,39 @@ def test_grading_refuses_without_isolation_unless_the_instructor_allows_it(tmp_p
                               "--SandboxKernelManager.allow_unisolated=True", check=False)
     assert "WITHOUT OS-level isolation" in allowed.stdout + allowed.stderr
     assert course.grades(CHAPTER, "u-honest") == FULL
+
+
+def test_a_sandboxed_command_sees_no_course_folder_no_grader_environment_and_its_own_files(tmp_path):
+    """bwrap directly, no nbgrader: the view, the environment and the copy of the student's folder."""
+    own = tmp_path / "student"
+    own.mkdir()
+    (own / "data.txt").write_text("mine")
+    ipc, judge = tmp_path / "ipc", tmp_path / "judge"
+    ipc.mkdir()
+    judge.mkdir()
+    os.environ["TFS_SECRET_FOR_TEST"] = "grader-only"
+    try:
+        script = ("import json, os; print(json.dumps({'cwd': os.getcwd(), 'files': sorted(os.listdir('.')), "
+                  "'data': open('data.txt').read(), 'env': sorted(os.environ), 'root': sorted(os.listdir('/')), "
+                  f"'course': sorted(os.listdir({str(own.parent)!r})), 'uid': os.getuid()}}))")
+        arguments = isolation.bwrap_arguments(
+            ipc=str(ipc), judge=str(judge), submitted=str(own), tmp_mb=16,
+            env=isolation.kernel_environment(sys.executable, 1), command=[sys.executable, "-c", script],
+            uid=1_000_000 + os.getpid() if os.geteuid() == 0 else None)
+        result = subprocess.run(["bwrap", *arguments], capture_output=True, text=True, timeout=120)
+    finally:
+        del os.environ["TFS_SECRET_FOR_TEST"]
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["cwd"] == isolation.SUBMISSION and seen["files"] == ["data.txt"] and seen["data"] == "mine"
+    assert "TFS_SECRET_FOR_TEST" not in seen["env"] and "TFS_JUDGE_OUT" in seen["env"]
+    assert seen["course"] == ["ipc"], "only the kernel's ipc folder may be visible from the grader's folders"
+    assert "submission" in seen["root"] and "home" not in seen["root"]
+    if os.geteuid() == 0:
+        assert seen["uid"] != 0, "the kernel must not run as root"
+
+
+def test_folders_above_bound_ones_are_made_traversable():
+    assert isolation._ancestors(["/root/.pyenv/versions/3.11", "/work/repo/.venv", "/work/repo/src/tfs"]) == [
+        "/root", "/root/.pyenv", "/root/.pyenv/versions", "/work", "/work/repo", "/work/repo/src"]
+    assert isolation._ancestors(["/usr", "/usr/lib/python3"]) == []

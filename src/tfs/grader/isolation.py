@@ -151,8 +151,8 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
         arguments += ["--setenv", name, value]
     drop = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    copy = f"cp -r {SUBMITTED_COPY}/. {SUBMISSION}/ 2>/dev/null; " if submitted else ""
-    return arguments + ["--", *drop, "/bin/sh", "-c", copy + 'exec "$@"', "sh", *command]
+    prepare = f'mkdir -p "$HOME"; ' + (f"cp -r {SUBMITTED_COPY}/. {SUBMISSION}/ 2>/dev/null; " if submitted else "")
+    return arguments + ["--", *drop, "/bin/sh", "-c", prepare + 'exec "$@"', "sh", *command]
 
 
 def kernel_environment(python: str, threads: int) -> dict[str, str]:
