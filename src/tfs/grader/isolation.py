@@ -53,10 +53,10 @@ def unavailable_reason(bwrap: str = "bwrap") -> str | None:
     program = shutil.which(bwrap)
     if program is None:
         return f"bubblewrap ({bwrap!r}) is not installed; {INSTALL_HINT}"
-    probe = [program, "--unshare-all", "--die-with-parent", *system_binds(), "--proc", "/proc", "--dev", "/dev",
-             "--", "/bin/true"]
+    probe = [program, *_namespaces(os.geteuid() == 0), "--die-with-parent", *system_binds(), "--proc", "/proc",
+             "--dev", "/dev", "--", *_drop(65534 if os.geteuid() == 0 else None), "/bin/true"]
     try:
-        result = subprocess.run(_drop_privileges_prefix() + probe, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bubblewrap could not be started: {error}"
     if result.returncode != 0:
@@ -65,11 +65,20 @@ def unavailable_reason(bwrap: str = "bwrap") -> str | None:
     return None
 
 
-def _drop_privileges_prefix() -> list[str]:
-    """The probe runs as an unprivileged user too, as kernels will (setpriv is util-linux's)."""
-    if os.geteuid() == 0 and shutil.which("setpriv"):
-        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-    return []
+def _namespaces(privileged: bool) -> list[str]:
+    """Root: bwrap's privileged mode, no user namespace (the kernel drops to its own uid inside)."""
+    if not privileged:
+        return ["--unshare-all"]
+    return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+
+
+def _drop(uid: int | None) -> list[str]:
+    """util-linux's setpriv: to ``uid``, no groups, no capabilities left, no new privileges ever."""
+    if uid is None:
+        return []
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs", "--"]
 
 
 def system_binds() -> list[str]:
@@ -127,12 +136,7 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     of its own, which ``RLIMIT_NPROC`` counts. Without it, bwrap makes a user namespace.
     """
     size = str(tmp_mb * MEGABYTE)
-    if uid is None:
-        arguments = ["--unshare-all"]
-    else:
-        arguments = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                     "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-    arguments += ["--die-with-parent", "--new-session", *system_binds()]
+    arguments = _namespaces(uid is not None) + ["--die-with-parent", "--new-session", *system_binds()]
     folders = python_folders()
     for folder in _ancestors(folders):
         arguments += ["--perms", "0755", "--dir", folder]
@@ -149,8 +153,7 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     arguments += ["--chdir", SUBMISSION, "--clearenv"]
     for name, value in env.items():
         arguments += ["--setenv", name, value]
-    drop = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    drop = _drop(uid)
     prepare = f'mkdir -p "$HOME"; ' + (f"cp -r {SUBMITTED_COPY}/. {SUBMISSION}/ 2>/dev/null; " if submitted else "")
     return arguments + ["--", *drop, "/bin/sh", "-c", prepare + 'exec "$@"', "sh", *command]
 
@@ -213,7 +216,13 @@ def main(argv: list[str] | None = None) -> None:
                          (resource.RLIMIT_FSIZE, args.file_mb * MEGABYTE), (resource.RLIMIT_CORE, 0),
                          (resource.RLIMIT_NPROC, nproc)):
         resource.setrlimit(limit, (value, value))
-    os.execv(bwrap, [bwrap, *arguments])
+    # bwrap's options through a pipe (--args), so that the sandbox's init shows none of them in /proc/1/cmdline
+    split = arguments.index("--")
+    read, write = os.pipe()
+    os.write(write, b"".join(argument.encode() + b"\0" for argument in arguments[:split]))
+    os.close(write)
+    os.set_inheritable(read, True)
+    os.execv(bwrap, [bwrap, "--args", str(read), *arguments[split:]])
 
 
 def _own_tasks() -> int:
