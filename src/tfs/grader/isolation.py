@@ -164,7 +164,7 @@ def kernel_environment(python: str, threads: int) -> dict[str, str]:
            "TMPDIR": "/tmp", "LANG": "C.UTF-8", "XDG_CACHE_HOME": "/tmp/home/.cache", "MPLBACKEND": "agg",
            "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONDONTWRITEBYTECODE": "1", "TFS_JUDGE_OUT": JUDGE_DIR}
     if threads > 0:
-        env |= {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TFS_TORCH_THREADS")}
+        env |= {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     return env
 
 
