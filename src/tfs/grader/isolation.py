@@ -2,29 +2,30 @@
 
 :class:`tfs.grader.grading.SandboxKernelManager` starts every grading kernel as::
 
-    python -m tfs.grader.isolation --uid U --gid G --nproc N ... -- bwrap <arguments from bwrap_arguments()>
+    python -m tfs.grader.isolation --nproc N --memory-mb M ... -- bwrap <bwrap_arguments()> -- <kernel command>
 
-This launcher runs with the grader's rights, outside the sandbox: it opens every folder the sandbox
-binds (so that a folder the kernel's user could not reach, such as a Python under ``/root``, can
-still be bound, read-only, by its file descriptor), sets the resource limits, drops to an
-unprivileged user of its own (when the grader runs as root), and replaces itself with ``bwrap``.
+This launcher runs outside the sandbox with the grader's rights: it sets the resource limits
+(inherited by everything in the sandbox), then replaces itself with ``bwrap``, handing bwrap its
+options through a pipe (``--args``) so that they do not show in the sandbox's ``/proc/1/cmdline``.
 
 Inside, the kernel (``python -m tfs.grader.sandbox``) has
 
-- its own user, PID, IPC, UTS, cgroup and network namespaces (``--unshare-all``): it sees only its
-  own processes, cannot signal the grader, and has no network at all (not even the grader's
-  loopback); it talks to nbgrader over ZeroMQ's ``ipc`` transport (Unix sockets in a folder bound
-  into the sandbox), which needs no network;
+- its own PID, IPC, UTS and network namespaces: it sees only its own processes, cannot signal the
+  grader, and has no network at all (not even the grader's loopback); it talks to nbgrader over
+  ZeroMQ's ``ipc`` transport (Unix sockets in a folder bound into the sandbox), which needs none;
+- when the grader is root, bwrap runs in its privileged mode and the kernel drops to a user id of
+  its own (``setpriv``: no groups, no capabilities, ``no_new_privs``), so ``RLIMIT_NPROC`` counts
+  only its processes; otherwise bwrap makes a user namespace (``--unshare-all``);
 - read-only views of the system's programs and libraries (``/usr``, a few files of ``/etc``), of
   Python and the course's environment, and of the ``tfs`` package; nothing else of the host: no
   ``solutions/``, ``grading/`` (submissions, gradebook), ``autograder/``, home folders or other
   kernels' folders exist in its view;
 - a private, size-limited ``/tmp`` (its home and caches) and working folder (a copy of the
   student's own notebook folder), which vanish with the sandbox; the only host folders it can
-  write are the kernel's own scratch folder's ``ipc`` and ``judge`` folders, removed after grading;
-- a clean environment (``--clearenv``), nothing secret on its command line, limits on address space,
-  CPU time, file size and processes (``RLIMIT_NPROC``, counted per user: each kernel gets a user id
-  of its own), and ``--die-with-parent``: when the kernel stops, everything it started dies with it.
+  write are its own scratch folder's ``ipc`` and ``judge`` folders, removed after grading;
+- a clean environment (``--clearenv``), nothing secret on its command line, limits on address
+  space, CPU time, file size and processes, and ``--die-with-parent``: when the kernel stops, the
+  sandbox's init exits and the PID namespace takes everything the kernel started with it.
 """
 
 from __future__ import annotations
