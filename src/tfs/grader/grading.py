@@ -64,7 +64,7 @@ class SandboxKernelManager(AsyncKernelManager):
     """Starts each grading kernel in an OS-level sandbox (bubblewrap, :mod:`tfs.grader.isolation`).
 
     The kernel runs ``python -m tfs.grader.sandbox`` (in-process limits, audit hook, tool guard) inside
-    ``bwrap``: its own PID, user and network namespaces, a read-only view of the system and of the
+    ``bwrap``: its own PID and network namespaces and user id, a read-only view of the system and of the
     course's Python, nothing of the course's folders, a clean environment, limits on memory, CPU time,
     file size, processes and disk, and a private scratch folder removed when the kernel is shut down.
     It talks to nbgrader over ZeroMQ's ``ipc`` transport (Unix sockets in ``<scratch>/ipc``).
@@ -133,6 +133,8 @@ class SandboxKernelManager(AsyncKernelManager):
             if os.geteuid() == 0:
                 os.chown(self.connection_file, self._uid(), self._uid())
             kw["cwd"] = str(self.scratch)
+        else:  # the in-process sandbox only: the kernel's environment is the grader's, plus its judge folder
+            kw["env"] = {**kw.get("env", os.environ), "TFS_JUDGE_OUT": str(self.judge_out)}
         return kernel_cmd, kw
 
     def _uid(self) -> int:
