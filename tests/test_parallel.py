@@ -104,3 +104,16 @@ def test_the_command_shows_progress_and_throughput(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2/2" in result.stderr and "student" in result.stderr, result.stderr  # tqdm's bar, in its final state
     assert "2 submissions in" in result.stdout and "submissions/minute" in result.stdout, result.stdout
+
+
+def test_students_are_dealt_largest_first_to_the_least_loaded_worker():
+    sizes = {"a": 10, "b": 9, "c": 5, "d": 4, "e": 1}
+    shares = parallel.deal(list(sizes), sizes, 2)
+    assert shares == [["a", "d", "e"], ["b", "c"]]
+    assert sorted(sum(shares, [])) == sorted(sizes)
+    assert parallel.deal(["a"], sizes, 4) == [["a"]]  # never an idle worker
+
+
+def test_nbgraders_start_of_a_student_is_recognised():
+    line = "[AutogradeApp | INFO] Creating/updating student with ID 'p-full': {}"
+    assert parallel.STARTED.search(line).group(1) == "p-full"
