@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e ".[test]"
 	$(BIN)/python -m pip check
+	@# grading kernels run in bubblewrap (autograder/INSTRUCTORS.md): installed here where root can use apt
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; }; } \
+	  || echo "NOTE: bubblewrap (bwrap) is not installed: grading refuses untrusted submissions until it is (apt-get install bubblewrap)"
 	touch $@
 
 # Jupyter refuses to run as root unless told; containers often are root.

@@ -2,11 +2,13 @@
 
     python autograder/benchmark.py                       # 8 submissions of 01-attention and of the heaviest chapter
     python autograder/benchmark.py -n 30 01-attention    # 30 submissions of one chapter
+    python autograder/benchmark.py -w serial,1,2 01-attention   # plain nbgrader autograde, then 1 and 2 workers
 
 For each chapter, in a temporary course root (the real ``nbgrader_config.py``, selected with
 ``TFS_COURSE_ROOT``, as the tests do): ``nbgrader generate_assignment``, then N submissions that
 are the full solution typed into the released notebook, then one ``nbgrader autograde`` command for
-all of them, timed. Full solutions run every cell, so this is the realistic upper end of the work
+all of them, timed (``-w``: ``serial`` is that plain command; a number N is
+``autograder/grade_parallel.py -j N``, the parallel command with N workers). Full solutions run every cell, so this is the realistic upper end of the work
 per submission (an unanswered notebook fails fast). Every submission's score is read back from the
 gradebook and must be the maximum; if not, a WARNING says so and the exit status is 1.
 
@@ -25,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,8 +117,11 @@ def machine() -> str:
             f"nbgrader {nbgrader.__version__}; load average {os.getloadavg()[0]:.1f} at start")
 
 
-def benchmark(chapter: str, n: int, keep: bool = False) -> dict:
-    """Autograde ``n`` full-solution submissions of ``chapter`` with one command; returns the measurements."""
+def benchmark(chapter: str, n: int, keep: bool = False, workers: int | None = None) -> dict:
+    """Autograde ``n`` full-solution submissions of ``chapter`` with one command; returns the measurements.
+
+    ``workers=None``: one plain ``nbgrader autograde``; a number: the parallel command with that many workers.
+    """
     from nbgrader.api import Gradebook
 
     root = Path(tempfile.mkdtemp(prefix=f"tfs-bench-{chapter}-"))
@@ -132,8 +138,16 @@ def benchmark(chapter: str, n: int, keep: bool = False) -> dict:
                 nbformat.write(full_solution(released[name], source), folder / f"{name}.ipynb")
 
         start = time.perf_counter()
-        result = release.nbgrader("autograde", chapter, "--CourseDirectory.student_id=bench-*", "--force",
-                                  root=root, check=False)
+        if workers is None:
+            result = release.nbgrader("autograde", chapter, "--CourseDirectory.student_id=bench-*", "--force",
+                                      root=root, check=False)
+        else:
+            from tfs.grader import parallel
+
+            graded = parallel.grade(chapter, root=root, autograder=AUTOGRADER, workers=workers, pattern="bench-*",
+                                    db_url=f"sqlite:///{root}/grading/gradebook.db", progress=False)
+            log = "".join(graded.logs.values())
+            result = subprocess.CompletedProcess([], 1 if graded.failed else 0, log, "")
         seconds = time.perf_counter() - start
 
         scores = []
@@ -151,7 +165,7 @@ def benchmark(chapter: str, n: int, keep: bool = False) -> dict:
                        f"(score, max) {sorted(set(scores), key=str)}: the configuration, the solution or the grader is "
                        "broken, so these numbers do not measure normal grading.\n"
                        + "\n".join((result.stdout + result.stderr).splitlines()[-15:]))
-        return {"chapter": chapter, "n": n, "seconds": seconds, "per_minute": 60 * n / seconds,
+        return {"chapter": chapter, "n": n, "workers": workers, "seconds": seconds, "per_minute": 60 * n / seconds,
                 "per_submission": seconds / n, "max_score": scores[0][1] or 0, "full": full, "problem": problem,
                 "root": root}
     finally:
@@ -164,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help=f"chapter ids (default: {DEFAULT_CHAPTER} and the heaviest chapter)")
     parser.add_argument("-n", "--submissions", type=int, default=8, help="submissions per chapter (default: 8)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary course roots (their paths are printed)")
+    parser.add_argument("-w", "--workers", default="serial",
+                        help="comma-separated: 'serial' (plain nbgrader autograde) and/or worker counts (default: serial)")
     args = parser.parse_args(argv)
     if args.submissions < 1:
         parser.error("-n must be at least 1")
@@ -174,12 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"heaviest chapter: {heaviest} (its solution executes in {seconds:.1f} s)", flush=True)
         chapters = list(dict.fromkeys([DEFAULT_CHAPTER, heaviest]))
     print(f"machine: {machine()}", flush=True)
-    print(f"command: nbgrader autograde <chapter> --CourseDirectory.student_id=bench-* --force "
-          f"({args.submissions} full-solution submissions, one command, autograder/nbgrader_config.py)", flush=True)
+    print(f"command: nbgrader autograde <chapter> --CourseDirectory.student_id=bench-* --force (serial) or "
+          f"autograder/grade_parallel.py <chapter> -j N (N workers); {args.submissions} full-solution submissions, "
+          "autograder/nbgrader_config.py", flush=True)
+    counts = [None if w.strip() == "serial" else int(w) for w in args.workers.split(",")]
     failed = False
-    for chapter in chapters:
-        r = benchmark(chapter, args.submissions, keep=args.keep)
-        print(f"{chapter}: {r['n']} submissions in {r['seconds']:.1f} s: {r['per_minute']:.1f} submissions/minute, "
+    for chapter, workers in [(chapter, workers) for chapter in chapters for workers in counts]:
+        r = benchmark(chapter, args.submissions, keep=args.keep, workers=workers)
+        how = "serial" if workers is None else f"{workers} worker{'s' if workers > 1 else ''}"
+        print(f"{chapter} [{how}, load {os.getloadavg()[0]:.1f}]: {r['n']} submissions in {r['seconds']:.1f} s: "
+              f"{r['per_minute']:.1f} submissions/minute, "
               f"{r['per_submission']:.1f} s per submission ({r['full']} of {r['n']} scored full marks, "
               f"{r['max_score']:g} points)" + (f"  [kept {r['root']}]" if args.keep else ""), flush=True)
         if r["problem"]:

@@ -31,12 +31,14 @@ def test_heaviest_chapter_comes_from_recorded_execution_times():
 
 @pytest.mark.slow
 def test_benchmark_runs_one_submission_of_chapter_00():
-    result = subprocess.run([sys.executable, str(REPO / "autograder" / "benchmark.py"), "-n", "1", "00-welcome"],
+    result = subprocess.run([sys.executable, str(REPO / "autograder" / "benchmark.py"), "-n", "1", "-w", "serial,1",
+                             "00-welcome"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert re.search(r"^machine: .+, \d+ CPU cores usable", out, re.MULTILINE), out
     assert "command: nbgrader autograde <chapter> --CourseDirectory.student_id=bench-* --force" in out
-    assert re.search(r"^00-welcome: 1 submissions in [\d.]+ s: [\d.]+ submissions/minute, [\d.]+ s per submission "
-                     r"\(1 of 1 scored full marks, 4 points\)$", out, re.MULTILINE), out
+    for how in ("serial", "1 worker"):
+        assert re.search(rf"^00-welcome \[{how}, load [\d.]+\]: 1 submissions in [\d.]+ s: [\d.]+ submissions/minute, "
+                         r"[\d.]+ s per submission \(1 of 1 scored full marks, 4 points\)$", out, re.MULTILINE), out
     assert "WARNING" not in out

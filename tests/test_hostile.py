@@ -121,12 +121,13 @@ CASES = {
     "h-monkeypatch": (monkeypatched, FULL | {"test_batched_scores": 0.0}, "restored check_close, torch.allclose"),
     "h-read-other": (lambda answers: lambda release, root: fill(release, answers | {"standardize": (
         f"open({str(root / 'grading' / 'submitted' / 'h-honest' / CHAPTER / 'welcome.ipynb')!r}).read()\n"
-        + answers["standardize"])}), FULL | {"test_standardize": 0.0}, "does not let a submission read or change"),
+        + answers["standardize"])}), FULL | {"test_standardize": 0.0}, "No such file or directory"),  # not in the sandbox
     "h-write-gradebook": (lambda answers: lambda release, root: fill(release, answers | {"standardize": (
         f"open({str(root / 'grading' / 'gradebook.db')!r}, 'ab').write(b'corrupt')\n" + answers["standardize"])}),
-        FULL | {"test_standardize": 0.0}, "does not let a submission read or change"),
+        FULL | {"test_standardize": 0.0}, "No such file or directory"),
+    # the kernel's home is a private folder of its sandbox: writing there harms nobody
     "h-write-home": (lambda answers: prefixed(answers, "import os\nopen(os.path.expanduser('~/tfs-grader-was-here'), 'w')"),
-                     FULL | {"test_standardize": 0.0}, "write only in its own folder"),
+                     FULL, None),
     "h-network": (lambda answers: prefixed(answers, "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)"),
                   FULL | {"test_standardize": 0.0}, "does not allow network access"),
 }

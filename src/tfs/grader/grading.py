@@ -24,7 +24,9 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -36,8 +38,9 @@ from nbformat.v4 import new_markdown_cell
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Integer
+from traitlets import Bool, Integer, Unicode
 
+from tfs.grader import isolation
 from tfs.grader.sandbox import GUARD_MARKER
 
 NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
@@ -58,11 +61,40 @@ def _add_note(nb: NotebookNode, note: str) -> None:
 
 
 class SandboxKernelManager(AsyncKernelManager):
-    """Starts ``python -m tfs.grader.sandbox`` with the course's grading and source folders protected."""
+    """Starts each grading kernel in an OS-level sandbox (bubblewrap, :mod:`tfs.grader.isolation`).
+
+    The kernel runs ``python -m tfs.grader.sandbox`` (in-process limits, audit hook, tool guard) inside
+    ``bwrap``: its own PID and network namespaces and user id, a read-only view of the system and of the
+    course's Python, nothing of the course's folders, a clean environment, limits on memory, CPU time,
+    file size, processes and disk, and a private scratch folder removed when the kernel is shut down.
+    It talks to nbgrader over ZeroMQ's ``ipc`` transport (Unix sockets in ``<scratch>/ipc``).
+
+    ``judge_out`` is the host-side folder that the kernel sees as ``TFS_JUDGE_OUT``: what the
+    collectors write there can be read by the grader after each cell (``executor.km.judge_out``);
+    it is created with the kernel and removed with it.
+
+    Where bubblewrap cannot run, the kernel is not started (grading of that submission fails with
+    the reason) unless ``allow_unisolated`` is set: then the in-process sandbox alone is used.
+    """
 
     memory_mb = Integer(6144, help="address-space limit of a grading kernel, in MiB").tag(config=True)
     cpu_seconds = Integer(1800, help="CPU-time limit of a grading kernel, in seconds").tag(config=True)
     file_mb = Integer(100, help="largest file a submission may write, in MiB").tag(config=True)
+    max_processes = Integer(256, help="processes and threads a grading kernel may run at once (RLIMIT_NPROC)"
+                            ).tag(config=True)
+    disk_mb = Integer(512, help="size of each of the kernel's private folders (/tmp and its working folder), in MiB"
+                      ).tag(config=True)
+    threads = Integer(0, help="OMP_NUM_THREADS of a grading kernel (0: torch's default)").tag(config=True)
+    bwrap = Unicode("bwrap", help="the bubblewrap program").tag(config=True)
+    allow_unisolated = Bool(False, help="grade with the in-process sandbox only where bubblewrap cannot run: "
+                                        "only for submissions you trust").tag(config=True)
+    scratch_root = Unicode("", help="where kernels' scratch folders are made (default: the temp folder)"
+                           ).tag(config=True)
+    uid_base = Integer(1_000_000, help="a root grader runs each kernel as user uid_base + its own pid").tag(config=True)
+
+    scratch: Path | None = None
+    judge_out: Path | None = None
+    isolated: bool = False
 
     def protected_folders(self) -> list[str]:
         coursedir = CourseDirectory(config=self.config)
@@ -73,11 +105,75 @@ class SandboxKernelManager(AsyncKernelManager):
             protected.add(os.path.dirname(coursedir.db_url[len("sqlite:///"):]))
         return sorted(protected)
 
+    async def _async_pre_start_kernel(self, **kw):
+        if self.scratch is None:  # the first start; a restart keeps the folder
+            reason = isolation.unavailable_reason(self.bwrap)
+            if reason and not self.allow_unisolated:
+                raise RuntimeError(f"refusing to run an untrusted submission without OS-level isolation: {reason}. "
+                                   "To grade anyway (trusted submissions only), pass "
+                                   "--SandboxKernelManager.allow_unisolated=True.")
+            if reason:
+                self.log.warning("Grading WITHOUT OS-level isolation (allow_unisolated is set): %s", reason)
+            self.isolated = reason is None
+            self.scratch = Path(tempfile.mkdtemp(prefix="tfs-kernel-", dir=self.scratch_root or None))
+            self.judge_out = self.scratch / "judge"
+            for folder in (self.scratch / "ipc", self.judge_out):
+                folder.mkdir()
+            if self.isolated:
+                self.transport = "ipc"
+                self.ip = str(self.scratch / "ipc" / "k")
+                self.connection_file = str(self.scratch / "ipc" / "kernel.json")
+                if os.geteuid() == 0:
+                    for path in (self.scratch, self.scratch / "ipc", self.judge_out):
+                        os.chown(path, self._uid(), self._uid())
+                    os.chmod(self.scratch, 0o755)
+        self._submitted = kw.get("cwd")
+        kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+        if self.isolated:
+            if os.geteuid() == 0:
+                os.chown(self.connection_file, self._uid(), self._uid())
+            kw["cwd"] = str(self.scratch)
+        else:  # the in-process sandbox only: the kernel's environment is the grader's, plus its judge folder
+            kw["env"] = {**kw.get("env", os.environ), "TFS_JUDGE_OUT": str(self.judge_out)}
+        return kernel_cmd, kw
+
+    def _uid(self) -> int:
+        return self.uid_base + os.getpid()
+
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        protect = [argument for folder in self.protected_folders() for argument in ("--protect", folder)]
         limits = [f"--memory-mb={self.memory_mb}", f"--cpu-seconds={self.cpu_seconds}", f"--file-mb={self.file_mb}"]
-        return [sys.executable, "-m", "tfs.grader.sandbox", *limits, *protect, "--",
-                "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+        if not self.isolated:
+            protect = [argument for folder in self.protected_folders() for argument in ("--protect", folder)]
+            return [sys.executable, "-m", "tfs.grader.sandbox", *limits, *protect, "--",
+                    "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+        kernel = [sys.executable, "-m", "tfs.grader.sandbox", *limits, "--",
+                  "-f", self.connection_file, *(extra_arguments or [])]
+        arguments = isolation.bwrap_arguments(
+            ipc=str(self.scratch / "ipc"), judge=str(self.judge_out),
+            submitted=self._submitted, env=isolation.kernel_environment(sys.executable, self.threads),
+            tmp_mb=self.disk_mb, command=kernel, uid=self._uid() if os.geteuid() == 0 else None)
+        return [sys.executable, "-m", "tfs.grader.isolation", f"--nproc={self.max_processes}", *limits,
+                "--", shutil.which(self.bwrap), *arguments]
+
+    async def _async_interrupt_kernel(self) -> None:
+        """SIGINT to the kernel itself: bwrap does not pass signals on to the sandbox."""
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        if self.isolated and process is not None and self.kernel_spec.interrupt_mode == "signal":
+            pid = isolation.kernel_pid(process.pid)
+            if pid is not None:
+                os.kill(pid, signal.SIGINT)
+            return
+        await super()._async_interrupt_kernel()
+
+    interrupt_kernel = _async_interrupt_kernel
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = self.judge_out = None
+
+    cleanup_resources = _async_cleanup_resources
 
 
 class ResilientExecute(Execute):
