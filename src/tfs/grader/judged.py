@@ -119,13 +119,62 @@ class JudgedExecute(ResilientExecute):
         self._private = Path(tempfile.mkdtemp(prefix="tfs-judge-"))  # never seen by the kernel
         cwd = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         self._scratch_root = Path(tempfile.mkdtemp(prefix=".tfs-judge-", dir=cwd))
+        before = self._gradebook_snapshot(resources)
         try:
             nb, resources = super().preprocess(nb, resources, km)
             self._judge_all(nb)
+            self._restore_gradebook(nb, resources, before)
         finally:
             shutil.rmtree(self._private, ignore_errors=True)
             shutil.rmtree(self._scratch_root, ignore_errors=True)
         return nb, resources
+
+    @staticmethod
+    def _gradebook_tables():
+        from nbgrader.api import Comment, Grade
+
+        return ((Grade, ("manual_score", "extra_credit", "auto_score")), (Comment, ("manual_comment", "auto_comment")))
+
+    def _gradebook_snapshot(self, resources) -> dict | None:
+        """Every score and comment in the gradebook, before the student's kernel runs."""
+        url = (resources or {}).get("nbgrader", {}).get("db_url")
+        if not url:
+            return None
+        from sqlalchemy import create_engine, select
+
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return {table.__tablename__: {row[0]: tuple(row[1:]) for row in connection.execute(
+                    select(table.id, *(getattr(table, column) for column in columns)))}
+                        for table, columns in self._gradebook_tables()}
+        finally:
+            engine.dispose()
+
+    def _restore_gradebook(self, nb, resources, before: dict | None) -> None:
+        """Put back any score or comment changed while the kernel ran (a submission writing the gradebook)."""
+        if before is None:
+            return
+        from sqlalchemy import create_engine, update
+
+        after = self._gradebook_snapshot(resources)
+        changed = 0
+        engine = create_engine(resources["nbgrader"]["db_url"])
+        try:
+            with engine.begin() as connection:
+                for table, columns in self._gradebook_tables():
+                    old, new = before[table.__tablename__], after[table.__tablename__]
+                    for row_id, values in old.items():
+                        if new.get(row_id, values) != values:
+                            connection.execute(update(table).where(table.id == row_id).values(dict(zip(columns, values))))
+                            changed += 1
+                    changed += len(old.keys() - new.keys())
+        finally:
+            engine.dispose()
+        if changed:
+            self.log.error("A submission changed %d gradebook rows while its kernel ran; they were put back", changed)
+            _add_note(nb, f"Your notebook changed the gradebook while it ran ({changed} scores or comments); "
+                          "the grader put them back and told your instructor.")
 
     def _restart_and_replay(self, index, resources):
         replaying, self._replaying = self._replaying, True
