@@ -12,24 +12,27 @@ from tfs.grader import judging
 SETUP = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
-def solution_namespace(chapter: str, **extra) -> dict:
-    """The solution notebook's answers (solution cells only), executed in a fresh namespace."""
+def solution_namespace(chapter: str, replace: tuple[str, str, str] | None = None, **extra) -> dict:
+    """The solution notebook's answers (solution cells only), executed in a fresh namespace.
+
+    ``replace=(grade_id, old, new)`` executes that answer with ``old`` replaced by ``new`` (a mutant);
+    later answers then use the mutant, as they would in the learner's notebook.
+    """
     notebook = next((REPO / "solutions" / chapter).glob("*.ipynb"))
     namespace: dict = dict(extra)
+    namespace["__extra__"] = extra
     exec(SETUP, namespace)
-    for code in solution_answers(nbformat.read(notebook, as_version=4)).values():
+    for grade_id, code in solution_answers(nbformat.read(notebook, as_version=4)).items():
+        if replace and replace[0] == grade_id:
+            assert replace[1] in code, f"mutation {replace[1]!r} not found in the solution of {grade_id}"
+            code = code.replace(replace[1], replace[2])
         exec(code, namespace)
     return namespace
 
 
 def mutate(namespace: dict, name: str, old: str, new: str, chapter: str) -> dict:
-    """A copy of the namespace where the solution of ``name`` has ``old`` replaced by ``new``."""
-    notebook = next((REPO / "solutions" / chapter).glob("*.ipynb"))
-    code = solution_answers(nbformat.read(notebook, as_version=4))[name]
-    assert old in code, f"mutation {old!r} not found in the solution of {name}"
-    mutated = dict(namespace)
-    exec(code.replace(old, new), mutated)
-    return mutated
+    """A fresh namespace where the solution of ``name`` has ``old`` replaced by ``new``."""
+    return solution_namespace(chapter, (name, old, new), **namespace["__extra__"])
 
 
 def run(test: str, **objects):
