@@ -9,6 +9,7 @@ import nbformat
 from course import REPO, solution_answers
 from tfs.grader import judging
 
+GIVEN_CLASSES = ("BlockLayers",)
 SETUP = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
@@ -22,6 +23,10 @@ def solution_namespace(chapter: str, replace: tuple[str, str, str] | None = None
     namespace: dict = dict(extra)
     namespace["__extra__"] = extra
     exec(SETUP, namespace)
+    given = [cell.source for cell in nbformat.read(notebook, as_version=4).cells
+             if cell.cell_type == "code" and any(cell.source.startswith(f"class {name}") for name in GIVEN_CLASSES)]
+    for code in given:  # classes the notebook gives (the exercises' bases)
+        exec(code, namespace)
     for grade_id, code in solution_answers(nbformat.read(notebook, as_version=4)).items():
         if replace and replace[0] == grade_id:
             assert replace[1] in code, f"mutation {replace[1]!r} not found in the solution of {grade_id}"

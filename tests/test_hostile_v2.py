@@ -136,7 +136,7 @@ def metadata_list(answers):
 
 # student -> (build(answers), words in the grader's notes): full answers, broken metadata or outputs
 BROKEN = {
-    "v-grade-true": (grade_true_on_solution, "grader metadata or type of standardize was changed"),
+    "v-grade-true": (grade_true_on_solution, "points of standardize were changed"),
     "v-invalid-output": (invalid_output, "was not a valid notebook"),
     "v-metadata-list": (metadata_list, "not a dictionary"),
 }

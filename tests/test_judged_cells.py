@@ -17,7 +17,7 @@ from tfs.grader.judged import HiddenBlockError, judge_calls, visible_source
 
 # Chapters whose hidden tests still run in the kernel (the grader runs such blocks as before).
 # Remove a chapter from here when its hidden blocks become judge(...) calls: the strict xfail then fails.
-NOT_YET_JUDGED = {"03-transformer-block", "04-tokenization"}
+NOT_YET_JUDGED = {"04-tokenization"}
 
 
 def graded_cells(chapter: str):
