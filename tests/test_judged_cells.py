@@ -86,3 +86,22 @@ def test_judge_process_decides_on_plain_data_only(tmp_path):
                     "--data", str(data), "--out", str(out)], check=True, cwd=tmp_path, timeout=300)
     assert json.loads(out.read_text())["a"] == {"passed": True, "message": "✓ causal_mask: the grader's tests pass "
                                                                            "(sizes 1, 2, 4, 7, 64)"}
+
+
+def test_judge_in_the_instructors_notebook_runs_the_judge_in_process(monkeypatch):
+    """Under nbval (solutions/), judge(...) decides at once: a right answer passes, a wrong one raises."""
+    monkeypatch.delenv("TFS_JUDGE_OUT", raising=False)
+    judging.judge("ch01.causal_mask_values", causal_mask=lambda n, device=None: torch.ones(n, n, dtype=torch.bool).tril())
+    with pytest.raises(AssertionError, match="hides the diagonal"):
+        judging.judge("ch01.causal_mask_values", causal_mask=lambda n, device=None: torch.ones(n, n, dtype=torch.bool).tril(-1))
+
+
+def test_collect_to_writes_data_or_the_learners_error_line(tmp_path):
+    judging.collect_to(tmp_path, "k1", "ch01.causal_mask_values", causal_mask=lambda n, device=None: torch.eye(n).bool())
+    assert isinstance(judging.read_data(tmp_path / "k1.pt"), list)
+
+    def broken(n, device=None):
+        raise ZeroDivisionError("division by zero")
+    judging.collect_to(tmp_path, "k2", "ch01.causal_mask_values", causal_mask=broken)
+    assert (tmp_path / "k2.error").read_text() == "ZeroDivisionError: division by zero"
+    assert not (tmp_path / "k2.pt").exists()

@@ -186,7 +186,10 @@ class JudgedExecute(ResilientExecute):
     def preprocess_cell(self, cell, resources, index):
         calls = None
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
-            calls = judge_calls(cell.source)
+            try:
+                calls = judge_calls(cell.source)
+            except ValueError as error:  # the instructor's block mixes judge calls with code: run it as before
+                self.log.error("Cell %d: %s; its hidden block runs in the kernel", index, error)
         if calls is None:
             return super().preprocess_cell(cell, resources, index)
         original = cell.source
