@@ -11,8 +11,9 @@ graded test cell whose hidden block is made of ``judge("chNN.name", obj=obj, ...
    error line) into a fresh scratch folder the grader made for it; the grader moves the file out at
    once into a folder of its own (regular files only, size-capped); what that execution printed is
    dropped;
-3. after the last cell, one fresh process per notebook (``python -I -m tfs.grader.run_judge``,
-   memory- and time-limited, a minimal environment) judges all the data; the grader then
+3. one fresh process per notebook (``python -I -m tfs.grader.run_judge --wait``, memory- and
+   time-limited, a minimal environment), started with the kernel so that it imports torch meanwhile,
+   judges all the data after the last cell; the grader then
    **replaces the outputs of each judged cell** with the verdict: a ``✓`` stream when every judge of
    the cell passed, an ``error`` output carrying the judges' course messages when one failed. So
    nbgrader's ``SaveAutoGrades`` scores the judges' verdicts, whatever the kernel printed.
@@ -120,11 +121,15 @@ class JudgedExecute(ResilientExecute):
         cwd = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         self._scratch_root = Path(tempfile.mkdtemp(prefix=".tfs-judge-", dir=cwd))
         before = self._gradebook_snapshot(resources)
+        self._judge_process = self._start_judge()  # imports torch while the kernel runs
         try:
             nb, resources = super().preprocess(nb, resources, km)
             self._judge_all(nb)
             self._restore_gradebook(nb, resources, before)
         finally:
+            if self._judge_process.poll() is None:
+                self._judge_process.kill()
+                self._judge_process.wait()
             shutil.rmtree(self._private, ignore_errors=True)
             shutil.rmtree(self._scratch_root, ignore_errors=True)
         return nb, resources
@@ -246,13 +251,11 @@ class JudgedExecute(ResilientExecute):
         shutil.rmtree(scratch, ignore_errors=True)
         return True
 
-    def _run_judges(self) -> dict[str, dict]:
-        """All verdicts of the notebook from one judge process; raises RuntimeError when it fails."""
-        (self._private / "manifest.json").write_text(json.dumps(self._manifest), encoding="utf-8")
-        out = self._private / "verdicts.json"
+    def _start_judge(self) -> subprocess.Popen:
+        """The judge process of this notebook, started now; it waits for a line on stdin before judging."""
         judges = self.judges_dir or str(judging.judges_dir())
-        command = [sys.executable, "-I", "-m", "tfs.grader.run_judge", "--judges", judges,
-                   "--data", str(self._private), "--out", str(out)]
+        command = [sys.executable, "-I", "-m", "tfs.grader.run_judge", "--wait", "--judges", judges,
+                   "--data", str(self._private), "--out", str(self._private / "verdicts.json")]
         memory = self.judge_memory_mb * MEGABYTE
 
         def limits():
@@ -262,15 +265,27 @@ class JudgedExecute(ResilientExecute):
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._private),
                        "MPLCONFIGDIR": str(self._private / "mpl"), "OMP_NUM_THREADS": "1",
                        "TFS_JUDGES_DIR": judges}
+        return subprocess.Popen(command, cwd=self._private, env=environment, stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limits)
+
+    def _run_judges(self) -> dict[str, dict]:
+        """All verdicts of the notebook from its judge process; raises RuntimeError when it fails."""
+        (self._private / "manifest.json").write_text(json.dumps(self._manifest), encoding="utf-8")
+        out = self._private / "verdicts.json"
+        process = self._judge_process
         try:
-            result = subprocess.run(command, cwd=self._private, env=environment, capture_output=True, text=True,
-                                    timeout=self.judge_timeout, preexec_fn=limits)
+            _, stderr = process.communicate("go\n", timeout=self.judge_timeout)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
             raise RuntimeError(f"the judge process ran past {self.judge_timeout} s") from None
-        if result.returncode != 0 or not out.is_file():
-            self.log.error("judge process failed (exit %s):\n%s", result.returncode, result.stderr[-4000:])
-            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RuntimeError(f"the judge process failed (exit {result.returncode}: {last[:200]})")
+        except (BrokenPipeError, OSError):  # it died before being asked (out of memory at import, ...)
+            process.wait()
+            stderr = process.stderr.read() if process.stderr else ""
+        if process.returncode != 0 or not out.is_file():
+            self.log.error("judge process failed (exit %s):\n%s", process.returncode, (stderr or "")[-4000:])
+            last = ((stderr or "").strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"the judge process failed (exit {process.returncode}: {last[:200]})")
         return json.loads(out.read_text(encoding="utf-8"))
 
     def _judge_all(self, nb) -> None:
