@@ -1,4 +1,4 @@
-# Transformers from Scratch: the two commands are `make lab` and `make test`.
+# Transformers from Scratch: students run `make lab`, instructors `make instructor`; `make test` runs every test.
 # Both create .venv (Python 3.11) and install torch==2.13.0 first, then the course package
 # with its pinned dependencies, the first time they run or when pyproject.toml changes.
 
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test release clean
+.PHONY: setup lab instructor chromium test release clean
 
 setup: $(STAMP)
 
@@ -23,12 +23,33 @@ $(STAMP): pyproject.toml
 # Jupyter refuses to run as root unless told; containers often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# Students: JupyterLab on course/, configured by lab/student (not ~/.jupyter): nbgrader's instructor tools
+# (Formgrader, Create Assignment, Assignment and Course lists, their menu) disabled and locked, Validate kept.
+# NOTEBOOKS=DIR opens another folder of student notebooks.
+NOTEBOOKS ?= $(CURDIR)/course
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.root_dir=course $(LAB_ARGS)
+	JUPYTER_CONFIG_DIR="$(CURDIR)/lab/student" $(BIN)/jupyter lab --ServerApp.root_dir="$(NOTEBOOKS)" $(LAB_ARGS)
+
+# Instructors: JupyterLab on the repository with Formgrader and Create Assignment, started from autograder/
+# so nbgrader reads autograder/nbgrader_config.py (which puts the venv's alembic on PATH: no activation needed).
+# COURSE_ROOT=DIR grades another course root (nbgrader_config.py's TFS_COURSE_ROOT); the lab opens on it.
+COURSE_ROOT ?= $(CURDIR)
+instructor: setup
+	cd autograder && TFS_COURSE_ROOT="$(COURSE_ROOT)" JUPYTER_CONFIG_DIR="$(CURDIR)/lab/instructor" \
+	  "$(abspath $(BIN))/jupyter" lab --ServerApp.root_dir="$(COURSE_ROOT)" $(LAB_ARGS)
+
+# The browser test (tests/test_browser.py) drives Debian's chromium. Installed here where we can (root with
+# apt-get, as in CI); elsewhere the test is skipped with the reason.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  mkdir -p build; (apt-get install -y chromium || (apt-get update && apt-get install -y chromium)) >build/chromium-install.log 2>&1 \
+	    || echo "WARNING: could not install chromium (see build/chromium-install.log); the browser test will be skipped" >&2; \
+	else echo "WARNING: chromium is not installed and cannot be installed here (needs root and apt-get); the browser test will be skipped" >&2; fi
 
 # Unit tests, release sync, autograding end to end, and every solution notebook under nbval.
 # pytest's exit code 5 (nothing collected) means the setup is broken: it fails like any other.
-test: setup
+test: setup chromium
 	@$(BIN)/python -m pytest tests solutions --nbval-lax --nbval-cell-timeout=120 $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the setup is broken" >&2; exit 1; fi; \

@@ -12,7 +12,7 @@ Run nbgrader's commands from this folder (``cd autograder``): nbgrader reads the
 
 import os
 
-from tfs.grader import grading
+from tfs.grader import gradebook, grading
 
 c = get_config()  # noqa: F821  (injected by traitlets)
 
@@ -29,6 +29,9 @@ c.CourseDirectory.autograded_directory = "grading/autograded"
 c.CourseDirectory.feedback_directory = "grading/feedback"
 c.CourseDirectory.solution_directory = "grading/solution"  # not "solution": too close to solutions/
 c.CourseDirectory.db_url = f"sqlite:///{GRADING}/gradebook.db"
+# nbgrader runs `alembic` by name: put this environment's bin/ on PATH (no activation needed), and rebuild
+# a gradebook half-made without it, or refuse with instructions when it holds grades (tfs.grader.gradebook).
+gradebook.prepare(c.CourseDirectory.db_url)
 
 # Untrusted code: every cell gets at most this long, then the kernel is interrupted and that
 # cell's tests score 0; the rest of the notebook still runs. (Execute.timeout is what nbgrader

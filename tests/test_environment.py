@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pyproject_pins() -> set[str]:
     return set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+# Test extras that conda and Binder users get too: the browser test's driver.
+MIRRORED_TEST_EXTRAS = ("playwright",)
+
+
+def mirrored_pins() -> set[str]:
+    """What the conda environments pin: pyproject's dependencies plus the mirrored test extras."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    mirrored = {pin for pin in extras if pin.split("==")[0] in MIRRORED_TEST_EXTRAS}
+    assert len(mirrored) == len(MIRRORED_TEST_EXTRAS), f"pin {MIRRORED_TEST_EXTRAS} in pyproject.toml's test extras"
+    return pyproject_pins() | mirrored
 
 
 def conda_pip_pins(path: Path) -> tuple[str, set[str]]:
@@ -36,9 +49,9 @@ def test_every_dependency_is_pinned_exactly():
 def test_conda_environments_mirror_pyproject(path):
     python, pins = conda_pip_pins(REPO / path)
     assert python == "python=3.11"
-    assert pins == pyproject_pins(), (
-        f"{path} and pyproject.toml disagree: only in {path}: {sorted(pins - pyproject_pins())}; "
-        f"only in pyproject.toml: {sorted(pyproject_pins() - pins)}"
+    assert pins == mirrored_pins(), (
+        f"{path} and pyproject.toml disagree: only in {path}: {sorted(pins - mirrored_pins())}; "
+        f"only in pyproject.toml: {sorted(mirrored_pins() - pins)}"
     )
 
 
@@ -67,38 +80,44 @@ def test_repo2docker_builds_from_binder_folder():
     assert "${REPO_DIR}/environment.yml" not in dockerfile, "repo2docker used the top-level environment.yml, not binder/"
 
 
-@pytest.mark.slow
-def test_jupyterlab_serves_the_course():
-    """What `make lab` starts: a JupyterLab server on course/, answering with the chapters."""
-    import json
-    import os
-    import socket
-    import time
-    import urllib.request
+STUDENT_HIDDEN = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                  "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:menu")
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ServerApp.root_dir=course", "--no-browser",
-               f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=test-token"]
-    if os.getuid() == 0:
-        command.append("--allow-root")
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/contents?token=test-token", timeout=5) as response:
-                    listing = json.load(response)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "JupyterLab did not start"
-                time.sleep(0.5)
-        chapters = sorted(item["name"] for item in listing["content"])
+
+@pytest.mark.slow
+def test_student_lab_serves_the_course_without_instructor_tools(tmp_path):
+    """What `make lab` starts: JupyterLab on course/, nbgrader's instructor tools disabled and locked."""
+    from labs import get, lab, page_config
+
+    with lab("lab", tmp_path / "lab.log") as base:
+        status, body = get(f"{base}/api/contents")
+        assert status == 200
+        chapters = sorted(item["name"] for item in json.loads(body)["content"])
         assert chapters == sorted(p.name for p in (REPO / "course").iterdir() if p.is_dir())
-        with urllib.request.urlopen(f"{base}/lab?token=test-token", timeout=10) as response:
-            assert response.status == 200 and b"JupyterLab" in response.read()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        status, body = get(f"{base}/lab")
+        assert status == 200 and b"JupyterLab" in body
+        config = page_config(body)
+        for plugin in STUDENT_HIDDEN:
+            assert plugin in config["disabledExtensions"], f"{plugin} is not disabled in the student lab"
+            assert plugin in config["lockedExtensions"], f"{plugin} is disabled but not locked: students can turn it on"
+        assert "@jupyter/nbgrader:validate-assignment" not in config["disabledExtensions"], "students keep Validate"
+        for url in ("formgrader", "formgrader/api/assignments", "assignments", "courses"):
+            assert get(f"{base}/{url}")[0] == 404, f"/{url} answers in the student lab: its server extension is on"
+
+
+@pytest.mark.slow
+def test_instructor_lab_lists_the_chapters_without_activation(tmp_path):
+    """What `make instructor` starts, from a shell without the venv on PATH, on a fresh course root (no grading/)."""
+    from labs import get, lab, page_config
+
+    shutil.copytree(REPO / "solutions", tmp_path / "root" / "solutions")
+    with lab("instructor", tmp_path / "instructor.log", COURSE_ROOT=str(tmp_path / "root")) as base:
+        status, body = get(f"{base}/lab")
+        assert status == 200 and not [p for p in page_config(body)["disabledExtensions"] if "nbgrader" in p]
+        status, body = get(f"{base}/formgrader/api/assignments")
+        assert status == 200, f"formgrader answered {status}: {body[-2000:]!r}"
+        listed = sorted(a["name"] for a in json.loads(body))
+        assert listed == sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+    from tfs.grader.gradebook import diagnose
+
+    assert not diagnose(tmp_path / "root" / "grading" / "gradebook.db").half_made

@@ -12,7 +12,11 @@ import torch
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and every GPU) so a notebook reruns identically."""
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and every GPU) so a notebook reruns identically.
+
+    ``PYTHONHASHSEED`` is also set, which fixes string hashing in *subprocesses* started afterwards
+    (data-loader workers, say); this interpreter's own hashing was fixed when it started.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA and MPS generators

@@ -89,3 +89,91 @@ def attention_mistakes(
         )[position]
         mistakes["the mask ignored"] = _attention(q, k, v, None, 1.0 / math.sqrt(d_k))[position]
     return mistakes
+
+
+def mha_mistakes(mha, x: torch.Tensor, context: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Wrong multi-head attention outputs for a module with the course's ``qkv``/``out`` layout."""
+    d = x.shape[-1]
+    h = mha.n_heads
+    w_q, w_kv = mha.qkv.weight.split([d, 2 * d])
+    b_q, b_kv = (None, None) if mha.qkv.bias is None else mha.qkv.bias.split([d, 2 * d])
+    source = x if context is None else context
+    q = torch.nn.functional.linear(x, w_q, b_q)
+    k, v = torch.nn.functional.linear(source, w_kv, b_kv).chunk(2, dim=-1)
+    if mask is not None and mask.dim() == 3:
+        mask = mask[:, None]
+
+    def run(split, scale, project=True):
+        qh, kh, vh = split(q), split(k), split(v)
+        scores = qh @ kh.transpose(-2, -1) * scale
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        heads = (scores.softmax(-1).nan_to_num(0.0) @ vh).transpose(1, 2).reshape(*x.shape)
+        return torch.nn.functional.linear(heads, mha.out.weight, mha.out.bias) if project else heads
+
+    def right(t):
+        return t.reshape(t.shape[0], t.shape[1], h, d // h).transpose(1, 2)
+
+    def no_transpose(t):
+        return t.reshape(t.shape[0], h, t.shape[1], d // h)
+
+    mistakes = {
+        "heads split by reshape(batch, h, L, d_head) without the transpose": run(no_transpose, (d // h) ** -0.5),
+        "scores scaled by √d_model instead of √d_head": run(right, d ** -0.5),
+        "the output projection self.out left out": run(right, (d // h) ** -0.5, project=False),
+    }
+    if context is not None:
+        mistakes["keys and values projected from x instead of context (that is self-attention)"] = mha(x)[0]
+    return mistakes
+
+
+def layer_norm_mistakes(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        eps: float) -> dict[str, torch.Tensor]:
+    """Wrong LayerNorms of ``x`` over its last dimension."""
+    mean = x.mean(-1, keepdim=True)
+    shift = 0 if bias is None else bias
+    return {
+        "the unbiased variance (divide by d, not d - 1: unbiased=False)":
+            (x - mean) / torch.sqrt(x.var(-1, keepdim=True, unbiased=True) + eps) * weight + shift,
+        "eps added outside the square root": (x - mean) / (x.var(-1, keepdim=True, unbiased=False).sqrt() + eps) * weight + shift,
+        "normalised over the batch (dim=0) instead of the features (dim=-1)":
+            (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, unbiased=False) + eps) * weight + shift,
+        "the mean not subtracted (that is RMSNorm-like)": x / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps) * weight + shift,
+    }
+
+
+def block_mistakes(block, x: torch.Tensor, norm_first: bool,
+                   mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Wrong Transformer blocks built from ``block``'s own layers (``attn``, ``ff``, ``norm1``, ``norm2``)."""
+    def attn(t):
+        return block.attn(t, mask=mask)[0]
+
+    n1, n2, ff = block.norm1, block.norm2, block.ff
+    h_pre = x + attn(n1(x))
+    h_post = n1(x + attn(x))
+    pre = h_pre + ff(n2(h_pre))
+    post = n2(h_post + ff(h_post))
+    no_mask = block_without_mask(block, x, norm_first) if mask is not None else None
+    if norm_first:
+        h = n1(x) + attn(n1(x))
+        mistakes = {"the residual adds LN(x) instead of x: x + f(LN(x)) is right": h + ff(n2(h)),
+                    "the post-LN layout (LN after the residual)": post}
+    else:
+        h = x + n1(attn(x))
+        mistakes = {"x + LN(f(x)) instead of LN(x + f(x))": h + n2(ff(h)), "the pre-LN layout x + f(LN(x))": pre}
+    if no_mask is not None:
+        mistakes["the mask not passed on to self.attn"] = no_mask
+    return mistakes
+
+
+def block_without_mask(block, x: torch.Tensor, norm_first: bool) -> torch.Tensor:
+    """The right block computed with no mask at all: what a block that drops its ``mask`` returns."""
+    def attn(t):
+        return block.attn(t)[0]
+
+    if norm_first:
+        h = x + attn(block.norm1(x))
+        return h + block.ff(block.norm2(h))
+    h = block.norm1(x + attn(x))
+    return block.norm2(h + block.ff(h))

@@ -1,0 +1,148 @@
+"""Data-flow diagrams drawn by code (matplotlib), so every figure matches what the chapter builds.
+
+:func:`draw_pipeline` draws a left-to-right flow of stages, each with the shape of what it produces
+and optional side inputs; the chapter functions (``draw_training_loop``, ``draw_attention``,
+``draw_multihead``, ``draw_blocks``, ``draw_tokenization``) are pipelines of their chapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+__all__ = ["Stage", "draw_attention", "draw_blocks", "draw_multihead", "draw_pipeline", "draw_tokenization",
+           "draw_training_loop"]
+
+COLORS = {"data": "#eeeeee", "op": "#cfe2f3", "norm": "#fff2cc", "attn": "#f4cccc", "ff": "#d9ead3", "add": "#ffffff"}
+
+
+@dataclass
+class Stage:
+    """One box: what happens (``label``), the shape of its result (``shape``), its kind (a key of COLORS),
+    and side inputs drawn above it with an arrow into it."""
+
+    label: str
+    shape: str = ""
+    kind: str = "op"
+    inputs: list[str] = field(default_factory=list)
+
+
+def _box(ax, x, y, w, h, text, color, fontsize=9):
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="#333333", linewidth=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, style="-|>", **kwargs):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color="#333333", linewidth=1,
+                                 **kwargs))
+
+
+def draw_pipeline(stages: list[Stage], title: str = "", ax: plt.Axes | None = None, y: float = 0.0,
+                  loop_label: str | None = None, skips: tuple[tuple[int, int], ...] = ()) -> plt.Axes:
+    """Draw ``stages`` left to right at height ``y`` (several calls with different ``y`` stack rows).
+
+    ``loop_label``: an arrow from the last stage back to the second, labelled (a training loop).
+    ``skips``: ``(i, j)`` pairs drawn as arcs above the row from stage ``i`` to stage ``j`` (residuals).
+    """
+    width, gap = 1.9, 0.45
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(stages) * (width + gap)), 2.6))
+    for index, stage in enumerate(stages):
+        x = index * (width + gap)
+        text = stage.label + (f"\n{stage.shape}" if stage.shape else "")
+        _box(ax, x, y, width, 0.8, text, COLORS[stage.kind], fontsize=8.5)
+        if index:
+            _arrow(ax, (x - gap - width / 2, y), (x - width / 2, y))
+        for offset, side in enumerate(stage.inputs):
+            sx = x + (offset - (len(stage.inputs) - 1) / 2) * (width / max(1, len(stage.inputs)))
+            ax.text(sx, y + 1.0, side, ha="center", va="center", fontsize=8, color="#333333",
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor=COLORS["data"], edgecolor="#999999"))
+            _arrow(ax, (sx, y + 0.85), (sx, y + 0.42))
+    for start, end in skips:
+        _arrow(ax, (start * (width + gap), y + 0.42), (end * (width + gap), y + 0.42),
+               connectionstyle="arc3,rad=-0.3", linestyle="--")
+    last = (len(stages) - 1) * (width + gap)
+    if loop_label:
+        _arrow(ax, (last, y - 0.42), (width + gap, y - 0.42), connectionstyle="arc3,rad=-0.2")
+        ax.text((last + width + gap) / 2, y - 0.75, loop_label, ha="center", va="center", fontsize=8.5, style="italic")
+    left, right, bottom, top = -width / 2 - 0.2, last + width / 2 + 0.2, y - (1.9 if loop_label else 0.8), y + 1.4
+    bounds = getattr(ax, "_tfs_bounds", None)  # earlier rows on the same axes
+    if bounds:
+        left, right, bottom, top = min(left, bounds[0]), max(right, bounds[1]), min(bottom, bounds[2]), max(top, bounds[3])
+    ax._tfs_bounds = (left, right, bottom, top)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def draw_training_loop(ax: plt.Axes | None = None) -> plt.Axes:
+    """Chapter 00: fitting a line by gradient descent."""
+    return draw_pipeline([
+        Stage("x", "(N,)", "data"),
+        Stage("model  w·x + b", "prediction (N,)", "op", inputs=["w, b"]),
+        Stage("MSE loss", "scalar", "op", inputs=["y (N,)"]),
+        Stage("loss.backward()", "w.grad, b.grad", "op"),
+        Stage("step  w -= lr·grad", "new w, b", "op"),
+    ], "Chapter 00: one step of gradient descent, repeated", ax, loop_label="repeat for every step")
+
+
+def draw_attention(ax: plt.Axes | None = None) -> plt.Axes:
+    """Chapter 01: scaled dot-product attention with a mask."""
+    return draw_pipeline([
+        Stage("Q", "(..., L_q, d_k)", "data"),
+        Stage("scores  Q Kᵀ / √d_k", "(..., L_q, L_k)", "attn", inputs=["K (..., L_k, d_k)"]),
+        Stage("mask: −∞ where\nnot allowed", "(..., L_q, L_k)", "op", inputs=["mask (bool, True = may attend)"]),
+        Stage("softmax over keys", "weights, rows sum to 1", "op"),
+        Stage("weights · V", "output (..., L_q, d_v)", "attn", inputs=["V (..., L_k, d_v)"]),
+    ], "Chapter 01: scaled dot-product attention", ax)
+
+
+def draw_multihead(ax: plt.Axes | None = None) -> plt.Axes:
+    """Chapter 02: multi-head attention with one fused projection."""
+    return draw_pipeline([
+        Stage("x", "(B, L, d)", "data"),
+        Stage("qkv  Linear(d, 3d)", "(B, L, 3d)", "op"),
+        Stage("chunk + split_heads", "q, k, v: (B, h, L, d/h)", "op"),
+        Stage("attention per head", "(B, h, L, d/h)", "attn", inputs=["mask"]),
+        Stage("merge_heads", "(B, L, d)", "op"),
+        Stage("out  Linear(d, d)", "(B, L, d)", "op"),
+    ], "Chapter 02: multi-head self-attention", ax)
+
+
+def draw_blocks(ax: plt.Axes | None = None) -> plt.Axes:
+    """Chapter 03: a post-LN block (top row) and a pre-LN block (bottom row)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(15, 5.0))
+    post = [Stage("x", "(B, L, d)", "data"), Stage("self-attention", "", "attn"), Stage("+ x", "residual", "add"),
+            Stage("LayerNorm", "norm1", "norm"), Stage("feed-forward", "d → 4d → d", "ff"),
+            Stage("+", "residual", "add"), Stage("LayerNorm", "norm2", "norm")]
+    pre = [Stage("x", "(B, L, d)", "data"), Stage("LayerNorm", "norm1", "norm"), Stage("self-attention", "", "attn"),
+           Stage("+ x", "residual", "add"), Stage("LayerNorm", "norm2", "norm"), Stage("feed-forward", "d → 4d → d", "ff"),
+           Stage("+", "residual", "add")]
+    draw_pipeline(post, ax=ax, y=3.2, skips=((0, 2), (3, 5)))
+    ax.text(-1.0, 5.0, "post-LN (2017, BERT):  x ← LN(x + f(x)); the LayerNorms sit on the residual path",
+            fontsize=10, weight="bold")
+    draw_pipeline(pre, ax=ax, y=0.0, skips=((0, 3), (3, 6)))
+    ax.text(-1.0, 1.8, "pre-LN (GPT-2):  x ← x + f(LN(x)); the residual path has no LayerNorm until the stack's final one",
+            fontsize=10, weight="bold")
+    ax.set_ylim(-0.8, 5.3)
+    ax.set_title("Chapter 03: where the LayerNorm goes (dashed: residual connections)")
+    return ax
+
+
+def draw_tokenization(ax: plt.Axes | None = None) -> plt.Axes:
+    """Chapter 04: from text to a padded batch."""
+    return draw_pipeline([
+        Stage("text", "str", "data"),
+        Stage("normalise", "BERT: lower-case,\nstrip accents", "op"),
+        Stage("pre-tokenise", "regex chunks", "op"),
+        Stage("subwords", "BPE merges or\nWordPiece longest match", "op", inputs=["vocabulary / merges"]),
+        Stage("ids", "list[int]", "data"),
+        Stage("pad + mask", "input_ids, attention_mask\n(B, L)", "op"),
+    ], "Chapter 04: tokenization", ax)

@@ -1,0 +1,96 @@
+"""Parity checks of a learner's layer against ``torch.nn``, in one call each, for visible tests.
+
+Each function copies the learner's weights into the ``torch.nn`` module of the same layout
+(:mod:`tfs.convert`), runs both, and fails with a course message that names the likely mistake
+(:mod:`tfs.teaching.probes`). When the layer depends on an earlier exercise (a block on the learner's
+LayerNorm and feed-forward network), that exercise is checked first, so a failure says where it comes from.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tfs.convert import copy_block_to_torch, copy_mha_to_torch
+from tfs.teaching.checks import CheckError, call, check_close, unpack
+from tfs.teaching.probes import block_mistakes, mha_mistakes
+
+__all__ = ["check_block", "check_mha", "torch_mask_arguments"]
+
+
+def torch_mask_arguments(mask: torch.Tensor | None, n_heads: int) -> dict[str, torch.Tensor]:
+    """The course's mask (bool, True = may attend) as ``nn.MultiheadAttention``'s arguments (True = blocked).
+
+    ``(Lq, Lk)`` -> ``attn_mask``; ``(batch, 1, 1, Lk)`` -> ``key_padding_mask``; ``(batch, Lq, Lk)`` or
+    ``(batch, 1, Lq, Lk)`` -> a per-sequence ``attn_mask`` repeated for every head.
+    """
+    if mask is None:
+        return {}
+    if mask.dim() == 2:
+        return {"attn_mask": ~mask}
+    if mask.dim() == 4 and mask.shape[1] == 1 and mask.shape[2] == 1:
+        return {"key_padding_mask": ~mask[:, 0, 0, :]}
+    per_sequence = mask[:, 0] if mask.dim() == 4 else mask
+    return {"attn_mask": (~per_sequence).repeat_interleave(n_heads, dim=0)}
+
+
+def _rows(mask: torch.Tensor | None, batch: int, length: int) -> torch.Tensor:
+    """Which query positions to compare: with a padding mask, only the real tokens."""
+    if mask is not None and mask.dim() == 4 and mask.shape[1:3] == (1, 1) and mask.shape[-1] == length:
+        return mask[:, 0, 0, :]
+    return torch.ones(batch, length, dtype=torch.bool)
+
+
+def check_mha(mha: nn.Module, x: torch.Tensor, context: torch.Tensor | None = None,
+              mask: torch.Tensor | None = None, name: str = "MultiHeadAttention") -> None:
+    """``mha(x, context, mask)`` (or ``mha(x, mask=mask)``) against ``nn.MultiheadAttention``: output and
+    head-averaged weights, at float64 rounding when ``x`` is float64."""
+    theirs = copy_mha_to_torch(mha, nn.MultiheadAttention(x.shape[-1], mha.n_heads, batch_first=True,
+                                                          bias=mha.qkv.bias is not None).to(x.dtype))
+    source = x if context is None else context
+    arguments = {"mask": mask} if context is None else {"context": context, "mask": mask}
+    out, weights = unpack(call(mha, x, name=name, **arguments), 2, name, "return (output, weights).")
+    ref_out, ref_weights = theirs(x, source, source, **torch_mask_arguments(mask, mha.n_heads))
+    rows = _rows(mask, x.shape[0], x.shape[1])
+    hint = ("queries from x, keys and values from context, split the heads, attend, merge, then self.out."
+            if context is not None else "split the heads, attend with the mask, merge, then self.out.")
+    check_close(out[rows], ref_out[rows], f"{name} output vs nn.MultiheadAttention", rtol=0, atol=1e-6,
+                mistakes={k: v[rows] for k, v in mha_mistakes(mha, x, context, mask).items()}, hint=hint)
+    check_close(weights.mean(dim=1)[rows], ref_weights[rows], f"{name} weights, averaged over heads", rtol=0, atol=1e-6,
+                hint="return the attention weights of every head: (batch, n_heads, L_q, L_k).")
+
+
+def _check_sublayers(block: nn.Module, x: torch.Tensor) -> None:
+    """The block's LayerNorms and feed-forward network, against ``F.layer_norm`` and an exact-GELU FFN."""
+    for norm_name in ("norm1", "norm2"):
+        norm = getattr(block, norm_name)
+        expected = F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps)
+        try:
+            check_close(norm(x), expected, f"block.{norm_name}", rtol=0, atol=1e-6)
+        except CheckError as error:
+            raise CheckError(f"{error}\n  This block uses your LayerNorm: make its tests pass first.") from None
+    ff = block.ff
+    try:
+        check_close(ff(x), ff.linear2(F.gelu(ff.linear1(x))), "block.ff", rtol=0, atol=1e-6)
+    except CheckError as error:
+        raise CheckError(f"{error}\n  This block uses your FeedForward: make its tests pass first.") from None
+
+
+def check_block(block: nn.Module, x: torch.Tensor, norm_first: bool, mask: torch.Tensor | None = None,
+                name: str = "block") -> None:
+    """``block(x, mask=mask)`` against ``nn.TransformerEncoderLayer(norm_first=...)`` with the same weights;
+    with a padding mask only the real tokens are compared (what a layer writes at pads is unspecified)."""
+    _check_sublayers(block, x)
+    d_model, d_ff = block.ff.linear1.in_features, block.ff.linear1.out_features
+    theirs = copy_block_to_torch(block, nn.TransformerEncoderLayer(
+        d_model, block.attn.n_heads, d_ff, dropout=0.0, activation="gelu", batch_first=True,
+        norm_first=norm_first, layer_norm_eps=block.norm1.eps).to(x.dtype))
+    received = call(block, x, name=name, mask=mask)
+    masks = torch_mask_arguments(mask, block.attn.n_heads)
+    expected = theirs(x, src_mask=masks.get("attn_mask"), src_key_padding_mask=masks.get("key_padding_mask"))
+    rows = _rows(mask, x.shape[0], x.shape[1])
+    layout = "x = x + attn(norm1(x)); x = x + ff(norm2(x))" if norm_first else "x = norm1(x + attn(x)); x = norm2(x + ff(x))"
+    mistakes = block_mistakes(block, x, norm_first, mask)
+    check_close(received[rows], expected[rows], f"{name} vs nn.TransformerEncoderLayer(norm_first={norm_first})",
+                rtol=0, atol=1e-6, mistakes={k: v[rows] for k, v in mistakes.items()}, hint=layout + "; pass mask on to attn.")
