@@ -349,3 +349,35 @@ __all__ = [
     "gpt2_path", "gpt2_ranks", "load_bert_tokenizer", "load_corpus", "load_dataset", "load_gpt2_tokenizer",
     "manifest", "split_of",
 ]
+
+
+# ---------------------------------------------------------------------------- the course's checkpoints
+
+BERT_MLM_DIR = ASSETS_DIR / "checkpoints" / "bert-mlm"
+BERT_MLM_BUILD = "python scripts/train_bert_mlm.py"
+
+
+def bert_mlm_path(verify: bool = True) -> Path:
+    """The course's own small fill-mask BERT (``BertForMaskedLM`` format, float16 weights, its own
+    WordPiece tokenizer), built by ``scripts/train_bert_mlm.py``; its model card is ``README.md``.
+
+    Pass it where a hub id goes: ``pipeline("fill-mask", model=bert_mlm_path())``,
+    ``AutoModelForMaskedLM.from_pretrained(bert_mlm_path(), dtype=torch.float32)`` (online:
+    ``"bert-base-uncased"``). Every file is checked against the folder's ``SHA256SUMS``.
+    """
+    sums = BERT_MLM_DIR / "SHA256SUMS"
+    repair = f"restore it (`git checkout -- src/tfs/assets/checkpoints/bert-mlm`) or rebuild it (`{BERT_MLM_BUILD}`)"
+    if not sums.is_file():
+        raise AssetError(f"{sums} is missing: the fill-mask checkpoint is not there; {repair}.")
+    if verify:
+        for line in sums.read_text().splitlines():
+            expected, name = line.split(maxsplit=1)
+            path = BERT_MLM_DIR / name.strip()
+            if not path.is_file():
+                raise AssetError(f"{path} is missing; {repair}.")
+            if _sha256(path) != expected:
+                raise AssetError(f"{path} is corrupted (SHA-256 mismatch); {repair}.")
+    return BERT_MLM_DIR
+
+
+__all__ += ["bert_mlm_path"]

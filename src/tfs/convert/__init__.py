@@ -2,8 +2,10 @@
 
 - :mod:`tfs.convert.torch_nn`  the course's attention and blocks <-> ``nn.MultiheadAttention``,
   ``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder`` (same layout: a copy, no reshaping)
+- :mod:`tfs.convert.bert`  the course's BERT <-> ``transformers`` ``BertModel``/``BertForMaskedLM``
 """
 
+from tfs.convert.bert import bert_from_hf, bert_to_hf, load_hf_bert
 from tfs.convert.torch_nn import copy_block_to_torch, copy_encoder_to_torch, copy_mha_to_torch
 
-__all__ = ["copy_block_to_torch", "copy_encoder_to_torch", "copy_mha_to_torch"]
+__all__ = ["bert_from_hf", "bert_to_hf", "load_hf_bert", "copy_block_to_torch", "copy_encoder_to_torch", "copy_mha_to_torch"]

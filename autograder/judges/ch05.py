@@ -1,0 +1,391 @@
+"""Chapter 05 (BERT) judges. Oracles: ``torch.nn.functional``, ``transformers.BertModel``, analytic rules.
+
+Inputs and weights are rebuilt here from the collector module's seeded generators; nothing the
+kernel reports is trusted but its outputs. Each failure names the likely mistake.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from tfs.grader.collectors import ch05 as c
+from tfs.grader.judging import JudgeFailure
+
+F64 = 1e-10
+
+
+def _tensor(data, key: str, shape: tuple[int, ...] | None = None, what: str = "") -> torch.Tensor:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, torch.Tensor):
+        raise JudgeFailure(f"{what or key}: expected a tensor, received {type(value).__name__}.")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise JudgeFailure(f"{what or key}: expected shape {tuple(shape)}, received {tuple(value.shape)}.")
+    return value
+
+
+def _close(received: torch.Tensor, expected: torch.Tensor, tol: float = F64) -> bool:
+    return received.shape == expected.shape and (received.double() - expected.double()).abs().max().item() <= tol
+
+
+def _names(data, expected: set[str], what: str, hint: str) -> None:
+    names = set(data.get("shapes", {}))
+    if names != expected:
+        extra, missing = sorted(names - expected), sorted(expected - names)
+        raise JudgeFailure(f"{what}: parameters named {sorted(names)}; expected {sorted(expected)} "
+                           f"(missing {missing}, unexpected {extra}). {hint}")
+
+
+def _w(name: str, shape) -> torch.Tensor:
+    return c.seeded_tensor(name, tuple(shape))
+
+
+# ------------------------------------------------------------------------------------------ embeddings
+
+def _embeddings_oracle(prefix: str, ids: torch.Tensor, types: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    cfg = c.TINY
+    d = cfg["d_model"]
+    token = _w(f"{prefix}token.weight", (cfg["vocab_size"], d))
+    position = _w(f"{prefix}position.weight", (cfg["max_position"], d))
+    segment = _w(f"{prefix}segment.weight", (cfg["type_vocab_size"], d))
+    x = token[ids] + position[: ids.shape[1]] + segment[types]
+    return F.layer_norm(x, (d,), _w(f"{prefix}norm.weight", (d,)), _w(f"{prefix}norm.bias", (d,)), eps)
+
+
+def embeddings(data) -> None:
+    _names(data, {"token.weight", "position.weight", "segment.weight", "norm.weight", "norm.bias"},
+           "BertEmbeddings", "Use the attributes token, position, segment (nn.Embedding) and norm (LayerNorm).")
+    ids, types = c.embedding_inputs()
+    got = _tensor(data, "with_segments", (3, 10, c.TINY["d_model"]), "BertEmbeddings(config)(input_ids, token_type_ids)")
+    default = _tensor(data, "default_segments", (3, 10, c.TINY["d_model"]), "BertEmbeddings(config)(input_ids)")
+    expected = _embeddings_oracle("", ids, types)
+    if not _close(got, expected):
+        zeros = torch.zeros_like(types)
+        if _close(got, _embeddings_oracle("", ids, zeros)):
+            raise JudgeFailure("BertEmbeddings: the segment (token-type) embeddings are ignored: sentence B must "
+                               "add segment[1], sentence A segment[0].")
+        if _close(got, _embeddings_oracle("", ids, 1 - types)):
+            raise JudgeFailure("BertEmbeddings: segments swapped: token_type_ids 0 (sentence A) must pick segment row 0.")
+        if _close(got, _embeddings_oracle("", ids, types, eps=1e-5)):
+            raise JudgeFailure("BertEmbeddings: LayerNorm with eps=1e-5: use config.eps (BERT's is 1e-12).")
+        cfg, d = c.TINY, c.TINY["d_model"]
+        no_norm = (_w("token.weight", (cfg["vocab_size"], d))[ids] + _w("position.weight", (cfg["max_position"], d))[:10]
+                   + _w("segment.weight", (2, d))[types])
+        if _close(got, no_norm):
+            raise JudgeFailure("BertEmbeddings: the sum is not passed through LayerNorm (norm).")
+        worst = (got.double() - expected).abs().max().item()
+        raise JudgeFailure(f"BertEmbeddings: values differ from LayerNorm(token + position + segment) "
+                           f"(max difference {worst:.3g}). Positions 0..L-1, segments from token_type_ids.")
+    if not _close(default, _embeddings_oracle("", ids, torch.zeros_like(types))):
+        raise JudgeFailure("BertEmbeddings: token_type_ids=None must mean segment 0 for every token.")
+
+
+# ------------------------------------------------------------------------------------------ padding mask
+
+def padding_mask(data) -> None:
+    _, mask, _ = c.model_inputs()
+    expected = mask.bool()[:, None, None, :]
+    for key in ("mask", "bool_input"):
+        got = data.get(key)
+        if not isinstance(got, torch.Tensor):
+            raise JudgeFailure(f"padding_mask: expected a tensor, received {type(got).__name__}.")
+        if got.dtype != torch.bool:
+            raise JudgeFailure(f"padding_mask: expected dtype torch.bool (True = may attend), received {got.dtype}.")
+        if tuple(got.shape) != (3, 1, 1, 10):
+            raise JudgeFailure(f"padding_mask: a (batch, L) = (3, 10) mask must become (batch, 1, 1, L) = (3, 1, 1, 10) "
+                               f"to broadcast over heads and queries; received {tuple(got.shape)}.")
+        if torch.equal(got, ~expected):
+            raise JudgeFailure("padding_mask: the mask is inverted: True must mean 'may attend' (a real token, 1), "
+                               "False padding (0).")
+        if not torch.equal(got, expected):
+            raise JudgeFailure("padding_mask: wrong values: position j of sequence b is True exactly where "
+                               "attention_mask[b, j] == 1.")
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+def _course_shapes() -> dict[str, tuple[int, ...]]:
+    cfg = c.TINY
+    d, ff, shapes = cfg["d_model"], cfg["d_ff"], {}
+    shapes.update({"embeddings.token.weight": (cfg["vocab_size"], d), "embeddings.position.weight": (cfg["max_position"], d),
+                   "embeddings.segment.weight": (cfg["type_vocab_size"], d), "embeddings.norm.weight": (d,),
+                   "embeddings.norm.bias": (d,), "pooler.weight": (d, d), "pooler.bias": (d,)})
+    for i in range(cfg["n_layers"]):
+        p = f"encoder.layers.{i}."
+        shapes.update({p + "attn.qkv.weight": (3 * d, d), p + "attn.qkv.bias": (3 * d,), p + "attn.out.weight": (d, d),
+                       p + "attn.out.bias": (d,), p + "ff.linear1.weight": (ff, d), p + "ff.linear1.bias": (ff,),
+                       p + "ff.linear2.weight": (d, ff), p + "ff.linear2.bias": (d,)})
+        for norm in ("norm1", "norm2"):
+            shapes.update({p + norm + ".weight": (d,), p + norm + ".bias": (d,)})
+    return shapes
+
+
+def _transformers_bert(state: dict[str, torch.Tensor]):
+    """``transformers.BertModel`` (float64, eager) holding the course-named ``state``."""
+    from transformers import BertConfig as HFConfig
+    from transformers import BertModel as HFBertModel
+
+    cfg = c.TINY
+    hf = HFBertModel(HFConfig(vocab_size=cfg["vocab_size"], hidden_size=cfg["d_model"], num_hidden_layers=cfg["n_layers"],
+                              num_attention_heads=cfg["n_heads"], intermediate_size=cfg["d_ff"], hidden_act="gelu",
+                              max_position_embeddings=cfg["max_position"], type_vocab_size=cfg["type_vocab_size"],
+                              layer_norm_eps=cfg["eps"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                              attn_implementation="eager")).double().eval()
+    mapped = {"embeddings.word_embeddings.weight": state["embeddings.token.weight"],
+              "embeddings.position_embeddings.weight": state["embeddings.position.weight"],
+              "embeddings.token_type_embeddings.weight": state["embeddings.segment.weight"],
+              "embeddings.LayerNorm.weight": state["embeddings.norm.weight"],
+              "embeddings.LayerNorm.bias": state["embeddings.norm.bias"],
+              "pooler.dense.weight": state["pooler.weight"], "pooler.dense.bias": state["pooler.bias"]}
+    for i in range(cfg["n_layers"]):
+        p, h = f"encoder.layers.{i}.", f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            for name, part in zip(("query", "key", "value"), state[p + f"attn.qkv.{kind}"].chunk(3, dim=0)):
+                mapped[h + f"attention.self.{name}.{kind}"] = part
+            mapped[h + f"attention.output.dense.{kind}"] = state[p + f"attn.out.{kind}"]
+            mapped[h + f"attention.output.LayerNorm.{kind}"] = state[p + f"norm1.{kind}"]
+            mapped[h + f"intermediate.dense.{kind}"] = state[p + f"ff.linear1.{kind}"]
+            mapped[h + f"output.dense.{kind}"] = state[p + f"ff.linear2.{kind}"]
+            mapped[h + f"output.LayerNorm.{kind}"] = state[p + f"norm2.{kind}"]
+    missing, unexpected = hf.load_state_dict(mapped, strict=False)
+    assert not unexpected and all("position_ids" in k or "token_type_ids" in k for k in missing), (missing, unexpected)
+    return hf
+
+
+def _pre_ln_bert(state, ids, mask, types) -> torch.Tensor:
+    """The same weights run as a pre-LN stack (a known mistake), written out with torch.nn.functional."""
+    cfg = c.TINY
+    d, h = cfg["d_model"], cfg["n_heads"]
+    x = _embeddings_oracle("embeddings.", ids, types)
+    allowed = mask.bool()[:, None, None, :]
+    for i in range(cfg["n_layers"]):
+        p = f"encoder.layers.{i}."
+        ln = lambda t, n: F.layer_norm(t, (d,), state[p + n + ".weight"], state[p + n + ".bias"], cfg["eps"])  # noqa: E731
+        q, k, v = F.linear(ln(x, "norm1"), state[p + "attn.qkv.weight"], state[p + "attn.qkv.bias"]).chunk(3, -1)
+        split = lambda t: t.view(t.shape[0], t.shape[1], h, d // h).transpose(1, 2)  # noqa: E731
+        heads = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=allowed)
+        x = x + F.linear(heads.transpose(1, 2).reshape(x.shape), state[p + "attn.out.weight"], state[p + "attn.out.bias"])
+        hidden = F.gelu(F.linear(ln(x, "norm2"), state[p + "ff.linear1.weight"], state[p + "ff.linear1.bias"]))
+        x = x + F.linear(hidden, state[p + "ff.linear2.weight"], state[p + "ff.linear2.bias"])
+    return x
+
+
+def bert_model(data) -> None:
+    shapes = _course_shapes()
+    _names(data, set(shapes), "BertModel",
+           "Use embeddings (your BertEmbeddings), encoder (tfs.nn.Encoder, or blocks with its names) and pooler (nn.Linear).")
+    state = c.seeded_state(shapes)
+    ids, mask, types = c.model_inputs()
+    d = c.TINY["d_model"]
+    hidden = _tensor(data, "hidden", (3, 10, d), "BertModel(...)(input_ids, attention_mask, token_type_ids)[0]")
+    pooled = _tensor(data, "pooled", (3, d), "BertModel(...)(...)[1] (pooled)")
+    hf = _transformers_bert(state)
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    real = mask.bool()
+    if not _close(hidden[real], expected.last_hidden_state[real]):
+        if _close(hidden[real], _pre_ln_bert(state, ids, mask, types)[real]):
+            raise JudgeFailure("BertModel: this is a pre-LN stack (x + f(LN(x))); BERT is post-LN: "
+                               "x = LayerNorm(x + f(x)) after each sublayer (norm_first=False).")
+        with torch.no_grad():
+            unmasked = hf(input_ids=ids, token_type_ids=types).last_hidden_state
+        if _close(hidden[real], unmasked[real]):
+            raise JudgeFailure("BertModel: the attention_mask is not used: real tokens attend to padding.")
+        alone = data.get("alone")
+        if isinstance(alone, list) and len(alone) == 3 and all(isinstance(a, torch.Tensor) for a in alone):
+            lengths = mask.sum(1).tolist()
+            if not all(_close(a, hidden[i, :n]) for i, (a, n) in enumerate(zip(alone, lengths))):
+                raise JudgeFailure("BertModel: padding changes the real tokens' outputs: the attention mask is "
+                                   "missing or inverted (True = may attend).")
+        worst = (hidden[real].double() - expected.last_hidden_state[real]).abs().max().item()
+        raise JudgeFailure(f"BertModel: last_hidden_state differs from transformers.BertModel with the same weights "
+                           f"(max difference {worst:.3g} on real tokens). Check the exact GELU, eps=config.eps, "
+                           "and post-LN blocks.")
+    if not _close(pooled, expected.pooler_output):
+        w, b = state["pooler.weight"], state["pooler.bias"]
+        last = torch.stack([hidden[i, n - 1] for i, n in enumerate(mask.sum(1).tolist())])
+        for name, wrong in {"the last real token": last, "the last position": hidden[:, -1],
+                            "the mean of the tokens": hidden.mean(1)}.items():
+            if _close(pooled, torch.tanh(F.linear(wrong, w, b))):
+                raise JudgeFailure(f"BertModel: the pooler reads {name}; it must read [CLS], position 0: "
+                                   "tanh(pooler(h[:, 0])).")
+        if _close(pooled, F.linear(hidden[:, 0], w, b)):
+            raise JudgeFailure("BertModel: the pooler lacks its tanh: tanh(pooler(h[:, 0])).")
+        raise JudgeFailure("BertModel: pooled output differs from tanh(W h_[CLS] + b).")
+
+
+# ------------------------------------------------------------------------------------------ heads
+
+def mlm_head(data) -> None:
+    names = set(data.get("names", []))
+    if any(name.startswith("decoder.weight") for name in names):
+        raise JudgeFailure("BertMLMHead: untied decoder: the decoder has a weight of its own; it must be the token "
+                           "embedding's weight (self.decoder.weight = token_embedding.weight).")
+    bias_name = "bias" if "bias" in names else "decoder.bias" if "decoder.bias" in names else None
+    expected_names = {"dense.weight", "dense.bias", "norm.weight", "norm.bias"} | ({bias_name} if bias_name else set())
+    if bias_name is None or names != expected_names:
+        raise JudgeFailure(f"BertMLMHead: parameters {sorted(names)}; expected dense (nn.Linear), norm (LayerNorm), "
+                           "a decoder tied to the embedding and its own bias (vocab_size,).")
+    cfg = c.TINY
+    V, d = cfg["vocab_size"], cfg["d_model"]
+    hidden = _w("hidden", (2, 5, d))
+    embedding = _w("token_embedding", (V, d))
+    transformed = F.layer_norm(F.gelu(F.linear(hidden, _w("dense.weight", (d, d)), _w("dense.bias", (d,)))),
+                               (d,), _w("norm.weight", (d,)), _w("norm.bias", (d,)), cfg["eps"])
+    bias = _w(bias_name, (V,))
+    before = _tensor(data, "before", (2, 5, V), "BertMLMHead(config, embedding)(hidden)")
+    after = _tensor(data, "after", (2, 5, V), "BertMLMHead after the embedding changed")
+    if not _close(before, transformed @ embedding.T + bias):
+        if _close(before, transformed @ embedding.T):
+            raise JudgeFailure("BertMLMHead: the head's own bias (vocab_size,) is missing from the logits.")
+        raise JudgeFailure("BertMLMHead: logits differ from decoder(LayerNorm(gelu(dense(h)))) + bias "
+                           "(exact GELU, eps=config.eps).")
+    if not _close(after, transformed @ (embedding + 1.0).T + bias):
+        raise JudgeFailure("BertMLMHead: untied decoder: after the token embedding changed, the logits did not "
+                           "follow; the decoder must use the embedding's weight itself, not a copy.")
+
+
+def nsp_head(data) -> None:
+    shapes = data.get("shapes", {})
+    weights = [n for n, s in shapes.items() if n.endswith("weight") and list(s) == [2, c.TINY["d_model"]]]
+    biases = [n for n, s in shapes.items() if n.endswith("bias") and list(s) == [2]]
+    if len(shapes) != 2 or len(weights) != 1 or len(biases) != 1:
+        raise JudgeFailure(f"BertNSPHead: expected one nn.Linear(d_model, 2); parameters {shapes}.")
+    pooled = _w("pooled", (3, c.TINY["d_model"]))
+    expected = F.linear(pooled, _w(weights[0], (2, c.TINY["d_model"])), _w(biases[0], (2,)))
+    got = _tensor(data, "logits", (3, 2), "BertNSPHead(config)(pooled)")
+    if torch.allclose(got.double(), torch.softmax(expected, -1)):
+        raise JudgeFailure("BertNSPHead: return logits, not probabilities (no softmax: cross_entropy applies it).")
+    if not _close(got, expected):
+        raise JudgeFailure("BertNSPHead: logits differ from linear(pooled).")
+
+
+# ------------------------------------------------------------------------------------------ MLM masking
+
+def _masking(data):
+    ids = c.masking_inputs()
+    masked = _tensor(data, "masked", tuple(ids.shape), "mask_tokens(...)[0] (masked ids)")
+    labels = _tensor(data, "labels", tuple(ids.shape), "mask_tokens(...)[1] (labels)")
+    if masked.dtype != torch.int64 or labels.dtype != torch.int64:
+        raise JudgeFailure(f"mask_tokens: expected int64 ids and labels, received {masked.dtype} and {labels.dtype}.")
+    return ids, masked, labels
+
+
+def mask_tokens_invariants(data) -> None:
+    ids, masked, labels = _masking(data)
+    if data.get("input_changed"):
+        raise JudgeFailure("mask_tokens: input_ids was modified in place; work on a copy (input_ids.clone()).")
+    special = torch.isin(ids, torch.tensor(c.SPECIAL_IDS))
+    chosen = labels != -100
+    if not chosen.any():
+        raise JudgeFailure("mask_tokens: every label is -100: no position was chosen.")
+    if (chosen & special).any():
+        raise JudgeFailure("mask_tokens: masking special tokens: [CLS], [SEP] and [PAD] must never be chosen.")
+    if not torch.equal(labels[chosen], ids[chosen]):
+        raise JudgeFailure("mask_tokens: the label of a chosen position must be its original token id.")
+    if not torch.equal(masked[~chosen], ids[~chosen]):
+        changed = (masked != ids) & ~chosen
+        hint = " (special tokens were changed)" if (changed & special).any() else ""
+        raise JudgeFailure("mask_tokens: positions that were not chosen (label -100) must keep their token" + hint + ".")
+    if masked.min() < 0 or masked.max() >= c.MLM_VOCAB:
+        raise JudgeFailure(f"mask_tokens: random replacements must be token ids in [0, vocab_size={c.MLM_VOCAB}).")
+
+
+def mask_tokens_proportions(data) -> None:
+    ids, masked, labels = _masking(data)
+    maskable = ~torch.isin(ids, torch.tensor(c.SPECIAL_IDS))
+    chosen = (labels != -100) & maskable
+    n = chosen.sum().item()
+    rate = n / maskable.sum().item()
+    # ~30,000 maskable tokens: a binomial's standard deviation is ~0.002 for the 15 %, ~0.005 for the shares
+    if not 0.14 <= rate <= 0.16:
+        raise JudgeFailure(f"mask_tokens: {rate:.1%} of the maskable tokens were chosen; expected 15 % "
+                           "(each maskable position with probability mlm_probability, specials excluded).")
+    to_mask = (masked[chosen] == c.MASK).float().mean().item()
+    unchanged = (masked[chosen] == ids[chosen]).float().mean().item()
+    replaced = 1.0 - to_mask - unchanged
+    if to_mask > 0.97:
+        raise JudgeFailure("mask_tokens: 100 % [MASK]: of the chosen tokens only 80 % become [MASK]; 10 % become a "
+                           "random token and 10 % stay unchanged (so the model cannot trust the input blindly).")
+    for name, share in (("[MASK]", to_mask), ("a random token", replaced), ("unchanged", unchanged)):
+        target = 0.8 if name == "[MASK]" else 0.1
+        if abs(share - target) > 0.03:
+            raise JudgeFailure(f"mask_tokens: {share:.1%} of the chosen tokens are {name}; expected {target:.0%} "
+                               "(80 % [MASK], 10 % random, 10 % unchanged).")
+    random_ids = masked[chosen & (masked != c.MASK) & (masked != ids)].double()
+    if random_ids.numel() and abs(random_ids.mean().item() / (c.MLM_VOCAB - 1) - 0.5) > 0.1:
+        raise JudgeFailure("mask_tokens: the random replacements are not uniform over the vocabulary.")
+
+
+# ------------------------------------------------------------------------------------------ NSP pairs
+
+def nsp_pairs(data) -> None:
+    passages = c.nsp_passages()
+    pairs = data.get("pairs")
+    expected_count = sum(len(p) - 1 for p in passages)
+    if not isinstance(pairs, list) or len(pairs) != expected_count:
+        count = len(pairs) if isinstance(pairs, list) else type(pairs).__name__
+        raise JudgeFailure(f"make_nsp_pairs: expected {expected_count} pairs (one per sentence with a next sentence "
+                           f"in its passage), received {count}.")
+    labels = []
+    for pair in pairs:
+        ids, types, label = pair["input_ids"], pair["token_type_ids"], pair["next_sentence_label"]
+        if len(ids) != 9 or ids[0] != c.CLS or ids[4] != c.SEP or ids[8] != c.SEP:
+            raise JudgeFailure(f"make_nsp_pairs: expected [CLS] A [SEP] B [SEP]; received {ids}.")
+        if types != [0] * 5 + [1] * 4:
+            raise JudgeFailure(f"make_nsp_pairs: token_type_ids must be 0 for [CLS] A [SEP] and 1 for B [SEP]; "
+                               f"received {types}.")
+        a, b = ids[1:4], ids[5:8]
+        if label not in (0, 1):
+            raise JudgeFailure(f"make_nsp_pairs: next_sentence_label must be 0 (IsNext) or 1 (NotNext); received {label}.")
+        if label == 0 and b != [a[0], a[1] + 1, 7]:
+            raise JudgeFailure("make_nsp_pairs: an IsNext pair (label 0) must have B = the sentence right after A "
+                               "in the same passage.")
+        if label == 1 and b[0] == a[0]:
+            raise JudgeFailure("make_nsp_pairs: a NotNext pair (label 1) must take B from another passage.")
+        labels.append(label)
+    share = sum(labels) / len(labels)
+    if not 0.38 <= share <= 0.62:  # ~180 pairs: the standard deviation of the share is ~0.037
+        raise JudgeFailure(f"make_nsp_pairs: {share:.0%} of the pairs are NotNext; expected half.")
+    starts = sorted((p["input_ids"][1], p["input_ids"][2]) for p in pairs)
+    if starts != sorted((100 + i, 500 + s) for i, p in enumerate(passages) for s in range(len(p) - 1)):
+        raise JudgeFailure("make_nsp_pairs: each sentence that has a next sentence must be A exactly once.")
+
+
+# ------------------------------------------------------------------------------------------ real weights
+
+def _minilm_reference(dtype: torch.dtype):
+    from transformers import BertModel as HFBertModel
+
+    from tfs.data import bert_path, load_bert_tokenizer
+
+    batch = load_bert_tokenizer()(c.MINILM_SENTENCES, padding=True, return_tensors="pt")
+    hf = HFBertModel.from_pretrained(bert_path(), attn_implementation="eager").to(dtype).eval()
+    with torch.no_grad():
+        return hf(**batch).last_hidden_state, hf(input_ids=batch["input_ids"]).last_hidden_state, batch["attention_mask"]
+
+
+def _load_weights(data, dtype: torch.dtype, tolerance: float) -> None:
+    name = str(dtype).removeprefix("torch.")
+    expected, unmasked, mask = _minilm_reference(dtype)
+    got = _tensor(data, name, tuple(expected.shape), f"your BertModel with MiniLM's weights, in {name}")
+    real = mask.bool()
+    worst = (got.double() - expected.double())[real].abs().max().item()
+    if math.isnan(worst) or worst > tolerance:
+        if _close(got[real], unmasked[real], 1e-4):
+            raise JudgeFailure(f"load_bert_weights ({name}): the outputs match MiniLM run without its attention mask: "
+                               "the padding mask is not applied.")
+        raise JudgeFailure(f"load_bert_weights ({name}): max |yours - transformers.BertModel| on real tokens = "
+                           f"{worst:.3g} > {tolerance:g}. Usual causes: query/key/value fused in another order than "
+                           "your attention splits them, LayerNorm eps not 1e-12 (~1e-3), tanh GELU (~6e-3), no mask "
+                           "(~2). If test_bert_model_values failed too, fix BertModel first.")
+
+
+def load_weights_float32(data) -> None:
+    _load_weights(data, torch.float32, 1e-5)
+
+
+def load_weights_float64(data) -> None:
+    _load_weights(data, torch.float64, 1e-10)

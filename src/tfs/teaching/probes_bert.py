@@ -1,0 +1,92 @@
+"""Probes for chapter 05 (BERT): the usual wrong answers, computed on purpose so a failure can name them.
+
+Like :mod:`tfs.teaching.probes`, each function returns ``{description: wrong_result}``; nothing here
+is an oracle. Some wrong answers are computed with the package's reference model set up wrongly
+(pre-LN blocks, no mask, tanh GELU, LayerNorm eps 1e-5).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["bert_model_mistakes", "embedding_mistakes", "mlm_head_mistakes", "padding_mask_mistakes",
+           "pooler_mistakes"]
+
+
+def embedding_mistakes(embeddings, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Wrong ``BertEmbeddings`` outputs from the module's own tables (``token``, ``position``, ``segment``, ``norm``)."""
+    token, position, segment = embeddings.token.weight, embeddings.position.weight, embeddings.segment.weight
+    d = token.shape[1]
+    w, b = embeddings.norm.weight, embeddings.norm.bias
+    eps = getattr(embeddings.norm, "eps", 1e-12)
+    L = input_ids.shape[1]
+    ln = lambda x, e=eps: F.layer_norm(x, (d,), w, b, e)  # noqa: E731
+    return {
+        "the segment (token-type) embeddings ignored": ln(token[input_ids] + position[:L]),
+        "segments swapped (sentence A must use segment row 0)": ln(token[input_ids] + position[:L] + segment[1 - token_type_ids]),
+        "the position embeddings missing": ln(token[input_ids] + segment[token_type_ids]),
+        "the sum not passed through LayerNorm": token[input_ids] + position[:L] + segment[token_type_ids],
+        "LayerNorm with eps=1e-5 instead of config.eps=1e-12":
+            ln(token[input_ids] + position[:L] + segment[token_type_ids], 1e-5),
+    }
+
+
+def padding_mask_mistakes(attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Wrong ``(B, 1, 1, L)`` masks for a tokenizer's 0/1 ``attention_mask``."""
+    right = attention_mask.bool()[:, None, None, :]
+    return {"an inverted mask: True must mean 'may attend' (a real token), not 'padding'": ~right}
+
+
+def pooler_mistakes(hidden: torch.Tensor, pooler: torch.nn.Linear, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Wrong pooled outputs ``(B, d)`` from a model's ``hidden`` states and its ``pooler`` layer."""
+    last = torch.stack([hidden[i, n - 1] for i, n in enumerate(attention_mask.sum(1).tolist())])
+    return {
+        "the pooler on the last real token instead of [CLS] (position 0)": torch.tanh(pooler(last)),
+        "the pooler on the last position instead of [CLS] (position 0)": torch.tanh(pooler(hidden[:, -1])),
+        "the pooler on the mean of the tokens instead of [CLS]": torch.tanh(pooler(hidden.mean(1))),
+        "the pooler without its tanh": pooler(hidden[:, 0]),
+    }
+
+
+@torch.no_grad()
+def bert_model_mistakes(state_dict: dict, config, input_ids, attention_mask, token_type_ids) -> dict[str, torch.Tensor]:
+    """Wrong ``last_hidden_state`` s: the same weights in the package's BertModel, set up wrongly."""
+    from tfs.models.bert import BertModel
+
+    def run(cfg, edit=None, mask=attention_mask):
+        model = BertModel(cfg)
+        model.load_state_dict(state_dict)
+        model = model.to(next(iter(state_dict.values())).dtype).eval()
+        if edit:
+            edit(model)
+        return model(input_ids, mask, token_type_ids)[0]
+
+    def pre_ln(model):
+        for block in model.encoder.layers:
+            block.norm_first = True
+
+    def tanh_gelu(model):
+        for block in model.encoder.layers:
+            block.ff.activation = "gelu_tanh"
+
+    loose = copy.deepcopy(config)
+    loose.eps = 1e-5
+    return {
+        "pre-LN blocks (x + f(LN(x))); BERT is post-LN: x = LayerNorm(x + f(x))": run(config, pre_ln),
+        "the attention mask not applied (padding attended to)": run(config, mask=None),
+        "the tanh approximation of GELU; BERT uses the exact GELU": run(config, tanh_gelu),
+        "LayerNorm eps=1e-5 instead of config.eps": run(loose),
+    }
+
+
+def mlm_head_mistakes(head, hidden: torch.Tensor, embedding_weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Wrong MLM logits from the head's own ``dense`` and ``norm`` layers."""
+    transformed = head.norm(F.gelu(head.dense(hidden)))
+    return {
+        "the head's own bias missing from the logits": transformed @ embedding_weight.T,
+        "no GELU between dense and LayerNorm": head.norm(head.dense(hidden)) @ embedding_weight.T + head.bias,
+        "LayerNorm skipped": F.gelu(head.dense(hidden)) @ embedding_weight.T + head.bias,
+    }

@@ -1,0 +1,212 @@
+"""The package's BERT (tfs.models.bert) against transformers, and its weight conversion (tfs.convert.bert)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tfs.convert.bert import bert_from_hf, bert_to_hf, hf_to_course_state_dict, load_hf_bert
+from tfs.models.bert import BertConfig, BertEmbeddings, BertForPreTraining, BertModel
+from tfs.models.bert_pretraining import make_nsp_pairs, mask_tokens
+
+SENTENCES = ["The cat sat on the mat.", "A transformer reads the whole sentence at once, in both directions.",
+             "Hello!"]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from transformers import BertModel as HFBertModel
+
+    from tfs.data import bert_path, load_bert_tokenizer
+
+    hf = HFBertModel.from_pretrained(bert_path(), attn_implementation="eager").eval()
+    return hf, load_bert_tokenizer()
+
+
+def tiny_config(**changes) -> BertConfig:
+    return BertConfig(**({"vocab_size": 50, "max_position": 16, "d_model": 16, "n_heads": 4, "n_layers": 2,
+                          "d_ff": 32, "dropout": 0.0, "eps": 1e-12} | changes))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_minilm_parity_on_a_padded_batch(minilm, dtype, tolerance):
+    hf, tokenizer = minilm
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    assert (batch["attention_mask"] == 0).any(), "the batch must hold padding"
+    ours = bert_from_hf(hf, dtype)
+    hf_typed = hf.to(dtype)
+    with torch.no_grad():
+        expected = hf_typed(**batch)
+        hidden, pooled = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    hf.float()
+    real = batch["attention_mask"].bool()
+    assert (hidden - expected.last_hidden_state)[real].abs().max().item() <= tolerance
+    assert (pooled - expected.pooler_output).abs().max().item() <= tolerance
+
+
+def test_padding_does_not_change_real_tokens(minilm):
+    hf, tokenizer = minilm
+    ours = bert_from_hf(hf, torch.float64)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        padded, _ = ours(**batch)
+        for row, sentence in enumerate(SENTENCES):
+            alone = tokenizer(sentence, return_tensors="pt")
+            hidden, _ = ours(**alone)
+            length = alone["input_ids"].shape[1]
+            assert (padded[row, :length] - hidden[0]).abs().max().item() < 1e-10
+
+
+def test_round_trip_through_transformers_names():
+    from transformers import BertForMaskedLM, BertModel as HFBertModel
+
+    torch.manual_seed(0)
+    model = BertModel(tiny_config())
+    hf = HFBertModel(model.config.to_hf(), add_pooling_layer=True)
+    missing, unexpected = hf.load_state_dict(bert_to_hf(model), strict=False)
+    assert not unexpected and all("position_ids" in k or "token_type_ids" in k for k in missing)
+    back = bert_from_hf(hf)
+    for key, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+
+    pretraining = BertForPreTraining(tiny_config(), nsp=False)
+    with torch.no_grad():
+        pretraining.mlm.bias.normal_()
+    mlm = BertForMaskedLM(pretraining.config.to_hf())
+    missing, unexpected = mlm.load_state_dict(bert_to_hf(pretraining), strict=False)
+    assert not unexpected and all("position_ids" in k or "token_type_ids" in k for k in missing)
+    ids = torch.randint(50, (2, 7))
+    with torch.no_grad():
+        assert (mlm.eval()(input_ids=ids).logits - pretraining.eval()(ids)[0]).abs().max() < 1e-5
+    back = bert_from_hf(mlm)
+    assert back.mlm.decoder.weight is back.bert.embeddings.token.weight, "the decoder must stay tied"
+    assert torch.equal(back.mlm.bias, pretraining.mlm.bias)
+
+
+def test_mlm_head_is_tied_and_has_its_own_bias():
+    model = BertForPreTraining(tiny_config())
+    assert model.mlm.decoder.weight is model.bert.embeddings.token.weight
+    names = [name for name, _ in model.named_parameters()]
+    assert "mlm.bias" in names and "mlm.decoder.weight" not in names  # shared: listed once
+
+
+def test_errors_name_the_key_and_shapes():
+    model = BertModel(tiny_config())
+    state = bert_to_hf(model)
+    broken = dict(state)
+    del broken["encoder.layer.1.attention.self.key.weight"]
+    with pytest.raises(KeyError, match=r"encoder\.layer\.1\.attention\.self\.key\.weight"):
+        load_hf_bert(BertModel(tiny_config()), broken)
+    with pytest.raises(KeyError, match="unexpected key 'encoder.layer.0.surprise.weight'"):
+        load_hf_bert(BertModel(tiny_config()), state | {"encoder.layer.0.surprise.weight": torch.zeros(1)})
+    with pytest.raises(KeyError, match="missing key 'pooler.weight'"):
+        load_hf_bert(BertModel(tiny_config()), {k: v for k, v in state.items() if not k.startswith("pooler")})
+    wrong = state | {"embeddings.word_embeddings.weight": torch.zeros(51, 16)}
+    with pytest.raises(ValueError, match=r"embeddings\.token\.weight.*\(50, 16\).*\(51, 16\)"):
+        load_hf_bert(BertModel(tiny_config()), wrong)
+    # the int64 buffer transformers keeps is skipped
+    load_hf_bert(BertModel(tiny_config()), state | {"embeddings.position_ids": torch.arange(16)[None]})
+
+
+def test_bad_input_gives_clear_errors():
+    model = BertModel(tiny_config())
+    ids = torch.randint(50, (2, 5))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model(ids + 50)
+    with pytest.raises(ValueError, match="max_position=16"):
+        model(torch.randint(50, (1, 17)))
+    with pytest.raises(ValueError, match=r"attention_mask must have the shape of input_ids \(2, 5\)"):
+        model(ids, torch.ones(2, 6, dtype=torch.long))
+    with pytest.raises(TypeError, match="attention_mask must be 0/1 integers or bool"):
+        model(ids, torch.ones(2, 5))
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(ids.float())
+
+
+def test_embeddings_match_functional_oracle():
+    torch.manual_seed(1)
+    embeddings = BertEmbeddings(tiny_config(eps=1e-5)).double()
+    with torch.no_grad():
+        embeddings.norm.weight.normal_()
+        embeddings.norm.bias.normal_()
+    ids, types = torch.randint(50, (3, 6)), torch.randint(2, (3, 6))
+    expected = F.layer_norm(embeddings.token.weight[ids] + embeddings.position.weight[:6] + embeddings.segment.weight[types],
+                            (16,), embeddings.norm.weight, embeddings.norm.bias, 1e-5)
+    assert (embeddings(ids, types) - expected).abs().max() < 1e-12
+
+
+def test_post_ln_matches_transformers_on_random_weights():
+    from transformers import BertModel as HFBertModel
+
+    torch.manual_seed(2)
+    hf = HFBertModel(tiny_config().to_hf()).double().eval()
+    ours = bert_from_hf(hf, torch.float64)
+    ids, mask = torch.randint(50, (2, 9)), torch.tensor([[1] * 9, [1] * 5 + [0] * 4])
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask).last_hidden_state
+        received, _ = ours(ids, mask)
+    assert (received - expected)[mask.bool()].abs().max() < 1e-10
+
+
+def test_mask_tokens_proportions_and_invariants():
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (400, 128), generator=generator)
+    ids[:, 0], ids[:, -1], ids[:, 100:] = 2, 3, 0  # [CLS], [SEP], [PAD]
+    masked, labels = mask_tokens(ids, [0, 2, 3], 4, 1000, generator=generator)
+    maskable = ~torch.isin(ids, torch.tensor([0, 2, 3]))
+    chosen = labels != -100
+    assert not (chosen & ~maskable).any()
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(masked[~chosen], ids[~chosen])
+    assert abs(chosen.sum() / maskable.sum() - 0.15) < 0.01
+    share_mask = (masked[chosen] == 4).float().mean()
+    share_same = (masked[chosen] == ids[chosen]).float().mean()
+    assert abs(share_mask - 0.8) < 0.02 and abs(share_same - 0.1) < 0.015
+
+
+def test_nsp_pairs_layout_and_balance():
+    rng = random.Random(0)
+    passages = [[[10 * p + s, 1000 + s] for s in range(6)] for p in range(50)]
+    pairs = make_nsp_pairs(passages, cls_id=2, sep_id=3, rng=rng)
+    assert len(pairs) == 50 * 5
+    labels = [pair["next_sentence_label"] for pair in pairs]
+    assert 0.4 < sum(labels) / len(labels) < 0.6
+    for pair in pairs:
+        ids, types = pair["input_ids"], pair["token_type_ids"]
+        assert ids[0] == 2 and ids[3] == 3 and ids[-1] == 3 and types == [0, 0, 0, 0, 1, 1, 1]
+        a, b = ids[1] // 10, ids[4] // 10  # passage of A and of B
+        assert (a == b) == (pair["next_sentence_label"] == 0)
+        if pair["next_sentence_label"] == 0:
+            assert ids[4] == ids[1] + 1
+
+
+def test_fill_mask_checkpoint_loads_offline_and_checks_its_files(tmp_path, monkeypatch):
+    import shutil
+
+    import tfs.data
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+    folder = tfs.data.bert_mlm_path()
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 10_000_000, f"the checkpoint is {size / 1e6:.1f} MB"
+    model = AutoModelForMaskedLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    ours = bert_from_hf(model)  # the package's model reads it back: same logits
+    batch = tokenizer(["to be or not to [MASK] .", "a [MASK] movie"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**batch).logits
+        received, _ = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    real = batch["attention_mask"].bool()
+    assert (received - expected)[real].abs().max() < 1e-4
+    results = pipeline("fill-mask", model=str(folder), device="cpu")("to be or not to [MASK].")
+    assert len(results) == 5 and all("token_str" in r for r in results)
+
+    copy = tmp_path / "bert-mlm"
+    shutil.copytree(folder, copy)
+    (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
+    monkeypatch.setattr(tfs.data, "BERT_MLM_DIR", copy)
+    with pytest.raises(tfs.data.AssetError, match="config.json is corrupted"):
+        tfs.data.bert_mlm_path()

@@ -1,0 +1,247 @@
+"""Chapter 05's judges: the package's reference passes, each usual BERT mistake fails with a message naming it.
+
+Data goes through the real collectors (``tfs.grader.collectors.ch05``) and a save/load round trip, as in grading.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tfs.convert.bert import load_hf_bert
+from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
+from tfs.models import bert as ref
+from tfs.models.bert_pretraining import make_nsp_pairs, mask_tokens
+from tfs.nn.attention import padding_mask
+
+
+def verdict(test: str, **objects) -> None:
+    load_judge(f"ch05.{test}")(read_data_roundtrip(collect(f"ch05.{test}", **objects)))
+
+
+def fails(test: str, match: str, **objects) -> None:
+    with pytest.raises(JudgeFailure, match=match):
+        verdict(test, **objects)
+
+
+# ------------------------------------------------------------------------ mutants: plausible wrong answers
+
+class NoSegments(ref.BertEmbeddings):
+    def forward(self, input_ids, token_type_ids=None):
+        return super().forward(input_ids, None)
+
+
+class SwappedSegments(ref.BertEmbeddings):
+    def forward(self, input_ids, token_type_ids=None):
+        return super().forward(input_ids, None if token_type_ids is None else 1 - token_type_ids)
+
+
+class Eps1e5(ref.BertEmbeddings):
+    def __init__(self, config):
+        super().__init__(config)
+        self.norm.eps = 1e-5
+
+
+def inverted_mask(attention_mask):
+    return ~padding_mask(attention_mask)
+
+
+def flat_mask(attention_mask):
+    return attention_mask.bool()
+
+
+class PreLN(ref.BertModel):
+    def __init__(self, config):
+        super().__init__(config)
+        for block in self.encoder.layers:
+            block.norm_first = True
+
+
+class PoolLast(ref.BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        hidden, _ = super().forward(input_ids, attention_mask, token_type_ids)
+        return hidden, torch.tanh(self.pooler(hidden[:, -1]))
+
+
+class NoTanh(ref.BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        hidden, _ = super().forward(input_ids, attention_mask, token_type_ids)
+        return hidden, self.pooler(hidden[:, 0])
+
+
+class InvertedMaskModel(ref.BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        hidden = self.encoder(self.embeddings(input_ids, token_type_ids), ~padding_mask(attention_mask))
+        return hidden, torch.tanh(self.pooler(hidden[:, 0]))
+
+
+class IgnoresMask(ref.BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return super().forward(input_ids, None, token_type_ids)
+
+
+class UntiedHead(ref.BertMLMHead):
+    def __init__(self, config, token_embedding):
+        super().__init__(config, token_embedding)
+        self.decoder.weight = nn.Parameter(token_embedding.weight.detach().clone())
+
+
+class CopiedHead(ref.BertMLMHead):
+    """Untied without a parameter of its own: a frozen copy of the embedding taken at construction."""
+
+    def __init__(self, config, token_embedding):
+        super().__init__(config, token_embedding)
+        self.token_embedding = token_embedding
+
+    def forward(self, hidden):
+        transformed = self.norm(F.gelu(self.dense(hidden)))
+        if not hasattr(self, "frozen"):
+            self.frozen = self.token_embedding.weight.detach().clone()
+        return transformed @ self.frozen.T + self.bias
+
+
+class NoBiasHead(ref.BertMLMHead):
+    def forward(self, hidden):
+        return self.decoder(self.norm(F.gelu(self.dense(hidden))))
+
+
+class SoftmaxNSP(ref.BertNSPHead):
+    def forward(self, pooled):
+        return torch.softmax(super().forward(pooled), -1)
+
+
+def masks_specials(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    return mask_tokens(input_ids, [], mask_id, vocab_size, mlm_probability, generator)
+
+
+def all_mask(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    masked, labels = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
+    return masked.masked_fill(labels != -100, mask_id), labels
+
+
+def labels_everywhere(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    masked, _ = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
+    return masked, input_ids.clone()
+
+
+def in_place(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    masked, labels = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
+    input_ids.copy_(masked)
+    return masked, labels
+
+
+def thirty_percent(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    return mask_tokens(input_ids, special_ids, mask_id, vocab_size, 0.3, generator)
+
+
+def nsp_same_passage(passages, cls_id, sep_id, rng):
+    pairs = make_nsp_pairs(passages, cls_id, sep_id, rng)
+    for pair, passage in zip(pairs, [p for p in passages for _ in range(len(p) - 1)]):
+        if pair["next_sentence_label"] == 1:  # "random" B drawn from A's own passage
+            pair["input_ids"][5:-1] = list(rng.choice(passage))
+    return pairs
+
+
+def nsp_no_segments(passages, cls_id, sep_id, rng):
+    pairs = make_nsp_pairs(passages, cls_id, sep_id, rng)
+    for pair in pairs:
+        pair["token_type_ids"] = [0] * len(pair["token_type_ids"])
+    return pairs
+
+
+def nsp_always_next(passages, cls_id, sep_id, rng):
+    pairs = make_nsp_pairs(passages, cls_id, sep_id, random.Random(0))
+    return [p for p in pairs if p["next_sentence_label"] == 0] * 2
+
+
+def load_weights_ref(model, state):
+    return load_hf_bert(model, state)
+
+
+def load_weights_kqv(model, state):
+    swapped = dict(state)
+    for key in state:
+        if ".attention.self.query." in key:
+            swapped[key] = state[key.replace("query", "key")]
+            swapped[key.replace("query", "key")] = state[key]
+    return load_hf_bert(model, swapped)
+
+
+# ------------------------------------------------------------------------ the tests
+
+def test_reference_passes_every_judge():
+    verdict("embeddings", BertEmbeddings=ref.BertEmbeddings)
+    verdict("padding_mask", padding_mask=padding_mask)
+    verdict("bert_model", BertModel=ref.BertModel)
+    verdict("mlm_head", BertMLMHead=ref.BertMLMHead)
+    verdict("nsp_head", BertNSPHead=ref.BertNSPHead)
+    verdict("mask_tokens_invariants", mask_tokens=mask_tokens)
+    verdict("mask_tokens_proportions", mask_tokens=mask_tokens)
+    verdict("nsp_pairs", make_nsp_pairs=make_nsp_pairs)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (NoSegments, "segment .*ignored"),
+    (SwappedSegments, "segments swapped"),
+    (Eps1e5, "eps=1e-5"),
+])
+def test_embedding_mistakes_are_named(mutant, match):
+    fails("embeddings", match, BertEmbeddings=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [(inverted_mask, "inverted"), (flat_mask, r"\(batch, 1, 1, L\)")])
+def test_mask_mistakes_are_named(mutant, match):
+    fails("padding_mask", match, padding_mask=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (PreLN, "pre-LN"),
+    (PoolLast, "pooler reads the last"),
+    (NoTanh, "lacks its tanh"),
+    (InvertedMaskModel, "inverted|mask"),
+    (IgnoresMask, "attention_mask is not used"),
+])
+def test_model_mistakes_are_named(mutant, match):
+    fails("bert_model", match, BertModel=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [(UntiedHead, "untied decoder"), (CopiedHead, "untied decoder"),
+                                           (NoBiasHead, "own bias")])
+def test_head_mistakes_are_named(mutant, match):
+    fails("mlm_head", match, BertMLMHead=mutant)
+
+
+def test_nsp_head_softmax_is_named():
+    fails("nsp_head", "logits, not probabilities", BertNSPHead=SoftmaxNSP)
+
+
+@pytest.mark.parametrize("test, mutant, match", [
+    ("mask_tokens_invariants", masks_specials, "masking special tokens"),
+    ("mask_tokens_invariants", labels_everywhere, "special tokens|original token"),
+    ("mask_tokens_invariants", in_place, "modified in place"),
+    ("mask_tokens_proportions", all_mask, r"100 % \[MASK\]"),
+    ("mask_tokens_proportions", thirty_percent, "expected 15 %"),
+])
+def test_masking_mistakes_are_named(test, mutant, match):
+    fails(test, match, mask_tokens=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (nsp_same_passage, "another passage"),
+    (nsp_no_segments, "token_type_ids"),
+    (nsp_always_next, "expected .* pairs|NotNext|exactly once"),
+])
+def test_nsp_pair_mistakes_are_named(mutant, match):
+    fails("nsp_pairs", match, make_nsp_pairs=mutant)
+
+
+@pytest.mark.slow
+def test_real_weights_judges():
+    verdict("load_weights_float32", BertModel=ref.BertModel, load_bert_weights=load_weights_ref)
+    verdict("load_weights_float64", BertModel=ref.BertModel, load_bert_weights=load_weights_ref)
+    fails("load_weights_float32", "query/key/value", BertModel=ref.BertModel, load_bert_weights=load_weights_kqv)
+    fails("load_weights_float64", "not applied", BertModel=IgnoresMask, load_bert_weights=load_weights_ref)
