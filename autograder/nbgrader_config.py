@@ -55,7 +55,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.Autograde.autograde_preprocessors = [
     "tfs.grader.grading.InjectGuard",
-    "tfs.grader.grading.ResilientExecute",
+    "tfs.grader.judged.JudgedExecute",
     "tfs.grader.grading.RecordIntegrity",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",

@@ -118,7 +118,7 @@ CASES = {
     "h-nbformat-3": (old_nbformat, FULL, None),
     "h-huge-output": (lambda answers: prefixed(answers, 'print("x" * 5_000_000)\nfor _ in range(20_000):\n    print("spam")'),
                       FULL, None),
-    "h-monkeypatch": (monkeypatched, FULL | {"test_batched_scores": 0.0}, "restored check_close, torch.allclose"),
+    "h-monkeypatch": (monkeypatched, FULL | {"test_batched_scores": 0.0}, "values differ"),  # judged outside the kernel
     "h-read-other": (lambda answers: lambda release, root: fill(release, answers | {"standardize": (
         f"open({str(root / 'grading' / 'submitted' / 'h-honest' / CHAPTER / 'welcome.ipynb')!r}).read()\n"
         + answers["standardize"])}), FULL | {"test_standardize": 0.0}, "No such file or directory"),  # not in the sandbox
@@ -177,7 +177,7 @@ def test_grader_notes_reach_the_feedback_and_the_gradebook_flag(graded):
         "SELECT student.id FROM submitted_notebook JOIN submitted_assignment ON "
         "submitted_notebook.assignment_id = submitted_assignment.id JOIN student ON "
         "submitted_assignment.student_id = student.id WHERE submitted_notebook.flagged")}
-    assert {"h-edited", "h-monkeypatch", "h-deleted", "h-swallow"} <= flagged
+    assert {"h-edited", "h-deleted", "h-swallow"} <= flagged
     assert "h-honest" not in flagged
 
 

@@ -47,12 +47,19 @@ NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or 
 GUARD_LINE = "import tfs.grader.sandbox; tfs.grader.sandbox.guard(globals())  # added by the grader\n"
 
 
+def _nbgrader(cell: NotebookNode) -> dict:
+    """The cell's nbgrader metadata, or {} when it is missing or not a dict (a student may edit it)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
 def _grade_id(cell: NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
+    grade_id = _nbgrader(cell).get("grade_id")
+    return grade_id if isinstance(grade_id, str) else None
 
 
 def _is_protected(cell: NotebookNode) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
+    meta = _nbgrader(cell)
     return bool(meta.get("grade") or meta.get("solution") or meta.get("locked"))
 
 
@@ -255,7 +262,11 @@ class RestoreStructure(NbGraderPreprocessor):
                 seen.append(grade_id)
                 segments[anchor] = [cell]
                 continue
-            if grade_id is not None or _is_protected(cell):  # an unknown or repeated id, or flags without an id
+            if "nbgrader" in cell.metadata and not isinstance(cell.metadata["nbgrader"], dict):
+                _add_note(nb, "A cell carried grader metadata that is not a dictionary; it was graded as an ordinary "
+                              "cell of yours.")
+                cell.metadata.pop("nbgrader")
+            elif grade_id is not None or _is_protected(cell):  # an unknown or repeated id, or flags without an id
                 _add_note(nb, f"A cell carried the unknown grader id {grade_id!r} (a changed or copied grade_id); "
                               "it was graded as an ordinary cell of yours.")
                 cell.metadata.pop("nbgrader", None)
@@ -272,6 +283,17 @@ class RestoreStructure(NbGraderPreprocessor):
                 _add_note(nb, f"The read-only cell {grade_id} was edited; the original was restored before grading.")
             if submitted.metadata["nbgrader"].get("points") != original.metadata["nbgrader"].get("points"):
                 _add_note(nb, f"The points of {grade_id} were changed in the metadata; the release's points count.")
+            elif submitted.metadata["nbgrader"] != original.metadata["nbgrader"] or submitted.cell_type != original.cell_type:
+                _add_note(nb, f"The grader metadata or type of {grade_id} was changed; the release's was restored.")
+            # every nbgrader field of every known cell comes from the release (grade: true on a solution
+            # cell, points as a string, a changed cell type would otherwise stop nbgrader recording a grade)
+            submitted.metadata["nbgrader"] = copy.deepcopy(original.metadata["nbgrader"])
+            if submitted.cell_type != original.cell_type:
+                submitted.cell_type = original.cell_type
+                for key in ("outputs", "execution_count", "attachments"):
+                    submitted.pop(key, None)
+                if original.cell_type == "code":
+                    submitted.outputs, submitted.execution_count = [], None
 
         cells = list(segments[None])
         for grade_id in release_ids:
@@ -328,6 +350,30 @@ class RecordIntegrity(NbGraderPreprocessor):
             gradebook.db.commit()
 
 
+def _without_outputs(path: Path) -> NotebookNode | None:
+    """The notebook with every output, execution count and non-dict nbgrader metadata removed, if that
+    makes it valid; else None. Cells whose source is not text are left to the caller (None)."""
+    import json
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+            return None
+        for cell in raw["cells"]:
+            if not isinstance(cell, dict):
+                return None
+            if cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+            metadata = cell.get("metadata")
+            if isinstance(metadata, dict) and "nbgrader" in metadata and not isinstance(metadata["nbgrader"], dict):
+                del metadata["nbgrader"]
+        notebook = nbformat.reads(json.dumps(raw), as_version=4)
+        nbformat.validate(notebook)
+        return notebook
+    except Exception:  # deeply nested, wrong types, an unknown version: graded as the release
+        return None
+
+
 def make_repair_hook(release_directory: str):
     """A ``pre_convert_hook``: a submitted notebook nbgrader cannot read is graded as the release.
 
@@ -338,10 +384,20 @@ def make_repair_hook(release_directory: str):
     def repair(assignment: str, student: str, notebooks: list[str]) -> None:
         for path in map(Path, notebooks):
             try:
-                nbformat.validate(nbformat.read(path, as_version=4))
-                continue
+                notebook = nbformat.read(path, as_version=4)
+                nbformat.validate(notebook)
+                if all(isinstance(cell.get("metadata", {}).get("nbgrader", {}), dict) for cell in notebook.cells):
+                    continue
+                problem = "grader metadata (metadata.nbgrader) that is not a dictionary"
             except Exception as error:  # malformed JSON, an unsupported nbformat, an invalid schema
                 problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            repaired = _without_outputs(path)
+            if repaired is not None:  # only outputs (cleared before grading anyway) or metadata were invalid
+                shutil.copy(path, path.with_name(path.name + ".invalid"))
+                _add_note(repaired, f"Your file {path.name} was not a valid notebook ({problem}). Its outputs and "
+                                    "invalid grader metadata were removed and your code was graded.")
+                nbformat.write(repaired, path)
+                continue
             shutil.move(path, path.with_name(path.name + ".unreadable"))
             release = nbformat.read(Path(release_directory) / assignment / path.name, as_version=4)
             _add_note(release, f"Your file {path.name} could not be read as a notebook ({problem}). It was graded "

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["JudgeDataError", "JudgeFailure", "judge", "load_judge", "plain", "read_data", "write_data"]
+__all__ = ["JudgeDataError", "JudgeFailure", "collect_to", "judge", "load_judge", "plain", "read_data", "write_data"]
 
 TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
@@ -125,6 +125,32 @@ def collect(test: str, **objects: Any) -> Any:
     chapter, name = _split(test)
     collector = getattr(importlib.import_module(f"tfs.grader.collectors.{chapter}"), name)
     return plain(collector(**objects))
+
+
+def error_line(error: BaseException) -> str:
+    """``"ValueError: the message"``: the first line of an exception, as the learner would read it."""
+    try:
+        text = str(error)
+    except Exception:  # an exception whose __str__ raises
+        text = ""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    line = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return line[:500]
+
+
+def collect_to(folder: str | os.PathLike, key: str, test: str, /, **objects: Any) -> None:
+    """The grader's collection call in the kernel: ``<key>.pt`` with the data, or ``<key>.error``.
+
+    Never raises for the learner's mistakes: an exception of the learner's code (or data that is
+    not plain) is written as its first line, which the judge then reports as the cell's failure.
+    """
+    folder = Path(folder)
+    try:
+        data = collect(test, **objects)
+    except (Exception, SystemExit) as error:
+        (folder / f"{key}.error").write_text(error_line(error), encoding="utf-8")
+        return
+    write_data(data, folder / f"{key}.pt")
 
 
 def judge(test: str, /, **objects: Any) -> None:

@@ -94,6 +94,43 @@ def _meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
+def field_problems(raw: dict) -> list[str]:
+    """What is wrong with the fields ``tfs check`` reads: one line per problem, in the learner's terms."""
+    cells = raw.get("cells")
+    if "worksheets" in raw and cells is None:
+        return []  # nbformat 3: converted (and checked) by nbformat
+    if not isinstance(cells, list):
+        return [f"'cells' must be a list, not {type(cells).__name__}"]
+    problems = []
+    for number, cell in enumerate(cells, 1):
+        where = f"cell {number}"
+        if not isinstance(cell, dict):
+            problems.append(f"{where} is a {type(cell).__name__}, not a cell")
+            continue
+        if cell.get("cell_type") not in ("code", "markdown", "raw"):
+            problems.append(f"{where}: cell_type is {cell.get('cell_type')!r}")
+        source = cell.get("source", "")
+        if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(line, str) for line in source)):
+            problems.append(f"{where}: its source is a {type(source).__name__}, not text")
+        metadata = cell.get("metadata", {})
+        if not isinstance(metadata, dict):
+            problems.append(f"{where}: its metadata is a {type(metadata).__name__}, not a dictionary")
+            continue
+        meta = metadata.get("nbgrader", {})
+        if not isinstance(meta, dict):
+            problems.append(f"{where}: metadata.nbgrader is a {type(meta).__name__}, not a dictionary")
+            continue
+        for flag in ("grade", "solution", "locked", "task"):
+            if flag in meta and not isinstance(meta[flag], bool):
+                problems.append(f"{where}: metadata.nbgrader.{flag} is {meta[flag]!r}, not true or false")
+        if "grade_id" in meta and not isinstance(meta["grade_id"], str):
+            problems.append(f"{where}: metadata.nbgrader.grade_id is {meta['grade_id']!r}, not text")
+        points = meta.get("points", 0)
+        if meta.get("grade") and (isinstance(points, bool) or not isinstance(points, (int, float))):
+            problems.append(f"{where} ({meta.get('grade_id')}): metadata.nbgrader.points is {points!r}, not a number")
+    return problems
+
+
 def load(path: str | Path):
     """The notebook at ``path`` as an nbformat v4 node, or :class:`NotebookProblem` with a clear message."""
     import nbformat
@@ -111,16 +148,28 @@ def load(path: str | Path):
         raise NotebookProblem(f"{path} cannot be read: {error}") from None
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise NotebookProblem(f"{path} is nested too deeply to be a notebook (thousands of levels of brackets). "
+                              "Start again from a fresh copy of the notebook.") from None
     except json.JSONDecodeError as error:
         raise NotebookProblem(f"{path} is not valid notebook JSON (line {error.lineno}, column {error.colno}: "
                               f"{error.msg}). Was it edited in a text editor, or saved while cut short? "
                               "Open it in JupyterLab, or start again from a fresh copy.") from None
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise NotebookProblem(f"{path} is JSON but not a Jupyter notebook (it has no cells).")
+    problems = field_problems(raw)
+    if problems:
+        raise NotebookProblem(f"{path} is not a valid course notebook:\n" + "\n".join(f"  - {p}" for p in problems[:10])
+                              + "\nUndo these edits (or start again from a fresh copy); the grader restores them "
+                                "from the release anyway.")
     try:
         notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except RecursionError:
+        raise NotebookProblem(f"{path} is nested too deeply to be a notebook.") from None
     except Exception as error:  # nbformat raises several kinds for broken structure
-        raise NotebookProblem(f"{path} is not a readable notebook: {error}") from None
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise NotebookProblem(f"{path} is not a valid notebook (nbformat's schema): {first}") from None
     if not any(_meta(cell).get("grade") for cell in notebook.cells):
         raise NotebookProblem(f"{path} has no graded test cells: is it a course notebook from course/?")
     return notebook

@@ -1,0 +1,231 @@
+"""Chapter 03 (the Transformer block): judges. Oracles: ``nn.LayerNorm``/``F.layer_norm``, ``F.gelu``,
+``nn.TransformerEncoderLayer`` and ``nn.TransformerEncoder`` loaded with the learner's weights."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tfs.grader.collectors import ch03 as inputs
+from tfs.grader.judging import JudgeFailure
+from tfs.teaching.checks import check_close, check_shape
+
+ATOL = 1e-6
+D_MODEL, N_HEADS, D_FF = 16, 4, 32
+
+
+def expect(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
+    if not condition:
+        raise JudgeFailure(f"✗ {name}: {problem}" + (f"\n  Hint: {hint}" if hint else ""))
+
+
+def fields(data, keys, name: str) -> dict:
+    expect(type(data) is dict and set(keys) <= set(data), name, "the grader's calls returned no result.")
+    return data
+
+
+def tensor(state: dict, name: str, shape, owner: str) -> torch.Tensor:
+    expect(isinstance(state.get(name), torch.Tensor), owner, f"no parameter {name}: keep the layer names the exercise gives.")
+    check_shape(state[name], shape, f"{owner}: {name}")
+    return state[name]
+
+
+def torch_layer(state: dict, prefix: str, norm_first: bool, owner: str) -> nn.TransformerEncoderLayer:
+    """nn.TransformerEncoderLayer (GELU, no dropout, float64) with the learner's weights."""
+    d, f = D_MODEL, D_FF
+    layer = nn.TransformerEncoderLayer(d, N_HEADS, f, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=norm_first).double()
+    pairs = [("attn.qkv.weight", layer.self_attn.in_proj_weight, (3 * d, d)), ("attn.qkv.bias", layer.self_attn.in_proj_bias, (3 * d,)),
+             ("attn.out.weight", layer.self_attn.out_proj.weight, (d, d)), ("attn.out.bias", layer.self_attn.out_proj.bias, (d,)),
+             ("ff.linear1.weight", layer.linear1.weight, (f, d)), ("ff.linear1.bias", layer.linear1.bias, (f,)),
+             ("ff.linear2.weight", layer.linear2.weight, (d, f)), ("ff.linear2.bias", layer.linear2.bias, (d,)),
+             ("norm1.weight", layer.norm1.weight, (d,)), ("norm1.bias", layer.norm1.bias, (d,)),
+             ("norm2.weight", layer.norm2.weight, (d,)), ("norm2.bias", layer.norm2.bias, (d,))]
+    with torch.no_grad():
+        for name, target, shape in pairs:
+            target.copy_(tensor(state, prefix + name, shape, owner))
+    return layer
+
+
+# --- LayerNorm --------------------------------------------------------------------------------
+
+def layer_norm_mistakes(x, weight, bias, eps):
+    mean = x.mean(-1, keepdim=True)
+    return {
+        "the unbiased variance (divide by d - 1): use unbiased=False or ((x - mean)**2).mean()":
+            (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias,
+        "eps added outside the square root": (x - mean) / (x.std(-1, unbiased=False, keepdim=True) + eps) * weight + bias,
+        "weight and bias not applied": (x - mean) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + eps),
+    }
+
+
+def layer_norm_parameters(data):
+    data = fields(data, ("types", "weight", "bias", "eps", "eps_01", "count_5"), "LayerNorm")
+    expect(data["types"] == ["Parameter", "Parameter"], "LayerNorm(8)", "expected nn.Parameter attributes `weight` and `bias`.",
+           hint="self.weight = nn.Parameter(torch.ones(d_model)); self.bias = nn.Parameter(torch.zeros(d_model))")
+    check_close(data["weight"], torch.ones(8), "LayerNorm(8).weight at init", op="exact")
+    check_close(data["bias"], torch.zeros(8), "LayerNorm(8).bias at init", op="exact")
+    expect(data["eps"] == 1e-5, "LayerNorm(8).eps", f"expected 1e-5, received {data['eps']}.")
+    expect(data["eps_01"] == 0.1, "LayerNorm(3, eps=0.1).eps", "the eps argument is ignored.")
+    expect(data["count_5"] == 10, "LayerNorm(5)", f"expected 10 parameters, received {data['count_5']}.")
+    return "✓ LayerNorm: the grader's tests pass (parameters, initial values, eps)"
+
+
+def layer_norm_values(data):
+    case = inputs.layer_norm_values_inputs()
+    data = fields(data, ("main", "shapes", "float32", "constant"), "LayerNorm")
+    x, weight, bias = case["x"], case["weight"], case["bias"]
+    check_close(data["main"], F.layer_norm(x, (8,), weight, bias, eps=1e-2), "LayerNorm(8, eps=1e-2)(x) vs nn.LayerNorm",
+                rtol=0, atol=ATOL, mistakes=layer_norm_mistakes(x, weight, bias, 1e-2),
+                hint="mean and biased variance over dim=-1 (keepdim=True), eps inside the sqrt, then * weight + bias.")
+    expect(type(data["shapes"]) is list and len(data["shapes"]) == 3, "LayerNorm", "no result.")
+    for x, received in zip(case["shapes"], data["shapes"]):
+        check_close(received, F.layer_norm(x, (3,)), f"LayerNorm on shape {tuple(x.shape)}", rtol=0, atol=ATOL)
+    check_close(data["float32"], F.layer_norm(case["float32"], (16,)), "LayerNorm in float32", op="matmul")
+    check_close(data["constant"], torch.zeros(2, 6, dtype=torch.float64), "LayerNorm of a constant vector", rtol=0, atol=ATOL,
+                hint="the variance is 0: eps keeps the division finite.")
+    return "✓ LayerNorm: the grader's tests pass (nn.LayerNorm parity, 1-D to 3-D, float32, constant vectors)"
+
+
+def layer_norm_gradients(data):
+    case = inputs.layer_norm_gradients_inputs()
+    data = fields(data, ("state", "x", "weight", "bias"), "LayerNorm gradients")
+    reference = nn.LayerNorm(6).double()
+    with torch.no_grad():
+        reference.weight.copy_(tensor(data["state"], "weight", (6,), "LayerNorm(6)"))
+        reference.bias.copy_(tensor(data["state"], "bias", (6,), "LayerNorm(6)"))
+    x = case["x"].clone().requires_grad_(True)
+    (reference(x) * case["weights"]).sum().backward()
+    check_close(data["x"], x.grad, "gradient of LayerNorm w.r.t. its input", rtol=0, atol=ATOL,
+                hint="use differentiable torch operations only.")
+    check_close(data["weight"], reference.weight.grad, "gradient w.r.t. weight", rtol=0, atol=ATOL)
+    check_close(data["bias"], reference.bias.grad, "gradient w.r.t. bias", rtol=0, atol=ATOL)
+    return "✓ LayerNorm: the grader's tests pass (gradients w.r.t. input, weight and bias)"
+
+
+# --- FeedForward ------------------------------------------------------------------------------
+
+def feed_forward(data):
+    case = inputs.feed_forward_inputs()
+    data = fields(data, ("kinds", "state", "outputs", "position"), "FeedForward")
+    expect(data["kinds"] == ["Linear", "Linear"], "FeedForward(8, 32)", "expected linear1 = nn.Linear(8, 32) and "
+           "linear2 = nn.Linear(32, 8).")
+    state = data["state"]
+    w1, b1 = tensor(state, "linear1.weight", (32, 8), "FeedForward"), tensor(state, "linear1.bias", (32,), "FeedForward")
+    w2, b2 = tensor(state, "linear2.weight", (8, 32), "FeedForward"), tensor(state, "linear2.bias", (8,), "FeedForward")
+    expect(type(data["outputs"]) is list and len(data["outputs"]) == 3, "FeedForward", "no result.")
+    for x, received in zip(case["xs"], data["outputs"]):
+        hidden = F.linear(x, w1, b1)
+        check_close(received, F.linear(F.gelu(hidden), w2, b2), f"FeedForward(8, 32)(x {tuple(x.shape)})", rtol=0, atol=ATOL,
+                    mistakes={"ReLU instead of GELU": F.linear(F.relu(hidden), w2, b2),
+                              "the tanh approximation of GELU (use the exact one, F.gelu(z))":
+                              F.linear(F.gelu(hidden, approximate="tanh"), w2, b2),
+                              "no activation between the layers": F.linear(hidden, w2, b2)},
+                    hint="linear1, then F.gelu (exact), then linear2.")
+    last = case["xs"][-1][:, 2]
+    check_close(data["position"], F.linear(F.gelu(F.linear(last, w1, b1)), w2, b2), "FeedForward position by position",
+                rtol=0, atol=ATOL, hint="each position must be processed on its own.")
+    return "✓ FeedForward: the grader's tests pass (GELU between two layers, one token, position by position)"
+
+
+# --- blocks -----------------------------------------------------------------------------------
+
+def block_mistakes(layer: nn.TransformerEncoderLayer, x: torch.Tensor, norm_first: bool) -> dict:
+    attn = lambda t: layer.self_attn(t, t, t)[0]  # noqa: E731
+    n1, n2 = layer.norm1, layer.norm2
+    ff = lambda t: layer.linear2(F.gelu(layer.linear1(t)))  # noqa: E731
+    with torch.no_grad():
+        if norm_first:
+            h = n1(x) + attn(n1(x))
+            wrong_residual = h + ff(n2(h))
+            h = n1(x + attn(x))
+            return {"the residual adds LN(x) instead of x: x + f(LN(x)) is right": wrong_residual,
+                    "the post-LN layout (LN after the residual)": n2(h + ff(h))}
+        h = x + n1(attn(x))
+        inside = h + n2(ff(h))
+        h = x + attn(n1(x))
+        return {"x + LN(f(x)) instead of LN(x + f(x))": inside, "the pre-LN layout x + f(LN(x))": h + ff(n2(h))}
+
+
+def _judge_block(data, name: str, seed: int, norm_first: bool) -> None:
+    case = inputs.block_inputs(seed)
+    keys = ("state", "plain", "padded", "causal", "permuted", "one") + (("grad",) if norm_first else ())
+    data = fields(data, keys, name)
+    layer = torch_layer(data["state"], "", norm_first, f"{name}(16, 4, 32)")
+    x, keep = case["x"], case["keep"]
+    layout = "x = x + attn(norm1(x))[0]; x = x + ff(norm2(x))." if norm_first else \
+        "x = norm1(x + attn(x)[0]); x = norm2(x + ff(x))."
+    with torch.no_grad():
+        check_close(data["plain"], layer(x), f"{name} vs nn.TransformerEncoderLayer(norm_first={norm_first})", rtol=0,
+                    atol=ATOL, mistakes=block_mistakes(layer, x, norm_first), hint=layout)
+        padded = layer(x, src_key_padding_mask=~keep)
+        check_shape(data["padded"], tuple(x.shape), f"{name} with a key-padding mask")
+        check_close(data["padded"][keep], padded[keep], f"{name} with a key-padding mask", rtol=0, atol=ATOL,
+                    hint="pass mask on to self.attn.")
+        check_close(data["causal"], layer(x, src_mask=~case["causal"]), f"{name} with a causal mask", rtol=0, atol=ATOL,
+                    hint="pass mask on to self.attn.")
+        check_close(data["permuted"], layer(x)[:, case["perm"]], f"{name}(Px) vs P·{name}(x)", rtol=0, atol=ATOL,
+                    hint="without positions a block is permutation-equivariant.")
+        check_close(data["one"], layer(case["x1"]), f"{name} on length 1", rtol=0, atol=ATOL)
+    if norm_first:
+        x = case["grad_x"].clone().requires_grad_(True)
+        layer(x).pow(2).sum().backward()
+        check_close(data["grad"], x.grad, f"{name} input gradient (length 1)", rtol=0, atol=ATOL)
+
+
+def post_ln_block(data):
+    _judge_block(data, "PostLNBlock", 44, norm_first=False)
+    return "✓ PostLNBlock: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, permutations, length 1)"
+
+
+def pre_ln_block(data):
+    _judge_block(data, "PreLNBlock", 45, norm_first=True)
+    return "✓ PreLNBlock: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, length 1, gradients)"
+
+
+# --- Encoder ----------------------------------------------------------------------------------
+
+def encoder_structure(data):
+    data = fields(data, ("pre_layers", "pre_types", "pre_final", "post_types", "post_final", "shared", "one_layer", "count"),
+                  "Encoder")
+    expect(data["pre_layers"] == "ModuleList" and data["pre_types"] == ["PreLNBlock"] * 3,
+           "Encoder(3, ..., norm_first=True).layers", "expected an nn.ModuleList of 3 PreLNBlock.",
+           hint="nn.ModuleList(PreLNBlock(...) for _ in range(n_layers))")
+    expect(data["pre_final"] == "LayerNorm", "Encoder(norm_first=True).final_norm", "expected your LayerNorm(d_model).")
+    expect(data["post_types"] == ["PostLNBlock"] * 2 and data["post_final"] == "Identity", "Encoder(norm_first=False)",
+           "expected PostLNBlock layers and final_norm = nn.Identity().")
+    expect(data["shared"] is False, "Encoder", "the layers share one block.",
+           hint="create a new block for every layer; [block] * n repeats the same object.")
+    expect(data["one_layer"] == 1, "Encoder(1, ...)", "expected 1 layer.")
+    block = 4 * 64 + 4 * 8 + 2 * 8 * 16 + 16 + 8 + 4 * 8  # attention, feed-forward, two LayerNorms (d = 8, d_ff = 16)
+    expect(data["count"] == 2 * block + 16, "Encoder(2, 8, 2, 16, norm_first=True)",
+           f"expected {2 * block + 16} parameters, received {data['count']}.")
+    return "✓ Encoder: the grader's tests pass (the right blocks, each its own, the right final norm, parameter count)"
+
+
+def encoder_parity(data):
+    case = inputs.encoder_parity_inputs()
+    expect(type(data) is list and len(data) == 2, "Encoder", "no result.")
+    for norm_first, run in zip((False, True), data):
+        run = fields(run, ("state", "causal", "others"), "Encoder")
+        name = f"Encoder(3, 16, 4, 32, norm_first={norm_first})"
+        layers = [torch_layer(run["state"], f"layers.{i}.", norm_first, name) for i in range(3)]
+        final = nn.LayerNorm(D_MODEL).double()
+        if norm_first:
+            with torch.no_grad():
+                final.weight.copy_(tensor(run["state"], "final_norm.weight", (D_MODEL,), name))
+                final.bias.copy_(tensor(run["state"], "final_norm.bias", (D_MODEL,), name))
+
+        def reference(x, mask=None):
+            for layer in layers:
+                x = layer(x, src_mask=mask)
+            return final(x) if norm_first else x
+
+        with torch.no_grad():
+            check_close(run["causal"], reference(case["x"], ~case["causal"]), f"{name} vs nn.TransformerEncoder, causal mask",
+                        rtol=0, atol=ATOL, hint="run every block in order with the mask, then final_norm.")
+            expect(type(run["others"]) is list and len(run["others"]) == 2, name, "no result.")
+            for x, received in zip(case["others"], run["others"]):
+                check_close(received, reference(x), f"{name} on batch {x.shape[0]}, length {x.shape[1]}", rtol=0, atol=ATOL)
+    return "✓ Encoder: the grader's tests pass (post-LN and pre-LN stacks match nn.TransformerEncoder layers)"

@@ -1,0 +1,137 @@
+"""Chapter 03 (the Transformer block): collectors of the hidden tests. Inputs come from the generators below."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _randn(*shape, g, dtype=torch.float64):
+    return torch.randn(*shape, dtype=dtype, generator=g)
+
+
+def state(module) -> dict:
+    """The module's parameters and buffers, detached, by name."""
+    return {name: value.detach() for name, value in module.state_dict().items()}
+
+
+def _type(value) -> str:
+    return type(value).__name__
+
+
+# --- LayerNorm --------------------------------------------------------------------------------
+
+def layer_norm_parameters(LayerNorm):
+    ln = LayerNorm(8)
+    weight, bias = getattr(ln, "weight", None), getattr(ln, "bias", None)
+    eps = getattr(ln, "eps", None)
+    return {"types": [_type(weight), _type(bias)], "weight": weight.detach() if isinstance(weight, torch.Tensor) else None,
+            "bias": bias.detach() if isinstance(bias, torch.Tensor) else None,
+            "eps": eps if type(eps) in (int, float) else repr(eps)[:50],
+            "eps_01": getattr(LayerNorm(3, eps=0.1), "eps", None), "count_5": sum(p.numel() for p in LayerNorm(5).parameters())}
+
+
+def layer_norm_values_inputs():
+    g = _generator(41)
+    return {"x": _randn(4, 5, 8, g=g) * 3 + 2, "weight": _randn(8, g=g), "bias": _randn(8, g=g),
+            "shapes": [_randn(*shape, g=g) * 10 - 5 for shape in [(3,), (1, 1, 3), (2, 7, 3)]],
+            "float32": _randn(2, 4, 16, g=g, dtype=torch.float32), "constant": torch.full((2, 6), 3.0, dtype=torch.float64)}
+
+
+def layer_norm_values(LayerNorm):
+    inputs = layer_norm_values_inputs()
+    ln = LayerNorm(8, eps=1e-2).double()
+    with torch.no_grad():
+        ln.weight.copy_(inputs["weight"])
+        ln.bias.copy_(inputs["bias"])
+    return {"main": ln(inputs["x"]), "shapes": [LayerNorm(3).double()(x) for x in inputs["shapes"]],
+            "float32": LayerNorm(16)(inputs["float32"]), "constant": LayerNorm(6).double()(inputs["constant"])}
+
+
+def layer_norm_gradients_inputs():
+    return {"x": _randn(3, 6, g=_generator(42)), "weights": torch.arange(6.0, dtype=torch.float64)}
+
+
+def layer_norm_gradients(LayerNorm):
+    inputs = layer_norm_gradients_inputs()
+    ln = LayerNorm(6).double()
+    x = inputs["x"].clone().requires_grad_(True)
+    (ln(x) * inputs["weights"]).sum().backward()
+    return {"state": state(ln), "x": x.grad, "weight": ln.weight.grad, "bias": ln.bias.grad}
+
+
+# --- FeedForward ------------------------------------------------------------------------------
+
+def feed_forward_inputs():
+    g = _generator(43)
+    return {"xs": [_randn(2, 5, 8, g=g), _randn(1, 1, 8, g=g), _randn(3, 4, 8, g=g)]}
+
+
+def feed_forward(FeedForward):
+    inputs = feed_forward_inputs()
+    ff = FeedForward(8, 32).double()
+    kinds = [_type(getattr(ff, name, None)) for name in ("linear1", "linear2")]
+    last = inputs["xs"][-1]
+    return {"kinds": kinds, "state": state(ff), "outputs": [ff(x) for x in inputs["xs"]], "position": ff(last[:, 2])}
+
+
+# --- blocks -----------------------------------------------------------------------------------
+
+def block_inputs(seed: int):
+    g = _generator(seed)
+    return {"x": _randn(2, 6, 16, g=g), "x1": _randn(3, 1, 16, g=g), "perm": torch.randperm(6, generator=g),
+            "keep": torch.tensor([[True] * 6, [True] * 3 + [False] * 3]), "causal": torch.ones(6, 6, dtype=torch.bool).tril(),
+            "grad_x": _randn(5, 1, 16, g=g)}
+
+
+def _block(Block, seed: int, with_gradient: bool):
+    inputs = block_inputs(seed)
+    block = Block(16, 4, 32).double()
+    x = inputs["x"]
+    result = {"state": state(block), "plain": block(x), "padded": block(x, mask=inputs["keep"][:, None, None, :]),
+              "causal": block(x, mask=inputs["causal"]), "permuted": block(x[:, inputs["perm"]]), "one": block(inputs["x1"])}
+    if with_gradient:
+        x = inputs["grad_x"].clone().requires_grad_(True)
+        block(x).pow(2).sum().backward()
+        result["grad"] = x.grad
+    return result
+
+
+def post_ln_block(PostLNBlock):
+    return _block(PostLNBlock, 44, with_gradient=False)
+
+
+def pre_ln_block(PreLNBlock):
+    return _block(PreLNBlock, 45, with_gradient=True)
+
+
+# --- Encoder ----------------------------------------------------------------------------------
+
+def encoder_structure(Encoder):
+    pre, post = Encoder(3, 16, 4, 32, norm_first=True), Encoder(2, 16, 4, 32)
+    layers = lambda e: list(getattr(e, "layers", []) or [])  # noqa: E731
+    return {"pre_layers": _type(getattr(pre, "layers", None)), "pre_types": [_type(l) for l in layers(pre)],
+            "pre_final": _type(getattr(pre, "final_norm", None)), "post_types": [_type(l) for l in layers(post)],
+            "post_final": _type(getattr(post, "final_norm", None)),
+            "shared": len(layers(post)) == 2 and layers(post)[0].attn is layers(post)[1].attn,
+            "one_layer": len(layers(Encoder(1, 8, 2, 16))),
+            "count": sum(p.numel() for p in Encoder(2, 8, 2, 16, norm_first=True).parameters())}
+
+
+def encoder_parity_inputs():
+    g = _generator(46)
+    return {"x": _randn(2, 5, 16, g=g), "others": [_randn(1, 1, 16, g=g), _randn(4, 9, 16, g=g)],
+            "causal": torch.ones(5, 5, dtype=torch.bool).tril()}
+
+
+def encoder_parity(Encoder):
+    inputs = encoder_parity_inputs()
+    results = []
+    for norm_first in (False, True):
+        encoder = Encoder(3, 16, 4, 32, norm_first=norm_first).double()
+        results.append({"state": state(encoder), "causal": encoder(inputs["x"], mask=inputs["causal"]),
+                        "others": [encoder(x) for x in inputs["others"]]})
+    return results

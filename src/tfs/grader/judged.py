@@ -1,0 +1,313 @@
+"""Judged test cells: the grade comes from a judge process, never from the student's kernel.
+
+:class:`JudgedExecute` is the autograde execute step (it runs in nbgrader's own process). For a
+graded test cell whose hidden block is made of ``judge("chNN.name", obj=obj, ...)`` calls:
+
+1. the hidden block is taken out of the source before the cell goes to the kernel, so the hidden
+   code never reaches the kernel, its ``In``/history or its outputs; the visible part runs as usual
+   (it helps the honest student; it decides nothing);
+2. each ``judge(...)`` call is sent as an extra ``store_history=False`` execution that runs the
+   public collector (:func:`tfs.grader.judging.collect_to`) and writes plain data (or the learner's
+   error line) into a fresh scratch folder the grader made for it; the grader moves the file out at
+   once into a folder of its own (regular files only, size-capped); what that execution printed is
+   dropped;
+3. one fresh process per notebook (``python -I -m tfs.grader.run_judge --wait``, memory- and
+   time-limited, a minimal environment), started with the kernel so that it imports torch meanwhile,
+   judges all the data after the last cell; the grader then
+   **replaces the outputs of each judged cell** with the verdict: a ``✓`` stream when every judge of
+   the cell passed, an ``error`` output carrying the judges' course messages when one failed. So
+   nbgrader's ``SaveAutoGrades`` scores the judges' verdicts, whatever the kernel printed.
+
+Hidden blocks that are not only ``judge(...)`` calls (chapters not converted yet) run in the kernel
+as before. A kernel that dies or hangs in the visible part or in a collection: that cell scores 0
+with the reason, the kernel is restarted (see :class:`tfs.grader.grading.ResilientExecute`). A judge
+process that crashes or runs out of time: every judged cell of the notebook scores 0, with a note.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from traitlets import Integer, Unicode
+
+from tfs.grader import judging
+from tfs.grader.grading import GUARD_LINE, ResilientExecute, _add_note, _grade_id
+from tfs.grader.selfcheck import HIDDEN_TESTS
+
+MEGABYTE = 1024 * 1024
+VERDICT_NAME = "GraderVerdict"
+
+
+class HiddenBlockError(ValueError):
+    """A hidden block that mixes ``judge(...)`` calls with other code."""
+
+
+def judge_calls(source: str) -> list[tuple[str, str]] | None:
+    """``[(test, keyword source), ...]`` for a hidden block made only of ``judge`` calls; else ``None``.
+
+    ``keyword source`` is the text after the test name, e.g. ``", causal_mask=causal_mask"``.
+    ``None`` when the cell has no hidden block or the block is ordinary test code (run in the kernel).
+    """
+    match = HIDDEN_TESTS.search(source)
+    if not match:
+        return None
+    block = "\n".join(match.group(0).splitlines()[1:-1])
+    try:
+        tree = ast.parse(block)
+    except SyntaxError:
+        return None
+    calls = []
+    for statement in tree.body:
+        call = statement.value if isinstance(statement, ast.Expr) else None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "judge"):
+            if calls:
+                raise HiddenBlockError(f"a hidden block mixes judge(...) calls with other code: {ast.unparse(statement)}")
+            return None
+        if (len(call.args) != 1 or not isinstance(call.args[0], ast.Constant)
+                or not isinstance(call.args[0].value, str) or any(k.arg is None for k in call.keywords)):
+            raise HiddenBlockError(f"a judge call is judge('chNN.name', name=object, ...): {ast.unparse(call)}")
+        test = call.args[0].value
+        judging._split(test)  # a well-formed name, or ValueError
+        keywords = "".join(f", {k.arg}={ast.unparse(k.value)}" for k in call.keywords)
+        calls.append((test, keywords))
+    return calls or None
+
+
+def visible_source(source: str) -> str:
+    """The cell without its hidden block (and without the old guard line, which judged cells do not need)."""
+    if source.startswith(GUARD_LINE):
+        source = source[len(GUARD_LINE):]
+    return HIDDEN_TESTS.sub("", source).rstrip() + "\n"
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file (never through a link), or None; at most ``limit`` + 1 bytes."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read(limit + 1)
+
+
+class JudgedExecute(ResilientExecute):
+    """nbgrader's execute step, with hidden tests decided by judges outside the kernel."""
+
+    judges_dir = Unicode("", help="folder of the chNN.py judge modules (default: autograder/judges)").tag(config=True)
+    judge_timeout = Integer(300, help="seconds the judge process of one notebook may take").tag(config=True)
+    judge_memory_mb = Integer(8192, help="address-space limit of the judge process, in MiB").tag(config=True)
+    max_data_mb = Integer(256, help="largest data file one hidden test may produce, in MiB").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._replaying = False
+        self._manifest: list[dict] = []
+        self._judged: dict[int, list[str]] = {}  # cell index -> data keys of its judge calls
+        self._cell_failure: dict[int, str] = {}  # cell index -> why it could not be judged
+        self._private = Path(tempfile.mkdtemp(prefix="tfs-judge-"))  # never seen by the kernel
+        cwd = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        self._scratch_root = Path(tempfile.mkdtemp(prefix=".tfs-judge-", dir=cwd))
+        before = self._gradebook_snapshot(resources)
+        self._judge_process = self._start_judge()  # imports torch while the kernel runs
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+            self._judge_all(nb)
+            self._restore_gradebook(nb, resources, before)
+        finally:
+            if self._judge_process.poll() is None:
+                self._judge_process.kill()
+                self._judge_process.wait()
+            shutil.rmtree(self._private, ignore_errors=True)
+            shutil.rmtree(self._scratch_root, ignore_errors=True)
+        return nb, resources
+
+    @staticmethod
+    def _gradebook_tables():
+        from nbgrader.api import Comment, Grade
+
+        return ((Grade, ("manual_score", "extra_credit", "auto_score")), (Comment, ("manual_comment", "auto_comment")))
+
+    def _gradebook_snapshot(self, resources) -> dict | None:
+        """Every score and comment in the gradebook, before the student's kernel runs."""
+        url = (resources or {}).get("nbgrader", {}).get("db_url")
+        if not url:
+            return None
+        from sqlalchemy import create_engine, select
+
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return {table.__tablename__: {row[0]: tuple(row[1:]) for row in connection.execute(
+                    select(table.id, *(getattr(table, column) for column in columns)))}
+                        for table, columns in self._gradebook_tables()}
+        finally:
+            engine.dispose()
+
+    def _restore_gradebook(self, nb, resources, before: dict | None) -> None:
+        """Put back any score or comment changed while the kernel ran (a submission writing the gradebook)."""
+        if before is None:
+            return
+        from sqlalchemy import create_engine, update
+
+        after = self._gradebook_snapshot(resources)
+        changed = 0
+        engine = create_engine(resources["nbgrader"]["db_url"])
+        try:
+            with engine.begin() as connection:
+                for table, columns in self._gradebook_tables():
+                    old, new = before[table.__tablename__], after[table.__tablename__]
+                    for row_id, values in old.items():
+                        if new.get(row_id, values) != values:
+                            connection.execute(update(table).where(table.id == row_id).values(dict(zip(columns, values))))
+                            changed += 1
+                    changed += len(old.keys() - new.keys())
+        finally:
+            engine.dispose()
+        if changed:
+            self.log.error("A submission changed %d gradebook rows while its kernel ran; they were put back", changed)
+            _add_note(nb, f"Your notebook changed the gradebook while it ran ({changed} scores or comments); "
+                          "the grader put them back and told your instructor.")
+
+    def _restart_and_replay(self, index, resources):
+        replaying, self._replaying = self._replaying, True
+        try:
+            super()._restart_and_replay(index, resources)
+        finally:
+            self._replaying = replaying
+
+    def preprocess_cell(self, cell, resources, index):
+        calls = None
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            try:
+                calls = judge_calls(cell.source)
+            except ValueError as error:  # the instructor's block mixes judge calls with code: run it as before
+                self.log.error("Cell %d: %s; its hidden block runs in the kernel", index, error)
+        if calls is None:
+            return super().preprocess_cell(cell, resources, index)
+        original = cell.source
+        cell.source = visible_source(original)
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        finally:
+            cell.source = original
+        if self._replaying:
+            return cell, resources
+        keys = [f"{index:03d}-{n}" for n in range(len(calls))]
+        self._judged[index] = keys
+        for key, (test, _) in zip(keys, calls):
+            self._manifest.append({"key": key, "test": test})
+        if index in self._failed_cells or self._restarts > self.max_restarts:
+            self._cell_failure[index] = cell.outputs[0].evalue if cell.outputs else "the cell did not run"
+            return cell, resources
+        for key, (test, keywords) in zip(keys, calls):
+            if not self._collect(cell, key, test, keywords, index, resources):
+                break
+        return cell, resources
+
+    def _collect(self, cell, key: str, test: str, keywords: str, index: int, resources) -> bool:
+        """Run one collector in the kernel; False when the kernel died or hung doing it."""
+        scratch = Path(tempfile.mkdtemp(dir=self._scratch_root))
+        source = (f"__import__('tfs.grader.judging', fromlist=['collect_to']).collect_to("
+                  f"{str(scratch)!r}, {key!r}, {test!r}{keywords})")
+        probe = nbformat.v4.new_code_cell(source)
+        try:
+            try:
+                self.execute_cell(probe, index, store_history=False)
+            finally:
+                self.nb.cells[index] = cell  # nbclient puts the cell it executed (the collection) at the index
+        except (DeadKernelError, CellTimeoutError) as error:
+            reason = ("the kernel died" if isinstance(error, DeadKernelError) else
+                      "the kernel ran past the time limit and ignored the interrupt")
+            self._cell_failure[index] = f"{reason} while the grader ran the hidden tests of this cell"
+            _add_note(self.nb, f"Cell {index}: {self._cell_failure[index]}. Its tests score 0.")
+            self._restart_and_replay(index + 1, resources)
+            return False
+        limit = self.max_data_mb * MEGABYTE
+        data = _read_regular(scratch / f"{key}.pt", limit)
+        error = _read_regular(scratch / f"{key}.error", 4096)
+        if error is not None:
+            (self._private / f"{key}.error").write_bytes(error[:500])
+        elif data is not None and len(data) <= limit:
+            (self._private / f"{key}.pt").write_bytes(data)
+        elif data is not None:
+            (self._private / f"{key}.error").write_text(f"results larger than {self.max_data_mb} MiB")
+        else:
+            failed = [o for o in probe.outputs if o.get("output_type") == "error"]
+            line = f"{failed[0].ename}: {failed[0].evalue}" if failed else "no result"
+            (self._private / f"{key}.error").write_text(line[:500], encoding="utf-8")
+        shutil.rmtree(scratch, ignore_errors=True)
+        return True
+
+    def _start_judge(self) -> subprocess.Popen:
+        """The judge process of this notebook, started now; it waits for a line on stdin before judging."""
+        judges = self.judges_dir or str(judging.judges_dir())
+        command = [sys.executable, "-I", "-m", "tfs.grader.run_judge", "--wait", "--judges", judges,
+                   "--data", str(self._private), "--out", str(self._private / "verdicts.json")]
+        memory = self.judge_memory_mb * MEGABYTE
+
+        def limits():
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._private),
+                       "MPLCONFIGDIR": str(self._private / "mpl"), "OMP_NUM_THREADS": "1",
+                       "TFS_JUDGES_DIR": judges}
+        return subprocess.Popen(command, cwd=self._private, env=environment, stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limits)
+
+    def _run_judges(self) -> dict[str, dict]:
+        """All verdicts of the notebook from its judge process; raises RuntimeError when it fails."""
+        (self._private / "manifest.json").write_text(json.dumps(self._manifest), encoding="utf-8")
+        out = self._private / "verdicts.json"
+        process = self._judge_process
+        try:
+            _, stderr = process.communicate("go\n", timeout=self.judge_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the judge process ran past {self.judge_timeout} s") from None
+        except (BrokenPipeError, OSError):  # it died before being asked (out of memory at import, ...)
+            process.wait()
+            stderr = process.stderr.read() if process.stderr else ""
+        if process.returncode != 0 or not out.is_file():
+            self.log.error("judge process failed (exit %s):\n%s", process.returncode, (stderr or "")[-4000:])
+            last = ((stderr or "").strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"the judge process failed (exit {process.returncode}: {last[:200]})")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+    def _judge_all(self, nb) -> None:
+        if not self._judged:
+            return
+        try:
+            verdicts = self._run_judges()
+        except Exception as error:  # the grader's own step failed: zero for what could not be judged, and a note
+            verdicts = {}
+            _add_note(nb, f"The grader could not judge the hidden tests ({error}); the judged test cells score 0 "
+                          "for now. Your instructor has been told (the submission is flagged).")
+        for index, keys in self._judged.items():
+            cell = nb.cells[index]
+            if index in self._cell_failure:
+                messages, passed = [f"✗ {_grade_id(cell)}: {self._cell_failure[index]}."], False
+            else:
+                results = [verdicts.get(key, {"passed": False, "message": "✗ not judged"}) for key in keys]
+                passed = all(result["passed"] is True for result in results)
+                messages = [str(result["message"]) for result in results if passed or not result["passed"]]
+            text = "\n".join(messages)
+            if passed:
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")]
+            else:
+                cell.outputs = [nbformat.v4.new_output("error", ename=VERDICT_NAME, evalue=text,
+                                                       traceback=text.splitlines())]

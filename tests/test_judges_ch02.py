@@ -1,0 +1,54 @@
+"""Chapter 02's judges: the solution passes; plausible mistakes fail with a message naming them."""
+
+from __future__ import annotations
+
+import pytest
+
+from judge_helpers import failure, mutate, run, solution_namespace
+from tfs.nn import scaled_dot_product_attention
+
+CHAPTER = "02-multihead-attention"
+USES = {"split_heads_shapes": ["split_heads"], "split_heads_values": ["split_heads"], "merge_heads": ["merge_heads"],
+        "mha_shapes": ["MultiHeadAttention"], "mha_parity": ["MultiHeadAttention"], "mha_masks": ["MultiHeadAttention"],
+        "mha_gradients": ["MultiHeadAttention"], "cross_attention_shapes": ["MultiHeadAttention", "cross_attention"],
+        "cross_attention_parity": ["MultiHeadAttention", "cross_attention"]}
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return solution_namespace(CHAPTER, scaled_dot_product_attention=scaled_dot_product_attention)
+
+
+def objects(namespace: dict, test: str) -> dict:
+    return {name: namespace[name] for name in USES[test]}
+
+
+@pytest.mark.parametrize("test", list(USES))
+def test_solution_passes(solution, test):
+    assert run(f"ch02.{test}", **objects(solution, test)).startswith("✓")
+
+
+@pytest.mark.parametrize("exercise, old, new, test, words", [
+    ("split_heads", ".transpose(1, 2)", "", "split_heads_shapes", "shape"),
+    ("split_heads", "x.reshape(batch, length, n_heads, d_model // n_heads).transpose(1, 2)",
+     "x.reshape(batch, n_heads, length, d_model // n_heads)", "split_heads_values", "without the transpose"),
+    ("merge_heads", "x.transpose(1, 2).reshape", "x.reshape", "merge_heads", "without transposing the heads back"),
+    ("multi_head_attention", "self.qkv = nn.Linear(d_model, 3 * d_model)",
+     "self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)", "mha_shapes", "parameters"),
+    ("multi_head_attention", "return self.out(merge_heads(heads)), weights", "return merge_heads(heads), weights",
+     "mha_parity", "the output projection self.out left out"),
+    ("multi_head_attention", "heads, weights = scaled_dot_product_attention(q, k, v, mask)",
+     "heads, weights = scaled_dot_product_attention(q, k, v)", "mha_masks", "values differ"),
+    ("multi_head_attention", "return self.out(merge_heads(heads)), weights",
+     "return self.out(merge_heads(heads)), weights.mean(dim=1)", "mha_shapes", "weights"),
+    ("multi_head_attention", "q, k, v = self.qkv(x).chunk(3, dim=-1)", "q, k, v = self.qkv(x).detach().chunk(3, dim=-1)",
+     "mha_gradients", "no gradient reached"),
+    ("cross_attention", "k, v = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)",
+     "k, v = F.linear(x, w_kv, b_kv).chunk(2, dim=-1)", "cross_attention_parity", "instead of context"),
+    ("cross_attention", "return mha.out(merge_heads(heads)), weights", "return merge_heads(heads), weights",
+     "cross_attention_parity", "values differ"),
+])
+def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test, words):
+    mutant = mutate(solution, exercise, old, new, CHAPTER)
+    message = failure(f"ch02.{test}", **objects(mutant, test))
+    assert words in message, message

@@ -1,0 +1,52 @@
+"""Chapter 03's judges: the solution passes; plausible mistakes fail with a message naming them."""
+
+from __future__ import annotations
+
+import pytest
+
+from judge_helpers import failure, mutate, run, solution_namespace
+from tfs.nn import MultiHeadAttention
+
+CHAPTER = "03-transformer-block"
+USES = {"layer_norm_parameters": "LayerNorm", "layer_norm_values": "LayerNorm", "layer_norm_gradients": "LayerNorm",
+        "feed_forward": "FeedForward", "post_ln_block": "PostLNBlock", "pre_ln_block": "PreLNBlock",
+        "encoder_structure": "Encoder", "encoder_parity": "Encoder"}
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return solution_namespace(CHAPTER, MultiHeadAttention=MultiHeadAttention)
+
+
+@pytest.mark.parametrize("test", list(USES))
+def test_solution_passes(solution, test):
+    assert run(f"ch03.{test}", **{USES[test]: solution[USES[test]]}).startswith("✓")
+
+
+@pytest.mark.parametrize("exercise, old, new, test, words", [
+    ("layer_norm", "self.weight = nn.Parameter(torch.ones(d_model))", "self.weight = torch.ones(d_model)",
+     "layer_norm_parameters", "nn.Parameter"),
+    ("layer_norm", "self.eps = eps", "self.eps = 1e-5", "layer_norm_parameters", "eps argument is ignored"),
+    ("layer_norm", "var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)", "var = x.var(dim=-1, keepdim=True)",
+     "layer_norm_values", "unbiased variance"),
+    ("layer_norm", "torch.sqrt(var + self.eps)", "(torch.sqrt(var) + self.eps)", "layer_norm_values",
+     "eps added outside the square root"),
+    ("layer_norm", " * self.weight + self.bias", "", "layer_norm_values", "weight and bias not applied"),
+    ("feed_forward", "F.gelu(self.linear1(x))", "F.relu(self.linear1(x))", "feed_forward", "ReLU instead of GELU"),
+    ("feed_forward", "F.gelu(self.linear1(x))", "F.gelu(self.linear1(x), approximate='tanh')", "feed_forward",
+     "tanh approximation"),
+    ("post_ln_block", "x = self.norm1(x + self.attn(x, mask=mask)[0])", "x = x + self.attn(self.norm1(x), mask=mask)[0]",
+     "post_ln_block", "values differ"),
+    ("post_ln_block", "self.attn(x, mask=mask)", "self.attn(x)", "post_ln_block", "with a key-padding mask"),
+    ("pre_ln_block", "x = x + self.attn(self.norm1(x), mask=mask)[0]", "x = self.norm1(x) + self.attn(self.norm1(x), mask=mask)[0]",
+     "pre_ln_block", "the residual adds LN(x) instead of x"),
+    ("encoder", "nn.ModuleList(block(d_model, n_heads, d_ff) for _ in range(n_layers))",
+     "nn.ModuleList([block(d_model, n_heads, d_ff)] * n_layers)", "encoder_structure", "share one block"),
+    ("encoder", "self.final_norm = LayerNorm(d_model) if norm_first else nn.Identity()", "self.final_norm = nn.Identity()",
+     "encoder_structure", "final_norm"),
+    ("encoder", "x = layer(x, mask=mask)", "x = layer(x)", "encoder_parity", "causal mask"),
+])
+def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test, words):
+    mutant = mutate(solution, exercise, old, new, CHAPTER)
+    message = failure(f"ch03.{test}", **{USES[test]: mutant[USES[test]]})
+    assert words in message, message
