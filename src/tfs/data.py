@@ -349,3 +349,28 @@ __all__ = [
     "gpt2_path", "gpt2_ranks", "load_bert_tokenizer", "load_corpus", "load_dataset", "load_gpt2_tokenizer",
     "manifest", "split_of",
 ]
+
+
+# ------------------------------------------------------------------------- the course's checkpoints
+
+def gpt_path() -> Path:
+    """The course's GPT checkpoint (chapter 06): a ``GPT2LMHeadModel`` folder with its BPE tokenizer.
+
+    ``AutoModelForCausalLM.from_pretrained(gpt_path())``, ``AutoTokenizer.from_pretrained(gpt_path())`` and
+    ``pipeline("text-generation", model=str(gpt_path()))`` read it offline. Every file is checked against the
+    folder's ``SHA256SUMS``; rebuild with ``python scripts/train_gpt.py``.
+    """
+    folder = assets_dir() / "checkpoints" / "gpt"
+    sums = folder / "SHA256SUMS"
+    rebuild = "Restore it from the repository (`git checkout -- src/tfs/assets/checkpoints`) or retrain it: " \
+              "`python scripts/train_gpt.py`."
+    if not sums.is_file():
+        raise AssetError(f"the GPT checkpoint's SHA256SUMS is missing from {folder}. {rebuild}")
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        path = folder / name
+        if not path.is_file():
+            raise AssetError(f"GPT checkpoint file {name} is missing from {folder}. {rebuild}")
+        if _sha256(path) != digest:
+            raise AssetError(f"GPT checkpoint file {name} is corrupted: its SHA-256 differs from SHA256SUMS. {rebuild}")
+    return folder
