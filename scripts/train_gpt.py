@@ -82,9 +82,9 @@ def main() -> None:
     parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--time-limit", type=float, default=None, help="stop training after this many seconds")
     args = parser.parse_args()
 
@@ -163,7 +163,8 @@ Sample (prompt `ROMEO:`, temperature 0.8, top-k 50, seed {args.seed}):
 {sample}
 ```
 
-Reproduce: `python scripts/train_gpt.py --seed {args.seed} --steps {args.steps}` (same device and thread count).
+Reproduce: `python scripts/train_gpt.py {" ".join(a for a in sys.argv[1:] if not a.startswith("--out"))}` (same device and
+thread count; `--time-limit` makes a run depend on the machine's speed, so the shipped run used none).
 """
     (out / "README.md").write_text(card)
     sums = "".join(f"{sha256(p)}  {p.name}\n" for p in sorted(out.iterdir()) if p.name != "SHA256SUMS")
