@@ -137,7 +137,8 @@ def _gpt2(state=None, dtype=torch.float32):
 
     s = inputs.GPT_SIZES
     config = GPT2Config(vocab_size=s["vocab_size"], n_positions=s["block_size"], n_embd=s["n_embd"],
-                        n_layer=s["n_layer"], n_head=s["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                        n_layer=s["n_layer"], n_head=s["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=None, eos_token_id=None)
     model = GPT2LMHeadModel(config).to(dtype).eval()
     model.load_state_dict(inputs.gpt2_state(dtype=dtype) if state is None else state, strict=False)
     model.tie_weights()
