@@ -204,9 +204,9 @@ def test_fill_mask_checkpoint_loads_offline_and_checks_its_files(tmp_path, monke
     results = pipeline("fill-mask", model=str(folder), device="cpu")("to be or not to [MASK].")
     assert len(results) == 5 and all("token_str" in r for r in results)
 
-    copy = tmp_path / "bert-mlm"
+    copy = tmp_path / "assets" / "checkpoints" / "bert-mlm"
     shutil.copytree(folder, copy)
     (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
-    monkeypatch.setattr(tfs.data, "BERT_MLM_DIR", copy)
+    monkeypatch.setenv("TFS_ASSETS_DIR", str(tmp_path / "assets"))
     with pytest.raises(tfs.data.AssetError, match="config.json is corrupted"):
         tfs.data.bert_mlm_path()

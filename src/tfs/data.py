@@ -353,8 +353,23 @@ __all__ = [
 
 # ---------------------------------------------------------------------------- the course's checkpoints
 
-BERT_MLM_DIR = ASSETS_DIR / "checkpoints" / "bert-mlm"
-BERT_MLM_BUILD = "python scripts/train_bert_mlm.py"
+
+def _checkpoint(name: str, build: str, verify: bool) -> Path:
+    """The folder of the course's checkpoint ``name``, every file checked against its ``SHA256SUMS``."""
+    folder = assets_dir() / "checkpoints" / name
+    sums = folder / "SHA256SUMS"
+    repair = f"restore it (`git checkout -- src/tfs/assets/checkpoints/{name}`) or rebuild it (`{build}`)"
+    if not sums.is_file():
+        raise AssetError(f"{sums} is missing: the {name} checkpoint is not there; {repair}.")
+    if verify:
+        for line in sums.read_text().splitlines():
+            expected, file_name = line.split(maxsplit=1)
+            path = folder / file_name.strip()
+            if not path.is_file():
+                raise AssetError(f"{path} is missing; {repair}.")
+            if _sha256(path) != expected:
+                raise AssetError(f"{path} is corrupted (SHA-256 mismatch); {repair}.")
+    return folder
 
 
 def bert_mlm_path(verify: bool = True) -> Path:
@@ -365,19 +380,17 @@ def bert_mlm_path(verify: bool = True) -> Path:
     ``AutoModelForMaskedLM.from_pretrained(bert_mlm_path(), dtype=torch.float32)`` (online:
     ``"bert-base-uncased"``). Every file is checked against the folder's ``SHA256SUMS``.
     """
-    sums = BERT_MLM_DIR / "SHA256SUMS"
-    repair = f"restore it (`git checkout -- src/tfs/assets/checkpoints/bert-mlm`) or rebuild it (`{BERT_MLM_BUILD}`)"
-    if not sums.is_file():
-        raise AssetError(f"{sums} is missing: the fill-mask checkpoint is not there; {repair}.")
-    if verify:
-        for line in sums.read_text().splitlines():
-            expected, name = line.split(maxsplit=1)
-            path = BERT_MLM_DIR / name.strip()
-            if not path.is_file():
-                raise AssetError(f"{path} is missing; {repair}.")
-            if _sha256(path) != expected:
-                raise AssetError(f"{path} is corrupted (SHA-256 mismatch); {repair}.")
-    return BERT_MLM_DIR
+    return _checkpoint("bert-mlm", "python scripts/train_bert_mlm.py", verify)
 
 
-__all__ += ["bert_mlm_path"]
+def gpt_path(verify: bool = True) -> Path:
+    """The course's GPT checkpoint (chapter 06): a ``GPT2LMHeadModel`` folder with its BPE tokenizer.
+
+    ``AutoModelForCausalLM.from_pretrained(gpt_path())``, ``AutoTokenizer.from_pretrained(gpt_path())`` and
+    ``pipeline("text-generation", model=str(gpt_path()))`` read it offline (online: ``"gpt2"``). Every file is
+    checked against the folder's ``SHA256SUMS``; its model card is ``README.md``.
+    """
+    return _checkpoint("gpt", "python scripts/train_gpt.py", verify)
+
+
+__all__ += ["bert_mlm_path", "gpt_path"]

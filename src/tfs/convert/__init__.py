@@ -7,5 +7,6 @@
 
 from tfs.convert.bert import bert_from_hf, bert_to_hf, load_hf_bert
 from tfs.convert.torch_nn import copy_block_to_torch, copy_encoder_to_torch, copy_mha_to_torch
+from tfs.convert.gpt import gpt_from_hf, load_hf_state_dict, to_hf_model, to_hf_state_dict  # noqa: F401  (chapter 06)
 
 __all__ = ["bert_from_hf", "bert_to_hf", "load_hf_bert", "copy_block_to_torch", "copy_encoder_to_torch", "copy_mha_to_torch"]
