@@ -387,17 +387,19 @@ md(r"""
 """)
 
 code(r"""
-inputs = {"input_ids": ids, "attention_mask": mask}            # what tokenizer(texts, return_tensors="pt", padding=True) gives
-with_mask = hf.generate(**inputs, do_sample=False, max_new_tokens=10)
+odd = stoi[chars[-1]]                                        # pad with a rare character, so the difference shows
+ids_odd, mask_odd = left_pad([encode(t) for t in texts], pad_token_id=odd)
+inputs = {"input_ids": ids_odd, "attention_mask": mask_odd}  # what tokenizer(texts, return_tensors="pt", padding=True) gives
 try:
-    hf.generate(**ids, max_new_tokens=10)
+    hf.generate(**ids_odd, max_new_tokens=10)
 except TypeError as error:
     print("generate(**tensor) ->", type(error).__name__, ":", error)
-hf.generation_config.pad_token_id = None     # no pad id to guess a mask from
-without_mask = hf.generate(input_ids=ids, do_sample=False, max_new_tokens=10)
-hf.generation_config.pad_token_id = NEWLINE
-print("padded rows:", [i for i in range(3) if mask[i].min() == 0],
-      "; rows whose continuation changes when the mask is left out:", [i for i in range(3) if not torch.equal(with_mask[i], without_mask[i])])
+with torch.no_grad():
+    with_mask = hf(**inputs).logits[:, -1]
+    without_mask = hf(input_ids=ids_odd).logits[:, -1]
+print(f"padding character {chars[-1]!r}; padded rows: {[i for i in range(3) if mask_odd[i].min() == 0]}")
+print("max |next-token logit difference| with vs without the mask, per row:",
+      [round(v, 3) for v in (with_mask - without_mask).abs().amax(-1).tolist()])
 """)
 
 md(r"""
