@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds of training")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,7 +66,7 @@ def main() -> None:
     load_before = os.getloadavg()
     recipe = TrainConfig(max_steps=args.iters, batch_size=12, block_size=64, lr=1e-3, min_lr=1e-4, warmup_steps=100,
                          weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=0, eval_steps=20,
-                         eval_times=(30.0, 60.0, 90.0), seed=args.seed)
+                         eval_times=(30.0, 60.0, 90.0), time_limit=args.time_limit, seed=args.seed)
     history = train(model, train_ids, val_ids, recipe, progress=sys.stderr.isatty())
     peak = max(peak_before, matmul_peak())
     seconds = history["time"][-1]

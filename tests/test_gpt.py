@@ -200,3 +200,31 @@ def test_trainer_lowers_the_loss_on_a_tiny_stream():
     assert len(history["loss"]) == 60 and history["val_step"] == [30, 60]
     assert history["val_loss"][-1] < 0.5 * math.log(10)
     assert history["lr"][0] == pytest.approx(3e-3 / 5)
+
+
+def test_course_checkpoint_loads_offline_with_parity():
+    from tfs import data
+
+    folder = data.gpt_path()
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 12 * 2**20
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    mine = gpt_from_hf(hf)
+    ids = tokenizer("ROMEO: But, soft! what light through yonder window breaks?", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert (mine(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-5
+    assert "validation loss" in (folder / "README.md").read_text()
+
+
+def test_course_checkpoint_corruption_is_reported(tmp_path, monkeypatch):
+    import shutil
+
+    from tfs import data
+
+    copy = tmp_path / "assets"
+    shutil.copytree(data.ASSETS_DIR, copy)
+    monkeypatch.setenv("TFS_ASSETS_DIR", str(copy))
+    with open(copy / "checkpoints" / "gpt" / "config.json", "a") as handle:
+        handle.write(" ")
+    with pytest.raises(data.AssetError, match="config.json is corrupted"):
+        data.gpt_path()

@@ -117,7 +117,8 @@ def hf_config(config: GPTConfig):
     return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
                       n_layer=config.n_layer, n_head=config.n_head, n_inner=4 * config.n_embd,
                       activation_function="gelu_new", layer_norm_epsilon=config.eps, resid_pdrop=config.dropout,
-                      embd_pdrop=config.dropout, attn_pdrop=config.dropout, tie_word_embeddings=True)
+                      embd_pdrop=config.dropout, attn_pdrop=config.dropout, tie_word_embeddings=True,
+                      bos_token_id=None, eos_token_id=None)  # GPT-2's 50256 would lie outside a smaller vocabulary
 
 
 def gpt_config_from_hf(hf_cfg) -> GPTConfig:

@@ -1,0 +1,338 @@
+"""Judges for chapter 06 (GPT). Oracles: ``torch.nn`` (``MultiheadAttention``, ``TransformerEncoderLayer``),
+``torch.nn.functional``, ``transformers.GPT2LMHeadModel``, ``torch.nn.utils.clip_grad_norm_`` and analytic
+results; never the solution or ``tfs.models``/``tfs.train``. Inputs are rebuilt from the collectors' seeded
+generators. Each failure names the likely mistake, found by computing that mistake here."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tfs.grader.collectors import ch06 as inputs
+from tfs.grader.judging import JudgeFailure
+
+
+def _close(a, b, atol):
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=0,
+                                                                                        atol=atol, equal_nan=False))
+
+
+def _need(data, key, what):
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, torch.Tensor):
+        raise JudgeFailure(f"{what}: expected a tensor, received {type(value).__name__}")
+    return value
+
+
+# ------------------------------------------------------------------------------------ attention
+
+def _torch_mha(weights, allowed):
+    mha = nn.MultiheadAttention(inputs.D_MODEL, inputs.N_HEADS, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(weights["qkv.weight"])
+        mha.in_proj_bias.copy_(weights["qkv.bias"])
+        mha.out_proj.weight.copy_(weights["out.weight"])
+        mha.out_proj.bias.copy_(weights["out.bias"])
+    return mha
+
+
+def _attention(weights, x, allowed, key_padding=None):
+    """nn.MultiheadAttention's output and head-averaged weights; ``allowed`` (L, L) True = may attend."""
+    mha = _torch_mha(weights, allowed)
+    with torch.no_grad():
+        return mha(x, x, x, attn_mask=None if allowed is None else ~allowed, key_padding_mask=key_padding,
+                   average_attn_weights=False)
+
+
+def attention_mask(data):
+    weights, x = inputs.attention_weights(), inputs.hidden_input()
+    length = inputs.LENGTH
+    ones = torch.ones(length, length, dtype=torch.bool)
+    out = _need(data, "out", "CausalSelfAttention(x)")
+    if torch.isnan(out).any():
+        raise JudgeFailure("CausalSelfAttention: the output has NaN: some query may attend to no key at all. "
+                           "Does the mask hide each token from itself (tril(diagonal=-1))? A token must see itself.")
+    expected, expected_w = _attention(weights, x, ones.tril())
+    if not _close(out, expected, 1e-8):
+        wrong = {"no causal mask: each token attends to later tokens": None,
+                 "a mask off by one that lets each token see the next token (tril(diagonal=1))": ones.tril(1),
+                 "a mask off by one that hides each token from itself (tril(diagonal=-1))": ones.tril(-1),
+                 "an inverted mask (True used as 'blocked')": ~ones.tril()}
+        for description, allowed in wrong.items():
+            candidate, _ = _attention(weights, x, allowed) if allowed is None or allowed.any(-1).all() else \
+                (_manual(weights, x, allowed), None)
+            if _close(out, candidate, 1e-6):
+                raise JudgeFailure(f"CausalSelfAttention: the output matches {description}.")
+        raise JudgeFailure("CausalSelfAttention: the output differs from causal multi-head attention "
+                           f"(max difference {(out.double() - expected).abs().max().item():.3g}).")
+    w = _need(data, "weights", "CausalSelfAttention(x) weights")
+    if not _close(w, expected_w, 1e-8):
+        raise JudgeFailure("CausalSelfAttention: the output is right but the returned attention weights are not "
+                           "(batch, heads, L, L) softmax weights with zeros above the diagonal.")
+    padding = torch.tensor([[False] * length, [False] * 4 + [True] * (length - 4)])  # True = blocked, torch's way
+    expected_p, _ = _attention(weights, x, ones.tril(), key_padding=padding)
+    out_p = _need(data, "out_padded", "CausalSelfAttention(x, mask=padding)")
+    if not _close(out_p, expected_p, 1e-8):
+        raise JudgeFailure("CausalSelfAttention: with a padding mask (batch, 1, 1, L) the output is wrong: combine "
+                           "it with the causal mask (both True = may attend: `&`), do not replace one by the other.")
+
+
+def _manual(weights, x, allowed):
+    d, h = inputs.D_MODEL, inputs.N_HEADS
+    q, k, v = (t.reshape(x.shape[0], -1, h, d // h).transpose(1, 2)
+               for t in F.linear(x, weights["qkv.weight"], weights["qkv.bias"]).chunk(3, -1))
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(d // h)).masked_fill(~allowed, float("-inf"))
+    heads = torch.softmax(scores, -1).nan_to_num(0.0) @ v  # an empty row as zeros, as a guarded softmax gives
+    return F.linear(heads.transpose(1, 2).reshape(x.shape), weights["out.weight"], weights["out.bias"])
+
+
+# ---------------------------------------------------------------------------------------- block
+
+def _torch_block(norm_first=True, activation="tanh"):
+    d = inputs.D_MODEL
+    act = (lambda t: F.gelu(t, approximate="tanh")) if activation == "tanh" else F.gelu
+    layer = nn.TransformerEncoderLayer(d, inputs.N_HEADS, 4 * d, dropout=0.0, activation=act, batch_first=True,
+                                       norm_first=norm_first, dtype=torch.float64)
+    w = inputs.block_weights()
+    with torch.no_grad():
+        layer.self_attn.in_proj_weight.copy_(w["attn.qkv.weight"])
+        layer.self_attn.in_proj_bias.copy_(w["attn.qkv.bias"])
+        layer.self_attn.out_proj.weight.copy_(w["attn.out.weight"])
+        layer.self_attn.out_proj.bias.copy_(w["attn.out.bias"])
+        for mine, theirs in (("ff.linear1", layer.linear1), ("ff.linear2", layer.linear2), ("norm1", layer.norm1),
+                             ("norm2", layer.norm2)):
+            theirs.weight.copy_(w[f"{mine}.weight"])
+            theirs.bias.copy_(w[f"{mine}.bias"])
+    return layer.eval()
+
+
+def gpt_block(data):
+    out = _need(data, "out", "GPTBlock(x)")
+    x = inputs.hidden_input()
+    causal = ~torch.ones(inputs.LENGTH, inputs.LENGTH, dtype=torch.bool).tril()  # torch: True = blocked
+    with torch.no_grad():
+        expected = _torch_block()(x, src_mask=causal)
+        if _close(out, expected, 1e-8):
+            return
+        wrong = {
+            "post-LN (x = LN(x + f(x))): GPT-2 is pre-LN, x = x + f(LN(x))": _torch_block(norm_first=False)(x, src_mask=causal),
+            "the exact GELU: GPT-2 uses the tanh approximation (F.gelu(x, approximate='tanh'))":
+                _torch_block(activation="exact")(x, src_mask=causal),
+            "no causal mask inside the block": _torch_block()(x),
+        }
+    for description, candidate in wrong.items():
+        if _close(out, candidate, 1e-6):
+            raise JudgeFailure(f"GPTBlock: the output matches {description}.")
+    raise JudgeFailure("GPTBlock: the output differs from a pre-LN causal block with the tanh GELU "
+                       f"(max difference {(out.double() - expected).abs().max().item() if out.shape == expected.shape else float('nan'):.3g}).")
+
+
+# ------------------------------------------------------------------------------------------ GPT
+
+def _gpt2(state=None, dtype=torch.float32):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    s = inputs.GPT_SIZES
+    config = GPT2Config(vocab_size=s["vocab_size"], n_positions=s["block_size"], n_embd=s["n_embd"],
+                        n_layer=s["n_layer"], n_head=s["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=None, eos_token_id=None)
+    model = GPT2LMHeadModel(config).to(dtype).eval()
+    model.load_state_dict(inputs.gpt2_state(dtype=dtype) if state is None else state, strict=False)
+    model.tie_weights()
+    return model
+
+
+def gpt_model(data):
+    if data.get("tied") is not True:
+        raise JudgeFailure("GPT: lm_head.weight is not the token embedding's weight: tie them "
+                           "(self.lm_head.weight = self.wte.weight), as GPT-2 does.")
+    logits = _need(data, "logits", "GPT(ids) logits")
+    ids, _ = inputs.token_ids()
+    with torch.no_grad():
+        expected = _gpt2()(ids).logits
+    if not _close(logits, expected, 1e-4):
+        raise JudgeFailure("GPT: with GPT-2's weights copied in, the logits differ from transformers' GPT2LMHeadModel "
+                           "(check the position embeddings (positions 0..T-1), ln_f before the head, and the blocks).")
+    targets = torch.roll(ids, -1, dims=1)
+    expected_loss = F.cross_entropy(expected.reshape(-1, expected.shape[-1]), targets.reshape(-1)).item()
+    loss = data.get("loss")
+    if not isinstance(loss, float) or abs(loss - expected_loss) > 1e-4:
+        raise JudgeFailure(f"GPT: the loss for given targets should be the mean cross-entropy over all positions "
+                           f"({expected_loss:.4f}); received {loss}.")
+
+
+def init_statistics(data):
+    stats = data["stats"]
+    if data.get("tied") is not True:
+        raise JudgeFailure("init: the initialisation broke the tie between lm_head and wte: initialise the "
+                           "existing tensors in place (nn.init.normal_), do not assign new parameters.")
+    residual = 0.02 / math.sqrt(2 * 6)
+    for name, (mean, std) in stats.items():
+        if name.endswith("bias"):
+            if abs(mean) > 1e-12 or std > 1e-12:
+                raise JudgeFailure(f"init: {name} should be zeros; its mean is {mean:.3g}.")
+            continue
+        if "norm" in name or name.startswith("ln_f"):
+            if abs(mean - 1) > 1e-12 or std > 1e-12:
+                raise JudgeFailure(f"init: LayerNorm weight {name} should be ones.")
+            continue
+        is_residual = name.endswith("attn.out.weight") or name.endswith("ff.linear2.weight")
+        target = residual if is_residual else 0.02
+        if abs(mean) > 0.25 * target or abs(std - target) > 0.12 * target:
+            if is_residual and abs(std - 0.02) < 0.12 * 0.02:
+                raise JudgeFailure(f"init: {name} has std {std:.4f}: the residual projections (attn.out, ff.linear2) "
+                                   f"get 0.02 / sqrt(2 * n_layer) = {residual:.4f}.")
+            if not is_residual and abs(std - residual) < 0.12 * residual:
+                raise JudgeFailure(f"init: {name} has std {std:.4f}: only attn.out and ff.linear2 are scaled down; "
+                                   "other weights are N(0, 0.02).")
+            raise JudgeFailure(f"init: {name} has mean {mean:.3g} and std {std:.4f}; expected N(0, {target:.4f}).")
+
+
+def cross_entropy(data):
+    logits, big, targets = inputs.ce_inputs()
+    for key, lg, tg, what in (("plain", logits, targets, "with ignored targets"),
+                              ("no_ignored", logits, targets.clamp(min=0), "without ignored targets"),
+                              ("large", big, targets, "with very large logits")):
+        value = data.get(key)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise JudgeFailure(f"cross_entropy: expected a scalar tensor, received {type(value).__name__}")
+        expected = F.cross_entropy(lg, tg, ignore_index=-100)
+        if not torch.isfinite(value).all():
+            raise JudgeFailure(f"cross_entropy {what}: the result is {value.item()}: exp overflowed. Compute "
+                               "log-softmax through the log-sum-exp with the maximum subtracted.")
+        if abs(value.item() - expected.item()) > 1e-8:
+            keep = tg != -100
+            per = F.cross_entropy(lg, tg.clamp(min=0), reduction="none")
+            if abs(value.item() - (per * keep).sum().item() / tg.numel()) < 1e-8:
+                raise JudgeFailure("cross_entropy: ignored positions are counted in the mean; divide by the number "
+                                   "of targets that are not ignore_index.")
+            if abs(value.item() - per.mean().item()) < 1e-8:
+                raise JudgeFailure("cross_entropy: targets equal to ignore_index (-100) were not ignored.")
+            raise JudgeFailure(f"cross_entropy {what}: expected {expected.item():.6f}, received {value.item():.6f}.")
+
+
+def batches(data):
+    x, y = _need(data, "x", "get_batch x"), _need(data, "y", "get_batch y")
+    if x.shape != (6, 9) or y.shape != (6, 9):
+        raise JudgeFailure(f"get_batch(data, 6, 9): x and y should be (6, 9); received {tuple(x.shape)}, {tuple(y.shape)}.")
+    stream = inputs.stream()
+    position = {int(v): i for i, v in enumerate(stream.tolist())}
+    for row in range(6):
+        starts = [position.get(int(v)) for v in x[row].tolist()]
+        if None in starts or starts != list(range(starts[0], starts[0] + 9)):
+            raise JudgeFailure("get_batch: each row of x should be a contiguous window of the data.")
+        if torch.equal(y[row], x[row]):
+            raise JudgeFailure("get_batch: y equals x: the targets must be the inputs shifted by one (the next token).")
+        if starts[0] > 0 and torch.equal(y[row], stream[starts[0] - 1:starts[0] + 8]):
+            raise JudgeFailure("get_batch: y is shifted the wrong way (the previous token, not the next).")
+        if not torch.equal(y[row], stream[starts[0] + 1:starts[0] + 10]):
+            raise JudgeFailure("get_batch: y[:, t] should be the token after x[:, t] in the data.")
+
+
+def lr_schedule(data):
+    a = inputs.schedule_args()
+    lrs = data["lr"]
+    warm, top, low, total = a["warmup_steps"], a["max_lr"], a["min_lr"], a["max_steps"]
+    if abs(lrs[0] - top) < 1e-12:
+        raise JudgeFailure("lr_schedule: the learning rate at step 0 is max_lr: the linear warm-up is missing.")
+    for step, lr in enumerate(lrs):
+        if step < warm:
+            expected = top * (step + 1) / warm
+        elif step >= total:
+            expected = low
+        else:
+            expected = low + 0.5 * (top - low) * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
+        if abs(lr - expected) > 1e-9 * top:
+            if step < warm:
+                raise JudgeFailure(f"lr_schedule: warm-up step {step} gives {lr:.3g}; expected max_lr * (step + 1) / "
+                                   f"warmup_steps = {expected:.3g}.")
+            if step >= total:
+                raise JudgeFailure(f"lr_schedule: after max_steps the rate should stay at min_lr; step {step} gives {lr:.3g}.")
+            raise JudgeFailure(f"lr_schedule: step {step} gives {lr:.3g}; the cosine from max_lr at warmup_steps to "
+                               f"min_lr at max_steps gives {expected:.3g}.")
+
+
+def param_groups(data):
+    from transformers import GPT2Config  # noqa: F401  (only to fail early without transformers)
+
+    groups = data["groups"]
+    if len(groups) != 2:
+        raise JudgeFailure(f"param_groups: expected two groups (decay, no decay); received {len(groups)}.")
+    decay, rest = groups
+    if decay["weight_decay"] != 0.1 or rest["weight_decay"] != 0.0:
+        raise JudgeFailure("param_groups: the first group needs weight_decay=weight_decay, the second 0.0.")
+    all_names = decay["params"] + rest["params"]
+    if len(all_names) != len(set(all_names)):
+        raise JudgeFailure("param_groups: a parameter is listed twice (the tied wte/lm_head weight?): "
+                           "iterate over model.parameters(), which yields each tensor once.")
+    if "<not a parameter of the model>" in all_names:
+        raise JudgeFailure("param_groups: the groups hold tensors that are not the model's parameters.")
+    wrongly_decayed = [n for n in decay["params"] if n.endswith("bias") or "norm" in n or n.startswith("ln_f")]
+    if wrongly_decayed:
+        raise JudgeFailure(f"param_groups: biases and LayerNorm parameters must not be decayed: {wrongly_decayed[:3]}")
+    missing = [n for n in rest["params"] if n.endswith("weight") and "norm" not in n and not n.startswith("ln_f")]
+    if missing:
+        raise JudgeFailure(f"param_groups: weight matrices and embeddings must be decayed: {missing[:3]}")
+    if len(all_names) != 2 + 12 * inputs.GPT_SIZES["n_layer"] + 2:
+        raise JudgeFailure("param_groups: some parameters of the model are in neither group.")
+
+
+def clipping(data):
+    for max_norm in (1.0, 100.0):
+        result = data[str(max_norm)]
+        params = [nn.Parameter(torch.zeros_like(g)) for g in inputs.gradient_tensors()]
+        for p, g in zip(params, inputs.gradient_tensors()):
+            p.grad = g.clone()
+        expected_norm = nn.utils.clip_grad_norm_(params, max_norm).item()
+        grads = result["grads"]
+        if abs(result["norm"] - expected_norm) > 1e-6 * expected_norm:
+            raise JudgeFailure(f"clip_gradients: should return the global norm before clipping ({expected_norm:.4f}); "
+                               f"returned {result['norm']:.4f}.")
+        if max_norm == 1.0 and all(torch.equal(g, o) for g, o in zip(grads, inputs.gradient_tensors())):
+            raise JudgeFailure("clip_gradients: the gradients were not changed: clipping is missing "
+                               f"(their norm {expected_norm:.2f} is above max_norm = 1).")
+        for g, p in zip(grads, params):
+            if not torch.allclose(g, p.grad, rtol=1e-5, atol=1e-9):
+                per_tensor = [o * min(1.0, max_norm / o.norm().item()) for o in inputs.gradient_tensors()]
+                if all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, per_tensor)):
+                    raise JudgeFailure("clip_gradients: each tensor was clipped on its own; clip by the global norm "
+                                       "of all gradients together (one scale factor for all).")
+                if max_norm == 100.0:
+                    raise JudgeFailure("clip_gradients: gradients whose norm is already below max_norm must be left "
+                                       "unchanged (scale = min(1, max_norm / norm)).")
+                raise JudgeFailure("clip_gradients: the clipped gradients differ from torch.nn.utils.clip_grad_norm_'s.")
+
+
+def load_weights(data):
+    ids, mask = inputs.token_ids()
+    model = _gpt2()
+    logits = _need(data, "logits", "logits after loading")
+    with torch.no_grad():
+        expected = model(ids).logits
+        expected_padded = model(ids, attention_mask=mask).logits
+    if not _close(logits, expected, 1e-5):
+        from transformers import Conv1D  # noqa: F401
+
+        state = inputs.gpt2_state()
+        untransposed = dict(state)
+        for key, value in state.items():
+            if key.endswith(("c_proj.weight", "c_attn.weight", "c_fc.weight")) and value.shape[0] == value.shape[1]:
+                untransposed[key] = value.t().contiguous()
+        with torch.no_grad():
+            swapped = _gpt2(untransposed)(ids).logits
+        if _close(logits, swapped, 1e-5):
+            raise JudgeFailure("load_hf_state_dict: a square Conv1D weight (attn.c_proj) was copied without .t(): "
+                               "GPT-2's Conv1D stores (in, out), nn.Linear (out, in).")
+        raise JudgeFailure("load_hf_state_dict: the logits differ from GPT2LMHeadModel with the same weights "
+                           f"(max difference {(logits - expected).abs().max().item() if logits.shape == expected.shape else float('nan'):.3g}): "
+                           "check the transposes, the fused c_attn and the layer names.")
+    if data.get("tied") is not True:
+        raise JudgeFailure("load_hf_state_dict: the model's lm_head is no longer tied to wte after loading: copy "
+                           "into the existing tensors (param.copy_(...)), do not assign new ones.")
+    padded = _need(data, "logits_padded", "logits with padding")
+    real = mask.bool()
+    if padded.shape != expected_padded.shape or not _close(padded[real], expected_padded[real], 1e-5):
+        raise JudgeFailure("load_hf_state_dict: with padding, the real tokens' logits differ from GPT2LMHeadModel's.")

@@ -1,0 +1,214 @@
+"""Collectors for chapter 06 (GPT): run the learner's code on seeded inputs, return plain data.
+
+The input generators here are imported by the judges (``autograder/judges/ch06.py``), which rebuild
+the inputs themselves; nothing here decides a grade.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+D_MODEL, N_HEADS, LENGTH = 16, 4, 7
+GPT_SIZES = {"vocab_size": 61, "block_size": 24, "n_layer": 2, "n_head": 4, "n_embd": 32}
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def attention_weights(seed: int = 60, d: int = D_MODEL) -> dict[str, torch.Tensor]:
+    """Seeded float64 weights for ``qkv`` (3d, d) and ``out`` (d, d), biases included."""
+    g = _gen(seed)
+    return {"qkv.weight": torch.randn(3 * d, d, generator=g, dtype=torch.float64) / d**0.5,
+            "qkv.bias": 0.1 * torch.randn(3 * d, generator=g, dtype=torch.float64),
+            "out.weight": torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5,
+            "out.bias": 0.1 * torch.randn(d, generator=g, dtype=torch.float64)}
+
+
+def block_weights(seed: int = 61, d: int = D_MODEL) -> dict[str, torch.Tensor]:
+    """Seeded float64 weights of a block: ``norm1``, ``attn.qkv``, ``attn.out``, ``norm2``, ``ff.linear1/2``."""
+    g = _gen(seed)
+    weights = {f"attn.{k}": v for k, v in attention_weights(seed + 100, d).items()}
+    for norm in ("norm1", "norm2"):
+        weights[f"{norm}.weight"] = 1 + 0.2 * torch.randn(d, generator=g, dtype=torch.float64)
+        weights[f"{norm}.bias"] = 0.2 * torch.randn(d, generator=g, dtype=torch.float64)
+    weights["ff.linear1.weight"] = torch.randn(4 * d, d, generator=g, dtype=torch.float64) / d**0.5
+    weights["ff.linear1.bias"] = 0.1 * torch.randn(4 * d, generator=g, dtype=torch.float64)
+    weights["ff.linear2.weight"] = torch.randn(d, 4 * d, generator=g, dtype=torch.float64) / (4 * d)**0.5
+    weights["ff.linear2.bias"] = 0.1 * torch.randn(d, generator=g, dtype=torch.float64)
+    return weights
+
+
+def hidden_input(seed: int = 62, batch: int = 2, length: int = LENGTH, d: int = D_MODEL) -> torch.Tensor:
+    return torch.randn(batch, length, d, generator=_gen(seed), dtype=torch.float64)
+
+
+def gpt2_state(seed: int = 63, sizes: dict | None = None, dtype=torch.float32) -> dict[str, torch.Tensor]:
+    """A seeded ``GPT2LMHeadModel``-layout state dict (Conv1D weights ``(in, out)``), ``lm_head`` tied."""
+    s = dict(GPT_SIZES, **(sizes or {}))
+    d, g = s["n_embd"], _gen(seed)
+
+    def rand(*shape, scale=0.1):
+        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
+
+    state = {"transformer.wte.weight": rand(s["vocab_size"], d, scale=0.3),
+             "transformer.wpe.weight": rand(s["block_size"], d, scale=0.3)}
+    for i in range(s["n_layer"]):
+        p = f"transformer.h.{i}."
+        for ln in ("ln_1", "ln_2"):
+            state[p + ln + ".weight"] = (1 + rand(d)).to(dtype)
+            state[p + ln + ".bias"] = rand(d)
+        for name, (n_in, n_out) in {"attn.c_attn": (d, 3 * d), "attn.c_proj": (d, d), "mlp.c_fc": (d, 4 * d),
+                                    "mlp.c_proj": (4 * d, d)}.items():
+            state[p + name + ".weight"] = rand(n_in, n_out, scale=n_in**-0.5)
+            state[p + name + ".bias"] = rand(n_out)
+    state["transformer.ln_f.weight"] = (1 + rand(d)).to(dtype)
+    state["transformer.ln_f.bias"] = rand(d)
+    state["lm_head.weight"] = state["transformer.wte.weight"]
+    return state
+
+
+def token_ids(seed: int = 64, batch: int = 3, length: int = 20, vocab: int = GPT_SIZES["vocab_size"]):
+    """Seeded ids and a tokenizer-style attention mask (rows 1 and 2 right-padded)."""
+    ids = torch.randint(vocab, (batch, length), generator=_gen(seed))
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[1, length - 6:] = 0
+    mask[2, 5:] = 0
+    return ids, mask
+
+
+def ce_inputs(seed: int = 65) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits ``(N, V)`` (one row scaled up to overflow a naive exp), targets with some -100."""
+    g = _gen(seed)
+    logits = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    big = logits.clone()
+    big[3] *= 1000.0  # exp(>710) overflows float64: only a log-sum-exp survives
+    targets = torch.randint(9, (12,), generator=g)
+    targets[[1, 6, 7]] = -100
+    return logits, big, targets
+
+
+def stream(seed: int = 66, length: int = 500) -> torch.Tensor:
+    """A token stream with distinct values, so a window's position in it can be read off."""
+    return torch.randperm(length, generator=_gen(seed)) + 1000
+
+
+def schedule_args() -> dict:
+    return {"max_lr": 6e-4, "warmup_steps": 10, "max_steps": 100, "min_lr": 6e-5}
+
+
+def gradient_tensors(seed: int = 67) -> list[torch.Tensor]:
+    g = _gen(seed)
+    return [torch.randn(5, 3, generator=g, dtype=torch.float64) * 2.0, torch.randn(7, generator=g, dtype=torch.float64)]
+
+
+# ---------------------------------------------------------------------------------------- collectors
+
+def _loaded(module: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
+    module = module.double()
+    state = module.state_dict()
+    with torch.no_grad():
+        for key, value in weights.items():
+            state[key].copy_(value)  # a KeyError here: the learner's names differ from the exercise's
+    return module.eval()
+
+
+def attention_mask(CausalSelfAttention) -> dict:
+    """Outputs and weights of the learner's attention with seeded weights, without and with padding."""
+    module = _loaded(CausalSelfAttention(D_MODEL, N_HEADS), attention_weights())
+    x = hidden_input()
+    padding = torch.tensor([[True] * LENGTH, [True] * 4 + [False] * (LENGTH - 4)])[:, None, None, :]
+    with torch.no_grad():
+        out, weights = module(x)
+        out_padded, weights_padded = module(x, mask=padding)
+    return {"out": out, "weights": weights, "out_padded": out_padded, "weights_padded": weights_padded}
+
+
+def gpt_block(GPTBlock) -> dict:
+    """The learner's block with seeded weights on seeded inputs."""
+    block = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights())
+    with torch.no_grad():
+        return {"out": block(hidden_input())}
+
+
+def gpt_model(GPT, GPTConfig) -> dict:
+    """Is the head tied, and the logits of the learner's GPT after GPT-2 weights are copied in by the package."""
+    from tfs.convert.gpt import load_hf_state_dict
+
+    model = GPT(GPTConfig(**GPT_SIZES, dropout=0.0))
+    tied = model.lm_head.weight is model.wte.weight
+    model = load_hf_state_dict(model, {k: v for k, v in gpt2_state().items() if k != "lm_head.weight"}).eval()
+    ids, _ = token_ids()
+    targets = torch.roll(ids, -1, dims=1)
+    with torch.no_grad():
+        logits, loss = model(ids, targets)
+    return {"tied": tied, "logits": logits, "loss": None if loss is None else float(loss)}
+
+
+def init_statistics(init_gpt_weights) -> dict:
+    """Weight statistics after the learner's init on a fresh package GPT."""
+    from tfs.models.gpt import GPT as ReferenceGPT, GPTConfig as ReferenceConfig
+
+    torch.manual_seed(68)
+    model = ReferenceGPT(ReferenceConfig(vocab_size=300, block_size=32, n_layer=6, n_head=4, n_embd=64))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.5)
+    init_gpt_weights(model, 6)
+    stats = {name: [float(p.detach().mean()), float(p.detach().std()) if p.numel() > 1 else 0.0] for name, p in model.named_parameters()}
+    return {"stats": stats, "tied": model.lm_head.weight is model.wte.weight}
+
+
+def cross_entropy(cross_entropy) -> dict:
+    logits, big, targets = ce_inputs()
+    return {"plain": cross_entropy(logits, targets), "large": cross_entropy(big, targets),
+            "no_ignored": cross_entropy(logits, targets.clamp(min=0))}
+
+
+def batches(get_batch) -> dict:
+    x, y = get_batch(stream(), 6, 9, generator=_gen(69))
+    return {"x": x, "y": y}
+
+
+def lr_schedule(lr_schedule) -> dict:
+    args = schedule_args()
+    return {"lr": [float(lr_schedule(step, **args)) for step in range(0, 111)]}
+
+
+def param_groups(param_groups) -> dict:
+    from tfs.models.gpt import GPT as ReferenceGPT, GPTConfig as ReferenceConfig
+
+    model = ReferenceGPT(ReferenceConfig(**GPT_SIZES))
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = param_groups(model, 0.1)
+    return {"groups": [{"weight_decay": float(group.get("weight_decay", -1.0)),
+                        "params": [names.get(id(p), "<not a parameter of the model>") for p in group["params"]]}
+                       for group in groups]}
+
+
+def clipping(clip_gradients) -> dict:
+    result = {}
+    for max_norm in (1.0, 100.0):
+        params = [nn.Parameter(torch.zeros_like(g)) for g in gradient_tensors()]
+        for p, g in zip(params, gradient_tensors()):
+            p.grad = g.clone()
+        norm = clip_gradients(params, max_norm)
+        result[str(max_norm)] = {"norm": float(norm), "grads": [p.grad for p in params]}
+    return result
+
+
+def load_weights(load_hf_state_dict) -> dict:
+    """The learner's loader into the package's GPT; logits on ids, without and with padding."""
+    from tfs.models.gpt import GPT as ReferenceGPT, GPTConfig as ReferenceConfig
+
+    torch.manual_seed(70)
+    model = ReferenceGPT(ReferenceConfig(**GPT_SIZES))
+    state = gpt2_state()
+    state_without_head = {k: v for k, v in state.items() if k != "lm_head.weight"}
+    loaded = load_hf_state_dict(model, state_without_head)
+    model = (loaded if isinstance(loaded, nn.Module) else model).eval()
+    ids, mask = token_ids()
+    with torch.no_grad():
+        return {"logits": model(ids)[0], "logits_padded": model(ids, attention_mask=mask)[0],
+                "tied": model.lm_head.weight is model.wte.weight}

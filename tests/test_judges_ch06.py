@@ -1,0 +1,252 @@
+"""Chapter 06's judges on the data of correct code and of plausible buggy variants (mutants).
+
+Correct code: the package's reference (tfs.models, tfs.train, tfs.convert, tfs.nn). Each mutant must fail
+with a message naming its mistake."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tfs.convert.gpt import load_hf_state_dict
+from tfs.grader.judging import JudgeFailure, collect, load_judge
+from tfs.models.gpt import GPT, GPTConfig, init_gpt_weights
+from tfs.nn import MultiHeadAttention, TransformerBlock
+from tfs.nn.attention import causal_mask
+from tfs.train import clip_gradients, get_batch, lr_schedule, param_groups
+
+pytest.importorskip("transformers")
+
+
+def run(test, **objects):
+    load_judge(f"ch06.{test}")(collect(f"ch06.{test}", **objects))
+
+
+def fails(test, message, **objects):
+    with pytest.raises(JudgeFailure, match=message):
+        run(test, **objects)
+
+
+# ------------------------------------------------------------------------------------ attention
+
+class MaskedAttention(MultiHeadAttention):
+    """Attention with a chosen mask diagonal (0 is right) or none."""
+
+    diagonal: int | None = 0
+
+    def __init__(self, d, h):
+        super().__init__(d, h, causal=False)
+
+    def forward(self, x, mask=None):
+        if self.diagonal is not None:
+            allowed = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril(self.diagonal)
+            mask = allowed if mask is None else mask & allowed
+        return super().forward(x, mask=mask)
+
+
+def attention_with(diagonal):
+    return type("Mutant", (MaskedAttention,), {"diagonal": diagonal})
+
+
+def test_attention_judge():
+    run("attention_mask", CausalSelfAttention=functools.partial(MultiHeadAttention, causal=True))
+    run("attention_mask", CausalSelfAttention=attention_with(0))
+    fails("attention_mask", "no causal mask", CausalSelfAttention=attention_with(None))
+    fails("attention_mask", "see the next token", CausalSelfAttention=attention_with(1))
+    fails("attention_mask", "hides each token from itself", CausalSelfAttention=attention_with(-1))
+
+
+class ReplacingMask(MaskedAttention):
+    def forward(self, x, mask=None):  # the padding mask replaces the causal one
+        return MultiHeadAttention.forward(self, x, mask=causal_mask(x.shape[1]) if mask is None else mask)
+
+
+def test_attention_judge_padding():
+    fails("attention_mask", "combine it with the causal mask", CausalSelfAttention=ReplacingMask)
+
+
+# ---------------------------------------------------------------------------------------- block
+
+def block(**options):
+    settings = dict(norm_first=True, activation="gelu_tanh", causal=True) | options
+    return lambda d, h: TransformerBlock(d, h, 4 * d, **settings)
+
+
+def test_block_judge():
+    run("gpt_block", GPTBlock=block())
+    fails("gpt_block", "post-LN", GPTBlock=block(norm_first=False))
+    fails("gpt_block", "exact GELU", GPTBlock=block(activation="gelu"))
+    fails("gpt_block", "no causal mask", GPTBlock=block(causal=False))
+
+
+# ------------------------------------------------------------------------------------------ GPT
+
+class UntiedGPT(GPT):
+    def __init__(self, config):
+        super().__init__(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+
+class NoPositionsGPT(GPT):
+    def forward(self, idx, targets=None):
+        with torch.no_grad():
+            self.wpe.weight.zero_()
+        return super().forward(idx, targets)
+
+
+def test_gpt_judge():
+    run("gpt_model", GPT=GPT, GPTConfig=GPTConfig)
+    fails("gpt_model", "not the token embedding's weight: tie them", GPT=UntiedGPT, GPTConfig=GPTConfig)
+    fails("gpt_model", "logits differ from transformers' GPT2LMHeadModel", GPT=NoPositionsGPT, GPTConfig=GPTConfig)
+
+
+def init_without_residual_scaling(model, n_layer, std=0.02):
+    init_gpt_weights(model, n_layer=1 / 2, std=std)  # 0.02 / sqrt(2 * 1/2) = 0.02 everywhere
+
+
+def init_scaling_everything(model, n_layer, std=0.02):
+    init_gpt_weights(model, n_layer, std=std / math.sqrt(2 * n_layer))
+
+
+def init_untying(model, n_layer, std=0.02):
+    init_gpt_weights(model, n_layer, std)
+    model.lm_head.weight = nn.Parameter(model.wte.weight.detach().clone())
+
+
+def test_init_judge():
+    run("init_statistics", init_gpt_weights=init_gpt_weights)
+    fails("init_statistics", "residual projections", init_gpt_weights=init_without_residual_scaling)
+    fails("init_statistics", "only attn.out and ff.linear2 are scaled down", init_gpt_weights=init_scaling_everything)
+    fails("init_statistics", "broke the tie", init_gpt_weights=init_untying)
+
+
+# ------------------------------------------------------------------------- loss and training pieces
+
+def reference_cross_entropy(logits, targets, ignore_index=-100):
+    return nn.functional.cross_entropy(logits, targets, ignore_index=ignore_index)
+
+
+def naive_cross_entropy(logits, targets, ignore_index=-100):
+    keep = targets != ignore_index
+    probs = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True)
+    return -(torch.log(probs.gather(-1, targets.clamp(min=0)[:, None])[:, 0]) * keep).sum() / keep.sum()
+
+
+def mean_over_all(logits, targets, ignore_index=-100):
+    keep = targets != ignore_index
+    log_probs = logits - torch.logsumexp(logits, -1, keepdim=True)
+    return -(log_probs.gather(-1, targets.clamp(min=0)[:, None])[:, 0] * keep).sum() / targets.numel()
+
+
+def not_ignoring(logits, targets, ignore_index=-100):
+    log_probs = logits - torch.logsumexp(logits, -1, keepdim=True)
+    return -log_probs.gather(-1, targets.clamp(min=0)[:, None])[:, 0].mean()
+
+
+def test_cross_entropy_judge():
+    run("cross_entropy", cross_entropy=reference_cross_entropy)
+    fails("cross_entropy", "exp overflowed", cross_entropy=naive_cross_entropy)
+    fails("cross_entropy", "ignored positions are counted in the mean", cross_entropy=mean_over_all)
+    fails("cross_entropy", "were not ignored", cross_entropy=not_ignoring)
+
+
+def unshifted_batch(data, batch_size, block_size, generator=None):
+    x, _ = get_batch(data, batch_size, block_size, generator)
+    return x, x.clone()
+
+
+def backward_batch(data, batch_size, block_size, generator=None):
+    starts = torch.randint(1, len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[s:s + block_size] for s in starts])
+    y = torch.stack([data[s - 1:s - 1 + block_size] for s in starts])
+    return x, y
+
+
+def test_batches_judge():
+    run("batches", get_batch=get_batch)
+    fails("batches", "y equals x", get_batch=unshifted_batch)
+    fails("batches", "shifted the wrong way", get_batch=backward_batch)
+
+
+def no_warmup(step, max_lr, warmup_steps, max_steps, min_lr=0.0):
+    return lr_schedule(step + warmup_steps, max_lr, warmup_steps, max_steps + warmup_steps, min_lr)
+
+
+def constant_after_warmup(step, max_lr, warmup_steps, max_steps, min_lr=0.0):
+    return lr_schedule(step, max_lr, warmup_steps, max_steps, min_lr) if step < warmup_steps else max_lr
+
+
+def test_lr_schedule_judge():
+    run("lr_schedule", lr_schedule=lr_schedule)
+    fails("lr_schedule", "warm-up is missing", lr_schedule=no_warmup)
+    fails("lr_schedule", "the cosine", lr_schedule=constant_after_warmup)
+
+
+def decay_everything(model, weight_decay):
+    return [{"params": list(model.parameters()), "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+
+
+def named_twice(model, weight_decay):
+    decay = [p for n, p in model.named_parameters(remove_duplicate=False) if p.dim() >= 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def test_param_groups_judge():
+    run("param_groups", param_groups=param_groups)
+    fails("param_groups", "must not be decayed", param_groups=decay_everything)
+    fails("param_groups", "listed twice", param_groups=named_twice)
+
+
+def no_clipping(parameters, max_norm):
+    grads = [p.grad for p in parameters]
+    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+
+
+def per_tensor_clipping(parameters, max_norm):
+    parameters = list(parameters)
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters]))
+    for p in parameters:
+        p.grad.mul_(min(1.0, max_norm / p.grad.norm().item()))
+    return total
+
+
+def always_rescale(parameters, max_norm):
+    parameters = list(parameters)
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters]))
+    for p in parameters:
+        p.grad.mul_(max_norm / total)
+    return total
+
+
+def test_clipping_judge():
+    run("clipping", clip_gradients=clip_gradients)
+    fails("clipping", "clipping is missing", clip_gradients=no_clipping)
+    fails("clipping", "clipped on its own", clip_gradients=per_tensor_clipping)
+    fails("clipping", "left unchanged", clip_gradients=always_rescale)
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+def load_untransposed(model, hf_state):
+    fixed = dict(hf_state)
+    for key, value in hf_state.items():
+        if key.endswith("attn.c_proj.weight"):  # square: the shapes fit either way
+            fixed[key] = value.t()
+    return load_hf_state_dict(model, fixed)
+
+
+def load_breaking_tie(model, hf_state):
+    load_hf_state_dict(model, hf_state)
+    model.lm_head.weight = nn.Parameter(model.wte.weight.detach().clone())
+    return model
+
+
+def test_load_weights_judge():
+    run("load_weights", load_hf_state_dict=load_hf_state_dict)
+    fails("load_weights", r"copied without \.t\(\)", load_hf_state_dict=load_untransposed)
+    fails("load_weights", "no longer tied", load_hf_state_dict=load_breaking_tie)
