@@ -9,7 +9,7 @@ and ``ff.linear2``) ``N(0, 0.02 / sqrt(2 n_layer))``, so the residual sum keeps 
 Parameter names (``wte``, ``wpe``, ``blocks.i.attn.qkv``, ``blocks.i.ff.linear1``, ``ln_f``, ...) are the
 course's; :mod:`tfs.convert.gpt` maps them to and from ``transformers``' ``GPT2LMHeadModel``.
 
-``forward(idx, targets=None, attention_mask=None, cache=None) -> (logits, loss)``: ``idx`` and
+``forward(idx, targets=None, attention_mask=None, cache=None, position_ids=None) -> (logits, loss)``: ``idx`` and
 ``targets`` are ``(batch, T)`` token ids; ``targets`` are the inputs shifted by one (``-100`` = ignore);
 ``attention_mask`` is a tokenizer's 0/1 mask (1 = token); ``cache`` a :class:`tfs.nn.KVCache` for decoding.
 Attention runs through the fused ``F.scaled_dot_product_attention``: no ``(T, T)`` weights are kept
@@ -117,12 +117,18 @@ class GPT(nn.Module):
                              f"{tuple(targets.shape)} (targets are the inputs shifted by one: x = w[:-1], y = w[1:])")
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, cache: KVCache | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``idx (batch, T)`` -> ``(logits (batch, T, vocab), loss or None)``."""
+                attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``idx (batch, T)`` -> ``(logits (batch, T, vocab), loss or None)``. ``position_ids (batch, T)``
+        replace ``start, ..., start + T - 1`` (left-padded batches: the mask's cumulative sum, chapter 07)."""
         start = len(cache) if cache is not None else 0
         self._check_inputs(idx, targets, start)
-        positions = torch.arange(start, start + idx.shape[1], device=idx.device)
+        if position_ids is None:
+            positions = torch.arange(start, start + idx.shape[1], device=idx.device)
+        elif position_ids.shape != idx.shape:
+            raise ValueError(f"position_ids {tuple(position_ids.shape)} must have the shape of idx {tuple(idx.shape)}")
+        else:
+            positions = position_ids
         x = self.drop(self.wte(idx) + self.wpe(positions))
         mask = None
         if attention_mask is not None:
