@@ -217,11 +217,28 @@ class JudgedExecute(ResilientExecute):
                 break
         return cell, resources
 
+    def _collection_folder(self) -> tuple[Path, str]:
+        """A fresh folder for one collection: (its path here, the expression the kernel evaluates to reach it).
+
+        An isolated kernel (:class:`tfs.grader.grading.SandboxKernelManager`) sees only its sandbox: the
+        folder is made in the host side of its ``TFS_JUDGE_OUT`` (``km.judge_out``), owned by the kernel's
+        user, and the kernel reaches it through that variable. Other kernels write beside the notebook.
+        """
+        judge_out = getattr(self.km, "judge_out", None)
+        if judge_out is None:
+            folder = Path(tempfile.mkdtemp(dir=self._scratch_root))
+            return folder, repr(str(folder))
+        folder = Path(tempfile.mkdtemp(dir=judge_out))
+        if os.geteuid() == 0:
+            owner = os.stat(judge_out)
+            os.chown(folder, owner.st_uid, owner.st_gid)
+        return folder, f"__import__('os').path.join(__import__('os').environ['TFS_JUDGE_OUT'], {folder.name!r})"
+
     def _collect(self, cell, key: str, test: str, keywords: str, index: int, resources) -> bool:
         """Run one collector in the kernel; False when the kernel died or hung doing it."""
-        scratch = Path(tempfile.mkdtemp(dir=self._scratch_root))
+        scratch, folder_expression = self._collection_folder()
         source = (f"__import__('tfs.grader.judging', fromlist=['collect_to']).collect_to("
-                  f"{str(scratch)!r}, {key!r}, {test!r}{keywords})")
+                  f"{folder_expression}, {key!r}, {test!r}{keywords})")
         probe = nbformat.v4.new_code_cell(source)
         try:
             try:
