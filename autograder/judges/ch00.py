@@ -6,18 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from tfs.grader.collectors.ch00 import batched_scores_inputs, fit_line_inputs, standardize_inputs
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import expect, results
 from tfs.teaching.checks import check_close, check_shape
 
 
-def expect(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
-    if not condition:
-        raise JudgeFailure(f"✗ {name}: {problem}" + (f"\n  Hint: {hint}" if hint else ""))
-
-
-def results(data, count: int, name: str) -> list:
-    expect(type(data) is list and len(data) == count, name, f"expected {count} results from the grader's calls.")
-    return data
 
 
 def standardize(data):

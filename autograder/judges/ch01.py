@@ -9,19 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from tfs.grader.collectors import ch01 as inputs
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import expect, results
 from tfs.teaching.checks import check_close, check_shape
 from tfs.teaching.probes import attention_mistakes, causal_mask_mistakes, softmax_mistakes
 
 
-def expect(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
-    if not condition:
-        raise JudgeFailure(f"✗ {name}: {problem}" + (f"\n  Hint: {hint}" if hint else ""))
-
-
-def results(data, count: int, name: str) -> list:
-    expect(type(data) is list and len(data) == count, name, f"expected {count} results from the grader's calls.")
-    return data
 
 
 def pair(result, name: str):

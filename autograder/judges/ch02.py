@@ -8,20 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfs.grader.collectors import ch02 as inputs
-from tfs.grader.judging import JudgeFailure
+from tfs.convert import torch_mha_from_state
+from tfs.grader.judging import expect, results
 from tfs.teaching.checks import check_close, check_shape
 
 ATOL = 1e-6  # float64 against nn.MultiheadAttention, as in the visible tests
 
 
-def expect(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
-    if not condition:
-        raise JudgeFailure(f"✗ {name}: {problem}" + (f"\n  Hint: {hint}" if hint else ""))
-
-
-def results(data, count: int, name: str) -> list:
-    expect(type(data) is list and len(data) == count, name, f"expected {count} results from the grader's calls.")
-    return data
 
 
 def fields(data, keys, name: str) -> dict:
@@ -47,13 +40,7 @@ def torch_mha(parameters: dict, d_model: int, n_heads: int, dtype: torch.dtype) 
         expect(isinstance(parameters.get(name), torch.Tensor), f"MultiHeadAttention({d_model}, {n_heads}).{name}",
                "missing: the exercise names the layers self.qkv and self.out (nn.Linear with a bias).")
         check_shape(parameters[name], shape, f"MultiHeadAttention({d_model}, {n_heads}).{name}")
-    reference = nn.MultiheadAttention(d_model, n_heads, batch_first=True).to(dtype)
-    with torch.no_grad():
-        reference.in_proj_weight.copy_(parameters["qkv.weight"])
-        reference.in_proj_bias.copy_(parameters["qkv.bias"])
-        reference.out_proj.weight.copy_(parameters["out.weight"])
-        reference.out_proj.bias.copy_(parameters["out.bias"])
-    return reference
+    return torch_mha_from_state({name: parameters[name].to(dtype) for name in shapes}, n_heads)
 
 
 def mha_mistakes(parameters: dict, n_heads: int, x: torch.Tensor, mask=None) -> dict:

@@ -8,16 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfs.grader.collectors import ch03 as inputs
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import expect
 from tfs.teaching.checks import check_close, check_shape
 
 ATOL = 1e-6
 D_MODEL, N_HEADS, D_FF = 16, 4, 32
 
-
-def expect(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
-    if not condition:
-        raise JudgeFailure(f"✗ {name}: {problem}" + (f"\n  Hint: {hint}" if hint else ""))
 
 
 def fields(data, keys, name: str) -> dict:

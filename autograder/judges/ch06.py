@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tfs.grader.collectors import ch06 as inputs
+from tfs.convert import torch_mha_from_state
 from tfs.grader.judging import JudgeFailure
 
 
@@ -29,19 +30,9 @@ def _need(data, key, what):
 
 # ------------------------------------------------------------------------------------ attention
 
-def _torch_mha(weights, allowed):
-    mha = nn.MultiheadAttention(inputs.D_MODEL, inputs.N_HEADS, batch_first=True, dtype=torch.float64)
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(weights["qkv.weight"])
-        mha.in_proj_bias.copy_(weights["qkv.bias"])
-        mha.out_proj.weight.copy_(weights["out.weight"])
-        mha.out_proj.bias.copy_(weights["out.bias"])
-    return mha
-
-
 def _attention(weights, x, allowed, key_padding=None):
     """nn.MultiheadAttention's output and head-averaged weights; ``allowed`` (L, L) True = may attend."""
-    mha = _torch_mha(weights, allowed)
+    mha = torch_mha_from_state({k: v.double() for k, v in weights.items()}, inputs.N_HEADS)
     with torch.no_grad():
         return mha(x, x, x, attn_mask=None if allowed is None else ~allowed, key_padding_mask=key_padding,
                    average_attn_weights=False)

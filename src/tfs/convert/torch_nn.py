@@ -42,6 +42,19 @@ def copy_mha_to_torch(mha: nn.Module, torch_mha: nn.MultiheadAttention) -> nn.Mu
 
 
 @torch.no_grad()
+def torch_mha_from_state(state: dict[str, torch.Tensor], n_heads: int) -> nn.MultiheadAttention:
+    """A new ``nn.MultiheadAttention`` (batch first) holding the course layout's weights ``state``
+    (``qkv.weight``, ``qkv.bias``, ``out.weight``, ``out.bias``), in their dtype."""
+    d_model = state["out.weight"].shape[0]
+    torch_mha = nn.MultiheadAttention(d_model, n_heads, batch_first=True, dtype=state["out.weight"].dtype)
+    _copy(torch_mha.in_proj_weight, state["qkv.weight"], "qkv.weight")
+    _copy(torch_mha.in_proj_bias, state["qkv.bias"], "qkv.bias")
+    _copy(torch_mha.out_proj.weight, state["out.weight"], "out.weight")
+    _copy(torch_mha.out_proj.bias, state["out.bias"], "out.bias")
+    return torch_mha
+
+
+@torch.no_grad()
 def copy_block_to_torch(block: nn.Module, layer: nn.TransformerEncoderLayer) -> nn.TransformerEncoderLayer:
     """Copy a block (``attn``, ``ff.linear1/2``, ``norm1/2``) into ``nn.TransformerEncoderLayer``; return it."""
     copy_mha_to_torch(block.attn, layer.self_attn)

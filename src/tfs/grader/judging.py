@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["JudgeDataError", "JudgeFailure", "collect_to", "judge", "load_judge", "plain", "read_data", "write_data"]
+__all__ = ["JudgeDataError", "JudgeFailure", "collect_to", "expect", "judge", "load_judge", "plain", "read_data", "results", "write_data"]
 
 TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
@@ -43,6 +43,18 @@ MAX_DEPTH = 20
 
 class JudgeFailure(AssertionError):
     """A hidden test failed: the message is what the student reads in the feedback."""
+
+
+def expect(condition: bool, name: str, problem: str, hint: str | None = None) -> None:
+    """For judges: fail with ``✗ name: problem`` (and the hint) unless ``condition``."""
+    if not condition:
+        raise JudgeFailure(f"✗ {name}: {problem}" + (f"\n  Hint: {hint}" if hint else ""))
+
+
+def results(data: Any, count: int, name: str) -> list:
+    """For judges: ``data`` as the list of ``count`` results a collector returns, or a failure."""
+    expect(type(data) is list and len(data) == count, name, f"expected {count} results from the grader's calls.")
+    return data
 
 
 class JudgeDataError(ValueError):
