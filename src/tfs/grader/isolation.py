@@ -138,16 +138,15 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     """
     size = str(tmp_mb * MEGABYTE)
     arguments = _namespaces(uid is not None) + ["--die-with-parent", "--new-session", *system_binds()]
-    folders = python_folders()
-    for folder in _ancestors(folders):
-        arguments += ["--perms", "0755", "--dir", folder]
-    for folder in folders:
-        arguments += ["--ro-bind", folder, folder]
     arguments += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
                   "--perms", "1777", "--size", size, "--tmpfs", SUBMISSION]
-    for folder in _ancestors([ipc, SUBMITTED_COPY]):
+    # Python and the course after the private /tmp, so that a checkout under /tmp is bound over it, not hidden
+    folders = python_folders()
+    for folder in _ancestors(folders + [ipc, SUBMITTED_COPY]):
         if folder != "/tmp":  # already the private /tmp
             arguments += ["--perms", "0755", "--dir", folder]
+    for folder in folders:
+        arguments += ["--ro-bind", folder, folder]
     arguments += ["--bind", ipc, ipc, "--bind", judge, JUDGE_DIR]
     if submitted:
         arguments += ["--ro-bind", submitted, SUBMITTED_COPY]
