@@ -169,12 +169,15 @@ def instructor_lab(tmp_path_factory):
 
 
 def test_student_writes_an_exercise_and_sees_check_then_the_course_message(browser, student_lab):
+    from playwright.sync_api import expect
+
     notebook = nbformat.read(REPO / "course" / "01-attention" / "attention.ipynb", as_version=4)
     exercise = cell_index(notebook, "softmax_stable")
     assert notebook.cells[exercise + 1].metadata["nbgrader"]["grade_id"] == "test_softmax_values"
     with page_for(browser, "student-exercise") as page:
         cells = open_notebook(page, student_lab, "01-attention/attention.ipynb", len(notebook.cells))
-        assert "def softmax_stable" in cells.nth(exercise).inner_text()
+        cells.nth(exercise).scroll_into_view_if_needed()  # long notebooks render cells as they scroll into view
+        expect(cells.nth(exercise)).to_contain_text("def softmax_stable", timeout=TIMEOUT_MS)
         run_all_above(page, cells, exercise)
 
         write_cell(page, cells, exercise, SOFTMAX_RIGHT)

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from course import Course, fill, nbgrader_meta, solution_answers
+from tfs.grader import isolation
 
 CHAPTER = "00-welcome"
 NOTEBOOK = "welcome"
@@ -80,12 +81,10 @@ _db.commit()
 _db.close()
 """,
     "v-print-history": """
-def batched_scores(queries, keys):
+def _leak_history(result=None):  # after every cell, into that cell's output (kept for ungraded cells)
     shell = get_ipython()
-    print("HISTORY", shell.user_ns["In"], shell.user_ns.get("_ih"))
-    with open("history-leak.txt", "a") as leak:
-        leak.write(repr(shell.user_ns["In"]) + repr(list(shell.history_manager.get_range(raw=True))))
-    return torch.zeros(queries.shape[0], queries.shape[1], keys.shape[1])
+    print("HISTORY-LEAK", repr(shell.user_ns["In"]), repr(list(shell.history_manager.get_range(raw=True))))
+get_ipython().events.register("post_run_cell", _leak_history)
 """,
     "v-planted-pickle": """
 import glob, os, pickle
@@ -93,7 +92,9 @@ class _Evil:
     def __reduce__(self):
         return (open, (os.path.join(os.getcwd(), "pwned-by-pickle"), "w"))
 def _plant(result=None):
-    for folder in glob.glob(os.path.join(os.getcwd(), ".tfs-judge-*", "*")):
+    folders = glob.glob(os.path.join(os.getcwd(), ".tfs-judge-*", "*"))  # beside the notebook (unisolated)
+    folders += glob.glob(os.path.join(os.environ.get("TFS_JUDGE_OUT", "/nonexistent"), "*"))  # the sandbox's
+    for folder in folders:
         for name in [f"{i:03d}-0" for i in range(60)]:
             with open(os.path.join(folder, name + ".pt"), "wb") as file:
                 pickle.dump([_Evil()], file)
@@ -215,8 +216,10 @@ def test_test_cells_show_the_judges_verdicts_and_no_hidden_code(graded):
 
 @pytest.mark.slow
 def test_the_kernel_never_saw_the_hidden_tests(graded):
-    leak = (graded.root / "grading" / "autograded" / "v-print-history" / CHAPTER / "history-leak.txt").read_text()
-    assert "batched_scores" in leak  # the leak worked: it shows the visible test code
+    leaks = [output.text for cell in autograded(graded, "v-print-history").cells if cell.cell_type == "code"
+             for output in cell.outputs if output.output_type == "stream" and "HISTORY-LEAK" in output.text]
+    leak = "".join(leaks)
+    assert "batched_scores(" in leak  # the leak worked: it shows the visible test code the kernel ran
     assert "judge(" not in leak and "collect_to" not in leak and "BEGIN HIDDEN" not in leak
 
 
@@ -225,8 +228,13 @@ def test_gradebook_writes_are_undone_and_the_gradebook_is_sound(graded):
     database = sqlite3.connect(graded.root / "grading" / "gradebook.db")
     assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert database.execute("SELECT COUNT(*) FROM grade WHERE manual_score IS NOT NULL").fetchone() == (0,)
-    assert graded.flagged(CHAPTER, "v-gradebook-sqlite") and not graded.flagged(CHAPTER, "v-honest-a")
-    assert "changed the gradebook" in notes(graded, "v-gradebook-sqlite")
+    assert not graded.flagged(CHAPTER, "v-honest-a")
+    if isolation.unavailable_reason() is None:  # the sandbox has no gradebook to open: the write fails at once
+        attacker = nbformat.writes(autograded(graded, "v-gradebook-sqlite"))
+        assert "unable to open database file" in attacker
+    else:  # the in-process sandbox: the write happens, and the grader undoes it, notes and flags it
+        assert graded.flagged(CHAPTER, "v-gradebook-sqlite")
+        assert "changed the gradebook" in notes(graded, "v-gradebook-sqlite")
     assert not list((graded.root / "grading" / "autograded").glob("*/*/.tfs-judge-*")), "scratch folders were left"
 
 
