@@ -15,13 +15,6 @@ from course import CHAPTERS, REPO, nbgrader_meta
 from tfs.grader import judging
 from tfs.grader.judged import HiddenBlockError, judge_calls, visible_source
 
-# Chapters whose hidden tests still run in the kernel (the grader runs such blocks as before).
-# Remove a chapter from here when its hidden blocks become judge(...) calls: the strict xfail then fails.
-NOT_YET_JUDGED = {
-    "04-tokenization",
-}
-
-
 def graded_cells(chapter: str):
     for path in sorted((REPO / "solutions" / chapter).glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
@@ -29,8 +22,7 @@ def graded_cells(chapter: str):
                 yield nbgrader_meta(cell)["grade_id"], cell.source
 
 
-@pytest.mark.parametrize("chapter", [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason="hidden tests not converted to judges yet")) if c in NOT_YET_JUDGED else c for c in CHAPTERS])
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_graded_test_cell_has_judges_with_collectors(chapter):
     cells = list(graded_cells(chapter))
     assert cells, f"{chapter} has no graded test cells"
