@@ -41,7 +41,7 @@ c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
 # Untrusted code: the kernel runs in tfs.grader.sandbox (memory/CPU/file-size limits, no network, no access
-# to grading/ or solutions/, the tests' tools guarded); a kernel that dies or ignores the interrupt
+# to grading/ or solutions/) under OS-level isolation; hidden tests are judged outside it; a kernel that dies or ignores the interrupt
 # is restarted and grading goes on; deleted, reordered or edited graded cells are restored from the
 # release; an unreadable notebook is graded as unanswered. See autograder/INSTRUCTORS.md.
 c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"))
@@ -54,7 +54,6 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
-    "tfs.grader.grading.InjectGuard",
     "tfs.grader.judged.JudgedExecute",
     "tfs.grader.grading.RecordIntegrity",
     "nbgrader.preprocessors.IgnorePattern",

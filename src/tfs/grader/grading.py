@@ -5,16 +5,15 @@ all (the student's autograde fails and no grade is recorded), trusts a notebook'
 cell list, and runs student code with the grader's own rights. These classes plug into nbgrader's
 own extension points, so instructors keep using ``nbgrader autograde``:
 
-- :class:`SandboxKernelManager` starts the kernel as ``python -m tfs.grader.sandbox`` (limits, audit hook,
-  tool guard; see :mod:`tfs.grader.sandbox`), with the course's grading folders protected.
+- :class:`SandboxKernelManager` starts the kernel as ``python -m tfs.grader.sandbox`` (limits, audit hook;
+  see :mod:`tfs.grader.sandbox`), with the course's grading folders protected.
 - :class:`ResilientExecute` replaces nbgrader's ``Execute``: when the kernel dies or will not stop,
   the cell gets an error (so its tests score 0), the kernel is restarted, the cells before it are
   run again, and grading goes on.
 - :class:`RestoreStructure` (sanitising step) puts back deleted, reordered or renamed graded
   cells from the release and notes every edit of a read-only cell.
-- :class:`InjectGuard` and :class:`RecordIntegrity` run :func:`tfs.grader.sandbox.guard` at the top of
-  each test cell, then remove that line again, flag the submission in the gradebook and put a
-  note for the student at the top of the graded notebook when anything was restored.
+- :class:`RecordIntegrity` caps huge outputs, flags the submission in the gradebook and puts a note
+  for the student at the top of the graded notebook when the grader restored or noticed anything.
 - :func:`make_repair_hook` gives nbgrader a ``pre_convert_hook`` that turns an unreadable notebook
   (malformed JSON, an unknown nbformat version) into a recorded zero with a message.
 """
@@ -41,10 +40,8 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
 from tfs.grader import isolation
-from tfs.grader.sandbox import GUARD_MARKER
 
 NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
-GUARD_LINE = "import tfs.grader.sandbox; tfs.grader.sandbox.guard(globals())  # added by the grader\n"
 
 
 def _nbgrader(cell: NotebookNode) -> dict:
@@ -302,17 +299,8 @@ class RestoreStructure(NbGraderPreprocessor):
         return nb, resources
 
 
-class InjectGuard(NbGraderPreprocessor):
-    """Before execution: the first line of every test cell restores the grader's tools."""
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
-            cell.source = GUARD_LINE + cell.source
-        return cell, resources
-
-
 class RecordIntegrity(NbGraderPreprocessor):
-    """After execution: drop the guard line, cap huge outputs, and record what the grader noticed.
+    """After execution: cap huge outputs, and record what the grader noticed.
 
     When anything was noticed, the submission is flagged in the gradebook (for the instructor) and
     a note opens the graded notebook (for the student, in the feedback).
@@ -324,15 +312,8 @@ class RecordIntegrity(NbGraderPreprocessor):
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
-            if cell.source.startswith(GUARD_LINE):
-                cell.source = cell.source[len(GUARD_LINE):]
             for output in cell.get("outputs", []):
                 text = output.get("text", "")
-                if GUARD_MARKER in text:
-                    lines = text.splitlines(keepends=True)
-                    restored = next(line for line in lines if line.startswith(GUARD_MARKER)).strip()
-                    _add_note(nb, f"Test cell {_grade_id(cell)}: {restored}. The tests ran with the originals.")
-                    output["text"] = text = "".join(line for line in lines if not line.startswith(GUARD_MARKER))
                 if len(text) > self.max_output_chars:
                     output["text"] = text[: self.max_output_chars] + f"\n... [{len(text):,} characters, cut by the grader]"
         notes = nb.metadata.get(NOTES, [])

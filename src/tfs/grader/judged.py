@@ -18,8 +18,8 @@ graded test cell whose hidden block is made of ``judge("chNN.name", obj=obj, ...
    the cell passed, an ``error`` output carrying the judges' course messages when one failed. So
    nbgrader's ``SaveAutoGrades`` scores the judges' verdicts, whatever the kernel printed.
 
-Hidden blocks that are not only ``judge(...)`` calls (chapters not converted yet) run in the kernel
-as before. A kernel that dies or hangs in the visible part or in a collection: that cell scores 0
+Hidden blocks that are not only ``judge(...)`` calls (none in the course now; ``tests/test_judged_cells.py``
+keeps it so) run in the kernel as ordinary code. A kernel that dies or hangs in the visible part or in a collection: that cell scores 0
 with the reason, the kernel is restarted (see :class:`tfs.grader.grading.ResilientExecute`). A judge
 process that crashes or runs out of time: every judged cell of the notebook scores 0, with a note.
 """
@@ -42,7 +42,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import Integer, Unicode
 
 from tfs.grader import judging
-from tfs.grader.grading import GUARD_LINE, ResilientExecute, _add_note, _grade_id
+from tfs.grader.grading import ResilientExecute, _add_note, _grade_id
 from tfs.grader.selfcheck import HIDDEN_TESTS
 
 MEGABYTE = 1024 * 1024
@@ -85,9 +85,7 @@ def judge_calls(source: str) -> list[tuple[str, str]] | None:
 
 
 def visible_source(source: str) -> str:
-    """The cell without its hidden block (and without the old guard line, which judged cells do not need)."""
-    if source.startswith(GUARD_LINE):
-        source = source[len(GUARD_LINE):]
+    """The cell without its hidden block."""
     return HIDDEN_TESTS.sub("", source).rstrip() + "\n"
 
 
