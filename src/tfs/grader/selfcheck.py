@@ -254,7 +254,7 @@ async def _execute(notebook, folder: Path, timeout: float) -> list[CellRun]:
                                       evalue="the Python kernel died while running this cell "
                                              "(os._exit, a crash, or it ran out of memory)",
                                       seconds=time.perf_counter() - start)
-                stop_note = f"the kernel died in cell {index + 1}"
+                stop_note = f"the kernel died in {describe_cell(notebook, index)}"
                 continue
             seconds = time.perf_counter() - start
             content = replies.get(index, {}).get("content", {})
@@ -264,7 +264,7 @@ async def _execute(notebook, folder: Path, timeout: float) -> list[CellRun]:
                                       seconds=seconds)
                 if not await _responsive(client, timed_out):
                     client.shutdown_kernel = "immediate"  # it ignores interrupts: a graceful shutdown would wait
-                    stop_note = f"the kernel is still busy with cell {index + 1}, which ignored the interrupt"
+                    stop_note = f"the kernel is still busy with {describe_cell(notebook, index)}, which ignored the interrupt"
             elif content.get("status") == "error":
                 runs[index] = CellRun(status="error", ename=content.get("ename", ""),
                                       evalue=content.get("evalue", ""), seconds=seconds)
@@ -296,6 +296,26 @@ async def _responsive(client, timed_out: set[int]) -> bool:
                                    "traceback": []}
 
 
+def describe_cell(notebook, index: int) -> str:
+    """A cell as a learner finds it in JupyterLab: its grade_id, or its first line and the heading above it.
+
+    JupyterLab shows no cell numbers, so a report never names a cell by its index.
+    """
+    cell = notebook.cells[index]
+    grade_id = _meta(cell).get("grade_id")
+    if isinstance(grade_id, str) and grade_id:
+        return grade_id
+    source = cell.source if isinstance(cell.source, str) else ""
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    what = f"the cell starting {first[:60] + ('…' if len(first) > 60 else '')!r}" if first else "an empty cell"
+    for previous in reversed(notebook.cells[:index]):
+        if previous.cell_type == "markdown" and isinstance(previous.source, str):
+            headings = [line.lstrip("#").strip() for line in previous.source.splitlines() if line.startswith("#")]
+            if headings:
+                return f"{what} (under \"{headings[-1][:60]}\")"
+    return what
+
+
 def _message(run: CellRun, limit: int = 25) -> str:
     if run.ename in ("CheckError", TIMEOUT_NAME):
         text = run.evalue  # already written for a learner: expected, received, hint
@@ -315,7 +335,7 @@ def build_report(path: Path, notebook, runs: list[CellRun], seconds: float) -> R
     for index, (cell, run) in enumerate(zip(notebook.cells, runs)):
         meta = _meta(cell)
         if meta.get("solution"):
-            exercise = Exercise(grade_id=meta.get("grade_id", f"cell {index + 1}"))
+            exercise = Exercise(grade_id=describe_cell(notebook, index))
             stub_left[exercise.grade_id] = bool(STUB.search(cell.source))
             if run.status == "error" and run.ename != "NotImplementedError":
                 exercise.problem = _message(run)
@@ -327,7 +347,7 @@ def build_report(path: Path, notebook, runs: list[CellRun], seconds: float) -> R
                 exercises.append(Exercise(grade_id=""))
             exercise = exercises[-1]
             points = float(meta.get("points", 0) or 0)
-            grade_id = meta.get("grade_id", f"cell {index + 1}")
+            grade_id = describe_cell(notebook, index)
             not_written = stub_left.get(exercise.grade_id, False)
             if run.status == "ok":
                 result = TestResult(grade_id, points, PASSED, seconds=run.seconds)
@@ -346,7 +366,7 @@ def build_report(path: Path, notebook, runs: list[CellRun], seconds: float) -> R
             exercise.tests.append(result)
         elif cell.cell_type == "code" and run.status in ("error", TIMED_OUT) and run.ename != "NotImplementedError":
             first = _message(run).splitlines()[0]
-            other_errors.append(f"cell {index + 1}: {first}")
+            other_errors.append(f"{describe_cell(notebook, index)}: {first}")
     return Report(path=path, exercises=exercises, other_errors=other_errors, seconds=seconds)
 
 
