@@ -162,3 +162,40 @@ def test_the_speed_judge_reads_a_ratio_so_a_slow_machine_does_not_fail_a_correct
         assert verdict.startswith("✓"), verdict
     with pytest.raises(AssertionError, match="full pair counts"):
         judge({"merges": padded, "seconds": 6.0, "one_pass": 0.012})
+
+
+# --- the visible tests' probes (tfs.teaching.probes_tokenization) ------------------------------------------------
+
+def visible_failure(check, *args, **kwargs) -> str:
+    from tfs.teaching.checks import CheckError
+
+    with pytest.raises(CheckError) as error:
+        check(*args, **kwargs)
+    return str(error.value)
+
+
+def test_visible_probes_name_the_usual_mistakes(solution):
+    import torch
+
+    from tfs.teaching import probes_tokenization as probes
+    from tfs.teaching.checks import call
+
+    dropped = mutate(solution, "merge_pair", "while i < len(ids):", "while i < len(ids) - 1:", CHAPTER)["merge_pair"]
+    case = ([4, 1, 2, 6], (1, 2), 8)
+    assert "the last id dropped" in visible_failure(probes.check_ids, call(dropped, *case), [4, 8, 6], "merge_pair",
+                                                    mistakes=probes.merge_pair_mistakes(*case))
+    lower = mutate(solution, "bert_basic_tokenize", 'lowered = "".join(c.lower() for c in "".join(cleaned))',
+                   'lowered = "".join(cleaned).lower()', CHAPTER)["bert_basic_tokenize"]
+    text = "ΟΔΥΣΣΕΥΣ, ΣΟΦΟΣ"
+    assert solution["bert_basic_tokenize"](text) == probes.bert_words(text)
+    assert "final Σ" in visible_failure(probes.check_ids, lower(text), probes.bert_words(text), "bert_basic_tokenize",
+                                        mistakes=probes.basic_tokenize_mistakes(text))
+    raising = lambda s: {}[s]  # noqa: E731  a KeyError inside the learner's code gets the course message and hint
+    message = visible_failure(probes.check_lines, raising, ["é"], [[2634]], "gpt2_encode", hint="work on UTF-8 bytes")
+    assert "raised KeyError" in message and "work on UTF-8 bytes" in message
+    message = visible_failure(probes.check_lines, lambda s: [1], ["a"], [[2]], "bert_encode", earlier="wordpiece (Exercise 7)")
+    assert "It calls your wordpiece (Exercise 7): make its tests pass first." in message
+    boolean = {"input_ids": torch.tensor([[5, 0]]), "attention_mask": torch.tensor([[True, False]])}
+    message = visible_failure(probes.check_batch, boolean, {"input_ids": torch.tensor([[5, 0]]),
+                                                            "attention_mask": torch.tensor([[1, 0]])}, "pad_batch")
+    assert "torch.long" in message and "not bool" in message and "x.dtype" not in message
