@@ -91,7 +91,7 @@ MUTANTS = [
     ("wordpiece", "        if end == start:\n            return [unk]\n",
      "        if end == start:\n            pieces.append(unk)\n            start += 1\n            continue\n",
      "wordpiece_unk", "the WHOLE word is [UNK]"),
-    ("wordpiece", "    if len(word) > max_chars:\n        return [unk]\n", "", "wordpiece_unk", "100 characters"),
+    ("wordpiece", "    if len(word) > max_chars:\n        return [unk]\n", "", "wordpiece_unk", "the max_chars limit not applied"),
     ("bert_encode", "    ids.append(vocab[\"[SEP]\"])\n", "", "bert_encode_parity", "[SEP] missing"),
     # pad_batch
     ("pad_batch", "attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)",

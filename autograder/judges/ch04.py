@@ -41,13 +41,16 @@ def _first_difference(a, b) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def _same(received, expected, name: str, hint: str | None = None, mistakes: dict | None = None) -> None:
-    """Fail unless the lists are equal; name a mistake whose result ``received`` equals."""
+def _same(received, expected, name: str, hint: str | None = None, mistakes=None) -> None:
+    """Fail unless the lists are equal; name a mistake (``{description: wrong result}``, or a function returning
+    that dict) whose result ``received`` equals."""
     _raised(received, name, hint)
     if received == expected:
         return
     if not isinstance(received, list):
         _fail(name, f"expected a list, received {_show(received)}.", hint)
+    if callable(mistakes):  # computed only when needed
+        mistakes = mistakes()
     for description, wrong in (mistakes or {}).items():
         if wrong != expected and received == wrong:
             _fail(name, f"expected {_show(expected)}, received {_show(received)}: {description}.", hint)
@@ -274,7 +277,7 @@ def bpe_encode_toy(data):
     earlier = _merge_pair_earlier(data["merge_pair"], "bpe_encode")
     for (text, merges), received in zip(inputs.BPE_ENCODE_TOY, got):
         _same(received, library_encoder(merges)(text), f"bpe_encode({text!r}, {merges})", ENCODE_HINT + earlier,
-              mistakes=_encode_mistakes(text, merges))
+              mistakes=lambda: _encode_mistakes(text, merges))
     return "✓ bpe_encode: the grader's tests pass (merge order, bytes, empty text, the earliest merge wins)"
 
 
@@ -288,7 +291,7 @@ def bpe_encode_library(data):
     earlier = _merge_pair_earlier(data["merge_pair"], "bpe_encode")
     for line, received in zip(lines, got):
         _same(received, encode(line), f"bpe_encode({line[:40]!r}, the library's 150 merges) vs the tokenizers library",
-              ENCODE_HINT + earlier, mistakes=_encode_mistakes(line, merges))
+              ENCODE_HINT + earlier, mistakes=lambda: _encode_mistakes(line, merges))
     return f"✓ bpe_encode: the grader's tests pass ({len(lines)} lines identical to the tokenizers library)"
 
 
@@ -417,9 +420,11 @@ def data_corpus_validation() -> str:
     return data.load_corpus("validation")
 
 
-def _wordpiece_variant(word: str, vocab, continuation: str = "##", longest: bool = True, fallback: bool = False):
-    """A wrong WordPiece, computed on purpose: no '##', shortest match first, or skipping a character instead of [UNK]."""
-    if len(word) > 100:
+def _wordpiece_variant(word: str, vocab, continuation: str = "##", longest: bool = True, fallback: bool = False,
+                       limit: int | None = 100):
+    """A wrong WordPiece, computed on purpose: no '##', shortest match first, skipping a character instead of [UNK],
+    or no length limit."""
+    if limit is not None and len(word) > limit:
         return ["[UNK]"]
     pieces, start = [], 0
     while start < len(word):
@@ -444,13 +449,13 @@ def _wordpiece_check(words, got, hint: str) -> None:
         shown = f"wordpiece({word[:30]!r})"
         _raised(received, shown, hint)
         expected = [token.value for token in model.tokenize(word)]
-        _same(received, expected, shown, hint, mistakes={
+        _same(received, expected, shown, hint, mistakes=lambda: {
             "continuation pieces looked up without '##' in front": _wordpiece_variant(word, vocab, continuation=""),
             "the shortest match taken first: take the LONGEST prefix in the vocabulary": _wordpiece_variant(word, vocab, longest=False),
             "an unknown character skipped: when nothing matches, the WHOLE word is [UNK]":
                 _wordpiece_variant(word, vocab, fallback=True),
             "the max_chars limit not applied: words over 100 characters are [UNK]" if len(word) > 100 else "-":
-                _wordpiece_variant(word[:100], vocab, ) if len(word) > 100 else None,
+                _wordpiece_variant(word, vocab, limit=None) if len(word) > 100 else None,
         })
 
 

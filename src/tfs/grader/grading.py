@@ -67,7 +67,7 @@ def _add_note(nb: NotebookNode, note: str) -> None:
 class SandboxKernelManager(AsyncKernelManager):
     """Starts each grading kernel in an OS-level sandbox (bubblewrap, :mod:`tfs.grader.isolation`).
 
-    The kernel runs ``python -m tfs.grader.sandbox`` (in-process limits, audit hook, tool guard) inside
+    The kernel runs ``python -m tfs.grader.sandbox`` (in-process limits, audit hook) inside
     ``bwrap``: its own PID and network namespaces and user id, a read-only view of the system and of the
     course's Python, nothing of the course's folders, a clean environment, limits on memory, CPU time,
     file size, processes and disk, and a private scratch folder removed when the kernel is shut down.
