@@ -329,6 +329,10 @@ def test_a_term_on_jupyterhub(hub, users, gradebook_url, timing_report):
     assert released["success"], released
     assert (exchange / COURSE_ID / "outbound" / CHAPTER / f"{NOTEBOOK}.ipynb").exists()
 
+    # students have no instructor tools: their servers do not even serve Formgrader's API
+    for path in ("formgrader", "formgrader/api/assignments"):
+        assert hub.session.get(f"{hub.url}/user/{none}/{path}", timeout=120).status_code == 404, path
+
     # the students: fetch, work, submit (their servers, as them)
     for student, typed in ((full, answers), (partial, first_only), (none, {})):
         listed = hub.server(student, "POST", "assignments/fetch", json=course)
@@ -436,6 +440,8 @@ def test_browser_student_sees_the_assignment_list_and_instructor_formgrader(brow
         panel = page.locator("#nbgrader-assignment-list")
         panel.get_by_text(CHAPTER).first.wait_for()
     with logged_in(browser, hub, instructor, users["password"]) as page:
+        page.goto(f"{hub.url}/hub/home")  # the hub's home page says where Formgrader opens
+        assert "in its own browser tab" in page.locator("body").inner_text()
         page.goto(f"{hub.url}/user/{instructor}/formgrader")  # its own tab: JupyterHub forbids embedding it
         page.get_by_text(CHAPTER).first.wait_for()
         assert "Manage Assignments" in page.content()
