@@ -7,8 +7,9 @@ token) and the users' own servers (running as those users):
 - the instructor's Formgrader API generates and releases chapter 01 into the exchange;
 - each student's Assignments API fetches it; one student writes the solution into it, one the first exercise
   only, one nothing (contents API); the first two submit;
-- the instructor collects (Formgrader API), autogrades with the parallel command (`autograder/grade_parallel.py`,
-  one worker, run as the instructor's system user; every kernel in bubblewrap), generates and releases feedback;
+- the instructor collects (Formgrader API), autogrades as the Kubernetes grading Job would, batch by batch
+  (`autograder/grade_batch.py`, the parallel grader on each batch's students), as the instructor's system user,
+  every kernel in bubblewrap, generates and releases feedback;
 - each student fetches their feedback; the scores in PostgreSQL equal the points the notebooks' metadata give.
 
 A browser (Playwright driving Debian's chromium, as tests/test_browser.py) logs in as a student and sees the
@@ -351,14 +352,19 @@ def test_a_term_on_jupyterhub(hub, users, gradebook_url, timing_report):
     collected = hub.server(instructor, "POST", f"formgrader/api/assignment/{CHAPTER}/collect")
     assert collected["success"], collected
     graded_at = time.perf_counter()
-    # one worker: concurrent workers on one PostgreSQL gradebook undo each other's scores (JudgedExecute's
-    # gradebook guard restores the whole gradebook after each kernel; autograder/INSTRUCTORS.md, limits)
-    grading = run_as(instructor, [str(BIN / "python"), "grade_parallel.py", CHAPTER, "-j", "1", "--no-progress",
-                                  "--db-url", gradebook_url], cwd=REPO / "autograder", timeout=900,
-                     env={"TFS_COURSE_ROOT": str(course_root)})
+    # grading as the Kubernetes Job does it (hub/z2jh/grading-job.yaml): batch after batch of students with
+    # autograder/grade_batch.py (the parallel grader on each batch's share), all into the one PostgreSQL gradebook.
+    # One batch at a time and one worker: concurrent graders on one PostgreSQL gradebook undo each other's
+    # scores (JudgedExecute's gradebook guard restores the whole gradebook after each kernel; INSTRUCTORS.md).
+    graded_at = time.perf_counter()
+    for index in (0, 1):
+        grading = run_as(instructor, [str(BIN / "python"), "grade_batch.py", CHAPTER, "--batches", "2", "--index",
+                                      str(index), "-j", "1", "--db-url", gradebook_url], cwd=REPO / "autograder",
+                         timeout=900, env={"TFS_COURSE_ROOT": str(course_root)})
+        assert grading.returncode == 0, grading.stdout[-3000:] + grading.stderr[-3000:]
+        assert f"batch {index} of 2: 1 submissions of {CHAPTER}" in grading.stdout, grading.stdout
     grading_seconds = time.perf_counter() - graded_at
-    assert grading.returncode == 0, grading.stdout[-3000:] + grading.stderr[-3000:]
-    assert "2 submissions" in grading.stdout, grading.stdout
+    assert not (course_root / "grading" / "batches").exists() or not any((course_root / "grading" / "batches").iterdir())
     for action in ("generate_feedback", "release_feedback"):
         done = hub.server(instructor, "POST", f"formgrader/api/assignment/{CHAPTER}/{action}")
         assert done["success"], done
@@ -389,7 +395,7 @@ def test_a_term_on_jupyterhub(hub, users, gradebook_url, timing_report):
         assert gradebook.find_student(none).score == 0
     assert not (course_root / "grading" / "gradebook.db").exists(), "nbgrader wrote to the SQLite gradebook instead"
     timing_report.append(f"{time.perf_counter() - start:7.1f} s  a term on JupyterHub: release, 3 students, "
-                         f"collect, autograde ({grading_seconds:.1f} s for 2 submissions, 1 worker), feedback")
+                         f"collect, autograde ({grading_seconds:.1f} s for 2 submissions, 2 batches of 1), feedback")
 
 
 # --- a browser logs in ----------------------------------------------------------------------------------------------
