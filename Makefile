@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup lab instructor chromium test release clean
+.PHONY: setup lab instructor chromium hub-proxy test release clean
 
 setup: $(STAMP)
 
@@ -50,9 +50,16 @@ chromium:
 	    || echo "WARNING: could not install chromium (see build/chromium-install.log); the browser test will be skipped" >&2; \
 	else echo "WARNING: chromium is not installed and cannot be installed here (needs root and apt-get); the browser test will be skipped" >&2; fi
 
+# The course's JupyterHub (hub/, tests/test_hub.py) runs configurable-http-proxy, pinned in hub/package-lock.json.
+hub-proxy:
+	@if [ -x hub/node_modules/.bin/configurable-http-proxy ] && [ hub/node_modules/.package-lock.json -nt hub/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then (cd hub && npm ci --no-audit --no-fund --loglevel=error) \
+	  || echo "WARNING: npm ci in hub/ failed: the JupyterHub test will be skipped" >&2; \
+	else echo "WARNING: npm (Node.js) is not installed: the JupyterHub test will be skipped" >&2; fi
+
 # Unit tests, release sync, autograding end to end, and every solution notebook under nbval.
 # pytest's exit code 5 (nothing collected) means the setup is broken: it fails like any other.
-test: setup chromium
+test: setup chromium hub-proxy
 	@$(BIN)/python -m pytest tests solutions --nbval-lax --nbval-cell-timeout=120 $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the setup is broken" >&2; exit 1; fi; \
