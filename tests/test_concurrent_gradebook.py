@@ -1,12 +1,10 @@
-"""Two graders sharing one gradebook (PostgreSQL on JupyterHub, hub/z2jh's grading Job): a known bug, pinned down.
+"""Two graders sharing one gradebook (PostgreSQL on JupyterHub, hub/z2jh's grading Job).
 
 Grader v2's guard (``JudgedExecute._gradebook_snapshot`` / ``_restore_gradebook``, src/tfs/grader/judged.py)
-snapshots every score in the gradebook before a student's kernel runs and puts back whatever changed when it
-stops. When another grader saves another student's scores in between, as concurrent workers on one PostgreSQL
-gradebook do, those honest scores are reverted and the student being graded is told their notebook changed the
-gradebook. tests/test_hub.py saw it with ``grade_parallel.py -j 2`` (a student lost their points in each of three
-runs) and grades with one worker; this test shows the mechanism on a SQLite gradebook in a fraction of a second,
-and is expected to fail until the guard only restores what the kernel could have written.
+snapshots the gradebook's scores before a student's kernel runs and puts back what changed when it stops. Another
+grader saving another student's automatic scores in between (concurrent workers on one PostgreSQL gradebook) must
+not be reverted: tests/test_hub.py once saw a student lose their points that way with two workers. An isolated
+kernel cannot reach the gradebook, so for it only the manual columns, which no grader writes, are put back.
 """
 
 from __future__ import annotations
@@ -22,9 +20,7 @@ from nbgrader.api import Gradebook
 from tfs.grader.judged import JudgedExecute
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: JudgedExecute's gradebook guard reverts scores saved by a "
-                                       "concurrent grader (autograder/INSTRUCTORS.md, JupyterHub limits)")
-def test_a_concurrent_graders_scores_survive_the_guard(tmp_path, monkeypatch):
+def _two_submissions(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # alembic
     url = f"sqlite:///{tmp_path / 'gradebook.db'}"
     with Gradebook(url) as gradebook:
@@ -34,8 +30,13 @@ def test_a_concurrent_graders_scores_survive_the_guard(tmp_path, monkeypatch):
         for student in ("being-graded", "graded-by-the-other-worker"):
             gradebook.add_student(student)
             gradebook.add_submission("01-attention", student)
+    return url
 
+
+def test_a_concurrent_graders_scores_survive_the_guard(tmp_path, monkeypatch):
+    url = _two_submissions(tmp_path, monkeypatch)
     guard = JudgedExecute()
+    monkeypatch.setattr(guard, "_kernel_isolated", lambda: True)  # as every kernel of the parallel command is
     resources = {"nbgrader": {"db_url": url}}
     before = guard._gradebook_snapshot(resources)  # this worker's kernel starts
 
@@ -51,3 +52,27 @@ def test_a_concurrent_graders_scores_survive_the_guard(tmp_path, monkeypatch):
         kept = gradebook.find_grade("test_softmax_values", "attention", "01-attention", "graded-by-the-other-worker")
         assert kept.auto_score == 1.0, "the other worker's score was reverted"
     assert "changed the gradebook" not in str(notebook), "an honest student was told they changed the gradebook"
+
+
+@pytest.mark.parametrize("isolated, column, put_back", [
+    (True, "manual_score", True),  # no grader writes it: whoever did is put back, isolated or not
+    (False, "manual_score", True),
+    (False, "auto_score", True),  # an unisolated kernel could have written it
+    (True, "auto_score", False),  # an isolated one could not: a concurrent grader did
+])
+def test_what_the_guard_puts_back(tmp_path, monkeypatch, isolated, column, put_back):
+    url = _two_submissions(tmp_path, monkeypatch)
+    guard = JudgedExecute()
+    monkeypatch.setattr(guard, "_kernel_isolated", lambda: isolated)
+    resources = {"nbgrader": {"db_url": url}}
+    before = guard._gradebook_snapshot(resources)
+    with Gradebook(url) as gradebook:
+        grade = gradebook.find_grade("test_softmax_values", "attention", "01-attention", "graded-by-the-other-worker")
+        setattr(grade, column, 1.0)
+        gradebook.db.commit()
+    notebook = nbformat.v4.new_notebook()
+    guard._restore_gradebook(notebook, resources, before)
+    with Gradebook(url) as gradebook:
+        grade = gradebook.find_grade("test_softmax_values", "attention", "01-attention", "graded-by-the-other-worker")
+        assert (getattr(grade, column) is None) == put_back
+    assert ("changed the gradebook" in str(notebook)) == put_back

@@ -7,7 +7,7 @@ token) and the users' own servers (running as those users):
 - the instructor's Formgrader API generates and releases chapter 01 into the exchange;
 - each student's Assignments API fetches it; one student writes the solution into it, one the first exercise
   only, one nothing (contents API); the first two submit;
-- the instructor collects (Formgrader API), autogrades as the Kubernetes grading Job would, batch by batch
+- the instructor collects (Formgrader API), autogrades as the Kubernetes grading Job would, two batches at once
   (`autograder/grade_batch.py`, the parallel grader on each batch's students), as the instructor's system user,
   every kernel in bubblewrap, generates and releases feedback;
 - each student fetches their feedback; the scores in PostgreSQL equal the points the notebooks' metadata give.
@@ -21,6 +21,7 @@ Skipped, with the reason, only where PostgreSQL, Node (the proxy), root (user cr
 from __future__ import annotations
 
 import contextlib
+import concurrent.futures
 import html
 import json
 import os
@@ -351,16 +352,19 @@ def test_a_term_on_jupyterhub(hub, users, gradebook_url, timing_report):
     # the instructor: collect, autograde in parallel (as the instructor's user), feedback
     collected = hub.server(instructor, "POST", f"formgrader/api/assignment/{CHAPTER}/collect")
     assert collected["success"], collected
+    # grading as the Kubernetes Job does it (hub/z2jh/grading-job.yaml): two batches of students graded AT ONCE with
+    # autograder/grade_batch.py (the parallel grader on each batch's share), both writing to the one PostgreSQL
+    # gradebook, as the Job's pods do. (Concurrent graders once undid each other's scores; the guard now
+    # leaves the automatic scores of isolated kernels alone: tests/test_concurrent_gradebook.py.)
+    def grade_batch(index: int) -> subprocess.CompletedProcess:
+        return run_as(instructor, [str(BIN / "python"), "grade_batch.py", CHAPTER, "--batches", "2", "--index",
+                                   str(index), "-j", "1", "--db-url", gradebook_url], cwd=REPO / "autograder",
+                      timeout=900, env={"TFS_COURSE_ROOT": str(course_root)})
+
     graded_at = time.perf_counter()
-    # grading as the Kubernetes Job does it (hub/z2jh/grading-job.yaml): batch after batch of students with
-    # autograder/grade_batch.py (the parallel grader on each batch's share), all into the one PostgreSQL gradebook.
-    # One batch at a time and one worker: concurrent graders on one PostgreSQL gradebook undo each other's
-    # scores (JudgedExecute's gradebook guard restores the whole gradebook after each kernel; INSTRUCTORS.md).
-    graded_at = time.perf_counter()
-    for index in (0, 1):
-        grading = run_as(instructor, [str(BIN / "python"), "grade_batch.py", CHAPTER, "--batches", "2", "--index",
-                                      str(index), "-j", "1", "--db-url", gradebook_url], cwd=REPO / "autograder",
-                         timeout=900, env={"TFS_COURSE_ROOT": str(course_root)})
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        batches = list(pool.map(grade_batch, (0, 1)))
+    for index, grading in enumerate(batches):
         assert grading.returncode == 0, grading.stdout[-3000:] + grading.stderr[-3000:]
         assert f"batch {index} of 2: 1 submissions of {CHAPTER}" in grading.stdout, grading.stdout
     grading_seconds = time.perf_counter() - graded_at
@@ -378,7 +382,7 @@ def test_a_term_on_jupyterhub(hub, users, gradebook_url, timing_report):
         total = re.search(r"Score:\s*([\d.]+)\s*/\s*([\d.]+)", text)  # the notebook's total comes first
         assert total and (float(total[1]), float(total[2])) == (expected, full_points), (
             student, re.findall(r"Score:.{0,30}", text)[:3], re.findall(r"(?:✗|Notes from the grader|Error).{0,300}", text)[:5],
-            grading.stdout[-2000:])
+            [grading.stdout[-1000:] for grading in batches])
         assert "BEGIN HIDDEN TESTS" not in text
     hub.server(none, "POST", "assignments/fetch_feedback", json=course)
     assert not (Path(pwd.getpwnam(none).pw_dir) / CHAPTER / "feedback").exists()

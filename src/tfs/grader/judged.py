@@ -111,7 +111,7 @@ class JudgedExecute(ResilientExecute):
     max_data_mb = Integer(256, help="largest data file one hidden test may produce, in MiB").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
-        self._replaying = False
+        self._replaying = self._isolated = False
         self._manifest: list[dict] = []
         self._judged: dict[int, list[str]] = {}  # cell index -> data keys of its judge calls
         self._cell_failure: dict[int, str] = {}  # cell index -> why it could not be judged
@@ -133,10 +133,24 @@ class JudgedExecute(ResilientExecute):
         return nb, resources
 
     @staticmethod
-    def _gradebook_tables():
+    def _gradebook_tables(automatic: bool = True):
+        """The gradebook's score and comment columns; ``automatic=False`` leaves out those autograding writes.
+
+        Other graders sharing the gradebook (parallel workers on PostgreSQL) write ``auto_score`` and
+        ``auto_comment`` of their own students while this kernel runs; no grader ever writes the manual columns.
+        """
         from nbgrader.api import Comment, Grade
 
+        if not automatic:
+            return ((Grade, ("manual_score", "extra_credit")), (Comment, ("manual_comment",)))
         return ((Grade, ("manual_score", "extra_credit", "auto_score")), (Comment, ("manual_comment", "auto_comment")))
+
+    def _kernel_isolated(self) -> bool:
+        """Whether the kernel ran in the OS sandbox, which reaches neither a gradebook file nor a database.
+
+        Recorded while it ran (:meth:`preprocess_cell`): nbclient drops its kernel manager when the kernel stops.
+        """
+        return self._isolated
 
     def _gradebook_snapshot(self, resources) -> dict | None:
         """Every score and comment in the gradebook, before the student's kernel runs."""
@@ -155,7 +169,12 @@ class JudgedExecute(ResilientExecute):
             engine.dispose()
 
     def _restore_gradebook(self, nb, resources, before: dict | None) -> None:
-        """Put back any score or comment changed while the kernel ran (a submission writing the gradebook)."""
+        """Put back any score or comment changed while the kernel ran (a submission writing the gradebook).
+
+        For an isolated kernel only the manual columns are put back: it cannot reach the gradebook, and the
+        automatic columns may have been written meanwhile by a concurrent grader, whose scores must stand. An
+        unisolated kernel could have written any column, so all are put back (grade it with one worker).
+        """
         if before is None:
             return
         from sqlalchemy import create_engine, update
@@ -165,10 +184,13 @@ class JudgedExecute(ResilientExecute):
         engine = create_engine(resources["nbgrader"]["db_url"])
         try:
             with engine.begin() as connection:
-                for table, columns in self._gradebook_tables():
+                everything = dict((table.__tablename__, columns) for table, columns in self._gradebook_tables())
+                for table, columns in self._gradebook_tables(automatic=not self._kernel_isolated()):
+                    kept = [everything[table.__tablename__].index(column) for column in columns]
                     old, new = before[table.__tablename__], after[table.__tablename__]
-                    for row_id, values in old.items():
-                        if new.get(row_id, values) != values:
+                    for row_id in old.keys() & new.keys():
+                        values = tuple(old[row_id][i] for i in kept)
+                        if tuple(new[row_id][i] for i in kept) != values:
                             connection.execute(update(table).where(table.id == row_id).values(dict(zip(columns, values))))
                             changed += 1
                     changed += len(old.keys() - new.keys())
@@ -187,6 +209,7 @@ class JudgedExecute(ResilientExecute):
             self._replaying = replaying
 
     def preprocess_cell(self, cell, resources, index):
+        self._isolated = self._isolated or bool(getattr(self.km, "isolated", False))
         calls = None
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
             try:
