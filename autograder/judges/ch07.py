@@ -296,3 +296,44 @@ def kv_cache(data) -> None:
             if not torch.allclose(mine, theirs, atol=1e-5, rtol=0):
                 raise JudgeFailure(f"{name}: cache.{what}[{i}] differs from GPT-2's past key values: each layer "
                                    "keeps its own keys and values (the layer argument)")
+
+
+def generate_errors(data) -> None:
+    from tfs.grader.collectors.ch07 import GENERATE_ERROR_CASES
+
+    if not isinstance(data, list) or len(data) != len(GENERATE_ERROR_CASES):
+        raise JudgeFailure("generate: wrong number of results for bad inputs")
+    for case, raised in zip(GENERATE_ERROR_CASES, data):
+        if raised != "ValueError":
+            raise JudgeFailure(f"generate with a {case}: expected a ValueError, received {raised}")
+
+
+def kv_cache_class(data) -> None:
+    from tfs.grader.collectors.ch07 import kv_cache_inputs
+
+    name = "KVCache"
+    if not isinstance(data, dict):
+        raise JudgeFailure(f"{name}: no data")
+    if "error" in data:
+        raise JudgeFailure(f"{name}: your class failed: {data['error']}")
+    if data.get("empty_length") != 0:
+        raise JudgeFailure(f"{name}: len(KVCache()) is {data.get('empty_length')}, expected 0")
+    stored: dict[int, list] = {}
+    for i, (layer, k, v) in enumerate(kv_cache_inputs()):
+        stored.setdefault(layer, []).append((k, v))
+        keys = torch.cat([kk for kk, _ in stored[layer]], dim=-2)
+        values = torch.cat([vv for _, vv in stored[layer]], dim=-2)
+        got_k, got_v = data["returned"][i]
+        what = f"{name}.update({layer}, k, v) (call {i + 1}, {keys.shape[-2]} positions so far in that layer)"
+        if tuple(got_k.shape) != tuple(keys.shape) or tuple(got_v.shape) != tuple(values.shape):
+            raise JudgeFailure(f"{what}: returned keys {tuple(got_k.shape)}, values {tuple(got_v.shape)}; expected "
+                               f"{tuple(keys.shape)}: append along the position axis (dim=-2) and return everything "
+                               "cached for that layer")
+        if not (torch.equal(got_k, keys) and torch.equal(got_v, values)):
+            swapped = torch.equal(got_k, values) and torch.equal(got_v, keys)
+            raise JudgeFailure(f"{what}: " + ("keys and values swapped" if swapped else
+                               "wrong contents: the cached positions first, then the new ones, each layer its own"))
+        expected_length = sum(kk.shape[-2] for kk, _ in stored[0])
+        if data["lengths"][i] != expected_length:
+            raise JudgeFailure(f"{what}: len(cache) is {data['lengths'][i]}, expected {expected_length}, the number "
+                               "of cached positions (of layer 0)")

@@ -164,3 +164,48 @@ def kv_cache(MultiHeadAttention, KVCache) -> dict:
     except Exception as error:
         data["cached_error"] = f"{type(error).__name__}: {error}"
     return data
+
+
+def _error_name(function, *args, **kwargs) -> str:
+    try:
+        function(*args, **kwargs)
+    except Exception as error:
+        return type(error).__name__
+    return "no error"
+
+
+GENERATE_ERROR_CASES = ["negative temperature", "empty prompt", "prompt longer than the context"]
+
+
+def generate_errors(generate) -> list:
+    """The exception type (name) ``generate`` raises for each bad input."""
+    model = gen_model()
+    runs = [lambda: generate(model, torch.tensor([[5, 6]]), 3, temperature=-0.5),
+            lambda: generate(model, torch.zeros(2, 0, dtype=torch.long), 3),
+            lambda: generate(model, torch.full((1, GEN_BLOCK - 2), 5), 6)]
+    return [_error_name(run) for run in runs]
+
+
+def kv_cache_inputs() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(layer, k, v)`` updates in call order: two layers, a prompt of 3 positions then single positions."""
+    g = torch.Generator().manual_seed(73)
+    calls = []
+    for n in (3, 1, 1):
+        for layer in (0, 1, 2):
+            calls.append((layer, torch.randn(2, 3, n, 4, generator=g), torch.randn(2, 3, n, 4, generator=g)))
+    return calls
+
+
+def kv_cache_class(KVCache) -> dict:
+    """What the learner's cache returns after each update, its length, and what it holds at the end."""
+    try:
+        cache = KVCache()
+        data = {"empty_length": int(len(cache)), "returned": [], "lengths": []}
+        for layer, k, v in kv_cache_inputs():
+            keys, values = cache.update(layer, k.clone(), v.clone())
+            data["returned"].append([keys, values])
+            data["lengths"].append(int(len(cache)))
+        data["keys"], data["values"] = list(cache.keys), list(cache.values)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+    return data
