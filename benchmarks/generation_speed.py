@@ -9,11 +9,11 @@ the same tokens as the others, so the numbers compare equal work. The variants r
 interleaved rounds and each keeps its fastest round (the least disturbed by other processes); the load
 average is printed with the table, because numbers taken on a loaded machine are not valid for a goal.
 
-Besides the four plain variants, two rows show what a cached step spends its time on:
+Besides the four plain variants, two rows measure one suspected cost of a cached step:
 ``fused LayerNorm`` runs the same generation with the package's ``LayerNorm.forward`` (mean, var, subtract,
-sqrt, divide, scale, shift: 7 operations) swapped for ``F.layer_norm`` (1 operation) during that run only.
-A one-token step is so small that the fixed cost of each operation, not arithmetic, decides its time.
-Not a timed test: a table to read.
+sqrt, divide, scale, shift: 7 operations) swapped for ``F.layer_norm`` (1 operation) during that run only,
+to show how much of a cached step the per-operation overhead of 13 small LayerNorms costs.
+Not a timed test: a table to read. Rounds differ by up to ~30 % under load: compare rows of one run.
 """
 
 from __future__ import annotations

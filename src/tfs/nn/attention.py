@@ -194,7 +194,7 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.update(layer, k, v)
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]  # (batch, Lq, Lk) -> (batch, 1, Lq, Lk): the same for every head
-        if self.causal and q.shape[-2] > 1:  # one query is the last position (decoding): it sees every key
+        if self.causal:
             allowed = causal_mask(q.shape[-2], q.device, n_keys=k.shape[-2])
             mask = allowed if mask is None else mask & allowed
         dropout = self.dropout if self.training else 0.0
