@@ -235,3 +235,20 @@ def test_generate_stops_at_eos_and_pads_finished_rows():
         if EOS in row:
             assert all(t == PAD for t in row[row.index(EOS) + 1:])
     assert torch.equal(out, hf_generate(theirs, ids, mask, do_sample=False, max_new_tokens=30))
+
+
+def test_generation_speed_benchmark_runs_and_compares_equal_work():
+    """``benchmarks/generation_speed.py`` on a tiny model: every variant gives the same tokens; its table is complete
+    (the speed itself is measured by running the script, never tested)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "generation_speed.py"
+    out = subprocess.run([sys.executable, str(script), "--layers", "1", "--width", "32", "--heads", "2", "--new", "6",
+                          "--repeat", "1"], capture_output=True, text=True, check=True, timeout=300).stdout
+    assert "all variants produced the same tokens: True" in out and "load average" in out
+    for row in ("package generate, no cache", "package generate, KV cache", "model.generate, KV cache",
+                "KV cache, fused LayerNorm"):
+        assert row in out
+    assert "cache speed-up (package):" in out

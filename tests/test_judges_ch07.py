@@ -151,3 +151,194 @@ def test_generate_data_exercises_eos():
 ])
 def test_generate_mutants_fail_with_their_mistake(mutant, message):
     fails("generate", message, generate=mutant)
+
+
+# ---------------------------------------------------------------------------------- repetition penalty
+
+from tfs.generate import apply_repetition_penalty, beam_search as reference_beam_search  # noqa: E402
+from tfs.nn import MultiHeadAttention as ReferenceAttention  # noqa: E402
+
+
+def test_repetition_penalty_solution_passes():
+    run("repetition_penalty", apply_repetition_penalty=apply_repetition_penalty)
+
+
+def penalty_divides_always(logits, ids, penalty):
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, ids, True)
+    return torch.where(seen, logits / penalty, logits)
+
+
+def penalty_inverted(logits, ids, penalty):
+    seen = logits.gather(1, ids)
+    return logits.scatter(1, ids, torch.where(seen < 0, seen / penalty, seen * penalty))
+
+
+def penalty_per_occurrence(logits, ids, penalty):
+    out = logits.clone()
+    for row in range(ids.shape[0]):
+        for token in ids[row].tolist():
+            value = out[row, token]
+            out[row, token] = value * penalty if value < 0 else value / penalty
+    return out
+
+
+def penalty_everywhere(logits, ids, penalty):
+    return torch.where(logits < 0, logits * penalty, logits / penalty)
+
+
+def penalty_in_place(logits, ids, penalty):
+    logits.copy_(apply_repetition_penalty(logits, ids, penalty))
+    return logits
+
+
+@pytest.mark.parametrize("mutant, message", [
+    (penalty_divides_always, "negative logits were divided"), (penalty_inverted, "inverted"),
+    (penalty_per_occurrence, "once per\\s+occurrence"), (penalty_everywhere, "not in input_ids changed"),
+    (penalty_in_place, "logits you were given changed"), (lambda *a: top_k_crash(*a[:2]), "failed: RuntimeError: boom")])
+def test_repetition_penalty_mutants_fail_with_their_mistake(mutant, message):
+    fails("repetition_penalty", message, apply_repetition_penalty=mutant)
+
+
+def penalised_generate(model, input_ids, max_new_tokens, repetition_penalty=None, prompt_only=False, ignore=False):
+    ids = input_ids
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model(ids)[0][:, -1]
+        if not ignore:
+            logits = apply_repetition_penalty(logits, input_ids if prompt_only else ids, repetition_penalty)
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+def test_generate_penalty_solution_and_package_pass():
+    run("generate_penalty", generate=penalised_generate)
+    run("generate_penalty", generate=reference_generate)
+
+
+@pytest.mark.parametrize("mutant, message", [
+    (lambda *a, **k: penalised_generate(*a, **k, ignore=True), "penalty was ignored"),
+    (lambda *a, **k: penalised_generate(*a, **k, prompt_only=True), "the prompt and the generated tokens"),
+])
+def test_generate_penalty_mutants_fail_with_their_mistake(mutant, message):
+    fails("generate_penalty", message, generate=mutant)
+
+
+# ------------------------------------------------------------------------------------------ beam search
+
+def learner_beam_search(model, input_ids, max_new_tokens, num_beams, length_penalty=1.0, eos_token_id=None,
+                        use_length_penalty=True, use_eos=True, beams_override=None):
+    """The chapter's beam search (no cache), with switches that turn it into the usual mistakes."""
+    num_beams = beams_override or num_beams
+    eos_token_id = eos_token_id if use_eos else None
+    length_penalty = length_penalty if use_length_penalty else 0.0
+    beams = input_ids.repeat(num_beams, 1)
+    scores = torch.full((num_beams,), -1e9)
+    scores[0] = 0.0
+    finished = []
+    for step in range(max_new_tokens):
+        with torch.no_grad():
+            log_p = model(beams)[0][:, -1].float().log_softmax(-1)
+        vocab = log_p.shape[-1]
+        top, index = (scores[:, None] + log_p).flatten().topk(2 * num_beams)
+        last = step == max_new_tokens - 1
+        next_beams, next_scores = [], []
+        for rank in range(2 * num_beams):
+            parent, token = index[rank] // vocab, index[rank] % vocab
+            seq = torch.cat([beams[parent], token[None]])
+            if last or token == eos_token_id:
+                if rank < num_beams:
+                    finished.append((top[rank].item() / (step + 1) ** length_penalty, seq))
+            elif len(next_beams) < num_beams:
+                next_beams.append(seq)
+                next_scores.append(top[rank])
+        finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
+        if last or len(finished) == num_beams:
+            break
+        beams, scores = torch.stack(next_beams), torch.stack(next_scores)
+    return finished[0][1][None]
+
+
+def test_beam_search_solution_and_package_pass():
+    run("beam_search", beam_search=learner_beam_search)
+    run("beam_search", beam_search=lambda *a, **k: reference_beam_search(*a, **k, early_stopping=True))
+
+
+@pytest.mark.parametrize("mutant, message", [
+    (lambda *a, **k: learner_beam_search(*a, **k, beams_override=1), "greedy continuation"),
+    (lambda *a, **k: learner_beam_search(*a, **k, use_length_penalty=False), "length penalty was not applied"),
+    (lambda *a, **k: learner_beam_search(*a, **k, use_eos=False), "EOS was ignored"),
+    (lambda *a, **k: learner_beam_search(*a, **k)[:, 1:], "start with the prompt"),
+    (lambda *a, **k: torch.cat([learner_beam_search(*a, **k)] * 2), "\\(1, T \\+ n\\)"),
+])
+def test_beam_search_mutants_fail_with_their_mistake(mutant, message):
+    fails("beam_search", message, beam_search=mutant)
+
+
+def test_beam_search_cases_exercise_eos_and_length_penalty():
+    """The collector's cases make EOS and the length penalty matter: each changes the result somewhere."""
+    model, prompts = collectors.gen_model(), collectors.gen_prompts()
+    eos_matters = lp_matters = False
+    for i, beams, lp, eos, n in collectors.BEAM_CASES:
+        x = torch.tensor([prompts[i]])
+        out = learner_beam_search(model, x, n, beams, lp, eos)
+        eos_matters |= eos is not None and not torch.equal(out, learner_beam_search(model, x, n, beams, lp, None))
+        lp_matters |= eos is not None and not torch.equal(out, learner_beam_search(model, x, n, beams, 0.0, eos))
+    assert eos_matters and lp_matters
+
+
+# --------------------------------------------------------------------------------------------- KV cache
+
+class AppendNothingCache(KVCache):  # replaces each layer's entry instead of appending
+    def update(self, layer, k, v):
+        if layer == len(self.keys):
+            self.keys.append(k)
+            self.values.append(v)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+class OneEntryCache(KVCache):  # ignores the layer: every layer appends to entry 0
+    def update(self, layer, k, v):
+        return super().update(0, k, v)
+
+
+class UnshiftedMaskAttention(ReferenceAttention):  # causal mask tril() without the offset of the cached keys
+    def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
+        q, k, v = self.project(x, context)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        allowed = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+        heads = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.out(heads.transpose(1, 2).flatten(2)), None
+
+
+class UnscaledAttention(ReferenceAttention):  # forgets 1/sqrt(d_head)
+    def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
+        q, k, v = self.project(x, context)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        allowed = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(k.shape[-2] - q.shape[-2])
+        heads = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0)
+        return self.out(heads.transpose(1, 2).flatten(2)), None
+
+
+class BadNamesAttention(torch.nn.Module):
+    def __init__(self, d_model, n_heads, bias=True, dropout=0.0, causal=False):
+        super().__init__()
+        self.in_proj = torch.nn.Linear(d_model, 3 * d_model)
+        self.out_proj = torch.nn.Linear(d_model, d_model)
+
+
+def test_kv_cache_package_classes_pass():
+    run("kv_cache", MultiHeadAttention=ReferenceAttention, KVCache=KVCache)
+
+
+@pytest.mark.parametrize("attention, cache, message", [
+    (ReferenceAttention, AppendNothingCache, "append each call's keys"),
+    (ReferenceAttention, OneEntryCache, "its own entry"),
+    (UnshiftedMaskAttention, KVCache, "one-token step at position 5"),
+    (UnscaledAttention, KVCache, "without a cache the logits already differ"),
+    (BadNamesAttention, KVCache, "qkv"),
+])
+def test_kv_cache_mutants_fail_with_their_mistake(attention, cache, message):
+    fails("kv_cache", message, MultiHeadAttention=attention, KVCache=cache)

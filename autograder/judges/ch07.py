@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import torch
-from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
+                                                   TopPLogitsWarper)
 
-from tfs.grader.collectors.ch07 import (GEN_EOS, GEN_PAD, TOP_K_CASES, TOP_P_CASES, filter_logits, gen_model,
-                                        gen_prompts)
+from tfs.grader.collectors.ch07 import (BEAM_CASES, GEN_EOS, GEN_PAD, KV_LENGTH, KV_PROMPT, PENALTY_CASES,
+                                        PENALTY_GENERATE, TOP_K_CASES, TOP_P_CASES, filter_logits, gen_model,
+                                        gen_prompts, kv_sequence, penalty_inputs)
 from tfs.grader.judging import JudgeFailure
 
 
@@ -125,3 +127,213 @@ def generate(data) -> None:
     if not torch.equal(received, padded):
         raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): a row that produced EOS must be continued "
                            "with EOS only (finished), the others as before")
+
+
+# --------------------------------------------------------------------------------- repetition penalty
+
+def repetition_penalty(data) -> None:
+    cases = data.get("cases") if isinstance(data, dict) else None
+    if not isinstance(cases, list) or len(cases) != len(PENALTY_CASES):
+        raise JudgeFailure("apply_repetition_penalty: wrong number of results")
+    for seed, (penalty, item) in enumerate(zip(PENALTY_CASES, cases)):
+        logits, ids = penalty_inputs(seed)
+        what = f"apply_repetition_penalty(logits {tuple(logits.shape)}, input_ids {tuple(ids.shape)}, {penalty})"
+        received = _tensor(item, what, logits.shape)
+        expected = RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone())
+        if torch.allclose(received, expected, rtol=1e-6, atol=1e-6):
+            if item.get("input_changed"):
+                raise JudgeFailure(f"{what}: the logits you were given changed: return a new tensor (the caller "
+                                   "still needs the raw logits, e.g. for another processor or a plot)")
+            continue
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, ids, True)
+        if torch.allclose(received[~seen], logits[~seen]) is False:
+            raise JudgeFailure(f"{what}: tokens that are not in input_ids changed: penalise only the tokens "
+                               "already in the text")
+        divided = torch.where(seen, logits / penalty, logits)
+        if torch.allclose(received, divided, atol=1e-6):
+            raise JudgeFailure(f"{what}: negative logits were divided by the penalty, which raises them: multiply "
+                               "a negative logit by the penalty and divide a positive one (CTRL's rule), so a "
+                               "seen token always becomes less likely for penalty > 1")
+        flipped = torch.where(seen, torch.where(logits < 0, logits / penalty, logits * penalty), logits)
+        if torch.allclose(received, flipped, atol=1e-6):
+            raise JudgeFailure(f"{what}: the rule is inverted: divide positive logits by the penalty, multiply "
+                               "negative ones")
+        counts = torch.zeros_like(logits).scatter_add(1, ids, torch.ones_like(ids, dtype=logits.dtype))
+        repeated = torch.where(logits < 0, logits * penalty ** counts, logits / penalty ** counts)
+        if torch.allclose(received, repeated, atol=1e-5):
+            raise JudgeFailure(f"{what}: a token that occurs several times in input_ids was penalised once per "
+                               "occurrence: the penalty applies once to every token that has appeared")
+        raise JudgeFailure(f"{what}: differs from CTRL's repetition penalty (transformers' "
+                           f"RepetitionPenaltyLogitsProcessor) by up to {(received - expected).abs().max():.3g}")
+
+
+def generate_penalty(data) -> None:
+    hf, prompts, _, _ = _oracle()
+    for penalty in PENALTY_GENERATE:
+        items = data.get(str(penalty)) if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(prompts):
+            raise JudgeFailure(f"generate(..., repetition_penalty={penalty}): wrong number of results")
+        for prompt, item in zip(prompts, items):
+            x = torch.tensor([prompt])
+            with torch.no_grad():
+                expected = hf.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                                       max_new_tokens=12, repetition_penalty=penalty)
+                plain_greedy = hf.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                                           max_new_tokens=12)
+            what = f"generate(model, a prompt of {len(prompt)} tokens, 12, repetition_penalty={penalty})"
+            received = _tensor(item, what, expected.shape)
+            if torch.equal(received, expected):
+                continue
+            if torch.equal(received, plain_greedy):
+                raise JudgeFailure(f"{what}: the penalty was ignored (the text is plain greedy decoding): apply it "
+                                   "to the logits before choosing the token")
+            raise JudgeFailure(f"{what}: differs from model.generate(repetition_penalty={penalty}): penalise every "
+                               "token of the whole sequence so far (the prompt and the generated tokens) before "
+                               "choosing")
+
+
+# ---------------------------------------------------------------------------------------- beam search
+
+def beam_search(data) -> None:
+    if not isinstance(data, list) or len(data) != len(BEAM_CASES):
+        raise JudgeFailure("beam_search: wrong number of results")
+    hf = _oracle()[0]
+    prompts = gen_prompts()
+
+    def theirs(prompt, n, **kwargs):
+        if kwargs.get("num_beams", 1) == 1:
+            kwargs.pop("early_stopping", None)  # a beam-search setting: transformers warns about it otherwise
+        with torch.no_grad():
+            return hf.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                               max_new_tokens=n, pad_token_id=GEN_PAD, **kwargs)
+
+    for (i, beams, lp, eos, n), item in zip(BEAM_CASES, data):
+        prompt = torch.tensor([prompts[i]])
+        what = f"beam_search(model, a prompt of {prompt.shape[1]} tokens, {n}, num_beams={beams}, length_penalty={lp}, eos_token_id={eos})"
+        if "error" in item:
+            raise JudgeFailure(f"{what}: your function failed: {item['error']}")
+        received = item["out"]
+        expected = theirs(prompt, n, num_beams=beams, length_penalty=lp, early_stopping=True, eos_token_id=eos)
+        if received.shape == expected.shape and torch.equal(received, expected):
+            continue
+        if received.dim() != 2 or received.shape[0] != 1:
+            raise JudgeFailure(f"{what}: expected a (1, T + n) tensor, the best hypothesis; received shape "
+                               f"{tuple(received.shape)}")
+        if not torch.equal(received[0, :prompt.shape[1]], prompt[0]):
+            raise JudgeFailure(f"{what}: the returned ids must start with the prompt, then the new tokens")
+
+        def same(other):
+            return received.shape == other.shape and torch.equal(received, other)
+
+        if beams > 1 and same(theirs(prompt, n, eos_token_id=eos)):
+            raise JudgeFailure(f"{what}: you returned the greedy continuation: keep the num_beams best partial "
+                               "sequences at every step and choose among all of their continuations")
+        if lp != 0 and eos is not None and same(theirs(prompt, n, num_beams=beams, length_penalty=0.0,
+                                                      early_stopping=True, eos_token_id=eos)):
+            raise JudgeFailure(f"{what}: the length penalty was not applied: a finished hypothesis scores "
+                               "sum(log p) / (number of generated tokens, EOS included) ** length_penalty")
+        if eos is not None and same(theirs(prompt, n, num_beams=beams, early_stopping=True, eos_token_id=None)):
+            raise JudgeFailure(f"{what}: EOS was ignored: a hypothesis whose new token is eos_token_id is finished "
+                               "(set aside with its score) and no longer extended")
+        raise JudgeFailure(f"{what}: differs from model.generate(num_beams={beams}, length_penalty={lp}, "
+                           f"early_stopping=True):\n  yours    {received[0].tolist()}\n  expected {expected[0].tolist()}")
+
+
+# ------------------------------------------------------------------------------------------- KV cache
+
+def kv_cache(data) -> None:
+    name = "your MultiHeadAttention and KVCache in the GPT"
+    if not isinstance(data, dict):
+        raise JudgeFailure(f"{name}: no data")
+    if "error" in data:
+        raise JudgeFailure(f"{name}: the GPT could not use your attention class: {data['error']}")
+    hf = _oracle()[0]
+    ids = kv_sequence()
+    with torch.no_grad():
+        out = hf(input_ids=ids, use_cache=True)
+    expected = out.logits
+    layers = out.past_key_values.layers
+    if "uncached_error" in data:
+        raise JudgeFailure(f"{name}: the forward pass without a cache failed: {data['uncached_error']}")
+    uncached = _tensor({"out": data["uncached"]}, f"{name}, no cache", expected.shape)
+    if not torch.allclose(uncached, expected, atol=1e-5, rtol=0):
+        raise JudgeFailure(f"{name}: without a cache the logits already differ from GPT-2's by up to "
+                           f"{(uncached - expected).abs().max():.3g}: check the attention itself (the 1/sqrt(d_head) "
+                           "scale, the causal mask, the head split) before the cache")
+    if "cached_error" in data:
+        raise JudgeFailure(f"{name}: decoding through the cache (the prompt, then one token per call) failed: "
+                           f"{data['cached_error']}")
+    keys, values = data.get("keys"), data.get("values")
+    if isinstance(data.get("length"), int) and data["length"] > KV_LENGTH:
+        raise JudgeFailure(f"{name}: after {KV_LENGTH} tokens len(cache) is {data['length']}: each layer must "
+                           "append to its own entry (the layer argument), not all of them to one")
+    if data.get("length") != KV_LENGTH:
+        raise JudgeFailure(f"{name}: after a prompt of {KV_PROMPT} and {KV_LENGTH - KV_PROMPT} single tokens, "
+                           f"len(cache) is {data.get('length')}, expected {KV_LENGTH}: append each call's keys and "
+                           "values (along the position axis) instead of replacing them")
+    if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(layers) or len(values) != len(layers):
+        raise JudgeFailure(f"{name}: the cache must keep one keys tensor and one values tensor per layer "
+                           f"(cache.keys, cache.values: lists of {len(layers)})")
+    for i, layer in enumerate(layers):
+        for mine, theirs, what in ((keys[i], layer.keys, "keys"), (values[i], layer.values, "values")):
+            if tuple(mine.shape) != tuple(theirs.shape):
+                raise JudgeFailure(f"{name}: cache.{what}[{i}] has shape {tuple(mine.shape)}, expected "
+                                   f"{tuple(theirs.shape)} (batch, heads, positions, d_head)")
+    for mine, theirs, what in ((keys[0], layers[0].keys, "keys"), (values[0], layers[0].values, "values")):
+        if not torch.allclose(mine, theirs, atol=1e-5, rtol=0):
+            raise JudgeFailure(f"{name}: cache.{what}[0] differs from GPT-2's past key values: cache the keys and "
+                               "values of each position, after the projection and the head split")
+    cached = _tensor({"out": data["cached"]}, f"{name}, through the cache", expected.shape)
+    error = (cached - expected).abs().amax(dim=(0, 2))  # per position
+    if not (error <= 1e-5).all():
+        first = int((error > 1e-5).nonzero()[0])
+        where = "the prompt" if first < KV_PROMPT else f"the one-token step at position {first}"
+        raise JudgeFailure(f"{name}: with the cache the logits differ from the uncached ones from {where} on "
+                           f"(up to {error.max():.3g}): the new query must attend to every cached key and to itself "
+                           "(its causal mask is offset by the number of cached positions)")
+    for i, layer in enumerate(layers[1:], start=1):
+        for mine, theirs, what in ((keys[i], layer.keys, "keys"), (values[i], layer.values, "values")):
+            if not torch.allclose(mine, theirs, atol=1e-5, rtol=0):
+                raise JudgeFailure(f"{name}: cache.{what}[{i}] differs from GPT-2's past key values: each layer "
+                                   "keeps its own keys and values (the layer argument)")
+
+
+def generate_errors(data) -> None:
+    from tfs.grader.collectors.ch07 import GENERATE_ERROR_CASES
+
+    if not isinstance(data, list) or len(data) != len(GENERATE_ERROR_CASES):
+        raise JudgeFailure("generate: wrong number of results for bad inputs")
+    for case, raised in zip(GENERATE_ERROR_CASES, data):
+        if raised != "ValueError":
+            raise JudgeFailure(f"generate with a {case}: expected a ValueError, received {raised}")
+
+
+def kv_cache_class(data) -> None:
+    from tfs.grader.collectors.ch07 import kv_cache_inputs
+
+    name = "KVCache"
+    if not isinstance(data, dict):
+        raise JudgeFailure(f"{name}: no data")
+    if "error" in data:
+        raise JudgeFailure(f"{name}: your class failed: {data['error']}")
+    if data.get("empty_length") != 0:
+        raise JudgeFailure(f"{name}: len(KVCache()) is {data.get('empty_length')}, expected 0")
+    stored: dict[int, list] = {}
+    for i, (layer, k, v) in enumerate(kv_cache_inputs()):
+        stored.setdefault(layer, []).append((k, v))
+        keys = torch.cat([kk for kk, _ in stored[layer]], dim=-2)
+        values = torch.cat([vv for _, vv in stored[layer]], dim=-2)
+        got_k, got_v = data["returned"][i]
+        what = f"{name}.update({layer}, k, v) (call {i + 1}, {keys.shape[-2]} positions so far in that layer)"
+        if tuple(got_k.shape) != tuple(keys.shape) or tuple(got_v.shape) != tuple(values.shape):
+            raise JudgeFailure(f"{what}: returned keys {tuple(got_k.shape)}, values {tuple(got_v.shape)}; expected "
+                               f"{tuple(keys.shape)}: append along the position axis (dim=-2) and return everything "
+                               "cached for that layer")
+        if not (torch.equal(got_k, keys) and torch.equal(got_v, values)):
+            swapped = torch.equal(got_k, values) and torch.equal(got_v, keys)
+            raise JudgeFailure(f"{what}: " + ("keys and values swapped" if swapped else
+                               "wrong contents: the cached positions first, then the new ones, each layer its own"))
+        expected_length = sum(kk.shape[-2] for kk, _ in stored[0])
+        if data["lengths"][i] != expected_length:
+            raise JudgeFailure(f"{what}: len(cache) is {data['lengths'][i]}, expected {expected_length}, the number "
+                               "of cached positions (of layer 0)")

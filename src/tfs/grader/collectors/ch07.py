@@ -71,3 +71,141 @@ def generate(generate) -> dict:
     data["batch"] = _run(generate, model, ids, 12, attention_mask=mask)
     data["eos"] = _run(generate, model, ids, 12, attention_mask=mask, eos_token_id=GEN_EOS)
     return data
+
+
+# --------------------------------------------------------------------------------- repetition penalty
+
+PENALTY_CASES = [1.5, 0.7, 1.0, 3.0]  # > 1 discourages repeats, < 1 encourages them, 1 changes nothing
+
+
+def penalty_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded ``logits (3, 20)`` (positive and negative) and ``input_ids (3, 7)`` with repeated ids."""
+    g = torch.Generator().manual_seed(200 + seed)
+    logits = 3 * torch.randn(3, 20, generator=g)
+    ids = torch.randint(0, 20, (3, 7), generator=g)
+    ids[:, 1] = ids[:, 0]  # every row repeats a token: the penalty applies once per token, not once per occurrence
+    ids[1, 2:4] = ids[1, 0]
+    return logits, ids
+
+
+def repetition_penalty(apply_repetition_penalty) -> dict:
+    """The penalty on seeded logits; also whether the call changed its input tensor."""
+    out = []
+    for seed, penalty in enumerate(PENALTY_CASES):
+        logits, ids = penalty_inputs(seed)
+        given = logits.clone()
+        item = _run(apply_repetition_penalty, given, ids.clone(), penalty)
+        item["input_changed"] = not torch.equal(given, logits)
+        out.append(item)
+    return {"cases": out}
+
+
+PENALTY_GENERATE = (1.4, 0.8)
+
+
+def generate_penalty(generate) -> dict:
+    """Greedy continuations of each prompt with a repetition penalty (the learner's generate composes it)."""
+    model = gen_model()
+    return {str(p): [_run(generate, model, torch.tensor([prompt]), 12, repetition_penalty=p)
+                     for prompt in gen_prompts()] for p in PENALTY_GENERATE}
+
+
+# ---------------------------------------------------------------------------------------- beam search
+
+BEAM_CASES = [  # (prompt index, num_beams, length_penalty, eos, max_new_tokens)
+    (0, 1, 1.0, None, 8),
+    (0, 3, 1.0, GEN_EOS, 12),
+    (1, 4, 0.0, GEN_EOS, 12),
+    (2, 3, 2.0, GEN_EOS, 14),
+    (1, 2, -1.0, GEN_EOS, 10),
+    (2, 5, 1.0, None, 10),
+]
+
+
+def beam_search(beam_search) -> list:
+    model = gen_model()
+    prompts = gen_prompts()
+    return [_run(beam_search, model, torch.tensor([prompts[i]]), n, beams, length_penalty=lp, eos_token_id=eos)
+            for i, beams, lp, eos, n in BEAM_CASES]
+
+
+# ------------------------------------------------------------------------------------------- KV cache
+
+KV_PROMPT, KV_LENGTH = 5, 14
+
+
+def kv_sequence() -> torch.Tensor:
+    g = torch.Generator().manual_seed(72)
+    return torch.randint(0, GEN_VOCAB, (2, KV_LENGTH), generator=g)
+
+
+def kv_cache(MultiHeadAttention, KVCache) -> dict:
+    """The collector's GPT on the learner's attention: logits without a cache, logits decoded through the
+    learner's cache (the prompt, then one token per call), and what the cache holds afterwards."""
+    from tfs.teaching.probes_generation import cached_logits, with_attention
+
+    try:
+        model = with_attention(gen_model(), MultiHeadAttention)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+    ids = kv_sequence()
+    data = {}
+    try:
+        with torch.no_grad():
+            data["uncached"] = model(ids)[0]
+    except Exception as error:
+        data["uncached_error"] = f"{type(error).__name__}: {error}"
+    try:
+        cache = KVCache()
+        data["cached"] = cached_logits(model, ids, KV_PROMPT, cache)
+        data["length"] = int(len(cache))
+        data["keys"] = [k for k in cache.keys] if isinstance(getattr(cache, "keys", None), list) else None
+        data["values"] = [v for v in cache.values] if isinstance(getattr(cache, "values", None), list) else None
+    except Exception as error:
+        data["cached_error"] = f"{type(error).__name__}: {error}"
+    return data
+
+
+def _error_name(function, *args, **kwargs) -> str:
+    try:
+        function(*args, **kwargs)
+    except Exception as error:
+        return type(error).__name__
+    return "no error"
+
+
+GENERATE_ERROR_CASES = ["negative temperature", "empty prompt", "prompt longer than the context"]
+
+
+def generate_errors(generate) -> list:
+    """The exception type (name) ``generate`` raises for each bad input."""
+    model = gen_model()
+    runs = [lambda: generate(model, torch.tensor([[5, 6]]), 3, temperature=-0.5),
+            lambda: generate(model, torch.zeros(2, 0, dtype=torch.long), 3),
+            lambda: generate(model, torch.full((1, GEN_BLOCK - 2), 5), 6)]
+    return [_error_name(run) for run in runs]
+
+
+def kv_cache_inputs() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(layer, k, v)`` updates in call order: two layers, a prompt of 3 positions then single positions."""
+    g = torch.Generator().manual_seed(73)
+    calls = []
+    for n in (3, 1, 1):
+        for layer in (0, 1, 2):
+            calls.append((layer, torch.randn(2, 3, n, 4, generator=g), torch.randn(2, 3, n, 4, generator=g)))
+    return calls
+
+
+def kv_cache_class(KVCache) -> dict:
+    """What the learner's cache returns after each update, its length, and what it holds at the end."""
+    try:
+        cache = KVCache()
+        data = {"empty_length": int(len(cache)), "returned": [], "lengths": []}
+        for layer, k, v in kv_cache_inputs():
+            keys, values = cache.update(layer, k.clone(), v.clone())
+            data["returned"].append([keys, values])
+            data["lengths"].append(int(len(cache)))
+        data["keys"], data["values"] = list(cache.keys), list(cache.values)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+    return data
