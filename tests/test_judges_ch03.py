@@ -9,7 +9,8 @@ from tfs.nn import MultiHeadAttention
 
 CHAPTER = "03-transformer-block"
 USES = {"layer_norm_parameters": "LayerNorm", "layer_norm_values": "LayerNorm", "layer_norm_gradients": "LayerNorm",
-        "feed_forward": "FeedForward", "post_ln_block": "PostLNBlock", "pre_ln_block": "PreLNBlock",
+        "feed_forward": "FeedForward", "transformer_block_layers": "TransformerBlock", "post_ln_block": "TransformerBlock",
+        "pre_ln_block": "TransformerBlock",
         "encoder_structure": "Encoder", "encoder_parity": "Encoder"}
 
 
@@ -35,13 +36,21 @@ def test_solution_passes(solution, test):
     ("feed_forward", "F.gelu(self.linear1(x))", "F.relu(self.linear1(x))", "feed_forward", "ReLU instead of GELU"),
     ("feed_forward", "F.gelu(self.linear1(x))", "F.gelu(self.linear1(x), approximate='tanh')", "feed_forward",
      "tanh approximation"),
-    ("post_ln_block", "x = self.norm1(x + self.attn(x, mask=mask)[0])", "x = x + self.attn(self.norm1(x), mask=mask)[0]",
+    ("transformer_block", "x = self.norm1(x + self.attn(x, mask=mask)[0])", "x = x + self.norm1(self.attn(x, mask=mask)[0])",
      "post_ln_block", "values differ"),
-    ("post_ln_block", "self.attn(x, mask=mask)", "self.attn(x)", "post_ln_block", "with a key-padding mask"),
-    ("pre_ln_block", "x = x + self.attn(self.norm1(x), mask=mask)[0]", "x = self.norm1(x) + self.attn(self.norm1(x), mask=mask)[0]",
-     "pre_ln_block", "the residual adds LN(x) instead of x"),
-    ("encoder", "nn.ModuleList(block(d_model, n_heads, d_ff) for _ in range(n_layers))",
-     "nn.ModuleList([block(d_model, n_heads, d_ff)] * n_layers)", "encoder_structure", "share one block"),
+    ("transformer_block", "self.attn(x, mask=mask)", "self.attn(x)", "post_ln_block", "with a key-padding mask"),
+    ("transformer_block", "x = x + self.attn(self.norm1(x), mask=mask)[0]",
+     "x = self.norm1(x) + self.attn(self.norm1(x), mask=mask)[0]", "pre_ln_block", "the residual adds LN(x) instead of x"),
+    ("transformer_block", "self.norm_first = norm_first", "self.norm_first = False", "transformer_block_layers", "norm_first"),
+    ("transformer_block", "self.norm_first = norm_first", "self.norm_first = False", "pre_ln_block", "the post-LN layout"),
+    ("transformer_block", "self.norm2 = LayerNorm(d_model, eps)", "self.norm2 = LayerNorm(d_model)",
+     "transformer_block_layers", "pass eps on"),
+    ("transformer_block", "self.norm2 = LayerNorm(d_model, eps)", "self.norm2 = self.norm1", "transformer_block_layers",
+     "same module"),
+    ("encoder", "nn.ModuleList(TransformerBlock(d_model, n_heads, d_ff, norm_first) for _ in range(n_layers))",
+     "nn.ModuleList([TransformerBlock(d_model, n_heads, d_ff, norm_first)] * n_layers)", "encoder_structure", "share one block"),
+    ("encoder", "TransformerBlock(d_model, n_heads, d_ff, norm_first) for", "TransformerBlock(d_model, n_heads, d_ff) for",
+     "encoder_structure", "pass norm_first on"),
     ("encoder", "self.final_norm = LayerNorm(d_model) if norm_first else nn.Identity()", "self.final_norm = nn.Identity()",
      "encoder_structure", "final_norm"),
     ("encoder", "x = layer(x, mask=mask)", "x = layer(x)", "encoder_parity", "causal mask"),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -170,27 +172,53 @@ def _judge_block(data, name: str, seed: int, norm_first: bool) -> None:
         check_close(data["grad"], x.grad, f"{name} input gradient (length 1)", rtol=0, atol=ATOL)
 
 
+def transformer_block_layers(data):
+    data = fields(data, ("kinds", "norm_first", "default", "eps", "shapes", "distinct_norms"), "TransformerBlock")
+    expected = {"attn": "MultiHeadAttention", "ff": "FeedForward", "norm1": "LayerNorm", "norm2": "LayerNorm"}
+    expect(data["kinds"] == expected, "TransformerBlock(16, 4, 32) layers", f"expected {expected}, received {data['kinds']}.",
+           hint="self.attn = MultiHeadAttention(d_model, n_heads); self.ff = FeedForward(d_model, d_ff); norm1, norm2.")
+    expect(data["norm_first"] == "True", "TransformerBlock(..., norm_first=True).norm_first",
+           f"expected True, received {data['norm_first']}.", hint="store the flag: self.norm_first = norm_first.")
+    expect(data["default"] == "False", "TransformerBlock(8, 2, 16).norm_first",
+           f"the default layout is post-LN (False), received {data['default']}.")
+    expect(data["eps"] == ["1e-06", "1e-06"], "TransformerBlock(..., eps=1e-6)",
+           f"expected eps = 1e-6 in norm1 and norm2, received {data['eps']}.", hint="pass eps on to both LayerNorms.")
+    expect(data["distinct_norms"] is True, "TransformerBlock", "norm1 and norm2 are the same module.",
+           hint="each sublayer has its own LayerNorm.")
+    d, f = 8, 16  # the parameters of TransformerBlock(8, 2, 16), as nn.TransformerEncoderLayer names them
+    sizes = {"qkv": [3 * d, d], "out": [d, d], "linear1": [f, d], "linear2": [d, f]}
+    expected_count = sum(a * b + a for a, b in sizes.values()) + 4 * d
+    count = sum(math.prod(shape) for shape in data["shapes"].values())
+    expect(count == expected_count, "TransformerBlock(8, 2, 16)",
+           f"expected {expected_count} parameters (attention, feed-forward, two LayerNorms), received {count}.",
+           hint="no layers besides attn, ff, norm1 and norm2.")
+    return "✓ TransformerBlock: the grader's tests pass (layers, norm_first, eps, parameter count)"
+
+
 def post_ln_block(data):
-    _judge_block(data, "PostLNBlock", 44, norm_first=False)
-    return "✓ PostLNBlock: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, permutations, length 1)"
+    _judge_block(data, "TransformerBlock(norm_first=False)", 44, norm_first=False)
+    return "✓ TransformerBlock, post-LN: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, permutations, length 1)"
 
 
 def pre_ln_block(data):
-    _judge_block(data, "PreLNBlock", 45, norm_first=True)
-    return "✓ PreLNBlock: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, length 1, gradients)"
+    _judge_block(data, "TransformerBlock(norm_first=True)", 45, norm_first=True)
+    return "✓ TransformerBlock, pre-LN: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, length 1, gradients)"
 
 
 # --- Encoder ----------------------------------------------------------------------------------
 
 def encoder_structure(data):
-    data = fields(data, ("pre_layers", "pre_types", "pre_final", "post_types", "post_final", "shared", "one_layer", "count"),
+    data = fields(data, ("pre_layers", "pre_types", "pre_final", "post_types", "post_final", "pre_norm_first",
+                         "post_norm_first", "shared", "one_layer", "count"),
                   "Encoder")
-    expect(data["pre_layers"] == "ModuleList" and data["pre_types"] == ["PreLNBlock"] * 3,
-           "Encoder(3, ..., norm_first=True).layers", "expected an nn.ModuleList of 3 PreLNBlock.",
-           hint="nn.ModuleList(PreLNBlock(...) for _ in range(n_layers))")
+    expect(data["pre_layers"] == "ModuleList" and data["pre_types"] == ["TransformerBlock"] * 3,
+           "Encoder(3, ..., norm_first=True).layers", "expected an nn.ModuleList of 3 TransformerBlock.",
+           hint="nn.ModuleList(TransformerBlock(...) for _ in range(n_layers))")
+    expect(data["pre_norm_first"] == [True] * 3 and data["post_norm_first"] == [True] * 2,
+           "Encoder(norm_first=...)", "the blocks' layout does not follow norm_first.", hint="pass norm_first on to every block.")
     expect(data["pre_final"] == "LayerNorm", "Encoder(norm_first=True).final_norm", "expected your LayerNorm(d_model).")
-    expect(data["post_types"] == ["PostLNBlock"] * 2 and data["post_final"] == "Identity", "Encoder(norm_first=False)",
-           "expected PostLNBlock layers and final_norm = nn.Identity().")
+    expect(data["post_types"] == ["TransformerBlock"] * 2 and data["post_final"] == "Identity", "Encoder(norm_first=False)",
+           "expected post-LN TransformerBlock layers and final_norm = nn.Identity().")
     expect(data["shared"] is False, "Encoder", "the layers share one block.",
            hint="create a new block for every layer; [block] * n repeats the same object.")
     expect(data["one_layer"] == 1, "Encoder(1, ...)", "expected 1 layer.")

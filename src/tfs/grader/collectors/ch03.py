@@ -87,9 +87,9 @@ def block_inputs(seed: int):
             "grad_x": _randn(5, 1, 16, g=g)}
 
 
-def _block(Block, seed: int, with_gradient: bool):
+def _block(TransformerBlock, seed: int, norm_first: bool, with_gradient: bool):
     inputs = block_inputs(seed)
-    block = Block(16, 4, 32).double()
+    block = TransformerBlock(16, 4, 32, norm_first=norm_first).double()
     x = inputs["x"]
     result = {"state": state(block), "plain": block(x), "padded": block(x, mask=inputs["keep"][:, None, None, :]),
               "causal": block(x, mask=inputs["causal"]), "permuted": block(x[:, inputs["perm"]]), "one": block(inputs["x1"])}
@@ -100,12 +100,23 @@ def _block(Block, seed: int, with_gradient: bool):
     return result
 
 
-def post_ln_block(PostLNBlock):
-    return _block(PostLNBlock, 44, with_gradient=False)
+def transformer_block_layers(TransformerBlock):
+    block = TransformerBlock(16, 4, 32, norm_first=True, eps=1e-6)
+    default = TransformerBlock(8, 2, 16)
+    norms = [getattr(block, name, None) for name in ("norm1", "norm2")]
+    return {"kinds": {name: _type(getattr(block, name, None)) for name in ("attn", "ff", "norm1", "norm2")},
+            "norm_first": repr(getattr(block, "norm_first", None)), "default": repr(getattr(default, "norm_first", None)),
+            "eps": [repr(getattr(norm, "eps", None)) for norm in norms],
+            "shapes": {name: list(p.shape) for name, p in default.named_parameters()},
+            "distinct_norms": getattr(block, "norm1", None) is not getattr(block, "norm2", None)}
 
 
-def pre_ln_block(PreLNBlock):
-    return _block(PreLNBlock, 45, with_gradient=True)
+def post_ln_block(TransformerBlock):
+    return _block(TransformerBlock, 44, norm_first=False, with_gradient=False)
+
+
+def pre_ln_block(TransformerBlock):
+    return _block(TransformerBlock, 45, norm_first=True, with_gradient=True)
 
 
 # --- Encoder ----------------------------------------------------------------------------------
@@ -115,6 +126,8 @@ def encoder_structure(Encoder):
     layers = lambda e: list(getattr(e, "layers", []) or [])  # noqa: E731
     return {"pre_layers": _type(getattr(pre, "layers", None)), "pre_types": [_type(l) for l in layers(pre)],
             "pre_final": _type(getattr(pre, "final_norm", None)), "post_types": [_type(l) for l in layers(post)],
+            "pre_norm_first": [getattr(l, "norm_first", None) is True for l in layers(pre)],
+            "post_norm_first": [getattr(l, "norm_first", None) is False for l in layers(post)],
             "post_final": _type(getattr(post, "final_norm", None)),
             "shared": len(layers(post)) == 2 and layers(post)[0].attn is layers(post)[1].attn,
             "one_layer": len(layers(Encoder(1, 8, 2, 16))),
