@@ -11,7 +11,8 @@ CHAPTER = "03-transformer-block"
 USES = {"layer_norm_parameters": "LayerNorm", "layer_norm_values": "LayerNorm", "layer_norm_gradients": "LayerNorm",
         "feed_forward": "FeedForward", "transformer_block_layers": "TransformerBlock", "post_ln_block": "TransformerBlock",
         "pre_ln_block": "TransformerBlock",
-        "encoder_structure": "Encoder", "encoder_parity": "Encoder"}
+        "encoder_structure": "Encoder", "encoder_parity": "Encoder", "dropout_eval": "Dropout", "dropout_training": "Dropout",
+        "encoder_parameters_counts": "encoder_parameters", "encoder_parameters_large": "encoder_parameters"}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,27 @@ def test_solution_passes(solution, test):
     ("encoder", "self.final_norm = LayerNorm(d_model) if norm_first else nn.Identity()", "self.final_norm = nn.Identity()",
      "encoder_structure", "final_norm"),
     ("encoder", "x = layer(x, mask=mask)", "x = layer(x)", "encoder_parity", "causal mask"),
+    ("dropout", "if not self.training or self.p == 0.0:", "if self.p == 0.0:", "dropout_eval", "eval mode"),
+    ("dropout", "self.p = p", "self.p = 0.5", "dropout_eval", "expected 0.3"),
+    ("dropout", "return x * keep / (1.0 - self.p)", "return x * keep", "dropout_training", "unchanged: divide them by 1 - p"),
+    ("dropout", "return x * keep / (1.0 - self.p)", "return x * keep * (1.0 - self.p)", "dropout_training",
+     "multiplied by 1 - p instead of divided"),
+    ("dropout", "keep = torch.rand_like(x) >= self.p", "keep = torch.rand_like(x) < self.p", "dropout_training",
+     "p is the probability to drop, not to keep"),
+    ("dropout", "keep = torch.rand_like(x) >= self.p",
+     "keep = torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype) >= self.p",
+     "dropout_training", "two calls dropped the same elements"),
+    ("dropout", "return torch.zeros_like(x)\n", "pass\n", "dropout_training", "Dropout(1.0)"),
+    ("encoder_parameters", "attention = 4 * d_model * d_model + 4 * b * d_model",
+     "attention = n_heads * (4 * d_model * d_model + 4 * b * d_model)", "encoder_parameters_large", "once per head"),
+    ("encoder_parameters", "final = (1 + b) * d_model if norm_first else 0", "final = 0", "encoder_parameters_counts",
+     "final LayerNorm of a pre-LN stack left out"),
+    ("encoder_parameters", "norms = 2 * (1 + b) * d_model", "norms = 2 * d_model", "encoder_parameters_counts",
+     "LayerNorms' biases left out"),
+    ("encoder_parameters", "feed_forward = 2 * d_model * d_ff + b * (d_ff + d_model)",
+     "feed_forward = 8 * d_model * d_model + b * 5 * d_model", "encoder_parameters_counts", "d_ff taken as 4·d_model"),
+    ("encoder_parameters", "return n_layers * (attention + feed_forward + norms) + final",
+     "return float(n_layers * (attention + feed_forward + norms) + final)", "encoder_parameters_counts", "Python int"),
 ])
 def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test, words):
     mutant = mutate(solution, exercise, old, new, CHAPTER)

@@ -13,6 +13,9 @@ import math
 import torch
 
 
+KEEPDIM_HINT = ("a reduction (amax, max, sum) drops the dimension it reduces unless keepdim=True, and a (rows,) "
+                "result does not broadcast against (rows, cols).")
+
 def softmax_mistakes(x: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> dict[str, torch.Tensor]:
     """Wrong softmaxes of ``x / temperature`` along ``dim``."""
     scaled = x / temperature
