@@ -147,3 +147,23 @@ def test_feed_forward_checks():
     x = torch.randn(2, 4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     check_feed_forward(tnn.FeedForward(8, 16).double(), x)
     assert "tanh approximation" in failure_message(check_feed_forward, TanhFeedForward(8, 16).double(), x)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("mask", [None, tnn.causal_mask(5), PADDING])
+def test_reference_encoder_passes_check_encoder(norm_first, mask):
+    from tfs.teaching.parity import check_encoder
+    check_encoder(tnn.Encoder(3, 16, 4, 32, norm_first=norm_first).double(), X, norm_first, mask=mask)
+
+
+def test_check_encoder_names_a_mask_dropped_between_blocks():
+    from tfs.teaching.parity import check_encoder
+
+    class MaskOnlyFirst(tnn.Encoder):
+        def forward(self, x, mask=None):
+            for i, layer in enumerate(self.layers):
+                x = layer(x, mask=mask if i == 0 else None)
+            return self.final_norm(x)
+
+    assert "each with the mask" in failure_message(check_encoder, MaskOnlyFirst(2, 16, 4, 32, norm_first=True).double(),
+                                                   X, True, mask=tnn.causal_mask(5))

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tfs.convert import copy_block_to_torch, copy_mha_to_torch
+from tfs.convert import copy_block_to_torch, copy_encoder_to_torch, copy_mha_to_torch
 from tfs.teaching.checks import CheckError, call, check_close, check_shape, check_true, unpack
 from tfs.teaching.probes import attention_mistakes, block_mistakes, layer_norm_mistakes, mha_mistakes
 
-__all__ = ["check_attention", "check_block", "check_feed_forward", "check_layer_norm", "check_layer_norm_gradients",
+__all__ = ["check_attention", "check_block", "check_encoder", "check_feed_forward", "check_layer_norm", "check_layer_norm_gradients",
            "check_mha", "torch_mask_arguments"]
 
 
@@ -164,3 +164,23 @@ def check_feed_forward(ff: nn.Module, x: torch.Tensor, name: str = "FeedForward"
                 "no activation between the layers": F.linear(hidden, w2, b2)}
     check_close(call(ff, x, name=f"{name}(x)"), F.linear(F.gelu(hidden), w2, b2), f"{name}(x)", rtol=0, atol=1e-6,
                 mistakes=mistakes, hint="linear1, then the exact GELU (F.gelu), then linear2.")
+
+
+def check_encoder(encoder: nn.Module, x: torch.Tensor, norm_first: bool, mask: torch.Tensor | None = None,
+                  name: str = "Encoder") -> None:
+    """``encoder(x, mask=mask)`` against ``nn.TransformerEncoder`` with the same weights (+ its final ``norm`` when
+    pre-LN). The first block is checked first, so a failure there is named as the block's."""
+    first = encoder.layers[0]
+    check_block(first, x, norm_first, mask=mask, name=f"{name}.layers[0], your TransformerBlock (make its tests pass first)")
+    d_model, n_heads = x.shape[-1], first.attn.n_heads
+    layer = nn.TransformerEncoderLayer(d_model, n_heads, first.ff.linear1.out_features, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=norm_first, layer_norm_eps=first.norm1.eps)
+    final = nn.LayerNorm(d_model, eps=getattr(encoder.final_norm, "eps", 1e-5)) if norm_first else None
+    theirs = copy_encoder_to_torch(encoder, nn.TransformerEncoder(layer, len(encoder.layers), norm=final,
+                                                                  enable_nested_tensor=False).to(x.dtype))
+    masks = torch_mask_arguments(mask, n_heads)
+    expected = theirs(x, mask=masks.get("attn_mask"), src_key_padding_mask=masks.get("key_padding_mask"))
+    rows = _rows(mask, x.shape[0], x.shape[1])
+    check_close(call(encoder, x, name=name, mask=mask)[rows], expected[rows],
+                f"{name}(norm_first={norm_first}) vs nn.TransformerEncoder", rtol=0, atol=1e-6,
+                hint="run every block in order, each with the mask, then final_norm.")
