@@ -10,8 +10,8 @@ from tfs.nn import scaled_dot_product_attention
 CHAPTER = "02-multihead-attention"
 USES = {"split_heads_shapes": ["split_heads"], "split_heads_values": ["split_heads"], "merge_heads": ["merge_heads"],
         "mha_shapes": ["MultiHeadAttention"], "mha_parity": ["MultiHeadAttention"], "mha_masks": ["MultiHeadAttention"],
-        "mha_gradients": ["MultiHeadAttention"], "cross_attention_shapes": ["MultiHeadAttention", "cross_attention"],
-        "cross_attention_parity": ["MultiHeadAttention", "cross_attention"]}
+        "mha_gradients": ["MultiHeadAttention"], "mha_context_shapes": ["MultiHeadAttention"],
+        "mha_context_parity": ["MultiHeadAttention"]}
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +35,22 @@ def test_solution_passes(solution, test):
     ("merge_heads", "x.transpose(1, 2).reshape", "x.reshape", "merge_heads", "without transposing the heads back"),
     ("multi_head_attention", "self.qkv = nn.Linear(d_model, 3 * d_model)",
      "self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)", "mha_shapes", "parameters"),
-    ("multi_head_attention", "return self.out(merge_heads(heads)), weights", "return merge_heads(heads), weights",
-     "mha_parity", "the output projection self.out left out"),
+    ("multi_head_attention", "return self.out(merge_heads(heads)), (weights if need_weights else None)",
+     "return merge_heads(heads), (weights if need_weights else None)", "mha_parity", "the output projection self.out left out"),
     ("multi_head_attention", "heads, weights = scaled_dot_product_attention(q, k, v, mask)",
      "heads, weights = scaled_dot_product_attention(q, k, v)", "mha_masks", "values differ"),
-    ("multi_head_attention", "return self.out(merge_heads(heads)), weights",
-     "return self.out(merge_heads(heads)), weights.mean(dim=1)", "mha_shapes", "weights"),
+    ("multi_head_attention", "(weights if need_weights else None)",
+     "(weights.mean(dim=1) if need_weights else None)", "mha_shapes", "weights"),
     ("multi_head_attention", "q, k, v = self.qkv(x).chunk(3, dim=-1)", "q, k, v = self.qkv(x).detach().chunk(3, dim=-1)",
      "mha_gradients", "no gradient reached"),
-    ("cross_attention", "k, v = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)",
-     "k, v = F.linear(x, w_kv, b_kv).chunk(2, dim=-1)", "cross_attention_parity", "instead of context"),
-    ("cross_attention", "return mha.out(merge_heads(heads)), weights", "return merge_heads(heads), weights",
-     "cross_attention_parity", "values differ"),
+    ("multi_head_attention", "k, v = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)",
+     "k, v = F.linear(x, w_kv, b_kv).chunk(2, dim=-1)", "mha_context_parity", "instead of context"),
+    ("multi_head_attention", "(weights if need_weights else None)", "weights", "mha_context_shapes", "expected None"),
+    ("multi_head_attention", "heads, weights = scaled_dot_product_attention(q, k, v, mask)",
+     "heads, weights = scaled_dot_product_attention(q, k, v, mask if context is None else None)",
+     "mha_context_parity", "padded context"),
+    ("multi_head_attention", "w_q, w_kv = self.qkv.weight.split([self.d_model, 2 * self.d_model])",
+     "w_kv, w_q = self.qkv.weight.split([2 * self.d_model, self.d_model])", "mha_context_parity", "values differ"),
 ])
 def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test, words):
     mutant = mutate(solution, exercise, old, new, CHAPTER)

@@ -114,3 +114,30 @@ def test_blocks_keep_attention_weights_only_when_asked():
     block.keep_attention = True
     block(torch.randn(1, 3, 8))
     assert block.attention_weights.shape == (1, 2, 3, 3)
+
+
+def test_attention_dropout_with_weights_multiplies_by_v_once():
+    """need_weights=True with dropout: one scores product and one weights @ v product, and the same output as
+    dropping the returned weights by hand with the same random state."""
+    from torch.overrides import TorchFunctionMode
+
+    class Products(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if "matmul" in getattr(func, "__name__", ""):
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    mha = tnn.MultiHeadAttention(16, 4, dropout=0.3).train()
+    x = torch.randn(2, 5, 16)
+    torch.manual_seed(0)
+    with Products() as products:
+        out, weights = mha(x, need_weights=True)
+    assert products.count == 2
+    q, k, v = mha.project(x, None)
+    torch.manual_seed(0)
+    expected = mha.out(tnn.merge_heads(torch.nn.functional.dropout(weights, 0.3) @ v))
+    torch.testing.assert_close(out, expected)

@@ -70,3 +70,100 @@ def test_block_mistakes_are_named():
     with pytest.raises(CheckError, match="uses your LayerNorm"):
         check_block(block, X, norm_first=False)
 
+
+
+# --- attention, LayerNorm and feed-forward checks of chapters 01 and 03 ------------------------
+
+from tfs.teaching.checks import call  # noqa: E402
+from tfs.teaching.parity import check_attention, check_feed_forward, check_layer_norm, check_layer_norm_gradients  # noqa: E402
+from tfs.teaching.probes import KEEPDIM_HINT  # noqa: E402
+
+Q, K, V = (torch.randn(2, 5, d, generator=torch.Generator().manual_seed(i)) for i, d in ((2, 8), (3, 8), (4, 4)))
+
+
+def failure_message(check, *args, **kwargs) -> str:
+    with pytest.raises(CheckError) as error:
+        check(*args, **kwargs)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("mask", [None, tnn.causal_mask(5), torch.tensor([[True] * 5, [True] * 2 + [False] * 3])[:, None, :],
+                                  torch.tensor([[True, True, False, False, False], [False] * 5] * 1 + [[True] * 5] * 3)])
+def test_reference_attention_passes_check_attention(mask):
+    check_attention(tnn.scaled_dot_product_attention, Q, K, V, mask=mask)
+
+
+def test_check_attention_names_the_mistakes():
+    def unscaled(q, k, v, mask=None):
+        weights = (q @ k.transpose(-2, -1)).masked_fill(~mask, float("-inf")).softmax(-1)
+        return weights @ v, weights
+
+    def nan_rows(q, k, v, mask=None):  # forgets nan_to_num: a fully masked query gets nan
+        weights = (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).masked_fill(~mask, float("-inf")).softmax(-1)
+        return weights @ v, weights
+
+    assert "no scaling" in failure_message(check_attention, unscaled, Q, K, V, mask=tnn.causal_mask(5))
+    blind = torch.tensor([[True, True, False, False, False], [False] * 5] + [[True] * 5] * 3)
+    assert "nan_to_num" in failure_message(check_attention, nan_rows, Q, K, V, mask=blind)
+
+
+def test_a_crash_gets_the_course_hint():
+    def softmax_without_keepdim(x, dim=-1, temperature=1.0):
+        z = x - x.amax(dim=dim)
+        return z.exp() / z.exp().sum(dim=dim)
+
+    with pytest.raises(CheckError) as error:
+        call(softmax_without_keepdim, torch.randn(3, 2), hint=KEEPDIM_HINT)
+    assert "keepdim=True" in str(error.value) and "RuntimeError" in str(error.value)
+
+
+class UnbiasedLayerNorm(tnn.LayerNorm):
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        return (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + self.eps) * self.weight + self.bias
+
+
+class DetachedLayerNorm(tnn.LayerNorm):
+    def forward(self, x):
+        return super().forward(x.detach())
+
+
+def test_layer_norm_checks():
+    x = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    check_layer_norm(tnn.LayerNorm(6).double(), x)
+    check_layer_norm_gradients(tnn.LayerNorm(6).double(), x)
+    assert "unbiased variance" in failure_message(check_layer_norm, UnbiasedLayerNorm(6).double(), x)
+    # the gradient test names the forward mistake instead of a generic hint about differentiable operations
+    assert "unbiased variance" in failure_message(check_layer_norm_gradients, UnbiasedLayerNorm(6).double(), x)
+    assert "no gradient reached x" in failure_message(check_layer_norm_gradients, DetachedLayerNorm(6).double(), x)
+
+
+class TanhFeedForward(tnn.FeedForward):
+    def forward(self, x):
+        return self.linear2(torch.nn.functional.gelu(self.linear1(x), approximate="tanh"))
+
+
+def test_feed_forward_checks():
+    x = torch.randn(2, 4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    check_feed_forward(tnn.FeedForward(8, 16).double(), x)
+    assert "tanh approximation" in failure_message(check_feed_forward, TanhFeedForward(8, 16).double(), x)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("mask", [None, tnn.causal_mask(5), PADDING])
+def test_reference_encoder_passes_check_encoder(norm_first, mask):
+    from tfs.teaching.parity import check_encoder
+    check_encoder(tnn.Encoder(3, 16, 4, 32, norm_first=norm_first).double(), X, norm_first, mask=mask)
+
+
+def test_check_encoder_names_a_mask_dropped_between_blocks():
+    from tfs.teaching.parity import check_encoder
+
+    class MaskOnlyFirst(tnn.Encoder):
+        def forward(self, x, mask=None):
+            for i, layer in enumerate(self.layers):
+                x = layer(x, mask=mask if i == 0 else None)
+            return self.final_norm(x)
+
+    assert "each with the mask" in failure_message(check_encoder, MaskOnlyFirst(2, 16, 4, 32, norm_first=True).double(),
+                                                   X, True, mask=tnn.causal_mask(5))

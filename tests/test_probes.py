@@ -68,3 +68,16 @@ def test_recognises_inverted_causal_mask():
     right = torch.ones(4, 4, dtype=torch.bool).tril()
     with pytest.raises(CheckError, match="inverted mask"):
         check_close(~right, right, "causal_mask", op="exact", mistakes=causal_mask_mistakes(4))
+
+
+def test_block_mistakes_run_only_the_layout_they_need():
+    """Each layout's mistakes need two attention calls (the other layout's and the wrong residual's), not three."""
+    from tfs import nn as tnn
+    from tfs.teaching.probes import block_mistakes
+
+    for norm_first in (False, True):
+        block = tnn.TransformerBlock(16, 4, 32, norm_first=norm_first).double()
+        calls = []
+        block.attn.register_forward_hook(lambda module, args, output: calls.append(1))
+        mistakes = block_mistakes(block, torch.randn(2, 5, 16, dtype=torch.float64), norm_first)
+        assert len(calls) == 2 and len(mistakes) == 2

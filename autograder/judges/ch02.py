@@ -186,47 +186,65 @@ def mha_gradients(data):
     return "✓ MultiHeadAttention: the grader's tests pass (gradients match nn.MultiheadAttention's)"
 
 
-def cross_attention_shapes(data):
-    data = fields(data, ("results", "n_parameters"), "cross_attention")
-    (first, single) = results(data["results"], 2, "cross_attention")
-    output, weights = pair(first, "cross_attention(mha, x (2, 4, 12), context (2, 7, 12))")
+def raised(result, name: str) -> None:
+    expect(type(result) is not str, name, f"your code raised {result}")
+
+
+def mha_context_shapes(data):
+    data = fields(data, ("results", "no_weights", "self_no_weights", "n_parameters"), "MultiHeadAttention with context")
+    (first, single) = results(data["results"], 2, "MultiHeadAttention with context")
+    raised(first, "mha(x (2, 4, 12), context=context (2, 7, 12))")
+    output, weights = pair(first, "mha(x (2, 4, 12), context=context (2, 7, 12))")
     check_shape(output, (2, 4, 12), "cross-attention output", hint="one output per query: (batch, L_q, d_model).")
-    check_shape(weights, (2, 3, 4, 7), "cross-attention weights", hint="(batch, n_heads, L_q, L_k).")
-    expect(data["n_parameters"] == 4 * 144 + 48, "cross_attention", "the module's parameters changed.",
-           hint="use mha.qkv.weight and mha.out; create no new layers.")
-    output, weights = pair(single, "cross_attention with one query and one key")
+    check_shape(weights, (2, 3, 4, 7), "cross-attention weights", hint="keys from context: (batch, n_heads, L_q, L_k).")
+    expect(data["n_parameters"] == 4 * 144 + 48, "MultiHeadAttention with context", "the module's parameters changed.",
+           hint="use the rows of self.qkv.weight and self.out; create no new layers.")
+    raised(single, "mha with one query and one key")
+    output, weights = pair(single, "mha with one query and one key")
     check_shape(output, (1, 1, 12), "cross-attention with one query and one key")
     check_close(weights, torch.ones(1, 3, 1, 1), "weights with a single key", op="softmax")
-    return "✓ cross_attention: the grader's tests pass (shapes, one query and one key, no new parameters)"
+    for key, name in (("no_weights", "mha(x, context=context, need_weights=False)"),
+                      ("self_no_weights", "mha(x, need_weights=False)")):
+        raised(data[key], name)
+        output, weights = pair(data[key], name)
+        expect(weights is None, name, f"expected None for the weights, received {type(weights).__name__}.",
+               hint="need_weights=False returns (output, None).")
+    check_close(data["no_weights"][0], first[0], "output with need_weights=False", op="exact",
+                hint="need_weights changes only what is returned.")
+    return "✓ MultiHeadAttention with context: the grader's tests pass (shapes, one key, need_weights, no new parameters)"
 
 
-def cross_attention_parity(data):
-    case = inputs.cross_attention_parity_inputs()
-    data = fields(data, ("parameters", "results", "padded", "same", "context_grad"), "cross_attention")
+def mha_context_parity(data):
+    case = inputs.mha_context_parity_inputs()
+    data = fields(data, ("parameters", "results", "padded", "same", "context_grad"), "MultiHeadAttention with context")
     reference = torch_mha(data["parameters"], 16, 4, torch.float64)
     for (b, lq, lk), (x, context), result in zip(inputs.CROSS_CASES, case["pairs"],
-                                                 results(data["results"], len(inputs.CROSS_CASES), "cross_attention")):
-        output, weights = pair(result, f"cross_attention, batch {b}, L_q {lq}, L_k {lk}")
+                                                 results(data["results"], len(inputs.CROSS_CASES), "cross-attention")):
+        name = f"mha(x, context=context), batch {b}, L_q {lq}, L_k {lk}"
+        raised(result, name)
+        output, weights = pair(result, name)
         ref_output, ref_weights = reference(x, context, context)
         self_output = reference(x, x, x)[0].detach()
         check_close(output, ref_output.detach(), f"cross-attention output, batch {b}, L_q {lq}, L_k {lk}", rtol=0, atol=ATOL,
                     mistakes={"keys and values projected from x instead of context (that is self-attention)": self_output}
-                    if lq == lk or output.shape == self_output.shape else None,
-                    hint="q from x with the first d_model rows of qkv.weight; k and v from context with the other 2·d_model.")
+                    if output.shape == self_output.shape else None,
+                    hint="queries from x with the first d_model rows of qkv.weight; keys and values from context with the "
+                         "other 2·d_model rows.")
         check_shape(weights, (b, 4, lq, lk), f"cross-attention weights, batch {b}, L_q {lq}, L_k {lk}")
         check_close(weights.mean(dim=1), ref_weights.detach(), f"cross-attention weights, batch {b}", rtol=0, atol=ATOL)
     x, context = case["pairs"][0]
-    expect(type(data["padded"]) is not str, "cross_attention with a padded context", f"your code raised {data['padded']}")
-    output, weights = pair(data["padded"], "cross_attention with a padded context")
+    raised(data["padded"], "mha(x, context=context, mask=...) with a padded context")
+    output, weights = pair(data["padded"], "cross-attention with a padded context")
     ref_output, ref_weights = reference(x, context, context, key_padding_mask=~case["keep"])
-    check_close(output, ref_output.detach(), "cross-attention output with a padded context", rtol=0, atol=ATOL)
+    check_close(output, ref_output.detach(), "cross-attention output with a padded context", rtol=0, atol=ATOL,
+                hint="pass the mask on to the attention of every head.")
     check_close(weights.mean(dim=1), ref_weights.detach(), "cross-attention weights with a padded context", rtol=0, atol=ATOL)
     same = case["same"]
-    cross_same, self_same = results(data["same"], 2, "cross_attention(mha, x, x)")
-    check_close(cross_same, reference(same, same, same)[0].detach(), "cross_attention(mha, x, x)", rtol=0, atol=ATOL,
+    cross_same, self_same = results(data["same"], 2, "mha(x, context=x)")
+    check_close(cross_same, reference(same, same, same)[0].detach(), "mha(x, context=x)", rtol=0, atol=ATOL,
                 hint="with context = x it must equal self-attention.")
     context = case["grad_context"].clone().requires_grad_(True)
     reference(case["grad_x"], context, context)[0].sum().backward()
-    expect(isinstance(data["context_grad"], torch.Tensor), "cross_attention", "no gradient reaches context.")
+    expect(isinstance(data["context_grad"], torch.Tensor), "MultiHeadAttention with context", "no gradient reaches context.")
     check_close(data["context_grad"], context.grad, "gradient with respect to context", rtol=0, atol=ATOL)
-    return "✓ cross_attention: the grader's tests pass (parity with nn.MultiheadAttention, padding, gradients)"
+    return "✓ MultiHeadAttention with context: the grader's tests pass (parity with nn.MultiheadAttention, padding, gradients)"

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tfs.grader.collectors import ch03 as inputs
+from tfs.teaching.counting import encoder_parameter_mistakes  # the diagnosis only; the oracle is torch_count
 from tfs.grader.judging import expect
 from tfs.teaching.checks import check_close, check_shape
 
@@ -170,27 +173,53 @@ def _judge_block(data, name: str, seed: int, norm_first: bool) -> None:
         check_close(data["grad"], x.grad, f"{name} input gradient (length 1)", rtol=0, atol=ATOL)
 
 
+def transformer_block_layers(data):
+    data = fields(data, ("kinds", "norm_first", "default", "eps", "shapes", "distinct_norms"), "TransformerBlock")
+    expected = {"attn": "MultiHeadAttention", "ff": "FeedForward", "norm1": "LayerNorm", "norm2": "LayerNorm"}
+    expect(data["kinds"] == expected, "TransformerBlock(16, 4, 32) layers", f"expected {expected}, received {data['kinds']}.",
+           hint="self.attn = MultiHeadAttention(d_model, n_heads); self.ff = FeedForward(d_model, d_ff); norm1, norm2.")
+    expect(data["norm_first"] == "True", "TransformerBlock(..., norm_first=True).norm_first",
+           f"expected True, received {data['norm_first']}.", hint="store the flag: self.norm_first = norm_first.")
+    expect(data["default"] == "False", "TransformerBlock(8, 2, 16).norm_first",
+           f"the default layout is post-LN (False), received {data['default']}.")
+    expect(data["eps"] == ["1e-06", "1e-06"], "TransformerBlock(..., eps=1e-6)",
+           f"expected eps = 1e-6 in norm1 and norm2, received {data['eps']}.", hint="pass eps on to both LayerNorms.")
+    expect(data["distinct_norms"] is True, "TransformerBlock", "norm1 and norm2 are the same module.",
+           hint="each sublayer has its own LayerNorm.")
+    d, f = 8, 16  # the parameters of TransformerBlock(8, 2, 16), as nn.TransformerEncoderLayer names them
+    sizes = {"qkv": [3 * d, d], "out": [d, d], "linear1": [f, d], "linear2": [d, f]}
+    expected_count = sum(a * b + a for a, b in sizes.values()) + 4 * d
+    count = sum(math.prod(shape) for shape in data["shapes"].values())
+    expect(count == expected_count, "TransformerBlock(8, 2, 16)",
+           f"expected {expected_count} parameters (attention, feed-forward, two LayerNorms), received {count}.",
+           hint="no layers besides attn, ff, norm1 and norm2.")
+    return "✓ TransformerBlock: the grader's tests pass (layers, norm_first, eps, parameter count)"
+
+
 def post_ln_block(data):
-    _judge_block(data, "PostLNBlock", 44, norm_first=False)
-    return "✓ PostLNBlock: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, permutations, length 1)"
+    _judge_block(data, "TransformerBlock(norm_first=False)", 44, norm_first=False)
+    return "✓ TransformerBlock, post-LN: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, permutations, length 1)"
 
 
 def pre_ln_block(data):
-    _judge_block(data, "PreLNBlock", 45, norm_first=True)
-    return "✓ PreLNBlock: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, length 1, gradients)"
+    _judge_block(data, "TransformerBlock(norm_first=True)", 45, norm_first=True)
+    return "✓ TransformerBlock, pre-LN: the grader's tests pass (nn.TransformerEncoderLayer parity, masks, length 1, gradients)"
 
 
 # --- Encoder ----------------------------------------------------------------------------------
 
 def encoder_structure(data):
-    data = fields(data, ("pre_layers", "pre_types", "pre_final", "post_types", "post_final", "shared", "one_layer", "count"),
+    data = fields(data, ("pre_layers", "pre_types", "pre_final", "post_types", "post_final", "pre_norm_first",
+                         "post_norm_first", "shared", "one_layer", "count"),
                   "Encoder")
-    expect(data["pre_layers"] == "ModuleList" and data["pre_types"] == ["PreLNBlock"] * 3,
-           "Encoder(3, ..., norm_first=True).layers", "expected an nn.ModuleList of 3 PreLNBlock.",
-           hint="nn.ModuleList(PreLNBlock(...) for _ in range(n_layers))")
+    expect(data["pre_layers"] == "ModuleList" and data["pre_types"] == ["TransformerBlock"] * 3,
+           "Encoder(3, ..., norm_first=True).layers", "expected an nn.ModuleList of 3 TransformerBlock.",
+           hint="nn.ModuleList(TransformerBlock(...) for _ in range(n_layers))")
+    expect(data["pre_norm_first"] == [True] * 3 and data["post_norm_first"] == [True] * 2,
+           "Encoder(norm_first=...)", "the blocks' layout does not follow norm_first.", hint="pass norm_first on to every block.")
     expect(data["pre_final"] == "LayerNorm", "Encoder(norm_first=True).final_norm", "expected your LayerNorm(d_model).")
-    expect(data["post_types"] == ["PostLNBlock"] * 2 and data["post_final"] == "Identity", "Encoder(norm_first=False)",
-           "expected PostLNBlock layers and final_norm = nn.Identity().")
+    expect(data["post_types"] == ["TransformerBlock"] * 2 and data["post_final"] == "Identity", "Encoder(norm_first=False)",
+           "expected post-LN TransformerBlock layers and final_norm = nn.Identity().")
     expect(data["shared"] is False, "Encoder", "the layers share one block.",
            hint="create a new block for every layer; [block] * n repeats the same object.")
     expect(data["one_layer"] == 1, "Encoder(1, ...)", "expected 1 layer.")
@@ -225,3 +254,100 @@ def encoder_parity(data):
             for x, received in zip(case["others"], run["others"]):
                 check_close(received, reference(x), f"{name} on batch {x.shape[0]}, length {x.shape[1]}", rtol=0, atol=ATOL)
     return "✓ Encoder: the grader's tests pass (post-LN and pre-LN stacks match nn.TransformerEncoder layers)"
+
+
+# --- Dropout ----------------------------------------------------------------------------------
+
+def _tensor_result(value, name: str) -> torch.Tensor:
+    expect(not isinstance(value, str), name, f"your code raised {value}")
+    expect(isinstance(value, torch.Tensor), name, f"expected a tensor, received {type(value).__name__}.")
+    return value
+
+
+def dropout_eval(data):
+    case = inputs.dropout_eval_inputs()
+    data = fields(data, ("p", "default", "eval", "eval32", "p0", "parameters"), "Dropout")
+    expect(data["p"] == "0.3", "Dropout(0.3).p", f"expected 0.3, received {data['p']}.", hint="store p: self.p = p.")
+    expect(data["default"] == "0.5", "Dropout().p", f"expected the default p = 0.5 (as nn.Dropout), received {data['default']}.")
+    expect(data["parameters"] == 0, "Dropout(0.3)", "dropout has no parameters.")
+    oracle = nn.Dropout(0.3).eval()  # nn.Dropout in eval mode: the identity
+    for key, x, name in (("eval", case["x"], "Dropout(0.3) in eval mode"), ("eval32", case["x32"], "Dropout(0.3), eval, float32")):
+        check_close(_tensor_result(data[key], name), oracle(x), name, op="exact",
+                    hint="in eval mode (self.training is False) dropout returns x unchanged.")
+    check_close(_tensor_result(data["p0"], "Dropout(0.0) in training"), case["x"], "Dropout(0.0) in training", op="exact",
+                hint="with p = 0 nothing is dropped and nothing is rescaled.")
+    return "✓ Dropout: the grader's tests pass (p stored, eval mode and p = 0 are the identity)"
+
+
+def dropout_training(data):
+    case = inputs.dropout_training_inputs()
+    data = fields(data, ("large", "values", "grad", "again", "p1"), "Dropout")
+    n = case["n"]
+    for p in inputs.DROPOUT_PS:
+        name = f"Dropout({p}) in training, on {n:,d} elements"
+        out = _tensor_result(data["large"].get(str(p)), name)
+        check_shape(out, (n,), name)
+        expect(bool(torch.isfinite(out).all()), name, "the output has inf or nan.")
+        kept = out != 0
+        dropped = 1 - kept.double().mean().item()
+        sigma = math.sqrt(p * (1 - p) / n)
+        # the oracle's statistics: F.dropout drops each element with probability p, keeps the others as x / (1 - p)
+        expect(abs(dropped - p) < 6 * sigma, name, f"{dropped:.4f} of the elements are zero, expected {p} ± {6 * sigma:.4f}"
+               + (" (that is 1 - p: p is the probability to drop, not to keep)." if abs(dropped - (1 - p)) < 6 * sigma else "."),
+               hint="keep an element when torch.rand_like(x) >= p.")
+        ratio = out[kept] / 2.0
+        message = ("the kept elements are unchanged: divide them by 1 - p (inverted dropout)." if torch.allclose(ratio, torch.ones_like(ratio))
+                   else "the kept elements are multiplied by 1 - p instead of divided." if torch.allclose(ratio, torch.full_like(ratio, 1 - p))
+                   else f"the kept elements are not x / (1 - p) = {2 / (1 - p):.4f}.")
+        expect(torch.allclose(ratio, torch.full_like(ratio, 1 / (1 - p)), rtol=1e-6, atol=0), name, message)
+        mean_sigma = 2 * math.sqrt(p / (1 - p) / n)
+        expect(abs(out.double().mean().item() - 2) < 6 * mean_sigma, name, "the mean is not preserved.")
+    x = case["x"]
+    values = _tensor_result(data["values"], "Dropout(0.25) on x (3, 4, 50)")
+    check_shape(values, tuple(x.shape), "Dropout(0.25) on x (3, 4, 50)")
+    kept = values != 0
+    check_close(values[kept], x[kept] / 0.75, "kept elements of Dropout(0.25)(x)", rtol=1e-9, atol=0,
+                hint="kept elements are x / (1 - p), each at its own position.")
+    expect(isinstance(data["grad"], torch.Tensor), "Dropout(0.25)", "no gradient flows back to x.",
+           hint="use torch operations only (a mask multiplication).")
+    check_close(data["grad"], kept.double() / 0.75, "gradient of Dropout(0.25)(x).sum() with respect to x", rtol=1e-9, atol=0,
+                hint="the gradient is the mask divided by 1 - p.")
+    first, second = (_tensor_result(v, "Dropout(0.25), two calls") for v in data["again"])
+    expect(not torch.equal(first, second), "Dropout(0.25)", "two calls dropped the same elements.",
+           hint="draw a new mask on every call; no fixed seed inside forward.")
+    ones = _tensor_result(data["p1"], "Dropout(1.0) in training")
+    check_close(ones, torch.zeros(100, dtype=torch.float64), "Dropout(1.0) in training", op="exact",
+                hint="p = 1 drops everything: return zeros (x / (1 - p) would divide by zero).")
+    return "✓ Dropout: the grader's tests pass (fraction dropped, kept x / (1 - p), mean, gradient, fresh masks, p = 1)"
+
+
+# --- parameter counting -----------------------------------------------------------------------
+
+def torch_count(n_layers, d_model, n_heads, d_ff, norm_first, bias) -> int:
+    """sum(p.numel()) of nn.TransformerEncoderLayer stacks (+ a final nn.LayerNorm when pre-LN), on the meta device."""
+    layer = nn.TransformerEncoderLayer(d_model, n_heads, d_ff, bias=bias, batch_first=True, device="meta")
+    final = sum(p.numel() for p in nn.LayerNorm(d_model, bias=bias, device="meta").parameters()) if norm_first else 0
+    return n_layers * sum(p.numel() for p in layer.parameters()) + final
+
+
+def _judge_counts(received, configs, what: str) -> None:
+    expect(type(received) is list and len(received) == len(configs), "encoder_parameters", "no result.")
+    for config, count in zip(configs, received):
+        label = "encoder_parameters(" + ", ".join(f"{k}={v}" for k, v in zip(inputs.FIELDS, config)) + ")"
+        expect(not (type(count) is str and count.startswith("not an int")), label, f"expected a Python int, received {count}.")
+        expect(type(count) is int, label, f"your code raised {count}")
+        expected = torch_count(*config)
+        diagnosis = [name for name, value in encoder_parameter_mistakes(**dict(zip(inputs.FIELDS, config))).items()
+                     if value == count]
+        expect(count == expected, label, f"expected {expected:,d} parameters ({what}), received {count:,d}."
+               + (f" This looks like {diagnosis[0]}." if diagnosis else ""))
+
+
+def encoder_parameters_counts(data):
+    _judge_counts(data, inputs.PARAMETER_CONFIGS, "nn.TransformerEncoderLayer's count")
+    return "✓ encoder_parameters: the grader's tests pass (six configurations, pre- and post-LN, with and without bias)"
+
+
+def encoder_parameters_large(data):
+    _judge_counts(data, inputs.LARGE_CONFIGS, "nn.TransformerEncoderLayer's count, at BERT-base and BERT-large sizes")
+    return "✓ encoder_parameters: the grader's tests pass (BERT-base and BERT-large sizes, any number of heads)"

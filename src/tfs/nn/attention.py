@@ -89,19 +89,20 @@ def check_mask(mask: torch.Tensor, scores_shape: tuple[int, ...] | torch.Size) -
 
 
 def scaled_dot_product_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, dropout: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of ``q (..., Lq, d_k)`` over ``k (..., Lk, d_k)``, ``v (..., Lk, d_v)``.
 
     ``mask`` is bool, broadcastable to ``(..., Lq, Lk)``, True where attending is allowed.
     Returns ``(output (..., Lq, d_v), weights (..., Lq, Lk))``; a fully masked query row gets
-    zero weights and a zero output.
+    zero weights and a zero output. ``dropout > 0`` drops attention weights (inverted dropout) before
+    they multiply ``v``; the weights returned are those before dropout.
     """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Lq, Lk)
     if mask is not None:
         scores = scores.masked_fill(~check_mask(mask, scores.shape), float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # fully masked rows: 0/0 -> 0
-    return weights @ v, weights
+    return (F.dropout(weights, dropout) if dropout else weights) @ v, weights
 
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -199,8 +200,7 @@ class MultiHeadAttention(nn.Module):
             mask = allowed if mask is None else mask & allowed
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            heads, weights = scaled_dot_product_attention(q, k, v, mask)
-            heads = F.dropout(weights, dropout) @ v if dropout else heads
+            heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout=dropout)  # weights @ v once
         else:
             if mask is not None:
                 check_mask(mask, (*q.shape[:-1], k.shape[-2]))

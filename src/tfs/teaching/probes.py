@@ -13,6 +13,9 @@ import math
 import torch
 
 
+KEEPDIM_HINT = ("a reduction (amax, max, sum) drops the dimension it reduces unless keepdim=True, and a (rows,) "
+                "result does not broadcast against (rows, cols).")
+
 def softmax_mistakes(x: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> dict[str, torch.Tensor]:
     """Wrong softmaxes of ``x / temperature`` along ``dim``."""
     scaled = x / temperature
@@ -150,18 +153,17 @@ def block_mistakes(block, x: torch.Tensor, norm_first: bool,
         return block.attn(t, mask=mask)[0]
 
     n1, n2, ff = block.norm1, block.norm2, block.ff
-    h_pre = x + attn(n1(x))
-    h_post = n1(x + attn(x))
-    pre = h_pre + ff(n2(h_pre))
-    post = n2(h_post + ff(h_post))
     no_mask = block_without_mask(block, x, norm_first) if mask is not None else None
-    if norm_first:
+    if norm_first:  # only the other layout's output is needed as a mistake
+        h_post = n1(x + attn(x))
         h = n1(x) + attn(n1(x))
         mistakes = {"the residual adds LN(x) instead of x: x + f(LN(x)) is right": h + ff(n2(h)),
-                    "the post-LN layout (LN after the residual)": post}
+                    "the post-LN layout (LN after the residual)": n2(h_post + ff(h_post))}
     else:
+        h_pre = x + attn(n1(x))
         h = x + n1(attn(x))
-        mistakes = {"x + LN(f(x)) instead of LN(x + f(x))": h + n2(ff(h)), "the pre-LN layout x + f(LN(x))": pre}
+        mistakes = {"x + LN(f(x)) instead of LN(x + f(x))": h + n2(ff(h)),
+                    "the pre-LN layout x + f(LN(x))": h_pre + ff(n2(h_pre))}
     if no_mask is not None:
         mistakes["the mask not passed on to self.attn"] = no_mask
     return mistakes

@@ -144,23 +144,36 @@ def mha_gradients(MultiHeadAttention):
     return {"small": small_grads, "parameters": parameters(module), "grads": grads, "x_grad": x.grad}
 
 
-# --- cross_attention --------------------------------------------------------------------------
+# --- MultiHeadAttention with a context (cross-attention) -----------------------------------
 
-def cross_attention_shapes_inputs():
+def _call(module, *args, **kwargs):
+    """The learner's call, or the error it raised as a string (a later call's error must not hide earlier results)."""
+    try:
+        result = module(*args, **kwargs)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"[:300]
+    return list(result) if isinstance(result, tuple) else result
+
+
+def mha_context_shapes_inputs():
     g = _generator(38)
     return [(_randn(2, 4, 12, g=g), _randn(2, 7, 12, g=g)), (_randn(1, 1, 12, g=g), _randn(1, 1, 12, g=g))]
 
 
-def cross_attention_shapes(MultiHeadAttention, cross_attention):
+def mha_context_shapes(MultiHeadAttention):
     module = MultiHeadAttention(12, 3)
-    results = [list(cross_attention(module, x, context)) for x, context in cross_attention_shapes_inputs()]
-    return {"results": results, "n_parameters": sum(p.numel() for p in module.parameters())}
+    pairs = mha_context_shapes_inputs()
+    results = [_call(module, x, context=context) for x, context in pairs]
+    x, context = pairs[0]
+    return {"results": results, "no_weights": _call(module, x, context=context, need_weights=False),
+            "self_no_weights": _call(module, x, need_weights=False),
+            "n_parameters": sum(p.numel() for p in module.parameters())}
 
 
 CROSS_CASES = [(3, 5, 8), (1, 1, 1), (4, 1, 9), (2, 6, 1), (5, 3, 3)]
 
 
-def cross_attention_parity_inputs():
+def mha_context_parity_inputs():
     g = _generator(39)
     pairs = [(_randn(b, lq, 16, g=g, dtype=torch.float64), _randn(b, lk, 16, g=g, dtype=torch.float64))
              for b, lq, lk in CROSS_CASES]
@@ -169,17 +182,14 @@ def cross_attention_parity_inputs():
             "grad_x": _randn(2, 3, 16, g=g, dtype=torch.float64), "grad_context": _randn(2, 4, 16, g=g, dtype=torch.float64)}
 
 
-def cross_attention_parity(MultiHeadAttention, cross_attention):
-    inputs = cross_attention_parity_inputs()
+def mha_context_parity(MultiHeadAttention):
+    inputs = mha_context_parity_inputs()
     module = MultiHeadAttention(16, 4).double()
-    results = [list(cross_attention(module, x, context)) for x, context in inputs["pairs"]]
+    results = [_call(module, x, context=context) for x, context in inputs["pairs"]]
     x, context = inputs["pairs"][0]
-    try:  # a later call's error must not hide what the earlier results show
-        padded = list(cross_attention(module, x, context, mask=inputs["keep"][:, None, None, :]))
-    except Exception as error:
-        padded = f"{type(error).__name__}: {error}"[:300]
+    padded = _call(module, x, context=context, mask=inputs["keep"][:, None, None, :])
     same = inputs["same"]
     context = inputs["grad_context"].clone().requires_grad_(True)
-    cross_attention(module, inputs["grad_x"], context)[0].sum().backward()
+    module(inputs["grad_x"], context=context)[0].sum().backward()
     return {"parameters": parameters(module), "results": results, "padded": padded,
-            "same": [cross_attention(module, same, same)[0], module(same)[0]], "context_grad": context.grad}
+            "same": [module(same, context=same)[0], module(same)[0]], "context_grad": context.grad}

@@ -87,9 +87,9 @@ def block_inputs(seed: int):
             "grad_x": _randn(5, 1, 16, g=g)}
 
 
-def _block(Block, seed: int, with_gradient: bool):
+def _block(TransformerBlock, seed: int, norm_first: bool, with_gradient: bool):
     inputs = block_inputs(seed)
-    block = Block(16, 4, 32).double()
+    block = TransformerBlock(16, 4, 32, norm_first=norm_first).double()
     x = inputs["x"]
     result = {"state": state(block), "plain": block(x), "padded": block(x, mask=inputs["keep"][:, None, None, :]),
               "causal": block(x, mask=inputs["causal"]), "permuted": block(x[:, inputs["perm"]]), "one": block(inputs["x1"])}
@@ -100,12 +100,23 @@ def _block(Block, seed: int, with_gradient: bool):
     return result
 
 
-def post_ln_block(PostLNBlock):
-    return _block(PostLNBlock, 44, with_gradient=False)
+def transformer_block_layers(TransformerBlock):
+    block = TransformerBlock(16, 4, 32, norm_first=True, eps=1e-6)
+    default = TransformerBlock(8, 2, 16)
+    norms = [getattr(block, name, None) for name in ("norm1", "norm2")]
+    return {"kinds": {name: _type(getattr(block, name, None)) for name in ("attn", "ff", "norm1", "norm2")},
+            "norm_first": repr(getattr(block, "norm_first", None)), "default": repr(getattr(default, "norm_first", None)),
+            "eps": [repr(getattr(norm, "eps", None)) for norm in norms],
+            "shapes": {name: list(p.shape) for name, p in default.named_parameters()},
+            "distinct_norms": getattr(block, "norm1", None) is not getattr(block, "norm2", None)}
 
 
-def pre_ln_block(PreLNBlock):
-    return _block(PreLNBlock, 45, with_gradient=True)
+def post_ln_block(TransformerBlock):
+    return _block(TransformerBlock, 44, norm_first=False, with_gradient=False)
+
+
+def pre_ln_block(TransformerBlock):
+    return _block(TransformerBlock, 45, norm_first=True, with_gradient=True)
 
 
 # --- Encoder ----------------------------------------------------------------------------------
@@ -115,6 +126,8 @@ def encoder_structure(Encoder):
     layers = lambda e: list(getattr(e, "layers", []) or [])  # noqa: E731
     return {"pre_layers": _type(getattr(pre, "layers", None)), "pre_types": [_type(l) for l in layers(pre)],
             "pre_final": _type(getattr(pre, "final_norm", None)), "post_types": [_type(l) for l in layers(post)],
+            "pre_norm_first": [getattr(l, "norm_first", None) is True for l in layers(pre)],
+            "post_norm_first": [getattr(l, "norm_first", None) is False for l in layers(post)],
             "post_final": _type(getattr(post, "final_norm", None)),
             "shared": len(layers(post)) == 2 and layers(post)[0].attn is layers(post)[1].attn,
             "one_layer": len(layers(Encoder(1, 8, 2, 16))),
@@ -135,3 +148,74 @@ def encoder_parity(Encoder):
         results.append({"state": state(encoder), "causal": encoder(inputs["x"], mask=inputs["causal"]),
                         "others": [encoder(x) for x in inputs["others"]]})
     return results
+
+
+# --- Dropout ----------------------------------------------------------------------------------
+
+DROPOUT_PS = (0.1, 0.3, 0.5, 0.9)
+
+
+def dropout_eval_inputs():
+    g = _generator(47)
+    return {"x": _randn(4, 50, g=g), "x32": _randn(3, 7, g=g, dtype=torch.float32)}
+
+
+def _attempt(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:  # the learner's error, reported by the judge
+        return f"{type(error).__name__}: {error}"[:300]
+
+
+def dropout_eval(Dropout):
+    inputs = dropout_eval_inputs()
+    x = inputs["x"]
+    evaluating = Dropout(0.3)
+    evaluating.eval()
+    return {"p": repr(getattr(Dropout(0.3), "p", None)), "default": repr(getattr(Dropout(), "p", None)),
+            "eval": _attempt(evaluating, x), "eval32": _attempt(evaluating, inputs["x32"]),
+            "p0": _attempt(Dropout(0.0), x), "parameters": sum(p.numel() for p in Dropout(0.3).parameters())}
+
+
+def dropout_training_inputs():
+    g = _generator(48)
+    return {"n": 100_000, "x": _randn(3, 4, 50, g=g), "seed": 48}
+
+
+def dropout_training(Dropout):
+    inputs = dropout_training_inputs()
+    torch.manual_seed(inputs["seed"])  # the learner's draws; the judge checks what holds for any draw
+    ones = torch.full((inputs["n"],), 2.0, dtype=torch.float64)
+    large = {str(p): _attempt(Dropout(p), ones) for p in DROPOUT_PS}
+    module = Dropout(0.25)
+    x = inputs["x"].clone().requires_grad_(True)
+    out = _attempt(module, x)
+    grad = None
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.sum().backward()
+        grad = x.grad
+    return {"large": large, "values": out.detach() if isinstance(out, torch.Tensor) else out, "grad": grad,
+            "again": [_attempt(module, ones[:1000]), _attempt(module, ones[:1000])], "p1": _attempt(Dropout(1.0), ones[:100])}
+
+
+# --- parameter counting -----------------------------------------------------------------------
+
+PARAMETER_CONFIGS = [(1, 16, 4, 64, False, True), (3, 32, 8, 48, True, True), (2, 24, 3, 96, False, False),
+                     (4, 8, 1, 8, True, False), (6, 64, 16, 256, True, True), (12, 768, 12, 3072, False, True)]
+# BERT-base's and BERT-large's encoders (85 M and 302 M parameters), and BERT-base with other head counts
+LARGE_CONFIGS = [(12, 768, 12, 3072, False, True), (24, 1024, 16, 4096, False, True), (12, 768, 1, 3072, False, True),
+                 (12, 768, 64, 3072, True, False)]
+FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "norm_first", "bias")
+
+
+def _count(encoder_parameters, config):
+    result = _attempt(encoder_parameters, **dict(zip(FIELDS, config)))
+    return result if type(result) in (int, str) else f"not an int: {type(result).__name__}"
+
+
+def encoder_parameters_counts(encoder_parameters):
+    return [_count(encoder_parameters, config) for config in PARAMETER_CONFIGS]
+
+
+def encoder_parameters_large(encoder_parameters):
+    return [_count(encoder_parameters, config) for config in LARGE_CONFIGS]
