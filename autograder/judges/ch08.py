@@ -170,11 +170,11 @@ def classification_metrics(data) -> None:
             micro = skm.f1_score(t, p, labels=labels, average="micro", zero_division=0)
             weighted = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[key](
                 t, p, labels=labels, average="weighted", zero_division=0)
+            if key != "recall" and abs(value - weighted) <= TOL:  # weighted recall is the micro one
+                raise JudgeFailure(f"✗ {name}: {key} is weighted by class frequency; macro is the plain mean over classes.")
             if abs(value - micro) <= TOL:
                 raise JudgeFailure(f"✗ {name}: {key} is the micro average (pooled counts, equal to accuracy here); "
                                    "macro averages the per-class values, each class weighing the same.")
-            if abs(value - weighted) <= TOL:
-                raise JudgeFailure(f"✗ {name}: {key} is weighted by class frequency; macro is the plain mean over classes.")
             if key == "f1":
                 mp, mr = expected["precision"], expected["recall"]
                 if mp + mr and abs(value - 2 * mp * mr / (mp + mr)) <= TOL:
@@ -196,20 +196,27 @@ def parameter_groups(data) -> None:
     seen = [n for group in data["groups"] for n in group["names"]]
     trainable = sorted(n for n, p in shapes.items() if p.requires_grad)
     frozen = [n for n in seen if n in shapes and not shapes[n].requires_grad]
-    expect(not frozen, name, f"frozen parameters ({frozen[0]}, ...) are in the groups: leave out those with "
-           "requires_grad=False.")
+    if frozen:
+        raise JudgeFailure(f"✗ {name}: frozen parameters ({frozen[0]}, ...) are in the groups: leave out those "
+                           "with requires_grad=False.")
     twice = sorted({n for n in seen if seen.count(n) > 1})
-    expect(not twice, name, f"{twice[0]} is in two groups: each parameter must appear exactly once.")
+    if twice:
+        raise JudgeFailure(f"✗ {name}: {twice[0]} is in two groups: each parameter must appear exactly once.")
     missing = sorted(set(trainable) - set(seen))
-    expect(not missing, name, f"{missing[0]} (and {len(missing) - 1} more) is in no group.")
+    if missing:
+        raise JudgeFailure(f"✗ {name}: {missing[0]} (and {len(missing) - 1} more) is in no group.")
+    lrs = {n: group["lr"] for group in data["groups"] for n in group["names"]}
+    head_lrs = {lr for n, lr in lrs.items() if n.startswith("head.")}
+    encoder_lrs = {lr for n, lr in lrs.items() if not n.startswith("head.")}
+    if head_lrs == {2e-5} and encoder_lrs == {1e-3}:
+        raise JudgeFailure(f"✗ {name}: encoder and head learning rates are swapped: the pretrained encoder takes the "
+                           "small encoder_lr, the new head the large head_lr.")
     for group in data["groups"]:
         for n in group["names"]:
             want_lr = 1e-3 if n.startswith("head.") else 2e-5
             if group["lr"] != want_lr:
-                swapped = (group["lr"] == 2e-5) == n.startswith("head.")
-                raise JudgeFailure(f"✗ {name}: {n} has lr {group['lr']:g}, expected {want_lr:g}"
-                                   + (": encoder and head learning rates are swapped." if swapped else
-                                      ": the encoder (model.bert) takes encoder_lr, the head (model.head) head_lr."))
+                raise JudgeFailure(f"✗ {name}: {n} has lr {group['lr']:g}, expected {want_lr:g}: the encoder "
+                                   "(model.bert) takes encoder_lr, the head (model.head) head_lr.")
             want_decay = 0.05 if shapes[n].dim() >= 2 else 0.0
             if group["weight_decay"] != want_decay:
                 raise JudgeFailure(f"✗ {name}: {n} has weight_decay {group['weight_decay']:g}, expected {want_decay:g}: "

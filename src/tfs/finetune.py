@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 __all__ = ["BertClassifier", "ClassificationHead", "EarlyStopping", "classification_metrics", "collate",
            "confusion_matrix", "fine_tune", "linear_warmup_decay", "mean_pool", "parameter_groups", "predict",
-           "encode_texts"]
+           "encode_texts", "length_batches", "under_grading"]
 
 POOLINGS = ("mean", "cls")
 
@@ -118,12 +118,23 @@ class BertClassifier(nn.Module):
             x = block(x, mask)
         return x
 
-    def forward_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
-        """Blocks ``layer ..`` on cached hidden states of block ``layer - 1``, then the head: ``(B, C)``."""
+    def encode_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
+        """Blocks ``layer ..`` on hidden states of block ``layer - 1``: the last hidden states ``(B, L, d)``."""
         mask = attention_mask.bool()[:, None, None, :]
         for block in self.bert.encoder.layers[layer:]:
             hidden = block(hidden, mask)
-        return self.head(hidden, attention_mask)
+        return hidden
+
+    def forward_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
+        """Blocks ``layer ..`` on cached hidden states of block ``layer - 1``, then the head: ``(B, C)``."""
+        return self.head(self.encode_from(hidden, attention_mask, layer), attention_mask)
+
+
+def under_grading() -> bool:
+    """True in a grading kernel (the grader sets ``TFS_JUDGE_OUT``): notebooks then shorten their long runs."""
+    import os
+
+    return bool(os.environ.get("TFS_JUDGE_OUT"))
 
 
 # ------------------------------------------------------------------------------------------ batches

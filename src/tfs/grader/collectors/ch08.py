@@ -103,7 +103,8 @@ def collate_labels(collate) -> dict:
 
 def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     """``(y_true, y_pred, n_classes)``: binary, 4 classes, and 4 classes with a class never predicted
-    and one never present (zero divisions), and an imbalanced one where macro and micro F1 differ."""
+    and one never present (zero divisions), and an imbalanced one where macro and micro F1 differ, whose
+    last class appears nowhere."""
     generator = torch.Generator().manual_seed(88)
     cases = []
     for n_classes, size in ((2, 40), (4, 50), (4, 30)):
@@ -111,12 +112,13 @@ def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
         noise = torch.randint(0, n_classes, (size,), generator=generator)
         y_pred = torch.where(torch.rand(size, generator=generator) < 0.6, y_true, noise)
         cases.append([y_true, y_pred, n_classes])
+    cases[0][1][:6] = 1  # binary: errors mostly one way, so micro, weighted and macro differ
     y_true, y_pred, _ = cases[2]
     y_pred[y_pred == 3] = 0  # class 3 never predicted
     y_true[y_true == 2] = 1  # class 2 never present
     y_true = torch.tensor([0] * 20 + [1] * 3 + [2] * 2)
     y_pred = torch.tensor([0] * 19 + [1] + [0, 1, 1] + [2, 0])
-    cases.append([y_true, y_pred, 3])
+    cases.append([y_true, y_pred, 4])  # class 3 nowhere: macro still averages over all 4 classes
     return [tuple(case) for case in cases]
 
 
