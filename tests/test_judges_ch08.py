@@ -185,6 +185,8 @@ class StopsAtOnce(ref.EarlyStopping):
 
 def test_reference_passes_every_judge():
     verdict("classification_head", ClassificationHead=ref.ClassificationHead)
+    verdict("head_shapes", ClassificationHead=ref.ClassificationHead)
+    verdict("metrics_binary", classification_metrics=ref.classification_metrics)
     verdict("collate_padding", collate=ref.collate)
     verdict("collate_labels", collate=ref.collate)
     verdict("confusion_matrix", confusion_matrix=ref.confusion_matrix)
@@ -209,6 +211,12 @@ def test_head_mutants(mutant, match):
 ])
 def test_collate_mutants(mutant, test, match):
     fails(test, match, collate=mutant)
+
+
+def test_head_shape_and_binary_metric_mutants():
+    fails("head_shapes", "parameters named", ClassificationHead=ExtraLayer)
+
+    fails("metrics_binary", "micro average", classification_metrics=micro)
 
 
 @pytest.mark.parametrize("mutant, match", [(transposed, "transposed"), (seen_classes_only, "expected shape")])

@@ -297,3 +297,30 @@ def _bad_counts(scores, mode) -> list[int]:
             bad += 1
         counts.append(bad)
     return counts
+
+
+def head_shapes(data) -> None:
+    name = "ClassificationHead"
+    expect(isinstance(data, dict) and data.get("names") == ["linear.bias", "linear.weight"], name,
+           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected exactly "
+           "['linear.bias', 'linear.weight'].", "one nn.Linear(d_model, n_classes) called linear; dropout has no parameters.")
+    expect(data["shapes"]["linear.weight"] == [c.N_CLASSES, c.D_MODEL], name,
+           f"linear.weight has shape {data['shapes']['linear.weight']}; expected (n_classes, d_model) = "
+           f"({c.N_CLASSES}, {c.D_MODEL}): nn.Linear(d_model, n_classes).")
+    expect(data["out_shape"] == [3, c.N_CLASSES], name,
+           f"logits of shape {data['out_shape']} for 3 sequences; expected (3, {c.N_CLASSES}): one row per sequence.")
+
+
+def metrics_binary(data) -> None:
+    """The binary case only: the other cases are filled with the oracle's values, so only this one can fail."""
+    expect(isinstance(data, dict), "classification_metrics", f"expected a dict, received {data!r}.")
+    classification_metrics([data, *[_oracle_metrics(t, p, n) for t, p, n in c.label_cases()[1:]]])
+
+
+def _oracle_metrics(y_true, y_pred, n) -> dict:
+    from sklearn import metrics as skm
+
+    labels = list(range(n))
+    return {"accuracy": skm.accuracy_score(y_true, y_pred),
+            **{key: fn(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+               for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score))}}

@@ -186,3 +186,18 @@ def early_stopping(EarlyStopping) -> dict:
         runs[mode] = {"decisions": decisions, "best_score": float(stopper.best_score),
                       "best_epoch": int(stopper.best_epoch), "restored": model.weight.detach().clone()}
     return runs
+
+
+def head_shapes(ClassificationHead) -> dict:
+    head = ClassificationHead(D_MODEL, N_CLASSES, dropout=0.1).eval()
+    hidden, mask = head_inputs()
+    with torch.no_grad():
+        out = head.float()(hidden.float(), mask)
+    return {"names": sorted(name for name, _ in head.named_parameters()),
+            "shapes": {name: list(p.shape) for name, p in head.named_parameters()}, "out_shape": list(out.shape)}
+
+
+def metrics_binary(classification_metrics) -> dict:
+    y_true, y_pred, n = label_cases()[0]
+    got = classification_metrics(y_true, y_pred, n)
+    return {k: float(v) for k, v in got.items()} if isinstance(got, dict) else repr(type(got))
