@@ -198,3 +198,15 @@ def test_fine_tune_learns_a_separable_toy_task_and_restores_the_best():
     assert ft.classification_metrics(labels, probs.argmax(-1), 2)["f1"] == pytest.approx(best)
     assert best > 0.8
     assert not model.training
+
+
+def test_draw_finetuning_names_the_stages_and_the_frozen_blocks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tfs.teaching.diagrams_finetuning import draw_finetuning
+
+    figure = draw_finetuning(n_layers=6, d_model=384, n_classes=5, frozen=4)
+    texts = " ".join(t.get_text() for ax in figure.axes for t in ax.texts)
+    for word in ("collate", "mean pool", "blocks 1-4 frozen", "d -> 5", "encoder LR", "head LR"):
+        assert word in texts, word
