@@ -210,3 +210,5 @@ def test_draw_finetuning_names_the_stages_and_the_frozen_blocks():
     texts = " ".join(t.get_text() for ax in figure.axes for t in ax.texts)
     for word in ("collate", "mean pool", "blocks 1-4 frozen", "d -> 5", "encoder LR", "head LR"):
         assert word in texts, word
+    last_only = draw_finetuning(frozen=5)
+    assert "block 6 trained" in " ".join(t.get_text() for ax in last_only.axes for t in ax.texts)

@@ -17,8 +17,9 @@ def draw_finetuning(n_layers: int = 6, d_model: int = 384, n_classes: int = 2, f
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 3.6))
+    trained = f"block {n_layers}" if frozen + 1 == n_layers else f"blocks {frozen + 1}-{n_layers}"
     encoder = (f"BERT encoder\n{n_layers} post-LN blocks, d={d_model}" if not frozen else
-               f"blocks 1-{frozen} frozen (cached)\nblocks {frozen + 1}-{n_layers} trained")
+               f"blocks 1-{frozen} frozen (cached)\n{trained} trained")
     draw_pipeline([
         Stage("texts + labels", "str, int", "data"),
         Stage("tokenize once", "[CLS] ... [SEP]\nno padding", "op"),
