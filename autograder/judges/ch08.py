@@ -1,0 +1,326 @@
+"""Chapter 08 (fine-tuning) judges. Oracles: ``torch.nn.functional``, ``scikit-learn``'s metrics,
+``transformers.get_linear_schedule_with_warmup``, and analytic rules written out here.
+
+Inputs are rebuilt from the collector module's seeded generators; each failure names the likely mistake.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from tfs.grader.collectors import ch08 as c
+from tfs.grader.judging import JudgeFailure, expect, results
+
+TOL = 1e-9
+
+
+def _close(received, expected: torch.Tensor, tol: float = TOL) -> bool:
+    return (isinstance(received, torch.Tensor) and received.shape == expected.shape
+            and (received.double() - expected.double()).abs().max().item() <= tol)
+
+
+def _shape(value, shape, name: str) -> torch.Tensor:
+    expect(isinstance(value, torch.Tensor), name, f"expected a tensor, received {type(value).__name__}.")
+    expect(tuple(value.shape) == tuple(shape), name, f"expected shape {tuple(shape)}, received {tuple(value.shape)}.")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ the head
+
+def classification_head(data) -> None:
+    name = "ClassificationHead"
+    expect(isinstance(data, dict) and data.get("names") == ["linear.bias", "linear.weight"], name,
+           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected exactly "
+           "['linear.bias', 'linear.weight'].", "one nn.Linear(d_model, n_classes) called linear (dropout has no parameters).")
+    hidden, mask = c.head_inputs()
+    weight, bias = c.seeded("linear.weight", (c.N_CLASSES, c.D_MODEL)), c.seeded("linear.bias", (c.N_CLASSES,))
+    m = mask.double()[..., None]
+    mean = (hidden * m).sum(1) / m.sum(1)
+    expected = F.linear(mean, weight, bias)
+    got = _shape(data["mean"], (3, c.N_CLASSES), f"{name}(hidden, attention_mask) (eval mode)")
+    if not _close(got, expected):
+        mistakes = {"the mean is taken over every position, padding included: average the real tokens only "
+                    "(multiply by the mask, divide by the number of real tokens)": F.linear(hidden.mean(1), weight, bias),
+                    "the real tokens are summed, not averaged: divide by the number of real tokens":
+                        F.linear((hidden * m).sum(1), weight, bias),
+                    "the [CLS] vector (position 0) is used; pooling='mean' (the default) averages the real tokens":
+                        F.linear(hidden[:, 0], weight, bias),
+                    "the mask is inverted: the padding positions are averaged instead of the real tokens":
+                        F.linear((hidden * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1), weight, bias)}
+        for mistake, wrong in mistakes.items():
+            if _close(got, wrong):
+                raise JudgeFailure(f"✗ {name}: {mistake}.")
+        raise JudgeFailure(f"✗ {name}: logits differ from linear(mean of the real tokens' hidden states) "
+                           f"(max difference {(got.double() - expected).abs().max().item():.3g}).")
+    got_cls = _shape(data["cls"], (3, c.N_CLASSES), f"{name}(..., pooling='cls')")
+    if not _close(got_cls, F.linear(hidden[:, 0], weight, bias)):
+        hint = " (it looks like the mean: pooling='cls' must take hidden[:, 0])" if _close(got_cls, expected) else ""
+        raise JudgeFailure(f"✗ {name}: with pooling='cls' the logits must be linear(hidden[:, 0]){hint}.")
+    train = _shape(data["train"], (3, c.N_CLASSES), f"{name} in training mode")
+    expect(not _close(train, expected, 1e-6), name, "in training mode the output equals eval mode's: dropout "
+           "(p=0.5 here) is not applied to the pooled vector.", "self.dropout = nn.Dropout(dropout), applied before linear.")
+
+
+# ------------------------------------------------------------------------------------------ collate
+
+def _padded(sequences, pad: int):
+    length = max(len(s) for s in sequences)
+    ids = torch.tensor([s + [pad] * (length - len(s)) for s in sequences])
+    mask = torch.tensor([[1] * len(s) + [0] * (length - len(s)) for s in sequences])
+    return ids, mask
+
+
+def collate_padding(data) -> None:
+    name = "collate"
+    examples = c.collate_examples()
+    sequences = [e["input_ids"] for e in examples]
+    expect(isinstance(data, dict) and data.get("keys") == ["attention_mask", "input_ids", "labels"], name,
+           f"the batch's keys are {data.get('keys') if isinstance(data, dict) else data}; expected "
+           "'input_ids', 'attention_mask' and 'labels'.")
+    ids, mask = _padded(sequences, c.PAD)
+    got_ids = data["full"]["input_ids"]
+    expect(isinstance(got_ids, torch.Tensor), name, "input_ids must be a tensor (B, L).")
+    if got_ids.shape[1:] != ids.shape[1:] and got_ids.shape[0] == 4:
+        raise JudgeFailure(f"✗ {name}: a batch whose longest sequence has {ids.shape[1]} tokens was padded to "
+                           f"{got_ids.shape[1]}: dynamic padding pads to the batch's own longest sequence.")
+    expect(_close(got_ids, ids, 0) and got_ids.dtype == torch.int64, name,
+           "input_ids must be each sequence followed by pad_id up to the batch's longest, int64 (padding on the right).")
+    got_mask = data["full"]["attention_mask"]
+    if _close(got_mask, 1 - mask, 0):
+        raise JudgeFailure(f"✗ {name}: the attention mask is inverted: 1 marks a real token, 0 padding.")
+    expect(_close(got_mask, mask, 0) and got_mask.dtype == torch.int64, name,
+           "attention_mask must be 1 on real tokens and 0 on padding, int64, shape of input_ids.")
+    short_ids, short_mask = _padded([sequences[1], sequences[3]], c.PAD)
+    expect(_close(data["short"]["input_ids"], short_ids, 0) and _close(data["short"]["attention_mask"], short_mask, 0),
+           name, f"a batch of sequences of lengths 3 and 2 must be padded to 3, not to a fixed length "
+           f"(received shape {tuple(getattr(data['short']['input_ids'], 'shape', ()))}).")
+    expect(_close(data["other_pad"], _padded(sequences[:2], 77)[0], 0), name,
+           "padding must use the pad_id argument (the tokenizer's pad token), not a fixed 0.")
+
+
+def collate_labels(data) -> None:
+    name = "collate"
+    examples = c.collate_examples()
+    labels = torch.tensor([e["label"] for e in examples])
+    got = _shape(data.get("labels"), (4,), "collate(...)['labels']")
+    if _close(got, labels + 1, 0) or _close(got, labels - 1, 0):
+        raise JudgeFailure(f"✗ {name}: the labels are shifted by one: keep the class indices as given (0-based).")
+    expect(_close(got, labels, 0) and got.dtype == torch.int64, name,
+           "labels must be the examples' labels in the examples' order, int64 (cross_entropy wants class indices).")
+    truncated = [s if len(s) <= 4 else s[:3] + s[-1:] for s in (e["input_ids"] for e in examples)]
+    ids, mask = _padded(truncated, c.PAD)
+    got_ids = data.get("truncated")
+    if isinstance(got_ids, torch.Tensor) and got_ids.shape == ids.shape and got_ids[:, -1].tolist() != ids[:, -1].tolist():
+        raise JudgeFailure(f"✗ {name}: a sequence longer than max_length must keep its first max_length - 1 tokens "
+                           "and its last token ([SEP]); the final [SEP] was cut off.")
+    expect(_close(got_ids, ids, 0) and _close(data.get("truncated_mask"), mask, 0), name,
+           "with max_length=4, longer sequences must become their first 3 tokens + their last token ([SEP]).")
+    expect(data.get("unlabelled_keys") == ["attention_mask", "input_ids"], name,
+           "examples without 'label' give a batch with input_ids and attention_mask only.")
+    for key, case in (("empty", "an empty batch"), ("label_too_big", f"a label equal to n_classes={c.N_CLASSES}"),
+                      ("label_negative", "a label of -1")):
+        expect(str(data.get(key, "")).startswith("ValueError"), name,
+               f"{case} must raise ValueError with a clear message; received {data.get(key)!r}.")
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+def confusion_matrix(data) -> None:
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    name = "confusion_matrix"
+    cases = c.label_cases()
+    data = results(data, len(cases), name)
+    for (y_true, y_pred, n), got in zip(cases, data):
+        expected = torch.as_tensor(sk_confusion(y_true.numpy(), y_pred.numpy(), labels=list(range(n))))
+        got = _shape(got, (n, n), f"{name}(y_true, y_pred, {n})")
+        if _close(got, expected.T, 0) and not _close(got, expected, 0):
+            raise JudgeFailure(f"✗ {name}: transposed: rows are the true classes, columns the predicted ones.")
+        expect(_close(got, expected, 0), name, f"counts differ from scikit-learn's for {n} classes: "
+               "entry [i, j] counts the examples of true class i predicted as j (every class gets a row, "
+               "even one never seen).")
+        expect(not got.dtype.is_floating_point, name, f"expected integer counts, received {got.dtype}.")
+
+
+def classification_metrics(data) -> None:
+    from sklearn import metrics as skm
+
+    name = "classification_metrics"
+    cases = c.label_cases()
+    data = results(data, len(cases), name)
+    for index, ((y_true, y_pred, n), got) in enumerate(zip(cases, data)):
+        expect(isinstance(got, dict) and {"accuracy", "precision", "recall", "f1"} <= set(got), name,
+               f"expected a dict with accuracy, precision, recall and f1; received {got!r}.")
+        labels = list(range(n))
+        t, p = y_true.numpy(), y_pred.numpy()
+        expected = {"accuracy": skm.accuracy_score(t, p)}
+        for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+            expected[key] = fn(t, p, labels=labels, average="macro", zero_division=0)
+        if abs(got["accuracy"] - expected["accuracy"]) > TOL:
+            raise JudgeFailure(f"✗ {name}: accuracy {got['accuracy']:.4f}, expected {expected['accuracy']:.4f} "
+                               "(the fraction of predictions equal to the label).")
+        for key in ("precision", "recall", "f1"):
+            value = got[key]
+            if value != value:  # NaN
+                raise JudgeFailure(f"✗ {name}: {key} is NaN: a class never predicted (or never present) gives 0/0; "
+                                   "count that ratio as 0, as scikit-learn's zero_division=0.")
+            if abs(value - expected[key]) <= TOL:
+                continue
+            micro = skm.f1_score(t, p, labels=labels, average="micro", zero_division=0)
+            weighted = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[key](
+                t, p, labels=labels, average="weighted", zero_division=0)
+            if key != "recall" and abs(value - weighted) <= TOL:  # weighted recall is the micro one
+                raise JudgeFailure(f"✗ {name}: {key} is weighted by class frequency; macro is the plain mean over classes.")
+            if abs(value - micro) <= TOL:
+                raise JudgeFailure(f"✗ {name}: {key} is the micro average (pooled counts, equal to accuracy here); "
+                                   "macro averages the per-class values, each class weighing the same.")
+            if key == "f1":
+                mp, mr = expected["precision"], expected["recall"]
+                if mp + mr and abs(value - 2 * mp * mr / (mp + mr)) <= TOL:
+                    raise JudgeFailure(f"✗ {name}: f1 is the harmonic mean of the macro precision and recall; macro-F1 "
+                                       "is the mean of the per-class F1 scores.")
+            raise JudgeFailure(f"✗ {name}: {key} {value:.4f}, expected {expected[key]:.4f} (macro average over "
+                               f"{n} classes, case {index + 1}).")
+
+
+# ------------------------------------------------------------------------------------------ optimisation
+
+def parameter_groups(data) -> None:
+    name = "parameter_groups"
+    model = c.tiny_classifier()
+    shapes = {n: p for n, p in model.named_parameters()}
+    expect(isinstance(data, dict) and data.get("adamw") == "yes", name,
+           f"torch.optim.AdamW refused the groups: {data.get('adamw') if isinstance(data, dict) else data}.",
+           "a list of dicts, each with 'params' (a list of parameters), 'lr' and 'weight_decay'.")
+    seen = [n for group in data["groups"] for n in group["names"]]
+    trainable = sorted(n for n, p in shapes.items() if p.requires_grad)
+    frozen = [n for n in seen if n in shapes and not shapes[n].requires_grad]
+    if frozen:
+        raise JudgeFailure(f"✗ {name}: frozen parameters ({frozen[0]}, ...) are in the groups: leave out those "
+                           "with requires_grad=False.")
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise JudgeFailure(f"✗ {name}: {twice[0]} is in two groups: each parameter must appear exactly once.")
+    missing = sorted(set(trainable) - set(seen))
+    if missing:
+        raise JudgeFailure(f"✗ {name}: {missing[0]} (and {len(missing) - 1} more) is in no group.")
+    lrs = {n: group["lr"] for group in data["groups"] for n in group["names"]}
+    head_lrs = {lr for n, lr in lrs.items() if n.startswith("head.")}
+    encoder_lrs = {lr for n, lr in lrs.items() if not n.startswith("head.")}
+    if head_lrs == {2e-5} and encoder_lrs == {1e-3}:
+        raise JudgeFailure(f"✗ {name}: encoder and head learning rates are swapped: the pretrained encoder takes the "
+                           "small encoder_lr, the new head the large head_lr.")
+    for group in data["groups"]:
+        for n in group["names"]:
+            want_lr = 1e-3 if n.startswith("head.") else 2e-5
+            if group["lr"] != want_lr:
+                raise JudgeFailure(f"✗ {name}: {n} has lr {group['lr']:g}, expected {want_lr:g}: the encoder "
+                                   "(model.bert) takes encoder_lr, the head (model.head) head_lr.")
+            want_decay = 0.05 if shapes[n].dim() >= 2 else 0.0
+            if group["weight_decay"] != want_decay:
+                raise JudgeFailure(f"✗ {name}: {n} has weight_decay {group['weight_decay']:g}, expected {want_decay:g}: "
+                                   "matrices decay, biases and LayerNorm weights (1-D) do not.")
+
+
+def schedule(data) -> None:
+    from transformers import get_linear_schedule_with_warmup
+
+    name = "linear_warmup_decay"
+    data = results(data, len(c.SCHEDULES), name)
+    for (warmup, total), got in zip(c.SCHEDULES, data):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        expected = []
+        for _ in range(total + 3):
+            expected.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        expect(isinstance(got, list) and len(got) == len(expected), name, "expected one float per step.")
+        bad = [s for s, (g, e) in enumerate(zip(got, expected)) if abs(g - e) > 1e-12]
+        if not bad:
+            continue
+        step = bad[0]
+        shifted = [min(1.0, (s + 1) / warmup) if s < warmup else e for s, e in enumerate(expected)] if warmup else None
+        if shifted and all(abs(g - e) <= 1e-12 for g, e in zip(got, shifted)):
+            raise JudgeFailure(f"✗ {name}: warm-up off by one: step 0 must give 0 (step / warmup_steps), "
+                               f"reaching 1 at step {warmup}.")
+        if any(g < 0 for g in got):
+            raise JudgeFailure(f"✗ {name}: negative multiplier after total_steps: clamp the decay at 0.")
+        raise JudgeFailure(f"✗ {name}(step={step}, warmup_steps={warmup}, total_steps={total}) = {got[step]:.4g}; "
+                           f"expected {expected[step]:.4g} (transformers' get_linear_schedule_with_warmup).")
+
+
+def early_stopping(data) -> None:
+    name = "EarlyStopping"
+    for mode, scores in c.STOPPING_SCORES.items():
+        run = data.get(mode) if isinstance(data, dict) else None
+        expect(isinstance(run, dict), name, f"no results for mode={mode!r}.")
+        best, best_epoch, bad, decisions = None, -1, 0, []
+        for epoch, score in enumerate(scores):  # the rule, written out
+            if best is None or (score > best if mode == "max" else score < best):
+                best, best_epoch, bad = score, epoch, 0
+            else:
+                bad += 1
+            decisions.append(bad >= 2)
+        if run["best_score"] != best:
+            raise JudgeFailure(f"✗ {name}(mode={mode!r}): best_score {run['best_score']}, expected {best}"
+                               + (": 'min' means lower is better (a loss)." if mode == "min" else "."))
+        expect(run["best_epoch"] == best_epoch, name, f"best_epoch {run['best_epoch']}, expected {best_epoch} "
+               "(the 0-based index of the step call with the best score).")
+        if run["decisions"] != decisions:
+            counts = _bad_counts(scores, mode)
+            if run["decisions"] in ([b >= 3 for b in counts], [b > 2 for b in counts][1:] + [False]):
+                raise JudgeFailure(f"✗ {name}: patience off by one: stop after exactly `patience` calls in a row "
+                                   "without improvement.")
+            if run["decisions"] == [b >= 1 for b in counts]:
+                raise JudgeFailure(f"✗ {name}: stops at the first call without improvement: wait `patience` calls.")
+            raise JudgeFailure(f"✗ {name}(patience=2, mode={mode!r}): step returned {run['decisions']} for scores "
+                               f"{scores}; expected {decisions}.")
+        restored = run.get("restored")
+        if _close(restored, torch.full((1, 2), -1.0), 0):
+            raise JudgeFailure(f"✗ {name}: restore gave back the current weights, not the best ones: keep a copy "
+                               "({k: v.clone() ...}) of the state dict when the score improves (model.state_dict() "
+                               "returns references that the optimizer keeps changing), and load it in restore.")
+        if not _close(restored, torch.full((1, 2), float(best_epoch)), 0):
+            raise JudgeFailure(f"✗ {name}: restore loaded the weights of another epoch ({restored.flatten().tolist()}): "
+                               "keep a copy (tensor.clone()) of the state dict when the score improves; "
+                               "model.state_dict() alone returns references that the optimizer keeps changing.")
+
+
+def _bad_counts(scores, mode) -> list[int]:
+    best, bad, counts = None, 0, []
+    for score in scores:
+        if best is None or (score > best if mode == "max" else score < best):
+            best, bad = score, 0
+        else:
+            bad += 1
+        counts.append(bad)
+    return counts
+
+
+def head_shapes(data) -> None:
+    name = "ClassificationHead"
+    expect(isinstance(data, dict) and data.get("names") == ["linear.bias", "linear.weight"], name,
+           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected exactly "
+           "['linear.bias', 'linear.weight'].", "one nn.Linear(d_model, n_classes) called linear; dropout has no parameters.")
+    expect(data["shapes"]["linear.weight"] == [c.N_CLASSES, c.D_MODEL], name,
+           f"linear.weight has shape {data['shapes']['linear.weight']}; expected (n_classes, d_model) = "
+           f"({c.N_CLASSES}, {c.D_MODEL}): nn.Linear(d_model, n_classes).")
+    expect(data["out_shape"] == [3, c.N_CLASSES], name,
+           f"logits of shape {data['out_shape']} for 3 sequences; expected (3, {c.N_CLASSES}): one row per sequence.")
+
+
+def metrics_binary(data) -> None:
+    """The binary case only: the other cases are filled with the oracle's values, so only this one can fail."""
+    expect(isinstance(data, dict), "classification_metrics", f"expected a dict, received {data!r}.")
+    classification_metrics([data, *[_oracle_metrics(t, p, n) for t, p, n in c.label_cases()[1:]]])
+
+
+def _oracle_metrics(y_true, y_pred, n) -> dict:
+    from sklearn import metrics as skm
+
+    labels = list(range(n))
+    return {"accuracy": skm.accuracy_score(y_true, y_pred),
+            **{key: fn(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+               for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score))}}

@@ -1,0 +1,203 @@
+"""Chapter 08 (fine-tuning) collectors: run the learner's objects on seeded inputs, return plain data.
+
+Inputs come from the generators below, which the judges import to rebuild them; weights are
+written into the learner's modules by parameter name (``linear.weight``, ``linear.bias``), so the
+judge knows them without trusting the kernel. An exception the learner's code raises on a case
+that must raise is reported as its first line (``"ValueError: ..."``), or ``"no error"``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+D_MODEL, N_CLASSES = 8, 3
+PAD = 0
+SCHEDULES = ((0, 6), (3, 10), (4, 9), (5, 5))
+STOPPING_SCORES = {"max": [0.50, 0.70, 0.60, 0.65, 0.90, 0.80], "min": [1.00, 0.80, 0.85, 0.70, 0.75, 0.72, 0.71]}
+
+
+def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def head_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hidden (3, 6, 8) float64, attention_mask (3, 6) int64)``; lengths 6, 4 and 1."""
+    hidden = seeded("hidden", (3, 6, D_MODEL))
+    mask = torch.zeros(3, 6, dtype=torch.int64)
+    for row, length in enumerate((6, 4, 1)):
+        mask[row, :length] = 1
+    hidden = hidden + 5.0 * (1 - mask)[..., None]  # padding positions far off: averaging them shows
+    return hidden, mask
+
+
+def _fill(head) -> None:
+    head.double()
+    with torch.no_grad():
+        for name, parameter in head.named_parameters():
+            parameter.copy_(seeded(name, tuple(parameter.shape)))
+
+
+def _error(function, *args, **kwargs) -> str:
+    from tfs.grader.judging import error_line
+
+    try:
+        function(*args, **kwargs)
+    except Exception as error:  # the learner's error, reported as the learner would read it
+        return error_line(error)
+    return "no error"
+
+
+def classification_head(ClassificationHead) -> dict:
+    hidden, mask = head_inputs()
+    mean_head = ClassificationHead(D_MODEL, N_CLASSES, dropout=0.5)
+    _fill(mean_head)
+    cls_head = ClassificationHead(D_MODEL, N_CLASSES, dropout=0.0, pooling="cls")
+    _fill(cls_head)
+    with torch.no_grad():
+        mean_out = mean_head.eval()(hidden, mask)
+        cls_out = cls_head.eval()(hidden, mask)
+        torch.manual_seed(0)
+        train_out = mean_head.train()(hidden, mask)
+    return {"names": sorted(name for name, _ in mean_head.named_parameters()),
+            "mean": mean_out, "cls": cls_out, "train": train_out}
+
+
+def collate_examples() -> list[dict]:
+    """Four tokenized examples of lengths 5, 3, 7 and 2 ([CLS]=101 ... [SEP]=102), labels 1, 0, 2, 1."""
+    generator = torch.Generator().manual_seed(8)
+    examples = []
+    for length, label in zip((5, 3, 7, 2), (1, 0, 2, 1)):
+        middle = torch.randint(1000, 2000, (length - 2,), generator=generator).tolist()
+        examples.append({"input_ids": [101] + middle + [102], "label": label})
+    return examples
+
+
+def collate_padding(collate) -> dict:
+    examples = collate_examples()
+    full = collate(examples, pad_id=PAD)
+    short = collate([examples[1], examples[3]], pad_id=PAD)
+    other_pad = collate(examples[:2], pad_id=77)
+    keys = lambda batch: sorted(batch) if isinstance(batch, dict) else None  # noqa: E731
+    return {"keys": keys(full), "full": {k: full[k] for k in ("input_ids", "attention_mask")},
+            "short": {k: short[k] for k in ("input_ids", "attention_mask")}, "other_pad": other_pad["input_ids"]}
+
+
+def collate_labels(collate) -> dict:
+    examples = collate_examples()
+    full = collate(examples, pad_id=PAD)
+    truncated = collate(examples, pad_id=PAD, max_length=4)
+    unlabelled = collate([{"input_ids": e["input_ids"]} for e in examples], pad_id=PAD)
+    bad_label = [dict(e) for e in examples]
+    bad_label[2]["label"] = N_CLASSES
+    negative = [dict(e) for e in examples]
+    negative[0]["label"] = -1
+    return {"labels": full["labels"], "truncated": truncated["input_ids"], "truncated_mask": truncated["attention_mask"],
+            "unlabelled_keys": sorted(unlabelled),
+            "empty": _error(collate, [], pad_id=PAD),
+            "label_too_big": _error(collate, bad_label, pad_id=PAD, n_classes=N_CLASSES),
+            "label_negative": _error(collate, negative, pad_id=PAD, n_classes=N_CLASSES)}
+
+
+def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """``(y_true, y_pred, n_classes)``: binary, 4 classes, and 4 classes with a class never predicted
+    and one never present (zero divisions), and an imbalanced one where macro and micro F1 differ, whose
+    last class appears nowhere."""
+    generator = torch.Generator().manual_seed(88)
+    cases = []
+    for n_classes, size in ((2, 40), (4, 50), (4, 30)):
+        y_true = torch.randint(0, n_classes, (size,), generator=generator)
+        noise = torch.randint(0, n_classes, (size,), generator=generator)
+        y_pred = torch.where(torch.rand(size, generator=generator) < 0.6, y_true, noise)
+        cases.append([y_true, y_pred, n_classes])
+    cases[0][1][:6] = 1  # binary: errors mostly one way, so micro, weighted and macro differ
+    y_true, y_pred, _ = cases[2]
+    y_pred[y_pred == 3] = 0  # class 3 never predicted
+    y_true[y_true == 2] = 1  # class 2 never present
+    y_true = torch.tensor([0] * 20 + [1] * 3 + [2] * 2)
+    y_pred = torch.tensor([0] * 19 + [1] + [0, 1, 1] + [2, 0])
+    cases.append([y_true, y_pred, 4])  # class 3 nowhere: macro still averages over all 4 classes
+    return [tuple(case) for case in cases]
+
+
+def confusion_matrix(confusion_matrix) -> list:
+    return [confusion_matrix(y_true, y_pred, n) for y_true, y_pred, n in label_cases()]
+
+
+def classification_metrics(classification_metrics) -> list:
+    results = []
+    for y_true, y_pred, n in label_cases():
+        got = classification_metrics(y_true, y_pred, n)
+        results.append({k: float(v) for k, v in got.items()} if isinstance(got, dict) else repr(type(got)))
+    return results
+
+
+def tiny_classifier():
+    """The package's tiny BERT classifier (3 classes) with its embeddings frozen."""
+    from tfs.finetune import BertClassifier
+    from tfs.models.bert import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30, max_position=8, d_model=8, n_heads=2, n_layers=1, d_ff=16, dropout=0.0)
+    model = BertClassifier(BertModel(config), N_CLASSES)
+    for parameter in model.bert.embeddings.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def parameter_groups(parameter_groups) -> dict:
+    model = tiny_classifier()
+    names = {id(p): name for name, p in model.named_parameters()}
+    groups = parameter_groups(model, 2e-5, 1e-3, 0.05)
+    described = []
+    for group in groups:
+        params = list(group["params"])
+        described.append({"names": [names.get(id(p), "<not a parameter of the model>") for p in params],
+                          "lr": float(group.get("lr", -1.0)), "weight_decay": float(group.get("weight_decay", -1.0))})
+    try:
+        torch.optim.AdamW(groups)
+        accepted = "yes"
+    except Exception as error:  # noqa: BLE001
+        accepted = f"{type(error).__name__}: {error}"
+    return {"groups": described, "adamw": accepted}
+
+
+def schedule(linear_warmup_decay) -> list:
+    return [[float(linear_warmup_decay(step, warmup, total)) for step in range(total + 3)] for warmup, total in SCHEDULES]
+
+
+def early_stopping(EarlyStopping) -> dict:
+    from torch import nn
+
+    runs = {}
+    for mode, scores in STOPPING_SCORES.items():
+        model = nn.Linear(2, 1)
+        stopper = EarlyStopping(patience=2, mode=mode)
+        decisions = []
+        for epoch, score in enumerate(scores):
+            with torch.no_grad():
+                model.weight.fill_(float(epoch))  # in place, as an optimizer does
+            decisions.append(bool(stopper.step(score, model)))
+        with torch.no_grad():
+            model.weight.fill_(-1.0)
+        stopper.restore(model)
+        runs[mode] = {"decisions": decisions, "best_score": float(stopper.best_score),
+                      "best_epoch": int(stopper.best_epoch), "restored": model.weight.detach().clone()}
+    return runs
+
+
+def head_shapes(ClassificationHead) -> dict:
+    head = ClassificationHead(D_MODEL, N_CLASSES, dropout=0.1).eval()
+    hidden, mask = head_inputs()
+    with torch.no_grad():
+        out = head.float()(hidden.float(), mask)
+    return {"names": sorted(name for name, _ in head.named_parameters()),
+            "shapes": {name: list(p.shape) for name, p in head.named_parameters()}, "out_shape": list(out.shape)}
+
+
+def metrics_binary(classification_metrics) -> dict:
+    y_true, y_pred, n = label_cases()[0]
+    got = classification_metrics(y_true, y_pred, n)
+    return {k: float(v) for k, v in got.items()} if isinstance(got, dict) else repr(type(got))

@@ -1,0 +1,214 @@
+"""tfs.finetune against independent oracles: scikit-learn's metrics, torch.nn, transformers' schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn import metrics as skm
+from torch import nn
+
+from tfs import finetune as ft
+from tfs.models.bert import BertConfig, BertModel
+
+TINY = BertConfig(vocab_size=50, max_position=16, d_model=16, n_heads=4, n_layers=2, d_ff=32, dropout=0.0)
+
+
+def tiny_classifier(n_classes=3, **options) -> ft.BertClassifier:
+    torch.manual_seed(0)
+    return ft.BertClassifier(BertModel(TINY), n_classes, dropout=0.0, **options)
+
+
+# --------------------------------------------------------------------------------------- pooling and head
+
+def test_mean_pool_ignores_padding():
+    hidden = torch.randn(2, 5, 4, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    pooled = ft.mean_pool(hidden, mask)
+    torch.testing.assert_close(pooled[0], hidden[0, :3].mean(0))
+    torch.testing.assert_close(pooled[1], hidden[1].mean(0))
+
+
+def test_head_is_dropout_then_linear():
+    torch.manual_seed(0)
+    head = ft.ClassificationHead(8, 3, dropout=0.5).eval()
+    hidden = torch.randn(2, 4, 8)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    expected = nn.functional.linear(torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]),
+                                    head.linear.weight, head.linear.bias)
+    torch.testing.assert_close(head(hidden, mask), expected)
+    cls = ft.ClassificationHead(8, 3, pooling="cls").eval()
+    torch.testing.assert_close(cls(hidden, mask), cls.linear(hidden[:, 0]))
+    head.train()
+    assert not torch.allclose(head(hidden, mask), expected)  # dropout acts in training mode
+
+
+def test_classifier_padding_does_not_change_logits_and_split_matches():
+    model = tiny_classifier().eval()
+    ids = torch.randint(5, 50, (2, 7))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    with torch.no_grad():
+        logits = model(ids, mask)
+        alone = model(ids[1:, :4], mask[1:, :4])
+        torch.testing.assert_close(logits[1:], alone, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.forward_from(model.encode_to(1, ids, mask), mask, 1), logits, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_inputs_are_refused_clearly():
+    with pytest.raises(ValueError, match="class names"):
+        ft.BertClassifier(BertModel(TINY), 3, labels=["neg", "pos"])
+    with pytest.raises(ValueError, match="pooling"):
+        ft.ClassificationHead(8, 2, pooling="max")
+    with pytest.raises(ValueError, match="empty batch"):
+        ft.collate([])
+    with pytest.raises(ValueError, match="outside the class range"):
+        ft.collate([{"input_ids": [2, 7, 3], "label": 2}], n_classes=2)
+    with pytest.raises(ValueError, match="outside the class range"):
+        ft.collate([{"input_ids": [2, 7, 3], "label": -1}])
+    with pytest.raises(ValueError, match="too long|max_position"):
+        tiny_classifier()(torch.randint(5, 50, (1, 20)), torch.ones(1, 20, dtype=torch.int64))
+
+
+# --------------------------------------------------------------------------------------- collate
+
+def test_collate_pads_each_batch_to_its_own_longest():
+    examples = [{"input_ids": [2, 10, 11, 3], "label": 1}, {"input_ids": [2, 12, 3], "label": 0}]
+    batch = ft.collate(examples, pad_id=0)
+    assert batch["input_ids"].tolist() == [[2, 10, 11, 3], [2, 12, 3, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.int64
+    assert "labels" not in ft.collate([{"input_ids": [2, 3]}])
+
+
+def test_collate_truncates_keeping_the_last_token():
+    batch = ft.collate([{"input_ids": [2, 5, 6, 7, 8, 3], "label": 0}], max_length=4)
+    assert batch["input_ids"].tolist() == [[2, 5, 6, 3]]
+
+
+def test_collate_matches_the_tokenizers_own_padding():
+    from tfs.data import load_bert_tokenizer
+
+    tokenizer = load_bert_tokenizer()
+    texts = ["a gripping film.", "dull, and far too long for what it has to say."]
+    ours = ft.collate(ft.encode_texts(tokenizer, texts, [1, 0]), pad_id=tokenizer.pad_token_id)
+    theirs = tokenizer(texts, padding=True, return_tensors="pt")
+    assert torch.equal(ours["input_ids"], theirs["input_ids"])
+    assert torch.equal(ours["attention_mask"], theirs["attention_mask"])
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_scikit_learn(seed):
+    generator = torch.Generator().manual_seed(seed)
+    n_classes = 2 + seed
+    y_true = torch.randint(0, n_classes, (60,), generator=generator)
+    y_pred = torch.where(torch.rand(60, generator=generator) < 0.6, y_true,
+                         torch.randint(0, n_classes, (60,), generator=generator))
+    if seed == 4:  # one class never predicted, one never present: zero division
+        y_pred[y_pred == 0] = 1
+        y_true[y_true == n_classes - 1] = 2
+    labels = list(range(n_classes))
+    got = ft.classification_metrics(y_true, y_pred, n_classes)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        assert got[key] == pytest.approx(fn(y_true, y_pred, labels=labels, average="macro", zero_division=0)), key
+    assert ft.confusion_matrix(y_true, y_pred, n_classes).tolist() == skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+
+
+def test_metrics_refuse_mismatched_inputs():
+    with pytest.raises(ValueError, match="one prediction per example"):
+        ft.classification_metrics(torch.tensor([0, 1]), torch.tensor([0]), 2)
+    with pytest.raises(ValueError, match="outside"):
+        ft.confusion_matrix(torch.tensor([0, 2]), torch.tensor([0, 1]), 2)
+
+
+# --------------------------------------------------------------------------------------- optimisation
+
+def test_parameter_groups_split_lr_and_decay():
+    model = tiny_classifier()
+    for p in model.bert.embeddings.parameters():
+        p.requires_grad_(False)
+    groups = ft.parameter_groups(model, 1e-5, 1e-3, 0.1)
+    seen = [id(p) for g in groups for p in g["params"]]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sorted(seen) == sorted(id(p) for p in trainable)  # each once, frozen ones out
+    head = {id(p) for p in model.head.parameters()}
+    for group in groups:
+        for p in group["params"]:
+            assert group["lr"] == (1e-3 if id(p) in head else 1e-5)
+            assert group["weight_decay"] == (0.1 if p.dim() >= 2 else 0.0)
+    torch.optim.AdamW(groups)  # accepted by torch
+
+
+def test_schedule_matches_transformers():
+    from transformers import get_linear_schedule_with_warmup
+
+    for warmup, total in ((0, 10), (3, 10), (5, 12), (10, 10)):
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        for step in range(total + 3):
+            assert ft.linear_warmup_decay(step, warmup, total) == pytest.approx(optimizer.param_groups[0]["lr"]), (warmup, total, step)
+            optimizer.step()
+            scheduler.step()
+
+
+def test_early_stopping_keeps_a_copy_of_the_best_weights():
+    model = nn.Linear(2, 1)
+    stopper = ft.EarlyStopping(patience=2)
+    decisions = []
+    for epoch, score in enumerate([0.5, 0.7, 0.6, 0.65, 0.9]):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        decisions.append(stopper.step(score, model))
+    assert decisions == [False, False, False, True, False]
+    assert stopper.best_epoch == 4 and stopper.best_score == 0.9
+    stopper = ft.EarlyStopping(patience=1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        stopper.step(0.8, model)
+        model.weight.fill_(7.0)  # in place: a stopper that kept a reference, not a copy, sees 7 too
+    assert stopper.step(0.1, model)
+    assert stopper.restore(model).weight.eq(1.0).all()
+    with pytest.raises(ValueError):
+        ft.EarlyStopping(mode="best")
+
+
+def test_fine_tune_learns_a_separable_toy_task_and_restores_the_best():
+    torch.manual_seed(0)
+    model = tiny_classifier(n_classes=2)
+    generator = torch.Generator().manual_seed(1)
+
+    def make(n):  # class 1 sequences contain token 7, class 0 never do
+        examples = []
+        for i in range(n):
+            ids = [2] + torch.randint(10, 50, (int(torch.randint(3, 9, (1,), generator=generator)),), generator=generator).tolist() + [3]
+            if i % 2:
+                ids[1 + i % (len(ids) - 2)] = 7
+            examples.append({"input_ids": ids, "label": i % 2})
+        return examples
+
+    train, val = make(96), make(32)
+    val_batches = [ft.collate(val[i:i + 16]) for i in range(0, 32, 16)]
+    history = ft.fine_tune(model, lambda epoch: [ft.collate([train[j] for j in b]) for b in
+                                                 ft.length_batches(train, 16, shuffle=True, generator=generator)],
+                           val_batches, epochs=15, encoder_lr=1e-3, head_lr=1e-2, patience=5, progress=False)
+    assert len(history["loss"]) == history["steps"] > 0
+    probs, labels = ft.predict(model, val_batches)
+    best = history["val"][history["best_epoch"]]["f1"]
+    assert ft.classification_metrics(labels, probs.argmax(-1), 2)["f1"] == pytest.approx(best)
+    assert best > 0.8
+    assert not model.training
+
+
+def test_draw_finetuning_names_the_stages_and_the_frozen_blocks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tfs.teaching.diagrams_finetuning import draw_finetuning
+
+    figure = draw_finetuning(n_layers=6, d_model=384, n_classes=5, frozen=4)
+    texts = " ".join(t.get_text() for ax in figure.axes for t in ax.texts)
+    for word in ("collate", "mean pool", "blocks 1-4 frozen", "d -> 5", "encoder LR", "head LR"):
+        assert word in texts, word
+    last_only = draw_finetuning(frozen=5)
+    assert "block 6 trained" in " ".join(t.get_text() for ax in last_only.axes for t in ax.texts)

@@ -1,0 +1,263 @@
+"""Chapter 08's judges: the package's reference passes, each usual fine-tuning mistake fails with a message naming it.
+
+Data goes through the real collectors (``tfs.grader.collectors.ch08``) and a save/load round trip, as in grading.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tfs import finetune as ref
+from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
+
+
+def verdict(test: str, **objects) -> None:
+    load_judge(f"ch08.{test}")(read_data_roundtrip(collect(f"ch08.{test}", **objects)))
+
+
+def fails(test: str, match: str, **objects) -> None:
+    with pytest.raises(JudgeFailure, match=match):
+        verdict(test, **objects)
+
+
+# ------------------------------------------------------------------------ mutants: plausible wrong answers
+
+class MeanOverPads(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        summary = hidden.mean(1) if self.pooling == "mean" else hidden[:, 0]
+        return self.linear(self.dropout(summary))
+
+
+class SumPool(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        summary = (hidden * attention_mask[..., None]).sum(1) if self.pooling == "mean" else hidden[:, 0]
+        return self.linear(self.dropout(summary))
+
+
+class AlwaysCLS(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        return self.linear(self.dropout(hidden[:, 0]))
+
+
+class NoDropout(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        return self.linear(ref.mean_pool(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0])
+
+
+class ExtraLayer(ref.ClassificationHead):
+    def __init__(self, d_model, n_classes, dropout=0.1, pooling="mean"):
+        super().__init__(d_model, n_classes, dropout, pooling)
+        self.dense = nn.Linear(d_model, d_model)
+
+
+def fixed_length(examples, pad_id=0, max_length=512, n_classes=None):
+    batch = ref.collate(examples, pad_id, max_length, n_classes)
+    extra = 8 - batch["input_ids"].shape[1]
+    batch["input_ids"] = nn.functional.pad(batch["input_ids"], (0, extra), value=pad_id)
+    batch["attention_mask"] = nn.functional.pad(batch["attention_mask"], (0, extra))
+    return batch
+
+
+def inverted_mask(examples, pad_id=0, max_length=512, n_classes=None):
+    batch = ref.collate(examples, pad_id, max_length, n_classes)
+    batch["attention_mask"] = 1 - batch["attention_mask"]
+    return batch
+
+
+def zero_pad(examples, pad_id=0, max_length=512, n_classes=None):
+    return ref.collate(examples, 0, max_length, n_classes)
+
+
+def shifted_labels(examples, pad_id=0, max_length=512, n_classes=None):
+    batch = ref.collate(examples, pad_id, max_length, n_classes)
+    if "labels" in batch:
+        batch["labels"] = batch["labels"] + 1
+    return batch
+
+
+def cut_sep(examples, pad_id=0, max_length=512, n_classes=None):
+    return ref.collate([{**e, "input_ids": list(e["input_ids"])[:max_length]} for e in examples], pad_id, max_length, n_classes)
+
+
+def no_checks(examples, pad_id=0, max_length=512, n_classes=None):
+    return ref.collate(examples, pad_id, max_length, None) if examples else {}
+
+
+def transposed(y_true, y_pred, n_classes):
+    return ref.confusion_matrix(y_true, y_pred, n_classes).T
+
+
+def seen_classes_only(y_true, y_pred, n_classes):
+    present = int(max(y_true.max(), y_pred.max())) + 1
+    return ref.confusion_matrix(y_true, y_pred, present)
+
+
+def micro(y_true, y_pred, n_classes):
+    result = ref.classification_metrics(y_true, y_pred, n_classes)
+    return {**result, "f1": result["accuracy"]}
+
+
+def f1_of_averages(y_true, y_pred, n_classes):
+    result = ref.classification_metrics(y_true, y_pred, n_classes)
+    p, r = result["precision"], result["recall"]
+    return {**result, "f1": 2 * p * r / (p + r)}
+
+
+def weighted_precision(y_true, y_pred, n_classes):
+    from sklearn.metrics import precision_score
+
+    result = ref.classification_metrics(y_true, y_pred, n_classes)
+    return {**result, "precision": precision_score(y_true, y_pred, average="weighted", zero_division=0)}
+
+
+def nan_precision(y_true, y_pred, n_classes):
+    result = ref.classification_metrics(y_true, y_pred, n_classes)
+    matrix = ref.confusion_matrix(y_true, y_pred, n_classes).double()
+    precision = (matrix.diagonal() / matrix.sum(0)).mean().item()
+    return {**result, "precision": precision}
+
+
+def one_lr(model, encoder_lr, head_lr, weight_decay=0.01):
+    return [{**g, "lr": head_lr} for g in ref.parameter_groups(model, encoder_lr, head_lr, weight_decay)]
+
+
+def swapped_lr(model, encoder_lr, head_lr, weight_decay=0.01):
+    return ref.parameter_groups(model, head_lr, encoder_lr, weight_decay)
+
+
+def decay_everything(model, encoder_lr, head_lr, weight_decay=0.01):
+    return [{**g, "weight_decay": weight_decay} for g in ref.parameter_groups(model, encoder_lr, head_lr, weight_decay)]
+
+
+def includes_frozen(model, encoder_lr, head_lr, weight_decay=0.01):
+    return [{"params": list(model.bert.parameters()), "lr": encoder_lr, "weight_decay": weight_decay},
+            {"params": list(model.head.parameters()), "lr": head_lr, "weight_decay": weight_decay}]
+
+
+def warmup_plus_one(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return ref.linear_warmup_decay(step, warmup_steps, total_steps)
+
+
+def no_clamp(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return (total_steps - step) / max(1, total_steps - warmup_steps)
+
+
+def cosine(step, warmup_steps, total_steps):
+    import math
+
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return max(0.0, 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps))))
+
+
+class KeepsReferences(ref.EarlyStopping):
+    def step(self, score, model):
+        stop = super().step(score, model)
+        if self.best_epoch == self.calls - 1:
+            self.best_state = model.state_dict()  # references, not copies
+        return stop
+
+
+class PatiencePlusOne(ref.EarlyStopping):
+    def step(self, score, model):
+        super().step(score, model)
+        return self.bad_epochs > self.patience
+
+
+class AlwaysMax(ref.EarlyStopping):
+    def __init__(self, patience=2, mode="max", min_delta=0.0):
+        super().__init__(patience, "max", min_delta)
+
+
+class StopsAtOnce(ref.EarlyStopping):
+    def step(self, score, model):
+        super().step(score, model)
+        return self.bad_epochs >= 1
+
+
+# ------------------------------------------------------------------------ the tests
+
+def test_reference_passes_every_judge():
+    verdict("classification_head", ClassificationHead=ref.ClassificationHead)
+    verdict("head_shapes", ClassificationHead=ref.ClassificationHead)
+    verdict("metrics_binary", classification_metrics=ref.classification_metrics)
+    verdict("collate_padding", collate=ref.collate)
+    verdict("collate_labels", collate=ref.collate)
+    verdict("confusion_matrix", confusion_matrix=ref.confusion_matrix)
+    verdict("classification_metrics", classification_metrics=ref.classification_metrics)
+    verdict("parameter_groups", parameter_groups=ref.parameter_groups)
+    verdict("schedule", linear_warmup_decay=ref.linear_warmup_decay)
+    verdict("early_stopping", EarlyStopping=ref.EarlyStopping)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (MeanOverPads, "padding included"), (SumPool, "summed, not averaged"), (AlwaysCLS, r"\[CLS\] vector"),
+    (NoDropout, "dropout"), (ExtraLayer, "parameters named"),
+])
+def test_head_mutants(mutant, match):
+    fails("classification_head", match, ClassificationHead=mutant)
+
+
+@pytest.mark.parametrize("mutant, test, match", [
+    (fixed_length, "collate_padding", "batch's own longest"), (inverted_mask, "collate_padding", "inverted"),
+    (zero_pad, "collate_padding", "pad_id"), (shifted_labels, "collate_labels", "shifted by one"),
+    (cut_sep, "collate_labels", r"\[SEP\] was cut off"), (no_checks, "collate_labels", "must raise ValueError"),
+])
+def test_collate_mutants(mutant, test, match):
+    fails(test, match, collate=mutant)
+
+
+def test_head_shape_and_binary_metric_mutants():
+    fails("head_shapes", "parameters named", ClassificationHead=ExtraLayer)
+
+    fails("metrics_binary", "micro average", classification_metrics=micro)
+
+
+@pytest.mark.parametrize("mutant, match", [(transposed, "transposed"), (seen_classes_only, "expected shape")])
+def test_confusion_matrix_mutants(mutant, match):
+    fails("confusion_matrix", match, confusion_matrix=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (micro, "micro average"), (f1_of_averages, "harmonic mean of the macro"), (weighted_precision, "weighted by class"),
+    (nan_precision, "NaN"),
+])
+def test_metrics_mutants(mutant, match):
+    fails("classification_metrics", match, classification_metrics=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (one_lr, "encoder_lr"), (swapped_lr, "swapped"), (decay_everything, "biases and LayerNorm"),
+    (includes_frozen, "frozen parameters"),
+])
+def test_parameter_group_mutants(mutant, match):
+    fails("parameter_groups", match, parameter_groups=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (warmup_plus_one, "off by one"), (no_clamp, "clamp"), (cosine, "get_linear_schedule_with_warmup"),
+])
+def test_schedule_mutants(mutant, match):
+    fails("schedule", match, linear_warmup_decay=mutant)
+
+
+@pytest.mark.parametrize("mutant, match", [
+    (KeepsReferences, "keep a copy"), (PatiencePlusOne, "patience off by one"), (AlwaysMax, "lower is better"),
+    (StopsAtOnce, "first call without improvement"),
+])
+def test_early_stopping_mutants(mutant, match):
+    fails("early_stopping", match, EarlyStopping=mutant)
+
+
+def test_a_crash_in_the_learners_code_reaches_the_grader_as_an_error():
+    def broken(examples, pad_id=0, max_length=512, n_classes=None):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        collect("ch08.collate_padding", collate=broken)
