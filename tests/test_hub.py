@@ -41,7 +41,7 @@ import pytest
 
 from course import COURSE_ID, exercises, fill, points_by_cell, read_notebooks, solution_answers
 from labs import free_port
-from test_postgres import _server_programs, _unprivileged_user
+from test_postgres import _server_programs, postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -76,37 +76,8 @@ if _skip_reason():
 # --- PostgreSQL: a server for this module, on a unix socket the instructor's user can reach ---------------------
 @pytest.fixture(scope="module")
 def gradebook_url():
-    import psycopg2
-
-    programs, run_as = _server_programs(), _unprivileged_user()
-    home = Path(tempfile.mkdtemp(prefix="tfs-hub-postgres-"))
-    os.chmod(home, 0o755)  # the socket's folder: other users (the instructor) connect through it
-    if run_as:
-        os.chown(home, run_as["user"], run_as["group"])
-    data, log, port = home / "data", home / "server.log", 5434
-
-    def server(*command: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(programs / command[0]), *command[1:]], cwd=home, capture_output=True, text=True,
-                              timeout=120, env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"}, **run_as)
-
-    started = False
-    try:
-        made = server("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        assert made.returncode == 0, made.stdout + made.stderr
-        up = server("pg_ctl", "-D", str(data), "-l", str(log), "-o", f"-k {home} -p {port} -c listen_addresses='' -F",
-                    "-w", "-t", "60", "start")
-        started = up.returncode == 0
-        assert started, up.stdout + up.stderr
-        connection = psycopg2.connect(dbname="postgres", user="postgres", host=str(home), port=port)
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE hub_gradebook")
-        connection.close()
-        yield f"postgresql+psycopg2://postgres@/hub_gradebook?host={home}&port={port}"
-    finally:
-        if started:
-            server("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(home, ignore_errors=True)
+    with postgres_database("hub_gradebook", 5434, socket_readable_by_all=True) as url:  # the instructor connects
+        yield url
 
 
 # --- local system users, removed afterwards with everything they ran ----------------------------------------------

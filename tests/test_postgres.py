@@ -8,6 +8,7 @@ PostgreSQL server programs (``initdb``, ``pg_ctl``) or the driver (``psycopg2``)
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -49,9 +50,14 @@ def _unprivileged_user() -> dict:
     pytest.skip("running as root and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL")
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    """``postgresql+psycopg2://`` URL of an empty database on a PostgreSQL server started for this module."""
+@contextlib.contextmanager
+def postgres_database(name: str, port: int, socket_readable_by_all: bool = False):
+    """Start a PostgreSQL server in a temporary folder, yield the ``postgresql+psycopg2://`` URL of an empty
+    database ``name``, then stop the server and remove the folder.
+
+    The server runs as an unprivileged user and listens only on a unix socket in that folder (``port`` only names
+    the socket file); ``socket_readable_by_all`` lets other local users (JupyterHub's instructor) connect.
+    """
     psycopg2 = pytest.importorskip("psycopg2", reason="the PostgreSQL driver psycopg2 is not installed "
                                                        "(pip install -e '.[test]' installs psycopg2-binary)")
     programs = _server_programs()
@@ -60,34 +66,42 @@ def postgres_url():
                     "/usr/lib/postgresql/*/bin; install them with: apt-get install -y postgresql")
     run_as = _unprivileged_user()
     home = Path(tempfile.mkdtemp(prefix="tfs-postgres-"))
+    if socket_readable_by_all:
+        os.chmod(home, 0o755)
     data, log = home / "data", home / "server.log"
     if run_as:
         os.chown(home, run_as["user"], run_as["group"])
 
-    def server(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    def server(*command: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(programs / command[0]), *command[1:]], cwd=home, capture_output=True, text=True,
-                              timeout=120, env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
-                              **run_as, **kwargs)
+                              timeout=120, env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"}, **run_as)
 
     started = False
     try:
         made = server("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         assert made.returncode == 0, f"initdb failed:\n{made.stdout}\n{made.stderr}"
-        options = f"-k {home} -p {PORT} -c listen_addresses='' -F"
+        options = f"-k {home} -p {port} -c listen_addresses='' -F"
         up = server("pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
         started = up.returncode == 0
         assert started, f"pg_ctl start failed:\n{up.stdout}\n{up.stderr}\n{log.read_text() if log.exists() else ''}"
 
-        connection = psycopg2.connect(dbname="postgres", user="postgres", host=str(home), port=PORT)
+        connection = psycopg2.connect(dbname="postgres", user="postgres", host=str(home), port=port)
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {DATABASE}")
+            cursor.execute(f"CREATE DATABASE {name}")
         connection.close()
-        yield f"postgresql+psycopg2://postgres@/{DATABASE}?host={home}&port={PORT}"
+        yield f"postgresql+psycopg2://postgres@/{name}?host={home}&port={port}"
     finally:
         if started:
             server("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """``postgresql+psycopg2://`` URL of an empty database on a PostgreSQL server started for this module."""
+    with postgres_database(DATABASE, PORT) as url:
+        yield url
 
 
 @pytest.mark.slow
