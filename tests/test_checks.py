@@ -187,3 +187,30 @@ def test_a_diagnosis_replaces_the_generic_hint():
     message = failure(check_close, torch.softmax(x, 0), torch.softmax(x, -1), "softmax", op="softmax",
                       mistakes=softmax_mistakes(x, -1), hint="generic advice")
     assert "softmax over dim=0" in message and "generic advice" not in message
+
+
+def test_a_failing_check_names_the_notebook_cell_not_a_temporary_file():
+    """JupyterLab shows ``In [7]`` beside a cell, not ipykernel's ``/tmp/ipykernel_<pid>/<hash>.py``."""
+    from IPython.core.compilerop import CachingCompiler
+
+    from tfs.teaching.checks import _show_check_error
+
+    compiler = CachingCompiler()
+    source = "from tfs.teaching.checks import check_true\n\ncheck_true(False, 'softmax', 'rows do not sum to 1.')\n"
+    filename = compiler.cache(source, number=7)  # what IPython does for the cell run as In[7]
+    shown = []
+
+    class Shell:
+        compile = compiler
+
+        def _showtraceback(self, etype, value, lines):
+            shown.extend(lines)
+
+    try:
+        exec(compile(source, filename, "exec"), {})
+    except CheckError as error:
+        _show_check_error(Shell(), CheckError, error, error.__traceback__)
+    text = "".join(shown)
+    assert "Cell In[7], line 3" in text and filename not in text, text
+    assert "check_true(False, 'softmax'" in text and "✗ softmax: rows do not sum to 1." in text, text
+    assert "tfs/teaching" not in text, text

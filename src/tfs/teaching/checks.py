@@ -206,10 +206,19 @@ def _is_learner_frame(frame: traceback.FrameSummary) -> bool:
     return not frame.filename.startswith(_LIBRARY_DIRS)
 
 
+def _where(shell, frame: traceback.FrameSummary) -> str:
+    """``Cell In[5], line 3, in softmax_stable`` for a notebook cell (as IPython names it), else the file's path."""
+    label = shell.compile.format_code_name(frame.filename) if hasattr(shell.compile, "format_code_name") else None
+    place = f"{label[0]} {label[1]}" if label else f'File "{frame.filename}"'
+    line = f"\n    {frame.line}" if frame.line else ""
+    return f"  {place}, line {frame.lineno}, in {frame.name}{line}\n"
+
+
 def _show_check_error(shell, etype, value, tb, tb_offset=None):
-    """IPython handler for :class:`CheckError`: the learner's frames and the message, nothing else."""
-    frames = [frame for frame in traceback.extract_tb(tb) if _is_learner_frame(frame)]
-    text = "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames), f"{etype.__name__}: {value}"])
+    """IPython handler for :class:`CheckError`: the learner's frames (cells named as JupyterLab shows them) and
+    the message, nothing else."""
+    frames = [_where(shell, frame) for frame in traceback.extract_tb(tb) if _is_learner_frame(frame)]
+    text = "".join(["Traceback (most recent call last):\n", *frames, f"{etype.__name__}: {value}"])
     shell._showtraceback(etype, value, [text])  # publishes a normal error output: nbgrader still sees the failure
 
 
