@@ -2,7 +2,7 @@
 
 :func:`draw_pipeline` draws a left-to-right flow of stages, each with the shape of what it produces
 and optional side inputs; the chapter functions (``draw_training_loop``, ``draw_attention``,
-``draw_multihead``, ``draw_blocks``, ``draw_tokenization``) are pipelines of their chapter.
+``draw_multihead``, ``draw_blocks``, ``draw_tokenization``, ``draw_generation``) are pipelines of their chapter.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["Stage", "draw_attention", "draw_bert", "draw_blocks", "draw_gpt", "draw_multihead", "draw_pipeline", "draw_tokenization",
-           "draw_training_loop"]
+__all__ = ["Stage", "draw_attention", "draw_bert", "draw_blocks", "draw_gpt", "draw_generation", "draw_multihead", "draw_pipeline",
+           "draw_tokenization", "draw_training_loop"]
 
 COLORS = {"data": "#eeeeee", "op": "#cfe2f3", "norm": "#fff2cc", "attn": "#f4cccc", "ff": "#d9ead3", "add": "#ffffff"}
 
@@ -247,3 +247,15 @@ def draw_gpt(config=None, ax: plt.Axes | None = None) -> plt.Axes:
     ax.axis("off")
     ax.set_title("GPT-2: data flow" + (f" ({n_layer} layers, d = {d})" if config is not None else ""))
     return ax
+
+
+def draw_generation(ax: plt.Axes | None = None) -> plt.Axes:
+    """Chapter 07: one decoding step, repeated; the KV cache feeds the model only the newest token."""
+    return draw_pipeline([
+        Stage("prompt ids", "(B, T), left-padded", "data"),
+        Stage("GPT forward", "logits (B, V)\nof the last position", "attn", inputs=["KV cache: past k, v per layer"]),
+        Stage("repetition penalty", "(B, V)", "op", inputs=["tokens so far"]),
+        Stage("÷ temperature,\ntop-k, top-p", "(B, V), −∞ = cut", "op"),
+        Stage("arg-max (T = 0)\nor seeded sample", "next id (B, 1)", "op"),
+        Stage("append; stop at\nEOS or length", "(B, T + 1)", "data"),
+    ], "Chapter 07: one decoding step", ax, loop_label="repeat, feeding only the new token when cached")
