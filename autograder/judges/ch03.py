@@ -423,9 +423,6 @@ def rope_properties(data):
     scores = _rope_result(data["scores"], "scores q_m · k_n of rotated copies of one q and one k")
     length = case["length"]
     check_shape(scores, (length, length), "scores q_m · k_n (L = 40)")
-    q, k = case["q"].expand(length, -1), case["k"].expand(length, -1)
-    check_close(scores, _llama_rope(q) @ _llama_rope(k).T, "scores q_m · k_n vs LLaMA's rotary embedding",
-                rtol=0, atol=ATOL, hint=ROPE_HINT)
     for offset in range(-length + 2, length - 1):  # scores[m, n] with n - m = offset lie on one diagonal
         diagonal = scores.diagonal(offset)
         m = int(diagonal.argmax()) + max(0, -offset)
@@ -433,7 +430,10 @@ def rope_properties(data):
         expect(float(diagonal.max() - diagonal.min()) < ATOL, "scores q_m · k_n",
                f"q_{m} · k_{m + offset} = {scores[m, m + offset]:.6f} but q_{m2} · k_{m2 + offset} = "
                f"{scores[m2, m2 + offset]:.6f}: the same offset m - n = {-offset} must give the same score.", hint=ROPE_HINT)
-    expect(data["odd"].startswith("raised"), "apply_rope on x (2, 5, 7): an odd d", f"your function {data['odd']}: "
+    q, k = case["q"].expand(length, -1), case["k"].expand(length, -1)
+    check_close(scores, _llama_rope(q) @ _llama_rope(k).T, "scores q_m · k_n vs LLaMA's rotary embedding",
+                rtol=0, atol=ATOL, hint=ROPE_HINT)
+    expect(data["odd"] == "raised ValueError", "apply_rope on x (2, 5, 7): an odd d", f"your function {data['odd']}: "
            "an odd number of features cannot be split into pairs; raise a ValueError.",
            hint="check x.shape[-1] % 2 before rotating.")
     return "✓ apply_rope: the grader's tests pass (norms kept, scores depend on m - n only, odd d refused)"

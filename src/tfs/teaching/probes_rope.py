@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rope_by_complex_numbers", "rope_mistakes"]
+__all__ = ["outcome_on_odd_d", "rope_by_complex_numbers", "rope_mistakes"]
 
 
 def _positions(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
@@ -46,6 +46,7 @@ def rope_mistakes(x: torch.Tensor, positions: torch.Tensor | None = None, base: 
     first, second = x[..., :half], x[..., half:]
     angles = p * _frequencies(d, base)
     cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
+    feature_angles = (p * base ** (-torch.arange(d, dtype=torch.float64) / d)).to(x.dtype)
     mistakes = {
         "the interleaved pairing (2j, 2j+1): this exercise pairs feature j with feature j + d/2 (rotate half)":
             _interleaved(x, angles),
@@ -55,6 +56,8 @@ def rope_mistakes(x: torch.Tensor, positions: torch.Tensor | None = None, base: 
             rope_by_complex_numbers(x, -_positions(x, positions), base),
         "x * cos + x * sin: the sin term multiplies rotate_half(x), not x (a rotation keeps the norm)":
             x * torch.cat([cos, cos], -1) + x * torch.cat([sin, sin], -1),
+        "one angle per feature, base^(-k/d) for k = 0 .. d-1, instead of one per pair j (the same angle for j and j + d/2)":
+            x * torch.cos(feature_angles) + torch.cat([-second, first], -1) * torch.sin(feature_angles),
         "the angles of pair j applied to features (2j, 2j+1) of cos/sin, i.e. cos/sin interleaved with rotate half":
             x * cos.repeat_interleave(2, -1) + torch.cat([-second, first], -1) * sin.repeat_interleave(2, -1),
     }
@@ -63,3 +66,19 @@ def rope_mistakes(x: torch.Tensor, positions: torch.Tensor | None = None, base: 
     if base != 10000.0:
         mistakes["the base argument ignored (10000 used instead)"] = rope_by_complex_numbers(x, positions, 10000.0)
     return mistakes
+
+
+def outcome_on_odd_d(apply_rope, x: torch.Tensor | None = None) -> str:
+    """What ``apply_rope`` does with an odd feature dimension: ``"raised ValueError"`` is what the exercise asks.
+
+    ``NotImplementedError`` (the exercise not yet answered) passes through.
+    """
+    x = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0)) if x is None else x
+    try:
+        result = apply_rope(x)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # raising is what the exercise asks for; which error is the question
+        return f"raised {type(error).__name__}"
+    shape = f" of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else ""
+    return f"returned a {type(result).__name__}{shape}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from tfs.teaching.probes_rope import outcome_on_odd_d  # what the learner's code does; no oracle
+
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -251,8 +253,7 @@ def rope_properties(apply_rope):
     scores = (rotated_q @ rotated_k.T if isinstance(rotated_q, torch.Tensor) and isinstance(rotated_k, torch.Tensor)
               and rotated_q.shape == rotated_k.shape == q.shape else "no (L, d) result")
     try:
-        odd = apply_rope(inputs["odd"])
-        odd = f"returned {type(odd).__name__}" + (f" of shape {tuple(odd.shape)}" if isinstance(odd, torch.Tensor) else "")
-    except Exception as error:  # raising is what the exercise asks for
-        odd = f"raised {type(error).__name__}"
+        odd = outcome_on_odd_d(apply_rope, inputs["odd"])
+    except NotImplementedError:
+        odd = "raised NotImplementedError"
     return {"norms": _attempt(apply_rope, inputs["x"]), "scores": scores, "odd": odd}
