@@ -383,12 +383,6 @@ def _llama_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: fl
     return apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=0)[0].reshape(x.shape)
 
 
-def _rope_result(value, name: str) -> torch.Tensor:
-    expect(not isinstance(value, str), name, f"your code raised {value}")
-    expect(isinstance(value, torch.Tensor), name, f"expected a tensor, received {type(value).__name__}.")
-    return value
-
-
 def rope_values(data):
     from tfs.teaching.probes_rope import rope_mistakes  # the diagnosis only; the oracle is _llama_rope
 
@@ -401,10 +395,10 @@ def rope_values(data):
             ("base", (case["base_x"],), {"base": 100.0}, "apply_rope(x, base=100.0) on x (5, 6)"),
             ("pair", (case["pair"],), {}, "apply_rope on d = 2 (one pair)"),
             ("one", (case["one"],), {}, "apply_rope on L = 1 (position 0: no rotation)")):
-        received = _rope_result(data[key], name)
+        received = _tensor_result(data[key], name)
         check_close(received, _llama_rope(*args, **kwargs), name, rtol=0, atol=ATOL,
                     mistakes=rope_mistakes(*args, **kwargs), hint=ROPE_HINT)
-    received = _rope_result(data["x32"], "apply_rope on float32 x (2, 12, 16)")
+    received = _tensor_result(data["x32"], "apply_rope on float32 x (2, 12, 16)")
     check_close(received, _llama_rope(case["x32"]), "apply_rope on float32 x (2, 12, 16)", rtol=1e-5, atol=1e-5,
                 hint="keep the input's dtype.")
     return "✓ apply_rope: the grader's tests pass (LLaMA's rotary embedding: positions, base, float32, d = 2, L = 1)"
@@ -414,13 +408,13 @@ def rope_properties(data):
     case = inputs.rope_properties_inputs()
     data = fields(data, ("norms", "scores", "odd"), "apply_rope")
     x = case["x"]
-    out = _rope_result(data["norms"], "apply_rope on x (4, 20, 64)")
+    out = _tensor_result(data["norms"], "apply_rope on x (4, 20, 64)")
     check_shape(out, tuple(x.shape), "apply_rope on x (4, 20, 64)")
     check_close(out.norm(dim=-1), x.norm(dim=-1), "the norm of every vector after apply_rope", rtol=0, atol=ATOL,
                 hint="a rotation keeps lengths: the sin term multiplies rotate_half(x), cos and sin use the same angle.")
     check_close(out, _llama_rope(x), "apply_rope on x (4, 20, 64) vs LLaMA's rotary embedding", rtol=0, atol=ATOL,
                 hint=ROPE_HINT)
-    scores = _rope_result(data["scores"], "scores q_m · k_n of rotated copies of one q and one k")
+    scores = _tensor_result(data["scores"], "scores q_m · k_n of rotated copies of one q and one k")
     length = case["length"]
     check_shape(scores, (length, length), "scores q_m · k_n (L = 40)")
     for offset in range(-length + 2, length - 1):  # scores[m, n] with n - m = offset lie on one diagonal
