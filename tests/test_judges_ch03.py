@@ -97,7 +97,7 @@ def test_solution_passes(solution, test):
     ("apply_rope", "return x * cos + torch.cat([-second, first], dim=-1) * sin",
      "return (x * cos + torch.cat([-second, first], dim=-1) * sin).float()", "rope_values", "dtype"),
     ("apply_rope", "    if d % 2:\n        raise ValueError(f\"apply_rope: d = {d} is odd; the features are rotated in pairs\")\n", "",
-     "rope_properties", "raise a ValueError"),
+     "rope_properties", "expected a ValueError"),
     ("apply_rope", "angles = positions.to(torch.float64)[:, None] * theta",
      "angles = positions.to(torch.float64)[:, None] * theta * (1 + (positions.to(torch.float64)[:, None] > 25))",
      "rope_properties", "the same offset m - n = "),

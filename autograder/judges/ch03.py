@@ -427,7 +427,7 @@ def rope_properties(data):
     q, k = case["q"].expand(length, -1), case["k"].expand(length, -1)
     check_close(scores, _llama_rope(q) @ _llama_rope(k).T, "scores q_m · k_n vs LLaMA's rotary embedding",
                 rtol=0, atol=ATOL, hint=ROPE_HINT)
-    expect(data["odd"] == "raised ValueError", "apply_rope on x (2, 5, 7): an odd d", f"your function {data['odd']}: "
-           "an odd number of features cannot be split into pairs; raise a ValueError.",
+    expect(data["odd"] == "raised ValueError", "apply_rope on x (2, 5, 7): an odd d", "expected a ValueError; your function "
+           f"{data['odd']}. An odd number of features cannot be split into pairs.",
            hint="check x.shape[-1] % 2 before rotating.")
     return "✓ apply_rope: the grader's tests pass (norms kept, scores depend on m - n only, odd d refused)"
