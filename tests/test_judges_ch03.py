@@ -12,7 +12,8 @@ USES = {"layer_norm_parameters": "LayerNorm", "layer_norm_values": "LayerNorm", 
         "feed_forward": "FeedForward", "transformer_block_layers": "TransformerBlock", "post_ln_block": "TransformerBlock",
         "pre_ln_block": "TransformerBlock",
         "encoder_structure": "Encoder", "encoder_parity": "Encoder", "dropout_eval": "Dropout", "dropout_training": "Dropout",
-        "encoder_parameters_counts": "encoder_parameters", "encoder_parameters_large": "encoder_parameters"}
+        "encoder_parameters_counts": "encoder_parameters", "encoder_parameters_large": "encoder_parameters",
+        "rope_values": "apply_rope", "rope_properties": "apply_rope"}
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,30 @@ def test_solution_passes(solution, test):
      "feed_forward = 8 * d_model * d_model + b * 5 * d_model", "encoder_parameters_counts", "d_ff taken as 4·d_model"),
     ("encoder_parameters", "return n_layers * (attention + feed_forward + norms) + final",
      "return float(n_layers * (attention + feed_forward + norms) + final)", "encoder_parameters_counts", "Python int"),
+    # RoPE (optional): the usual mistakes, each named by the judge
+    ("apply_rope", "first, second = x[..., : d // 2], x[..., d // 2 :]\n    return x * cos + torch.cat([-second, first], dim=-1) * sin",
+     "first, second = x[..., 0::2], x[..., 1::2]\n    cos, sin = cos[..., : d // 2].repeat_interleave(2, -1), "
+     "sin[..., : d // 2].repeat_interleave(2, -1)\n    return x * cos + torch.stack([-second, first], -1).flatten(-2) * sin",
+     "rope_values", "interleaved pairing"),
+    ("apply_rope", "theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)",
+     "theta = base ** (-torch.arange(d // 2, dtype=torch.float64) / d)", "rope_values", "exponent j/d instead of 2j/d"),
+    ("apply_rope", "theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)          # (d/2,)\n"
+     "    angles = positions.to(torch.float64)[:, None] * theta                      # (L, d/2)\n"
+     "    cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(x.dtype)          # (L, d): pair j uses j and j + d/2\n"
+     "    sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(x.dtype)",
+     "angles = positions.to(torch.float64)[:, None] * base ** (-torch.arange(d, dtype=torch.float64) / d)\n"
+     "    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)", "rope_values", "one angle per feature"),
+    ("apply_rope", "if positions is None:", "if True:", "rope_values", "positions argument ignored"),
+    ("apply_rope", "torch.cat([-second, first], dim=-1) * sin", "torch.cat([second, -first], dim=-1) * sin", "rope_values",
+     "wrong direction"),
+    ("apply_rope", "torch.cat([-second, first], dim=-1) * sin", "x * sin", "rope_properties", "norm of every vector"),
+    ("apply_rope", "return x * cos + torch.cat([-second, first], dim=-1) * sin",
+     "return (x * cos + torch.cat([-second, first], dim=-1) * sin).float()", "rope_values", "dtype"),
+    ("apply_rope", "    if d % 2:\n        raise ValueError(f\"apply_rope: d = {d} is odd; the features are rotated in pairs\")\n", "",
+     "rope_properties", "expected a ValueError"),
+    ("apply_rope", "angles = positions.to(torch.float64)[:, None] * theta",
+     "angles = positions.to(torch.float64)[:, None] * theta * (1 + (positions.to(torch.float64)[:, None] > 25))",
+     "rope_properties", "the same offset m - n = "),
 ])
 def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test, words):
     mutant = mutate(solution, exercise, old, new, CHAPTER)

@@ -141,3 +141,32 @@ def test_attention_dropout_with_weights_multiplies_by_v_once():
     torch.manual_seed(0)
     expected = mha.out(tnn.merge_heads(torch.nn.functional.dropout(weights, 0.3) @ v))
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("dtype, shape, base", [(torch.float64, (2, 3, 7, 8), 10000.0), (torch.float32, (5, 16), 500.0)])
+def test_apply_rope_matches_llama_rotary_embedding(dtype, shape, base):
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+    x = torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    positions = torch.tensor([4, 9, 0, 31, 2])[: shape[-2]] if shape[-2] == 5 else torch.arange(shape[-2])
+    config = LlamaConfig(hidden_size=shape[-1], num_attention_heads=1, head_dim=shape[-1],
+                         rope_parameters={"rope_type": "default", "rope_theta": base})
+    cos, sin = LlamaRotaryEmbedding(config)(x.float(), positions[None])  # float32, as LLaMA computes them
+    expected = apply_rotary_pos_emb(x, x, cos[0].to(dtype), sin[0].to(dtype), unsqueeze_dim=0)[0].reshape(x.shape)
+    received = tnn.apply_rope(x, positions, base=base)
+    assert received.dtype == dtype and received.shape == x.shape
+    torch.testing.assert_close(received, expected, rtol=0, atol=2e-5)  # LLaMA's angles are float32
+    torch.testing.assert_close(received.norm(dim=-1), x.norm(dim=-1))
+
+
+def test_apply_rope_scores_depend_on_the_offset_only_and_odd_d_is_refused():
+    g = torch.Generator().manual_seed(1)
+    q, k = (torch.randn(64, dtype=torch.float64, generator=g).expand(30, -1) for _ in range(2))
+    scores = tnn.apply_rope(q) @ tnn.apply_rope(k).T
+    for offset in range(-28, 29):
+        diagonal = scores.diagonal(offset)
+        assert diagonal.max() - diagonal.min() < 1e-9
+    torch.testing.assert_close(tnn.apply_rope(q[:1]), q[:1])  # position 0 is not rotated
+    with pytest.raises(ValueError, match="even"):
+        tnn.apply_rope(torch.randn(2, 4, 7))

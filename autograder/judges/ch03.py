@@ -351,3 +351,83 @@ def encoder_parameters_counts(data):
 def encoder_parameters_large(data):
     _judge_counts(data, inputs.LARGE_CONFIGS, "nn.TransformerEncoderLayer's count, at BERT-base and BERT-large sizes")
     return "✓ encoder_parameters: the grader's tests pass (BERT-base and BERT-large sizes, any number of heads)"
+
+
+# --- RoPE (optional) --------------------------------------------------------------------------
+# Oracle: transformers' LLaMA rotary embedding (rotate_half pairing): apply_rotary_pos_emb with cos/sin made as
+# LlamaRotaryEmbedding makes them (in float64 for float64 inputs; LlamaRotaryEmbedding itself for float32), and
+# analytic properties (norms kept, scores depending on m - n only).
+
+ROPE_HINT = ("pair feature j with feature j + d/2; pair j turns by the angle position * base^(-2j/d); "
+             "out = x * cos + rotate_half(x) * sin.")
+
+
+def _llama_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+    length, d = x.shape[-2:]
+    positions = torch.arange(length) if positions is None else positions
+    config = LlamaConfig(hidden_size=d, num_attention_heads=1, head_dim=d,
+                         rope_parameters={"rope_type": "default", "rope_theta": base})
+    rotary = LlamaRotaryEmbedding(config)
+    if x.dtype == torch.float32:
+        cos, sin = rotary(x, positions[None])                              # (1, L, d), float32 as in LLaMA
+        cos, sin = cos[0], sin[0]
+    else:  # the same construction (inv_freq = 1 / base^(arange(0, d, 2) / d), cat(freqs, freqs)) in float64
+        inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.float64) / d))
+        check_close(rotary.inv_freq.double(), inv_freq, "the grader's own frequencies", rtol=1e-6, atol=0)
+        freqs = positions.double()[:, None] * inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    return apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=0)[0].reshape(x.shape)
+
+
+def rope_values(data):
+    from tfs.teaching.probes_rope import rope_mistakes  # the diagnosis only; the oracle is _llama_rope
+
+    case = inputs.rope_values_inputs()
+    data = fields(data, ("default", "positions", "base", "x32", "pair", "one"), "apply_rope")
+    x, positions = case["x"], case["positions"]
+    for key, args, kwargs, name in (
+            ("default", (x,), {}, "apply_rope(x) on x (2, 3, 7, 8) vs LLaMA's rotary embedding"),
+            ("positions", (x, positions), {}, f"apply_rope(x, positions={positions.tolist()})"),
+            ("base", (case["base_x"],), {"base": 100.0}, "apply_rope(x, base=100.0) on x (5, 6)"),
+            ("pair", (case["pair"],), {}, "apply_rope on d = 2 (one pair)"),
+            ("one", (case["one"],), {}, "apply_rope on L = 1 (position 0: no rotation)")):
+        received = _tensor_result(data[key], name)
+        check_close(received, _llama_rope(*args, **kwargs), name, rtol=0, atol=ATOL,
+                    mistakes=rope_mistakes(*args, **kwargs), hint=ROPE_HINT)
+    received = _tensor_result(data["x32"], "apply_rope on float32 x (2, 12, 16)")
+    check_close(received, _llama_rope(case["x32"]), "apply_rope on float32 x (2, 12, 16)", rtol=1e-5, atol=1e-5,
+                hint="keep the input's dtype.")
+    return "✓ apply_rope: the grader's tests pass (LLaMA's rotary embedding: positions, base, float32, d = 2, L = 1)"
+
+
+def rope_properties(data):
+    case = inputs.rope_properties_inputs()
+    data = fields(data, ("norms", "scores", "odd"), "apply_rope")
+    x = case["x"]
+    out = _tensor_result(data["norms"], "apply_rope on x (4, 20, 64)")
+    check_shape(out, tuple(x.shape), "apply_rope on x (4, 20, 64)")
+    check_close(out.norm(dim=-1), x.norm(dim=-1), "the norm of every vector after apply_rope", rtol=0, atol=ATOL,
+                hint="a rotation keeps lengths: the sin term multiplies rotate_half(x), cos and sin use the same angle.")
+    check_close(out, _llama_rope(x), "apply_rope on x (4, 20, 64) vs LLaMA's rotary embedding", rtol=0, atol=ATOL,
+                hint=ROPE_HINT)
+    scores = _tensor_result(data["scores"], "scores q_m · k_n of rotated copies of one q and one k")
+    length = case["length"]
+    check_shape(scores, (length, length), "scores q_m · k_n (L = 40)")
+    for offset in range(-length + 2, length - 1):  # scores[m, n] with n - m = offset lie on one diagonal
+        diagonal = scores.diagonal(offset)
+        m = int(diagonal.argmax()) + max(0, -offset)
+        m2 = int(diagonal.argmin()) + max(0, -offset)
+        expect(float(diagonal.max() - diagonal.min()) < ATOL, "scores q_m · k_n",
+               f"q_{m} · k_{m + offset} = {scores[m, m + offset]:.6f} but q_{m2} · k_{m2 + offset} = "
+               f"{scores[m2, m2 + offset]:.6f}: the same offset m - n = {-offset} must give the same score.", hint=ROPE_HINT)
+    q, k = case["q"].expand(length, -1), case["k"].expand(length, -1)
+    check_close(scores, _llama_rope(q) @ _llama_rope(k).T, "scores q_m · k_n vs LLaMA's rotary embedding",
+                rtol=0, atol=ATOL, hint=ROPE_HINT)
+    expect(data["odd"] == "raised ValueError", "apply_rope on x (2, 5, 7): an odd d", "expected a ValueError; your function "
+           f"{data['odd']}. An odd number of features cannot be split into pairs.",
+           hint="check x.shape[-1] % 2 before rotating.")
+    return "✓ apply_rope: the grader's tests pass (norms kept, scores depend on m - n only, odd d refused)"

@@ -5,17 +5,17 @@ who struggled earlier can still go on. An exercise and its reference share names
 a learner's class drops in wherever the reference is used.
 
 - :mod:`tfs.nn.attention`  softmax, masks (causal, padding), scaled dot-product and multi-head attention, KV cache
-- :mod:`tfs.nn.layers`     LayerNorm, the feed-forward network, activations, sinusoidal positions
+- :mod:`tfs.nn.layers`     LayerNorm, the feed-forward network, activations, sinusoidal and rotary positions
 - :mod:`tfs.nn.blocks`     the Transformer block (pre- or post-LN) and a stack of blocks
 """
 
 from tfs.nn.attention import (KVCache, MultiHeadAttention, causal_mask, check_mask, merge_heads, padding_mask,
                               scaled_dot_product_attention, softmax, split_heads)
 from tfs.nn.blocks import Encoder, TransformerBlock
-from tfs.nn.layers import ACTIVATIONS, FeedForward, LayerNorm, sinusoidal_positions
+from tfs.nn.layers import ACTIVATIONS, FeedForward, LayerNorm, apply_rope, sinusoidal_positions
 
 __all__ = [
     "ACTIVATIONS", "Encoder", "FeedForward", "KVCache", "LayerNorm", "MultiHeadAttention", "TransformerBlock",
-    "causal_mask", "check_mask", "merge_heads", "padding_mask", "scaled_dot_product_attention", "sinusoidal_positions",
+    "apply_rope", "causal_mask", "check_mask", "merge_heads", "padding_mask", "scaled_dot_product_attention", "sinusoidal_positions",
     "softmax", "split_heads",
 ]

@@ -1,4 +1,4 @@
-"""Layers of a Transformer block: LayerNorm, the position-wise feed-forward network, positions.
+"""Layers of a Transformer block: LayerNorm, the position-wise feed-forward network, positions (sinusoidal, rotary).
 
 Chapter 03 asks the learner to write these. Parameter names follow ``torch.nn``
 (``nn.LayerNorm.weight``/``bias``, ``nn.TransformerEncoderLayer.linear1``/``linear2``), so weights
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ACTIVATIONS", "FeedForward", "LayerNorm", "sinusoidal_positions"]
+__all__ = ["ACTIVATIONS", "FeedForward", "LayerNorm", "apply_rope", "sinusoidal_positions"]
 
 # BERT uses the exact GELU; GPT-2 the tanh approximation ("gelu_new" in transformers); the 2017 paper ReLU.
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -73,3 +73,25 @@ def sinusoidal_positions(length: int, d_model: int, base: float = 10000.0,
     encoding[:, 0::2] = torch.sin(angles)
     encoding[:, 1::2] = torch.cos(angles)
     return encoding.to(dtype)
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding (RoFormer, Su et al. 2021) of ``x (..., L, d)``, ``d`` even; same shape and dtype.
+
+    Pairing "rotate half" (GPT-NeoX, LLaMA, ``transformers``): feature ``j`` and feature ``j + d/2`` form pair
+    ``j = 0, ..., d/2 - 1``, rotated by the angle ``position * base^(-2j/d)``. ``positions`` (default
+    ``arange(L)``) has shape ``(L,)`` or any shape that broadcasts against ``x.shape[:-1]`` and ends in ``L``.
+    """
+    *_, length, d = x.shape
+    if d % 2:
+        raise ValueError(f"apply_rope: the feature dimension d={d} must be even (features are rotated in pairs)")
+    if positions is None:
+        positions = torch.arange(length, device=x.device)
+    if positions.shape[-1] != length:
+        raise ValueError(f"apply_rope: positions {tuple(positions.shape)} must end in L={length}")
+    frequency = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)  # (d/2,)
+    angles = positions.to(torch.float64)[..., None] * frequency                            # (..., L, d/2)
+    cos = torch.cos(angles).repeat(*([1] * (angles.dim() - 1)), 2).to(x.dtype)              # (..., L, d)
+    sin = torch.sin(angles).repeat(*([1] * (angles.dim() - 1)), 2).to(x.dtype)
+    first, second = x[..., : d // 2], x[..., d // 2 :]
+    return x * cos + torch.cat([-second, first], dim=-1) * sin

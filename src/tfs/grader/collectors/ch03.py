@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from tfs.teaching.probes_rope import outcome_on_odd_d  # what the learner's code does; no oracle
+
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -219,3 +221,39 @@ def encoder_parameters_counts(encoder_parameters):
 
 def encoder_parameters_large(encoder_parameters):
     return [_count(encoder_parameters, config) for config in LARGE_CONFIGS]
+
+
+# --- RoPE (optional) --------------------------------------------------------------------------
+
+def rope_values_inputs():
+    g = _generator(49)
+    return {"x": _randn(2, 3, 7, 8, g=g), "positions": torch.tensor([4, 9, 0, 31, 2, 17, 5]), "base_x": _randn(5, 6, g=g),
+            "x32": _randn(2, 12, 16, g=g, dtype=torch.float32), "pair": _randn(1, 4, 2, g=g), "one": _randn(3, 1, 4, g=g)}
+
+
+def rope_values(apply_rope):
+    inputs = rope_values_inputs()
+    x = inputs["x"]
+    return {"default": _attempt(apply_rope, x), "positions": _attempt(apply_rope, x, inputs["positions"]),
+            "base": _attempt(apply_rope, inputs["base_x"], base=100.0), "x32": _attempt(apply_rope, inputs["x32"]),
+            "pair": _attempt(apply_rope, inputs["pair"]), "one": _attempt(apply_rope, inputs["one"])}
+
+
+def rope_properties_inputs():
+    g = _generator(50)
+    return {"x": _randn(4, 20, 64, g=g), "q": _randn(32, g=g), "k": _randn(32, g=g), "length": 40, "odd": _randn(2, 5, 7, g=g)}
+
+
+def rope_properties(apply_rope):
+    inputs = rope_properties_inputs()
+    length = inputs["length"]
+    q = inputs["q"].expand(length, -1)                 # the same query vector at every position
+    k = inputs["k"].expand(length, -1)
+    rotated_q, rotated_k = _attempt(apply_rope, q), _attempt(apply_rope, k)
+    scores = (rotated_q @ rotated_k.T if isinstance(rotated_q, torch.Tensor) and isinstance(rotated_k, torch.Tensor)
+              and rotated_q.shape == rotated_k.shape == q.shape else "no (L, d) result")
+    try:
+        odd = outcome_on_odd_d(apply_rope, inputs["odd"])
+    except NotImplementedError:
+        odd = "raised NotImplementedError"
+    return {"norms": _attempt(apply_rope, inputs["x"]), "scores": scores, "odd": odd}
