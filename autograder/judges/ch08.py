@@ -26,13 +26,18 @@ def _shape(value, shape, name: str) -> torch.Tensor:
     return value
 
 
+def _expect_head_parameters(data, name: str) -> None:
+    """The head's parameters are exactly one ``nn.Linear`` called ``linear``."""
+    expect(isinstance(data, dict) and data.get("names") == ["linear.bias", "linear.weight"], name,
+           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected exactly "
+           "['linear.bias', 'linear.weight'].", "one nn.Linear(d_model, n_classes) called linear; dropout has no parameters.")
+
+
 # ------------------------------------------------------------------------------------------ the head
 
 def classification_head(data) -> None:
     name = "ClassificationHead"
-    expect(isinstance(data, dict) and data.get("names") == ["linear.bias", "linear.weight"], name,
-           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected exactly "
-           "['linear.bias', 'linear.weight'].", "one nn.Linear(d_model, n_classes) called linear (dropout has no parameters).")
+    _expect_head_parameters(data, name)
     hidden, mask = c.head_inputs()
     weight, bias = c.seeded("linear.weight", (c.N_CLASSES, c.D_MODEL)), c.seeded("linear.bias", (c.N_CLASSES,))
     m = mask.double()[..., None]
@@ -301,9 +306,7 @@ def _bad_counts(scores, mode) -> list[int]:
 
 def head_shapes(data) -> None:
     name = "ClassificationHead"
-    expect(isinstance(data, dict) and data.get("names") == ["linear.bias", "linear.weight"], name,
-           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected exactly "
-           "['linear.bias', 'linear.weight'].", "one nn.Linear(d_model, n_classes) called linear; dropout has no parameters.")
+    _expect_head_parameters(data, name)
     expect(data["shapes"]["linear.weight"] == [c.N_CLASSES, c.D_MODEL], name,
            f"linear.weight has shape {data['shapes']['linear.weight']}; expected (n_classes, d_model) = "
            f"({c.N_CLASSES}, {c.D_MODEL}): nn.Linear(d_model, n_classes).")
