@@ -140,7 +140,6 @@ class EncoderDecoder(nn.Module):
         self.config = c = config
         self.src_embed = nn.Embedding(c.src_vocab_size, c.d_model)
         self.tgt_embed = self.src_embed if c.shared_embeddings else nn.Embedding(c.tgt_vocab_size, c.d_model)
-        self.register_buffer("positions", sinusoidal_positions(c.max_len, c.d_model), persistent=False)
         options = dict(eps=c.eps, dropout=c.dropout, activation=c.activation)
         self.encoder = nn.ModuleList(TransformerBlock(c.d_model, c.n_heads, c.d_ff, c.norm_first, **options)
                                      for _ in range(c.n_encoder_layers))
@@ -162,7 +161,9 @@ class EncoderDecoder(nn.Module):
         _check_ids(ids, size, "source" if side == "src" else "target")
         if start + ids.shape[1] > self.config.max_len:
             raise ValueError(f"{side} length {start + ids.shape[1]} exceeds max_len={self.config.max_len}")
-        x = table(ids) * math.sqrt(self.config.d_model) + self.positions[start:start + ids.shape[1]].to(table.weight.dtype)
+        # positions in the weights' own dtype: a float32 table cast to float64 would be off by ~1e-8
+        positions = sinusoidal_positions(start + ids.shape[1], self.config.d_model, dtype=table.weight.dtype)
+        x = table(ids) * math.sqrt(self.config.d_model) + positions[start:].to(table.weight.device)
         return self.dropout(x)
 
     def encode(self, src_ids: torch.Tensor, src_attention_mask: torch.Tensor | None = None) -> torch.Tensor:

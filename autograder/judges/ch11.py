@@ -1,0 +1,343 @@
+"""Chapter 11 (the encoder-decoder) judges. Oracles: ``torch.nn.TransformerDecoderLayer`` and
+``torch.nn.Transformer`` holding the seeded weights (float64), embeddings and sinusoidal positions
+written out here, and greedy decoding and the shift written out by hand.
+
+Inputs and weights are rebuilt from the collector module's seeded generators; each failure names the
+likely mistake.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from tfs.grader.collectors import ch11 as c
+from tfs.grader.judging import JudgeFailure, expect
+
+TOL = 1e-9
+BLOCK_NAMES = sorted([f"{attn}.{lin}.{p}" for attn in ("self_attn", "cross_attn") for lin in ("qkv", "out")
+                      for p in ("weight", "bias")]
+                     + [f"ff.linear{i}.{p}" for i in (1, 2) for p in ("weight", "bias")]
+                     + [f"norm{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")])
+
+
+def _close(received, expected: torch.Tensor, tol: float = TOL, rows: torch.Tensor | None = None) -> bool:
+    if not (isinstance(received, torch.Tensor) and received.shape == expected.shape):
+        return False
+    diff = (received.double() - expected.double()).abs()
+    if rows is not None:
+        diff = diff[rows]
+    return diff.numel() == 0 or diff.max().item() <= tol
+
+
+def _tensor(value, shape, name: str) -> torch.Tensor:
+    expect(isinstance(value, torch.Tensor), name, f"expected a tensor, received {type(value).__name__}.")
+    expect(tuple(value.shape) == tuple(shape), name, f"expected shape {tuple(shape)}, received {tuple(value.shape)}.")
+    return value
+
+
+def _torch_name(name: str) -> str:
+    """A course parameter name inside a block -> ``nn.TransformerDecoderLayer``/``EncoderLayer``'s."""
+    name = name.replace("cross_attn.", "multihead_attn.").replace("attn.qkv.weight", "attn.in_proj_weight")
+    name = name.replace("attn.qkv.bias", "attn.in_proj_bias").replace("attn.out.", "attn.out_proj.")
+    name = name.replace("ff.linear", "linear")
+    return name if not name.startswith("attn.") else "self_" + name
+
+
+@torch.no_grad()
+def _load(module: nn.Module, mapping: dict[str, str], seed: int, alias: dict[str, str] | None = None) -> nn.Module:
+    """Write seeded weights into ``module``: ``mapping`` is {torch name: course name}."""
+    alias = alias or {}
+    params = dict(module.named_parameters())
+    expect(set(params) == set(mapping), "grader", "internal error: parameter maps differ.")
+    for torch_name, course_name in mapping.items():
+        params[torch_name].copy_(c.seeded(alias.get(course_name, course_name), tuple(params[torch_name].shape), seed))
+    return module.train()  # dropout is 0; training mode keeps nn.Transformer off its fused fast path
+
+
+def _decoder_layer(norm_first: bool, seed: int = 0) -> nn.TransformerDecoderLayer:
+    layer = nn.TransformerDecoderLayer(c.D_MODEL, c.N_HEADS, c.D_FF, dropout=0.0, activation="relu", batch_first=True,
+                                       norm_first=norm_first, dtype=torch.float64)
+    return _load(layer, {_torch_name(n): n for n in BLOCK_NAMES}, seed)
+
+
+def _causal(length: int) -> torch.Tensor:
+    return torch.ones(length, length, dtype=torch.bool).triu(1)  # torch.nn's convention: True = blocked
+
+
+# ------------------------------------------------------------------------------------ the decoder block
+
+def decoder_block_structure(data) -> None:
+    name = "DecoderBlock"
+    expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
+           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.",
+           "self_attn and cross_attn (MultiHeadAttention), ff (FeedForward), norm1, norm2, norm3 (LayerNorm), no others.")
+    x, memory, _ = c.block_inputs()
+    if data["shape"] == [2, memory.shape[1], c.D_MODEL]:
+        raise JudgeFailure(f"✗ {name}: the output has the memory's length {memory.shape[1]}, not the target's "
+                           f"{x.shape[1]}: the cross-attention takes its queries from the memory. Queries come from "
+                           "the decoder (x), keys and values from the encoder (context=memory).")
+    expect(data["shape"] == list(x.shape), name, f"output shape {data['shape']}, expected {list(x.shape)} (x's shape).")
+
+
+def _judge_block(data, norm_first: bool) -> None:
+    name = f"DecoderBlock(norm_first={norm_first})"
+    expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
+           f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.")
+    x, memory, mask = c.block_inputs()
+    got = data["out"]
+    if isinstance(got, torch.Tensor) and got.shape[:2] == (2, memory.shape[1]):
+        raise JudgeFailure(f"✗ {name}: output of the memory's length: the cross-attention's queries come from the "
+                           "memory; they must come from the decoder, with keys and values from the memory.")
+    _tensor(got, x.shape, name)
+    layer = _decoder_layer(norm_first)
+    pad = mask == 0
+    with torch.no_grad():
+        expected = layer(x, memory, tgt_mask=_causal(x.shape[1]), memory_key_padding_mask=pad)
+        if _close(got, expected):
+            return
+        other = _decoder_layer(not norm_first)
+        mistakes = {
+            "the self-attention is not causal: position t sees later target tokens (self_attn needs causal=True or "
+            "a causal mask)": layer(x, memory, memory_key_padding_mask=pad),
+            "memory_mask is ignored: the cross-attention attends to the source's padding": layer(
+                x, memory, tgt_mask=_causal(x.shape[1])),
+            "neither mask is applied (no causal mask, no memory_mask)": layer(x, memory),
+            ("pre-LN computed where post-LN was asked (norm_first=False: x = LN(x + f(x)))" if not norm_first else
+             "post-LN computed where pre-LN was asked (norm_first=True: x = x + f(LN(x)))"): other(
+                x, memory, tgt_mask=_causal(x.shape[1]), memory_key_padding_mask=pad),
+        }
+    for mistake, wrong in mistakes.items():
+        if _close(got, wrong):
+            raise JudgeFailure(f"✗ {name}: {mistake}.")
+    raise JudgeFailure(f"✗ {name}: the output differs from nn.TransformerDecoderLayer with the same weights (max "
+                       f"difference {(got.double() - expected).abs().max().item():.3g}). Order: masked self-attention, "
+                       "cross-attention (queries from x, keys/values from memory), feed-forward, each with its residual "
+                       "and LayerNorm (norm1, norm2, norm3 in that order).")
+
+
+def decoder_block_post_ln(data) -> None:
+    _judge_block(data, False)
+
+
+def decoder_block_pre_ln(data) -> None:
+    _judge_block(data, True)
+
+
+# ------------------------------------------------------------------------------------- the encoder-decoder
+
+def _sinusoids(length: int, d: int) -> torch.Tensor:
+    table = torch.zeros(length, d, dtype=torch.float64)
+    for p in range(length):
+        for i in range(0, d, 2):
+            angle = p / 10000 ** (i / d)
+            table[p, i], table[p, i + 1] = math.sin(angle), math.cos(angle)
+    return table
+
+
+def _transformer(shared: bool, seed: int) -> nn.Transformer:
+    kw = c.config_kwargs(shared)
+    transformer = nn.Transformer(c.D_MODEL, c.N_HEADS, kw["n_encoder_layers"], kw["n_decoder_layers"], c.D_FF,
+                                 dropout=0.0, activation="relu", batch_first=True, dtype=torch.float64)
+    mapping = {}
+    for torch_name, _ in transformer.named_parameters():
+        side, rest = torch_name.split(".", 1)  # encoder / decoder
+        if rest.startswith("norm."):
+            mapping[torch_name] = f"{side}_norm.{rest[5:]}"
+            continue
+        _, index, inner = rest.split(".", 2)  # layers.i.<name>
+        course = {_torch_name(n): n for n in BLOCK_NAMES}
+        if side == "encoder":
+            course = {"self_attn.in_proj_weight": "attn.qkv.weight", "self_attn.in_proj_bias": "attn.qkv.bias",
+                      "self_attn.out_proj.weight": "attn.out.weight", "self_attn.out_proj.bias": "attn.out.bias",
+                      "linear1.weight": "ff.linear1.weight", "linear1.bias": "ff.linear1.bias",
+                      "linear2.weight": "ff.linear2.weight", "linear2.bias": "ff.linear2.bias",
+                      "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
+                      "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias"}
+        mapping[torch_name] = f"{side}.{index}.{course[inner]}"
+    return _load(transformer, mapping, seed)
+
+
+@torch.no_grad()
+def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=None, *, scale: bool = True,
+                  positions: bool = True, memory_padding: bool = True, source_padding: bool = True,
+                  causal: bool = True, final_norms: bool = True, float32_positions: bool = False) -> torch.Tensor:
+    """Logits of the seeded model from nn.Transformer; the keyword switches build the usual mistakes."""
+    alias = c.aliases(shared)
+    embed = {side: c.seeded(alias.get(f"{side}_embed.weight", f"{side}_embed.weight"),
+                            ((c.TGT_VOCAB if shared or side == "tgt" else c.SRC_VOCAB), c.D_MODEL), seed)
+             for side in ("src", "tgt")}
+    head = c.seeded(alias.get("head.weight", "head.weight"), (c.TGT_VOCAB, c.D_MODEL), seed)
+    pe = _sinusoids(c.MAX_LEN, c.D_MODEL)
+    if float32_positions:
+        pe = pe.float().double()
+
+    def emb(ids, table):
+        x = table[ids] * (math.sqrt(c.D_MODEL) if scale else 1.0)
+        return x + pe[:ids.shape[1]] if positions else x
+
+    transformer = _transformer(shared, seed)
+    if not final_norms:
+        transformer.encoder.norm, transformer.decoder.norm = None, None
+    src_pad = None if src_mask is None else src_mask == 0
+    out = transformer(emb(src, embed["src"]), emb(tgt, embed["tgt"]),
+                      tgt_mask=_causal(tgt.shape[1]) if causal else None,
+                      src_key_padding_mask=src_pad if source_padding else None,
+                      memory_key_padding_mask=src_pad if (memory_padding and source_padding) else None,
+                      tgt_key_padding_mask=None if tgt_mask is None else tgt_mask == 0)
+    return out @ head.T
+
+
+def encoder_decoder_structure(data) -> None:
+    name = "EncoderDecoder"
+    expect(isinstance(data, dict) and {"separate", "shared"} <= set(data), name, "expected the grader's two models.")
+    separate, shared = data["separate"], data["shared"]
+    layer_names = [f"{side}.{i}.{n}" for i in (0, 1) for side, names in
+                   (("encoder", [n.replace("self_attn", "attn") for n in BLOCK_NAMES if "cross" not in n and "norm3" not in n]),
+                    ("decoder", BLOCK_NAMES)) for n in names]
+    expected = sorted(layer_names + [f"{s}_norm.{p}" for s in ("encoder", "decoder") for p in ("weight", "bias")]
+                      + ["src_embed.weight", "tgt_embed.weight", "head.weight"])
+    missing = sorted(set(expected) - set(separate["names"]))
+    extra = sorted(set(separate["names"]) - set(expected))
+    expect(not missing and not extra, name, f"with separate embeddings the parameters differ from the expected names: "
+           f"missing {missing[:6]}, unexpected {extra[:6]}.",
+           "src_embed, tgt_embed (nn.Embedding), encoder (nn.ModuleList of TransformerBlock), decoder (nn.ModuleList "
+           "of your DecoderBlock), encoder_norm, decoder_norm (LayerNorm), head (nn.Linear without bias).")
+    expect(not separate["head_is_tgt_embed"] and not separate["src_is_tgt_embed"], name,
+           "with shared_embeddings=False and tie_head=False the tables must be separate parameters.")
+    expect(shared["src_is_tgt_embed"], name, "with shared_embeddings=True, src_embed must be the same module as "
+           "tgt_embed (one table).")
+    expect(shared["head_is_tgt_embed"], name, "with tie_head=True, head.weight must be the very tensor "
+           "tgt_embed.weight (self.head.weight = self.tgt_embed.weight), not a copy.")
+    d, v_src, v_tgt = c.D_MODEL, c.SRC_VOCAB, c.TGT_VOCAB
+    enc_layer = 4 * d * d + 4 * d + 2 * d * c.D_FF + c.D_FF + d + 4 * d
+    dec_layer = 8 * d * d + 8 * d + 2 * d * c.D_FF + c.D_FF + d + 6 * d
+    stacks = 2 * enc_layer + 2 * dec_layer + 4 * d
+    expect(separate["n_parameters"] == stacks + (v_src + 2 * v_tgt) * d, name,
+           f"{separate['n_parameters']} parameters with separate tables; expected {stacks + (v_src + 2 * v_tgt) * d}.")
+    expect(shared["n_parameters"] == stacks + v_tgt * d, name,
+           f"{shared['n_parameters']} parameters with one shared, tied table; expected {stacks + v_tgt * d} "
+           "(model.parameters() counts a shared tensor once).")
+
+
+def _judge_logits(got, shared: bool, seed: int, inputs, name: str, rows: torch.Tensor | None) -> None:
+    src, tgt, src_mask, tgt_mask = inputs
+    expected = oracle_logits(shared, seed, src, tgt, src_mask, tgt_mask)
+    _tensor(got, expected.shape, name)
+    if _close(got, expected, rows=rows):
+        return
+    mistakes = {"the embeddings are not multiplied by sqrt(d_model)": dict(scale=False),
+                "no positional encoding is added to the embeddings": dict(positions=False),
+                "the source padding mask is not passed to the cross-attention (memory_mask)": dict(memory_padding=False),
+                "the source padding mask is not used at all (neither in the encoder nor in the cross-attention)":
+                    dict(source_padding=False),
+                "the decoder's self-attention is not causal": dict(causal=False),
+                "encoder_norm and decoder_norm are not applied after the stacks": dict(final_norms=False),
+                "the positions are float32 values cast to float64 (off by ~1e-8): compute them in the embeddings' "
+                "dtype, sinusoidal_positions(L, d_model, dtype=...)": dict(float32_positions=True)}
+    for mistake, switches in mistakes.items():
+        if _close(got, oracle_logits(shared, seed, src, tgt, src_mask, tgt_mask, **switches), rows=rows):
+            raise JudgeFailure(f"✗ {name}: {mistake}.")
+    raise JudgeFailure(f"✗ {name}: the logits differ from nn.Transformer with the same weights between your "
+                       "embeddings and head (max difference "
+                       f"{(got.double() - expected).abs()[rows if rows is not None else ...].max().item():.3g}).")
+
+
+def encoder_decoder_logits(data) -> None:
+    expect(isinstance(data, dict) and {"separate", "shared"} <= set(data), "EncoderDecoder", "expected two models.")
+    for shared in (False, True):
+        part = data["shared" if shared else "separate"]
+        inputs = c.model_inputs(shared)
+        name = f"EncoderDecoder(shared_embeddings={shared}, tie_head={shared})"
+        _judge_logits(part.get("logits"), shared, 0, inputs, name, rows=inputs[3].bool())
+
+
+def encoder_decoder_source_padding(data) -> None:
+    name = "EncoderDecoder(src, tgt, src_attention_mask)"
+    src, tgt, src_mask, _ = c.model_inputs()
+    _judge_logits(data.get("logits"), False, 0, (src, tgt, src_mask, None), name, rows=None)
+    expect(_close(data.get("other_pad"), data["logits"]), name, "changing the tokens under the source's padding "
+           "changes the logits: the source padding is attended to.", "build a padding mask from src_attention_mask "
+           "and pass it to the encoder's blocks and to every decoder block's cross-attention (memory_mask).")
+    expected = oracle_logits(False, 0, src[1:2], tgt[1:2])
+    expect(_close(data.get("no_mask"), expected), name, "without src_attention_mask (None) the model must attend to "
+           "every source position; it failed or differed.")
+
+
+# ------------------------------------------------------------------------------------------ shift_right
+
+def shift_right(data) -> None:
+    name = "shift_right"
+    cases = c.shift_cases()
+    expect(isinstance(data, list) and len(data) == len(cases), name, "expected one result per call.")
+    for got, (labels, bos, pad) in zip(data, cases):
+        rows = labels.tolist()
+        expected = torch.tensor([[bos] + [pad if t == -100 else t for t in row[:-1]] for row in rows])
+        call = f"shift_right({rows}, bos_id={bos}, pad_id={pad})"
+        _tensor(got, expected.shape, call)
+        if torch.equal(got.long(), expected):
+            continue
+        left = torch.tensor([row[1:] + [pad] for row in rows])
+        if torch.equal(got.long(), left):
+            raise JudgeFailure(f"✗ {call}: shifted left ([y1, ..., pad]); teacher forcing shifts right: [bos, y0, ...].")
+        if torch.equal(got.long(), labels):
+            raise JudgeFailure(f"✗ {call}: the labels came back unshifted: the decoder would see the token it must predict.")
+        raw = torch.tensor([[bos] + row[:-1] for row in rows])
+        if torch.equal(got.long(), raw):
+            raise JudgeFailure(f"✗ {call}: -100 is left in the decoder input: replace it with pad_id "
+                               "(-100 is an index only the loss understands; an embedding lookup fails on it).")
+        raise JudgeFailure(f"✗ {call}: expected {expected.tolist()}, received {got.tolist()}.")
+
+
+# ------------------------------------------------------------------------------------------ greedy decoding
+
+@torch.no_grad()
+def oracle_greedy(eos: int, max_new: int) -> torch.Tensor:
+    """Greedy decoding by hand, one source at a time, rows padded after their EOS."""
+    src, src_mask = c.greedy_inputs()
+    rows = []
+    for i in range(src.shape[0]):
+        ids = [c.BOS]
+        for _ in range(max_new):
+            logits = oracle_logits(False, c.GREEDY_SEED, src[i:i + 1], torch.tensor([ids]), src_mask[i:i + 1])
+            ids.append(int(logits[0, -1].argmax()))
+            if ids[-1] == eos:
+                break
+        rows.append(ids)
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [c.PAD] * (width - len(r)) for r in rows])
+
+
+def _judge_greedy(got, eos: int, max_new: int, call: str) -> None:
+    expected = oracle_greedy(eos, max_new)
+    expect(isinstance(got, torch.Tensor), call, f"expected a tensor of ids, received {type(got).__name__}.")
+    if got.shape == (expected.shape[0], expected.shape[1] - 1) and torch.equal(got.long(), expected[:, 1:]):
+        raise JudgeFailure(f"✗ {call}: the BOS token is missing at the start of each row: return (B, 1 + n) ids "
+                           "beginning with bos_id.")
+    if got.dim() == 2 and got.shape[0] == expected.shape[0] and got.shape[1] > expected.shape[1]:
+        if (got[:, :expected.shape[1]].long() == expected)[expected != c.PAD].all():
+            raise JudgeFailure(f"✗ {call}: decoding went on after every row had produced eos_id ({got.shape[1] - 1} "
+                               f"new tokens, {expected.shape[1] - 1} needed): stop once all rows are finished.")
+    _tensor(got, expected.shape, call)
+    if torch.equal(got.long(), expected):
+        return
+    real = expected != c.PAD
+    if (got.long() == expected)[real].all():
+        raise JudgeFailure(f"✗ {call}: the tokens after a row's EOS must be pad_id (0), as the grader expects: "
+                           f"expected {expected.tolist()}, received {got.tolist()}.")
+    raise JudgeFailure(f"✗ {call}: expected {expected.tolist()}, received {got.tolist()}. Each step appends the arg-max "
+                       "of the logits at the *last* position of model(src, ids so far, src_attention_mask).")
+
+
+def greedy_decode(data) -> None:
+    expect(isinstance(data, dict) and {"long", "short"} <= set(data), "greedy_decode", "expected two results.")
+    _judge_greedy(data["short"], 99, 1, "greedy_decode(..., max_new_tokens=1)")
+    _judge_greedy(data["long"], 99, 8, "greedy_decode(..., max_new_tokens=8)")
+
+
+def greedy_decode_eos(data) -> None:
+    expect(isinstance(data, dict), "greedy_decode", "expected a dict of results.")
+    for eos in range(3, c.TGT_VOCAB):
+        _judge_greedy(data.get(str(eos)), eos, 8, f"greedy_decode(..., eos_id={eos}, max_new_tokens=8)")

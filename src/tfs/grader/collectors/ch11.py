@@ -1,0 +1,196 @@
+"""Chapter 11 (applications: the encoder-decoder) collectors: run the learner's objects on seeded inputs,
+return plain data.
+
+Inputs come from the generators below, which the judges import to rebuild them. Weights are written
+into the learner's modules *by parameter name* (``self_attn.qkv.weight``, ``norm3.bias``, ...) from
+:func:`seeded`, so the judge knows every weight without trusting the kernel.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+D_MODEL, N_HEADS, D_FF = 8, 2, 12
+SRC_VOCAB, TGT_VOCAB, MAX_LEN = 13, 11, 16
+BOS, EOS, PAD = 1, 2, 0
+GREEDY_SEED = 22  # weights whose greedy outputs vary along a row and between rows
+
+
+def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    values = torch.randn(shape, generator=generator, dtype=torch.float64)
+    if "norm" in name:  # LayerNorm: gains near 1, small shifts (large shared shifts make every argmax alike)
+        return 1.0 + 0.2 * values if name.endswith(".weight") else 0.05 * values
+    return values * (0.5 if name.endswith("bias") else 1.0)
+
+
+def aliases(shared: bool) -> dict[str, str]:
+    """Names that share one table: a shared, tied model's source table and output layer are the target table."""
+    return {"src_embed.weight": "tgt_embed.weight", "head.weight": "tgt_embed.weight"} if shared else {}
+
+
+def fill(module: torch.nn.Module, seed: int = 0, alias: dict[str, str] | None = None) -> list[str]:
+    """Cast to float64 and write :func:`seeded` weights by name (``alias`` maps a shared tensor's other names
+    to one); return the sorted parameter names, a shared tensor's every name included."""
+    module.double()
+    alias = alias or {}
+    names = []
+    with torch.no_grad():
+        for name, parameter in module.named_parameters(remove_duplicate=False):
+            parameter.copy_(seeded(alias.get(name, name), tuple(parameter.shape), seed))
+            names.append(name)
+    return sorted(names)
+
+
+def block_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x (2, 4, 8)``, ``memory (2, 6, 8)`` float64 and the memory's 0/1 ``attention_mask (2, 6)``
+    (row 1 has 4 real positions; its padding vectors are far off, so attending to them shows)."""
+    x = seeded("x", (2, 4, D_MODEL))
+    memory = seeded("memory", (2, 6, D_MODEL))
+    mask = torch.ones(2, 6, dtype=torch.int64)
+    mask[1, 4:] = 0
+    memory = memory + 4.0 * (1 - mask)[..., None]
+    return x, memory, mask
+
+
+def _bool_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S), True = may attend
+
+
+def _block_outputs(DecoderBlock, norm_first: bool) -> dict:
+    block = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first)
+    names = fill(block)
+    x, memory, mask = block_inputs()
+    with torch.no_grad():
+        out = block.eval()(x, memory, None, _bool_mask(mask))
+    return {"names": names, "out": out}
+
+
+def decoder_block_structure(DecoderBlock) -> dict:
+    block = DecoderBlock(D_MODEL, N_HEADS, D_FF)
+    x, memory, _ = block_inputs()
+    with torch.no_grad():
+        out = block.double().eval()(x, memory)
+    return {"names": sorted(n for n, _ in block.named_parameters()), "shape": list(out.shape)}
+
+
+def decoder_block_post_ln(DecoderBlock) -> dict:
+    return _block_outputs(DecoderBlock, norm_first=False)
+
+
+def decoder_block_pre_ln(DecoderBlock) -> dict:
+    return _block_outputs(DecoderBlock, norm_first=True)
+
+
+# ------------------------------------------------------------------------------------- the encoder-decoder
+
+def config_kwargs(shared: bool) -> dict:
+    """Keyword arguments of ``Seq2SeqConfig`` for the two graded models (separate, or shared and tied)."""
+    vocab = (TGT_VOCAB, TGT_VOCAB) if shared else (SRC_VOCAB, TGT_VOCAB)
+    return dict(src_vocab_size=vocab[0], tgt_vocab_size=vocab[1], d_model=D_MODEL, n_heads=N_HEADS,
+                n_encoder_layers=2, n_decoder_layers=2, d_ff=D_FF, max_len=MAX_LEN, shared_embeddings=shared,
+                tie_head=shared)
+
+
+def model_inputs(shared: bool = False) -> tuple[torch.Tensor, ...]:
+    """``src (3, 7)``, ``tgt (3, 5)`` ids and their 0/1 attention masks (source rows 0 and 2 padded, with
+    non-zero ids under the padding; target row 1 padded)."""
+    generator = torch.Generator().manual_seed(11 + shared)
+    src = torch.randint(3, TGT_VOCAB if shared else SRC_VOCAB, (3, 7), generator=generator)
+    tgt = torch.randint(3, TGT_VOCAB, (3, 5), generator=generator)
+    src_mask = torch.ones_like(src)
+    src_mask[0, 5:] = 0
+    src_mask[2, 3:] = 0
+    tgt_mask = torch.ones_like(tgt)
+    tgt_mask[1, 4:] = 0
+    return src, tgt, src_mask, tgt_mask
+
+
+def _model(EncoderDecoder, Seq2SeqConfig, shared: bool):
+    model = EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared)))
+    return model, fill(model, alias=aliases(shared))
+
+
+def encoder_decoder_structure(EncoderDecoder, Seq2SeqConfig) -> dict:
+    out = {}
+    for shared in (False, True):
+        model = EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared)))
+        out["shared" if shared else "separate"] = {
+            "names": sorted(n for n, _ in model.named_parameters()),
+            "n_parameters": sum(p.numel() for p in model.parameters()),
+            "head_is_tgt_embed": model.head.weight is model.tgt_embed.weight,
+            "src_is_tgt_embed": model.src_embed is model.tgt_embed}
+    return out
+
+
+def encoder_decoder_logits(EncoderDecoder, Seq2SeqConfig) -> dict:
+    out = {}
+    for shared in (False, True):
+        model, names = _model(EncoderDecoder, Seq2SeqConfig, shared)
+        src, tgt, src_mask, tgt_mask = model_inputs(shared)
+        with torch.no_grad():
+            out["shared" if shared else "separate"] = {"names": names,
+                                                       "logits": model.eval()(src, tgt, src_mask, tgt_mask)}
+    return out
+
+
+def encoder_decoder_source_padding(EncoderDecoder, Seq2SeqConfig) -> dict:
+    model, names = _model(EncoderDecoder, Seq2SeqConfig, False)
+    src, tgt, src_mask, _ = model_inputs()
+    other = src.clone()
+    other[src_mask == 0] = 4  # other tokens under the padding
+    with torch.no_grad():
+        model.eval()
+        return {"names": names, "logits": model(src, tgt, src_mask), "other_pad": model(other, tgt, src_mask),
+                "no_mask": model(src[1:2], tgt[1:2])}
+
+
+# ------------------------------------------------------------------------------------------ shift_right
+
+def shift_cases() -> list[tuple[torch.Tensor, int, int]]:
+    """``(labels, bos_id, pad_id)``: with -100 padding, without, and one of length 1."""
+    return [(torch.tensor([[5, 6, 7, 2, -100], [8, 2, -100, -100, -100], [3, 4, 5, 6, 2]]), 1, 0),
+            (torch.tensor([[9, 3, 2], [4, 4, 2]]), 7, 5),
+            (torch.tensor([[2], [6]]), 1, 0)]
+
+
+def shift_right(shift_right) -> list:
+    return [shift_right(labels.clone(), bos, pad) for labels, bos, pad in shift_cases()]
+
+
+# ------------------------------------------------------------------------------------------ greedy decoding
+
+def greedy_model():
+    """The package's reference encoder-decoder with seeded weights (float64): the model is given, the
+    decoding loop is the learner's."""
+    from tfs.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+
+    model = EncoderDecoder(Seq2SeqConfig(**config_kwargs(False)))
+    fill(model, seed=GREEDY_SEED)
+    return model.eval()
+
+
+def greedy_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    src, _, src_mask, _ = model_inputs()
+    return src, src_mask
+
+
+def greedy_decode(greedy_decode) -> dict:
+    model = greedy_model()
+    src, src_mask = greedy_inputs()
+    with torch.no_grad():
+        long = greedy_decode(model, src, src_mask, BOS, 99, 8)   # an EOS that never comes: 8 steps
+        short = greedy_decode(model, src, src_mask, BOS, 99, 1)
+    return {"long": long, "short": short}
+
+
+def greedy_decode_eos(greedy_decode) -> dict:
+    model = greedy_model()
+    src, src_mask = greedy_inputs()
+    out = {}
+    with torch.no_grad():
+        for eos in range(3, TGT_VOCAB):
+            out[str(eos)] = greedy_decode(model, src, src_mask, BOS, eos, 8)
+    return out
