@@ -8,6 +8,7 @@ likely mistake.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -137,6 +138,7 @@ def _sinusoids(length: int, d: int) -> torch.Tensor:
     return table
 
 
+@functools.lru_cache(maxsize=8)
 def _transformer(shared: bool, seed: int) -> nn.Transformer:
     kw = c.config_kwargs(shared)
     transformer = nn.Transformer(c.D_MODEL, c.N_HEADS, kw["n_encoder_layers"], kw["n_decoder_layers"], c.D_FF,
@@ -179,6 +181,7 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
         return x + pe[:ids.shape[1]] if positions else x
 
     transformer = _transformer(shared, seed)
+    norms = transformer.encoder.norm, transformer.decoder.norm
     if not final_norms:
         transformer.encoder.norm, transformer.decoder.norm = None, None
     src_pad = None if src_mask is None else src_mask == 0
@@ -187,6 +190,7 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
                       src_key_padding_mask=src_pad if source_padding else None,
                       memory_key_padding_mask=src_pad if (memory_padding and source_padding) else None,
                       tgt_key_padding_mask=None if tgt_mask is None else tgt_mask == 0)
+    transformer.encoder.norm, transformer.decoder.norm = norms
     return out @ head.T
 
 
@@ -293,19 +297,24 @@ def shift_right(data) -> None:
 
 # ------------------------------------------------------------------------------------------ greedy decoding
 
+@functools.lru_cache(maxsize=4)
+def _greedy_rows(max_new: int) -> tuple[tuple[int, ...], ...]:
+    """Greedy decoding by hand without EOS: all rows at once (a row never sees the others)."""
+    src, src_mask = c.greedy_inputs()
+    ids = torch.full((src.shape[0], 1), c.BOS)
+    for _ in range(max_new):
+        logits = oracle_logits(False, c.GREEDY_SEED, src, ids, src_mask)
+        ids = torch.cat([ids, logits[:, -1:].argmax(-1)], dim=1)
+    return tuple(tuple(row) for row in ids.tolist())
+
+
 @torch.no_grad()
 def oracle_greedy(eos: int, max_new: int) -> torch.Tensor:
-    """Greedy decoding by hand, one source at a time, rows padded after their EOS."""
-    src, src_mask = c.greedy_inputs()
+    """Greedy decoding with EOS: each row's greedy tokens up to and including its first EOS, then padding."""
     rows = []
-    for i in range(src.shape[0]):
-        ids = [c.BOS]
-        for _ in range(max_new):
-            logits = oracle_logits(False, c.GREEDY_SEED, src[i:i + 1], torch.tensor([ids]), src_mask[i:i + 1])
-            ids.append(int(logits[0, -1].argmax()))
-            if ids[-1] == eos:
-                break
-        rows.append(ids)
+    for row in _greedy_rows(max_new):
+        ends = [i for i, t in enumerate(row) if i > 0 and t == eos]
+        rows.append(list(row[:ends[0] + 1] if ends else row))
     width = max(len(r) for r in rows)
     return torch.tensor([r + [c.PAD] * (width - len(r)) for r in rows])
 

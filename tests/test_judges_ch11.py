@@ -1,0 +1,206 @@
+"""Chapter 11's judges: the package's reference passes, each usual encoder-decoder mistake fails with a message naming it.
+
+Data goes through the real collectors (``tfs.grader.collectors.ch11``) and a save/load round trip, as in grading.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
+from tfs.models import seq2seq as ref
+from tfs.nn import padding_mask, sinusoidal_positions
+
+
+def verdict(test: str, **objects) -> None:
+    load_judge(f"ch11.{test}")(read_data_roundtrip(collect(f"ch11.{test}", **objects)))
+
+
+def fails(test: str, match: str, **objects) -> None:
+    with pytest.raises(JudgeFailure, match=match):
+        verdict(test, **objects)
+
+
+def model_objects(cls=ref.EncoderDecoder):
+    return dict(EncoderDecoder=cls, Seq2SeqConfig=ref.Seq2SeqConfig)
+
+
+def greedy(model, src, mask, bos, eos, n):
+    return ref.greedy_decode(model, src, mask, bos, eos, n, use_cache=False)
+
+
+def test_the_reference_passes_every_judge():
+    for test in ("decoder_block_structure", "decoder_block_post_ln", "decoder_block_pre_ln"):
+        verdict(test, DecoderBlock=ref.DecoderBlock)
+    for test in ("encoder_decoder_structure", "encoder_decoder_logits", "encoder_decoder_source_padding"):
+        verdict(test, **model_objects())
+    verdict("shift_right", shift_right=ref.shift_right)
+    verdict("greedy_decode", greedy_decode=greedy)
+    verdict("greedy_decode_eos", greedy_decode=greedy)
+
+
+# ------------------------------------------------------------------------------------ decoder-block mutants
+
+class NotCausal(ref.DecoderBlock):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.self_attn.causal = False
+
+
+class NoMemoryMask(ref.DecoderBlock):
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, layer=0):
+        return super().forward(x, memory, tgt_mask, None)
+
+
+class QueriesFromMemory(ref.DecoderBlock):
+    def _cross(self, x, memory, memory_mask):
+        return self.cross_attn(memory, context=x)[0]
+
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, layer=0):
+        x = self.norm1(x + self._self(x, tgt_mask, cache, layer))
+        x = self.norm2(self._cross(x, memory, memory_mask))  # (B, S, d): the residual cannot even be added
+        return self.norm3(x + self.ff(x))
+
+
+class AlwaysPreLN(ref.DecoderBlock):
+    def __init__(self, d_model, n_heads, d_ff, norm_first=False, **kwargs):
+        super().__init__(d_model, n_heads, d_ff, True, **kwargs)
+
+
+class OtherNames(nn.Module):
+    def __init__(self, d_model, n_heads, d_ff, norm_first=False, **kwargs):
+        super().__init__()
+        self.inner = ref.DecoderBlock(d_model, n_heads, d_ff, norm_first, **kwargs)
+
+    def forward(self, *args):
+        return self.inner(*args)
+
+
+def test_decoder_block_mutants_fail_naming_the_mistake():
+    fails("decoder_block_post_ln", "not causal", DecoderBlock=NotCausal)
+    fails("decoder_block_post_ln", "memory_mask is ignored", DecoderBlock=NoMemoryMask)
+    fails("decoder_block_structure", "queries from the memory", DecoderBlock=QueriesFromMemory)
+    fails("decoder_block_post_ln", "queries come from the memory", DecoderBlock=QueriesFromMemory)
+    fails("decoder_block_post_ln", "pre-LN computed where post-LN", DecoderBlock=AlwaysPreLN)
+    fails("decoder_block_structure", "parameters named", DecoderBlock=OtherNames)
+
+
+# ------------------------------------------------------------------------------------ encoder-decoder mutants
+
+class NoScale(ref.EncoderDecoder):
+    def embed(self, ids, side="src", start=0):
+        table = self.src_embed if side == "src" else self.tgt_embed
+        return table(ids) + sinusoidal_positions(start + ids.shape[1], self.config.d_model, dtype=table.weight.dtype)[start:]
+
+
+class Float32Positions(ref.EncoderDecoder):
+    def embed(self, ids, side="src", start=0):
+        table = self.src_embed if side == "src" else self.tgt_embed
+        positions = sinusoidal_positions(ids.shape[1], self.config.d_model).to(table.weight.dtype)
+        return table(ids) * math.sqrt(self.config.d_model) + positions
+
+
+class NoCrossMask(ref.EncoderDecoder):
+    def decode(self, tgt_ids, memory, src_attention_mask=None, tgt_attention_mask=None, cache=None):
+        return super().decode(tgt_ids, memory, None, tgt_attention_mask, cache)
+
+
+class NoSourceMask(ref.EncoderDecoder):
+    def forward(self, src_ids, tgt_ids, src_attention_mask=None, tgt_attention_mask=None):
+        return super().forward(src_ids, tgt_ids, None, tgt_attention_mask)
+
+
+class NoFinalNorms(ref.EncoderDecoder):
+    def __init__(self, config):
+        super().__init__(config)
+        self.encoder_norm.weight.requires_grad_(False)
+
+    def forward(self, src_ids, tgt_ids, src_attention_mask=None, tgt_attention_mask=None):
+        mask = None if src_attention_mask is None else padding_mask(src_attention_mask)
+        x = self.embed(src_ids, "src")
+        for block in self.encoder:
+            x = block(x, mask)
+        y = self.embed(tgt_ids, "tgt")
+        for block in self.decoder:
+            y = block(y, x, None, mask)
+        return self.head(y)
+
+
+class CopiedHead(ref.EncoderDecoder):
+    def __init__(self, config):
+        super().__init__(config)
+        if config.tie_head:
+            self.head.weight = nn.Parameter(self.tgt_embed.weight.detach().clone())
+
+
+class SeparateTables(ref.EncoderDecoder):
+    def __init__(self, config):
+        super().__init__(config)
+        if config.shared_embeddings:
+            self.tgt_embed = nn.Embedding(config.tgt_vocab_size, config.d_model)
+            self.head.weight = self.tgt_embed.weight
+
+
+def test_encoder_decoder_mutants_fail_naming_the_mistake():
+    fails("encoder_decoder_logits", "not multiplied by sqrt", **model_objects(NoScale))
+    fails("encoder_decoder_logits", "float32 values", **model_objects(Float32Positions))
+    fails("encoder_decoder_logits", "not passed to the cross-attention", **model_objects(NoCrossMask))
+    fails("encoder_decoder_logits", "not used at all", **model_objects(NoSourceMask))
+    fails("encoder_decoder_logits", "encoder_norm and decoder_norm", **model_objects(NoFinalNorms))
+    fails("encoder_decoder_source_padding", "not passed to the cross-attention", **model_objects(NoCrossMask))
+    fails("encoder_decoder_structure", "very tensor", **model_objects(CopiedHead))
+    fails("encoder_decoder_structure", "one table", **model_objects(SeparateTables))
+
+
+# ------------------------------------------------------------------------------------ shift and greedy mutants
+
+def shift_left(labels, bos_id, pad_id):
+    return torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], pad_id)], dim=1)
+
+
+def keep_minus_100(labels, bos_id, pad_id):
+    return torch.cat([torch.full_like(labels[:, :1], bos_id), labels[:, :-1]], dim=1)
+
+
+def test_shift_mutants_fail_naming_the_mistake():
+    fails("shift_right", "shifted left", shift_right=shift_left)
+    fails("shift_right", "unshifted", shift_right=lambda labels, bos, pad: labels)
+    fails("shift_right", "-100 is left", shift_right=keep_minus_100)
+
+
+def no_bos(model, src, mask, bos, eos, n):
+    return greedy(model, src, mask, bos, eos, n)[:, 1:]
+
+
+def no_early_stop(model, src, mask, bos, eos, n):
+    out = greedy(model, src, mask, bos, eos, n)
+    return torch.cat([out, torch.full((out.shape[0], 1 + n - out.shape[1]), model.config.pad_id)], dim=1)
+
+
+@torch.no_grad()
+def keeps_writing_after_eos(model, src, mask, bos, eos, n):
+    ids = torch.full((src.shape[0], 1), bos)
+    for _ in range(n):
+        ids = torch.cat([ids, model(src, ids, mask)[:, -1:].argmax(-1)], dim=1)
+        if (ids == eos).any(dim=1).all():
+            break
+    return ids
+
+
+@torch.no_grad()
+def first_position(model, src, mask, bos, eos, n):
+    ids = torch.full((src.shape[0], 1), bos)
+    for _ in range(n):
+        ids = torch.cat([ids, model(src, ids, mask)[:, :1].argmax(-1)], dim=1)
+    return ids
+
+
+def test_greedy_mutants_fail_naming_the_mistake():
+    fails("greedy_decode", "BOS token is missing", greedy_decode=no_bos)
+    fails("greedy_decode", "last", greedy_decode=first_position)
+    fails("greedy_decode_eos", "went on after every row", greedy_decode=no_early_stop)
+    fails("greedy_decode_eos", "after a row's EOS must be pad_id", greedy_decode=keeps_writing_after_eos)
