@@ -149,7 +149,7 @@ class EncoderDecoder(nn.Module):
         self.decoder_norm = LayerNorm(c.d_model, c.eps)
         self.head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
         self.dropout = nn.Dropout(c.dropout)
-        for embedding in {self.src_embed, self.tgt_embed}:
+        for embedding in dict.fromkeys([self.src_embed, self.tgt_embed]):  # in order (a set's order varies by run)
             nn.init.normal_(embedding.weight, std=c.d_model ** -0.5)
         if c.tie_head:
             self.head.weight = self.tgt_embed.weight
