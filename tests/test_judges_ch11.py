@@ -204,3 +204,72 @@ def test_greedy_mutants_fail_naming_the_mistake():
     fails("greedy_decode", "last", greedy_decode=first_position)
     fails("greedy_decode_eos", "went on after every row", greedy_decode=no_early_stop)
     fails("greedy_decode_eos", "after a row's EOS must be pad_id", greedy_decode=keeps_writing_after_eos)
+
+
+# ------------------------------------------------------------------------------------ Part 2 mutants
+
+from tfs import tasks  # noqa: E402
+
+
+def test_part2_references_pass():
+    verdict("align_labels", align_labels=tasks.align_labels)
+    verdict("entity_scores", entity_scores=tasks.entity_scores)
+    verdict("extract_answer", extract_answer=tasks.extract_answer)
+
+
+def every_piece(word_ids, labels):
+    return [-100 if w is None else labels[w] for w in word_ids]
+
+
+def specials_zero(word_ids, labels):
+    return [0 if w is None else label for w, label in zip(word_ids, tasks.align_labels(word_ids, labels))]
+
+
+def never_raises(word_ids, labels):
+    return [-100 if w is None or w >= len(labels) else label
+            for w, label in zip(word_ids, tasks.align_labels([None if w is not None and w >= len(labels) else w
+                                                               for w in word_ids], labels))]
+
+
+def token_level(true_tags, pred_tags):
+    pairs = [(a, b) for ta, pa in zip(true_tags, pred_tags) for a, b in zip(ta, pa)]
+    hit = sum(a == b and a != "O" for a, b in pairs)
+    p = hit / max(1, sum(b != "O" for _, b in pairs))
+    r = hit / max(1, sum(a != "O" for a, _ in pairs))
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def i_after_o_ignored(true_tags, pred_tags):
+    fix = lambda seqs: [["O" if t.startswith("I-") and (i == 0 or s[i - 1] == "O") else t for i, t in enumerate(s)]
+                        for s in seqs]  # noqa: E731
+    return tasks.entity_scores(fix(true_tags), fix(pred_tags))
+
+
+def separate_argmax(start, end, offsets, mask, max_len):
+    s = int(start.masked_fill(mask == 0, -1e9).argmax())
+    e = int(end.masked_fill(mask == 0, -1e9).argmax())
+    return None if start[0] + end[0] > start[s] + end[e] else (offsets[s][0], offsets[e][1])
+
+
+def no_null_answer(start, end, offsets, mask, max_len):
+    s, e = start.clone(), end.clone()
+    s[0] = e[0] = -1e9
+    return tasks.extract_answer(s, e, offsets, mask, max_len)
+
+
+def question_allowed(start, end, offsets, mask, max_len):
+    allowed = mask.clone()
+    allowed[1:] = 1
+    allowed[-1] = 0
+    return tasks.extract_answer(start, end, offsets, allowed, max_len)
+
+
+def test_part2_mutants_fail_naming_the_mistake():
+    fails("align_labels", "every piece", align_labels=every_piece)
+    fails("align_labels", "special tokens", align_labels=specials_zero)
+    fails("align_labels", "ValueError", align_labels=never_raises)
+    fails("entity_scores", "counted over tokens", entity_scores=token_level)
+    fails("entity_scores", "I- after O", entity_scores=i_after_o_ignored)
+    fails("extract_answer", "chosen separately", extract_answer=separate_argmax)
+    fails("extract_answer", "return None", extract_answer=no_null_answer)
+    fails("extract_answer", "in the context", extract_answer=question_allowed)

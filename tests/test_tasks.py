@@ -57,3 +57,53 @@ def test_chrf_analytic_cases():
     assert chrf("a b", "ab") == pytest.approx(100.0)  # spaces are removed
     # a corpus of two identical pairs scores as one pair
     assert corpus_chrf(["ab", "ab"], ["abc", "abc"]) == pytest.approx(chrf("ab", "abc"))
+
+
+# ------------------------------------------------------------------ Part 2: data derived from the plays, references
+
+from tfs.tasks import (align_labels, bio_tags, entities, entity_scores, extract_answer, ner_examples,  # noqa: E402
+                       plays, qa_examples, speakers)
+
+
+def test_speakers_ner_and_qa_are_derived_from_the_plays():
+    romeo = plays()["romeo_and_juliet"]
+    cast = speakers(romeo)
+    assert {"Romeo", "Juliet", "Friar Lawrence", "Sampson"} <= set(cast) and "No" not in cast
+    tagged = [(w, t) for w, t in ner_examples(romeo) if "B-PER" in t]
+    assert len(tagged) > 50
+    for words, tags in tagged:
+        for i, tag in enumerate(tags):
+            if tag == "B-PER":
+                assert any(" ".join(words[i:i + len(n.split())]).strip(".,;:!?'\"()-").startswith(n) for n in cast)
+    for item in qa_examples(romeo)[:50]:
+        start = item["answer_start"]
+        assert item["context"][start:start + len(item["answer_text"])] == item["answer_text"]
+        assert item["context"][start + len(item["answer_text"])] == "."
+
+
+def test_bio_tags_multiword_names_first():
+    assert bio_tags(["O", "Friar", "Lawrence,", "and", "Friar"], ["Friar", "Friar Lawrence"]) == \
+        ["O", "B-PER", "I-PER", "O", "B-PER"]
+
+
+def test_align_labels_and_entities_by_hand():
+    assert align_labels([None, 0, 1, 1, 2, None], [5, 6, 7]) == [-100, 5, 6, -100, 7, -100]
+    with pytest.raises(ValueError, match="do not align"):
+        align_labels([None, 0, 3], [1, 2])
+    assert entities(["B-PER", "I-PER", "O", "I-LOC", "B-PER", "I-LOC"]) == \
+        {("PER", 0, 2), ("LOC", 3, 4), ("PER", 4, 5), ("LOC", 5, 6)}
+    scores = entity_scores([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
+    assert scores == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_extract_answer_picks_the_best_valid_pair():
+    import torch
+
+    start = torch.tensor([0.0, 9.0, 3.0, 0.0, 0.5, 0.0])
+    end = torch.tensor([0.0, 9.0, 0.5, 0.0, 2.5, 0.0])
+    offsets = [(0, 0), (0, 2), (0, 4), (5, 9), (10, 12), (0, 0)]
+    mask = torch.tensor([0, 0, 1, 1, 1, 0])  # token 1 is the question
+    assert extract_answer(start, end, offsets, mask, 2) == (0, 4)     # 3 + 0.5: token 2 alone (9 + 9 is the question)
+    assert extract_answer(start, end, offsets, mask, 3) == (0, 12)    # 3 + 2.5: tokens 2-4, three tokens
+    start[0] = end[0] = 5.0
+    assert extract_answer(start, end, offsets, mask, 3) is None       # [CLS] 10 wins

@@ -350,3 +350,99 @@ def greedy_decode_eos(data) -> None:
     expect(isinstance(data, dict), "greedy_decode", "expected a dict of results.")
     for eos in range(3, c.TGT_VOCAB):
         _judge_greedy(data.get(str(eos)), eos, 8, f"greedy_decode(..., eos_id={eos}, max_new_tokens=8)")
+
+
+# ------------------------------------------------------------------------------ Part 2: labels, entities, spans
+
+def align_labels(data) -> None:
+    name = "align_labels"
+    cases = c.align_cases()
+    expect(isinstance(data, dict) and isinstance(data.get("results"), list) and len(data["results"]) == len(cases),
+           name, "expected one result per call.")
+    for got, (word_ids, labels) in zip(data["results"], cases):
+        expected, seen = [], set()
+        for w in word_ids:  # by hand: first piece of each word labelled, the rest -100
+            expected.append(-100 if w is None or w in seen else labels[w])
+            if w is not None:
+                seen.add(w)
+        call = f"align_labels({word_ids}, {labels})"
+        if got == expected:
+            continue
+        every_piece = [-100 if w is None else labels[w] for w in word_ids]
+        if got == every_piece:
+            raise JudgeFailure(f"✗ {call}: every piece of a word got its label; only the first piece does, the "
+                               "continuation pieces get -100.")
+        specials = [0 if w is None else e for w, e in zip(word_ids, expected)]
+        if got == specials or any(g != -100 for g, w in zip(got, word_ids) if w is None):
+            raise JudgeFailure(f"✗ {call}: special tokens ([CLS], [SEP], padding: word id None) must get -100.")
+        raise JudgeFailure(f"✗ {call}: expected {expected}, received {got}.")
+    expect(str(data.get("too_few_labels", "")).startswith("ValueError"), name,
+           f"a token of word 2 with only 2 word labels must raise a ValueError (labels and tokens do not align); "
+           f"received {data.get('too_few_labels')!r}.")
+
+
+def _spans(tags) -> set:
+    """Entities by hand (conlleval): an I- continues only an entity of its own type, else it starts one."""
+    spans, open_ = set(), None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        if open_ and not (tag.startswith("I-") and tag[2:] == open_[0]):
+            spans.add((open_[0], open_[1], i))
+            open_ = None
+        if tag != "O" and open_ is None:
+            open_ = (tag[2:], i)
+    return spans
+
+
+def entity_scores(data) -> None:
+    name = "entity_scores"
+    cases = c.entity_cases()
+    expect(isinstance(data, list) and len(data) == len(cases), name, "expected one result per call.")
+    for got, (true, pred) in zip(data, cases):
+        t = {(k, *s) for k, seq in enumerate(true) for s in _spans(seq)}
+        p = {(k, *s) for k, seq in enumerate(pred) for s in _spans(seq)}
+        hit = len(t & p)
+        P, R = (hit / len(p) if p else 0.0), (hit / len(t) if t else 0.0)
+        expected = {"precision": P, "recall": R, "f1": 2 * P * R / (P + R) if P + R else 0.0}
+        expect(isinstance(got, dict), name, f"expected a dict with precision, recall, f1; received {got!r}.")
+        if all(abs(got[k] - expected[k]) < 1e-9 for k in expected):
+            continue
+        tokens = [(a, b) for ta, pa in zip(true, pred) for a, b in zip(ta, pa)]
+        tok_hit = sum(a == b and a != "O" for a, b in tokens)
+        tok_p = tok_hit / max(1, sum(b != "O" for _, b in tokens))
+        if abs(got["precision"] - tok_p) < 1e-9 and abs(got["precision"] - expected["precision"]) > 1e-9:
+            raise JudgeFailure(f"✗ {name}(case {true}): precision counted over tokens; an entity counts only when its "
+                               "whole span (start, end) and type match.")
+        raise JudgeFailure(f"✗ {name}: for true {true} and predicted {pred} expected {expected}, received {got}. "
+                           "Entities: B- starts one, I- of the same type continues it, an I- after O or another type "
+                           "starts a new one; zero divisions count 0.")
+
+
+def extract_answer(data) -> None:
+    name = "extract_answer"
+    cases = c.span_cases()
+    expect(isinstance(data, list) and len(data) == len(cases), name, "expected one result per call.")
+    for k, (got, case) in enumerate(zip(data, cases)):
+        start, end, mask, n = case["start"], case["end"], case["mask"].tolist(), case["max_len"]
+        best, where = float("-inf"), None
+        for i in range(12):  # brute force over every pair
+            for j in range(i, min(12, i + n)):
+                if mask[i] and mask[j] and start[i] + end[j] > best:
+                    best, where = float(start[i] + end[j]), (i, j)
+        expected = None
+        if where is not None and not float(start[0] + end[0]) > best:
+            expected = [case["offsets"][where[0]][0], case["offsets"][where[1]][1]]
+        if got == expected:
+            continue
+        call = f"extract_answer(case {k}, max_answer_length={n})"
+        if expected is None:
+            raise JudgeFailure(f"✗ {call}: the [CLS] score start[0] + end[0] beats every span: return None (no answer).")
+        if got is None:
+            raise JudgeFailure(f"✗ {call}: returned None, but a context span scores {best:.3f} > [CLS]'s "
+                               f"{float(start[0] + end[0]):.3f}.")
+        argmax_apart = (int(start.masked_fill(case['mask'] == 0, -1e9).argmax()), int(end.masked_fill(case['mask'] == 0, -1e9).argmax()))
+        if got == [case["offsets"][argmax_apart[0]][0], case["offsets"][argmax_apart[1]][1]]:
+            raise JudgeFailure(f"✗ {call}: start and end were chosen separately (each arg-max); choose the best *pair* "
+                               f"with start <= end and end - start < max_answer_length.")
+        raise JudgeFailure(f"✗ {call}: expected characters {expected}, received {got}: the span must lie in the "
+                           "context (context_mask 1), with start <= end < start + max_answer_length; characters "
+                           "from offsets[start][0] to offsets[end][1].")

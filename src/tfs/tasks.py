@@ -22,8 +22,9 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["CharVocab", "DATE_FORMATS", "TEST_FORMATS", "TRAIN_FORMATS", "chrf", "corpus_chrf", "date_pairs",
-           "exact_match", "ordinal"]
+__all__ = ["CharVocab", "DATE_FORMATS", "TEST_FORMATS", "TRAIN_FORMATS", "align_labels", "bio_tags", "chrf",
+           "corpus_chrf", "date_pairs", "entities", "entity_scores", "exact_match", "extract_answer", "ner_examples",
+           "ordinal", "plays", "qa_examples", "speakers", "speeches"]
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -177,3 +178,149 @@ def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str], order: int
             for k in range(3):
                 total[k] += stat[k]
     return _chrf_from_stats([tuple(t) for t in totals], beta)
+
+
+# ------------------------------------------------------------------ token-level and span tasks (BERT)
+# Labels derived by code from the plays: speakers are known from the lines "Name." that open each speech.
+
+import re as _re
+
+SPEAKER_LINE = _re.compile(r"^([A-Z][A-Za-z']+(?: [A-Z][A-Za-z']+){0,2})\.$", _re.MULTILINE)
+
+
+def plays() -> dict[str, str]:
+    """``{title: text}`` for the works of :func:`tfs.data.load_corpus` (split on its ``=== title ===`` lines)."""
+    from tfs.data import load_corpus
+
+    parts = _re.split(r"^=== (.+) ===$", load_corpus(), flags=_re.MULTILINE)
+    return {title: text for title, text in zip(parts[1::2], parts[2::2])}
+
+
+def speakers(play: str, min_speeches: int = 2) -> list[str]:
+    """Names that open at least ``min_speeches`` speeches (``"Sampson."`` on its own line), longest first."""
+    counts = Counter(name for name, _ in speeches(play))  # the line that opens a block, not any "No." inside
+    return sorted((n for n, k in counts.items() if k >= min_speeches), key=lambda n: (-len(n), n))
+
+
+def speeches(play: str) -> list[tuple[str, str]]:
+    """``[(speaker, speech text)]`` in order; stage directions in brackets removed."""
+    out = []
+    for block in _re.split(r"\n\s*\n", play):
+        lines = block.strip().split("\n")
+        match = SPEAKER_LINE.match(lines[0]) if lines else None
+        if match and len(lines) > 1:
+            text = _re.sub(r"\[[^\]]*\]", "", " ".join(lines[1:])).strip()
+            if text:
+                out.append((match.group(1), " ".join(text.split())))
+    return out
+
+
+def bio_tags(words: Sequence[str], names: Sequence[str], label: str = "PER") -> list[str]:
+    """BIO tags of ``words``: a run of words equal to a name (punctuation stripped) is ``B-``/``I-label``.
+
+    Longer names are matched first. The derivation's limits: only names that open speeches count (a
+    person who never speaks, or a family name like "Montagues", stays ``O``), and a speaker called by a
+    common noun ("Nurse", "Chorus") is tagged wherever the capitalised word occurs."""
+    bare = [w.strip(".,;:!?'\"()-") for w in words]
+    tags = ["O"] * len(words)
+    for name in sorted(names, key=lambda n: -len(n.split())):
+        parts = name.split()
+        for i in range(len(words) - len(parts) + 1):
+            if bare[i:i + len(parts)] == parts and all(t == "O" for t in tags[i:i + len(parts)]):
+                tags[i:i + len(parts)] = [f"B-{label}"] + [f"I-{label}"] * (len(parts) - 1)
+    return tags
+
+
+def ner_examples(play: str, max_words: int = 40) -> list[tuple[list[str], list[str]]]:
+    """``[(words, tags)]``: every speech of ``play`` (first ``max_words`` words) with its names tagged."""
+    names = speakers(play)
+    return [(words, bio_tags(words, names)) for _, text in speeches(play) for words in [text.split()[:max_words]]]
+
+
+def qa_examples(play: str, window: int = 3, max_chars: int = 400) -> list[dict]:
+    """Extractive questions "Who says "<speech>"?" over passages of ``window`` consecutive speeches
+    written as ``"Name. speech"``; the answer is the speaker's name where it opens that speech.
+
+    ``{"question", "context", "answer_start", "answer_text"}``; a speech whose speaker also opens another
+    speech of the same passage is skipped (two equal answers), as are passages over ``max_chars``."""
+    items = speeches(play)
+    out = []
+    for i in range(0, len(items) - window + 1, window):
+        chunk = items[i:i + window]
+        context, starts = "", []
+        for name, text in chunk:
+            starts.append(len(context))
+            context += f"{name}. {text} "
+        context = context.strip()
+        if len(context) > max_chars:
+            continue
+        for (name, text), start in zip(chunk, starts):
+            if sum(n == name for n, _ in chunk) == 1:
+                quote = " ".join(text.split()[:8])
+                out.append({"question": f'Who says "{quote}"?', "context": context, "answer_start": start,
+                            "answer_text": name})
+    return out
+
+
+# --------------------------------------------------------------- references of chapter 11's Part 2 exercises
+
+def align_labels(word_ids: Sequence[int | None], word_labels: Sequence[int]) -> list[int]:
+    """Word labels -> one label per token: the first piece of a word gets the word's label, its other pieces
+    and special tokens (``word_id None``) get ``-100`` (ignored by the loss). ``ValueError`` when a token's
+    word has no label (labels and tokens do not align)."""
+    out, previous = [], None
+    for word in word_ids:
+        if word is not None and not 0 <= word < len(word_labels):
+            raise ValueError(f"token of word {word} but only {len(word_labels)} word labels: labels and tokens do not "
+                             "align (were the labels made for other words, or the text split differently?)")
+        out.append(-100 if word is None or word == previous else int(word_labels[word]))
+        previous = word
+    return out
+
+
+def entities(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """``{(type, start, end)}`` (end exclusive) from BIO tags; an ``I-`` that does not continue an entity of its
+    type starts one (conlleval's rule)."""
+    found, current = set(), None
+    for i, tag in enumerate([*tags, "O"]):
+        kind = tag[2:] if tag != "O" else None
+        continues = tag.startswith("I-") and current is not None and current[0] == kind
+        if current is not None and not continues:
+            found.add((current[0], current[1], i))
+            current = None
+        if tag != "O" and not continues:
+            current = (kind, i)
+    return found
+
+
+def entity_scores(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Entity-level micro precision, recall and F1: an entity counts when its type, start and end all match."""
+    if len(true_tags) != len(pred_tags) or any(len(a) != len(b) for a, b in zip(true_tags, pred_tags)):
+        raise ValueError("true and predicted tag sequences must have the same lengths")
+    true = {(i, *e) for i, tags in enumerate(true_tags) for e in entities(tags)}
+    pred = {(i, *e) for i, tags in enumerate(pred_tags) for e in entities(tags)}
+    hit = len(true & pred)
+    p = hit / len(pred) if pred else 0.0
+    r = hit / len(true) if true else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def extract_answer(start_logits: torch.Tensor, end_logits: torch.Tensor, offsets: Sequence[Sequence[int]],
+                   context_mask: torch.Tensor, max_answer_length: int) -> tuple[int, int] | None:
+    """The best answer span in characters, ``(char_start, char_end)`` (end exclusive), or ``None``.
+
+    Candidates: token spans ``start <= end < start + max_answer_length`` inside the context
+    (``context_mask`` 1); score ``start_logits[start] + end_logits[end]``. ``None`` (no answer) when the
+    ``[CLS]`` score ``start_logits[0] + end_logits[0]`` beats every candidate, or there is none."""
+    L = start_logits.shape[0]
+    scores = start_logits[:, None] + end_logits[None, :]
+    index = torch.arange(L)
+    valid = (index[:, None] <= index[None, :]) & (index[None, :] < index[:, None] + max_answer_length)
+    valid &= context_mask.bool()[:, None] & context_mask.bool()[None, :]
+    if not valid.any():
+        return None
+    best = scores.masked_fill(~valid, float("-inf")).argmax()
+    start, end = divmod(int(best), L)
+    if start_logits[0] + end_logits[0] > scores[start, end]:
+        return None
+    return int(offsets[start][0]), int(offsets[end][1])

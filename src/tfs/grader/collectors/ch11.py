@@ -194,3 +194,79 @@ def greedy_decode_eos(greedy_decode) -> dict:
         for eos in range(3, TGT_VOCAB):
             out[str(eos)] = greedy_decode(model, src, src_mask, BOS, eos, 8)
     return out
+
+
+# ------------------------------------------------------------------------------ Part 2: labels, entities, spans
+
+def align_cases() -> list[tuple[list, list]]:
+    """``(word_ids, word_labels)`` as a fast tokenizer's ``word_ids()`` gives them (``None`` = special token)."""
+    return [([None, 0, 1, 1, 1, 2, 3, 3, None], [3, 0, 1, 0]),
+            ([None, 0, 0, 0, None], [2]),
+            ([None, 0, 1, 2, None, 3, 3, None], [1, 1, 0, 2]),    # a pair: [SEP] between, labels over both
+            ([None, 0, 1, 1, None, None], [4, 5, 6, 7])]          # truncated: words 2-3 cut off
+
+
+def _error(function, *args) -> str:
+    from tfs.grader.judging import error_line
+
+    try:
+        function(*args)
+    except Exception as error:  # the learner's error, reported as the learner would read it
+        return error_line(error)
+    return "no error"
+
+
+def align_labels(align_labels) -> dict:
+    results = [list(align_labels(list(ids), list(labels))) for ids, labels in align_cases()]
+    return {"results": results, "too_few_labels": _error(align_labels, [None, 0, 1, 2, None], [1, 0])}
+
+
+def entity_cases() -> list[tuple[list[list[str]], list[list[str]]]]:
+    """``(true tag sequences, predicted tag sequences)``: exact, boundary errors, type errors, I- after O."""
+    t1 = [["B-PER", "I-PER", "O", "B-LOC", "O"], ["O", "B-PER", "O", "O"]]
+    p1 = [["B-PER", "I-PER", "O", "B-LOC", "O"], ["O", "B-PER", "O", "O"]]
+    t2 = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-PER"], ["B-ORG", "I-ORG", "I-ORG", "O"]]
+    p2 = [["B-PER", "O", "O", "B-PER", "O", "B-PER"], ["B-ORG", "I-ORG", "I-ORG", "B-PER"]]
+    t3 = [["O", "I-PER", "I-PER", "O", "B-PER", "B-PER"], ["O", "O", "O"]]
+    p3 = [["O", "B-PER", "I-PER", "O", "B-PER", "I-PER"], ["B-LOC", "O", "O"]]
+    t4 = [["O", "O"], ["B-PER", "O"]]
+    p4 = [["O", "O"], ["O", "O"]]
+    return [(t1, p1), (t2, p2), (t3, p3), (t4, p4)]
+
+
+def entity_scores(entity_scores) -> list:
+    out = []
+    for true, pred in entity_cases():
+        scores = entity_scores([list(s) for s in true], [list(s) for s in pred])
+        out.append({k: float(scores[k]) for k in ("precision", "recall", "f1")} if isinstance(scores, dict) else None)
+    return out
+
+
+def span_cases() -> list[dict]:
+    """Start/end logits over 12 tokens: ``[CLS] q q [SEP] c ... c [SEP]``, with offsets and a context mask."""
+    cases = []
+    offsets = [[0, 0], [0, 3], [4, 7], [0, 0]] + [[5 * i, 5 * i + 4] for i in range(7)] + [[0, 0]]
+    mask = torch.tensor([0, 0, 0, 0] + [1] * 7 + [0])
+    for seed, max_len in ((0, 3), (1, 2), (2, 5), (3, 1)):
+        start = seeded(f"start{seed}", (12,))
+        end = seeded(f"end{seed}", (12,))
+        start[0] = end[0] = -10.0
+        cases.append({"start": start, "end": end, "offsets": offsets, "mask": mask, "max_len": max_len})
+    trap = {"start": torch.full((12,), -5.0, dtype=torch.float64), "end": torch.full((12,), -5.0, dtype=torch.float64),
+            "offsets": offsets, "mask": mask, "max_len": 3}
+    trap["start"][[1, 6, 9]] = torch.tensor([9.0, 3.0, 4.0], dtype=torch.float64)  # a question token; start after end
+    trap["end"][[2, 7, 5]] = torch.tensor([9.0, 2.5, 3.5], dtype=torch.float64)
+    cases.append(trap)
+    no_answer = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in cases[0].items()}
+    no_answer["start"][0] = no_answer["end"][0] = 10.0
+    cases.append(no_answer)
+    return cases
+
+
+def extract_answer(extract_answer) -> list:
+    out = []
+    for case in span_cases():
+        answer = extract_answer(case["start"].clone(), case["end"].clone(), [list(o) for o in case["offsets"]],
+                                case["mask"].clone(), case["max_len"])
+        out.append(None if answer is None else [int(answer[0]), int(answer[1])])
+    return out
