@@ -140,3 +140,13 @@ def test_bad_inputs_raise_clear_errors():
         model(src, torch.ones(3, 25, dtype=torch.long), src_mask)
     with pytest.raises(ValueError, match="one vocabulary"):
         Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=6, shared_embeddings=True)
+
+
+def test_the_diagram_draws_both_stacks_and_the_cross_attention():
+    import matplotlib
+    matplotlib.use("Agg")
+    from tfs.teaching.diagrams_applications import draw_encoder_decoder
+
+    figure = draw_encoder_decoder(n_encoder_layers=3, n_decoder_layers=4)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "x 3" in texts and "x 4" in texts and any("Q: decoder" in t and "K, V: memory" in t for t in texts)
