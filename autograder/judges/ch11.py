@@ -348,7 +348,7 @@ def greedy_decode(data) -> None:
 
 def greedy_decode_eos(data) -> None:
     expect(isinstance(data, dict), "greedy_decode", "expected a dict of results.")
-    for eos in range(3, c.TGT_VOCAB):
+    for eos in c.EOS_CASES:
         _judge_greedy(data.get(str(eos)), eos, 8, f"greedy_decode(..., eos_id={eos}, max_new_tokens=8)")
 
 
