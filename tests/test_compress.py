@@ -152,6 +152,12 @@ def test_save_load_round_trip_and_refusals(tmp_path):
         cz.load_weights(tmp_path / "raw.pkl")
 
 
+def test_allocated_mb_sees_a_large_temporary():
+    small = cz.allocated_mb(lambda: torch.ones(10) + 1)
+    large = cz.allocated_mb(lambda: torch.ones(1000, 1000).sum())  # 4 MB temporary
+    assert small < 0.01 and 3.9 < large < 8.5
+
+
 def test_latency_and_size_helpers():
     assert cz.latency(lambda: sum(range(100)), repeats=3) >= 0
     assert 0.0 < cz.serialized_mb(nn.Linear(10, 10)) < 0.01

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
-import statistics
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 __all__ = ["QMAX", "CheckpointError", "quantize_per_channel", "dequantize", "Int8Linear", "magnitude_masks",
            "apply_masks", "head_importance", "silence_heads", "distillation_loss", "LoRALinear", "add_lora", "merge_lora",
-           "save_weights", "load_weights", "serialized_mb", "latency"]
+           "save_weights", "load_weights", "serialized_mb", "allocated_mb", "latency"]
 
 QMAX = 127  # symmetric int8: [-127, 127], so that -q is always representable and zero is exactly 0
 
@@ -315,7 +315,8 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
-        raise CheckpointError(f"{path}: refused by torch.load(weights_only=True): {str(error).splitlines()[0]}") from None
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split(". ")[0]
+        raise CheckpointError(f"{path}: refused by torch.load(weights_only=True): {first}") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError(f"{path} holds a {type(loaded).__name__}, not a dict of tensors")
     return loaded
@@ -330,9 +331,28 @@ def serialized_mb(model: nn.Module) -> float:
     return buffer.getbuffer().nbytes / 1e6
 
 
+def allocated_mb(function: Callable[[], object]) -> float:
+    """MB (10⁶ bytes) that the CPU allocator handed out while ``function()`` ran, by the PyTorch profiler
+    (``profile_memory=True``): the sum of every allocation, so a big temporary shows in full. The
+    profiler's own log lines (written to file descriptor 2) are silenced while it runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            function()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return sum(max(event.self_cpu_memory_usage, 0) for event in prof.key_averages()) / 1e6
+
+
 def latency(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``function()`` in seconds, after ``warmup`` untimed calls. A demonstration:
-    on a shared machine the numbers move; compare ratios measured in the same run."""
+    """Fastest wall time of ``function()`` in seconds over ``repeats`` calls, after ``warmup`` untimed
+    calls: the least disturbed run on a shared machine. A demonstration: compare ratios measured in the
+    same run, never absolute numbers between machines."""
     for _ in range(warmup):
         function()
     times = []
@@ -340,4 +360,4 @@ def latency(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
