@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
@@ -176,3 +177,35 @@ def test_head_importance_and_silence_heads_agree():
     assert abs(model(ids[:, :-1], ids[:, 1:])[1].item() - base - scores[1, 0].item()) < 1e-5
     again = cz.head_importance(model, ids, n_heads=2, silenced=[(1, 0)])
     assert torch.isnan(again[1, 0]) and abs(again[1, 0 + 1]) >= 0
+
+
+def test_lora_matches_peft_lora():
+    """Second oracle: peft's LoRA on the same linear layer, with the same A and B, gives the same outputs
+    and the same merged weight."""
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(8)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(12, 8)
+
+        def forward(self, x):
+            return self.proj(x)
+
+    net = Net()
+    ours = cz.LoRALinear(copy.deepcopy(net.proj), r=4, alpha=8)
+    wrapped = peft.get_peft_model(copy.deepcopy(net), peft.LoraConfig(r=4, lora_alpha=8, target_modules=["proj"], lora_dropout=0.0))
+    layer = wrapped.base_model.model.proj
+    with torch.no_grad():
+        ours.B.normal_()
+        layer.lora_A["default"].weight.copy_(ours.A)     # peft: lora_A (r, in), lora_B (out, r), scaling alpha / r
+        layer.lora_B["default"].weight.copy_(ours.B)
+    assert layer.scaling["default"] == ours.scale
+    assert sum(p.numel() for p in wrapped.parameters() if p.requires_grad) == sum(
+        p.numel() for p in ours.parameters() if p.requires_grad)
+    x = torch.randn(5, 12)
+    with torch.no_grad():
+        assert (wrapped(x) - ours(x)).abs().max() <= 1e-6
+        merged_peft = wrapped.merge_and_unload().proj
+        assert (merged_peft.weight - ours.merge().weight).abs().max() <= 1e-6
