@@ -1,0 +1,333 @@
+"""Chapter 10 (faster and smaller) judges. Oracles: ``torch.quantize_per_channel`` (qint8),
+``torch.nn.utils.prune.global_unstructured`` with ``L1Unstructured``, ``F.kl_div``/``F.cross_entropy``, and
+plain matrix algebra for LoRA, written out here.
+
+Inputs are rebuilt from the collector module's seeded generators; each failure names the likely mistake.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import prune
+
+from tfs.grader.collectors import ch10 as c
+from tfs.grader.judging import JudgeFailure, expect
+
+
+def _is_tensor(value, shape=None) -> bool:
+    return isinstance(value, torch.Tensor) and (shape is None or tuple(value.shape) == tuple(shape))
+
+
+def _close(received, expected: torch.Tensor, tol: float) -> bool:
+    return (_is_tensor(received, expected.shape)
+            and (received.double() - expected.double()).abs().max().item() <= tol if expected.numel() else True)
+
+
+def _raised(line, kind: str = "ValueError") -> bool:
+    return isinstance(line, str) and line.startswith(kind)
+
+
+# ------------------------------------------------------------------------------------------ int8
+
+def _oracle_q(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``torch.quantize_per_channel`` (symmetric qint8, zero point 0), limited to [-127, 127] as the exercise asks."""
+    q = torch.quantize_per_channel(weight, scale.double(), torch.zeros(len(scale), dtype=torch.int64), 0, torch.qint8)
+    return q.int_repr().clamp(-127, 127)
+
+
+def _quantized(data, name):
+    expect(isinstance(data, dict), name, "expected (q, scale) from the grader's calls.")
+    q, scale = data.get("q"), data.get("scale")
+    expect(_is_tensor(scale, (6,)), name, f"scale must be a tensor of shape (out_features,) = (6,); received "
+           f"{tuple(scale.shape) if _is_tensor(scale) else type(scale).__name__}.",
+           "one scale per output row (per channel), not one for the whole tensor.")
+    expect(_is_tensor(q, (6, 10)) and q.dtype == torch.int8, name,
+           f"q must be an int8 tensor of the weight's shape (6, 10); received "
+           f"{(q.dtype, tuple(q.shape)) if _is_tensor(q) else type(q).__name__}.", "finish with .to(torch.int8).")
+    return q, scale.double()
+
+
+def quantize_scale(data) -> None:
+    name = "quantize_per_channel"
+    q, scale = _quantized(data, name)
+    weight = c.quantize_weight()
+    absmax = weight.abs().amax(1)
+    expect(bool(torch.isfinite(scale).all()) and bool((scale > 0).all()), name,
+           f"the all-zero row 3 got scale {scale[3].item()}: a zero (or NaN) scale divides by zero.",
+           "give an all-zero row a positive scale (1.0, say); its values then quantize to 0.")
+    real = absmax > 0
+    expected_scale = absmax.double() / 127
+    if not torch.allclose(scale[real], expected_scale[real], rtol=1e-5, atol=0):
+        if torch.allclose(scale[real], torch.full_like(scale[real], absmax.max().item() / 127), rtol=1e-5):
+            raise JudgeFailure(f"✗ {name}: one scale for the whole tensor (per-tensor): each row needs its own "
+                               "absmax / 127 (per-channel), or small rows lose all their levels.")
+        if torch.allclose(scale[real], weight.amax(1).double()[real] / 127, rtol=1e-5):
+            raise JudgeFailure(f"✗ {name}: the scale uses max(w), not max(|w|): row 1's largest magnitude is "
+                               "negative (-4.0) and would be clipped.")
+        if torch.allclose(scale[real], absmax.double()[real] / 128, rtol=1e-5) or torch.allclose(
+                scale[real], absmax.double()[real] / 255, rtol=1e-5) or torch.allclose(scale[real], absmax.double()[real] / 255 * 2, rtol=1e-5):
+            raise JudgeFailure(f"✗ {name}: the scale must be absmax / 127 (symmetric int8 uses [-127, 127]).")
+        raise JudgeFailure(f"✗ {name}: scale differs from max_j |w[i, j]| / 127 per row (row "
+                           f"{int(((scale - expected_scale).abs() * real).argmax())}).")
+    expect(bool((q[3] == 0).all()), name, "the all-zero row must quantize to zeros.")
+
+
+def quantize_values(data) -> None:
+    name = "quantize_per_channel"
+    q, scale = _quantized(data, name)
+    weight = c.quantize_weight()
+    usable = torch.isfinite(scale) & (scale > 0)
+    expect(bool(usable[weight.abs().amax(1) > 0].all()), name, "every row that is not all zero needs a positive finite scale.")
+    expected_q = _oracle_q(weight, torch.where(usable, scale, torch.ones_like(scale)).float())
+    if not torch.equal(q.long(), expected_q.long()):
+        ratio = weight / scale.float()[:, None]   # float32, as the learner divides
+        if torch.equal(q.long(), ratio.trunc().long().clamp(-127, 127)):
+            raise JudgeFailure(f"✗ {name}: the values are truncated toward zero (a bare .to(torch.int8)), not rounded: "
+                               "use torch.round before the cast.")
+        if torch.equal(q.long(), ratio.floor().long().clamp(-127, 127)):
+            raise JudgeFailure(f"✗ {name}: floor instead of round: use torch.round.")
+        raise JudgeFailure(f"✗ {name}: q differs from round(w / scale) (torch.quantize_per_channel) in "
+                           f"{int((q.long() != expected_q.long()).sum())} places.")
+    clipped = data.get("clipped")
+    expected_clipped = _oracle_q(weight, c.given_scale())
+    expect(_is_tensor(clipped, (6, 10)), name, "with a given scale, return (q, scale) with q of the weight's shape.")
+    if not torch.equal(clipped.long(), expected_clipped.long()):
+        ratio = (weight.double() / c.given_scale().double()[:, None]).round()
+        if torch.equal(clipped.long(), ratio.clamp(-128, 127).long()):
+            raise JudgeFailure(f"✗ {name}: values are clamped to [-128, 127]; symmetric int8 uses [-127, 127].")
+        if torch.equal(clipped.long(), expected_q.long()):
+            raise JudgeFailure(f"✗ {name}: the scale argument is ignored: a given scale must be used as is.")
+        beyond = ratio.abs() > 127
+        if beyond.any() and not torch.equal(clipped.long()[beyond], expected_clipped.long()[beyond]):
+            raise JudgeFailure(f"✗ {name}: with a small given scale, values beyond 127 · scale did not saturate at "
+                               "±127 (they wrapped round or overflowed): clamp to [-127, 127] before casting to int8.")
+        raise JudgeFailure(f"✗ {name}: with a given scale, q must be clamp(round(w / scale), -127, 127) "
+                           f"({int((clipped.long() != expected_clipped.long()).sum())} values differ).")
+    for key, what in (("nan", "NaN"), ("inf", "infinity")):
+        expect(_raised(data.get(key)), name, f"a weight holding {what} must raise ValueError; received "
+               f"{data.get(key)!r}.", "check torch.isfinite(weight).all() first: one bad value ruins its row's scale.")
+
+
+def dequantize(data) -> None:
+    name = "dequantize"
+    q, scale = c.dequantize_inputs()
+    expected = q.double() * scale.double()[:, None]
+    out = data.get("out") if isinstance(data, dict) else None
+    expect(_is_tensor(out, (5, 7)), name, f"expected a tensor of q's shape (5, 7); received "
+           f"{tuple(out.shape) if _is_tensor(out) else type(out).__name__}.")
+    expect(out.is_floating_point(), name, f"expected a float tensor, received {out.dtype}: multiply q.float() by the scale.")
+    if not _close(out, expected, 1e-5):
+        if _close(out, q.double() / scale.double()[:, None], 1e-3):
+            raise JudgeFailure(f"✗ {name}: q is divided by the scale; dequantizing multiplies: w ≈ q · scale.")
+        raise JudgeFailure(f"✗ {name}: the output differs from q · scale row by row "
+                           f"(max difference {(out.double() - expected).abs().max().item():.3g}).")
+
+
+# ------------------------------------------------------------------------------------------ pruning
+
+def _oracle_masks(weights: list[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
+    layers = []
+    for weight in weights:
+        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+        layers.append(layer)
+    prune.global_unstructured([(layer, "weight") for layer in layers], pruning_method=prune.L1Unstructured, amount=sparsity)
+    return [layer.weight_mask.bool() for layer in layers]
+
+
+def _check_masks(data, sparsities) -> None:
+    name = "magnitude_masks"
+    expect(isinstance(data, dict), name, "expected the masks of the grader's calls.")
+    weights = c.prune_weights()
+    total = sum(w.numel() for w in weights)
+    for sparsity in sparsities:
+        got = data.get(str(sparsity))
+        expect(isinstance(got, list) and len(got) == len(weights), name,
+               f"expected a list of {len(weights)} masks (one per tensor) at sparsity {sparsity}.")
+        for mask, weight in zip(got, weights):
+            expect(_is_tensor(mask, weight.shape), name, f"each mask must have its tensor's shape {tuple(weight.shape)}.")
+            expect(mask.dtype == torch.bool, name, f"masks must be bool (True = keep); received {mask.dtype}.")
+        expected = _oracle_masks(weights, sparsity)
+        if all(torch.equal(m, e) for m, e in zip(got, expected)):
+            continue
+        if all(torch.equal(m, ~e) for m, e in zip(got, expected)) and sparsity > 0:
+            raise JudgeFailure(f"✗ {name}: the masks are inverted: True must mark the weights kept (the large ones).")
+        per_layer = [w.abs() > w.abs().reshape(-1).kthvalue(round(sparsity * w.numel())).values
+                     if round(sparsity * w.numel()) else torch.ones_like(w, dtype=torch.bool) for w in weights]
+        if all(torch.equal(m, p) for m, p in zip(got, per_layer)):
+            raise JudgeFailure(f"✗ {name}: one threshold per tensor (per layer); the exercise asks for one global "
+                               "threshold over all the tensors together, so a layer of small weights loses more.")
+        pruned = total - sum(int(m.sum()) for m in got)
+        k = round(sparsity * total)
+        if pruned == k - 1:
+            raise JudgeFailure(f"✗ {name}: at sparsity {sparsity}, {pruned} weights were pruned instead of {k}: "
+                               "the weight equal to the threshold (the k-th smallest) is kept: keep |w| > threshold, not >=.")
+        raise JudgeFailure(f"✗ {name}: at sparsity {sparsity} the masks differ from global magnitude pruning "
+                           f"(torch.nn.utils.prune.global_unstructured): {pruned} pruned, expected {k}.")
+
+
+def prune_global(data) -> None:
+    _check_masks(data, [s for s in c.SPARSITIES if s > 0])
+
+
+def prune_edges(data) -> None:
+    name = "magnitude_masks"
+    _check_masks(data, [0.0])
+    errors = data.get("errors")
+    expect(isinstance(errors, list) and all(_raised(e) for e in errors), name,
+           f"sparsities {list(c.BAD_SPARSITIES)} must each raise ValueError (sparsity lies in [0, 1)); received {errors}.")
+
+
+# ------------------------------------------------------------------------------------------ distillation
+
+def _kl(student, teacher, t_student, t_teacher) -> torch.Tensor:
+    return F.kl_div(F.log_softmax(student / t_student, -1), F.log_softmax(teacher / t_teacher, -1),
+                    reduction="batchmean", log_target=True)
+
+
+def _check_distillation(data, soft_only: bool) -> None:
+    name = "distillation_loss"
+    expect(isinstance(data, dict) and isinstance(data.get("values"), list)
+           and len(data["values"]) == len(c.DISTILL_SETTINGS), name, "expected one loss per setting of (T, alpha).")
+    student, teacher, labels = c.distill_inputs()
+    ce = F.cross_entropy(student, labels).item()
+    for value, (t, alpha) in zip(data["values"], c.DISTILL_SETTINGS):
+        if soft_only != (alpha == 1.0):
+            continue
+        expect(isinstance(value, float) and value == value, name, f"the loss must be a number; received {value!r}.")
+        kl = _kl(student, teacher, t, t).item()
+        expected = alpha * t * t * kl + (1 - alpha) * ce
+        if abs(value - expected) <= 1e-6 * max(1.0, abs(expected)):
+            continue
+        where = f"(T={t}, alpha={alpha})"
+        mistakes = {
+            "the soft term is not multiplied by T²: its gradients shrink as 1/T² and the teacher is ignored at high T":
+                alpha * kl + (1 - alpha) * ce,
+            "T divides only the student's logits; soften both distributions by the same T":
+                alpha * t * t * _kl(student, teacher, t, 1.0).item() + (1 - alpha) * ce,
+            "T divides only the teacher's logits; soften both distributions by the same T":
+                alpha * t * t * _kl(student, teacher, 1.0, t).item() + (1 - alpha) * ce,
+            "the KL runs the wrong way: KL(student ‖ teacher); the teacher's distribution p comes first, KL(p ‖ q)":
+                alpha * t * t * _kl(teacher, student, t, t).item() + (1 - alpha) * ce,
+            "alpha weighs the hard-label term; alpha weighs the soft (teacher) term, 1 - alpha the cross-entropy":
+                (1 - alpha) * t * t * kl + alpha * ce,
+            "the KL is summed over the batch (or averaged over every element); average it per example (batchmean)":
+                alpha * t * t * kl * student.shape[0] + (1 - alpha) * ce,
+            "the KL is averaged over every element, not per example: reduction='batchmean'":
+                alpha * t * t * kl / student.shape[1] + (1 - alpha) * ce,
+        }
+        for mistake, wrong in mistakes.items():
+            if abs(value - wrong) <= 1e-6 * max(1.0, abs(wrong)) and abs(wrong - expected) > 1e-9:
+                raise JudgeFailure(f"✗ {name} {where}: {mistake}.")
+        raise JudgeFailure(f"✗ {name} {where}: received {value:.6f}, expected {expected:.6f} "
+                           "(alpha · T² · KL(p_T ‖ q_T) + (1 - alpha) · CE).")
+
+
+def distill_soft(data) -> None:
+    _check_distillation(data, soft_only=True)
+
+
+def distill_mixed(data) -> None:
+    name = "distillation_loss"
+    _check_distillation(data, soft_only=False)
+    student = c.distill_inputs()[0]
+    grad = data.get("student_grad")
+    expect(_is_tensor(grad, student.shape) and bool(grad.abs().sum() > 0), name,
+           "no gradient reached the student's logits: keep the loss differentiable (no .item(), no detach on the student).")
+    expect(data.get("teacher_grad") is None or bool((data["teacher_grad"] == 0).all()), name,
+           "a gradient flowed into the teacher's logits: the teacher is a fixed target (detach it).")
+
+
+# ------------------------------------------------------------------------------------------ LoRA
+
+def _base():
+    return (c.seeded("base.weight", (c.LORA_OUT, c.LORA_IN), dtype=torch.float64),
+            c.seeded("base.bias", (c.LORA_OUT,), dtype=torch.float64))
+
+
+def lora_init(data) -> None:
+    name = "LoRALinear"
+    expect(isinstance(data, dict), name, "expected the layer's parameters and output.")
+    params = data.get("params") or {}
+    trainable = sorted(n for n, (shape, grad) in params.items() if grad)
+    error = data.get("error")
+    expect("A" in params and "B" in params, name, f"expected parameters named A and B; found {sorted(params)}.",
+           "self.A = nn.Parameter(...) of shape (r, in_features), self.B of shape (out_features, r).")
+    expect(params["A"][0] == [c.LORA_R, c.LORA_IN], name, f"A must have shape (r, in_features) = {(c.LORA_R, c.LORA_IN)}; "
+           f"received {tuple(params['A'][0])}.")
+    expect(params["B"][0] == [c.LORA_OUT, c.LORA_R], name, f"B must have shape (out_features, r) = {(c.LORA_OUT, c.LORA_R)}; "
+           f"received {tuple(params['B'][0])}.")
+    expect(trainable == ["A", "B"], name, f"trainable parameters are {trainable}; only A and B may train.",
+           "freeze the base layer: base.requires_grad_(False).")
+    expect(data.get("B") is not None and bool((data["B"] == 0).all()), name,
+           "B must start at zero, so that the wrapped layer starts exactly as the base layer.")
+    expect(data.get("A") is not None and bool((data["A"] != 0).any()), name,
+           "A must start random (not zero): with A = B = 0 no gradient reaches either.")
+    expect(error is None, name, f"calling the layer raised {error}.")
+    weight, bias = _base()
+    expect(_close(data.get("out"), F.linear(c.lora_x(), weight, bias), 1e-10), name,
+           "at initialisation the output must equal the base layer's (B = 0).")
+
+
+def lora_forward(data) -> None:
+    name = "LoRALinear.forward"
+    weight, bias = _base()
+    A, B = c.lora_values()
+    x = c.lora_x()
+    base = F.linear(x, weight, bias)
+    delta = x @ A.T @ B.T
+    r, alpha = c.LORA_R, c.LORA_ALPHA
+    out = data.get("out") if isinstance(data, dict) else None
+    expect(_is_tensor(out, base.shape), name, f"expected an output of shape {tuple(base.shape)}.")
+    if _close(out, base + alpha / r * delta, 1e-8):
+        return
+    mistakes = {"the update is scaled by r / alpha; LoRA scales it by alpha / r": base + r / alpha * delta,
+                "the update is not scaled: multiply it by alpha / r": base + delta,
+                "the update is scaled by alpha, not alpha / r": base + alpha * delta,
+                "the base layer's output is missing: return base(x) + the low-rank update": alpha / r * delta}
+    for mistake, wrong in mistakes.items():
+        if _close(out, wrong, 1e-8):
+            raise JudgeFailure(f"✗ {name}: {mistake}.")
+    raise JudgeFailure(f"✗ {name}: output differs from base(x) + (alpha / r) · x Aᵀ Bᵀ "
+                       f"(max difference {(out.double() - base - alpha / r * delta).abs().max().item():.3g}).")
+
+
+def lora_merge(data) -> None:
+    name = "LoRALinear.merge"
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        hint = (" A size mismatch usually means the update is transposed: B A is (out, in), like W."
+                if "size" in error or "shape" in error else "")
+        raise JudgeFailure(f"✗ {name}: merging (or calling the merged layer) raised {error}.{hint}")
+    expect(isinstance(data, dict) and data.get("is_linear") is True, name, "merge() must return an nn.Linear.")
+    weight, bias = _base()
+    A, B = c.lora_values()
+    scale = c.LORA_ALPHA / c.LORA_R
+    expected = weight + scale * B @ A
+    got = data.get("weight")
+    if _is_tensor(got, expected.T.shape):
+        raise JudgeFailure(f"✗ {name}: the merged weight has shape {tuple(got.shape)}, the transpose of W (out, in): "
+                           "merge as W + (alpha / r) · B A, with B (out, r) and A (r, in).")
+    expect(_is_tensor(got, expected.shape), name, f"the merged weight must have shape (out, in) = {tuple(expected.shape)}; "
+           f"received {tuple(got.shape) if _is_tensor(got) else got}.")
+    if not _close(got, expected, 1e-8):
+        if _close(got, weight + B @ A, 1e-8):
+            raise JudgeFailure(f"✗ {name}: the merged update is not scaled: W + (alpha / r) · B A.")
+        raise JudgeFailure(f"✗ {name}: the merged weight differs from W + (alpha / r) · B A.")
+    expect(_close(data.get("bias"), bias, 1e-12), name, "the merged layer must keep the base layer's bias.")
+    expect(_close(data.get("out"), F.linear(c.lora_x(), expected, bias), 1e-8), name,
+           "the merged layer's output differs from the LoRA layer's.")
+
+
+def lora_errors(data) -> None:
+    name = "LoRALinear"
+    errors = data.get("errors") if isinstance(data, dict) else None
+    expect(isinstance(errors, list) and len(errors) == len(c.BAD_RANKS), name, "expected one result per bad rank.")
+    for r, line in zip(c.BAD_RANKS, errors):
+        expect(_raised(line), name, f"rank r={r} must raise ValueError (1 <= r <= min(in, out) = "
+               f"{min(c.LORA_IN, c.LORA_OUT)}); received {line!r}.")
+    expect(data.get("full_rank") == "no error", name, f"r = min(in, out) = {min(c.LORA_IN, c.LORA_OUT)} is allowed; "
+           f"received {data.get('full_rank')!r}.")

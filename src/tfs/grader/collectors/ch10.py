@@ -1,0 +1,195 @@
+"""Chapter 10 (faster and smaller) collectors: run the learner's objects on seeded inputs, return plain data.
+
+Inputs come from the generators below, which the judges import to rebuild them; LoRA's ``A`` and ``B``
+are overwritten with seeded values by name, so the judge knows them without trusting the kernel. An
+exception the learner's code raises on a case that must raise is reported as its first line
+(``"ValueError: ..."``), or ``"no error"``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+from torch import nn
+
+SPARSITIES = (0.0, 0.25, 0.5, 0.9)
+BAD_SPARSITIES = (1.0, -0.1, 1.5)
+DISTILL_SETTINGS = ((1.0, 1.0), (2.0, 1.0), (4.0, 1.0), (2.0, 0.5), (3.0, 0.0), (5.0, 0.25))
+LORA_IN, LORA_OUT, LORA_R, LORA_ALPHA = 16, 12, 4, 8.0
+BAD_RANKS = (0, -2, 13)
+
+
+def seeded(name: str, shape: tuple[int, ...], seed: int = 0, dtype=torch.float32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+
+
+def _error(function, *args, **kwargs) -> str:
+    from tfs.grader.judging import error_line
+
+    try:
+        function(*args, **kwargs)
+    except Exception as error:  # the learner's error, reported as the learner would read it
+        return error_line(error)
+    return "no error"
+
+
+# ------------------------------------------------------------------------------------------ int8
+
+def quantize_weight() -> torch.Tensor:
+    """``(6, 10)`` float32: rows of very different sizes, one all-zero row (3), one row whose largest
+    magnitude is negative (row 1), and one row with a single outlier (row 4)."""
+    weight = seeded("weight", (6, 10)) * torch.tensor([0.02, 1.0, 5.0, 0.0, 0.3, 40.0])[:, None]
+    weight[1, 7] = -4.0   # absmax is a negative number: max() would miss it
+    weight[4, 2] = 3.0    # an outlier: the row's other values use few levels
+    return weight
+
+
+def given_scale() -> torch.Tensor:
+    """A scale too small for some rows (clipped scales, e.g. from a percentile): those values saturate."""
+    return torch.tensor([0.0001, 0.01, 0.02, 0.5, 0.004, 0.1])
+
+
+def quantize(quantize_per_channel) -> dict:
+    weight = quantize_weight()
+    q, scale = quantize_per_channel(weight.clone())
+    clipped = quantize_per_channel(weight.clone(), scale=given_scale())
+    nan, inf = weight.clone(), weight.clone()
+    nan[2, 3] = float("nan")
+    inf[5, 0] = float("inf")
+    return {"q": q, "scale": scale, "clipped": clipped[0] if isinstance(clipped, (tuple, list)) else clipped,
+            "nan": _error(quantize_per_channel, nan), "inf": _error(quantize_per_channel, inf)}
+
+
+quantize_scale = quantize_values = quantize
+
+
+def dequantize_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q (5, 7) int8, scale (5,) float32)``."""
+    generator = torch.Generator().manual_seed(10)
+    q = torch.randint(-127, 128, (5, 7), generator=generator).to(torch.int8)
+    scale = torch.rand(5, generator=generator) * 0.1 + 0.001
+    return q, scale
+
+
+def dequantize(dequantize) -> dict:
+    q, scale = dequantize_inputs()
+    return {"out": dequantize(q.clone(), scale.clone())}
+
+
+# ------------------------------------------------------------------------------------------ pruning
+
+def prune_weights() -> list[torch.Tensor]:
+    """Three tensors of different sizes and scales (a per-layer threshold would prune them differently)."""
+    return [seeded("w0", (8, 12)) * 1.0, seeded("w1", (20, 8)) * 0.1, seeded("w2", (5, 20)) * 3.0]
+
+
+def magnitude_masks(magnitude_masks) -> dict:
+    out = {}
+    for sparsity in SPARSITIES:
+        masks = magnitude_masks([w.clone() for w in prune_weights()], sparsity)
+        out[str(sparsity)] = list(masks) if isinstance(masks, (list, tuple)) else masks
+    out["errors"] = [_error(magnitude_masks, [w.clone() for w in prune_weights()], s) for s in BAD_SPARSITIES]
+    return out
+
+
+prune_global = prune_edges = magnitude_masks
+
+
+# ------------------------------------------------------------------------------------------ distillation
+
+def distill_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(student (8, 5), teacher (8, 5) float64 logits, labels (8,))``."""
+    student = seeded("student", (8, 5), dtype=torch.float64) * 2.0
+    teacher = seeded("teacher", (8, 5), dtype=torch.float64) * 3.0
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 2, 4])
+    return student, teacher, labels
+
+
+def distillation_loss(distillation_loss) -> dict:
+    student, teacher, labels = distill_inputs()
+    values = []
+    for temperature, alpha in DISTILL_SETTINGS:
+        loss = distillation_loss(student.clone(), teacher.clone(), labels.clone(), temperature=temperature, alpha=alpha)
+        values.append(float(loss))
+    s = student.clone().requires_grad_(True)
+    t = teacher.clone().requires_grad_(True)
+    distillation_loss(s, t, labels.clone(), temperature=2.0, alpha=0.5).backward()
+    return {"values": values, "student_grad": s.grad, "teacher_grad": t.grad}
+
+
+distill_soft = distill_mixed = distillation_loss
+
+
+# ------------------------------------------------------------------------------------------ LoRA
+
+def lora_base() -> nn.Linear:
+    base = nn.Linear(LORA_IN, LORA_OUT).double()
+    with torch.no_grad():
+        base.weight.copy_(seeded("base.weight", (LORA_OUT, LORA_IN), dtype=torch.float64))
+        base.bias.copy_(seeded("base.bias", (LORA_OUT,), dtype=torch.float64))
+    return base
+
+
+def lora_x() -> torch.Tensor:
+    return seeded("x", (3, LORA_IN), dtype=torch.float64)
+
+
+def lora_values() -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded ``A (r, in)`` and ``B (out, r)`` written into the learner's layer after its initialisation."""
+    return (seeded("A", (LORA_R, LORA_IN), dtype=torch.float64),
+            seeded("B", (LORA_OUT, LORA_R), dtype=torch.float64))
+
+
+def _lora_layer(LoRALinear):
+    torch.manual_seed(0)
+    return LoRALinear(lora_base(), r=LORA_R, alpha=LORA_ALPHA)
+
+
+def lora_init(LoRALinear) -> dict:
+    layer = _lora_layer(LoRALinear)
+    x = lora_x()
+    params = {name: [list(p.shape), bool(p.requires_grad)] for name, p in layer.named_parameters()}
+    A, B = getattr(layer, "A", None), getattr(layer, "B", None)
+    out, error = None, None
+    try:
+        with torch.no_grad():
+            out = layer(x)
+    except Exception as failure:  # reported after the shapes, which usually explain it
+        from tfs.grader.judging import error_line
+        error = error_line(failure)
+    return {"params": params, "A": A if isinstance(A, torch.Tensor) else None,
+            "B": B if isinstance(B, torch.Tensor) else None, "out": out, "error": error}
+
+
+def lora_forward(LoRALinear) -> dict:
+    layer = _lora_layer(LoRALinear)
+    A, B = lora_values()
+    with torch.no_grad():
+        layer.A.copy_(A)
+        layer.B.copy_(B)
+        out = layer(lora_x())
+    return {"out": out}
+
+
+def lora_merge(LoRALinear) -> dict:
+    layer = _lora_layer(LoRALinear)
+    A, B = lora_values()
+    try:
+        with torch.no_grad():
+            layer.A.copy_(A)
+            layer.B.copy_(B)
+            merged = layer.merge()
+            is_linear = isinstance(merged, nn.Linear)
+            out = merged(lora_x()) if is_linear else None
+    except Exception as failure:  # a transposed update usually fails here on a non-square layer
+        from tfs.grader.judging import error_line
+        return {"error": error_line(failure)}
+    return {"is_linear": is_linear, "weight": merged.weight if is_linear else None,
+            "bias": merged.bias if is_linear else None, "out": out}
+
+
+def lora_errors(LoRALinear) -> dict:
+    return {"errors": [_error(LoRALinear, lora_base(), r=r, alpha=LORA_ALPHA) for r in BAD_RANKS],
+            "full_rank": _error(LoRALinear, lora_base(), r=min(LORA_IN, LORA_OUT), alpha=LORA_ALPHA)}

@@ -1,0 +1,96 @@
+"""Chapter 10's judges: the solution's data passes (and the package's reference), each usual mistake fails
+with a message naming it. Mutants are the notebook's own solution with one line changed.
+
+Data goes through the real collectors and a save/load round trip, as in grading.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from judge_helpers import failure, mutate, run, solution_namespace
+from tfs import compress as ref
+
+CHAPTER = "10-faster-smaller"
+TESTS = {"quantize_scale": "quantize_per_channel", "quantize_values": "quantize_per_channel",
+         "dequantize": "dequantize", "prune_global": "magnitude_masks", "prune_edges": "magnitude_masks",
+         "distill_soft": "distillation_loss", "distill_mixed": "distillation_loss",
+         "lora_init": "LoRALinear", "lora_forward": "LoRALinear", "lora_merge": "LoRALinear", "lora_errors": "LoRALinear"}
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return solution_namespace(CHAPTER)
+
+
+@pytest.mark.parametrize("test", sorted(TESTS))
+def test_solution_and_reference_pass(solution, test):
+    name = TESTS[test]
+    run(f"ch10.{test}", **{name: solution[name]})
+    run(f"ch10.{test}", **{name: getattr(ref, name)})
+
+
+# (test, object name, old text in the solution, new text, words the failure must contain)
+MUTANTS = [
+    ("quantize_scale", "quantize_per_channel", "weight.abs().amax(dim=1)", "weight.abs().amax().expand(weight.shape[0])", "per-tensor"),
+    ("quantize_scale", "quantize_per_channel", "weight.abs().amax(dim=1)", "weight.amax(dim=1)", "max(w), not max(|w|)"),
+    ("quantize_scale", "quantize_per_channel", "torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))", "absmax / 127",
+     "divides by zero"),
+    ("quantize_scale", "quantize_per_channel", "absmax / 127, torch.ones_like", "absmax / 128, torch.ones_like", "absmax / 127"),
+    ("quantize_values", "quantize_per_channel", "torch.clamp(torch.round(weight / scale[:, None]), -127, 127)",
+     "torch.round(weight / scale[:, None])", "saturat"),
+    ("quantize_values", "quantize_per_channel", "torch.clamp(torch.round(weight / scale[:, None]), -127, 127)",
+     "torch.clamp(weight / scale[:, None], -127, 127)", "truncated"),
+    ("quantize_values", "quantize_per_channel", "-127, 127)", "-128, 127)", "[-128, 127]"),
+    ("quantize_values", "quantize_per_channel", "    if scale is None:\n", "    if True:\n", "ignored"),
+    ("quantize_values", "quantize_per_channel", "if not torch.isfinite(weight).all():", "if False:", "NaN"),
+    ("dequantize", "dequantize", "q.float() * scale.float()[:, None]", "q.float() / scale.float()[:, None]", "divided"),
+    ("dequantize", "dequantize", "q.float() * scale.float()[:, None]", "q * scale[:, None].to(torch.int8)", "float"),
+    ("prune_global", "magnitude_masks", "magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])\n"
+     "    k = round(sparsity * magnitudes.numel())\n    if k == 0:\n        return [torch.ones_like(w, dtype=torch.bool) for w in weights]\n"
+     "    threshold = magnitudes.kthvalue(k).values\n    return [w.detach().abs() > threshold for w in weights]",
+     "return [w.abs() > w.abs().reshape(-1).kthvalue(round(sparsity * w.numel())).values if round(sparsity * w.numel()) "
+     "else torch.ones_like(w, dtype=torch.bool) for w in weights]", "per layer"),
+    ("prune_global", "magnitude_masks", "w.detach().abs() > threshold for", "w.detach().abs() >= threshold for", "not >="),
+    ("prune_global", "magnitude_masks", "w.detach().abs() > threshold for", "w.detach().abs() <= threshold for", "inverted"),
+    ("prune_global", "magnitude_masks", "w.detach().abs() > threshold for", "(w.detach().abs() > threshold).float() for", "bool"),
+    ("prune_edges", "magnitude_masks", "if not 0.0 <= sparsity < 1.0:", "if not 0.0 <= sparsity <= 1.0:", "raise ValueError"),
+    ("prune_edges", "magnitude_masks", "    if k == 0:\n        return [torch.ones_like(w, dtype=torch.bool) for w in weights]\n",
+     "    k = max(k, 1)\n", "sparsity 0.0"),
+    ("distill_soft", "distillation_loss", "alpha * t * t * soft", "alpha * soft", "T²"),
+    ("distill_soft", "distillation_loss", "F.log_softmax(teacher_logits.detach() / t, dim=-1)",
+     "F.log_softmax(teacher_logits.detach(), dim=-1)", "only the student"),
+    ("distill_soft", "distillation_loss", "F.log_softmax(student_logits / t, dim=-1)", "F.log_softmax(student_logits, dim=-1)",
+     "only the teacher"),
+    ("distill_soft", "distillation_loss", "(log_p.exp() * (log_p - log_q))", "(log_q.exp() * (log_q - log_p))", "wrong way"),
+    ("distill_soft", "distillation_loss", ".sum(-1).mean()", ".sum()", "batchmean"),
+    ("distill_mixed", "distillation_loss", "alpha * t * t * soft + (1 - alpha) * F.cross_entropy",
+     "(1 - alpha) * t * t * soft + alpha * F.cross_entropy", "alpha weighs the hard"),
+    ("distill_mixed", "distillation_loss", "teacher_logits.detach()", "teacher_logits", "teacher"),
+    ("lora_init", "LoRALinear", "torch.zeros(base.out_features, r, dtype=dtype)", "torch.randn(base.out_features, r, dtype=dtype)",
+     "B must start at zero"),
+    ("lora_init", "LoRALinear", "        self.base.requires_grad_(False)\n", "", "only A and B may train"),
+    ("lora_init", "LoRALinear", "torch.empty(r, base.in_features, dtype=dtype)", "torch.empty(base.in_features, r, dtype=dtype)",
+     "(r, in_features)"),
+    ("lora_init", "LoRALinear", "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.zeros_(self.A)", "A must start random"),
+    ("lora_forward", "LoRALinear", "self.r, self.alpha, self.scale = r, alpha, alpha / r",
+     "self.r, self.alpha, self.scale = r, alpha, r / alpha", "r / alpha"),
+    ("lora_forward", "LoRALinear", "(x @ self.A.T @ self.B.T) * self.scale", "(x @ self.A.T @ self.B.T)", "not scaled"),
+    ("lora_forward", "LoRALinear", "return self.base(x) + (x @", "return 0 + (x @", "base layer's output is missing"),
+    ("lora_merge", "LoRALinear", "self.base.weight + self.scale * (self.B @ self.A)", "self.base.weight + self.B @ self.A",
+     "not scaled"),
+    ("lora_merge", "LoRALinear", "self.base.weight + self.scale * (self.B @ self.A)",
+     "self.base.weight + self.scale * (self.A.T @ self.B.T)", "transposed"),
+    ("lora_merge", "LoRALinear", "            if self.base.bias is not None:\n                merged.bias.copy_(self.base.bias)\n",
+     "", "bias"),
+    ("lora_errors", "LoRALinear", "if not 1 <= r <= min(base.in_features, base.out_features):", "if r <= 0:", "r=13"),
+    ("lora_errors", "LoRALinear", "if not 1 <= r <= min(base.in_features, base.out_features):",
+     "if not 1 <= r < min(base.in_features, base.out_features):", "is allowed"),
+]
+
+
+@pytest.mark.parametrize("test, name, old, new, words", MUTANTS, ids=[f"{m[0]}-{i}" for i, m in enumerate(MUTANTS)])
+def test_mutant_fails_with_named_mistake(solution, test, name, old, new, words):
+    namespace = mutate(solution, name, old, new, CHAPTER)
+    message = failure(f"ch10.{test}", **{name: namespace[name]})
+    assert words in message, message
