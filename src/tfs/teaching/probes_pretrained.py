@@ -29,7 +29,7 @@ def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> d
         logps = [F.log_softmax(model(ids[b:e][None]).logits[0].double(), -1) for b, e, _ in spans]
     nll = [-lp[:-1].gather(1, ids[b + 1:e, None]).squeeze(1) for lp, (b, e, _) in zip(logps, spans)]
     scored = [x[f - b - 1:] for x, (b, _, f) in zip(nll, spans)]
-    unshifted = [-lp.gather(1, ids[b:e, None]).squeeze(1)[f - b:] for lp, (b, _, f) in zip(logps, spans)]
+    unshifted = [-lp.gather(1, ids[b:e, None]).squeeze(1)[f - b:] for lp, (b, e, f) in zip(logps, spans)]
     right = torch.cat(scored)
     wrong = {
         "tokens in the overlap scored again in every window (double counting)": torch.cat(nll).mean().exp(),
