@@ -37,3 +37,15 @@ def test_shipped_model_answers_from_its_prompt_and_matches_its_card():
     assert accuracy[2] > 0.95 and accuracy[4] > 0.95
     log = json.loads((icl.icl_path() / "train_log.json").read_text())
     assert log["final_accuracy"]["2"] > 0.95 and log["steps"][-1] == log["args"]["steps"]
+
+
+def test_chapter09_diagram_draws_each_pipeline(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from tfs.teaching.diagrams_pretrained import draw_pretrained
+
+    for task in ("text-generation", "fill-mask", "feature-extraction"):
+        figure = draw_pretrained(task)
+        figure.savefig(tmp_path / f"{task}.png")
+        texts = " ".join(t.get_text() for t in figure.axes[0].texts)
+        assert "AutoTokenizer" in texts and "post-process" in texts and task in figure.axes[0].get_title()
