@@ -1,0 +1,229 @@
+"""Chapter 09 (pretrained checkpoints) judges. Oracles: the loss ``transformers.GPT2LMHeadModel`` reports with
+``labels=`` (perplexity, assembled window by window here), and the data-preparation rules written out with
+``itertools``. Inputs are rebuilt from the collector module's seeded generators; each failure names the likely mistake.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch.nn import functional as F
+
+from tfs.grader.collectors import ch09 as c
+from tfs.grader.judging import JudgeFailure, expect
+
+REL = 1e-5  # transformers computes its loss in float32 (it upcasts the logits to float32, not float64)
+
+
+# ------------------------------------------------------------------------------------------ perplexity
+
+def _windows(n: int, window: int, stride: int):
+    """(begin, end, first scored position) of each window: written out here, not imported from the package."""
+    out, previous_end, begin = [], 0, 0
+    while True:
+        end = min(begin + window, n)
+        out.append((begin, end, max(previous_end, begin + 1)))
+        if end == n:
+            return out
+        previous_end, begin = end, begin + stride
+
+
+def oracle_perplexity(model, ids: torch.Tensor, window: int, stride: int) -> float:
+    """exp(sum of window losses x scored tokens / scored tokens), each loss from ``model(chunk, labels=...)``."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for begin, end, first in _windows(len(ids), window, stride):
+            chunk = ids[begin:end][None]
+            labels = chunk.clone()
+            labels[:, : first - begin] = -100          # context only: predicted in an earlier window
+            loss = model(chunk, labels=labels).loss.item()
+            total += loss * (end - first)
+            count += end - first
+    return math.exp(total / count)
+
+
+def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> dict[str, float]:
+    """The usual wrong perplexities, computed on purpose to name a wrong answer."""
+    with torch.no_grad():
+        spans = _windows(len(ids), window, stride)
+        logps = [F.log_softmax(model(ids[b:e][None]).logits[0], -1) for b, e, _ in spans]
+        nll = [-lp[:-1].gather(1, ids[b + 1:e, None]).squeeze(1) for lp, (b, e, _) in zip(logps, spans)]
+        scored = [x[f - b - 1:] for x, (b, e, f) in zip(nll, spans)]
+        unshifted = [-lp.gather(1, ids[b:e, None]).squeeze(1)[f - b:] for lp, (b, e, f) in zip(logps, spans)]
+        everything = torch.cat(nll)
+        right = torch.cat(scored)
+        return {
+            "overlapping tokens are scored in every window that holds them (stride < window): score only the "
+            "tokens after the previous window's end": math.exp(everything.mean().item()),
+            "the mean of the windows' mean losses, not the mean over tokens: the last window is shorter and "
+            "must weigh less": math.exp(torch.stack([x.mean() for x in scored]).mean().item()),
+            "the logits are not shifted: the logit at position t predicts token t + 1, not token t":
+                math.exp(torch.cat(unshifted).mean().item()),
+            "the total is divided by the number of tokens N, not by the N - 1 predicted ones":
+                math.exp(right.sum().item() / len(ids)),
+            "the summed NLL is exponentiated without averaging": math.exp(min(right.sum().item(), 700.0)),
+            "the mean NLL (a loss) is returned, not its exponential (the perplexity)": right.mean().item(),
+        }
+
+
+def _same(a, b: float) -> bool:
+    return isinstance(a, float) and math.isfinite(a) and abs(a - b) <= REL * max(1.0, abs(b))
+
+
+def perplexity_values(data) -> None:
+    name = "perplexity"
+    expect(isinstance(data, dict) and set(data) == set(c.PPL_CASES), name, "expected one perplexity per grader's case.")
+    model = c.tiny_gpt()
+    for case, (n, window, stride) in c.PPL_CASES.items():
+        got = data[case]
+        where = f"perplexity(model, {n} tokens, window={window}, stride={stride})"
+        expect(isinstance(got, float), name, f"{where} returned a {got}; expected a float (or a 1-element tensor).")
+        ids = c.token_ids(case, n)
+        expected = oracle_perplexity(model, ids, window, stride)
+        if not _same(got, expected):
+            for mistake, wrong in perplexity_mistakes(model, ids, window, stride).items():
+                if _same(got, wrong):
+                    raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
+            raise JudgeFailure(f"✗ {name}: {where} returned {got:.6g}; expected {expected:.6g} "
+                               "(exp of the mean NLL of the N - 1 predicted tokens, each scored once).")
+
+
+def perplexity_mode(data) -> None:
+    name = "perplexity"
+    expect(isinstance(data, dict) and isinstance(data.get("seen"), list) and data["seen"], name,
+           "the model was never called: compute the logits with model(input_ids).")
+    if any(training for training, _ in data["seen"]):
+        raise JudgeFailure(f"✗ {name}: the model ran in training mode, so dropout changed the result: call model.eval() "
+                           "before measuring (and restore the mode after, if you like).")
+    if any(grad for _, grad in data["seen"]):
+        raise JudgeFailure(f"✗ {name}: the forward passes ran with autograd on: wrap them in torch.no_grad() "
+                           "(a measurement needs no gradients, and they cost memory).")
+    model = c.tiny_gpt(dropout=0.3)  # eval mode: dropout off
+    expected = oracle_perplexity(model, c.token_ids("overlap", 40), 16, 6)
+    expect(_same(data.get("value"), expected), name, f"with a model that arrives in training mode the result was "
+           f"{data.get('value')}; expected {expected:.6g}.")
+
+
+def perplexity_errors(data) -> None:
+    name = "perplexity"
+    expect(isinstance(data, dict), name, "expected the grader's four calls.")
+    expect(data.get("fine") == "no error", name, f"window=8, stride=8 on 30 tokens raised {data.get('fine')}.")
+    for key, what in (("stride_over_window", "stride=12 with window=8 (tokens between windows would never be scored)"),
+                      ("window_over_context", f"window={2 * c.CONTEXT} for a model whose context is {c.CONTEXT} positions"),
+                      ("empty", "an empty text (no token to predict)")):
+        got = data.get(key, "")
+        expect(isinstance(got, str) and got.startswith("ValueError"), name,
+               f"{what} must raise ValueError with a clear message; received {got!r}.",
+               "read the context from model.config.n_positions" if key == "window_over_context" else None)
+
+
+# ------------------------------------------------------------------------------------------ data preparation
+
+def _exact(value, expected: torch.Tensor) -> bool:
+    return isinstance(value, torch.Tensor) and value.shape == expected.shape and value.dtype == expected.dtype \
+        and bool((value == expected).all())
+
+
+def lm_blocks(data) -> None:
+    name = "prepare_lm_blocks"
+    texts = c.block_texts()
+    expect(isinstance(data, dict) and data.get("keys") == ["input_ids", "labels"], name,
+           f"the result's keys are {data.get('keys') if isinstance(data, dict) else data}; expected 'input_ids' and 'labels'.")
+    stream = list(itertools.chain.from_iterable(t + [c.EOS] for t in texts))
+    n = len(stream) // c.BLOCK_SIZE
+    expected = torch.tensor(stream[: n * c.BLOCK_SIZE]).view(n, c.BLOCK_SIZE)
+    got = data["input_ids"]
+    if not _exact(got, expected):
+        no_eos = list(itertools.chain.from_iterable(texts))
+        eos_first = list(itertools.chain.from_iterable([c.EOS] + t for t in texts))
+        if isinstance(got, torch.Tensor) and got.dim() == 2 and got.shape[1] == c.BLOCK_SIZE:
+            flat = got.flatten().tolist()
+            if flat == no_eos[: len(flat)]:
+                raise JudgeFailure(f"✗ {name}: the texts are joined without the end-of-text token: append eos_id after "
+                                   "every text, so the model learns where one text ends and the next begins.")
+            if flat == eos_first[: len(flat)]:
+                raise JudgeFailure(f"✗ {name}: eos_id is put before each text; it goes after each text.")
+            if len(flat) > n * c.BLOCK_SIZE and flat[: n * c.BLOCK_SIZE] == stream[: n * c.BLOCK_SIZE]:
+                raise JudgeFailure(f"✗ {name}: the last, incomplete block is padded and kept: drop the remainder "
+                                   "(fewer than block_size tokens), as transformers' group_texts does.")
+            if flat != stream[: len(flat)]:
+                raise JudgeFailure(f"✗ {name}: the blocks are not consecutive pieces of one stream (all texts, each "
+                                   "followed by eos_id): are the texts cut into blocks one by one instead of concatenated first?")
+        raise JudgeFailure(f"✗ {name}: input_ids must be the stream cut into {n} blocks of {c.BLOCK_SIZE} (int64, "
+                           f"shape ({n}, {c.BLOCK_SIZE})); received "
+                           f"{tuple(got.shape) if isinstance(got, torch.Tensor) else got}.")
+    labels = data["labels"]
+    if isinstance(labels, torch.Tensor) and labels.shape == (n, c.BLOCK_SIZE - 1) or (
+            isinstance(labels, torch.Tensor) and labels.shape == expected.shape and
+            bool((labels[:, :-1] == expected[:, 1:]).all()) and not bool((labels == expected).all())):
+        raise JudgeFailure(f"✗ {name}: the labels are shifted by one: transformers' causal-LM models shift them "
+                           "inside (labels[t] is compared with the logit at t - 1), so labels is a copy of input_ids.")
+    expect(_exact(labels, expected), name, "labels must be a copy of input_ids (the model shifts them itself).")
+    stream7 = list(itertools.chain.from_iterable(t + [7] for t in texts))
+    n6 = len(stream7) // 6
+    expect(_exact(data["other_ids"], torch.tensor(stream7[: n6 * 6]).view(n6, 6)), name,
+           "with block_size=6 and eos_id=7 the blocks are wrong: use the block_size and eos_id arguments, not fixed values.")
+    expect(isinstance(data["too_short"], str) and data["too_short"].startswith("ValueError"), name,
+           f"texts shorter than one block must raise ValueError (nothing to train on); received {data['too_short']!r}.")
+
+
+def lm_batch_padding(data) -> None:
+    name = "causal_lm_batch"
+    texts = c.batch_texts()
+    expect(isinstance(data, dict) and data.get("keys") == ["attention_mask", "input_ids", "labels"], name,
+           f"the batch's keys are {data.get('keys') if isinstance(data, dict) else data}; expected "
+           "'input_ids', 'attention_mask' and 'labels'.")
+    length = max(len(t) for t in texts)
+    ids = torch.tensor([t + [c.EOS] * (length - len(t)) for t in texts])
+    mask = torch.tensor([[1] * len(t) + [0] * (length - len(t)) for t in texts])
+    got_ids = data["input_ids"]
+    if isinstance(got_ids, torch.Tensor) and got_ids.shape == ids.shape and \
+            got_ids.tolist() == [[c.EOS] * (length - len(t)) + t for t in texts]:
+        raise JudgeFailure(f"✗ {name}: the texts are padded on the left; for training, pad on the right "
+                           "(left padding is for batched generation).")
+    expect(_exact(got_ids, ids), name, "input_ids must be each text followed by pad_id up to the longest, int64.")
+    if _exact(data["attention_mask"], 1 - mask):
+        raise JudgeFailure(f"✗ {name}: the attention mask is inverted: 1 marks a real token, 0 padding.")
+    expect(_exact(data["attention_mask"], mask), name, "attention_mask must be 1 on real tokens, 0 on padding, int64.")
+    labels = ids.masked_fill(mask == 0, -100)
+    got = data["labels"]
+    if _exact(got, ids):
+        raise JudgeFailure(f"✗ {name}: the padding positions keep their token as label: set labels to -100 there, "
+                           "or the model is trained to predict padding.")
+    if _exact(got, ids.masked_fill(ids == c.EOS, -100)):
+        raise JudgeFailure(f"✗ {name}: labels are set to -100 wherever input_ids == pad_id, which also hides the real "
+                           "end-of-text tokens (GPT-2's pad id is its eos id): use the attention mask, not the token value.")
+    if isinstance(got, torch.Tensor) and got.shape == labels.shape and bool((got[:, :-1] == labels[:, 1:]).all()) \
+            and not _exact(got, labels):
+        raise JudgeFailure(f"✗ {name}: the labels are shifted by one: the model shifts them itself; labels[t] is input_ids[t].")
+    expect(_exact(got, labels), name, "labels must equal input_ids, with -100 on padding (int64).")
+
+
+def lm_batch_prompt(data) -> None:
+    name = "causal_lm_batch"
+    texts = c.batch_texts()
+    expect(isinstance(data, dict) and isinstance(data.get("prompted_labels"), torch.Tensor), name,
+           "with prompt_lengths the batch must hold labels, a tensor (B, L).")
+    length = max(len(t) for t in texts)
+    ids = torch.tensor([t + [c.EOS] * (length - len(t)) for t in texts])
+    mask = torch.tensor([[1] * len(t) + [0] * (length - len(t)) for t in texts])
+    labels = ids.masked_fill(mask == 0, -100)
+    prompted = labels.clone()
+    for row, p in enumerate(c.PROMPTS):
+        prompted[row, :p] = -100
+    got_p = data["prompted_labels"]
+    if _exact(got_p, labels):
+        raise JudgeFailure(f"✗ {name}: with prompt_lengths the prompt tokens keep their labels: set them to -100, "
+                           "so the loss covers only the answer.")
+    for shift in (1, -1):
+        wrong = labels.clone()
+        for row, p in enumerate(c.PROMPTS):
+            wrong[row, : max(0, p + shift)] = -100
+        if _exact(got_p, wrong):
+            raise JudgeFailure(f"✗ {name}: the prompt mask is off by one: exactly the first prompt_lengths[i] tokens of "
+                               "text i get -100.")
+    expect(_exact(got_p, prompted), name, "with prompt_lengths, labels must be -100 on the first prompt_lengths[i] "
+           "tokens of text i and on padding, input_ids elsewhere.")
+    expect(_exact(data["prompted_ids"], ids), name, "prompt_lengths must not change input_ids.")

@@ -1,0 +1,127 @@
+"""Chapter 09 (pretrained checkpoints) collectors: run the learner's functions on seeded inputs, return plain data.
+
+The model is a tiny ``GPT2LMHeadModel`` (2 layers, 16 wide, 16 positions, vocabulary 50) whose weights are
+written by parameter name from seeded generators, in float64, so the judge rebuilds the very same model
+without trusting the kernel. An exception the learner's code raises is reported as its first line
+(``"ValueError: ..."``), or ``"no error"``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+VOCAB, CONTEXT, EOS = 50, 16, 0
+PPL_CASES = {  # name: (n_tokens, window, stride)
+    "one_window": (12, 16, 16),
+    "disjoint": (40, 16, 16),
+    "overlap": (40, 16, 6),
+    "ragged": (37, 12, 5),
+}
+BLOCK_LENGTHS, BLOCK_SIZE = (5, 3, 9, 4), 4
+BATCH_LENGTHS, PROMPTS = (5, 2, 4), (2, 1, 0)
+
+
+def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def token_ids(name: str, n: int, low: int = 1) -> torch.Tensor:
+    """``n`` seeded token ids in ``low .. VOCAB-1`` (int64)."""
+    generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    return torch.randint(low, VOCAB, (n,), generator=generator)
+
+
+def tiny_gpt(dropout: float = 0.0):
+    """The graders' GPT-2: float64, weights from :func:`seeded` by parameter name, in eval mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=16, n_layer=2, n_head=2, n_inner=32,
+                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=EOS, eos_token_id=EOS)
+    model = GPT2LMHeadModel(config).double()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            scale = 0.1 if name.endswith(".bias") else 0.5
+            parameter.copy_(seeded(name, tuple(parameter.shape)) * scale + (1.0 if "ln" in name and name.endswith("weight") else 0.0))
+    return model.eval()
+
+
+def _error(function, *args, **kwargs) -> str:
+    from tfs.grader.judging import error_line
+
+    try:
+        function(*args, **kwargs)
+    except Exception as error:  # the learner's error, reported as the learner would read it
+        return error_line(error)
+    return "no error"
+
+
+def _number(value):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.item())
+    return float(value) if isinstance(value, (int, float)) else repr(type(value).__name__)
+
+
+def perplexity_values(perplexity) -> dict:
+    model = tiny_gpt()
+    return {name: _number(perplexity(model, token_ids(name, n), window, stride))
+            for name, (n, window, stride) in PPL_CASES.items()}
+
+
+def perplexity_mode(perplexity) -> dict:
+    """The model arrives in training mode with dropout 0.3; hooks record the mode and autograd in each forward."""
+    model = tiny_gpt(dropout=0.3).train()
+    seen: list[list[bool]] = []
+    model.register_forward_hook(lambda module, args, output: seen.append([module.training, torch.is_grad_enabled()]))
+    torch.manual_seed(0)
+    value = _number(perplexity(model, token_ids("overlap", 40), 16, 6))
+    return {"value": value, "seen": seen}
+
+
+def perplexity_errors(perplexity) -> dict:
+    model = tiny_gpt()
+    ids = token_ids("errors", 30)
+    return {"stride_over_window": _error(perplexity, model, ids, 8, 12),
+            "window_over_context": _error(perplexity, model, ids, 2 * CONTEXT, 8),
+            "empty": _error(perplexity, model, torch.zeros(0, dtype=torch.int64), 8, 8),
+            "fine": _error(perplexity, model, ids, 8, 8)}
+
+
+def block_texts() -> list[list[int]]:
+    return [token_ids(f"block{i}", n).tolist() for i, n in enumerate(BLOCK_LENGTHS)]
+
+
+def lm_blocks(prepare_lm_blocks) -> dict:
+    texts = block_texts()
+    out = prepare_lm_blocks(texts, BLOCK_SIZE, EOS)
+    other = prepare_lm_blocks(texts, 6, 7)
+    keys = sorted(out) if isinstance(out, dict) else repr(type(out).__name__)
+    pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
+    return {"keys": keys, "input_ids": pick(out, "input_ids"), "labels": pick(out, "labels"),
+            "other_ids": pick(other, "input_ids"), "too_short": _error(prepare_lm_blocks, [[1, 2]], 8, EOS)}
+
+
+def batch_texts() -> list[list[int]]:
+    """Three texts, each ending with the end-of-text token 0 (= the pad id: GPT-2 has no pad token)."""
+    return [token_ids(f"batch{i}", n - 1).tolist() + [EOS] for i, n in enumerate(BATCH_LENGTHS)]
+
+
+def _lm_batch(causal_lm_batch) -> dict:
+    texts = batch_texts()
+    plain = causal_lm_batch(texts, EOS)
+    prompted = causal_lm_batch(texts, EOS, list(PROMPTS))
+    pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
+    return {"keys": sorted(plain) if isinstance(plain, dict) else repr(type(plain).__name__),
+            "input_ids": pick(plain, "input_ids"), "attention_mask": pick(plain, "attention_mask"),
+            "labels": pick(plain, "labels"), "prompted_labels": pick(prompted, "labels"),
+            "prompted_ids": pick(prompted, "input_ids")}
+
+
+def lm_batch_padding(causal_lm_batch) -> dict:
+    return _lm_batch(causal_lm_batch)
+
+
+def lm_batch_prompt(causal_lm_batch) -> dict:
+    return _lm_batch(causal_lm_batch)

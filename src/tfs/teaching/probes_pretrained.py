@@ -1,0 +1,69 @@
+"""Probes for chapter 09 (pretrained checkpoints): the usual wrong answers, computed on purpose, so a failing
+visible test can name them. Each function returns ``{description: wrong_result}``; nothing here is an oracle.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["batch_label_mistakes", "block_mistakes", "perplexity_mistakes"]
+
+
+def _spans(n: int, window: int, stride: int):
+    out, previous_end = [], 0
+    for begin in range(0, n, stride):
+        end = min(begin + window, n)
+        out.append((begin, end, max(previous_end, begin + 1)))
+        previous_end = end
+        if end == n:
+            break
+    return out
+
+
+def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> dict[str, torch.Tensor]:
+    """Wrong perplexities of ``model`` on ``ids`` (N,) with this window and stride, as 0-d float64 tensors."""
+    model.eval()
+    spans = _spans(len(ids), window, stride)
+    with torch.no_grad():
+        logps = [F.log_softmax(model(ids[b:e][None]).logits[0].double(), -1) for b, e, _ in spans]
+    nll = [-lp[:-1].gather(1, ids[b + 1:e, None]).squeeze(1) for lp, (b, e, _) in zip(logps, spans)]
+    scored = [x[f - b - 1:] for x, (b, _, f) in zip(nll, spans)]
+    unshifted = [-lp.gather(1, ids[b:e, None]).squeeze(1)[f - b:] for lp, (b, e, f) in zip(logps, spans)]
+    right = torch.cat(scored)
+    wrong = {
+        "tokens in the overlap scored again in every window (double counting)": torch.cat(nll).mean().exp(),
+        "the mean of the windows' mean losses instead of the mean over tokens": torch.stack([x.mean() for x in scored]).mean().exp(),
+        "logits not shifted (the logit at t scored against token t)": torch.cat(unshifted).mean().exp(),
+        "the NLL divided by N instead of the N - 1 predicted tokens": (right.sum() / len(ids)).exp(),
+        "the mean NLL returned instead of its exponential": right.mean(),
+    }
+    return {k: v.double() for k, v in wrong.items()}
+
+
+def block_mistakes(token_lists, block_size: int, eos_id: int) -> dict[str, torch.Tensor]:
+    """Wrong ``input_ids`` blocks for these texts."""
+    def cut(stream):
+        n = len(stream) // block_size
+        return torch.tensor(stream[: n * block_size], dtype=torch.int64).view(n, block_size)
+
+    return {"the texts joined without the end-of-text token": cut([t for ids in token_lists for t in ids]),
+            "the end-of-text token put before each text": cut([t for ids in token_lists for t in [eos_id, *ids]])}
+
+
+def batch_label_mistakes(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int,
+                         prompt_lengths=None) -> dict[str, torch.Tensor]:
+    """Wrong ``labels`` for a right-padded batch."""
+    right = input_ids.masked_fill(attention_mask == 0, -100)
+    wrong = {"padding kept as labels (the model learns to predict padding)": input_ids.clone(),
+             "-100 wherever input_ids == pad_id: the real end-of-text tokens are hidden too":
+                 input_ids.masked_fill(input_ids == pad_id, -100),
+             "labels shifted by one (the model shifts them itself)": F.pad(right[:, 1:], (0, 1), value=-100)}
+    if prompt_lengths is not None:
+        wrong["the prompt tokens keep their labels"] = right.clone()
+        for shift in (1, -1):
+            off = right.clone()
+            for row, p in enumerate(prompt_lengths):
+                off[row, : max(0, p + shift)] = -100
+            wrong[f"the prompt mask off by one ({'one token too many' if shift > 0 else 'one token too few'})"] = off
+    return wrong

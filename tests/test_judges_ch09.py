@@ -1,0 +1,263 @@
+"""Chapter 09's judges: the package's reference passes; each usual perplexity / data-preparation mistake fails
+with a message naming it. Data goes through the real collectors and a save/load round trip, as in grading.
+Also the reference itself against ``transformers``' reported loss, and its errors on bad input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tfs import lm as ref
+from tfs.grader.collectors import ch09 as c
+from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
+
+
+def verdict(test: str, **objects) -> None:
+    load_judge(f"ch09.{test}")(read_data_roundtrip(collect(f"ch09.{test}", **objects)))
+
+
+def fails(test: str, match: str, **objects) -> None:
+    with pytest.raises(JudgeFailure, match=match):
+        verdict(test, **objects)
+
+
+# ------------------------------------------------------------------------ the reference against transformers
+
+def test_perplexity_of_one_window_is_exp_of_the_loss_transformers_reports():
+    model, ids = c.tiny_gpt(), c.token_ids("t", 14)
+    with torch.no_grad():
+        loss = model(ids[None], labels=ids[None]).loss.item()
+    assert ref.perplexity(model, ids) == pytest.approx(math.exp(loss), rel=1e-6)  # transformers' loss is float32
+
+
+def test_sliding_windows_score_every_token_once_with_enough_context():
+    for n, window, stride in ((40, 16, 6), (37, 12, 5), (16, 16, 16), (17, 16, 1), (2, 16, 16)):
+        spans = ref.window_spans(n, window, stride)
+        scored = [t for _, end, first in spans for t in range(first, end)]
+        assert scored == list(range(1, n)), (n, window, stride)
+        assert all(end - begin <= window for begin, end, _ in spans)
+        assert all(first - begin >= min(window - stride, first) for begin, _, first in spans[1:])
+
+
+def test_stride_one_equals_a_full_context_token_by_token_loop():
+    model, ids = c.tiny_gpt(), c.token_ids("loop", 24)
+    nll = []
+    with torch.no_grad():
+        for t in range(1, len(ids)):
+            context = ids[max(0, t - 7):t]   # window 8: at most 7 tokens of context
+            nll.append(-F.log_softmax(model(context[None]).logits[0, -1], -1)[ids[t]].item())
+    assert ref.perplexity(model, ids, window=8, stride=1) == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-10)
+
+
+@pytest.mark.parametrize("args, match", [((8, 12), "stride=12 is larger than window=8"),
+                                         ((64, 8), "longer than the model's context"),
+                                         ((None, None), "at least 2 tokens")])
+def test_perplexity_bad_input_raises_clear_errors(args, match):
+    ids = c.token_ids("e", 30) if args[0] else torch.zeros(0, dtype=torch.int64)
+    with pytest.raises(ValueError, match=match):
+        ref.perplexity(c.tiny_gpt(), ids, *args)
+
+
+def test_perplexity_restores_training_mode():
+    model = c.tiny_gpt(0.3).train()
+    ref.perplexity(model, c.token_ids("m", 20), 8, 4)
+    assert model.training
+
+
+def test_pipeline_task_names_the_missing_head(tmp_path):
+    from tfs.data import bert_mlm_path, bert_path, gpt_path
+
+    assert ref.check_pipeline_task("text-generation", gpt_path()) == "GPT2LMHeadModel"
+    assert ref.check_pipeline_task("fill-mask", bert_mlm_path()) == "BertForMaskedLM"
+    with pytest.raises(ValueError, match="masked language-model head.*GPT2LMHeadModel"):
+        ref.check_pipeline_task("fill-mask", gpt_path())
+    with pytest.raises(ValueError, match="causal language-model head.*BertModel"):
+        ref.check_pipeline_task("text-generation", bert_path())
+    with pytest.raises(ValueError, match="no config.json"):
+        ref.check_pipeline_task("fill-mask", tmp_path)
+
+
+# ------------------------------------------------------------------------ mutants: plausible wrong answers
+
+def double_counting(model, ids, window=None, stride=None):
+    model.eval()
+    nll = []
+    with torch.no_grad():
+        for begin, end, _ in ref.window_spans(len(ids), window, stride):
+            chunk = ids[begin:end][None]
+            nll.append(model(chunk, labels=chunk).loss * (end - begin - 1))
+            count = end - begin - 1
+            nll[-1] = (nll[-1], count)
+    return math.exp(sum(x for x, _ in nll).item() / sum(n for _, n in nll))
+
+
+def mean_of_windows(model, ids, window=None, stride=None):
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for begin, end, first in ref.window_spans(len(ids), window, stride):
+            chunk = ids[begin:end][None]
+            labels = chunk.clone()
+            labels[:, : first - begin] = -100
+            losses.append(model(chunk, labels=labels).loss.item())
+    return math.exp(sum(losses) / len(losses))
+
+
+def unshifted(model, ids, window=None, stride=None):
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for begin, end, first in ref.window_spans(len(ids), window, stride):
+            logits = model(ids[begin:end][None]).logits[0]
+            total += F.cross_entropy(logits[first - begin:], ids[first:end], reduction="sum").item()
+            count += end - first
+    return math.exp(total / count)
+
+
+def returns_loss(model, ids, window=None, stride=None):
+    return math.log(ref.perplexity(model, ids, window, stride))
+
+
+def no_eval(model, ids, window=None, stride=None):
+    was = model.training
+    value = ref.perplexity(model, ids, window, stride)
+    model.train(was)
+    with torch.no_grad():
+        model(ids[:2][None])  # one forward in the mode the model came in
+    return value
+
+
+def with_grad(model, ids, window=None, stride=None):
+    model.eval()
+    model(ids[:2][None])
+    return ref.perplexity(model, ids, window, stride)
+
+
+def no_checks(model, ids, window=None, stride=None):
+    if len(ids) < 2:
+        return float("nan")
+    return ref.perplexity(model, ids, min(window, c.CONTEXT), min(stride, window))
+
+
+def test_reference_perplexity_passes_every_judge():
+    for test in ("perplexity_values", "perplexity_mode", "perplexity_errors"):
+        verdict(test, perplexity=ref.perplexity)
+
+
+@pytest.mark.parametrize("mutant, match", [(double_counting, "scored in every window"),
+                                           (mean_of_windows, "mean of the windows' mean losses"),
+                                           (unshifted, "not shifted"),
+                                           (returns_loss, "not its exponential")])
+def test_perplexity_mutants_are_named(mutant, match):
+    fails("perplexity_values", match, perplexity=mutant)
+
+
+def test_perplexity_mode_mutants_are_named():
+    fails("perplexity_mode", "training mode", perplexity=no_eval)
+    fails("perplexity_mode", "autograd on", perplexity=with_grad)
+    fails("perplexity_errors", "must raise ValueError", perplexity=no_checks)
+
+
+def no_eos(texts, block_size, eos_id):
+    return _blocks([x for t in texts for x in t], block_size)
+
+
+def _blocks(stream, block_size):
+    n = len(stream) // block_size
+    if n == 0:
+        raise ValueError("too short")
+    ids = torch.tensor(stream[: n * block_size]).view(n, block_size)
+    return {"input_ids": ids, "labels": ids.clone()}
+
+
+def eos_before(texts, block_size, eos_id):
+    return _blocks([x for t in texts for x in [eos_id, *t]], block_size)
+
+
+def keep_remainder(texts, block_size, eos_id):
+    stream = [x for t in texts for x in [*t, eos_id]]
+    stream += [eos_id] * (-len(stream) % block_size)
+    return _blocks(stream, block_size)
+
+
+def per_text(texts, block_size, eos_id):
+    pieces = []
+    for t in texts:  # each text cut into its own blocks, each remainder dropped
+        s = [*t, eos_id]
+        pieces += s[: len(s) - len(s) % block_size]
+    return _blocks(pieces, block_size)
+
+
+def shifted_labels(texts, block_size, eos_id):
+    out = ref.prepare_lm_blocks(texts, block_size, eos_id)
+    return {"input_ids": out["input_ids"], "labels": torch.roll(out["labels"].flatten(), -1).view_as(out["labels"])}
+
+
+def fixed_eos(texts, block_size, eos_id):
+    return ref.prepare_lm_blocks(texts, block_size, 0)
+
+
+def test_reference_blocks_and_batch_pass():
+    verdict("lm_blocks", prepare_lm_blocks=ref.prepare_lm_blocks)
+    verdict("lm_batch_padding", causal_lm_batch=ref.causal_lm_batch)
+    verdict("lm_batch_prompt", causal_lm_batch=ref.causal_lm_batch)
+
+
+@pytest.mark.parametrize("mutant, match", [(no_eos, "without the end-of-text token"), (eos_before, "before each text"),
+                                           (keep_remainder, "drop the remainder"), (per_text, "one by one"),
+                                           (shifted_labels, "shifted by one"), (fixed_eos, "eos_id arguments")])
+def test_block_mutants_are_named(mutant, match):
+    fails("lm_blocks", match, prepare_lm_blocks=mutant)
+
+
+def pads_learned(texts, pad_id, prompt_lengths=None):
+    out = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    out["labels"] = torch.where(out["labels"] == -100, out["input_ids"], out["labels"]) if prompt_lengths is None \
+        else out["labels"]
+    return out
+
+
+def by_token_value(texts, pad_id, prompt_lengths=None):
+    out = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    out["labels"] = out["labels"].masked_fill(out["input_ids"] == pad_id, -100)
+    return out
+
+
+def prompt_ignored(texts, pad_id, prompt_lengths=None):
+    return ref.causal_lm_batch(texts, pad_id)
+
+
+def prompt_off_by_one(texts, pad_id, prompt_lengths=None):
+    return ref.causal_lm_batch(texts, pad_id, None if prompt_lengths is None else [p + 1 for p in prompt_lengths])
+
+
+def left_padded(texts, pad_id, prompt_lengths=None):
+    out = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    lengths = out["attention_mask"].sum(1)
+    for key in out:
+        out[key] = torch.stack([torch.roll(row, int(out[key].shape[1] - n)) for row, n in zip(out[key], lengths)])
+    return out
+
+
+def labels_shifted(texts, pad_id, prompt_lengths=None):
+    out = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    out["labels"] = F.pad(out["labels"][:, 1:], (0, 1), value=-100)
+    return out
+
+
+@pytest.mark.parametrize("test, mutant, match", [
+    ("lm_batch_padding", pads_learned, "padding positions keep their token"),
+    ("lm_batch_padding", by_token_value, "real end-of-text tokens"), ("lm_batch_padding", left_padded, "on the left"),
+    ("lm_batch_padding", labels_shifted, "shifted by one"),
+    ("lm_batch_prompt", prompt_ignored, "prompt tokens keep their labels"),
+    ("lm_batch_prompt", prompt_off_by_one, "off by one")])
+def test_batch_mutants_are_named(test, mutant, match):
+    fails(test, match, causal_lm_batch=mutant)
+
+
+def test_a_prompt_mistake_costs_only_the_prompt_cell():
+    verdict("lm_batch_padding", causal_lm_batch=prompt_off_by_one)
