@@ -212,3 +212,64 @@ def test_draw_finetuning_names_the_stages_and_the_frozen_blocks():
         assert word in texts, word
     last_only = draw_finetuning(frozen=5)
     assert "block 6 trained" in " ".join(t.get_text() for ax in last_only.axes for t in ax.texts)
+
+
+# --------------------------------------------------------------------------------------- the cached recipe
+
+def test_cache_frozen_and_split_batches_give_the_full_models_logits_per_example():
+    """The frozen pass run once, cut into training batches, then the top block + head: each example's logits are
+    the whole model's on that example alone (the oracle: the model run on the unpadded example)."""
+    model = tiny_classifier().eval()
+    generator = torch.Generator().manual_seed(0)
+    examples = [{"input_ids": torch.randint(5, 50, (n,), generator=generator).tolist(), "label": n % 3}
+                for n in (3, 9, 5, 12, 4, 7, 6)]
+    cached = ft.cache_frozen(model, examples, 1, batch_size=4, n_classes=3)
+    assert sorted(torch.cat([b["index"] for b in cached]).tolist()) == list(range(len(examples)))
+    assert "input_ids" not in cached[0] and cached[0]["hidden"].shape[-1] == TINY.d_model
+    pieces = ft.split_batches(cached, 3)
+    assert [len(b["labels"]) for b in pieces] == [3, 1, 3]
+    for piece in pieces:
+        assert piece["attention_mask"].shape[1] == piece["attention_mask"].sum(1).max()  # trimmed to its own longest
+        with torch.no_grad():
+            logits = model.forward_from(piece["hidden"], piece["attention_mask"], 1)
+        for row, i in enumerate(piece["index"].tolist()):
+            ids = torch.tensor([examples[i]["input_ids"]])
+            with torch.no_grad():
+                alone = model(ids, torch.ones_like(ids))
+            torch.testing.assert_close(logits[row:row + 1], alone, atol=1e-5, rtol=1e-5)
+            assert piece["labels"][row] == examples[i]["label"]
+
+
+def test_quiet_loading_restores_the_progress_bar_and_verbosity():
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    with ft.quiet_loading():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()) == before
+
+
+def test_saved_full_recipe_matches_the_script_and_its_baseline_reproduces():
+    """``benchmarks/results/finetune_sentiment.json`` (chapter 08 shows it) was written by the script's full recipe:
+    its settings are the script's defaults, its counts add up, and its TF-IDF baseline is reproduced here."""
+    import importlib.util
+    from pathlib import Path
+
+    from tfs.data import load_dataset
+
+    result = ft.full_recipe_results()
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "finetune_sentiment.py"
+    spec = importlib.util.spec_from_file_location("finetune_sentiment", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sentiment = load_dataset("sentiment")
+    assert result["recipe"]["n_train"] == 0 and result["texts"]["train"] == len(sentiment["train"])
+    assert result["texts"]["test"] == len(sentiment["test"]) == sum(result["predicted_counts"])
+    defaults = vars(module.make_parser().parse_args([]))
+    assert result["recipe"] == {key: value for key, value in defaults.items() if key in result["recipe"]}
+    assert set(result["recipe"]) >= {"frozen", "epochs", "batch_size", "encoder_lr", "head_lr", "max_length", "seed"}
+    assert "--frozen" in script.read_text() and result["gain_points"] == pytest.approx(
+        100 * (result["fine_tuned"]["accuracy"] - result["baseline"]["accuracy"]))
+    again = module.baseline(sentiment)
+    assert again["accuracy"] == pytest.approx(result["baseline"]["accuracy"], abs=1e-12)
+    assert again["f1"] == pytest.approx(result["baseline"]["f1"], abs=1e-12)

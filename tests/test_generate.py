@@ -249,6 +249,6 @@ def test_generation_speed_benchmark_runs_and_compares_equal_work():
                           "--repeat", "1"], capture_output=True, text=True, check=True, timeout=300).stdout
     assert "all variants produced the same tokens: True" in out and "load average" in out
     for row in ("package generate, no cache", "package generate, KV cache", "model.generate, KV cache",
-                "KV cache, fused LayerNorm"):
+                "learner-style loop, KV cache", "KV cache, fused LayerNorm"):
         assert row in out
-    assert "cache speed-up (package):" in out
+    assert "cache speed-up (package):" in out and "learner-style / model.generate:" in out

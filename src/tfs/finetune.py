@@ -13,6 +13,8 @@ name                        what it does
 ``linear_warmup_decay``     the learning-rate multiplier of a linear warm-up then linear decay
 ``EarlyStopping``           keeps a copy of the best weights, says when to stop, restores them
 ``predict``, ``fine_tune``  evaluation (in ``eval()`` mode) and the hand-written training loop
+``cache_frozen``            run the frozen lower blocks once: length-sorted batches of their output
+``split_batches``           cached batches cut into smaller training batches, each trimmed to its length
 ==========================  ====================================================================
 
 The exercises of chapter 08 carry these names and signatures, so a learner's version drops in.
@@ -22,6 +24,7 @@ indices ``0 .. C-1``; the schedule follows ``transformers.get_linear_schedule_wi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -34,7 +37,7 @@ from torch.nn import functional as F
 
 __all__ = ["BertClassifier", "ClassificationHead", "EarlyStopping", "classification_metrics", "collate",
            "confusion_matrix", "fine_tune", "linear_warmup_decay", "mean_pool", "parameter_groups", "predict",
-           "encode_texts", "length_batches", "under_grading"]
+           "encode_texts", "length_batches", "under_grading", "quiet_loading", "full_recipe_results", "cache_frozen", "split_batches"]
 
 POOLINGS = ("mean", "cls")
 
@@ -100,7 +103,8 @@ class BertClassifier(nn.Module):
         from tfs.convert.bert import bert_from_hf
         from tfs.data import bert_path
 
-        torch_bert = bert_from_hf(HFBertModel.from_pretrained(path or bert_path()))
+        with quiet_loading():
+            torch_bert = bert_from_hf(HFBertModel.from_pretrained(path or bert_path()))
         return cls(torch_bert, n_classes, **options)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -128,6 +132,34 @@ class BertClassifier(nn.Module):
     def forward_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
         """Blocks ``layer ..`` on cached hidden states of block ``layer - 1``, then the head: ``(B, C)``."""
         return self.head(self.encode_from(hidden, attention_mask, layer), attention_mask)
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """``transformers``' "Loading weights" progress bar and its notices off while loading, back on after."""
+    from transformers.utils import logging as hf_logging
+
+    bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def full_recipe_results(path: str | Path | None = None) -> dict:
+    """The numbers of the last full run of ``benchmarks/finetune_sentiment.py`` (its saved JSON).
+
+    Chapter 08 shows them beside its own shortened run; the script writes them (``--save``)."""
+    import json
+
+    path = Path(path) if path is not None else Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "finetune_sentiment.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run python benchmarks/finetune_sentiment.py from the repository's root")
+    return json.loads(path.read_text())
 
 
 def under_grading() -> bool:
@@ -196,6 +228,40 @@ def length_batches(examples: Sequence[dict], batch_size: int, shuffle: bool = Fa
     if shuffle:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches
+
+
+@torch.no_grad()
+def cache_frozen(model: "BertClassifier", examples: Sequence[dict], layer: int, batch_size: int = 128,
+                 pad_id: int = 0, n_classes: int | None = None) -> list[dict]:
+    """The frozen part of ``model`` (embeddings and blocks ``0 .. layer-1``) run **once** over ``examples``.
+
+    Returns length-sorted batches (little padding) of ``{"hidden" (B, L, d), "attention_mask" (B, L),
+    "labels" (B,), "index" (B,)}``: ``index`` = the examples' positions, so predictions map back to texts.
+    Run in ``eval()`` mode (no dropout: the cached output must be what the frozen blocks compute).
+    """
+    was_training = model.training
+    model.eval()
+    batches = []
+    try:
+        for index in length_batches(examples, batch_size):
+            batch = collate([examples[i] for i in index], pad_id=pad_id, n_classes=n_classes)
+            batch["hidden"] = model.encode_to(layer, batch.pop("input_ids"), batch["attention_mask"])
+            batch["index"] = torch.tensor(index)
+            batches.append(batch)
+    finally:
+        model.train(was_training)
+    return batches
+
+
+def split_batches(batches: Sequence[dict], batch_size: int) -> list[dict]:
+    """Cut cached batches into batches of ``batch_size`` rows, each trimmed to its own longest sequence."""
+    out = []
+    for batch in batches:
+        for start in range(0, batch["attention_mask"].shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            length = int(batch["attention_mask"][rows].sum(1).max())
+            out.append({key: (value[rows, :length] if value.dim() >= 2 else value[rows]) for key, value in batch.items()})
+    return out
 
 
 # ------------------------------------------------------------------------------------------ metrics

@@ -209,12 +209,18 @@ def _prepare(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     return input_ids, attention_mask
 
 
-def _logits(model, ids: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-    """Next-token logits ``(batch, vocab)`` after ``ids`` (the new tokens when a cache holds the rest)."""
-    positions = position_ids_from_mask(mask)[:, -ids.shape[1]:]
-    padded = not bool(mask.all())
-    logits, _ = model(ids, attention_mask=mask if padded else None, cache=cache,
-                      position_ids=positions if padded else None)
+def _logits(model, ids: torch.Tensor, mask: torch.Tensor, cache: KVCache | None, padded: bool | None = None
+            ) -> torch.Tensor:
+    """Next-token logits ``(batch, vocab)`` after ``ids`` (the new tokens when a cache holds the rest).
+
+    Without padding (``padded=False``, checked once by the caller) the model needs neither a mask nor
+    position ids: its causal mask and ``0 .. T-1`` are right, and a decoding step builds nothing per call."""
+    padded = bool((mask == 0).any()) if padded is None else padded
+    if not padded:
+        logits, _ = model(ids, cache=cache)
+    else:
+        positions = position_ids_from_mask(mask)[:, -ids.shape[1]:]
+        logits, _ = model(ids, attention_mask=mask, cache=cache, position_ids=positions)
     return logits[:, -1, :].float()
 
 
@@ -237,26 +243,34 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, *, attention_m
     was_training = model.training
     model.eval()
     try:
-        ids = input_ids
+        batch, prompt = input_ids.shape
+        padded = bool((mask == 0).any())  # once: the new tokens are never padding
+        # one buffer for the prompt and every new token (and its mask), written in place: no growing torch.cat
+        out = torch.empty((batch, prompt + max_new_tokens), dtype=input_ids.dtype, device=input_ids.device)
+        out[:, :prompt] = input_ids
+        full_mask = torch.ones((batch, prompt + max_new_tokens), dtype=mask.dtype, device=mask.device)
+        full_mask[:, :prompt] = mask
         cache = KVCache() if use_cache else None
-        unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
-        new = ids  # what the model has not seen yet
+        unfinished = torch.ones(batch, dtype=torch.bool, device=input_ids.device) if eos_token_id is not None else None
+        length = prompt
+        new = input_ids  # what the model has not seen yet
         for _ in range(max_new_tokens):
-            logits = _logits(model, new if use_cache else ids, mask, cache)
+            ids = out[:, :length]
+            logits = _logits(model, new if use_cache else ids, full_mask[:, :length], cache, padded)
             logits = process_logits(logits, ids, temperature, top_k, top_p, repetition_penalty)
             if temperature == 0:
                 token = logits.argmax(dim=-1)
             else:
                 token = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
-            if eos_token_id is not None:
+            if unfinished is not None:
                 token = torch.where(unfinished, token, torch.full_like(token, pad))
                 unfinished = unfinished & (token != eos_token_id)
-            ids = torch.cat([ids, token[:, None]], dim=1)
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            new = token[:, None]
-            if not unfinished.any():
+            out[:, length] = token
+            length += 1
+            new = out[:, length - 1: length]
+            if unfinished is not None and not unfinished.any():
                 break
-        return ids
+        return out[:, :length]
     finally:
         model.train(was_training)
 

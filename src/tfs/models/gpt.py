@@ -108,7 +108,7 @@ class GPT(nn.Module):
         if length > self.config.block_size:
             raise ValueError(f"sequence of length {length} is longer than the position table "
                              f"(block_size={self.config.block_size}): crop it to the last {self.config.block_size} tokens")
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+        if idx.numel() and not (0 <= (bounds := torch.aminmax(idx))[0] and bounds[1] < self.config.vocab_size):
             bad = idx[(idx < 0) | (idx >= self.config.vocab_size)][0].item()
             raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size}): "
                              "was the text encoded with another tokenizer?")
@@ -138,7 +138,8 @@ class GPT(nn.Module):
                                  "(the cached ones and these)")
             # padding keys are hidden; each query still sees itself, so no row is empty (padded
             # queries' outputs are not used, and real tokens' outputs do not depend on them)
-            mask = attention_mask.bool()[:, None, None, :] | _self_mask(idx.shape[1], n_keys, idx.device)
+            if not bool(attention_mask.all()):  # without padding the causal mask alone decides: build nothing
+                mask = attention_mask.bool()[:, None, None, :] | _self_mask(idx.shape[1], n_keys, idx.device)
         for index, block in enumerate(self.blocks):
             x = block(x, mask, cache=cache, layer=index)
         logits = self.lm_head(self.ln_f(x))

@@ -195,11 +195,16 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.update(layer, k, v)
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]  # (batch, Lq, Lk) -> (batch, 1, Lq, Lk): the same for every head
-        if self.causal:
+        # causal: query i (the last Lq of Lk positions) sees keys j <= i + Lk - Lq. One query (a cached decoding
+        # step) sees every key, so it needs no mask; without other masks, Lq = Lk is SDPA's own is_causal.
+        fused_causal = self.causal and mask is None and not need_weights and q.shape[-2] == k.shape[-2] > 1
+        if self.causal and q.shape[-2] > 1 and not fused_causal:
             allowed = causal_mask(q.shape[-2], q.device, n_keys=k.shape[-2])
             mask = allowed if mask is None else mask & allowed
         dropout = self.dropout if self.training else 0.0
-        if need_weights:
+        if fused_causal:
+            heads, weights = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True), None
+        elif need_weights:
             heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout=dropout)  # weights @ v once
         else:
             if mask is not None:
