@@ -19,7 +19,7 @@ import torch
 
 from tfs.tasks import align_labels, extract_answer
 
-__all__ = ["NER_LABELS", "answer_token_span", "load_small", "ner_features", "pad_batch", "predict_answers",
+__all__ = ["NER_LABELS", "answer_token_span", "load_small", "ner_features", "no_answer_questions", "pad_batch", "predict_answers",
            "predict_tags", "qa_features", "qa_scores", "squad_normalize", "token_f1", "train_steps"]
 
 NER_LABELS = ["O", "B-PER", "I-PER"]
@@ -111,7 +111,8 @@ def answer_token_span(offsets: Sequence[Sequence[int]], sequence_ids: Sequence[i
 def qa_features(tokenizer, examples: Sequence[dict], max_length: int = 160) -> list[dict]:
     """QA examples (``question``, ``context``, ``answer_start``, ``answer_text``) -> features: ids, masks, token
     types, ``offsets``, ``context_mask`` (1 on context tokens), and ``start_positions``/``end_positions`` from
-    the character answer (``0, 0`` when truncation cut the answer off: trained as "no answer").
+    the character answer; ``0, 0`` (``[CLS]``: "no answer") when ``answer_text`` is empty or truncation cut
+    the answer off.
 
     A question too long to leave room for any context raises the tokenizer's error (``truncation="only_second"``
     never cuts the question)."""
@@ -120,12 +121,29 @@ def qa_features(tokenizer, examples: Sequence[dict], max_length: int = 160) -> l
         enc = tokenizer(ex["question"], ex["context"], truncation="only_second", max_length=max_length,
                         return_offsets_mapping=True)
         sequence_ids = enc.sequence_ids()
-        start, end = answer_token_span(enc["offset_mapping"], sequence_ids, ex["answer_start"],
-                                       ex["answer_start"] + len(ex["answer_text"]))
+        if not ex["answer_text"]:       # a question with no answer in this context: trained to point at [CLS]
+            start, end = 0, 0
+        else:
+            start, end = answer_token_span(enc["offset_mapping"], sequence_ids, ex["answer_start"],
+                                           ex["answer_start"] + len(ex["answer_text"]))
         out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                     "token_type_ids": enc["token_type_ids"], "offsets": enc["offset_mapping"],
                     "context_mask": [1 if s == 1 else 0 for s in sequence_ids],
                     "start_positions": start, "end_positions": end})
+    return out
+
+
+def no_answer_questions(examples: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
+    """``n`` unanswerable questions (SQuAD 2.0 style): a question of one passage asked over another passage that
+    does not contain its quote; ``answer_text`` ``""``, ``answer_start`` -1."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        asked, context = rng.sample(list(examples), 2)
+        quote = asked["question"][len('Who says "'):-2]
+        if context["context"] != asked["context"] and quote not in context["context"]:
+            out.append({"question": asked["question"], "context": context["context"], "answer_start": -1,
+                        "answer_text": ""})
     return out
 
 
