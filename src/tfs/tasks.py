@@ -231,9 +231,12 @@ def bio_tags(words: Sequence[str], names: Sequence[str], label: str = "PER") -> 
     return tags
 
 
-def ner_examples(play: str, max_words: int = 40) -> list[tuple[list[str], list[str]]]:
-    """``[(words, tags)]``: every speech of ``play`` (first ``max_words`` words) with its names tagged."""
-    names = speakers(play)
+def ner_examples(play: str, max_words: int = 40, title_case: bool = False) -> list[tuple[list[str], list[str]]]:
+    """``[(words, tags)]``: every speech of ``play`` (first ``max_words`` words) with its names tagged.
+
+    ``title_case=True`` looks for the names written ``"Sir Toby"`` where the speaker lines say ``"SIR TOBY."``
+    (most plays of the corpus write their speakers in capitals, the dialogue does not)."""
+    names = [n.title() for n in speakers(play)] if title_case else speakers(play)
     return [(words, bio_tags(words, names)) for _, text in speeches(play) for words in [text.split()[:max_words]]]
 
 
