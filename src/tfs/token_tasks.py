@@ -13,39 +13,23 @@ import random
 import re
 import string
 from collections import Counter
-from contextlib import contextmanager
 from typing import Sequence
 
 import torch
 
+from tfs.finetune import quiet_loading
 from tfs.tasks import align_labels, extract_answer
 
 __all__ = ["NER_LABELS", "answer_token_span", "load_small", "ner_features", "no_answer_questions", "pad_batch", "predict_answers",
-           "predict_tags", "qa_features", "qa_scores", "quiet", "squad_normalize", "token_f1", "train_steps"]
+           "predict_tags", "qa_features", "qa_scores", "squad_normalize", "token_f1", "train_steps"]
 
 NER_LABELS = ["O", "B-PER", "I-PER"]
-
-
-@contextmanager
-def quiet():
-    """``transformers``' loading/saving progress bars and notices off inside the block, back as they were after."""
-    from transformers.utils import logging
-
-    bar, level = logging.is_progress_bar_enabled(), logging.get_verbosity()
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        if bar:
-            logging.enable_progress_bar()
 
 
 def load_small(model_class, path, n_layers: int = 2, **config):
     """``model_class.from_pretrained(path, num_hidden_layers=n_layers, **config)``, quietly (the cut layers are
     "unused", the new head "newly initialised": both expected here)."""
-    with quiet():
+    with quiet_loading():
         return model_class.from_pretrained(path, num_hidden_layers=n_layers, **config)
 
 
