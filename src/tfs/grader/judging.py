@@ -150,6 +150,17 @@ def error_line(error: BaseException) -> str:
     return line[:500]
 
 
+def raised(function, *args, **kwargs) -> str:
+    """What calling ``function(*args, **kwargs)`` raised, as :func:`error_line` writes it, or ``"no error"``.
+
+    Collectors use it for the bad-input cases: the learner's error is data, reported as the learner reads it."""
+    try:
+        function(*args, **kwargs)
+    except Exception as error:
+        return error_line(error)
+    return "no error"
+
+
 def collect_to(folder: str | os.PathLike, key: str, test: str, /, **objects: Any) -> None:
     """The grader's collection call in the kernel: ``<key>.pt`` with the data, or ``<key>.error``.
 

@@ -12,6 +12,8 @@ import zlib
 
 import torch
 
+from tfs.grader.judging import raised
+
 D_MODEL, N_CLASSES = 8, 3
 PAD = 0
 SCHEDULES = ((0, 6), (3, 10), (4, 9), (5, 5))
@@ -38,16 +40,6 @@ def _fill(head) -> None:
     with torch.no_grad():
         for name, parameter in head.named_parameters():
             parameter.copy_(seeded(name, tuple(parameter.shape)))
-
-
-def _error(function, *args, **kwargs) -> str:
-    from tfs.grader.judging import error_line
-
-    try:
-        function(*args, **kwargs)
-    except Exception as error:  # the learner's error, reported as the learner would read it
-        return error_line(error)
-    return "no error"
 
 
 def classification_head(ClassificationHead) -> dict:
@@ -96,9 +88,9 @@ def collate_labels(collate) -> dict:
     negative[0]["label"] = -1
     return {"labels": full["labels"], "truncated": truncated["input_ids"], "truncated_mask": truncated["attention_mask"],
             "unlabelled_keys": sorted(unlabelled),
-            "empty": _error(collate, [], pad_id=PAD),
-            "label_too_big": _error(collate, bad_label, pad_id=PAD, n_classes=N_CLASSES),
-            "label_negative": _error(collate, negative, pad_id=PAD, n_classes=N_CLASSES)}
+            "empty": raised(collate, [], pad_id=PAD),
+            "label_too_big": raised(collate, bad_label, pad_id=PAD, n_classes=N_CLASSES),
+            "label_negative": raised(collate, negative, pad_id=PAD, n_classes=N_CLASSES)}
 
 
 def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:

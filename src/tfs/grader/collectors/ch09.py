@@ -12,6 +12,8 @@ import zlib
 
 import torch
 
+from tfs.grader.judging import raised
+
 VOCAB, CONTEXT, EOS = 50, 16, 0
 PPL_CASES = {  # name: (n_tokens, window, stride)
     "one_window": (12, 16, 16),
@@ -48,16 +50,6 @@ def tiny_gpt(dropout: float = 0.0):
     return model.eval()
 
 
-def _error(function, *args, **kwargs) -> str:
-    from tfs.grader.judging import error_line
-
-    try:
-        function(*args, **kwargs)
-    except Exception as error:  # the learner's error, reported as the learner would read it
-        return error_line(error)
-    return "no error"
-
-
 def _number(value):
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return float(value.item())
@@ -83,10 +75,10 @@ def perplexity_mode(perplexity) -> dict:
 def perplexity_errors(perplexity) -> dict:
     model = tiny_gpt()
     ids = token_ids("errors", 30)
-    return {"stride_over_window": _error(perplexity, model, ids, 8, 12),
-            "window_over_context": _error(perplexity, model, ids, 2 * CONTEXT, 8),
-            "empty": _error(perplexity, model, torch.zeros(0, dtype=torch.int64), 8, 8),
-            "fine": _error(perplexity, model, ids, 8, 8)}
+    return {"stride_over_window": raised(perplexity, model, ids, 8, 12),
+            "window_over_context": raised(perplexity, model, ids, 2 * CONTEXT, 8),
+            "empty": raised(perplexity, model, torch.zeros(0, dtype=torch.int64), 8, 8),
+            "fine": raised(perplexity, model, ids, 8, 8)}
 
 
 def block_texts() -> list[list[int]]:
@@ -100,7 +92,7 @@ def lm_blocks(prepare_lm_blocks) -> dict:
     keys = sorted(out) if isinstance(out, dict) else repr(type(out).__name__)
     pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
     return {"keys": keys, "input_ids": pick(out, "input_ids"), "labels": pick(out, "labels"),
-            "other_ids": pick(other, "input_ids"), "too_short": _error(prepare_lm_blocks, [[1, 2]], 8, EOS)}
+            "other_ids": pick(other, "input_ids"), "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS)}
 
 
 def batch_texts() -> list[list[int]]:

@@ -13,6 +13,8 @@ import zlib
 import torch
 from torch import nn
 
+from tfs.grader.judging import raised
+
 SPARSITIES = (0.0, 0.25, 0.5, 0.9)
 BAD_SPARSITIES = (1.0, -0.1, 1.5)
 DISTILL_SETTINGS = ((1.0, 1.0), (2.0, 1.0), (4.0, 1.0), (2.0, 0.5), (3.0, 0.0), (5.0, 0.25))
@@ -23,16 +25,6 @@ BAD_RANKS = (0, -2, 13)
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
     return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
-
-
-def _error(function, *args, **kwargs) -> str:
-    from tfs.grader.judging import error_line
-
-    try:
-        function(*args, **kwargs)
-    except Exception as error:  # the learner's error, reported as the learner would read it
-        return error_line(error)
-    return "no error"
 
 
 # ------------------------------------------------------------------------------------------ int8
@@ -59,7 +51,7 @@ def quantize(quantize_per_channel) -> dict:
     nan[2, 3] = float("nan")
     inf[5, 0] = float("inf")
     return {"q": q, "scale": scale, "clipped": clipped[0] if isinstance(clipped, (tuple, list)) else clipped,
-            "nan": _error(quantize_per_channel, nan), "inf": _error(quantize_per_channel, inf)}
+            "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf)}
 
 
 quantize_scale = quantize_values = quantize
@@ -90,7 +82,7 @@ def magnitude_masks(magnitude_masks) -> dict:
     for sparsity in SPARSITIES:
         masks = magnitude_masks([w.clone() for w in prune_weights()], sparsity)
         out[str(sparsity)] = list(masks) if isinstance(masks, (list, tuple)) else masks
-    out["errors"] = [_error(magnitude_masks, [w.clone() for w in prune_weights()], s) for s in BAD_SPARSITIES]
+    out["errors"] = [raised(magnitude_masks, [w.clone() for w in prune_weights()], s) for s in BAD_SPARSITIES]
     return out
 
 
@@ -191,5 +183,5 @@ def lora_merge(LoRALinear) -> dict:
 
 
 def lora_errors(LoRALinear) -> dict:
-    return {"errors": [_error(LoRALinear, lora_base(), r=r, alpha=LORA_ALPHA) for r in BAD_RANKS],
-            "full_rank": _error(LoRALinear, lora_base(), r=min(LORA_IN, LORA_OUT), alpha=LORA_ALPHA)}
+    return {"errors": [raised(LoRALinear, lora_base(), r=r, alpha=LORA_ALPHA) for r in BAD_RANKS],
+            "full_rank": raised(LoRALinear, lora_base(), r=min(LORA_IN, LORA_OUT), alpha=LORA_ALPHA)}
