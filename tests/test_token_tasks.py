@@ -84,3 +84,11 @@ def test_features_batches_and_a_tiny_model_learns(tokenizer):
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     predicted = predict_tags(model, features[:2])
     assert [len(p) for p in predicted] == [4, 5] and predicted == [tags for _, tags in examples[:2]]
+
+
+def test_a_question_longer_than_the_window_is_a_clear_error(tokenizer):
+    example = {"question": "Who says " + "very " * 40 + "much?", "context": "Romeo. Hello.", "answer_start": 0,
+               "answer_text": "Romeo"}
+    with pytest.raises(ValueError, match=r"the question has \d+ tokens.*max_length >= \d+"):
+        qa_features(tokenizer, [example], max_length=32)
+    assert len(qa_features(tokenizer, [example], max_length=128)) == 1

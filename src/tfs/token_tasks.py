@@ -109,10 +109,15 @@ def qa_features(tokenizer, examples: Sequence[dict], max_length: int = 160) -> l
     the character answer; ``0, 0`` (``[CLS]``: "no answer") when ``answer_text`` is empty or truncation cut
     the answer off.
 
-    A question too long to leave room for any context raises the tokenizer's error (``truncation="only_second"``
-    never cuts the question)."""
+    A question too long to leave room for any context raises ``ValueError`` (``truncation="only_second"`` never
+    cuts the question)."""
     out = []
     for ex in examples:
+        n_question = len(tokenizer(ex["question"], add_special_tokens=False)["input_ids"])
+        if n_question + 4 > max_length:  # [CLS] question [SEP] at least one context token [SEP]
+            raise ValueError(f"the question has {n_question} tokens, so with [CLS], two [SEP] and one context token "
+                             f"it needs max_length >= {n_question + 4}; received {max_length}: shorten the question "
+                             "or raise max_length")
         enc = tokenizer(ex["question"], ex["context"], truncation="only_second", max_length=max_length,
                         return_offsets_mapping=True)
         sequence_ids = enc.sequence_ids()
