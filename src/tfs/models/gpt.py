@@ -108,7 +108,8 @@ class GPT(nn.Module):
         if length > self.config.block_size:
             raise ValueError(f"sequence of length {length} is longer than the position table "
                              f"(block_size={self.config.block_size}): crop it to the last {self.config.block_size} tokens")
-        if idx.numel() and not (0 <= (bounds := torch.aminmax(idx))[0] and bounds[1] < self.config.vocab_size):
+        lowest, highest = torch.aminmax(idx) if idx.numel() else (0, 0)  # one pass over the ids
+        if lowest < 0 or highest >= self.config.vocab_size:
             bad = idx[(idx < 0) | (idx >= self.config.vocab_size)][0].item()
             raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size}): "
                              "was the text encoded with another tokenizer?")
