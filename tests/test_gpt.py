@@ -11,7 +11,7 @@ import torch
 
 from tfs.convert.gpt import gpt_from_hf, load_hf_state_dict, to_hf_model, to_hf_state_dict
 from tfs.models.gpt import GPT, GPTConfig
-from tfs.train import TrainConfig, clip_gradients, get_batch, lr_schedule, param_groups, train
+from tfs.train import TrainConfig, clip_gradients, get_batch, lr_schedule, param_groups, scheduled_step, train
 
 transformers = pytest.importorskip("transformers")
 
@@ -200,6 +200,22 @@ def test_trainer_lowers_the_loss_on_a_tiny_stream():
     assert len(history["loss"]) == 60 and history["val_step"] == [30, 60]
     assert history["val_loss"][-1] < 0.5 * math.log(10)
     assert history["lr"][0] == pytest.approx(3e-3 / 5)
+
+
+def test_schedule_on_the_training_clock():
+    config = TrainConfig(max_steps=1000, warmup_steps=10, schedule_seconds=90.0)
+    assert scheduled_step(5, 3.0, 0.0, config) == 5  # warm-up counts steps
+    assert scheduled_step(40, 50.0, 10.0, config) == pytest.approx(10 + 0.5 * 990)  # half of the 80 s decay
+    assert scheduled_step(900, 95.0, 10.0, config) == 1000  # past the budget: the end of the decay
+    assert scheduled_step(40, 50.0, 10.0, TrainConfig(max_steps=1000, warmup_steps=10)) == 40  # no budget: steps
+    # a budget already spent when warm-up ends: the decay starts at the peak and every later step trains at
+    # min_lr, however fast the machine
+    pattern = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6] * 50)
+    model = GPT(GPTConfig(vocab_size=10, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    spent = TrainConfig(max_steps=8, batch_size=2, block_size=16, lr=1e-2, min_lr=1e-4, warmup_steps=3,
+                        eval_interval=0, schedule_seconds=1e-12)
+    history = train(model, pattern, None, spent, progress=False)
+    assert history["lr"][:4] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2]) and history["lr"][4:] == [1e-4] * 4
 
 
 def test_course_checkpoint_loads_offline_with_parity():

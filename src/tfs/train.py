@@ -106,6 +106,16 @@ def estimate_loss(model: nn.Module, data: torch.Tensor, batch_size: int, block_s
     return sum(losses) / len(losses)
 
 
+def scheduled_step(step: int, clock: float, warmup_clock: float, config: "TrainConfig") -> float:
+    """The step :func:`lr_schedule` is asked about: ``step`` itself, or, with ``config.schedule_seconds``, the
+    step reached at the same share of the decay as the clock has run of it (warm-up stays in steps; the decay
+    ends at ``max_steps`` when the clock reaches ``schedule_seconds``): a schedule that fits a time budget."""
+    if config.schedule_seconds is None or step < config.warmup_steps:
+        return step
+    share = (clock - warmup_clock) / max(config.schedule_seconds - warmup_clock, 1e-9)
+    return config.warmup_steps + min(share, 1.0) * (config.max_steps - config.warmup_steps)
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of :func:`train` (defaults: nanoGPT's character-level Shakespeare on CPU, shorter)."""
@@ -123,6 +133,7 @@ class TrainConfig:
     eval_steps: int = 20
     eval_times: Sequence[float] = field(default_factory=tuple)  # also validate when the training clock passes these (s)
     time_limit: float | None = None  # stop after this many seconds of training
+    schedule_seconds: float | None = None  # decay over this many seconds of the training clock instead of max_steps
     seed: int = 0
     fused: bool | None = None
 
@@ -152,10 +163,11 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor | N
 
     bar = tqdm(total=config.max_steps, desc="training", disable=not progress, mininterval=1.0)
     model.train()
-    clock, step = 0.0, 0
+    clock, step, warmup_clock = 0.0, 0, 0.0
     for step in range(config.max_steps):
         started = time.perf_counter()
-        lr = lr_schedule(step, config.lr, config.warmup_steps, config.max_steps, config.min_lr)
+        lr = lr_schedule(scheduled_step(step, clock, warmup_clock, config), config.lr, config.warmup_steps,
+                         config.max_steps, config.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = get_batch(train_data, config.batch_size, config.block_size, generator)
@@ -171,6 +183,8 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor | N
         history["loss"].append(loss_value)
         history["lr"].append(lr)
         history["time"].append(clock)
+        if step + 1 == config.warmup_steps:
+            warmup_clock = clock
         while pending_times and clock >= pending_times[0]:
             pending_times.pop(0)
             validate(step + 1, clock)
