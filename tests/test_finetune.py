@@ -240,6 +240,24 @@ def test_cache_frozen_and_split_batches_give_the_full_models_logits_per_example(
             assert piece["labels"][row] == examples[i]["label"]
 
 
+def test_cached_forward_in_float32_and_under_bf16_autocast():
+    """``cached_forward(layer)`` is ``forward_from`` on the cached batch; under bf16 autocast the logits come back
+    float32 and near the float32 ones (bfloat16 keeps 8 bits of mantissa), and the weights' gradients stay float32."""
+    model = tiny_classifier().eval()
+    examples = [{"input_ids": list(range(5, 5 + n)), "label": n % 3} for n in (4, 7, 9)]
+    batch = ft.cache_frozen(model, examples, 1, n_classes=3)[0]
+    expected = model.forward_from(batch["hidden"], batch["attention_mask"], 1)
+    torch.testing.assert_close(ft.cached_forward(1)(model, batch), expected)
+    model.train()
+    logits = ft.cached_forward(1, bf16=True)(model, batch)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected, atol=5e-2, rtol=5e-2)
+    nn.functional.cross_entropy(logits, batch["labels"]).backward()
+    grads = [p.grad for p in model.bert.encoder.layers[1].parameters()]
+    assert all(g is not None and g.dtype == torch.float32 for g in grads)
+    assert isinstance(ft.bf16_is_fast(), bool)
+
+
 def test_quiet_loading_restores_the_progress_bar_and_verbosity():
     from transformers.utils import logging as hf_logging
 

@@ -15,6 +15,8 @@ name                        what it does
 ``predict``, ``fine_tune``  evaluation (in ``eval()`` mode) and the hand-written training loop
 ``cache_frozen``            run the frozen lower blocks once: length-sorted batches of their output
 ``split_batches``           cached batches cut into smaller training batches, each trimmed to its length
+``cached_forward``          ``forward(model, batch)`` on cached batches, optionally under bfloat16 autocast
+``bf16_is_fast``            whether this CPU has bfloat16 matrix instructions (autocast then pays)
 ==========================  ====================================================================
 
 The exercises of chapter 08 carry these names and signatures, so a learner's version drops in.
@@ -37,7 +39,8 @@ from torch.nn import functional as F
 
 __all__ = ["BertClassifier", "ClassificationHead", "EarlyStopping", "classification_metrics", "collate",
            "confusion_matrix", "fine_tune", "linear_warmup_decay", "mean_pool", "parameter_groups", "predict",
-           "encode_texts", "length_batches", "under_grading", "quiet_loading", "full_recipe_results", "cache_frozen", "split_batches"]
+           "encode_texts", "length_batches", "under_grading", "quiet_loading", "full_recipe_results", "cache_frozen", "split_batches",
+           "cached_forward", "bf16_is_fast"]
 
 POOLINGS = ("mean", "cls")
 
@@ -150,13 +153,14 @@ def quiet_loading():
             hf_logging.enable_progress_bar()
 
 
-def full_recipe_results(path: str | Path | None = None) -> dict:
-    """The numbers of the last full run of ``benchmarks/finetune_sentiment.py`` (its saved JSON).
+def full_recipe_results(name: str = "finetune_sentiment") -> dict:
+    """The numbers of a full run of ``benchmarks/finetune_sentiment.py``, saved in ``benchmarks/results/<name>.json``:
+    ``"finetune_sentiment"`` (its default recipe) or ``"finetune_sentiment_block6"`` (the earlier recipe, block 6 only).
 
-    Chapter 08 shows them beside its own shortened run; the script writes them (``--save``)."""
+    Chapter 08 shows them beside its own shortened run; the script writes them (``--save`` or ``--out``)."""
     import json
 
-    path = Path(path) if path is not None else Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "finetune_sentiment.json"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run python benchmarks/finetune_sentiment.py from the repository's root")
     return json.loads(path.read_text())
@@ -262,6 +266,30 @@ def split_batches(batches: Sequence[dict], batch_size: int) -> list[dict]:
             length = int(batch["attention_mask"][rows].sum(1).max())
             out.append({key: (value[rows, :length] if value.dim() >= 2 else value[rows]) for key, value in batch.items()})
     return out
+
+
+def bf16_is_fast() -> bool:
+    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 or AMX, through oneDNN); where it
+    does not, bfloat16 autocast is emulated and slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cached_forward(layer: int, bf16: bool = False) -> Callable[[nn.Module, dict], torch.Tensor]:
+    """``forward(model, batch) -> logits (B, C)`` for :func:`fine_tune` and :func:`predict` on batches of
+    :func:`cache_frozen` (``hidden`` = the output of block ``layer - 1``; ``layer=0``: of the embeddings).
+
+    ``bf16``: the blocks run under ``torch.autocast("cpu", torch.bfloat16)``, so their matrix products take
+    bfloat16 inputs, while the weights, their gradients, AdamW's state and the loss stay float32 (mixed
+    precision); the logits come back as float32."""
+
+    def forward(model: nn.Module, batch: dict) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model.forward_from(batch["hidden"], batch["attention_mask"], layer).float()
+
+    return forward
 
 
 # ------------------------------------------------------------------------------------------ metrics
