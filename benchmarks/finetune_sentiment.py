@@ -2,8 +2,8 @@
 
     python benchmarks/finetune_sentiment.py                       # the recipe: every training text
     python benchmarks/finetune_sentiment.py --n-train 2000 --no-save       # a shortened run
-    python benchmarks/finetune_sentiment.py --frozen 5 --epochs 2 --no-bf16 --encoder-lr 1e-4 --no-save
-                                                # the earlier recipe: block 6 and the head on cached blocks 1-5
+    python benchmarks/finetune_sentiment.py --frozen 5 --epochs 2 --no-bf16 --encoder-lr 1e-4 \
+        --out benchmarks/results/finetune_sentiment_block6.json   # the earlier recipe: block 6 + head on cached 1-5
 
 The recipe (the choice is explained in chapter 08, section 8):
 - MiniLM (``tfs.data.bert_path()``) in the package's BERT, mean pooling, dropout 0.1 + a linear head;
