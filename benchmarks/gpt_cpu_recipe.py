@@ -72,13 +72,14 @@ def run(name: str, recipe: TrainConfig, vocab: int, streams: tuple[torch.Tensor,
     peak = max(peak_before, matmul_peak())
     seconds, steps = history["time"][-1], len(history["step"])
     tokens_per_s = steps * recipe.batch_size * recipe.block_size / seconds
-    achieved = model.flops_per_token(recipe.block_size) * tokens_per_s
+    flops_per_token = model.flops_per_token(recipe.block_size)
+    achieved = flops_per_token * tokens_per_s
     return {
         "run": name + (" +compile" if compile_model else ""), "lr": recipe.lr, "warmup_steps": recipe.warmup_steps,
         "schedule_seconds": recipe.schedule_seconds,
         "threads": torch.get_num_threads(), "vocab": vocab, "params": model.num_params(),
         "steps": steps, "wall_s": round(seconds, 1), "tokens_per_s": round(tokens_per_s),
-        "ms_per_step": round(1000 * seconds / steps, 1), "flops_per_token": model.flops_per_token(recipe.block_size),
+        "ms_per_step": round(1000 * seconds / steps, 1), "flops_per_token": flops_per_token,
         "achieved_gflops": round(achieved / 1e9, 2), "peak_gflops": round(peak / 1e9, 2),
         "share_of_peak": round(achieved / peak, 3),
         "val": [{"step": s, "train_clock_s": round(t, 1), "val_loss": round(v, 4)}
