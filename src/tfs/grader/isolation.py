@@ -17,7 +17,8 @@ Inside, the kernel (``python -m tfs.grader.sandbox``) has
   its own (``setpriv``: no groups, no capabilities, ``no_new_privs``), so ``RLIMIT_NPROC`` counts
   only its processes; otherwise bwrap makes a user namespace (``--unshare-all``);
 - read-only views of the system's programs and libraries (``/usr``, a few files of ``/etc``), of
-  Python and the course's environment, and of the ``tfs`` package; nothing else of the host: no
+  Python and the course's environment, of the ``tfs`` package and of the converted SmolLM2 folder
+  (:data:`SMOLLM2_DIR`, named by ``TFS_SMOLLM2_DIR``); nothing else of the host: no
   ``solutions/``, ``grading/`` (submissions, gradebook), ``autograder/``, home folders or other
   kernels' folders exist in its view;
 - a private, size-limited ``/tmp`` (its home and caches) and working folder (a copy of the
@@ -46,6 +47,7 @@ INSTALL_HINT = "install it with `apt-get install -y bubblewrap` (Debian/Ubuntu)"
 SUBMISSION = "/submission"  # the kernel's working folder inside the sandbox
 SUBMITTED_COPY = "/run/submitted"  # the student's own folder, read-only, copied into SUBMISSION at start
 JUDGE_DIR = "/tmp/judge"  # TFS_JUDGE_OUT inside the sandbox (bound to the host's <scratch>/judge)
+SMOLLM2_DIR = "/opt/tfs/smollm2"  # the host's converted SmolLM2 (tfs.data.smollm2_path), read-only
 
 
 @functools.lru_cache(maxsize=None)
@@ -142,7 +144,8 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
                   "--perms", "1777", "--size", size, "--tmpfs", SUBMISSION]
     # Python and the course after the private /tmp, so that a checkout under /tmp is bound over it, not hidden
     folders = python_folders()
-    for folder in _ancestors(folders + [ipc, SUBMITTED_COPY]):
+    smollm2 = host_smollm2()
+    for folder in _ancestors(folders + [ipc, SUBMITTED_COPY] + ([SMOLLM2_DIR] if smollm2 else [])):
         if folder != "/tmp":  # already the private /tmp
             arguments += ["--perms", "0755", "--dir", folder]
     for folder in folders:
@@ -150,12 +153,25 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     arguments += ["--bind", ipc, ipc, "--bind", judge, JUDGE_DIR]
     if submitted:
         arguments += ["--ro-bind", submitted, SUBMITTED_COPY]
+    if smollm2:
+        arguments += ["--ro-bind", smollm2, SMOLLM2_DIR]
+        env = {**env, "TFS_SMOLLM2_DIR": SMOLLM2_DIR}
     arguments += ["--chdir", SUBMISSION, "--clearenv"]
     for name, value in env.items():
         arguments += ["--setenv", name, value]
     drop = _drop(uid)
     prepare = f'mkdir -p "$HOME"; ' + (f"cp -r {SUBMITTED_COPY}/. {SUBMISSION}/ 2>/dev/null; " if submitted else "")
     return arguments + ["--", *drop, "/bin/sh", "-c", prepare + 'exec "$@"', "sh", *command]
+
+
+def host_smollm2() -> str | None:
+    """The grader's converted SmolLM2 folder (notebooks load it through ``tfs.data.smollm2_path()``), or None."""
+    from tfs.data import AssetError, smollm2_path
+
+    try:
+        return os.path.realpath(smollm2_path(fetch=False))
+    except AssetError:
+        return None
 
 
 def kernel_environment(python: str, threads: int) -> dict[str, str]:

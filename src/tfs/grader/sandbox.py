@@ -91,6 +91,11 @@ def install(protect: list[str]) -> None:
     """Set the folders, the environment for caches, and the audit hook."""
     global _protected, _own, _scratch
     scratch = tempfile.mkdtemp(prefix="tfs-grader-")
+    from tfs.grader.isolation import host_smollm2
+
+    smollm2 = host_smollm2()  # before the caches move: the converted model stays readable where it is
+    if smollm2:
+        os.environ["TFS_SMOLLM2_DIR"] = smollm2
     for variable in ("MPLCONFIGDIR", "IPYTHONDIR", "XDG_CACHE_HOME", "TORCHINDUCTOR_CACHE_DIR"):
         os.environ[variable] = os.path.join(scratch, variable.lower())
     _protected = tuple(_real(folder) for folder in protect)
