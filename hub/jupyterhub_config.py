@@ -47,6 +47,7 @@ URL = os.environ.get("TFS_HUB_URL") or "http://127.0.0.1:8000"
 HUB_PORT = int(os.environ.get("TFS_HUB_INTERNAL_PORT") or 8081)
 PROXY_API_PORT = int(os.environ.get("TFS_HUB_PROXY_API_PORT") or 8001)
 SMOLLM2_SHARED = os.environ.get("TFS_SMOLLM2_SHARED") or "/srv/tfs/smollm2"
+COURSE_REPO = os.environ.get("TFS_COURSE_REPO", "")  # the students' nbgitpuller links (hub/links.py) when set
 
 c = get_config()  # noqa: F821  (injected by traitlets)
 
@@ -69,11 +70,23 @@ c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
 c.JupyterHub.authenticator_class = "pam"
 c.Authenticator.allowed_users = STUDENTS | {INSTRUCTOR}
 c.Authenticator.admin_users = {INSTRUCTOR}
-c.JupyterHub.template_vars = {
-    "announcement": (f"Course {COURSE_ID}. Students: the Assignments tab fetches and submits chapters. "
-                     f"Instructor: open Formgrader in its own browser tab at /user/{INSTRUCTOR}/formgrader "
-                     "(JupyterHub's security headers keep it from being embedded in the lab)."),
-}
+
+def _announcement() -> str:
+    """The hub's home page: how each role works, and the chapters' nbgitpuller links when TFS_COURSE_REPO is set."""
+    text = (f"Course {COURSE_ID}. Students: the Assignments tab fetches and submits chapters. "
+            f"Instructor: open Formgrader in its own browser tab at /user/{INSTRUCTOR}/formgrader "
+            "(JupyterHub's security headers keep it from being embedded in the lab).")
+    if not COURSE_REPO:
+        return text
+    sys.path.insert(0, str(HUB))
+    from links import chapters, pull_link
+
+    items = "".join(f'<li><a href="{pull_link(URL, COURSE_REPO, chapter, notebook)}">{chapter}</a></li>'
+                    for chapter, notebook in chapters())
+    return f"{text} Open or update a chapter (your changes are kept):<ul>{items}</ul>"
+
+
+c.JupyterHub.template_vars = {"announcement": _announcement()}
 
 if os.environ.get("TFS_HUB_API_TOKEN"):  # a token for scripts (and the test) that run the class over the REST API
     c.JupyterHub.services = [{"name": "course-admin", "api_token": os.environ["TFS_HUB_API_TOKEN"]}]

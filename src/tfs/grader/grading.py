@@ -355,14 +355,18 @@ def _without_outputs(path: Path) -> NotebookNode | None:
         return None
 
 
-def make_repair_hook(release_directory: str):
+class RepairHook(dict):
     """A ``pre_convert_hook``: a submitted notebook nbgrader cannot read is graded as the release.
 
     The original file is kept beside it as ``<name>.ipynb.unreadable``; the replacement carries a
-    note, so the student's feedback says why the score is zero.
+    note, so the student's feedback says why the score is zero. A ``dict`` holding its one setting, so that
+    Formgrader can show the configuration as JSON (a plain function made it warn "not serializable").
     """
 
-    def repair(assignment: str, student: str, notebooks: list[str]) -> None:
+    def __init__(self, release_directory: str):
+        super().__init__(release_directory=str(release_directory))
+
+    def __call__(self, assignment: str, student: str, notebooks: list[str]) -> None:
         for path in map(Path, notebooks):
             try:
                 notebook = nbformat.read(path, as_version=4)
@@ -380,9 +384,12 @@ def make_repair_hook(release_directory: str):
                 nbformat.write(repaired, path)
                 continue
             shutil.move(path, path.with_name(path.name + ".unreadable"))
-            release = nbformat.read(Path(release_directory) / assignment / path.name, as_version=4)
+            release = nbformat.read(Path(self["release_directory"]) / assignment / path.name, as_version=4)
             _add_note(release, f"Your file {path.name} could not be read as a notebook ({problem}). It was graded "
                                "as an unanswered notebook; your instructor has the original file.")
             nbformat.write(release, path)
 
-    return repair
+
+def make_repair_hook(release_directory: str) -> RepairHook:
+    """The repair hook for the release in ``release_directory`` (see :class:`RepairHook`)."""
+    return RepairHook(release_directory)
