@@ -4,6 +4,7 @@
   ``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder`` (same layout: a copy, no reshaping)
 - :mod:`tfs.convert.bert`  the course's BERT <-> ``transformers`` ``BertModel``/``BertForMaskedLM``
 - :mod:`tfs.convert.gpt`   the course's GPT <-> ``transformers`` ``GPT2LMHeadModel`` (``Conv1D`` transposed)
+- :mod:`tfs.convert.llama` the course's LLaMA <-> ``transformers`` ``LlamaForCausalLM`` (a plain copy, by name)
 """
 
 from tfs.convert.bert import bert_from_hf, bert_to_hf, load_hf_bert

@@ -7,6 +7,7 @@ copy one to one (:mod:`tfs.convert`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -89,9 +90,13 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
         positions = torch.arange(length, device=x.device)
     if positions.shape[-1] != length:
         raise ValueError(f"apply_rope: positions {tuple(positions.shape)} must end in L={length}")
-    frequency = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)  # (d/2,)
-    angles = positions.to(torch.float64)[..., None] * frequency                            # (..., L, d/2)
-    cos = torch.cos(angles).repeat(*([1] * (angles.dim() - 1)), 2).to(x.dtype)              # (..., L, d)
-    sin = torch.sin(angles).repeat(*([1] * (angles.dim() - 1)), 2).to(x.dtype)
+    angles = positions.to(torch.float64)[..., None] * _frequencies(d, float(base), x.device)  # (..., L, d/2)
+    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
     first, second = x[..., : d // 2], x[..., d // 2 :]
-    return x * cos + torch.cat([-second, first], dim=-1) * sin
+    return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)  # x cos + rotate_half(x) sin
+
+
+@functools.lru_cache(maxsize=32)
+def _frequencies(d: int, base: float, device: torch.device) -> torch.Tensor:
+    """``base^(-2j/d)`` for the pairs ``j = 0 .. d/2 - 1``, in float64 (computed once per size, base and device)."""
+    return base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
