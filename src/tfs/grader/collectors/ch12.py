@@ -1,0 +1,415 @@
+"""Chapter 12 (from GPT-2 to a modern LLM) collectors: run the learner's layers, LLaMA and chat functions on
+seeded inputs, return plain data.
+
+Inputs come from the generators below, which ``autograder/judges/ch12.py`` imports to rebuild them. Weights are
+written by parameter name (:func:`seeded`), so the judge knows every weight without trusting the kernel.
+
+**One exercise at a time.** While a collector runs the learner's answer to one exercise, the names of the
+chapter's *other* exercises in the learner's namespace point to the package's references
+(:func:`references_for`): a ``GroupedQueryAttention`` that calls the learner's ``rope`` gets the package's
+``rope`` there, a ``LLaMA`` builds the package's ``LLaMABlock``. A mistake costs only its own exercise's points.
+The models are small random ``LLaMAConfig``s in float64, never SmolLM2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+
+import torch
+
+from tfs.grader.judging import error_line, raised
+from tfs.models.llama import LLaMAConfig
+
+CONFIGS = {  # grouped-query (tied head), multi-query (untied), multi-head
+    "gqa": LLaMAConfig(vocab_size=48, block_size=32, n_layer=2, n_head=6, n_kv_head=2, n_embd=48, d_ff=64,
+                       rope_theta=500.0, eps=1e-5, tie_embeddings=True),
+    "mqa": LLaMAConfig(vocab_size=40, block_size=32, n_layer=2, n_head=4, n_kv_head=1, n_embd=32, d_ff=40,
+                       rope_theta=10000.0, eps=1e-6, tie_embeddings=False),
+    "mha": LLaMAConfig(vocab_size=40, block_size=32, n_layer=1, n_head=2, n_kv_head=2, n_embd=16, d_ff=24,
+                       rope_theta=2000.0, eps=1e-5, tie_embeddings=False),
+}
+PROMPT = 4  # cached decoding: the first PROMPT tokens in one call, then one per call
+LENGTHS = (9, 5, 2)  # a left-padded batch: three prompts of these lengths
+
+
+def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """Float64 values for the tensor ``name``: norm gains near 1, weights large enough for peaked attention."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    values = torch.randn(shape, generator=generator, dtype=torch.float64)
+    return 1.0 + 0.3 * values if "norm" in name else 0.3 * values
+
+
+@torch.no_grad()
+def fill(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Cast to float64 and write :func:`seeded` weights by name (a tied tensor gets its first name's values)."""
+    module.double()
+    for name, parameter in module.named_parameters():
+        parameter.copy_(seeded(name, tuple(parameter.shape), seed))
+    return module
+
+
+def reference_model(name: str):
+    """The package's LLaMA of ``CONFIGS[name]`` with seeded float64 weights, in evaluation mode."""
+    from tfs.models.llama import LLaMA
+
+    return fill(LLaMA(CONFIGS[name])).eval()
+
+
+def token_ids(name: str, length: int = 11) -> torch.Tensor:
+    g = torch.Generator().manual_seed(120 + len(name))
+    return torch.randint(0, CONFIGS[name].vocab_size, (2, length), generator=g)
+
+
+def padded_batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids (3, 9), attention_mask (3, 9))``: prompts of :data:`LENGTHS` tokens, padded on the left with id 0."""
+    from tfs.generate import left_pad
+
+    g = torch.Generator().manual_seed(130 + len(name))
+    prompts = [torch.randint(1, CONFIGS[name].vocab_size, (n,), generator=g).tolist() for n in LENGTHS]
+    return left_pad(prompts, 0)
+
+
+# ------------------------------------------------------------------------------- one exercise at a time
+
+def _references() -> dict:
+    from tfs import chat
+    from tfs.models import llama
+    from tfs.nn import modern
+
+    return {"RMSNorm": modern.RMSNorm, "rope": modern.rope, "swiglu_hidden": modern.swiglu_hidden,
+            "SwiGLU": modern.SwiGLU, "repeat_kv": modern.repeat_kv,
+            "GroupedQueryAttention": modern.GroupedQueryAttention, "LLaMABlock": llama.LLaMABlock,
+            "LLaMA": llama.LLaMA, "chat_prompt": chat.chat_prompt}
+
+
+def _namespaces(answer) -> list[dict]:
+    """The global namespaces the learner's function or class reads names from."""
+    functions = [answer] if callable(answer) and hasattr(answer, "__globals__") else \
+        [f for f in vars(answer).values() if hasattr(f, "__globals__")] if isinstance(answer, type) else []
+    spaces = []
+    for function in functions:
+        if all(function.__globals__ is not s for s in spaces):
+            spaces.append(function.__globals__)
+    return spaces
+
+
+@contextlib.contextmanager
+def references_for(answer, exercise: str):
+    """While the learner's ``answer`` to ``exercise`` runs, the other exercises' names in its namespace are the
+    package's references (put back afterwards)."""
+    references = {name: value for name, value in _references().items() if name != exercise}
+    saved = []
+    for space in _namespaces(answer):
+        kept = {name: space[name] for name in references if name in space}
+        saved.append((space, kept))
+        space.update({name: references[name] for name in kept})
+    try:
+        yield
+    finally:
+        for space, kept in saved:
+            space.update(kept)
+
+
+def _outcome(function, *args, **kwargs) -> dict:
+    try:
+        out = function(*args, **kwargs)
+    except Exception as error:
+        return {"error": error_line(error)}
+    if not isinstance(out, torch.Tensor):
+        return {"error": f"returned {type(out).__name__}, not a tensor"}
+    return {"out": out}
+
+
+# ------------------------------------------------------------------------------------------------ RMSNorm
+
+RMSNORM_CASES = [  # (shape, eps, scale of x): a large eps on small inputs shows where eps sits
+    ((2, 3, 8), 1e-5, 1.0), ((4, 16), 1e-6, 3.0), ((1, 5, 6), 0.1, 0.05), ((3, 2, 1, 10), 1e-5, 1.0)]
+
+
+def rmsnorm_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (float64, with a mean far from 0 in each row) and a weight for :data:`RMSNORM_CASES` ``[case]``."""
+    shape, _, scale = RMSNORM_CASES[case]
+    x = seeded(f"rms_x{case}", shape) / 0.3 * scale + 0.7 * scale
+    return x, seeded(f"rms_norm_w{case}", (shape[-1],))
+
+
+def rmsnorm(RMSNorm) -> dict:
+    """Outputs on the cases (weights written into ``weight``), the new module's weight, and a gradient check."""
+    data = {"cases": []}
+    with references_for(RMSNorm, "RMSNorm"):
+        for case, (shape, eps, _) in enumerate(RMSNORM_CASES):
+            x, weight = rmsnorm_inputs(case)
+            try:
+                norm = RMSNorm(shape[-1], eps).double()
+                with torch.no_grad():
+                    norm.weight.copy_(weight)
+                data["cases"].append(_outcome(norm, x))
+            except Exception as error:
+                data["cases"].append({"error": error_line(error)})
+        try:
+            fresh = RMSNorm(8)
+            data["parameters"] = {name: p.detach() for name, p in fresh.named_parameters()}
+            x = torch.randn(3, 8, generator=torch.Generator().manual_seed(5))
+            data["float32"] = fresh(x)
+        except Exception as error:
+            data["module_error"] = error_line(error)
+            return data
+        try:
+            fresh(x).pow(2).sum().backward()
+            data["weight_grad"] = fresh.weight.grad
+        except Exception as error:
+            data["grad_error"] = error_line(error)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------- RoPE
+
+ROPE_CASES = [  # (batch, heads, T, d_head, theta)
+    (2, 3, 7, 8, 10000.0), (1, 2, 6, 16, 100000.0), (3, 1, 9, 4, 500.0), (2, 2, 5, 6, 10.0)]
+
+
+def rope_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x (batch, heads, T, d_head)`` float64 and ``position_ids (batch, T)``: arange in case 0, a left-padded
+    batch's positions (row b padded by b columns, padding at position 0) in the others, offset by 20 (as after a
+    cache) in case 3."""
+    batch, heads, length, d, _ = ROPE_CASES[case]
+    x = seeded(f"rope_x{case}", (batch, heads, length, d)) / 0.3
+    if case == 0:
+        return x, torch.arange(length).expand(batch, length).clone()
+    mask = torch.ones(batch, length, dtype=torch.long)
+    for row in range(batch):
+        mask[row, :row] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return x, positions + (20 if case == 3 else 0)
+
+
+def rope(rope) -> dict:
+    data = {"cases": []}
+    with references_for(rope, "rope"):
+        for case, (*_, theta) in enumerate(ROPE_CASES):
+            x, positions = rope_inputs(case)
+            data["cases"].append(_outcome(rope, x.clone(), positions.clone(), theta))
+        data["float32"] = _outcome(rope, rope_inputs(1)[0].float(), rope_inputs(1)[1], ROPE_CASES[1][4])
+        data["odd"] = raised(rope, torch.ones(1, 2, 3, 5), torch.arange(3)[None], 10000.0)
+    return data
+
+
+# ------------------------------------------------------------------------------------------------- SwiGLU
+
+SWIGLU_HIDDEN_CASES = [(576, 256), (4096, 256), (5120, 256), (8192, 256), (768, 256), (100, 8), (48, 1), (1000, 64)]
+
+
+def swiglu_hidden(swiglu_hidden) -> list:
+    out = []
+    with references_for(swiglu_hidden, "swiglu_hidden"):
+        for d_model, multiple_of in SWIGLU_HIDDEN_CASES:
+            try:
+                value = swiglu_hidden(d_model, multiple_of)
+                out.append(value if type(value) is int else f"returned {type(value).__name__} {value!r}")
+            except Exception as error:
+                out.append(error_line(error))
+    return out
+
+
+SWIGLU_CASES = [(8, 12), (16, 40), (6, 16)]  # (d_model, d_ff)
+
+
+def swiglu_input(case: int) -> torch.Tensor:
+    d_model, _ = SWIGLU_CASES[case]
+    return seeded(f"swiglu_x{case}", (2, 5, d_model)) / 0.3
+
+
+def swiglu(SwiGLU) -> dict:
+    """Outputs with seeded weights written by name, and the module's parameter names and shapes."""
+    data = {"cases": []}
+    with references_for(SwiGLU, "SwiGLU"):
+        for case, (d_model, d_ff) in enumerate(SWIGLU_CASES):
+            try:
+                ff = fill(SwiGLU(d_model, d_ff), seed=case)
+                data["cases"].append(_outcome(ff, swiglu_input(case)))
+            except Exception as error:
+                data["cases"].append({"error": error_line(error)})
+        try:
+            data["parameters"] = {name: list(p.shape) for name, p in SwiGLU(8, 12).named_parameters()}
+        except Exception as error:
+            data["module_error"] = error_line(error)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- repeat_kv
+
+REPEAT_CASES = [((2, 3, 4, 5), 3), ((1, 2, 3, 4), 2), ((2, 4, 2, 3), 1), ((1, 1, 3, 2), 4)]
+
+
+def repeat_input(case: int) -> torch.Tensor:
+    return seeded(f"repeat{case}", REPEAT_CASES[case][0])
+
+
+def repeat_kv(repeat_kv) -> list:
+    with references_for(repeat_kv, "repeat_kv"):
+        return [_outcome(repeat_kv, repeat_input(case), n_rep) for case, (_, n_rep) in enumerate(REPEAT_CASES)]
+
+
+# -------------------------------------------------------------------------------- attention, block, model
+
+def _runs(model, name: str) -> dict:
+    """Logits of ``model`` on the seeded ids, on the left-padded batch, and decoded through a fresh KVCache
+    (the first PROMPT tokens, then one per call, the padded batch); and the cache's layer-0 keys and values."""
+    from tfs.nn import KVCache
+
+    data = {}
+    ids = token_ids(name)
+    padded, mask = padded_batch(name)
+    with torch.no_grad():
+        for key, run in (("plain", lambda: model(ids)[0]), ("padded", lambda: model(padded, attention_mask=mask)[0])):
+            data[key] = _outcome(run)
+        try:
+            cache = KVCache()
+            steps = [model(padded[:, :PROMPT], attention_mask=mask[:, :PROMPT], cache=cache)[0]]
+            for t in range(PROMPT, padded.shape[1]):
+                steps.append(model(padded[:, t:t + 1], attention_mask=mask[:, :t + 1], cache=cache)[0])
+            data["cached"] = {"out": torch.cat(steps, dim=1)}
+            data["cache_keys"] = cache.keys[0] if cache.keys else None
+            data["cache_values"] = cache.values[0] if cache.values else None
+        except Exception as error:
+            data["cached"] = {"error": error_line(error)}
+    return data
+
+
+def attention(GroupedQueryAttention) -> dict:
+    """The package's LLaMA with the learner's attention in every block (its weights written by name)."""
+    data = {}
+    with references_for(GroupedQueryAttention, "GroupedQueryAttention"):
+        for name, config in CONFIGS.items():
+            try:
+                model = reference_model(name)
+                for block in model.blocks:
+                    own = GroupedQueryAttention(config.n_embd, config.n_head, config.n_kv_head, config.rope_theta)
+                    own.double().load_state_dict(block.attn.state_dict())
+                    block.attn = own
+            except Exception as error:
+                data[name] = {"error": error_line(error)}
+                continue
+            data[name] = _runs(model.eval(), name)
+        data["indivisible"] = raised(GroupedQueryAttention, 24, 6, 4, 10000.0)
+    return data
+
+
+def block(LLaMABlock) -> dict:
+    """The package's LLaMA with the learner's block in every layer (its weights written by name)."""
+    data = {}
+    with references_for(LLaMABlock, "LLaMABlock"):
+        for name, config in CONFIGS.items():
+            try:
+                model = reference_model(name)
+                for index, reference in enumerate(model.blocks):
+                    own = LLaMABlock(config)
+                    own.double().load_state_dict(reference.state_dict())
+                    model.blocks[index] = own
+            except Exception as error:
+                data[name] = {"error": error_line(error)}
+                continue
+            data[name] = _runs(model.eval(), name)
+    return data
+
+
+def model(LLaMA) -> dict:
+    """The learner's LLaMA of each config, loaded with :func:`tfs.convert.llama.load_hf_state_dict` from the
+    reference model's weights in ``transformers``' names; whether its head is tied to its embedding."""
+    from tfs.convert.llama import load_hf_state_dict, to_hf_state_dict
+
+    data = {}
+    with references_for(LLaMA, "LLaMA"):
+        for name, config in CONFIGS.items():
+            try:
+                own = LLaMA(config).double()
+                load_hf_state_dict(own, to_hf_state_dict(reference_model(name)))
+                own.eval()
+            except Exception as error:
+                data[name] = {"error": error_line(error)}
+                continue
+            data[name] = _runs(own, name)
+            data[name]["tied"] = own.lm_head.weight is own.embed.weight
+            data[name]["too_long"] = raised(own, torch.zeros(1, config.block_size + 1, dtype=torch.long))
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------- chat
+
+CHAT_CASES = [  # (messages, add_generation_prompt)
+    ([{"role": "user", "content": "What is the capital of France?"}], True),
+    ([{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hello!"}], True),
+    ([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+      {"role": "user", "content": "Two lines:\nname a colour."}], True),
+    ([{"role": "user", "content": "No prompt at the end"}], False),
+    ([{"role": "system", "content": ""}, {"role": "user", "content": " spaces  kept "}], True),
+]
+BAD_ROLES = [[{"role": "robot", "content": "beep"}],
+             [{"role": "user", "content": "hi"}, {"role": "User", "content": "x"}]]
+
+
+def chat_prompt(chat_prompt) -> dict:
+    data = {"cases": []}
+    with references_for(chat_prompt, "chat_prompt"):
+        for messages, generation in CHAT_CASES:
+            try:
+                text = chat_prompt([dict(m) for m in messages], add_generation_prompt=generation)
+                data["cases"].append(text if type(text) is str else f"returned {type(text).__name__}, not a str")
+            except Exception as error:
+                data["cases"].append({"error": error_line(error)})
+        data["bad_roles"] = [raised(chat_prompt, [dict(m) for m in messages]) for messages in BAD_ROLES]
+    return data
+
+
+# A character-level stand-in for SmolLM2's tokenizer (same special tokens and ids 0, 1, 2) and a small random
+# LLaMA whose greedy replies end with <|im_end|> for some conversations and run to the limit for others.
+CHAT_CHARACTERS = "\n !',.?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+REPLY_SEED, REPLY_MAX_NEW = 73, 12  # replies that end at <|im_end|> after 9 and 7 tokens, and one that runs on
+REPLY_CASES = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Name a colour."}],
+               [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}]]
+
+
+def chat_tokenizer():
+    """A ``PreTrainedTokenizerFast``: ``<|endoftext|>`` 0, ``<|im_start|>`` 1, ``<|im_end|>`` 2 (its EOS, as
+    SmolLM2's), then one token per character of :data:`CHAT_CHARACTERS`."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {token: i for i, token in enumerate(specials + list(CHAT_CHARACTERS))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    backend.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token="<|endoftext|>", pad_token="<|im_end|>")
+
+
+def chat_model():
+    """A float32 LLaMA over :func:`chat_tokenizer`'s vocabulary, seeded, with a head that favours ``<|im_end|>``."""
+    from tfs.models.llama import LLaMA
+
+    torch.manual_seed(REPLY_SEED)
+    config = LLaMAConfig(vocab_size=3 + len(CHAT_CHARACTERS), block_size=256, n_layer=2, n_head=4, n_kv_head=2,
+                         n_embd=32, d_ff=48, rope_theta=10000.0, eps=1e-5, tie_embeddings=False)
+    model = LLaMA(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(10.0)
+        model.lm_head.weight[2] *= 1.5
+    return model.eval()
+
+
+def reply(reply) -> list:
+    """The learner's replies (strings) to :data:`REPLY_CASES` from :func:`chat_model` and :func:`chat_tokenizer`."""
+    model, tokenizer = chat_model(), chat_tokenizer()
+    out = []
+    with references_for(reply, "reply"):
+        for messages in REPLY_CASES:
+            try:
+                text = reply(model, tokenizer, [dict(m) for m in messages], max_new_tokens=REPLY_MAX_NEW)
+                out.append(text if type(text) is str else f"returned {type(text).__name__}, not a str")
+            except Exception as error:
+                out.append({"error": error_line(error)})
+    return out

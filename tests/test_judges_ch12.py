@@ -1,0 +1,455 @@
+"""Chapter 12's judges and visible checks: the references pass, each usual mistake fails with a message naming it.
+
+Data goes through the real collectors (``tfs.grader.collectors.ch12``) and a save/load round trip, as in grading. The
+mutants are plausible learner answers; each is also run through the visible check of its exercise
+(:mod:`tfs.teaching.parity_llama`), whose message must name the same mistake.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tfs import chat
+from tfs.generate import generate
+from tfs.grader.collectors import ch12 as collectors
+from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
+from tfs.models import llama as ref
+from tfs.nn import modern
+from tfs.teaching import parity_llama as visible
+from tfs.teaching.checks import CheckError
+
+pytest.importorskip("transformers")
+
+
+def verdict(test: str, **objects) -> None:
+    load_judge(f"ch12.{test}")(read_data_roundtrip(collect(f"ch12.{test}", **objects)))
+
+
+def hidden_message(test: str, **objects) -> str:
+    with pytest.raises(JudgeFailure) as failure:
+        verdict(test, **objects)
+    return " ".join(str(failure.value).split())
+
+
+def says(message: str, text: str) -> bool:
+    """Whether ``text`` contains ``message``, or one of its alternatives separated by ``|``."""
+    return any(part in text for part in message.split("|"))
+
+
+def visible_message(check, *args, **kwargs) -> str:
+    with pytest.raises(CheckError) as failure:
+        check(*args, **kwargs)
+    return " ".join(str(failure.value).split())
+
+
+def test_the_references_pass_every_judge():
+    verdict("rmsnorm", RMSNorm=modern.RMSNorm)
+    verdict("rope", rope=modern.rope)
+    verdict("swiglu_hidden", swiglu_hidden=modern.swiglu_hidden)
+    verdict("swiglu", SwiGLU=modern.SwiGLU)
+    verdict("repeat_kv", repeat_kv=modern.repeat_kv)
+    verdict("attention", GroupedQueryAttention=modern.GroupedQueryAttention)
+    verdict("block", LLaMABlock=ref.LLaMABlock)
+    verdict("model", LLaMA=ref.LLaMA)
+    verdict("chat_prompt", chat_prompt=chat.chat_prompt)
+    verdict("reply", reply=chat.reply)
+
+
+def test_the_reply_cases_both_stop_and_run_to_the_limit():
+    tokenizer, model = collectors.chat_tokenizer(), collectors.chat_model()
+    ends = []
+    for messages in collectors.REPLY_CASES:
+        prompt = torch.tensor([tokenizer(chat.chat_prompt(messages))["input_ids"]])
+        new = generate(model, prompt, collectors.REPLY_MAX_NEW, eos_token_id=2)[0, prompt.shape[1]:].tolist()
+        ends.append(2 in new)
+    assert any(ends) and not all(ends)
+
+
+# ------------------------------------------------------------------------------------------------ RMSNorm
+
+class RMSNormWith(modern.RMSNorm):
+    """The reference with one mistake in forward."""
+
+    mistake = ""
+
+    def forward(self, x):
+        eps, w = self.eps, self.weight
+        if self.mistake == "mean":
+            x = x - x.mean(-1, keepdim=True)
+        if self.mistake == "axis":
+            return x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w
+        if self.mistake == "eps_outside":
+            return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w
+        if self.mistake == "no_weight":
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rmsnorm(mistake):
+    return type(f"RMSNorm_{mistake}", (RMSNormWith,), {"mistake": mistake})
+
+
+class RMSNormBuffer(nn.Module):
+    def __init__(self, d_model, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(d_model))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class RMSNormBias(modern.RMSNorm):
+    def __init__(self, d_model, eps=1e-6):
+        super().__init__(d_model, eps)
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+
+@pytest.mark.parametrize("mistake, hidden, shown", [
+    ("mean", "mean subtracted", "mean subtracted"),
+    ("axis", "over dim=0", "over dim=0"),
+    ("eps_outside", "eps added outside the square root", "eps added outside the square root"),
+    ("no_weight", "weight left out", "weight left out")])
+def test_rmsnorm_mutants_are_named(mistake, hidden, shown):
+    assert hidden in hidden_message("rmsnorm", RMSNorm=rmsnorm(mistake))
+    x = torch.randn(2, 5, 16, dtype=torch.float64) + 0.5
+    eps = 0.1 if mistake == "eps_outside" else 1e-5
+    x = 0.02 * x if mistake == "eps_outside" else x
+    assert shown in visible_message(visible.check_rmsnorm, rmsnorm(mistake), x, eps)
+
+
+def test_rmsnorm_without_a_parameter_or_with_a_bias_fails():
+    assert "no bias" in hidden_message("rmsnorm", RMSNorm=RMSNormBias)
+    assert "expected one, weight" in hidden_message("rmsnorm", RMSNorm=RMSNormBuffer)
+    x = torch.randn(2, 8).double()
+    assert "expected one, weight" in visible_message(visible.check_rmsnorm, RMSNormBuffer, x, 1e-5)
+
+
+# --------------------------------------------------------------------------------------------------- RoPE
+
+def rope_with(mistake):
+    def turn(x, position_ids, theta=10000.0):
+        d = x.shape[-1]
+        if d % 2 and mistake != "odd_accepted":
+            raise ValueError("odd")
+        theta = 10000.0 if mistake == "theta_ignored" else theta
+        positions = torch.arange(x.shape[2]).expand(x.shape[0], -1) if mistake == "positions_ignored" else position_ids
+        step = 1 if mistake == "exponent" else 2
+        dtype = torch.float32 if mistake == "float32_angles" else torch.float64
+        frequencies = theta ** (-step * torch.arange(d // 2, dtype=dtype) / d)
+        angles = positions[:, None, :, None].to(dtype) * frequencies
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        if mistake == "interleaved":
+            even, odd = x[..., 0::2], x[..., 1::2]
+            return torch.stack([even * cos - odd * sin, odd * cos + even * sin], -1).flatten(-2)
+        first, second = x[..., :d // 2], x[..., d // 2:]
+        return torch.cat([first * cos - second * sin, second * cos + first * sin], -1)
+    return turn
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("interleaved", "interleaved pairing"), ("theta_ignored", "theta ignored"),
+    ("positions_ignored", "position_ids ignored"), ("exponent", "exponent j/d"),
+    ("float32_angles", "float32's rounding level"), ("odd_accepted", "expected a ValueError")])
+def test_rope_mutants_are_named(mistake, message):
+    assert message in hidden_message("rope", rope=rope_with(mistake))
+    if mistake not in ("odd_accepted", "float32_angles"):
+        x = torch.randn(2, 3, 6, 8, dtype=torch.float64)
+        positions = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 1, 2]]) + 3
+        assert message in visible_message(visible.check_rope, rope_with(mistake), x, positions, 100000.0)
+
+
+# ------------------------------------------------------------------------------------------------- SwiGLU
+
+@pytest.mark.parametrize("width, message", [
+    (lambda d, m=256: 4 * d, "GPT-2's width"),
+    (lambda d, m=256: int(8 * d / 3), "rounds it UP"),
+    (lambda d, m=256: (8 * d // 3) // m * m, "rounded down"),
+    (lambda d, m=256: 8 * d / 3, "expected an int")])
+def test_swiglu_width_mutants_are_named(width, message):
+    assert message in hidden_message("swiglu_hidden", swiglu_hidden=width)
+
+
+class SwiGLUWith(modern.SwiGLU):
+    mistake = ""
+
+    def forward(self, x):
+        g, u = self.gate(x), self.up(x)
+        return self.down({"silu_on_up": lambda: g * F.silu(u), "no_silu": lambda: g * u,
+                          "gelu": lambda: F.gelu(g) * u, "no_gate": lambda: F.silu(g)}[self.mistake]())
+
+
+class SwiGLUBiased(nn.Module):
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.gate, self.up, self.down = nn.Linear(d_model, d_ff), nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("silu_on_up", "SiLU on the up branch"), ("no_silu", "no SiLU"), ("gelu", "GELU instead of SiLU"),
+    ("no_gate", "no gating")])
+def test_swiglu_mutants_are_named(mistake, message):
+    mutant = type(f"SwiGLU_{mistake}", (SwiGLUWith,), {"mistake": mistake})
+    assert message in hidden_message("swiglu", SwiGLU=mutant)
+    assert message in visible_message(visible.check_swiglu, mutant, 8, 12, torch.randn(2, 5, 8, dtype=torch.float64))
+
+
+def test_swiglu_with_biases_fails():
+    assert "bias=False" in hidden_message("swiglu", SwiGLU=SwiGLUBiased)
+    assert "bias=False" in visible_message(visible.check_swiglu, SwiGLUBiased, 8, 12, torch.randn(2, 8).double())
+
+
+def tiled_repeat(x, n_rep):
+    return x.repeat(1, n_rep, 1, 1)
+
+
+def test_repeat_kv_in_the_wrong_order_is_named():
+    assert "tiled" in hidden_message("repeat_kv", repeat_kv=tiled_repeat)
+    assert "tiled" in visible_message(visible.check_repeat_kv, tiled_repeat, torch.randn(2, 3, 4, 5), 3)
+
+
+# -------------------------------------------------------------------------------------- attention mutants
+
+class AttentionWith(modern.GroupedQueryAttention):
+    """The chapter's attention written out, with one mistake."""
+
+    mistake = ""
+
+    def __init__(self, d_model, n_heads, n_kv_heads, theta=10000.0):
+        if self.mistake == "indivisible_accepted":
+            nn.Module.__init__(self)
+            self.n_heads, self.n_kv_heads, self.theta, self.d_head = n_heads, n_kv_heads, theta, d_model // n_heads
+            self.q = nn.Linear(d_model, n_heads * self.d_head, bias=False)
+            self.k = nn.Linear(d_model, n_kv_heads * self.d_head, bias=False)
+            self.v = nn.Linear(d_model, n_kv_heads * self.d_head, bias=False)
+            self.out = nn.Linear(n_heads * self.d_head, d_model, bias=False)
+        else:
+            super().__init__(d_model, n_heads, n_kv_heads, theta)
+
+    def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+        m = self.mistake
+        batch, length, _ = x.shape
+        theta = 10000.0 if m == "theta_ignored" else self.theta
+        turn = rope_with("interleaved") if m == "interleaved_rope" else modern.rope
+        q, k, v = (self._heads(p, x, n) for p, n in ((self.q, self.n_heads), (self.k, self.n_kv_heads),
+                                                      (self.v, self.n_kv_heads)))
+        if m != "no_rope":
+            q, k = turn(q, position_ids, theta), turn(k, position_ids, theta)
+        if m == "rope_on_values":
+            v = turn(v, position_ids, theta)
+        n_rep = self.n_heads // self.n_kv_heads
+        repeat = tiled_repeat if m == "kv_tiled" else modern.repeat_kv
+        if m == "cache_repeated":
+            k, v = repeat(k, n_rep), repeat(v, n_rep)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        if m != "cache_repeated":
+            k, v = repeat(k, n_rep), repeat(v, n_rep)
+        n_keys = k.shape[-2]
+        offset = {"causal_plus_one": 1, "causal_minus_one": -1}.get(m, 0)
+        offset += 0 if m == "cache_not_offset" else n_keys - length
+        allowed = torch.ones(length, n_keys, dtype=torch.bool)
+        allowed = allowed if m == "no_causal" else allowed.tril(offset)
+        if mask is not None:
+            allowed = allowed & mask
+        scores = q @ k.transpose(-2, -1) / (1.0 if m == "no_scale" else math.sqrt(self.d_head))
+        weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        return self.out((weights @ v).transpose(1, 2).reshape(batch, length, self.n_heads * self.d_head))
+
+
+def attention(mistake):
+    return type(f"Attention_{mistake}", (AttentionWith,), {"mistake": mistake})
+
+
+ATTENTION_CASES = [
+    ("", None),
+    ("kv_tiled", "KV heads repeated in the wrong order"),
+    ("causal_plus_one", "each token also sees the next one"),
+    ("no_causal", "no causal mask"),
+    ("interleaved_rope", "RoPE pairs interleaved"),
+    ("theta_ignored", "theta ignored"),
+    ("no_rope", "no RoPE"),
+    ("rope_on_values", "RoPE applied to the values"),
+    ("no_scale", "not divided by sqrt(d_head)"),
+    ("causal_minus_one", "NaN"),
+    ("cache_not_offset", "one-token step at position 4|last T of L"),
+    ("cache_repeated", "BEFORE repeating them"),
+    ("indivisible_accepted", "expected a ValueError"),
+]
+
+
+@pytest.mark.parametrize("mistake, message", ATTENTION_CASES)
+def test_attention_mutants_are_named(mistake, message):
+    mutant = attention(mistake)
+    if message is None:
+        verdict("attention", GroupedQueryAttention=mutant)  # the mutant class without a mistake passes
+        return
+    assert says(message, hidden_message("attention", GroupedQueryAttention=mutant)), mistake
+    if mistake in ("indivisible_accepted", "cache_repeated"):
+        return  # the visible tests check these with their own cells (the cache's shape, the ValueError)
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    keys = ["kv_tiled", "causal_plus_one", "causal_minus_one", "no_causal", "interleaved_rope", "theta_ignored",
+            "no_rope", "rope_on_values", "no_scale"]
+    shown = visible_message(visible.check_llama, visible.with_parts(model, attention=mutant), model, "attention", keys)
+    assert says(message, shown), shown
+
+
+# ------------------------------------------------------------------------------------------ block, model
+
+class BlockWith(ref.LLaMABlock):
+    mistake = ""
+
+    def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+        attend = lambda h: self.attn(h, position_ids, mask, cache, layer)  # noqa: E731
+        if self.mistake == "post_norm":
+            x = self.norm1(x + attend(x))
+            return self.norm2(x + self.ff(x))
+        if self.mistake == "residual_from_normed":
+            h = self.norm1(x)
+            x = h + attend(h)
+            h = self.norm2(x)
+            return h + self.ff(h)
+        if self.mistake == "no_residual":
+            x = attend(self.norm1(x))
+            return self.ff(self.norm2(x))
+        raise AssertionError(self.mistake)
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("post_norm", "post-norm"), ("residual_from_normed", "residual taken from the normalised x"),
+    ("no_residual", "no residual connection")])
+def test_block_mutants_are_named(mistake, message):
+    mutant = type(f"Block_{mistake}", (BlockWith,), {"mistake": mistake})
+    assert message in hidden_message("block", LLaMABlock=mutant)
+    small = visible.SMALL_CONFIGS["multi-query"]
+    model = visible.random_llama(small)
+    assert message in visible_message(visible.check_llama, visible.with_parts(model, block=mutant), model, "block",
+                                      ["post_norm", "residual_from_normed", "no_residual"])
+
+
+class ModelWith(ref.LLaMA):
+    mistake = ""
+
+    def __init__(self, config):
+        super().__init__(config)
+        if self.mistake == "untied":
+            self.lm_head.weight = nn.Parameter(self.embed.weight.detach().clone())
+
+    def forward(self, idx, targets=None, attention_mask=None, cache=None, position_ids=None):
+        m = self.mistake
+        start = len(cache) if cache is not None else 0
+        batch, length = idx.shape
+        if m != "too_long_accepted" and start + length > self.config.block_size:
+            raise ValueError("too long")
+        if position_ids is None:
+            if attention_mask is None:
+                base = 0 if m == "cache_position_zero" else start
+                position_ids = torch.arange(base, base + length).expand(batch, length)
+            else:
+                counted = attention_mask[:, -length:] if m == "cache_position_zero" else attention_mask
+                position_ids = (counted.cumsum(-1) - 1).clamp(min=0)[:, -length:]
+            if start:
+                position_ids = position_ids + {"cache_position_plus_one": 1, "cache_position_minus_one": -1}.get(m, 0)
+        start = len(cache) if cache is not None else 0
+        mask = None
+        if attention_mask is not None and m != "padding_ignored":
+            own = torch.zeros(length, start + length, dtype=torch.bool)
+            own[:, start:] = torch.eye(length, dtype=torch.bool)
+            mask = attention_mask.bool()[:, None, None, :] | own
+        x = self.embed(idx)
+        for index, block in enumerate(self.blocks):
+            x = block(x, position_ids, mask, cache, index)
+        return self.lm_head(x if m == "no_final_norm" else self.norm(x)), None
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("no_final_norm", "final RMSNorm before the head left out"),
+    ("cache_position_plus_one", "len(cache) + 1"),
+    ("cache_position_minus_one", "len(cache) - 1"),
+    ("cache_position_zero", "restarted at 0|decoded through a KVCache"),
+    ("padding_ignored", "left-padded batch"),
+    ("untied", "tie them exactly when the config says so"),
+    ("too_long_accepted", "expected a ValueError")])
+def test_model_mutants_are_named(mistake, message):
+    mutant = type(f"LLaMA_{mistake}", (ModelWith,), {"mistake": mistake})
+    assert says(message, hidden_message("model", LLaMA=mutant)), mistake
+    if mistake in ("untied", "too_long_accepted"):
+        return  # the visible cell checks these itself
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    own = mutant(small).double()
+    from tfs.convert.llama import load_hf_state_dict, to_hf_state_dict
+
+    load_hf_state_dict(own, to_hf_state_dict(model))
+    shown = visible_message(visible.check_llama, own.eval(), model, "model",
+                            ["no_final_norm", "cache_position_plus_one", "cache_position_minus_one",
+                             "cache_position_zero"])
+    assert says(message, shown), shown
+
+
+def test_positions_counted_from_the_columns_are_not_a_mistake_for_rope():
+    """A left-padded row numbered by its columns is every real token shifted alike: RoPE's scores do not change."""
+    class ByColumns(ref.LLaMA):
+        def forward(self, idx, targets=None, attention_mask=None, cache=None, position_ids=None):
+            start = len(cache) if cache is not None else 0
+            columns = torch.arange(start, start + idx.shape[1]).expand(idx.shape[0], -1)
+            return super().forward(idx, targets, attention_mask, cache, columns)
+
+    verdict("model", LLaMA=ByColumns)
+
+
+# ----------------------------------------------------------------------------------------------------- chat
+
+def prompt_with(mistake):
+    def write(messages, add_generation_prompt=True):
+        if mistake != "any_role":
+            for m in messages:
+                if m["role"] not in chat.ROLES:
+                    raise ValueError(m["role"])
+        turns = messages if mistake == "no_default_system" or messages[0]["role"] == "system" else \
+            [{"role": "system", "content": chat.DEFAULT_SYSTEM}] + messages
+        end = "<|im_end|>" if mistake == "no_newline" else "<|im_end|>\n"
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}{end}" for m in turns)
+        return text + ("<|im_start|>assistant\n" if add_generation_prompt and mistake != "no_generation_prompt" else "")
+    return write
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("no_generation_prompt", "generation prompt"), ("no_default_system", "default system message left out"),
+    ("no_newline", "trailing newline"), ("any_role", "expected a ValueError")])
+def test_chat_prompt_mutants_are_named(mistake, message):
+    assert message in hidden_message("chat_prompt", chat_prompt=prompt_with(mistake))
+    if mistake != "any_role":
+        tokenizer = collectors.chat_tokenizer()
+        tokenizer.chat_template = load_judge("ch12.chat_prompt").__globals__["SMOLLM2_CHAT_TEMPLATE"]
+        assert message in visible_message(visible.check_chat_prompt, prompt_with(mistake), tokenizer,
+                                          [{"role": "user", "content": "Hi"}])
+
+
+def reply_with(mistake):
+    def answer(model, tokenizer, messages, max_new_tokens=64):
+        prompt = torch.tensor([tokenizer(chat.chat_prompt(messages))["input_ids"]])
+        end = tokenizer.convert_tokens_to_ids("<|endoftext|>" if mistake == "wrong_stop" else "<|im_end|>")
+        out = generate(model, prompt, max_new_tokens, eos_token_id=end)[0].tolist()
+        new = out[prompt.shape[1]:]
+        if mistake in ("keeps_end", "wrong_stop"):
+            return tokenizer.decode(new)
+        stop = new.index(end) if end in new else len(new)
+        return tokenizer.decode(out[:prompt.shape[1] + stop] if mistake == "with_prompt" else new[:stop])
+    return answer
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("keeps_end", "end-of-turn token is part of the text"), ("wrong_stop", "did not stop"),
+    ("with_prompt", "includes the prompt")])
+def test_reply_mutants_are_named(mistake, message):
+    assert message in hidden_message("reply", reply=reply_with(mistake))
