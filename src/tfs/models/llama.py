@@ -126,7 +126,8 @@ class LLaMA(nn.Module):
         if start + idx.shape[1] > self.config.block_size:
             raise ValueError(f"sequence of length {start + idx.shape[1]} is longer than the context the model was "
                              f"trained on (block_size={self.config.block_size})")
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+        lowest, highest = torch.aminmax(idx) if idx.numel() else (0, 0)  # one pass over the ids
+        if lowest < 0 or highest >= self.config.vocab_size:
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}): was the text encoded with "
                              "another tokenizer?")
 

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ACTIVATIONS", "FeedForward", "LayerNorm", "apply_rope", "sinusoidal_positions"]
+__all__ = ["ACTIVATIONS", "FeedForward", "LayerNorm", "apply_rope", "rope_tables", "rotate_pairs",
+           "sinusoidal_positions"]
 
 # BERT uses the exact GELU; GPT-2 the tanh approximation ("gelu_new" in transformers); the 2017 paper ReLU.
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -90,10 +91,22 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
         positions = torch.arange(length, device=x.device)
     if positions.shape[-1] != length:
         raise ValueError(f"apply_rope: positions {tuple(positions.shape)} must end in L={length}")
-    angles = positions.to(torch.float64)[..., None] * _frequencies(d, float(base), x.device)  # (..., L, d/2)
-    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
-    first, second = x[..., : d // 2], x[..., d // 2 :]
-    return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)  # x cos + rotate_half(x) sin
+    return rotate_pairs(x, *rope_tables(positions, d, base, x.dtype))
+
+
+def rope_tables(positions: torch.Tensor, d: int, base: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, sin)`` of the angles ``position * base^(-2j/d)``, shape ``(*positions.shape, d/2)``, computed in float64
+    and cast to ``dtype``: the tables :func:`rotate_pairs` applies."""
+    angles = positions.to(torch.float64)[..., None] * _frequencies(d, float(base), positions.device)  # (..., L, d/2)
+    return torch.cos(angles).to(dtype), torch.sin(angles).to(dtype)
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn pair ``(j, j + d/2)`` of ``x (..., L, d)`` by the angle whose ``cos`` and ``sin`` are given (they broadcast
+    to ``(..., L, d/2)``): ``x cos + rotate_half(x) sin``."""
+    half = x.shape[-1] // 2
+    first, second = x[..., :half], x[..., half:]
+    return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)
 
 
 @functools.lru_cache(maxsize=32)

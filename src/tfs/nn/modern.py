@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tfs.nn.attention import KVCache, causal_mask, check_mask
-from tfs.nn.layers import apply_rope
+from tfs.nn.layers import rope_tables, rotate_pairs
 
 __all__ = ["GroupedQueryAttention", "RMSNorm", "SwiGLU", "repeat_kv", "rope", "swiglu_hidden"]
 
@@ -44,13 +44,22 @@ def rope(x: torch.Tensor, position_ids: torch.Tensor, theta: float = 10000.0) ->
 
     Pair ``j`` is features ``(j, j + d_head/2)`` (``transformers``' LLaMA layout), turned by the angle
     ``position * theta^(-2j/d_head)``. Same shape and dtype as ``x``; a ``ValueError`` for an odd ``d_head``.
+    The cosines and sines of the last ``position_ids`` tensor seen are kept: every layer of a forward pass, queries
+    and keys alike, rotates by the same positions, so they are computed once per pass.
     """
     if x.dim() != 4 or position_ids.shape != (x.shape[0], x.shape[2]):
         raise ValueError(f"rope: x must be (batch, heads, T, d_head) and position_ids (batch, T); received "
                          f"{tuple(x.shape)} and {tuple(position_ids.shape)}")
     if x.shape[-1] % 2:
         raise ValueError(f"rope: the head size {x.shape[-1]} is odd, so its features cannot be paired for rotation")
-    return apply_rope(x, position_ids[:, None, :], base=theta)  # positions broadcast over the heads
+    key = (position_ids._version, x.shape[-1], float(theta), x.dtype)
+    if _TABLES.get("positions") is not position_ids or _TABLES.get("key") != key:
+        cos, sin = rope_tables(position_ids[:, None, :], x.shape[-1], theta, x.dtype)   # (batch, 1, T, d/2)
+        _TABLES.update(positions=position_ids, key=key, tables=(cos, sin))           # the tensor is kept: its id
+    return rotate_pairs(x, *_TABLES["tables"])                                        # cannot be reused meanwhile
+
+
+_TABLES: dict = {}  # rope's last tables: the position_ids tensor they belong to, its version, d_head, theta, dtype
 
 
 def swiglu_hidden(d_model: int, multiple_of: int = 256) -> int:
