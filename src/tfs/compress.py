@@ -6,28 +6,39 @@
   :func:`head_importance` (loss increase when one attention head of a GPT-2 model is silenced);
 - distillation: :func:`distillation_loss` (Hinton et al. 2015: T² · KL(teacher_T ‖ student_T) mixed with CE);
 - LoRA: :class:`LoRALinear` (frozen base, ``A`` random, ``B`` zero, scale ``alpha / r``, :meth:`LoRALinear.merge`);
+- 4-bit blocks: :func:`quantize_q4_1` / :func:`dequantize_q4_1` (llama.cpp's Q4_1: blocks of 32 weights, each
+  ``w = d · q + m`` with a 4-bit ``q`` and float16 ``d``, ``m``), :func:`read_gguf_q4_1` (a tensor's raw blocks);
 - safe saving: :func:`save_weights` / :func:`load_weights` (safetensors, or ``torch.load(weights_only=True)``);
-- measuring: :func:`serialized_mb`, :func:`latency`.
+- models: :func:`shared_copy`, :func:`swap_modules`, :func:`replace_linears` (a quantized copy that does not copy
+  the float weights), :func:`activation_ranges` and :func:`quantized_inputs` (what per-tensor activation
+  quantization does);
+- measuring: :func:`serialized_mb`, :func:`latency`, :func:`timings` (medians and spread of interleaved rounds).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import math
 import os
+import random
 import re
+import statistics
 import time
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["QMAX", "CheckpointError", "quantize_per_channel", "dequantize", "Int8Linear", "magnitude_masks",
-           "apply_masks", "head_importance", "silence_heads", "distillation_loss", "LoRALinear", "add_lora", "merge_lora",
-           "save_weights", "load_weights", "serialized_mb", "allocated_mb", "latency"]
+__all__ = ["QMAX", "Q4_BLOCK", "CheckpointError", "Timing", "quantize_per_channel", "dequantize", "Int8Linear",
+           "quantize_q4_1", "dequantize_q4_1", "read_gguf_q4_1", "shared_copy", "swap_modules", "replace_linears", "activation_ranges",
+           "quantized_inputs", "magnitude_masks", "apply_masks", "head_importance", "silence_heads", "distillation_loss",
+           "LoRALinear", "add_lora", "merge_lora", "save_weights", "load_weights", "serialized_mb", "allocated_mb",
+           "latency", "timings"]
 
 QMAX = 127  # symmetric int8: [-127, 127], so that -q is always representable and zero is exactly 0
 
@@ -69,12 +80,15 @@ class Int8Linear(nn.Module):
     """A linear layer that stores int8 weights and one float scale per output row (4x smaller weights).
 
     ``forward(x (..., in)) -> (..., out)``: ``(x @ q.T) * scale + bias``: the matmul runs on the int8
-    values (as floats: CPUs without fast int8 kernels gain memory, not speed), the scale is applied after.
+    values converted to floats (memory is saved, not arithmetic), the scale is applied after; the
+    activations stay float. ``per_tensor=True``: one scale for the whole matrix instead (for comparison).
     """
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear, per_tensor: bool = False):
         super().__init__()
-        q, scale = quantize_per_channel(linear.weight)
+        weight = linear.weight.detach()
+        scale = torch.full((weight.shape[0],), max(weight.abs().max().item(), 1e-30) / QMAX) if per_tensor else None
+        q, scale = quantize_per_channel(weight, scale)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("q", q)
         self.register_buffer("scale", scale)
@@ -86,6 +100,147 @@ class Int8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
+
+
+# ------------------------------------------------------------------------------------------ 4-bit blocks (Q4_1)
+
+Q4_BLOCK = 32  # llama.cpp's Q4_1: 32 consecutive weights of a row share one float16 step d and minimum m
+
+
+def _blocks(weight: torch.Tensor) -> torch.Tensor:
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] % Q4_BLOCK:
+        raise ValueError(f"Q4_1 needs a 2-D tensor (out, in) with in divisible by {Q4_BLOCK}; received "
+                         f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}")
+    return weight.reshape(weight.shape[0], -1, Q4_BLOCK)                     # (out, in / 32, 32)
+
+
+def quantize_q4_1(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """llama.cpp's Q4_1, block by block along each row (the input dimension).
+
+    ``weight (out, in)`` -> ``(q (out, in) uint8 in 0..15, d (out, in/32) float16, m (out, in/32) float16)``:
+    for each block of 32 consecutive weights, ``m = min``, ``d = (max - min) / 15`` and
+    ``q = min(15, trunc((w - m) / d + 0.5))`` (``q = 0`` where ``d = 0``), computed in float32 as llama.cpp's
+    reference quantizer does; ``d`` and ``m`` are then stored as float16. 4 bits per weight plus 32 bits per
+    32 weights: 5 bits per weight (llama.cpp packs two ``q`` per byte; here one per byte, for reading).
+    """
+    blocks = _blocks(weight.detach().float())
+    if not torch.isfinite(blocks).all():
+        raise ValueError("cannot quantize a tensor holding NaN or infinity")
+    low, high = blocks.amin(-1, keepdim=True), blocks.amax(-1, keepdim=True)
+    step = (high - low) / 15
+    inverse = torch.where(step > 0, 1 / step, torch.zeros_like(step))
+    q = torch.trunc((blocks - low) * inverse + 0.5).clamp(0, 15).to(torch.uint8)
+    return q.reshape(weight.shape), step[..., 0].half(), low[..., 0].half()
+
+
+def dequantize_q4_1(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``q (out, in)`` in 0..15, ``d``, ``m (out, in/32)`` -> ``(out, in)`` float32: ``w = d · q + m`` per block."""
+    blocks = _blocks(q).float()                                              # (out, in / 32, 32)
+    return (d.float()[..., None] * blocks + m.float()[..., None]).reshape(q.shape)
+
+
+def read_gguf_q4_1(gguf_file: str | os.PathLike, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A Q4_1 tensor's raw blocks, unpacked, from a GGUF file (needs the ``gguf`` package).
+
+    Each block is 20 bytes: ``d`` (float16), ``m`` (float16), then 16 bytes holding 32 four-bit ``q``: byte
+    ``j`` keeps weight ``j`` in its low nibble and weight ``j + 16`` in its high nibble. Returns
+    ``(q (rows, cols) uint8, d (rows, cols/32) float16, m (rows, cols/32) float16)`` in the file's layout
+    (``rows`` = output features; llama.cpp stores some models' query and key rows in another order)."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    tensors = {t.name: t for t in GGUFReader(str(gguf_file)).tensors}
+    if name not in tensors:
+        raise KeyError(f"{name!r} is not in {Path(gguf_file).name}")
+    tensor = tensors[name]
+    if tensor.tensor_type != GGMLQuantizationType.Q4_1:
+        raise ValueError(f"{name} is stored as {tensor.tensor_type.name}, not Q4_1")
+    raw = np.asarray(tensor.data).reshape(tensor.data.shape[0], -1, 20)       # (rows, blocks, 20 bytes)
+    d = torch.from_numpy(raw[..., 0:2].copy().view(np.float16)[..., 0])
+    m = torch.from_numpy(raw[..., 2:4].copy().view(np.float16)[..., 0])
+    packed = torch.from_numpy(raw[..., 4:20].copy())                          # (rows, blocks, 16)
+    q = torch.cat([packed & 0x0F, packed >> 4], dim=-1)                       # (rows, blocks, 32)
+    return q.reshape(q.shape[0], -1), d, m
+
+
+# ------------------------------------------------------------------------------------------ quantized models
+
+def shared_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model``'s modules that shares every parameter and buffer with it (nothing numeric is
+    copied): replacing a layer of the copy leaves ``model`` untouched, and a quantized copy of a large model
+    costs only its new layers' memory."""
+    memo = {id(tensor): tensor for tensor in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+def swap_modules(model: nn.Module, modules: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Put each ``modules[name]`` at ``name`` in ``model`` (in place); returns the modules it replaced, so
+    that ``swap_modules(model, swap_modules(model, new))`` restores ``model``."""
+    replaced = {}
+    for name, module in modules.items():
+        parent, _, child = name.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        replaced[name] = getattr(owner, child)
+        setattr(owner, child, module)
+    return replaced
+
+
+def replace_linears(model: nn.Module, make: Callable[[nn.Linear], nn.Module], skip: Iterable[str] = ()) -> nn.Module:
+    """A :func:`shared_copy` of ``model`` in which every ``nn.Linear`` whose name is not in ``skip`` is
+    ``make(linear)`` (e.g. :class:`Int8Linear`); ``model`` itself is unchanged."""
+    skip = set(skip)
+    copied = shared_copy(model)
+    swap_modules(copied, {name: make(module) for name, module in copied.named_modules()
+                          if isinstance(module, nn.Linear) and name not in skip})
+    return copied
+
+
+@torch.no_grad()
+def activation_ranges(model: nn.Module, run: Callable[[], object]) -> dict[str, tuple[float, float]]:
+    """``{name: (max |x|, median |x|)}`` of the input ``x`` of every ``nn.Linear`` of ``model`` while ``run()``
+    calls it (the last call, if a layer runs several times). A large ratio means a per-tensor scale set by
+    the largest value leaves few levels for the typical one."""
+    ranges: dict[str, tuple[float, float]] = {}
+
+    def hook_for(name: str):
+        def record(module, args):
+            magnitudes = args[0].detach().abs().float()
+            ranges[name] = (magnitudes.max().item(), magnitudes.median().item())
+        return record
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ranges
+
+
+@contextlib.contextmanager
+def quantized_inputs(model: nn.Module, levels: int = 127, skip: Iterable[str] = ()) -> Iterator[None]:
+    """Within the block, the input of every ``nn.Linear`` of ``model`` (names in ``skip`` excepted) is rounded
+    as dynamic quantization rounds activations: one step for the whole tensor, ``(max - min) / levels`` with
+    min and max widened to include 0, on a grid that holds 0 exactly (an integer zero point). FBGEMM's
+    dynamic int8 linear uses ``levels = 127`` (its ``reduce_range``: 7 bits). The weights stay float, and
+    so does the arithmetic: only the rounding is reproduced."""
+    skip = set(skip)
+
+    def round_input(module, args):
+        x = args[0]
+        low, high = x.min().clamp(max=0), x.max().clamp(min=0)
+        step = torch.where(high > low, (high - low) / levels, torch.ones_like(high))
+        zero = torch.round(-low / step).clamp(0, levels)                     # the integer that stands for 0.0
+        q = torch.clamp(torch.round(x / step) + zero, 0, levels)
+        return ((q - zero) * step,) + tuple(args[1:])
+
+    handles = [m.register_forward_pre_hook(round_input) for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) and n not in skip]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 # ------------------------------------------------------------------------------------------ pruning
@@ -324,11 +479,28 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------ measuring
 
+class _ByteCounter(io.RawIOBase):
+    """A write-only file that only counts the bytes written to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        self.count += size
+        return size
+
+
 def serialized_mb(model: nn.Module) -> float:
-    """Size in MB (10⁶ bytes) of ``torch.save(model.state_dict())``: what the model costs on disk."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes / 1e6
+    """Size in MB (10⁶ bytes) of ``torch.save(model.state_dict())``: what the model costs on disk (a tensor
+    shared by two layers counts once). The bytes are counted, not kept, so a large model costs no copy."""
+    counter = _ByteCounter()
+    torch.save(model.state_dict(), counter)
+    return counter.count / 1e6
 
 
 def allocated_mb(function: Callable[[], object]) -> float:
@@ -361,3 +533,46 @@ def latency(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+class Timing(NamedTuple):
+    """Wall times of repeated runs, in seconds: their median and their range (``low`` .. ``high``)."""
+
+    median: float
+    low: float
+    high: float
+
+    def ms(self, per: float = 1.0) -> str:
+        """``"12.3 ms [11.9-14.0]"`` (divided by ``per``, e.g. the examples in a batch)."""
+        return f"{1000 * self.median / per:.3g} ms [{1000 * self.low / per:.3g}-{1000 * self.high / per:.3g}]"
+
+    def versus(self, base: "Timing") -> str:
+        """How this compares with ``base``: a speed-up or slow-down is stated only when the two ranges do
+        not overlap; otherwise they are the same within the spread."""
+        ratio = base.median / self.median
+        if self.high < base.low:
+            return f"{ratio:.2f}x faster"
+        if self.low > base.high:
+            return f"{1 / ratio:.2f}x slower"
+        return f"same within the spread ({ratio:.2f}x)"
+
+
+def timings(runs: dict[object, Callable[[], object]], repeats: int = 5, warmup: int = 1,
+            seed: int = 0) -> dict[object, Timing]:
+    """Time several functions in ``repeats`` interleaved rounds (each function once per round, after
+    ``warmup`` untimed calls each), so that every function sees the same state of a shared machine;
+    each gets the median and the range of its rounds. Each round runs the functions in a new order
+    (shuffled with ``seed``): a small model timed right after a large one finds the caches full of the
+    large one's data, and a fixed order would charge that to the same function every round."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    seconds: dict[object, list[float]] = {name: [] for name in runs}
+    order, shuffler = list(runs), random.Random(seed)
+    for _ in range(max(1, repeats)):
+        shuffler.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: Timing(statistics.median(times), min(times), max(times)) for name, times in seconds.items()}
