@@ -3,7 +3,7 @@
 nbgrader's feedback page (``nbgrader generate_feedback``) loads MathJax from a CDN: offline, a student sees
 ``$\\sqrt{d_k}$`` raw. :class:`OfflineFeedback` (a ``GenerateFeedback`` preprocessor) turns the LaTeX of
 markdown cells and markdown outputs into MathML, which browsers draw natively, and adds a style sheet that
-wraps long lines of outputs instead of cutting them at the right edge. The course's feedback template
+wraps long lines (grader messages, code) and shrinks wide figures instead of cutting them at the right edge. The course's feedback template
 (``autograder/templates/tfs-feedback``) loads no script from anywhere.
 """
 
@@ -18,10 +18,11 @@ CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", re.S)  # fenced blocks and
 MATH = re.compile(r"\$\$(?P<display>.+?)\$\$|\\\[(?P<bracket>.+?)\\\]|(?<![\\$])\$(?P<inline>[^$\n]+?)\$|\\\((?P<paren>.+?)\\\)",
                   re.S)
 WRAP_CSS = """
-div.output_area pre, div.output_subarea pre, div.output_text pre, .output_error pre {
+pre {  /* code and grader messages: wrapped at the page's edge, not cut or scrolled */
     white-space: pre-wrap;
     overflow-wrap: anywhere;
 }
+img { max-width: 100%; height: auto; }  /* figures shrink to the page */
 math[display="block"] { margin: 0.6em 0; }
 """
 
