@@ -1,10 +1,12 @@
 """Chapter 09: using a pretrained causal language model correctly.
 
 - :func:`perplexity` of a causal LM on a long text with a sliding window: each window holds at most
-  ``window`` tokens and starts ``stride`` tokens after the previous one; a token is scored **once**, in
-  the first window where it is not the first position, so every token after the first has between
-  ``window - stride`` and ``window - 1`` tokens of context (the ``transformers`` perplexity guide's
-  scheme, with the count of scored tokens done exactly).
+  ``window`` tokens and starts ``stride`` tokens after the previous one; a token is scored **at most once**,
+  in the first window where it is not the first position. With ``stride < window`` the windows overlap and
+  every token after the first is scored, with at least ``window - stride`` tokens of context (the first
+  window's tokens aside); with ``stride == window`` they do not overlap, and each later window's first token
+  is not scored (nothing precedes it in its window). This is the ``transformers`` perplexity guide's scheme,
+  with the mean taken over the tokens actually scored.
 - :func:`prepare_lm_blocks`: causal-LM training data by concatenation: every text followed by the end-of-text
   token, all joined, cut into blocks of ``block_size`` (the remainder dropped), ``labels`` a copy of
   ``input_ids`` (``transformers``' causal-LM models shift the labels themselves).
@@ -53,8 +55,9 @@ def lm_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
 def window_spans(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
     """``[(begin, end, first_scored)]``: the windows ``ids[begin:end]`` and the first position each one scores.
 
-    Positions ``first_scored .. end-1`` are scored in that window; together the windows score positions
-    ``1 .. n_tokens-1`` exactly once.
+    Positions ``first_scored .. end-1`` are scored in that window, and no position twice. With ``stride < window``
+    together they score every position ``1 .. n_tokens-1``; with ``stride == window`` each window after the first
+    starts at a position it cannot score (``first_scored == begin + 1``), so those positions are left out.
     """
     spans, previous_end = [], 0
     for begin in range(0, n_tokens, stride):
@@ -70,8 +73,10 @@ def perplexity(model: nn.Module, input_ids: torch.Tensor, window: int | None = N
     """Perplexity of a causal LM on one token sequence, with a sliding window.
 
     input_ids (N,) int64 (or (1, N)); window: tokens per forward pass (default: the model's context);
-    stride: tokens between window starts (default: window). Returns exp(mean NLL over the N - 1 predicted
-    tokens), each token scored once. Runs in eval mode without gradients (the mode is restored after).
+    stride: tokens between window starts (default: window). Returns exp(mean NLL over the scored tokens), each
+    scored at most once (:func:`window_spans`): all N - 1 tokens after the first when ``stride < window``; when
+    ``stride == window`` (the default) the first token of every later window is left out. Runs in eval mode
+    without gradients (the mode is restored after).
     """
     ids = torch.as_tensor(input_ids)
     if ids.dim() == 2 and ids.shape[0] == 1:

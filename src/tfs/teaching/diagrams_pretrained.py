@@ -20,7 +20,7 @@ def draw_pretrained(task: str = "text-generation", ax: plt.Axes | None = None):
         Stage("checkpoint", "folder or hub id:\nconfig.json, *.safetensors,\ntokenizer.json", "data"),
         Stage("AutoConfig", "model_type ->\nwhich class", "op", inputs=["config.json"]),
         Stage("AutoTokenizer", "text -> input_ids,\nattention_mask", "op", inputs=["tokenizer.json"]),
-        Stage(head[0], "forward: logits or\nhidden states\n(eval, no_grad)", "op",
+        Stage(head[0], "forward: logits or\nhidden states\n(no_grad, but no\neval() call)", "op",
               inputs=["model.safetensors"]),
         Stage("post-process", head[1], "op"),
         Stage("output", "text, tokens +\nscores, vectors", "data"),

@@ -1,7 +1,9 @@
-"""Plots the chapters share: attention heatmaps and training curves."""
+"""Plots the chapters share: attention heatmaps and training curves, and figures shown with a text alternative."""
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -67,3 +69,14 @@ def plot_losses(
         ax.set_title(title)
     ax.grid(alpha=0.3)
     return ax
+
+
+def show_figure(figure: plt.Figure, alt: str) -> None:
+    """Show ``figure`` in a notebook as a PNG whose text form is ``alt`` (instead of ``<Figure size ...>``): what
+    a reader who cannot see the image gets from a text-only view of the notebook. The figure is closed."""
+    from IPython.display import display
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(figure)
+    display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": alt}, raw=True)
