@@ -50,6 +50,13 @@ from tfs.data import load_dataset, smollm2_path  # noqa: E402
 RESULTS = prompting.RESULTS
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (no machine's folders in the saved results)."""
+    root = Path(__file__).resolve().parents[1]
+    path = path.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def load_model():
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
@@ -150,7 +157,7 @@ def main() -> None:
         "task": "sentiment (tfs.data.load_dataset('sentiment')): label 1 fresh = 'positive', label 0 rotten = 'negative'",
         "instruction": prompting.INSTRUCTION, "chat_instruction": prompting.CHAT_INSTRUCTION, "label_words": list(words),
         "command": "python benchmarks/icl_smollm2.py " + " ".join(sys.argv[1:]),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "args": {k: (display_path(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "test_indices": test_indices, "test_labels": labels.tolist(),
         "majority": {"label": words[majority], "accuracy": labels.eq(majority).float().mean().item()},
         "summary": summarise(runs, labels, zero_shot),
