@@ -146,6 +146,11 @@ def cell_index(notebook: nbformat.NotebookNode, grade_id: str) -> int:
     return next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+WIDGETS_NOTEBOOK = "widgets.ipynb"  # a student's notebook with a progress bar and a widget, saved and reopened
+WIDGET_CELLS = ["from tqdm.auto import tqdm\nfor step in tqdm(range(3), desc='training'):\n    pass",
+                "import ipywidgets\nipywidgets.IntSlider(value=7, description='layers')"]
+
+
 @pytest.fixture(scope="module")
 def student_lab(tmp_path_factory):
     """`make lab` on a copy of course/ in which chapter 02's exercises are answered (a student who did them)."""
@@ -155,6 +160,9 @@ def student_lab(tmp_path_factory):
     sources = read_notebooks(REPO / "solutions" / chapter)
     for name, released in read_notebooks(notebooks / chapter).items():
         nbformat.write(fill(released, solution_answers(sources[name])), notebooks / chapter / f"{name}.ipynb")
+    kernel = {"kernelspec": nbformat.read(notebooks / "01-attention" / "attention.ipynb", as_version=4).metadata.kernelspec}
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in WIDGET_CELLS],
+                                            metadata=kernel), notebooks / WIDGETS_NOTEBOOK)
     with lab("lab", BUILD / "browser-student-lab.log", NOTEBOOKS=str(notebooks)) as base:
         yield base
 
@@ -243,3 +251,57 @@ def test_instructor_opens_formgrader_and_sees_the_chapters(browser, instructor_l
         for chapter in chapters:  # without alembic on PATH the table stays at "Loading, please wait..."
             frame.get_by_text(chapter, exact=True).first.wait_for()
         assert frame.get_by_text("Loading, please wait...").count() == 0
+
+
+def test_a_saved_notebook_reopens_with_its_widgets_and_no_errors(browser, student_lab):
+    """JupyterLab saves widget state in the notebook (lab/overrides.d/tfs-course.json): reopened after its kernel
+    is gone, the progress bar and the slider render from it, with no "Error displaying widget: model not found"
+    and no console error about widgets."""
+    with page_for(browser, "student-reopen-widgets") as page:
+        cells = open_notebook(page, student_lab, WIDGETS_NOTEBOOK, len(WIDGET_CELLS))
+        menu(page, "Run", "Run All Cells")
+        cells.nth(0).locator(".widget-hprogress").wait_for()
+        cells.nth(1).locator(".widget-slider").wait_for()
+        page.keyboard.press("Control+s")
+        page.wait_for_function("() => !document.title.startsWith('*') && !document.querySelector('.jp-mod-dirty')")
+        for kernel in page.request.get(f"{student_lab}/api/kernels?token={TOKEN}").json():  # the widgets' models
+            page.request.delete(f"{student_lab}/api/kernels/{kernel['id']}?token={TOKEN}")    # die with the kernel
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{student_lab}/lab/tree/{WIDGETS_NOTEBOOK}?token={TOKEN}")
+        page.wait_for_function("(n) => document.querySelectorAll('.jp-Notebook .jp-Cell').length === n",
+                               arg=len(WIDGET_CELLS))
+        cells.nth(0).locator(".widget-hprogress").wait_for()
+        cells.nth(1).locator(".widget-slider").wait_for()
+        assert re.search(r"training:\s+100%", cells.nth(0).inner_text()), cells.nth(0).inner_text()
+        assert page.get_by_text("Error displaying widget").count() == 0
+        widget_errors = [e for e in errors if "widget" in e.lower() or "model not found" in e.lower()]
+        assert not widget_errors, widget_errors
+
+
+def test_feedback_renders_offline_with_its_math_typeset_and_no_line_cut(browser, course):
+    """nbgrader's feedback page opened from disk with the network off: the formulas are drawn (MathML boxes with a
+    size), no request leaves the machine, and no output line runs past the right edge."""
+    from test_autograde import partial_feedback
+
+    page_file = partial_feedback(course)
+    context = browser.new_context(viewport={"width": 1000, "height": 900}, offline=True)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        sizes = page.eval_on_selector_all("math", "ms => ms.map(m => m.getBoundingClientRect().width)")
+        assert len(sizes) > 50 and min(sizes) > 0, f"{len(sizes)} formulas, the narrowest {min(sizes, default=0)} px wide"
+        overflowing = page.eval_on_selector_all(
+            "pre", "ps => ps.filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 80))")
+        assert not overflowing, overflowing
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1")
+        assert not [url for url in requests if not url.startswith("file:")], requests
+    except BaseException:
+        BUILD.mkdir(exist_ok=True)
+        page.screenshot(path=str(BUILD / "browser-feedback.png"), full_page=True)
+        raise
+    finally:
+        context.close()
