@@ -4,6 +4,7 @@ Oracles: transformers' GPT2LMHeadModel (an independent implementation of GPT-2) 
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -222,13 +223,17 @@ def test_course_checkpoint_loads_offline_with_parity():
     from tfs import data
 
     folder = data.gpt_path()
-    assert sum(p.stat().st_size for p in folder.iterdir()) <= 12 * 2**20
+    checkpoints = [p for p in folder.parent.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in checkpoints) <= 25e6  # every course checkpoint together
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     mine = gpt_from_hf(hf)
     ids = tokenizer("ROMEO: But, soft! what light through yonder window breaks?", return_tensors="pt").input_ids
     with torch.no_grad():
-        assert (mine(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-5
+        # float32: the two implementations round differently and the trained logits reach ~20 (differences ~3e-5);
+        # float64 leaves only rounding
+        assert (mine(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-4
+        assert (mine.double()(ids)[0] - hf.double()(ids).logits).abs().max().item() <= 1e-10
     assert "validation loss" in (folder / "README.md").read_text()
 
 
@@ -244,3 +249,33 @@ def test_course_checkpoint_corruption_is_reported(tmp_path, monkeypatch):
         handle.write(" ")
     with pytest.raises(data.AssetError, match="config.json is corrupted"):
         data.gpt_path()
+
+
+def test_course_checkpoint_beats_the_bigram_level_with_context():
+    """On the validation split, with transformers' own loss: below a bigram count table once it has context, and
+    greedy text that is words, not runs of newlines."""
+    from tfs import data
+
+    folder = data.gpt_path()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    text = data.load_corpus("validation")[:100_000]
+    ids = tokenizer(text, return_tensors="pt").input_ids[0]
+    block = hf.config.n_positions
+    n = (len(ids) - 1) // block
+    windows = torch.stack([ids[i * block:i * block + block + 1] for i in range(n)])  # (n, block + 1)
+    with torch.no_grad():
+        logits = hf(windows[:, :-1]).logits
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # (n, block)
+    chars_per_token = len(text) / len(ids)
+    log = json.loads((folder / "train_log.json").read_text())
+    bigram_level = log["baselines_nats_per_token"]["bigram"]  # the count table's loss on the whole split
+    assert losses.mean().item() / chars_per_token <= 1.6
+    with_context = losses[:, 32:].mean().item()
+    assert with_context <= bigram_level - 0.5 and with_context <= losses[:, 0].mean().item() - 0.5
+    prompt = tokenizer("ROMEO.\n", return_tensors="pt")
+    greedy = tokenizer.decode(hf.generate(**prompt, max_new_tokens=40, do_sample=False,
+                                          pad_token_id=tokenizer.eos_token_id)[0])
+    # the corpus puts up to four line breaks before a scene heading; the old checkpoint's greedy text was all breaks
+    assert "\n" * 5 not in greedy and greedy.count("\n") <= 0.2 * len(greedy)
+    assert sum(c.isalpha() for c in greedy) >= 60
