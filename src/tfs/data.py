@@ -392,7 +392,7 @@ def gpt_path(verify: bool = True) -> Path:
     ``pipeline("text-generation", model=str(gpt_path()))`` read it offline (online: ``"gpt2"``). Every file is
     checked against the folder's ``SHA256SUMS``; its model card is ``README.md``.
     """
-    return _checkpoint("gpt", "python scripts/train_gpt.py", verify)
+    return _checkpoint("gpt", "python scripts/train_gpt.py --overwrite", verify)
 
 
 __all__ += ["bert_mlm_path", "gpt_path"]
