@@ -6,9 +6,13 @@ import html
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from course import CHAPTERS, Course, exercises, fill, points_by_cell, solution_answers
+from test_references import reference_answers
+from test_selfcheck_hostile import sneaky_chapter01
+from tfs.grader import references
 
 CH01 = "01-attention"
 LOOP_TIMEOUT = 10  # seconds; the configured Execute.timeout (120 s) applies in real grading
@@ -114,6 +118,14 @@ def test_every_chapter_grades_solution_full_release_zero_first_exercise_exactly(
         f"c{chapter}-first": {name: fill(releases[name], dict([next(iter(solution_answers(src).items()))]))
                               for name, src in sources.items()},
     }
+    number = references.chapter_of(chapter)
+    attacked = {}  # the chapter's own references as answers (tfs.grader.references), graded beside honest students
+    if number not in references.PENDING and references.hidden(number):
+        for name, src in sources.items():
+            answers, attacked[name] = reference_answers(chapter, solution_answers(src))
+            if chapter == "01-attention":  # softmax imported only "under grading" (tests/test_selfcheck_hostile.py)
+                answers = sneaky_chapter01(answers)
+            submissions.setdefault(f"c{chapter}-references", {})[name] = fill(releases[name], answers)
     for student, notebooks in submissions.items():
         course.submit(student, chapter, notebooks)
     _, seconds = course.autograde(chapter, f"c{chapter}-*")
@@ -128,6 +140,27 @@ def test_every_chapter_grades_solution_full_release_zero_first_exercise_exactly(
     assert sum(course.grades(chapter, f"c{chapter}-solution").values()) == sum(points.values()) > 0
     assert sum(course.grades(chapter, f"c{chapter}-release").values()) == 0
     assert sum(course.grades(chapter, f"c{chapter}-first").values()) == sum(points[g] for g in first_tests) > 0
+    if number in references.PENDING:
+        pytest.xfail(f"pending: chapter {number}'s own references are not hidden yet: {references.PENDING[number]}")
+    if any(attacked.values()):
+        assert_references_score_nothing(course, chapter, sources, attacked, points)
+
+
+def assert_references_score_nothing(course: Course, chapter: str, sources, attacked: dict, points: dict) -> None:
+    """The exercises answered by the chapter's own references score 0, with the rule's message in the graded
+    notebook; every other exercise of that submission keeps its points."""
+    student, number = f"c{chapter}-references", references.chapter_of(chapter)
+    grades = course.grades(chapter, student)
+    for name, source in sources.items():
+        graded = nbformat.read(course.root / "grading" / "autograded" / student / chapter / f"{name}.ipynb", 4)
+        outputs = {cell.metadata.get("nbgrader", {}).get("grade_id"): str(cell.get("outputs", "")) for cell in graded.cells}
+        for exercise, tests in exercises(source):
+            if exercise in attacked[name]:
+                assert {test: grades[test] for test in tests} == dict.fromkeys(tests, 0.0), f"{exercise} scored"
+                assert any(f"is chapter {number}'s own reference" in outputs.get(test, "") for test in tests), \
+                    f"{exercise}: the graded notebook does not state the rule"
+            else:
+                assert {test: grades[test] for test in tests} == {test: points[test] for test in tests}, exercise
 
 
 def test_the_course_configuration_serializes_for_formgrader():

@@ -322,6 +322,7 @@ def test_a_sandboxed_command_sees_no_course_folder_no_grader_environment_and_its
     seen = json.loads(result.stdout)
     assert seen["cwd"] == isolation.SUBMISSION and seen["files"] == ["data.txt"] and seen["data"] == "mine"
     assert "TFS_SECRET_FOR_TEST" not in seen["env"] and "TFS_JUDGE_OUT" in seen["env"]
+    assert "TFS_SMALL_RUN" in seen["env"], "the small-run signal tfs check sets too (tfs.grader.isolation.small_run_environment)"
     assert seen["course"] == ["ipc"], "only the kernel's ipc folder may be visible from the grader's folders"
     assert "submission" in seen["root"] and "home" not in seen["root"]
     if os.geteuid() == 0:

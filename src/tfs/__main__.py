@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(the graded answer cells) into the new notebooks. Nothing you typed is lost.")
     check.add_argument("notebook", help="path of the notebook, e.g. course/01-attention/attention.ipynb")
     check.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                       help="stop a cell that runs longer than this (default: 60)")
+                       help="stop a cell that runs longer than this (default: 120, the grader's limit)")
     args = parser.parse_args(argv)
     if args.command == "env":
         for key, value in environment_report().items():

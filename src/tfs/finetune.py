@@ -19,7 +19,10 @@ name                        what it does
 ``bf16_is_fast``            whether this CPU has bfloat16 matrix instructions (autocast then pays)
 ==========================  ====================================================================
 
-The exercises of chapter 08 carry these names and signatures, so a learner's version drops in.
+The exercises of chapter 08 carry these names and signatures, so a learner's version drops in: ``BertClassifier``
+takes ``head_class=`` (a learner's ``ClassificationHead``), ``fine_tune`` takes ``pieces=`` (a learner's
+``parameter_groups``, ``linear_warmup_decay``, ``EarlyStopping`` and ``classification_metrics``, by name), which is how
+chapter 08 runs on the learner's code while the package's versions are hidden (the chapter is graded or checked).
 Conventions: a tokenizer's ``attention_mask`` is ``(B, L)`` 0/1 (1 = real token); labels are class
 indices ``0 .. C-1``; the schedule follows ``transformers.get_linear_schedule_with_warmup``.
 """
@@ -43,6 +46,7 @@ __all__ = ["BertClassifier", "ClassificationHead", "EarlyStopping", "classificat
            "cached_forward", "bf16_is_fast"]
 
 POOLINGS = ("mean", "cls")
+PIECES = ("parameter_groups", "linear_warmup_decay", "EarlyStopping", "classification_metrics")  # fine_tune's, by name
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -78,21 +82,22 @@ class ClassificationHead(nn.Module):
 class BertClassifier(nn.Module):
     """``bert`` (the course's ``BertModel`` or a learner's) + a :class:`ClassificationHead`.
 
-    ``labels`` (class names), when given, must have ``n_classes`` entries. ``forward(input_ids,
+    ``labels`` (class names), when given, must have ``n_classes`` entries; ``head_class`` builds the head (default
+    :class:`ClassificationHead`; a learner's, of the same signature). ``forward(input_ids,
     attention_mask, token_type_ids=None) -> logits (B, n_classes)``. ``encode_to(layer, ...)`` and
     ``forward_from(hidden, attention_mask, layer)`` split the model at a block, so the frozen lower
     blocks can run once and be cached while the upper ones are fine-tuned.
     """
 
     def __init__(self, bert: nn.Module, n_classes: int, dropout: float = 0.1, pooling: str = "mean",
-                 labels: Sequence[str] | None = None):
+                 labels: Sequence[str] | None = None, head_class: type[nn.Module] | None = None):
         super().__init__()
         if labels is not None and len(labels) != n_classes:
             raise ValueError(f"{len(labels)} class names {list(labels)} for a head of {n_classes} classes: "
                              "give one name per class")
         self.bert = bert
         self.labels = list(labels) if labels is not None else [str(i) for i in range(n_classes)]
-        self.head = ClassificationHead(bert.config.d_model, n_classes, dropout, pooling)
+        self.head = (head_class or ClassificationHead)(bert.config.d_model, n_classes, dropout, pooling)
 
     @property
     def n_classes(self) -> int:
@@ -167,10 +172,12 @@ def full_recipe_results(name: str = "finetune_sentiment") -> dict:
 
 
 def under_grading() -> bool:
-    """True in a grading kernel (the grader sets ``TFS_JUDGE_OUT``): notebooks then shorten their long runs."""
+    """True when the notebook runs small: under the grader *and* under ``tfs check``, which both set
+    ``TFS_SMALL_RUN=1`` (:func:`tfs.grader.isolation.small_run_environment`); notebooks then shorten their long
+    runs. Nothing tells a notebook which of the two runs it, so the check's verdicts are the grader's."""
     import os
 
-    return bool(os.environ.get("TFS_JUDGE_OUT"))
+    return os.environ.get("TFS_SMALL_RUN") == "1"
 
 
 # ------------------------------------------------------------------------------------------ batches
@@ -428,24 +435,31 @@ def predict(model: nn.Module, batches: Iterable[dict], forward: Callable | None 
 def fine_tune(model: nn.Module, train_batches: Callable[[int], Iterable[dict]], val_batches: Iterable[dict], *,
               epochs: int = 3, encoder_lr: float = 5e-5, head_lr: float = 1e-3, weight_decay: float = 0.01,
               warmup_ratio: float = 0.1, clip: float = 1.0, patience: int = 2, steps_per_epoch: int | None = None,
-              forward: Callable | None = None, progress: bool = True, description: str = "fine-tuning") -> dict:
+              forward: Callable | None = None, progress: bool = True, description: str = "fine-tuning",
+              pieces: dict[str, Callable] | None = None) -> dict:
     """The hand-written loop: AdamW (two learning rates), linear warm-up + decay, clipping,
     evaluation each epoch (macro-F1 on ``val_batches``), early stopping, the best weights restored.
 
     ``train_batches(epoch)`` returns that epoch's batches (a list, shuffled as you like).
     ``forward(model, batch) -> logits`` (default: ``model(input_ids, attention_mask)``).
+    ``pieces`` replaces any of :data:`PIECES` by name (a learner's versions, of the same signatures).
     Returns ``{"loss": [...per step], "val": [...metrics per epoch], "best_epoch", "seconds", "steps"}``.
     """
     from tqdm.auto import tqdm
 
+    unknown = sorted(set(pieces or {}) - set(PIECES))
+    if unknown:
+        raise ValueError(f"unknown pieces {unknown}: fine_tune takes {list(PIECES)}")
+    piece = {"parameter_groups": parameter_groups, "linear_warmup_decay": linear_warmup_decay,
+             "EarlyStopping": EarlyStopping, "classification_metrics": classification_metrics, **(pieces or {})}
     forward = forward or _default_forward
     first = list(train_batches(0))
     per_epoch = steps_per_epoch or len(first)
     total = epochs * per_epoch
-    optimizer = torch.optim.AdamW(parameter_groups(model, encoder_lr, head_lr, weight_decay))
+    optimizer = torch.optim.AdamW(piece["parameter_groups"](model, encoder_lr, head_lr, weight_decay))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: linear_warmup_decay(step, math.ceil(warmup_ratio * total), total))
-    stopper = EarlyStopping(patience=patience)
+        optimizer, lambda step: piece["linear_warmup_decay"](step, math.ceil(warmup_ratio * total), total))
+    stopper = piece["EarlyStopping"](patience=patience)
     n_classes = model.n_classes if hasattr(model, "n_classes") else None
     history: dict = {"loss": [], "val": [], "steps": 0}
     start = time.perf_counter()
@@ -465,7 +479,7 @@ def fine_tune(model: nn.Module, train_batches: Callable[[int], Iterable[dict]], 
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         probs, labels = predict(model, val_batches, forward)
-        metrics = classification_metrics(labels, probs.argmax(-1), n_classes or probs.shape[1])
+        metrics = piece["classification_metrics"](labels, probs.argmax(-1), n_classes or probs.shape[1])
         history["val"].append(metrics)
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_f1=f"{metrics['f1']:.3f}")
         if stopper.step(metrics["f1"], model):

@@ -13,7 +13,7 @@ import random
 import re
 import string
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -36,9 +36,10 @@ def load_small(model_class, path, n_layers: int = 2, **config):
 # ----------------------------------------------------------------------------------------------- NER
 
 def ner_features(tokenizer, examples: Sequence[tuple[Sequence[str], Sequence[str]]],
-                 label_names: Sequence[str] = NER_LABELS, max_length: int = 64) -> list[dict]:
+                 label_names: Sequence[str] = NER_LABELS, max_length: int = 64, align: Callable | None = None) -> list[dict]:
     """``[(words, tags)]`` -> one dict per example: ``input_ids``, ``attention_mask``, ``labels`` (token labels by
-    :func:`tfs.tasks.align_labels`, -100 on continuation pieces and specials) and ``word_ids``."""
+    :func:`tfs.tasks.align_labels`, or ``align`` of the same signature: -100 on continuation pieces and specials)
+    and ``word_ids``."""
     index = {name: i for i, name in enumerate(label_names)}
     out = []
     for words, tags in examples:
@@ -48,7 +49,7 @@ def ner_features(tokenizer, examples: Sequence[tuple[Sequence[str], Sequence[str
         encoding = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
         word_ids = encoding.word_ids()
         out.append({"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"],
-                    "labels": align_labels(word_ids, [index[t] for t in tags]), "word_ids": word_ids})
+                    "labels": (align or align_labels)(word_ids, [index[t] for t in tags]), "word_ids": word_ids})
     return out
 
 
@@ -149,8 +150,9 @@ def no_answer_questions(examples: Sequence[dict], n: int, seed: int = 0) -> list
 
 @torch.no_grad()
 def predict_answers(model, features: Sequence[dict], contexts: Sequence[str], max_answer_length: int = 8,
-                    batch_size: int = 64) -> list[str | None]:
-    """The answer text per feature (``None``: no answer), found by :func:`tfs.tasks.extract_answer`."""
+                    batch_size: int = 64, extract: Callable | None = None) -> list[str | None]:
+    """The answer text per feature (``None``: no answer), found by :func:`tfs.tasks.extract_answer` (or ``extract``,
+    of the same signature)."""
     model.eval()
     answers = []
     for i in range(0, len(features), batch_size):
@@ -160,8 +162,8 @@ def predict_answers(model, features: Sequence[dict], contexts: Sequence[str], ma
                     token_type_ids=batch["token_type_ids"])
         for j, feature in enumerate(chunk):
             n = len(feature["input_ids"])
-            span = extract_answer(out.start_logits[j, :n], out.end_logits[j, :n], feature["offsets"],
-                                  torch.tensor(feature["context_mask"]), max_answer_length)
+            span = (extract or extract_answer)(out.start_logits[j, :n], out.end_logits[j, :n], feature["offsets"],
+                                               torch.tensor(feature["context_mask"]), max_answer_length)
             answers.append(None if span is None else contexts[i + j][span[0]:span[1]])
     return answers
 

@@ -10,7 +10,8 @@ Pieces, each a chapter-06 exercise with the same name and signature:
 
 and :func:`train`, which puts them together with ``torch.optim.AdamW`` (fused on CPU when this torch
 has it, else ``foreach``), periodic validation and a tqdm bar that ends in a final state, and returns
-the loss history for plotting.
+the loss history for plotting. ``train(..., pieces={"get_batch": ..., ...})`` runs the same loop on other versions
+of the pieces (a learner's own, in chapter 06, where the package's are hidden while the chapter is graded).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "clip_gradients", "estimate_loss", "get_batch", "lr_schedule", "make_optimizer",
+__all__ = ["PIECES", "TrainConfig", "clip_gradients", "estimate_loss", "get_batch", "lr_schedule", "make_optimizer",
            "param_groups", "train"]
 
 
@@ -63,10 +64,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95),
-                   fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups`; ``fused`` (default: when this torch supports it) runs one kernel
-    for all parameters, else the ``foreach`` implementation."""
-    groups = param_groups(model, weight_decay)
+                   fused: bool | None = None, grouping: Callable | None = None) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups` (or ``grouping``, a function of the same signature); ``fused`` (default: when
+    this torch supports it) runs one kernel for all parameters, else the ``foreach`` implementation."""
+    groups = (grouping or param_groups)(model, weight_decay)
     if fused is None:
         fused = True
     if fused:
@@ -91,16 +92,17 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
 
 @torch.no_grad()
 def estimate_loss(model: nn.Module, data: torch.Tensor, batch_size: int, block_size: int, eval_steps: int,
-                  seed: int = 1234) -> float:
+                  seed: int = 1234, batches: Callable | None = None) -> float:
     """Mean loss of ``model(x, y)`` over ``eval_steps`` batches of windows drawn with ``seed`` (the same windows
-    every call: successive estimates are comparable), in eval mode; the model's mode is restored."""
+    every call: successive estimates are comparable), in eval mode; the model's mode is restored. ``batches``:
+    another function with :func:`get_batch`'s signature."""
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     losses = []
     for _ in range(eval_steps):
-        x, y = get_batch(data, batch_size, block_size, generator)
+        x, y = (batches or get_batch)(data, batch_size, block_size, generator)
         losses.append(model(x.to(device), y.to(device))[1].item())
     model.train(was_training)
     return sum(losses) / len(losses)
@@ -138,15 +140,30 @@ class TrainConfig:
     fused: bool | None = None
 
 
+PIECES = ("get_batch", "lr_schedule", "param_groups", "clip_gradients")
+
+
+def _pieces(given: dict[str, Callable] | None) -> dict[str, Callable]:
+    """The loop's pieces by name: the package's, replaced by those ``given`` (a learner's, of the same signatures)."""
+    unknown = sorted(set(given or {}) - set(PIECES))
+    if unknown:
+        raise ValueError(f"unknown pieces {unknown}: train takes {list(PIECES)}")
+    return {"get_batch": get_batch, "lr_schedule": lr_schedule, "param_groups": param_groups,
+            "clip_gradients": clip_gradients, **(given or {})}
+
+
 def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor | None, config: TrainConfig,
-          progress: bool = True, callback: Callable[[int, dict], None] | None = None) -> dict[str, list]:
+          progress: bool = True, callback: Callable[[int, dict], None] | None = None,
+          pieces: dict[str, Callable] | None = None) -> dict[str, list]:
     """Train ``model`` (``model(x, y) -> (logits, loss)``) on random windows of ``train_data``; return the history
     ``{"step", "loss", "lr", "time", "val_step", "val_loss", "val_time"}``.
 
-    The training clock (``time``) leaves validation out. ``callback(step, history)`` runs after each step."""
+    The training clock (``time``) leaves validation out. ``callback(step, history)`` runs after each step.
+    ``pieces`` replaces any of :data:`PIECES` by name (``{"lr_schedule": my_schedule}``)."""
+    piece = _pieces(pieces)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = make_optimizer(model, config.lr, config.weight_decay, config.betas, config.fused)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay, config.betas, config.fused, piece["param_groups"])
     history: dict[str, list] = {"step": [], "loss": [], "lr": [], "time": [], "val_step": [], "val_loss": [],
                                 "val_time": []}
     pending_times = sorted(config.eval_times)
@@ -157,7 +174,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor | N
         history["val_step"].append(step)
         history["val_time"].append(clock)
         history["val_loss"].append(estimate_loss(model, val_data, config.batch_size, config.block_size,
-                                                 config.eval_steps))
+                                                 config.eval_steps, batches=piece["get_batch"]))
 
     from tqdm.auto import tqdm
 
@@ -166,16 +183,16 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor | N
     clock, step, warmup_clock = 0.0, 0, 0.0
     for step in range(config.max_steps):
         started = time.perf_counter()
-        lr = lr_schedule(scheduled_step(step, clock, warmup_clock, config), config.lr, config.warmup_steps,
-                         config.max_steps, config.min_lr)
+        lr = piece["lr_schedule"](scheduled_step(step, clock, warmup_clock, config), config.lr, config.warmup_steps,
+                                  config.max_steps, config.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = get_batch(train_data, config.batch_size, config.block_size, generator)
+        x, y = piece["get_batch"](train_data, config.batch_size, config.block_size, generator)
         _, loss = model(x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
-            clip_gradients(model.parameters(), config.grad_clip)
+            piece["clip_gradients"](model.parameters(), config.grad_clip)
         optimizer.step()
         loss_value = loss.item()
         clock += time.perf_counter() - started

@@ -39,7 +39,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
-from tfs.grader import isolation
+from tfs.grader import isolation, references
 
 NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
 
@@ -79,6 +79,11 @@ class SandboxKernelManager(AsyncKernelManager):
 
     Where bubblewrap cannot run, the kernel is not started (grading of that submission fails with
     the reason) unless ``allow_unisolated`` is set: then the in-process sandbox alone is used.
+
+    ``chapter`` (``"07"``, set by :class:`ResilientExecute` from the assignment's name) is the chapter being
+    graded: its own references are hidden from the kernel (:mod:`tfs.grader.references`), by binds over the real
+    package in the sandbox, by a rewritten copy first on ``PYTHONPATH`` without it. The kernel gets the small-run
+    signals (:func:`tfs.grader.isolation.small_run_environment`) either way, as under ``tfs check``.
     """
 
     memory_mb = Integer(6144, help="address-space limit of a grading kernel, in MiB").tag(config=True)
@@ -95,10 +100,14 @@ class SandboxKernelManager(AsyncKernelManager):
     scratch_root = Unicode("", help="where kernels' scratch folders are made (default: the temp folder)"
                            ).tag(config=True)
     uid_base = Integer(1_000_000, help="a root grader runs each kernel as user uid_base + its own pid").tag(config=True)
+    hide_references = Bool(True, help="hide the graded chapter's own references from the kernel (tfs.grader.references)"
+                           ).tag(config=True)
 
     scratch: Path | None = None
     judge_out: Path | None = None
     isolated: bool = False
+    chapter: str | None = None
+    hidden_binds: list[tuple[str, str]] = []
 
     def protected_folders(self) -> list[str]:
         coursedir = CourseDirectory(config=self.config)
@@ -123,6 +132,7 @@ class SandboxKernelManager(AsyncKernelManager):
             self.judge_out = self.scratch / "judge"
             for folder in (self.scratch / "ipc", self.judge_out):
                 folder.mkdir()
+            self._hide_references()
             if self.isolated:
                 self.transport = "ipc"
                 self.ip = str(self.scratch / "ipc" / "k")
@@ -137,9 +147,20 @@ class SandboxKernelManager(AsyncKernelManager):
             if os.geteuid() == 0:
                 os.chown(self.connection_file, self._uid(), self._uid())
             kw["cwd"] = str(self.scratch)
-        else:  # the in-process sandbox only: the kernel's environment is the grader's, plus its judge folder
-            kw["env"] = {**kw.get("env", os.environ), "TFS_JUDGE_OUT": str(self.judge_out)}
+        else:  # the in-process sandbox only: the grader's environment, the small-run signals, the filtered package
+            env = {**kw.get("env", os.environ), **isolation.small_run_environment(str(self.judge_out))}
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.scratch / "package"), env.get("PYTHONPATH")]))
+            kw["env"] = env
         return kernel_cmd, kw
+
+    def _hide_references(self) -> None:
+        """The graded chapter's references out of the kernel's reach: binds over the real package (sandbox), or a
+        rewritten copy of the package for ``PYTHONPATH`` (in-process sandbox only)."""
+        chapter = self.chapter if self.hide_references else None
+        if self.isolated:
+            self.hidden_binds = references.overlay(chapter, self.scratch / "hidden")
+        else:
+            references.package_tree(chapter, self.scratch / "package")
 
     def _uid(self) -> int:
         return self.uid_base + os.getpid()
@@ -155,7 +176,8 @@ class SandboxKernelManager(AsyncKernelManager):
         arguments = isolation.bwrap_arguments(
             ipc=str(self.scratch / "ipc"), judge=str(self.judge_out),
             submitted=self._submitted, env=isolation.kernel_environment(sys.executable, self.threads),
-            tmp_mb=self.disk_mb, command=kernel, uid=self._uid() if os.geteuid() == 0 else None)
+            tmp_mb=self.disk_mb, command=kernel, uid=self._uid() if os.geteuid() == 0 else None,
+            overlay=self.hidden_binds)
         return [sys.executable, "-m", "tfs.grader.isolation", f"--nproc={self.max_processes}", *limits,
                 "--", shutil.which(self.bwrap), *arguments]
 
@@ -193,7 +215,14 @@ class ResilientExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._failed_cells: set[int] = set()
         self._restarts = 0
+        self._chapter = references.chapter_of((resources or {}).get("nbgrader", {}).get("assignment"))
         return super().preprocess(nb, resources, km)
+
+    def create_kernel_manager(self):
+        """nbclient's kernel manager, told which chapter is graded (its references are hidden from the kernel)."""
+        km = super().create_kernel_manager()
+        km.chapter = self._chapter
+        return km
 
     def preprocess_cell(self, cell, resources, index):
         if self._restarts > self.max_restarts:

@@ -26,7 +26,10 @@ Inside, the kernel (``python -m tfs.grader.sandbox``) has
   write are its own scratch folder's ``ipc`` and ``judge`` folders, removed after grading;
 - a clean environment (``--clearenv``), nothing secret on its command line, limits on address
   space, CPU time, file size and processes, and ``--die-with-parent``: when the kernel stops, the
-  sandbox's init exits and the PID namespace takes everything the kernel started with it.
+  sandbox's init exits and the PID namespace takes everything the kernel started with it;
+- the graded chapter's own references hidden (:mod:`tfs.grader.references`): rewritten modules bound over
+  the real ones, an empty folder over their ``__pycache__``, so the real code is nowhere in its view;
+- the small-run signals (:func:`small_run_environment`), the same that ``tfs check`` sets.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def _ancestors(folders: list[str]) -> list[str]:
 
 
 def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[str, str], tmp_mb: int,
-                    command: list[str], uid: int | None = None) -> list[str]:
+                    command: list[str], uid: int | None = None, overlay: list[tuple[str, str]] = ()) -> list[str]:
     """``bwrap``'s arguments (without the program) for one kernel.
 
     ``ipc`` is bound at its own path (the connection file names it, for both sides); ``judge`` is
@@ -137,6 +140,9 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     With ``uid`` (the grader runs as root), bwrap runs privileged without a user namespace and the
     kernel drops to ``uid`` inside (``setpriv``, every capability cleared): a real, unprivileged user
     of its own, which ``RLIMIT_NPROC`` counts. Without it, bwrap makes a user namespace.
+
+    ``overlay`` is ``[(host file or folder, path in the view)]``, bound read-only over the Python folders
+    (:func:`tfs.grader.references.overlay`: the graded chapter's references hidden).
     """
     size = str(tmp_mb * MEGABYTE)
     arguments = _namespaces(uid is not None) + ["--die-with-parent", "--new-session", *system_binds()]
@@ -150,6 +156,8 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
             arguments += ["--perms", "0755", "--dir", folder]
     for folder in folders:
         arguments += ["--ro-bind", folder, folder]
+    for source, target in overlay:  # over the real package: its hidden references' code is not in the view
+        arguments += ["--ro-bind", source, target]
     arguments += ["--bind", ipc, ipc, "--bind", judge, JUDGE_DIR]
     if submitted:
         arguments += ["--ro-bind", submitted, SUBMITTED_COPY]
@@ -174,11 +182,19 @@ def host_smollm2() -> str | None:
         return None
 
 
+def small_run_environment(judge_out: str) -> dict[str, str]:
+    """The signals a notebook may read while it is graded *or* checked (``tfs check``), the same in both.
+
+    ``TFS_SMALL_RUN=1``: demonstrations run small (:func:`tfs.finetune.under_grading` reads it); ``TFS_JUDGE_OUT``:
+    where collected data goes (checking collects none). Nothing tells a notebook which of the two runs it."""
+    return {"TFS_SMALL_RUN": "1", "TFS_JUDGE_OUT": judge_out}
+
+
 def kernel_environment(python: str, threads: int) -> dict[str, str]:
     """The kernel's whole environment: nothing of the grader's."""
     env = {"PATH": f"{os.path.dirname(python)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home",
            "TMPDIR": "/tmp", "LANG": "C.UTF-8", "XDG_CACHE_HOME": "/tmp/home/.cache", "MPLBACKEND": "agg",
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONDONTWRITEBYTECODE": "1", "TFS_JUDGE_OUT": JUDGE_DIR}
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONDONTWRITEBYTECODE": "1", **small_run_environment(JUDGE_DIR)}
     if threads > 0:
         env |= {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     return env

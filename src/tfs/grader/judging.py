@@ -165,12 +165,15 @@ def collect_to(folder: str | os.PathLike, key: str, test: str, /, **objects: Any
     """The grader's collection call in the kernel: ``<key>.pt`` with the data, or ``<key>.error``.
 
     Never raises for the learner's mistakes: an exception of the learner's code (or data that is
-    not plain) is written as its first line, which the judge then reports as the cell's failure.
+    not plain) is written as its first line, which the judge then reports as the cell's failure; so is
+    a hidden reference's refusal (:class:`tfs.grader.references.ReferenceHidden`), whatever caught what.
     """
+    from tfs.grader.references import ReferenceHidden
+
     folder = Path(folder)
     try:
         data = collect(test, **objects)
-    except (Exception, SystemExit) as error:
+    except (Exception, SystemExit, ReferenceHidden) as error:
         (folder / f"{key}.error").write_text(error_line(error), encoding="utf-8")
         return
     write_data(data, folder / f"{key}.pt")

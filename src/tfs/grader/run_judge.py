@@ -31,6 +31,8 @@ def verdict(test: str, data_file: Path, error_file: Path) -> dict:
         line = error_file.read_text(encoding="utf-8", errors="replace")[:500].strip()
         if line.startswith("NotImplementedError"):
             return {"passed": False, "message": f"✗ {test}: not answered yet (your code raised {line})."}
+        if line.startswith("ReferenceHidden: "):  # the answer used the chapter's own reference: the rule, as it is
+            return {"passed": False, "message": f"✗ {test}: {line[len('ReferenceHidden: '):]}."}
         return {"passed": False, "message": f"✗ {test}: your code raised {line}\n"
                                             "  Run the exercise's cell and its visible tests to see where."}
     if not data_file.is_file():
