@@ -1,7 +1,8 @@
 """Judges for chapter 06 (GPT). Oracles: ``torch.nn`` (``MultiheadAttention``, ``TransformerEncoderLayer``),
 ``torch.nn.functional``, ``transformers.GPT2LMHeadModel``, ``torch.nn.utils.clip_grad_norm_`` and analytic
 results; never the solution or ``tfs.models``/``tfs.train``. Inputs are rebuilt from the collectors' seeded
-generators. Each failure names the likely mistake, found by computing that mistake here."""
+generators; weights written by the exercise's names go to GPT-2's through ``tfs.convert.gpt``'s name map (checked
+against ``transformers`` by the tests). Each failure names the likely mistake, found by computing that mistake here."""
 
 from __future__ import annotations
 
@@ -136,6 +137,16 @@ def _gpt2(state=None, dtype=torch.float32):
     return model
 
 
+def _course_to_gpt2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights by the exercise's names -> ``GPT2LMHeadModel``'s names and layouts (Conv1D transposed)."""
+    from tfs.convert.gpt import _key_pairs
+
+    hf_state = {theirs: (state[mine].t() if transpose else state[mine]).contiguous()
+                for theirs, mine, transpose in _key_pairs(inputs.GPT_SIZES["n_layer"])}
+    hf_state["lm_head.weight"] = hf_state["transformer.wte.weight"]
+    return hf_state
+
+
 def gpt_model(data):
     if data.get("tied") is not True:
         raise JudgeFailure("GPT: lm_head.weight is not the token embedding's weight: tie them "
@@ -143,7 +154,7 @@ def gpt_model(data):
     logits = _need(data, "logits", "GPT(ids) logits")
     ids, _ = inputs.token_ids()
     with torch.no_grad():
-        expected = _gpt2()(ids).logits
+        expected = _gpt2(_course_to_gpt2(inputs.gpt_course_state()))(ids).logits
     if not _close(logits, expected, 1e-4):
         raise JudgeFailure("GPT: with GPT-2's weights copied in, the logits differ from transformers' GPT2LMHeadModel "
                            "(check the position embeddings (positions 0..T-1), ln_f before the head, and the blocks).")
@@ -298,32 +309,28 @@ def clipping(data):
 
 
 def load_weights(data):
-    ids, mask = inputs.token_ids()
-    model = _gpt2()
-    logits = _need(data, "logits", "logits after loading")
-    with torch.no_grad():
-        expected = model(ids).logits
-        expected_padded = model(ids, attention_mask=mask).logits
-    if not _close(logits, expected, 1e-5):
-        from transformers import Conv1D  # noqa: F401
+    """What the learner's loader put into a GPT's parameters, against GPT-2's weights under the exercise's names."""
+    from tfs.convert.gpt import _key_pairs
 
-        state = inputs.gpt2_state()
-        untransposed = dict(state)
-        for key, value in state.items():
-            if key.endswith(("c_proj.weight", "c_attn.weight", "c_fc.weight")) and value.shape[0] == value.shape[1]:
-                untransposed[key] = value.t().contiguous()
-        with torch.no_grad():
-            swapped = _gpt2(untransposed)(ids).logits
-        if _close(logits, swapped, 1e-5):
+    state = data.get("state")
+    if not isinstance(state, dict):
+        raise JudgeFailure("load_hf_state_dict: the grader received no weights from your loader.")
+    hf_state = inputs.gpt2_state()
+    for theirs, mine, transpose in _key_pairs(inputs.GPT_SIZES["n_layer"]):
+        expected = hf_state[theirs].t() if transpose else hf_state[theirs]
+        got = state.get(mine)
+        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else None
+            raise JudgeFailure(f"load_hf_state_dict: after loading, {mine} has shape {shape}; GPT-2's {theirs} gives "
+                               f"{tuple(expected.shape)}{' (transposed)' if transpose else ''}.")
+        if _close(got, expected, 1e-6):
+            continue
+        if transpose and _close(got, hf_state[theirs], 1e-6):
             raise JudgeFailure("load_hf_state_dict: a square Conv1D weight (attn.c_proj) was copied without .t(): "
                                "GPT-2's Conv1D stores (in, out), nn.Linear (out, in).")
-        raise JudgeFailure("load_hf_state_dict: the logits differ from GPT2LMHeadModel with the same weights "
-                           f"(max difference {(logits - expected).abs().max().item() if logits.shape == expected.shape else float('nan'):.3g}): "
-                           "check the transposes, the fused c_attn and the layer names.")
+        raise JudgeFailure(f"load_hf_state_dict: {mine} differs from GPT-2's {theirs}"
+                           f"{' transposed' if transpose else ''}: check the transposes, the fused c_attn and the "
+                           "layer names.")
     if data.get("tied") is not True:
         raise JudgeFailure("load_hf_state_dict: the model's lm_head is no longer tied to wte after loading: copy "
                            "into the existing tensors (param.copy_(...)), do not assign new ones.")
-    padded = _need(data, "logits_padded", "logits with padding")
-    real = mask.bool()
-    if padded.shape != expected_padded.shape or not _close(padded[real], expected_padded[real], 1e-5):
-        raise JudgeFailure("load_hf_state_dict: with padding, the real tokens' logits differ from GPT2LMHeadModel's.")

@@ -301,9 +301,10 @@ def shift_right(data) -> None:
 def _greedy_rows(max_new: int) -> tuple[tuple[int, ...], ...]:
     """Greedy decoding by hand without EOS: all rows at once (a row never sees the others)."""
     src, src_mask = c.greedy_inputs()
+    model = c.greedy_model()
     ids = torch.full((src.shape[0], 1), c.BOS)
     for _ in range(max_new):
-        logits = oracle_logits(False, c.GREEDY_SEED, src, ids, src_mask)
+        logits = model(src, ids, src_mask)
         ids = torch.cat([ids, logits[:, -1:].argmax(-1)], dim=1)
     return tuple(tuple(row) for row in ids.tolist())
 

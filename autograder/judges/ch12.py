@@ -13,7 +13,7 @@ import torch
 
 from tfs.grader.collectors.ch12 import (BAD_ROLES, CHAT_CASES, CONFIGS, PROMPT, REPEAT_CASES, REPLY_CASES,
                                         REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, SWIGLU_CASES,
-                                        SWIGLU_HIDDEN_CASES, padded_batch, reference_model, repeat_input,
+                                        SWIGLU_HIDDEN_CASES, model_weights, padded_batch, repeat_input,
                                         rmsnorm_inputs, rope_inputs, seeded, swiglu_input, token_ids)
 from tfs.grader.judging import JudgeFailure
 
@@ -225,7 +225,7 @@ def _oracle(name: str):
     from tfs.convert.llama import to_hf_model
     from tfs.teaching.probes_llama import float64_exact
 
-    return float64_exact(to_hf_model(reference_model(name)))
+    return float64_exact(to_hf_model(model_weights(name)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -243,7 +243,7 @@ def _expected(name: str) -> dict:
 def _mistakes(name: str, keys: list[str], ids, mask=None, prompt=None) -> dict[str, torch.Tensor]:
     from tfs.teaching.probes_llama import LLAMA_MISTAKES, mistaken_logits
 
-    model = reference_model(name)
+    model = model_weights(name)
     return {LLAMA_MISTAKES[key]: mistaken_logits(model, ids, mask, key, prompt) for key in keys}
 
 
@@ -304,7 +304,7 @@ def attention(data) -> None:
     if not isinstance(data, dict):
         raise JudgeFailure("✗ GroupedQueryAttention: no result")
     for name in CONFIGS:
-        _check_runs(data.get(name), name, "the package's LLaMA on your GroupedQueryAttention", ATTENTION_MISTAKES,
+        _check_runs(data.get(name), name, "transformers' LLaMA on your GroupedQueryAttention", ATTENTION_MISTAKES,
                     hint="project, turn q and k with rope, repeat each key/value head for its group of query heads, "
                          "attend causally with the 1/sqrt(d_head) scale, merge the heads, then out")
     if not str(data.get("indivisible", "")).startswith("ValueError"):
@@ -316,7 +316,7 @@ def block(data) -> None:
     if not isinstance(data, dict):
         raise JudgeFailure("✗ LLaMABlock: no result")
     for name in CONFIGS:
-        _check_runs(data.get(name), name, "the package's LLaMA on your LLaMABlock",
+        _check_runs(data.get(name), name, "transformers' LLaMA on your LLaMABlock",
                     ["post_norm", "residual_from_normed", "no_residual"], check_cache=False,
                     hint="x = x + attn(norm1(x), position_ids, mask, cache, layer); x = x + ff(norm2(x))")
 
@@ -381,9 +381,9 @@ def chat_prompt(data) -> None:
 def _replies() -> list[tuple[list[int], list[int]]]:
     """transformers' greedy continuation of each reply case: stopped at <|im_end|>, and not stopped."""
     from tfs.convert.llama import to_hf_model
-    from tfs.grader.collectors.ch12 import chat_model, chat_tokenizer
+    from tfs.grader.collectors.ch12 import chat_tokenizer, chat_weights
 
-    tokenizer, hf = chat_tokenizer(), to_hf_model(chat_model())
+    tokenizer, hf = chat_tokenizer(), to_hf_model(chat_weights())
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     out = []
     for messages in REPLY_CASES:

@@ -5,6 +5,10 @@ Each check builds the learner's module, writes known weights into it by name, ru
 ``LlamaForCausalLM``) and fails with a course message that names the mistake when the result matches one of
 :mod:`tfs.teaching.probes_llama`'s wrong answers. Whole-model checks run on small random ``LLaMAConfig``s in
 float64, where the oracle's two float32 steps are made float64 (:func:`tfs.teaching.probes_llama.float64_exact`).
+
+Nothing here uses the package's LLaMA (chapter 12's own reference, hidden while the chapter is graded or checked):
+the random weights live in :func:`llama_skeleton` (parameters by the course's names, no forward), and a learner's
+attention or block is checked inside ``transformers``' model (:class:`Plugged`).
 """
 
 from __future__ import annotations
@@ -16,15 +20,15 @@ from torch import nn
 
 from tfs.convert.llama import to_hf_model
 from tfs.generate import left_pad
-from tfs.models.llama import LLaMA, LLaMAConfig
+from tfs.models.llama import LLaMAConfig
 from tfs.nn import KVCache
 from tfs.teaching.checks import call, check_close, check_shape, check_true
 from tfs.teaching.probes_llama import (LLAMA_MISTAKES, chat_prompt_mistakes, float64_exact, mistaken_logits,
                                        repeat_kv_mistakes, rmsnorm_mistakes, swiglu_mistakes)
 from tfs.teaching.probes_rope import rope_by_complex_numbers, rope_mistakes
 
-__all__ = ["SMALL_CONFIGS", "cached_logits", "check_chat_prompt", "check_llama", "check_repeat_kv", "check_rmsnorm",
-           "check_rope", "check_swiglu", "random_llama", "with_parts"]
+__all__ = ["SMALL_CONFIGS", "Plugged", "cached_logits", "check_chat_prompt", "check_llama", "check_repeat_kv",
+           "check_rmsnorm", "check_rope", "check_swiglu", "llama_skeleton", "random_llama", "with_parts"]
 
 SMALL_CONFIGS = {  # grouped-query with a tied head, multi-query with an untied one
     "grouped-query": LLaMAConfig(vocab_size=50, block_size=24, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, d_ff=48,
@@ -119,10 +123,41 @@ def check_repeat_kv(repeat_kv, x: torch.Tensor, n_rep: int) -> None:
 
 # --------------------------------------------------------------------------------------- whole models
 
-def random_llama(config: LLaMAConfig, seed: int = 1) -> LLaMA:
-    """The package's LLaMA with random float64 weights (norm gains near 1), in evaluation mode."""
+def llama_skeleton(config: LLaMAConfig, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """A LLaMA's parameters by the course's names, in its order (``embed``; per block ``norm1``, ``attn.q/k/v/out``,
+    ``norm2``, ``ff.gate/up/down``; ``norm``; ``lm_head``, tied to ``embed`` when the config says so) and its
+    ``config``, with no forward: it holds the weights the checks write into your modules and into ``transformers``'
+    model."""
+    d, f, queries, keys = config.n_embd, config.d_ff, config.n_head * config.d_head, config.n_kv_head * config.d_head
+
+    def linear(n_in, n_out):
+        return nn.Linear(n_in, n_out, bias=False, dtype=dtype)
+
+    model = nn.Module()
+    model.config = config
+    model.embed = nn.Embedding(config.vocab_size, d, dtype=dtype)
+    model.blocks = nn.ModuleList()
+    for _ in range(config.n_layer):
+        block = nn.Module()
+        block.norm1 = nn.RMSNorm(d, eps=config.eps, dtype=dtype)
+        block.attn = nn.Module()
+        block.attn.q, block.attn.k, block.attn.v, block.attn.out = (linear(d, queries), linear(d, keys),
+                                                                   linear(d, keys), linear(queries, d))
+        block.norm2 = nn.RMSNorm(d, eps=config.eps, dtype=dtype)
+        block.ff = nn.Module()
+        block.ff.gate, block.ff.up, block.ff.down = linear(d, f), linear(d, f), linear(f, d)
+        model.blocks.append(block)
+    model.norm = nn.RMSNorm(d, eps=config.eps, dtype=dtype)
+    model.lm_head = linear(d, config.vocab_size)
+    if config.tie_embeddings:
+        model.lm_head.weight = model.embed.weight
+    return model
+
+
+def random_llama(config: LLaMAConfig, seed: int = 1) -> nn.Module:
+    """:func:`llama_skeleton` with random float64 weights (norm gains near 1), in evaluation mode."""
     generator = torch.Generator().manual_seed(seed)
-    model = LLaMA(config).double()
+    model = llama_skeleton(config)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             noise = _random(tuple(parameter.shape), generator, 0.3)
@@ -130,20 +165,71 @@ def random_llama(config: LLaMAConfig, seed: int = 1) -> LLaMA:
     return model.eval()
 
 
-def with_parts(model: LLaMA, attention=None, block=None) -> LLaMA:
-    """A copy of ``model`` whose every attention (or block) is the given class, holding the same weights."""
-    own = copy.deepcopy(model)
-    c = own.config
-    for index, reference in enumerate(own.blocks):
-        if block is not None:
-            part = block(c).to(next(model.parameters()).dtype)
-            part.load_state_dict(reference.state_dict())
-            own.blocks[index] = part
-        if attention is not None:
-            part = attention(c.n_embd, c.n_head, c.n_kv_head, c.rope_theta).to(next(model.parameters()).dtype)
-            part.load_state_dict(reference.attn.state_dict())
-            reference.attn = part
-    return own.eval()
+class _Call:
+    """What the course's LLaMA hands each block on this call: positions, padding mask, cache."""
+
+    position_ids = mask = cache = None
+
+
+class _Slot(nn.Module):
+    """A learner's attention or block in one of ``transformers``' layers, called as the course's LLaMA calls it."""
+
+    def __init__(self, part: nn.Module, layer: int, call: _Call, attention: bool):
+        super().__init__()
+        self.part, self.layer, self.call, self.attention = part, layer, call, attention
+
+    def forward(self, hidden_states, *args, **kwargs):
+        c = self.call
+        out = self.part(hidden_states, c.position_ids, c.mask, c.cache, self.layer)
+        return (out, None) if self.attention else out
+
+
+class Plugged(nn.Module):
+    """``transformers``' ``LlamaForCausalLM`` holding ``weights`` (a :func:`llama_skeleton`), with ``attention`` (a
+    class like ``GroupedQueryAttention``) or ``block`` (like ``LLaMABlock``) built in each layer and loaded by name,
+    called as the course's LLaMA is: ``forward(idx, targets=None, attention_mask=None, cache=None, position_ids=None)
+    -> (logits, None)``. What a course LLaMA hands its blocks (each row's positions counted from its first real token,
+    the padding mask with each query's own key, the cache) goes to the plugged parts; ``transformers`` runs the
+    rest (embedding, norms, the feed-forward networks around a plugged attention, the head)."""
+
+    def __init__(self, weights: nn.Module, attention=None, block=None):
+        super().__init__()
+        if (attention is None) == (block is None):
+            raise ValueError("plug either an attention class or a block class into the model")
+        self.config = c = weights.config
+        self.call = _Call()
+        hf = float64_exact(to_hf_model(weights))
+        dtype = next(weights.parameters()).dtype
+        for index, layer in enumerate(hf.model.layers):
+            source = weights.blocks[index]
+            if block is not None:
+                part = block(c).to(dtype)
+                part.load_state_dict(source.state_dict())
+                hf.model.layers[index] = _Slot(part, index, self.call, attention=False)
+            else:
+                part = attention(c.n_embd, c.n_head, c.n_kv_head, c.rope_theta).to(dtype)
+                part.load_state_dict(source.attn.state_dict())
+                layer.self_attn = _Slot(part, index, self.call, attention=True)
+        self.hf = hf.eval()
+
+    def forward(self, idx, targets=None, attention_mask=None, cache=None, position_ids=None):
+        start = len(cache) if cache is not None else 0
+        batch, length = idx.shape
+        if position_ids is None:
+            position_ids = (torch.arange(start, start + length).expand(batch, length) if attention_mask is None
+                            else (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -length:])
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            own = torch.zeros(length, start + length, dtype=torch.bool)
+            own[:, start:] = torch.eye(length, dtype=torch.bool)
+            mask = attention_mask.bool()[:, None, None, :] | own   # padding hidden; each query sees itself
+        self.call.position_ids, self.call.mask, self.call.cache = position_ids, mask, cache
+        return self.hf(input_ids=idx, position_ids=position_ids, use_cache=False).logits, None
+
+
+def with_parts(model: nn.Module, attention=None, block=None) -> Plugged:
+    """``transformers``' LLaMA with ``model``'s weights and your ``attention`` (or ``block``) in every layer."""
+    return Plugged(model, attention=attention, block=block)
 
 
 @torch.no_grad()
@@ -160,9 +246,9 @@ def _named_logits(reference, ids, mask, keys, prompt=None):
     return {LLAMA_MISTAKES[key]: mistaken_logits(reference, ids, mask, key, prompt) for key in keys}
 
 
-def check_llama(model, reference: LLaMA, name: str, mistakes: list[str], prompt: int = 3) -> KVCache:
-    """``model`` (with ``reference``'s weights) against ``LlamaForCausalLM`` in float64: a left-padded batch
-    without a cache, then decoded through one. Returns the cache it filled."""
+def check_llama(model, reference: nn.Module, name: str, mistakes: list[str], prompt: int = 3) -> KVCache:
+    """``model`` (with ``reference``'s weights, a :func:`llama_skeleton`) against ``LlamaForCausalLM`` in float64: a
+    left-padded batch without a cache, then decoded through one. Returns the cache it filled."""
     generator = torch.Generator().manual_seed(reference.config.vocab_size)
     lengths = (7, 4)
     ids, mask = left_pad([torch.randint(1, reference.config.vocab_size, (n,), generator=generator).tolist()

@@ -2,6 +2,12 @@
 
 The input generators here are imported by the judges (``autograder/judges/ch06.py``), which rebuild
 the inputs themselves; nothing here decides a grade.
+
+Chapter 06's own references (``tfs.models.gpt``, ``tfs.train``, ``tfs.convert.gpt``'s loader) are hidden while it
+is graded (:mod:`tfs.grader.references`), so nothing here uses them: the learner's initialisation, parameter groups
+and loader act on :func:`gpt_skeleton` (the GPT's parameters by the exercise's names, built from chapter 03's
+blocks, with no forward); the judge runs what the loader loaded; the learner's GPT gets :func:`gpt_course_state`
+written by name.
 """
 
 from __future__ import annotations
@@ -69,6 +75,45 @@ def gpt2_state(seed: int = 63, sizes: dict | None = None, dtype=torch.float32) -
     return state
 
 
+def gpt_skeleton(sizes: dict | None = None) -> nn.Module:
+    """Chapter 06's GPT without its code: ``wte``, ``wpe``, pre-LN causal blocks of chapter 03 (``tfs.nn``), ``ln_f``
+    and an ``lm_head`` tied to ``wte``, by the exercise's names, in its order; no forward. Not a GPT: what the
+    learner's init, parameter groups and loader act on."""
+    from tfs.nn import LayerNorm, TransformerBlock
+
+    s = dict(GPT_SIZES, **(sizes or {}))
+    d = s["n_embd"]
+    model = nn.Module()
+    model.wte = nn.Embedding(s["vocab_size"], d)
+    model.wpe = nn.Embedding(s["block_size"], d)
+    model.blocks = nn.ModuleList(TransformerBlock(d, s["n_head"], 4 * d, norm_first=True, activation="gelu_tanh",
+                                                  causal=True) for _ in range(s["n_layer"]))
+    model.ln_f = LayerNorm(d)
+    model.lm_head = nn.Linear(d, s["vocab_size"], bias=False)
+    model.lm_head.weight = model.wte.weight
+    return model
+
+
+def gpt_course_state(seed: int = 63) -> dict[str, torch.Tensor]:
+    """Seeded float32 weights of :data:`GPT_SIZES`'s GPT by the exercise's parameter names (``lm_head.weight`` is
+    ``wte.weight``), at the scales of :func:`gpt2_state`."""
+    g = _gen(seed)
+    state = {}
+    for name, parameter in gpt_skeleton().named_parameters():
+        values = torch.randn(parameter.shape, generator=g, dtype=torch.float64)
+        if name.endswith("bias"):
+            values = 0.1 * values
+        elif "norm" in name or name.startswith("ln_f"):
+            values = 1 + 0.1 * values
+        elif name in ("wte.weight", "wpe.weight"):
+            values = 0.3 * values
+        else:
+            values = values * parameter.shape[1] ** -0.5
+        state[name] = values.float()
+    state["lm_head.weight"] = state["wte.weight"]
+    return state
+
+
 def token_ids(seed: int = 64, batch: int = 3, length: int = 20, vocab: int = GPT_SIZES["vocab_size"]):
     """Seeded ids and a tokenizer-style attention mask (rows 1 and 2 right-padded)."""
     ids = torch.randint(vocab, (batch, length), generator=_gen(seed))
@@ -132,13 +177,25 @@ def gpt_block(GPTBlock) -> dict:
         return {"out": block(hidden_input())}
 
 
-def gpt_model(GPT, GPTConfig) -> dict:
-    """Is the head tied, and the logits of the learner's GPT after GPT-2 weights are copied in by the package."""
-    from tfs.convert.gpt import load_hf_state_dict
+@torch.no_grad()
+def _write_by_name(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy ``state`` into ``model``'s tensors of the same names; a KeyError or ValueError names what does not fit."""
+    own = model.state_dict()
+    for name, value in state.items():
+        if name not in own:
+            raise KeyError(f"the model has no parameter {name!r} (the exercise's names: wte, wpe, blocks.i.attn.qkv, "
+                           "..., ln_f, lm_head)")
+        if own[name].shape != value.shape:
+            raise ValueError(f"{name} has shape {tuple(own[name].shape)}; the exercise's is {tuple(value.shape)}")
+        own[name].copy_(value)
 
+
+def gpt_model(GPT, GPTConfig) -> dict:
+    """Is the head tied, and the logits of the learner's GPT with :func:`gpt_course_state` written in by name."""
     model = GPT(GPTConfig(**GPT_SIZES, dropout=0.0))
     tied = model.lm_head.weight is model.wte.weight
-    model = load_hf_state_dict(model, {k: v for k, v in gpt2_state().items() if k != "lm_head.weight"}).eval()
+    _write_by_name(model, {k: v for k, v in gpt_course_state().items() if k != "lm_head.weight"})
+    model.eval()
     ids, _ = token_ids()
     targets = torch.roll(ids, -1, dims=1)
     with torch.no_grad():
@@ -147,11 +204,9 @@ def gpt_model(GPT, GPTConfig) -> dict:
 
 
 def init_statistics(init_gpt_weights) -> dict:
-    """Weight statistics after the learner's init on a fresh package GPT."""
-    from tfs.models.gpt import GPT as ReferenceGPT, GPTConfig as ReferenceConfig
-
+    """Weight statistics after the learner's init on a GPT's parameters (:func:`gpt_skeleton`)."""
     torch.manual_seed(68)
-    model = ReferenceGPT(ReferenceConfig(vocab_size=300, block_size=32, n_layer=6, n_head=4, n_embd=64))
+    model = gpt_skeleton({"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n_embd": 64})
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(0.5)
@@ -177,9 +232,7 @@ def lr_schedule(lr_schedule) -> dict:
 
 
 def param_groups(param_groups) -> dict:
-    from tfs.models.gpt import GPT as ReferenceGPT, GPTConfig as ReferenceConfig
-
-    model = ReferenceGPT(ReferenceConfig(**GPT_SIZES))
+    model = gpt_skeleton()
     names = {id(p): n for n, p in model.named_parameters()}
     groups = param_groups(model, 0.1)
     return {"groups": [{"weight_decay": float(group.get("weight_decay", -1.0)),
@@ -199,16 +252,11 @@ def clipping(clip_gradients) -> dict:
 
 
 def load_weights(load_hf_state_dict) -> dict:
-    """The learner's loader into the package's GPT; logits on ids, without and with padding."""
-    from tfs.models.gpt import GPT as ReferenceGPT, GPTConfig as ReferenceConfig
-
+    """What the learner's loader put into a GPT's parameters (:func:`gpt_skeleton`), by name; the judge runs it."""
     torch.manual_seed(70)
-    model = ReferenceGPT(ReferenceConfig(**GPT_SIZES))
+    model = gpt_skeleton()
     state = gpt2_state()
     state_without_head = {k: v for k, v in state.items() if k != "lm_head.weight"}
     loaded = load_hf_state_dict(model, state_without_head)
-    model = (loaded if isinstance(loaded, nn.Module) else model).eval()
-    ids, mask = token_ids()
-    with torch.no_grad():
-        return {"logits": model(ids)[0], "logits_padded": model(ids, attention_mask=mask)[0],
-                "tied": model.lm_head.weight is model.wte.weight}
+    model = loaded if isinstance(loaded, nn.Module) else model
+    return {"state": dict(model.state_dict()), "tied": model.lm_head.weight is model.wte.weight}

@@ -17,8 +17,8 @@ from tfs.grader.judging import raised
 D_MODEL, N_HEADS, D_FF = 8, 2, 12
 SRC_VOCAB, TGT_VOCAB, MAX_LEN = 13, 11, 16
 BOS, EOS, PAD = 1, 2, 0
-GREEDY_SEED = 22  # weights whose greedy outputs vary along a row and between rows
-EOS_CASES = (3, 7, 8)  # with these weights: rows ending at once, late, or never
+GREEDY_SEED = 112  # GreedyStandIn's weights: greedy outputs vary along a row and between rows, never 0 or 1
+EOS_CASES = (4, 9, 8)  # with these weights: a row ending at once, one ending late, every row ending before the limit
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -165,12 +165,46 @@ def shift_right(shift_right) -> list:
 
 # ------------------------------------------------------------------------------------------ greedy decoding
 
-def greedy_model():
-    """The package's reference encoder-decoder with seeded weights (float64): the model is given, the
-    decoding loop is the learner's."""
-    from tfs.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+class GreedyStandIn(torch.nn.Module):
+    """What the learner's ``greedy_decode`` decodes: a seeded model called as ``EncoderDecoder`` is (``forward``,
+    ``encode``, ``decode``, ``config``) but with none of its code, which is hidden while chapter 11 is graded. Its
+    memory is the source's embeddings; its decoder, one causal block of chapter 03 over the target plus the mean of
+    the real source positions. Only the decoding loop is graded on it: the logits depend on the whole target prefix
+    and on the source mask."""
 
-    model = EncoderDecoder(Seq2SeqConfig(**config_kwargs(False)))
+    def __init__(self):
+        super().__init__()
+        from tfs.models.seq2seq import Seq2SeqConfig
+        from tfs.nn import TransformerBlock
+
+        self.config = Seq2SeqConfig(**config_kwargs(False))
+        self.source = torch.nn.Embedding(SRC_VOCAB, D_MODEL)
+        self.target = torch.nn.Embedding(TGT_VOCAB, D_MODEL)
+        self.position = torch.nn.Embedding(MAX_LEN, D_MODEL)
+        self.mixer = TransformerBlock(D_MODEL, N_HEADS, D_FF, norm_first=True, causal=True)
+        self.out = torch.nn.Linear(D_MODEL, TGT_VOCAB, bias=False)
+
+    def encode(self, src_ids: torch.Tensor, src_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.source(src_ids)  # (B, S, d)
+
+    def decode(self, tgt_ids: torch.Tensor, memory: torch.Tensor, src_attention_mask: torch.Tensor | None = None,
+               tgt_attention_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+        if cache is not None:
+            raise ValueError("the grader's model decodes without a KV cache: call it on the whole prefix")
+        real = (torch.ones(memory.shape[:2], dtype=memory.dtype) if src_attention_mask is None
+                else src_attention_mask.to(memory.dtype))                                         # (B, S)
+        summary = (memory * real[..., None]).sum(1) / real.sum(1, keepdim=True)                   # (B, d)
+        x = self.target(tgt_ids) + self.position.weight[:tgt_ids.shape[1]] + summary[:, None]     # (B, T, d)
+        return self.out(self.mixer(x))                                                             # (B, T, V)
+
+    def forward(self, src_ids, tgt_ids, src_attention_mask=None, tgt_attention_mask=None) -> torch.Tensor:
+        return self.decode(tgt_ids, self.encode(src_ids, src_attention_mask), src_attention_mask)
+
+
+def greedy_model() -> GreedyStandIn:
+    """:class:`GreedyStandIn` with seeded weights (float64), in evaluation mode: the model is given, the decoding
+    loop is the learner's."""
+    model = GreedyStandIn()
     fill(model, seed=GREEDY_SEED)
     return model.eval()
 

@@ -4,11 +4,17 @@ seeded inputs, return plain data.
 Inputs come from the generators below, which ``autograder/judges/ch12.py`` imports to rebuild them. Weights are
 written by parameter name (:func:`seeded`), so the judge knows every weight without trusting the kernel.
 
-**One exercise at a time.** While a collector runs the learner's answer to one exercise, the names of the
-chapter's *other* exercises in the learner's namespace point to the package's references
-(:func:`references_for`): a ``GroupedQueryAttention`` that calls the learner's ``rope`` gets the package's
-``rope`` there, a ``LLaMA`` builds the package's ``LLaMABlock``. A mistake costs only its own exercise's points.
-The models are small random ``LLaMAConfig``s in float64, never SmolLM2.
+**Nothing of chapter 12's own code.** The package's ``tfs.nn.modern``, ``tfs.models.llama`` and ``tfs.chat`` are
+hidden while the chapter is graded (:mod:`tfs.grader.references`), so the weights live in a skeleton
+(:func:`tfs.teaching.parity_llama.llama_skeleton`) and the learner's attention or block runs inside ``transformers``'
+``LlamaForCausalLM`` (:class:`tfs.teaching.parity_llama.Plugged`).
+
+**One exercise at a time, as far as torch and transformers reach.** While a collector runs the learner's answer,
+the names ``rope``, ``repeat_kv`` and ``RMSNorm`` in the learner's namespace are stand-ins made of ``torch`` and
+``transformers`` (:func:`references_for`): a ``GroupedQueryAttention`` that calls the learner's ``rope`` gets RoPE by
+complex numbers there, so a RoPE mistake costs only the RoPE exercise. A block still builds the learner's attention
+and feed-forward network, and a model the learner's block (they have no stand-in outside the course's code). The
+models are small random ``LLaMAConfig``s in float64, never SmolLM2.
 """
 
 from __future__ import annotations
@@ -49,11 +55,12 @@ def fill(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
-def reference_model(name: str):
-    """The package's LLaMA of ``CONFIGS[name]`` with seeded float64 weights, in evaluation mode."""
-    from tfs.models.llama import LLaMA
+def model_weights(name: str):
+    """The weights of ``CONFIGS[name]``'s LLaMA by the course's names (:func:`seeded`, float64), in a skeleton with no
+    forward (:func:`tfs.teaching.parity_llama.llama_skeleton`)."""
+    from tfs.teaching.parity_llama import llama_skeleton
 
-    return fill(LLaMA(CONFIGS[name])).eval()
+    return fill(llama_skeleton(CONFIGS[name])).eval()
 
 
 def token_ids(name: str, length: int = 11) -> torch.Tensor:
@@ -72,15 +79,17 @@ def padded_batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 # ------------------------------------------------------------------------------- one exercise at a time
 
-def _references() -> dict:
-    from tfs import chat
-    from tfs.models import llama
-    from tfs.nn import modern
+def _stand_ins() -> dict:
+    """What the learner's other answers are replaced by while one is collected: torch and transformers only."""
+    from torch import nn
+    from transformers.models.llama.modeling_llama import repeat_kv
 
-    return {"RMSNorm": modern.RMSNorm, "rope": modern.rope, "swiglu_hidden": modern.swiglu_hidden,
-            "SwiGLU": modern.SwiGLU, "repeat_kv": modern.repeat_kv,
-            "GroupedQueryAttention": modern.GroupedQueryAttention, "LLaMABlock": llama.LLaMABlock,
-            "LLaMA": llama.LLaMA, "chat_prompt": chat.chat_prompt}
+    from tfs.teaching.probes_rope import rope_by_complex_numbers
+
+    def rope(x, position_ids, theta=10000.0):
+        return rope_by_complex_numbers(x, position_ids[:, None, :], theta)
+
+    return {"rope": rope, "repeat_kv": repeat_kv, "RMSNorm": nn.RMSNorm}
 
 
 def _namespaces(answer) -> list[dict]:
@@ -96,9 +105,9 @@ def _namespaces(answer) -> list[dict]:
 
 @contextlib.contextmanager
 def references_for(answer, exercise: str):
-    """While the learner's ``answer`` to ``exercise`` runs, the other exercises' names in its namespace are the
-    package's references (put back afterwards)."""
-    references = {name: value for name, value in _references().items() if name != exercise}
+    """While the learner's ``answer`` to ``exercise`` runs, the other exercises' names in its namespace that have a
+    stand-in (:func:`_stand_ins`) are that stand-in (put back afterwards)."""
+    references = {name: value for name, value in _stand_ins().items() if name != exercise}
     saved = []
     for space in _namespaces(answer):
         kept = {name: space[name] for name in references if name in space}
@@ -278,45 +287,41 @@ def _runs(model, name: str) -> dict:
 
 
 def attention(GroupedQueryAttention) -> dict:
-    """The package's LLaMA with the learner's attention in every block (its weights written by name)."""
+    """transformers' LLaMA with the learner's attention in every layer (its weights written by name)."""
+    from tfs.teaching.parity_llama import Plugged
+
     data = {}
     with references_for(GroupedQueryAttention, "GroupedQueryAttention"):
-        for name, config in CONFIGS.items():
+        for name in CONFIGS:
             try:
-                model = reference_model(name)
-                for block in model.blocks:
-                    own = GroupedQueryAttention(config.n_embd, config.n_head, config.n_kv_head, config.rope_theta)
-                    own.double().load_state_dict(block.attn.state_dict())
-                    block.attn = own
+                model = Plugged(model_weights(name), attention=GroupedQueryAttention)
             except Exception as error:
                 data[name] = {"error": error_line(error)}
                 continue
-            data[name] = _runs(model.eval(), name)
+            data[name] = _runs(model, name)
         data["indivisible"] = raised(GroupedQueryAttention, 24, 6, 4, 10000.0)
     return data
 
 
 def block(LLaMABlock) -> dict:
-    """The package's LLaMA with the learner's block in every layer (its weights written by name)."""
+    """transformers' LLaMA with the learner's block in every layer (its weights written by name)."""
+    from tfs.teaching.parity_llama import Plugged
+
     data = {}
     with references_for(LLaMABlock, "LLaMABlock"):
-        for name, config in CONFIGS.items():
+        for name in CONFIGS:
             try:
-                model = reference_model(name)
-                for index, reference in enumerate(model.blocks):
-                    own = LLaMABlock(config)
-                    own.double().load_state_dict(reference.state_dict())
-                    model.blocks[index] = own
+                model = Plugged(model_weights(name), block=LLaMABlock)
             except Exception as error:
                 data[name] = {"error": error_line(error)}
                 continue
-            data[name] = _runs(model.eval(), name)
+            data[name] = _runs(model, name)
     return data
 
 
 def model(LLaMA) -> dict:
-    """The learner's LLaMA of each config, loaded with :func:`tfs.convert.llama.load_hf_state_dict` from the
-    reference model's weights in ``transformers``' names; whether its head is tied to its embedding."""
+    """The learner's LLaMA of each config, loaded with :func:`tfs.convert.llama.load_hf_state_dict` from
+    :func:`model_weights` in ``transformers``' names; whether its head is tied to its embedding."""
     from tfs.convert.llama import load_hf_state_dict, to_hf_state_dict
 
     data = {}
@@ -324,7 +329,7 @@ def model(LLaMA) -> dict:
         for name, config in CONFIGS.items():
             try:
                 own = LLaMA(config).double()
-                load_hf_state_dict(own, to_hf_state_dict(reference_model(name)))
+                load_hf_state_dict(own, to_hf_state_dict(model_weights(name)))
                 own.eval()
             except Exception as error:
                 data[name] = {"error": error_line(error)}
@@ -386,19 +391,36 @@ def chat_tokenizer():
                                    unk_token="<|endoftext|>", pad_token="<|im_end|>")
 
 
-def chat_model():
-    """A float32 LLaMA over :func:`chat_tokenizer`'s vocabulary, seeded, with a head that favours ``<|im_end|>``."""
-    from tfs.models.llama import LLaMA
+def chat_weights():
+    """The float32 weights of a LLaMA over :func:`chat_tokenizer`'s vocabulary, seeded as the package's LLaMA initialises
+    (every linear and embedding weight N(0, 0.02)), scaled up, with a head that favours ``<|im_end|>``; in a skeleton
+    (:func:`tfs.teaching.parity_llama.llama_skeleton`)."""
+    from torch import nn
+
+    from tfs.teaching.parity_llama import llama_skeleton
 
     torch.manual_seed(REPLY_SEED)
     config = LLaMAConfig(vocab_size=3 + len(CHAT_CHARACTERS), block_size=256, n_layer=2, n_head=4, n_kv_head=2,
                          n_embd=32, d_ff=48, rope_theta=10000.0, eps=1e-5, tie_embeddings=False)
-    model = LLaMA(config)
+    model = llama_skeleton(config, dtype=torch.float32)
     with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, 0.02)
         for parameter in model.parameters():
             parameter.mul_(10.0)
         model.lm_head.weight[2] *= 1.5
     return model.eval()
+
+
+def chat_model():
+    """:func:`chat_weights` in ``transformers``' ``LlamaForCausalLM``, called as the course's models are (chapter 07's
+    :class:`tfs.teaching.probes_generation.CourseInterface`), so that a learner's ``reply`` decodes it with
+    ``tfs.generate.generate``."""
+    from tfs.convert.llama import to_hf_model
+    from tfs.teaching.probes_generation import CourseInterface
+
+    return CourseInterface(to_hf_model(chat_weights())).eval()
 
 
 def reply(reply) -> list:
