@@ -52,8 +52,9 @@ def resolve(module: types.ModuleType, qualname: str):
     return obj
 
 
-@pytest.mark.parametrize("chapter", sorted(references.REFERENCES))
+@pytest.mark.parametrize("chapter", [references.chapter_of(chapter) for chapter in CHAPTERS])
 def test_each_hidden_definition_is_replaced_line_for_line_by_a_stub_that_states_the_rule(chapter):
+    """Every chapter of the course (a registry entry may come before its chapter, while the chapter is written)."""
     targets = references.registered(chapter)
     sources, missing = references.filtered_sources(chapter, pending_too=True)
     assert missing == [], f"the registry names objects that do not exist: {missing}"
@@ -98,8 +99,9 @@ def test_the_chapter_is_read_from_an_assignment_name_or_from_the_notebook():
     assert references.chapter_of_notebook(empty) is None
 
 
-def test_a_rewritten_module_computes_paths_from_the_real_file(tmp_path):
+def test_a_rewritten_module_computes_paths_from_the_real_file(tmp_path, monkeypatch):
     """``tfs.finetune`` finds ``benchmarks/results`` from its ``__file__``: the copy names the real file instead."""
+    monkeypatch.delitem(references.PENDING, "08", raising=False)  # the mechanism, whatever chapter 08's state
     folder = references.package_tree("08", tmp_path)
     text = (folder / "tfs" / "finetune.py").read_text()
     assert "__file__" not in text and repr(str(references.module_file("tfs.finetune"))) in text

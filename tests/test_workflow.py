@@ -98,18 +98,27 @@ def test_a_term_of_nbgrader_with_three_students(tmp_path, timing_report):
 
 
 def test_every_exercise_heading_states_the_points_its_test_cells_give():
-    """A student sees '(N points)' in the heading; the test cells under it must add up to N."""
+    """A student sees '(N points)' in a heading; the test cells under it must add up to N.
+
+    A heading's own test cells are those before the next heading with points. A heading with none of its own groups
+    the exercises under it: '## 4. ... (4 points)' followed by '### How wide? (2 points)' and '### The network
+    (2 points)' (in one cell or several) states the sum of the deeper headings up to the next one at its level."""
+    pattern = re.compile(r"^(#+) .*\((\d+) points?\)", re.MULTILINE)
     for folder in sorted((Path(__file__).resolve().parents[1] / "solutions").iterdir()):
         for name, notebook in read_notebooks(folder).items():
-            heading_points, cells_points = None, {}
+            headings = []  # [level, stated points, points of its own test cells, text], in notebook order
             for cell in notebook.cells:
-                stated = re.search(r"^#+ .*\((\d+) points?\)", cell.source, re.MULTILINE)
-                if cell.cell_type == "markdown" and stated:
-                    heading_points = int(stated.group(1))
-                    key = f"{folder.name}/{name}: {stated.group(0)}"
-                    cells_points[key] = [heading_points, 0.0]
+                for stated in pattern.finditer(cell.source) if cell.cell_type == "markdown" else ():
+                    headings.append([len(stated.group(1)), int(stated.group(2)), 0.0, stated.group(0)])
                 meta = cell.metadata.get("nbgrader", {})
-                if meta.get("grade") and cells_points:
-                    cells_points[key][1] += float(meta["points"])
-            for heading, (stated_points, counted) in cells_points.items():
-                assert stated_points == counted, f"{heading}: says {stated_points} points, its tests give {counted}"
+                if meta.get("grade") and headings:
+                    headings[-1][2] += float(meta["points"])
+            for position, (level, stated_points, own, text) in enumerate(headings):
+                counted = own
+                if not own:
+                    for deeper_level, _, deeper_own, _ in headings[position + 1:]:
+                        if deeper_level <= level:
+                            break
+                        counted += deeper_own
+                assert stated_points == counted, \
+                    f"{folder.name}/{name}: {text}: says {stated_points} points, its tests give {counted}"
