@@ -1,18 +1,21 @@
-"""Helpers for chapter 07's checks: run the course GPT on the learner's own attention class.
+"""Helpers for chapter 07's checks: run the course GPT on the learner's own attention class, and a real
+``transformers`` model through the learner's decoding loop.
 
 ``with_attention(model, MultiHeadAttention)`` returns a copy of a :class:`tfs.models.gpt.GPT` whose every
 block's attention is an instance of the given class, holding the original weights (its parameters must be
 named ``qkv`` and ``out``, as in :class:`tfs.nn.MultiHeadAttention`). ``cached_logits`` runs a sequence
 through a model the way decoding does: the first ``prompt`` positions at once, then one token per call.
+:class:`CourseInterface` wraps a ``transformers`` causal LM so that a loop written for the course's GPT runs it.
 """
 
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import torch
 
-__all__ = ["cached_logits", "with_attention"]
+__all__ = ["CourseInterface", "cached_logits", "with_attention"]
 
 
 def with_attention(model, attention_class):
@@ -39,3 +42,31 @@ def cached_logits(model, ids: torch.Tensor, prompt: int, cache) -> torch.Tensor:
     for t in range(prompt, ids.shape[1]):
         out.append(model(ids[:, t:t + 1], cache=cache)[0])
     return torch.cat(out, dim=1)
+
+
+class CourseInterface(torch.nn.Module):
+    """A ``transformers`` causal LM (e.g. SmolLM2's ``LlamaForCausalLM``) called the way the course's GPT is:
+    ``forward(ids, attention_mask=None, cache=None, position_ids=None) -> (logits (batch, 1, vocab), None)``,
+    so chapter 07's ``generate`` (the learner's or :func:`tfs.generate.generate`) decodes a real model.
+
+    The keys and values live in a ``transformers`` ``DynamicCache`` kept on the ``cache`` object the loop
+    passes (any object: :class:`tfs.nn.KVCache` or the learner's), created at its first call; without a
+    cache every call runs the whole sequence. Only the last position's logits are computed (``logits_to_keep=1``,
+    as ``model.generate`` does), and ``config.block_size`` is the model's ``max_position_embeddings``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.eval()
+        self.config = SimpleNamespace(block_size=model.config.max_position_embeddings)
+
+    def forward(self, ids, attention_mask=None, cache=None, position_ids=None):
+        past = None
+        if cache is not None:
+            past = getattr(cache, "transformers_cache", None)
+            if past is None:
+                from transformers import DynamicCache
+
+                past = cache.transformers_cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids,
+                         past_key_values=past, use_cache=cache is not None, logits_to_keep=1)
+        return out.logits, None
