@@ -2,12 +2,14 @@
 
     python scripts/train_icl.py                 # CPU, the shipped run (about 16 minutes on a busy 2-core machine)
     python scripts/train_icl.py --steps 200 --out /tmp/icl   # a quick check
+    python scripts/train_icl.py --card-only      # rewrite the shipped folder's tokenizer, card and sums from its log
 
 A 2-layer, 128-wide GPT-2 (``tfs.incontext.icl_config``) learns key -> value lookups whose mapping is new in
 every sequence (``tfs.incontext.training_batch``), so only reading the prompt helps. Deterministic from
 ``--seed`` on one device and thread count (1 thread). Writes to ``src/tfs/assets/checkpoints/icl/``:
 ``config.json`` + ``model.safetensors`` in float16 (``GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32)``), ``train_log.json``
-(loss, and accuracy vs shots every ``--eval-every`` steps), a model card ``README.md`` and ``SHA256SUMS``.
+(loss, and accuracy vs shots every ``--eval-every`` steps), the tokenizer (``tfs.incontext.icl_tokenizer``: ``k0`` .. ``k9``,
+``v0`` .. ``v9``), a model card ``README.md`` and ``SHA256SUMS``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--card-only", action="store_true",
+                        help="no training: rewrite --out's tokenizer, model card and SHA256SUMS from its train_log.json")
     args = parser.parse_args()
+    if args.card_only:
+        write_card(args.out, json.loads((args.out / "train_log.json").read_text()))
+        return
 
     from transformers import GPT2LMHeadModel
 
@@ -95,15 +102,37 @@ def ship(model, log: dict, out: Path) -> None:
     final = icl.accuracy_vs_shots(reloaded, SHOTS, n=1024, seed=12345)
     log["final_accuracy"] = {str(k): round(v, 4) for k, v in final.items()}
     (out / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
-    args, c = log["args"], reloaded.config
-    table = " | ".join(f"{k}: {v:.3f}" for k, v in final.items())
-    (out / "README.md").write_text(f"""# icl: chapter 09's in-context-learning model
+    write_card(out, log)
+    print(f"wrote {out}; final accuracy {final}")
+
+
+def write_card(out: Path, log: dict) -> None:
+    """The tokenizer, the model card (``README.md``, numbers from ``log``) and ``SHA256SUMS`` of a saved model."""
+    from transformers import GPT2Config
+
+    icl.icl_tokenizer().save_pretrained(out)
+    args, c = log["args"], GPT2Config.from_pretrained(out)
+    table = " | ".join(f"{k}: {v:.3f}" for k, v in log["final_accuracy"].items())
+    (out / "README.md").write_text(f"""---
+license: mit
+library_name: transformers
+pipeline_tag: text-generation
+tags:
+- gpt2
+- in-context-learning
+- induction-head
+- teaching
+---
+# icl: chapter 09's in-context-learning model
 
 Built by `python scripts/train_icl.py` (seed {args['seed']}) for chapter 09 of *Transformers from Scratch*.
 A `GPT2LMHeadModel` ({c.n_layer} layers, {c.n_embd} wide, {c.n_head} heads, {c.n_positions} positions, {log['parameters']:,}
 parameters, float16 safetensors: load with `dtype=torch.float32`) over {icl.VOCAB} tokens: keys 0-{icl.N_KEYS - 1} and values
 {icl.N_KEYS}-{icl.VOCAB - 1} (`tfs.incontext`). Each training sequence holds {icl.N_PAIRS} key/value pairs (keys drawn with
 replacement) from a **new random mapping**; the loss is on the values only.
+
+Its tokenizer writes the keys `k0` .. `k{icl.N_KEYS - 1}` and the values `v0` .. `v{icl.N_VALUES - 1}`:
+`AutoTokenizer.from_pretrained(folder)("k3 v7 k3")` gives the ids `[3, {icl.N_KEYS + 7}, 3]`; any other word is refused.
 
 | | |
 |---|---|
@@ -117,7 +146,6 @@ replacement) from a **new random mapping**; the loss is on the values only.
     sums = [f"{hashlib.sha256((out / n).read_bytes()).hexdigest()}  {n}"
             for n in sorted(p.name for p in out.iterdir() if p.name != "SHA256SUMS")]
     (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    print(f"wrote {out}; final accuracy {final}")
 
 
 if __name__ == "__main__":

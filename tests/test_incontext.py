@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from tfs import incontext as icl
@@ -37,6 +38,26 @@ def test_shipped_model_answers_from_its_prompt_and_matches_its_card():
     assert accuracy[2] > 0.95 and accuracy[4] > 0.95
     log = json.loads((icl.icl_path() / "train_log.json").read_text())
     assert log["final_accuracy"]["2"] > 0.95 and log["steps"][-1] == log["args"]["steps"]
+
+
+def test_shipped_folder_has_the_tokenizer_its_card_describes():
+    """AutoTokenizer on the folder gives the model's own ids (not a GPT-2 tokenizer of another vocabulary), and the
+    model, prompted through it, answers a 2-shot lookup with the value its prompt shows."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(icl.icl_path())
+    assert len(tokenizer) == icl.VOCAB
+    assert tokenizer("k3 v7 k3")["input_ids"] == [3, icl.N_KEYS + 7, 3]
+    assert tokenizer.decode([0, icl.N_KEYS + 9]) == "k0 v9"
+    with pytest.raises(Exception, match="UNK"):
+        tokenizer("hello")
+    model = GPT2LMHeadModel.from_pretrained(icl.icl_path(), dtype=torch.float32).eval()
+    prompt = tokenizer("k1 v4 k2 v6 k1", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        answer = model(prompt).logits[0, -1].argmax().item()
+    assert tokenizer.decode([answer]) == "v4"
+    card = (icl.icl_path() / "README.md").read_text()
+    assert card.startswith("---\nlicense: mit\n") and "k0` .. `k9" in card
 
 
 def test_chapter09_diagram_draws_each_pipeline(tmp_path):

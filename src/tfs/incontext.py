@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["N_KEYS", "N_PAIRS", "N_VALUES", "VOCAB", "accuracy_vs_shots", "few_shot_batch", "icl_config", "icl_path",
-           "training_batch"]
+           "icl_tokenizer", "training_batch"]
 
 N_KEYS, N_VALUES, N_PAIRS = 10, 10, 9
 VOCAB = N_KEYS + N_VALUES
@@ -39,6 +39,19 @@ def icl_config():
 
     return GPT2Config(vocab_size=VOCAB, n_positions=2 * N_PAIRS, n_embd=128, n_layer=2, n_head=4, n_inner=512,
                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+
+
+def icl_tokenizer():
+    """The in-context model's tokenizer: its 20 tokens written ``k0`` .. ``k9`` (keys, ids 0-9) and ``v0`` .. ``v9``
+    (values, ids 10-19), split at spaces, so ``tokenizer("k3 v7 k3")`` gives the ids the model reads and ``decode``
+    writes them back. Any other word is refused (there is no unknown token: the model has none)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"k{i}": i for i in range(N_KEYS)} | {f"v{i}": N_KEYS + i for i in range(N_VALUES)}
+    tokenizer = Tokenizer(models.WordLevel(vocab))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=2 * N_PAIRS)
 
 
 def training_batch(batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
