@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup models lab instructor chromium hub-proxy test release clean
+.PHONY: setup models lab instructor chromium hub-proxy test test-fast release clean
 
 setup: $(STAMP)
 
@@ -64,13 +64,23 @@ hub-proxy:
 	  || echo "WARNING: npm ci in hub/ failed: the JupyterHub test will be skipped" >&2; \
 	else echo "WARNING: npm (Node.js) is not installed: the JupyterHub test will be skipped" >&2; fi
 
-# Unit tests, release sync, autograding end to end, and every solution notebook under nbval.
-# pytest's exit code 5 (nothing collected) means the setup is broken: it fails like any other.
+# Unit tests, release sync, autograding end to end, and every solution notebook under nbval, in TEST_WORKERS
+# processes (pytest-xdist; conftest.py keeps each file's tests in one worker), one thread each: two workers
+# on two cores, no oversubscription. pytest's exit code 5 (nothing collected) means the setup is broken.
+TEST_WORKERS ?= 2
 test: models chromium hub-proxy
-	@$(BIN)/python -m pytest tests solutions --nbval-lax --nbval-cell-timeout=120 $(PYTEST_ARGS); \
+	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup \
+	  tests solutions --nbval-lax --nbval-cell-timeout=120 $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the setup is broken" >&2; exit 1; fi; \
 	exit $$status
+
+# The inner loop (after every change, about 3 minutes): the package, the judges, the release sync and one
+# notebook (NB=solutions/<chapter>), without nbgrader runs, servers or browsers (the tests marked slow).
+NB ?= solutions/01-attention
+test-fast: models
+	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow or inner" \
+	  tests $(NB) --nbval-lax --nbval-cell-timeout=120 $(PYTEST_ARGS)
 
 # Regenerate course/ from solutions/ (commit the result).
 release: setup

@@ -1,9 +1,15 @@
-"""Repository-wide pytest hooks: a timing report for notebooks and grading.
+"""Repository-wide pytest hooks: a timing report, and the grouping that lets ``pytest -n 2`` run the suite safely.
 
-nbval runs each solution notebook as one test per cell; this adds the cells' durations up per
-notebook. Tests add their own lines (grading times) with :func:`record_timing` from
-``tests/course.py``. The report is printed at the end of the run and written to
-``build/timings.txt``.
+**Timings.** nbval runs each solution notebook as one test per cell; this adds the cells' durations up per
+notebook. Tests add their own lines (grading times) through the ``timing_report`` fixture. The report, with
+the 15 slowest tests, is printed at the end of the run and written to ``build/timings.txt``. With
+pytest-xdist the lines travel from the workers to the controller inside each test's report
+(``user_properties``), so the report is the same with one process or several.
+
+**Groups** (``--dist loadgroup``, as ``make test`` runs it). Every test runs in the same worker as the other
+tests of its file: the cells of a notebook share one kernel, and modules share expensive fixtures (a lab, a
+hub, a graded batch). A test marked ``spread`` is its own group instead (the per-chapter autograding, which
+needs only the session's course root), so the two workers can share a long parametrized test.
 """
 
 from __future__ import annotations
@@ -14,20 +20,69 @@ from pathlib import Path
 import pytest
 
 NOTEBOOK_SECONDS: dict[str, float] = defaultdict(float)
-TIMINGS: list[str] = []
+TEST_SECONDS: dict[str, float] = defaultdict(float)
+TIMINGS: list[str] = []  # the controller's collected lines
+_PENDING: list[str] = []  # lines a test added in this process and not yet attached to a report
+SLOWEST = 15
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "spread: a test that may run in any worker (its own xdist group)")
+    config.addinivalue_line("markers", "inner: a slow test that `make test-fast` runs too (the release sync)")
+
+
+def _group(item) -> str:
+    """The xdist group of a test: its file's name, or for a ``spread`` test the test itself."""
+    if item.get_closest_marker("spread"):
+        return item.name
+    return Path(item.nodeid.split("::")[0]).stem
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under ``--dist loadgroup``, suffix every test id with its group, which is what xdist's scheduler reads.
+
+    pytest-xdist 3.8 writes the suffix into ``item._nodeid``, which pytest 9 no longer reads (the id is
+    ``item._id``), so its own grouping silently does nothing: a notebook's cells ran in two kernels.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        item._id = coerce_node_id(f"{item.nodeid}@{_group(item)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if _PENDING and call.when == "teardown":  # module fixtures add their line at the last test's teardown
+        outcome.get_result().user_properties.extend(("timing", line) for line in _PENDING)
+        _PENDING.clear()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = report.nodeid.split("::")[0]
+    nodeid = report.nodeid.split("@")[0]  # without the xdist group
+    path = nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         NOTEBOOK_SECONDS[path] += report.duration
+    TEST_SECONDS[nodeid] += report.duration
+    TIMINGS.extend(value for key, value in report.user_properties if key == "timing")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if hasattr(terminalreporter.config, "workerinput"):  # an xdist worker: the controller reports
+        return
+    TIMINGS.extend(_PENDING)  # lines added after the last teardown (session fixtures)
+    _PENDING.clear()
     lines = [f"{seconds:7.1f} s  execute {path}" for path, seconds in sorted(NOTEBOOK_SECONDS.items())]
     if NOTEBOOK_SECONDS:
         lines.append(f"{sum(NOTEBOOK_SECONDS.values()):7.1f} s  execute all solution notebooks")
     lines += TIMINGS
+    slowest = sorted(TEST_SECONDS.items(), key=lambda item: -item[1])[:SLOWEST]
+    if slowest:
+        lines.append(f"the {len(slowest)} slowest tests (setup, call and teardown):")
+        lines += [f"{seconds:7.1f} s  {nodeid}" for nodeid, seconds in slowest]
     if not lines:
         return
     terminalreporter.section("timings")
@@ -41,4 +96,4 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @pytest.fixture(scope="session")
 def timing_report() -> list[str]:
     """Lines appended here are printed in the run's "timings" section and saved with it."""
-    return TIMINGS
+    return _PENDING

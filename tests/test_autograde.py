@@ -108,6 +108,7 @@ def test_feedback_shows_messages_but_not_hidden_tests(course: Course):
 
 
 @pytest.mark.slow
+@pytest.mark.spread
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_grades_solution_full_release_zero_first_exercise_exactly(course: Course, chapter, timing_report):
     sources = course.source(chapter)

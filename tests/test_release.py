@@ -18,6 +18,7 @@ def comparable(notebook) -> list[tuple]:
 
 
 @pytest.mark.slow
+@pytest.mark.inner
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_committed_release_matches_a_fresh_generate_assignment(course: Course, chapter: str):
     committed_files = sorted(p.name for p in (REPO / "course" / chapter).iterdir())
