@@ -398,6 +398,23 @@ def gpt_path(verify: bool = True) -> Path:
 __all__ += ["bert_mlm_path", "gpt_path"]
 
 
+def sft_adapter_path(verify: bool = True) -> Path:
+    """Chapter 13's SFT adapter: LoRA weights (``peft`` format) that teach SmolLM2-135M-Instruct to answer a film
+    review with one JSON object, built by ``scripts/train_sft.py``; its model card is ``README.md``, every held-out
+    reply is in ``eval.json``. Every file is checked against the folder's ``SHA256SUMS``."""
+    return _checkpoint("sft-review-json", "python scripts/train_sft.py --overwrite", verify)
+
+
+def dpo_adapter_path(verify: bool = True) -> Path:
+    """Chapter 13's DPO adapter: LoRA weights (``peft`` format) that teach SmolLM2-135M-Instruct brief answers, built
+    by ``scripts/train_dpo.py`` from the preference pairs in ``pairs.jsonl``; its model card is ``README.md``. Every file
+    is checked against the folder's ``SHA256SUMS``."""
+    return _checkpoint("dpo-brief", "python scripts/train_dpo.py --overwrite", verify)
+
+
+__all__ += ["dpo_adapter_path", "sft_adapter_path"]
+
+
 # ------------------------------------------------------------------------ SmolLM2-135M-Instruct
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
