@@ -152,7 +152,7 @@ def repetition_penalty(data) -> None:
         divided = torch.where(seen, logits / penalty, logits)
         if torch.allclose(received, divided, atol=1e-6):
             raise JudgeFailure(f"{what}: negative logits were divided by the penalty, which raises them: multiply "
-                               "a negative logit by the penalty and divide a positive one (CTRL's rule), so a "
+                               "a negative logit by the penalty and divide a positive one (transformers' rule), so a "
                                "seen token always becomes less likely for penalty > 1")
         flipped = torch.where(seen, torch.where(logits < 0, logits / penalty, logits * penalty), logits)
         if torch.allclose(received, flipped, atol=1e-6):
@@ -163,8 +163,8 @@ def repetition_penalty(data) -> None:
         if torch.allclose(received, repeated, atol=1e-5):
             raise JudgeFailure(f"{what}: a token that occurs several times in input_ids was penalised once per "
                                "occurrence: the penalty applies once to every token that has appeared")
-        raise JudgeFailure(f"{what}: differs from CTRL's repetition penalty (transformers' "
-                           f"RepetitionPenaltyLogitsProcessor) by up to {(received - expected).abs().max():.3g}")
+        raise JudgeFailure(f"{what}: differs from transformers' repetition penalty "
+                           f"(RepetitionPenaltyLogitsProcessor) by up to {(received - expected).abs().max():.3g}")
 
 
 def generate_penalty(data) -> None:

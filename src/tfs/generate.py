@@ -74,9 +74,10 @@ def check_generation_args(temperature: float = 1.0, top_k: int | None = None, to
 # ------------------------------------------------------------------------------------------ processors
 
 def apply_repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
-    """CTRL's penalty (Keskar et al. 2019): every token already in ``input_ids (batch, T)`` has its logit
-    divided by ``penalty`` when positive, multiplied by it when negative (so it always drops for
-    ``penalty > 1``). ``logits (batch, vocab)`` -> ``(batch, vocab)``."""
+    """The repetition penalty as ``transformers`` applies it: every token already in ``input_ids (batch, T)`` has
+    its logit divided by ``penalty`` when positive, multiplied by it when negative, so it always drops for
+    ``penalty > 1``. (CTRL, Keskar et al. 2019, divides every such logit by the penalty, which raises a negative
+    one.) ``logits (batch, vocab)`` -> ``(batch, vocab)``."""
     _check_penalty(penalty)
     seen = logits.gather(1, input_ids)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
