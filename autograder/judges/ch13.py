@@ -1,0 +1,442 @@
+"""Chapter 13 (SFT and DPO with LoRA) judges. Oracles: ``transformers``' assistant-token mask (SmolLM2's template
+with generation markers), ``F.cross_entropy`` and ``torch.log_softmax`` written out per position, the package's
+LLaMA run example by example (unpacked), a training step composed here from ``torch`` (``clip_grad_norm_``,
+``AdamW``), ``W + (alpha / r) B A``, and the DPO formula of Rafailov et al. (2023).
+
+Inputs are rebuilt from the collector module's seeded generators; each failure names the likely mistake.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from tfs.grader.collectors import ch13 as c
+from tfs.grader.judging import JudgeFailure, expect
+from tfs.teaching import probes_align as pa
+
+
+def _is_tensor(value, shape=None) -> bool:
+    return isinstance(value, torch.Tensor) and (shape is None or tuple(value.shape) == tuple(shape))
+
+
+def _close(received, expected: torch.Tensor, tol: float) -> bool:
+    return _is_tensor(received, expected.shape) and bool(((received.double() - expected.double()).abs() <= tol).all())
+
+
+def _number(value) -> bool:
+    return isinstance(value, float) and value == value
+
+
+# ------------------------------------------------------------------------------------------ chat data
+
+def _check_examples(data, conversations, name: str) -> None:
+    expect(isinstance(data, list) and len(data) == len(conversations), name, "expected one result per conversation.")
+    tokenizer = pa.chat_tokenizer()
+    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for number, (item, messages) in enumerate(zip(data, conversations), 1):
+        where = f"conversation {number} ({' + '.join(m['role'] for m in messages)})"
+        expect("error" not in item, name, f"{where}: your function raised {item.get('error')}.")
+        ids, mask = pa.assistant_mask(tokenizer, messages)
+        got_ids, labels = item.get("input_ids"), item.get("labels")
+        expect(_is_tensor(got_ids) and got_ids.dim() == 1, name, f"{where}: input_ids must be a 1-D tensor.")
+        expect(_is_tensor(labels, got_ids.shape), name, f"{where}: labels must have input_ids' shape {tuple(got_ids.shape)}.")
+        expect(got_ids.dtype == torch.int64 and labels.dtype == torch.int64, name,
+               f"{where}: input_ids and labels must be int64 (torch.long); received {got_ids.dtype}, {labels.dtype}.")
+        expect(torch.equal(got_ids, ids), name, f"{where}: input_ids differ from the chat template's tokens "
+               f"({len(got_ids)} tokens, expected {len(ids)}).",
+               "tokenizer.apply_chat_template(messages, tokenize=False), then tokenize that text "
+               "(a conversation without a system message gets SmolLM2's default one).")
+        expected = pa.shifted_labels(ids, mask)
+        if torch.equal(labels, expected):
+            continue
+        for mistake, wrong in pa.label_mistakes(ids, mask, end_id).items():
+            if torch.equal(labels, wrong):
+                raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
+        wrong = int((labels != expected).sum())
+        first = int((labels != expected).nonzero()[0])
+        raise JudgeFailure(f"✗ {name}: {where}: {wrong} labels differ from transformers' assistant mask, the first at "
+                           f"position {first} (token {tokenizer.decode([int(ids[min(first + 1, len(ids) - 1)])])!r} follows it).")
+
+
+def chat_labels(data) -> None:
+    _check_examples(data, c.SINGLE_TURN, "chat_example")
+
+
+def chat_turns(data) -> None:
+    _check_examples(data, c.MULTI_TURN, "chat_example")
+
+
+# ------------------------------------------------------------------------------------------ packing
+
+def _expected_pack() -> dict[str, torch.Tensor]:
+    """Greedy, in order: a row is closed when the next example does not fit in what is left of it."""
+    rows, used = [[]], 0
+    for example in c.pack_inputs():
+        if used + len(example["input_ids"]) > c.BLOCK:
+            rows.append([])
+            used = 0
+        rows[-1].append(example)
+        used += len(example["input_ids"])
+    out = {"input_ids": torch.full((len(rows), c.BLOCK), c.PAD_ID), "labels": torch.full((len(rows), c.BLOCK), -100),
+           "position_ids": torch.zeros(len(rows), c.BLOCK, dtype=torch.long),
+           "segment_ids": torch.full((len(rows), c.BLOCK), -1)}
+    for r, members in enumerate(rows):
+        at = 0
+        for s, example in enumerate(members):
+            n = len(example["input_ids"])
+            out["input_ids"][r, at:at + n] = example["input_ids"]
+            out["labels"][r, at:at + n] = example["labels"]
+            out["position_ids"][r, at:at + n] = torch.arange(n)
+            out["segment_ids"][r, at:at + n] = s
+            at += n
+    return out
+
+
+def _check_pack(packed, name: str) -> dict[str, torch.Tensor]:
+    expected = _expected_pack()
+    expect(isinstance(packed, dict), name, "pack_examples must return a dict with input_ids, labels, position_ids and "
+           "segment_ids.")
+    for key in expected:
+        expect(_is_tensor(packed.get(key)), name, f"the result has no tensor {key!r}.")
+    shape = tuple(expected["input_ids"].shape)
+    for key in expected:
+        expect(tuple(packed[key].shape) == shape, name, f"{key} has shape {tuple(packed[key].shape)}; expected "
+               f"{shape}: {shape[0]} rows of block_size={c.BLOCK} (examples of {list(c.PACK_LENGTHS)} tokens, in "
+               "order, a new row when the next one does not fit; none is split).")
+    real = expected["segment_ids"] >= 0
+    expect(torch.equal(packed["input_ids"][real].long(), expected["input_ids"][real]), name,
+           "the examples' tokens are not where they belong: lay them end to end, in order, from the start of each row.")
+    expect(torch.equal(packed["input_ids"].long(), expected["input_ids"]), name,
+           f"padding must be pad_id ({c.PAD_ID}), at the end of each row.")
+    if not torch.equal(packed["labels"].long(), expected["labels"]):
+        if torch.equal(packed["labels"][real].long(), expected["labels"][real]):
+            raise JudgeFailure(f"✗ {name}: padding positions must have label -100; otherwise the padding is counted in "
+                               "the loss (the model is taught to predict padding).")
+        raise JudgeFailure(f"✗ {name}: labels must be each example's own labels, copied as they are (-100 on padding).")
+    if not torch.equal(packed["position_ids"].long(), expected["position_ids"]):
+        running = torch.arange(c.BLOCK).expand(shape)
+        if torch.equal(packed["position_ids"][real].long(), running[real]):
+            raise JudgeFailure(f"✗ {name}: position ids run on across the examples of a row; each example starts "
+                               "again at position 0, as it would alone.")
+        raise JudgeFailure(f"✗ {name}: position_ids must be 0, 1, ... from each example's first token (0 on padding).")
+    expect(torch.equal(packed["segment_ids"].long(), expected["segment_ids"]), name,
+           "segment_ids must number the examples of each row 0, 1, 2, ... and be -1 on padding.")
+    return expected
+
+
+def pack_layout(data) -> None:
+    name = "pack_examples"
+    expect(isinstance(data, dict), name, "expected the packed batch.")
+    _check_pack(data.get("packed"), name)
+    expect(isinstance(data.get("too_long"), str) and data["too_long"].startswith("ValueError"), name,
+           f"an example longer than block_size={c.BLOCK} must raise ValueError (it cannot be packed without splitting "
+           f"it); received {data.get('too_long')!r}.")
+
+
+def _losses(model, ids, labels, positions, mask) -> torch.Tensor:
+    """Summed cross-entropy per row of a packed batch, with the package's LLaMA and ``mask``."""
+    from tfs.align import packed_logits
+
+    with torch.no_grad():
+        logits = packed_logits(model, ids, positions, mask)
+    ce = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")   # (rows, T)
+    return ce.sum(1)
+
+
+def pack_mask(data) -> None:
+    name = "packing_mask"
+    expect(isinstance(data, dict), name, "expected the packed batch and its mask.")
+    expected = _check_pack(data.get("packed"), "pack_examples")
+    mask = data.get("mask")
+    rows, T = expected["input_ids"].shape
+    expect(_is_tensor(mask) and mask.dtype == torch.bool, name, "the mask must be a bool tensor (True = may attend).")
+    expect(tuple(mask.shape) == (rows, 1, T, T), name, f"the mask must have shape (rows, 1, T, T) = "
+           f"{(rows, 1, T, T)} (one per row, broadcast over the heads); received {tuple(mask.shape)}.")
+    expect(data.get("segments_unchanged") is True, name, "packing_mask changed segment_ids in place: leave its input as it is.")
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    same = expected["segment_ids"][:, :, None] == expected["segment_ids"][:, None, :]
+    if not torch.equal(mask[:, 0] & causal, same & causal):
+        if torch.equal(mask[:, 0] & causal, causal.expand(rows, T, T)):
+            raise JudgeFailure(f"✗ {name}: every token may attend to every earlier token of its row, so a chat reads the "
+                               "chats packed before it, and the packed rows' losses differ from each chat's alone. "
+                               "Allow only keys of the same segment.")
+        raise JudgeFailure(f"✗ {name}: the mask must allow exactly the keys of the query's own segment "
+                           "(segment_ids equal); the model adds the causal part.")
+    model = pa.tiny_llama(4, c.VOCAB)
+    packed = _losses(model, expected["input_ids"], expected["labels"], expected["position_ids"], mask)
+    alone = []
+    for example in c.pack_inputs():   # each example by itself, no packing
+        with torch.no_grad():
+            logits, _ = model(example["input_ids"][None])
+        alone.append(F.cross_entropy(logits[0], example["labels"], ignore_index=-100, reduction="sum"))
+    expect(abs(packed.sum().item() - torch.stack(alone).sum().item()) < 1e-9, name,
+           "the packed rows' summed loss differs from the examples' losses computed one by one.")
+
+
+# ------------------------------------------------------------------------------------------ SFT loss
+
+def sft_loss(data) -> None:
+    name = "sft_loss"
+    expect(isinstance(data, dict) and _number(data.get("loss")), name, "the loss must be a number (a 0-d tensor).")
+    logits, labels = c.loss_inputs()
+    expected = F.cross_entropy(logits.reshape(-1, 11), labels.reshape(-1), ignore_index=-100).item()
+    value = data["loss"]
+    if abs(value - expected) > 1e-9:
+        per_position = F.cross_entropy(logits.reshape(-1, 11), labels.reshape(-1).clamp(min=0), reduction="none")
+        scored = labels.reshape(-1) != -100
+        masked = F.cross_entropy(logits.reshape(-1, 11), labels.reshape(-1), ignore_index=-100, reduction="none")
+        rows = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        mistakes = {
+            "the sum of the labelled positions' losses divided by ALL positions (prompt and padding counted in the "
+            "denominator): divide by the number of labelled tokens": masked.sum().item() / labels.numel(),
+            "positions labelled -100 counted as class 0 (padding and prompt counted): ignore them "
+            "(ignore_index=-100)": per_position.mean().item(),
+            "a sum over the labelled tokens; the loss is their mean": masked.sum().item(),
+            "a mean per sequence, then over sequences: long and short replies weigh the same; average over all "
+            "labelled tokens of the batch": torch.stack([rows[i].sum() / (labels[i] != -100).sum()
+                                                         for i in range(2)]).mean().item(),
+            "logits shifted again: the labels are already shifted (labels[t] is the token after t)":
+                F.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), ignore_index=-100).item(),
+        }
+        for mistake, wrong in mistakes.items():
+            if abs(value - wrong) <= 1e-9:
+                raise JudgeFailure(f"✗ {name}: {mistake}.")
+        raise JudgeFailure(f"✗ {name}: received {value:.6f}, not the mean cross-entropy over the "
+                           f"{int(scored.sum())} labelled positions.")
+    grad = data.get("grad")
+    expect(_is_tensor(grad, logits.shape) and bool(grad.abs().sum() > 0), name,
+           "no gradient reached the logits: return a tensor of the graph (no .item(), no float()).")
+    expect(bool((grad[labels == -100] == 0).all()), name, "positions labelled -100 got a gradient: they must not count.")
+    expect(data.get("is_tensor") is True, name, "return the loss as a tensor (loss.backward() is called on it).")
+    expect(isinstance(data.get("empty"), str) and data["empty"].startswith("ValueError"), name,
+           f"a batch whose labels are all -100 must raise ValueError (a mean of nothing is NaN); received "
+           f"{data.get('empty')!r}.")
+
+
+# ------------------------------------------------------------------------------------------ LoRA and the step
+
+def _lora_names(model) -> list[str]:
+    names = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in ("q", "k", "v", "out", "gate", "up", "down"):
+            names += [f"{name}.A", f"{name}.B"]
+    return sorted(names)
+
+
+def lora_trainable(data) -> None:
+    name = "add_lora_adapters"
+    expect(isinstance(data, dict), name, "expected the trainable parameters' names.")
+    expected = _lora_names(pa.tiny_llama(1, c.VOCAB))
+    trainable = data.get("trainable") or []
+    base = [n for n in trainable if not n.endswith((".A", ".B"))]
+    expect(not base, name, f"base weights would train: {base[:4]} still require gradients. Freeze the whole model "
+           "(model.requires_grad_(False)) before wrapping: only the adapters' A and B may train.")
+    expect(not any(n.startswith("lm_head") for n in trainable), name, "the output head got an adapter: only the "
+           "attention (q, k, v, out) and MLP (gate, up, down) projections of the blocks do.")
+    missing = sorted(set(expected) - set(trainable))
+    expect(not missing, name, f"{len(missing)} adapter matrices are missing, e.g. {missing[:3]}: wrap every q, k, v, "
+           "out, gate, up and down projection of every block.")
+    expect(sorted(trainable) == expected, name, f"unexpected trainable parameters: {sorted(set(trainable) - set(expected))[:4]}.")
+    expect(sorted(data.get("returned") or []) == expected, name, "return exactly the parameters left to train (each "
+           "adapter's A and B), the list the optimiser gets.")
+
+
+def _oracle_steps(accumulate: bool = False, clip: bool = True) -> tuple[list[float], dict]:
+    """The collector's three steps, composed here: the package's LLaMA and LoRALinear, cross-entropy over labelled
+    tokens, ``clip_grad_norm_``, ``AdamW``."""
+    from tfs.align import packed_logits, packing_mask
+    from tfs.compress import add_lora
+
+    model = pa.tiny_llama(2, c.VOCAB)
+    add_lora(model, ("q", "k", "v", "out", "gate", "up", "down"), c.LORA_R, c.LORA_ALPHA)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if hasattr(module, "A") and hasattr(module, "base"):
+                A, B = c.adapter_values(name, module.base.in_features, module.base.out_features)
+                module.A.copy_(A)
+                module.B.copy_(B)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=c.STEP_LR, weight_decay=0.0)
+    batch = c.step_batch()
+    losses = []
+    for _ in range(c.STEPS):
+        logits = packed_logits(model, batch["input_ids"], batch["position_ids"], packing_mask(batch["segment_ids"]))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+        if not accumulate:
+            optimizer.zero_grad()
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(parameters, c.STEP_NORM)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses, model.state_dict()
+
+
+def sft_step(data) -> None:
+    name = "sft_step"
+    expect(isinstance(data, dict) and isinstance(data.get("losses"), list) and len(data["losses"]) == c.STEPS, name,
+           f"expected {c.STEPS} losses (one per call).")
+    losses, state = data["losses"], data.get("state") or {}
+    expect(all(_number(x) for x in losses), name, "each call must return the loss as a finite float (loss.item()).")
+    base = pa.tiny_llama(2, c.VOCAB).state_dict()
+    for key, value in base.items():
+        wrapped = key.replace(".weight", ".base.weight") if f"{key[:-len('.weight')]}.A" in state else key
+        got = state.get(wrapped, state.get(key))
+        expect(_is_tensor(got, value.shape), name, f"the model has no weight {key} after training.")
+        expect(torch.equal(got, value), name, f"the base weight {key} changed: base weights were trained. Only the "
+               "adapters may change (the frozen base stays bit-identical).")
+    expected_losses, expected_state = _oracle_steps()
+    if all(abs(a - b) <= 1e-9 * max(1, abs(b)) for a, b in zip(losses, expected_losses)):
+        for key, value in expected_state.items():
+            expect(_close(state.get(key), value, 1e-8), name, f"after {c.STEPS} steps {key} differs from the expected "
+                   "update.")
+        return
+    expect(abs(losses[0] - expected_losses[0]) <= 1e-9 * max(1, abs(expected_losses[0])), name,
+           f"the first loss ({losses[0]:.6f}) is not the expected one: compute the logits with the "
+           "block-diagonal mask (packed_logits(model, input_ids, position_ids, packing_mask(segment_ids))) and the "
+           "mean cross-entropy over labelled tokens (sft_loss).")
+    variants = {"the gradients are not zeroed before backward(): they add up across steps":
+                    _oracle_steps(accumulate=True)[0],
+                "the gradients are not clipped to max_norm before the step": _oracle_steps(clip=False)[0]}
+    for mistake, wrong in variants.items():
+        if all(abs(a - b) <= 1e-9 * max(1, abs(b)) for a, b in zip(losses, wrong)):
+            raise JudgeFailure(f"✗ {name}: {mistake}.")
+    raise JudgeFailure(f"✗ {name}: the first loss is right but the later ones differ from the expected training "
+                       "steps: zero the gradients, backward, clip to max_norm, step.")
+
+
+# ------------------------------------------------------------------------------------------ merging
+
+def merge_adapter(data) -> None:
+    name = "merge_adapter"
+    expect(isinstance(data, dict) and isinstance(data.get("state"), dict), name, "expected the merged model's weights.")
+    model = pa.tiny_llama(3, c.VOCAB)
+    shapes = {n: (m.in_features, m.out_features) for n, m in model.named_modules() if n in c.MERGED}
+    adapter = c.merge_adapter_values(shapes)
+    state, scale = data["state"], c.LORA_ALPHA / c.LORA_R
+    for key, weight in model.state_dict().items():
+        module = key[:-len(".weight")]
+        got = state.get(key)
+        expect(_is_tensor(got, weight.shape), name, f"{key} is missing or changed shape (expected {tuple(weight.shape)}).")
+        if module not in c.MERGED:
+            expect(torch.equal(got, weight), name, f"{key} changed, but the adapter has no matrices for {module}.")
+            continue
+        A, B = adapter[f"{module}.A"], adapter[f"{module}.B"]
+        if _close(got, weight + scale * B @ A, 1e-10):
+            continue
+        mistakes = {"the update is scaled by r / alpha; LoRA scales it by alpha / r": weight + B @ A / scale,
+                    "the update is not scaled: add (alpha / r) B A": weight + B @ A,
+                    "the update is scaled by alpha, not alpha / r": weight + c.LORA_ALPHA * B @ A,
+                    "the update is transposed: W (out, in) gets B A, (out, r) @ (r, in)": weight + scale * (B @ A).T
+                    if weight.shape[0] == weight.shape[1] else None,
+                    "the weight is replaced by the update: W + (alpha / r) B A keeps W": scale * B @ A}
+        for mistake, wrong in mistakes.items():
+            if wrong is not None and _close(got, wrong, 1e-10):
+                raise JudgeFailure(f"✗ {name}: {module}: {mistake}.")
+        raise JudgeFailure(f"✗ {name}: {module}'s weight differs from W + (alpha / r) B A.")
+    expect(data.get("returned_model") is True, name, "return the model (merged in place).")
+
+
+# ------------------------------------------------------------------------------------------ log-probabilities
+
+def sequence_logprobs(data) -> None:
+    name = "sequence_logprobs"
+    values = data.get("values") if isinstance(data, dict) else None
+    logits, labels = c.logprob_inputs()
+    expected = torch.zeros(3, dtype=torch.float64)
+    for row in range(3):
+        for t in range(7):
+            if labels[row, t] != -100:
+                expected[row] += torch.log_softmax(logits[row, t], -1)[labels[row, t]]
+    expect(_is_tensor(values, (3,)), name, f"expected one log-probability per sequence, shape (3,); received "
+           f"{tuple(values.shape) if _is_tensor(values) else type(values).__name__}.",
+           "sum over the positions (dim=-1) after picking each label's log-probability.")
+    if _close(values, expected, 1e-8):
+        return
+    log_probs = torch.log_softmax(logits, -1)
+    picked = log_probs.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    scored = labels != -100
+    counts = scored.sum(1)
+    again = log_probs[:, :-1].gather(-1, labels[:, 1:].clamp(min=0)[..., None])[..., 0] * scored[:, 1:]
+    mistakes = {"a mean over the response's tokens; a sequence's log-probability is their SUM (the log of the product "
+                "of the tokens' probabilities)": expected / counts,
+                "positions labelled -100 were scored too (as token 0): only the response's tokens count": picked.sum(1),
+                "probabilities were summed, not log-probabilities": (picked.exp() * scored).sum(1),
+                "the logits were shifted again: the labels are already shifted (labels[t] is the token after t)":
+                    again.sum(1),
+                "log_softmax over the wrong dimension: normalise over the vocabulary (dim=-1)":
+                    (torch.log_softmax(logits, 1).gather(-1, labels.clamp(min=0)[..., None])[..., 0] * scored).sum(1)}
+    for mistake, wrong in mistakes.items():
+        if _close(values, wrong, 1e-8):
+            raise JudgeFailure(f"✗ {name}: {mistake}.")
+    raise JudgeFailure(f"✗ {name}: the values differ from the sum of log p(label) over each row's labelled "
+                       "positions.")
+
+
+# ------------------------------------------------------------------------------------------ DPO
+
+def _dpo(pc, pr, rc, rr, beta, sign=1.0, power=1):
+    z = sign * ((pc - rc) - (pr - rr))
+    return -F.logsigmoid(beta ** power * z).mean()
+
+
+def dpo_values(data) -> None:
+    name = "dpo_loss"
+    expect(isinstance(data, list) and len(data) == len(c.BETAS), name, "expected (loss, chosen_rewards, "
+           "rejected_rewards) for each beta.")
+    pc, pr, rc, rr = c.dpo_inputs()
+    for beta, item in zip(c.BETAS, data):
+        value = item.get("loss")
+        expect(_number(value), name, f"the loss must be a number; received {value!r}.")
+        expected = _dpo(pc, pr, rc, rr, beta).item()
+        if abs(value - expected) > 1e-9:
+            mistakes = {
+                "the log-ratios' signs are swapped (chosen and rejected, or policy and reference, exchanged): the loss "
+                "must fall as the policy raises the chosen response above the reference":
+                    _dpo(pc, pr, rc, rr, beta, sign=-1.0).item(),
+                "beta is applied twice (beta² in the sigmoid): rewards that already hold beta were multiplied by beta "
+                "again": _dpo(pc, pr, rc, rr, beta, power=2).item(),
+                "beta is missing: -log sigmoid(beta · (chosen log-ratio - rejected log-ratio))":
+                    _dpo(pc, pr, rc, rr, beta, power=0).item(),
+                "the reference is ignored: DPO compares the policy's log-ratios to the reference's":
+                    -F.logsigmoid(beta * (pc - pr)).mean().item(),
+                "a sum over the pairs; the loss is their mean": _dpo(pc, pr, rc, rr, beta).item() * len(pc),
+                "log(sigmoid) written as -log(1 + exp(z)), or a sigmoid without the log: use F.logsigmoid":
+                    -torch.sigmoid(beta * ((pc - rc) - (pr - rr))).mean().item(),
+            }
+            for mistake, wrong in mistakes.items():
+                if abs(value - wrong) <= 1e-9 * max(1.0, abs(wrong)):
+                    raise JudgeFailure(f"✗ {name} (beta={beta}): {mistake}.")
+            raise JudgeFailure(f"✗ {name} (beta={beta}): received {value:.6f}, not -mean log sigmoid(beta · "
+                               "(chosen log-ratio - rejected log-ratio)).")
+        for key, policy, reference in (("chosen", pc, rc), ("rejected", pr, rr)):
+            reward = item.get(key)
+            wanted = beta * (policy - reference)
+            expect(_is_tensor(reward, wanted.shape), name, f"{key}_rewards must be a tensor of shape {tuple(wanted.shape)} "
+                   "(one per pair).")
+            if not _close(reward, wanted, 1e-9):
+                if _close(reward, policy - reference, 1e-9):
+                    raise JudgeFailure(f"✗ {name}: the {key} rewards miss beta: the implicit reward is beta · (log pi - "
+                                       "log pi_ref).")
+                if _close(reward, beta * beta * (policy - reference), 1e-9):
+                    raise JudgeFailure(f"✗ {name}: the {key} rewards hold beta twice.")
+                raise JudgeFailure(f"✗ {name}: the {key} rewards must be beta · (policy - reference) log-probabilities.")
+
+
+def dpo_gradient(data) -> None:
+    name = "dpo_loss"
+    grads = data.get("grads") if isinstance(data, dict) else None
+    expect(isinstance(grads, list) and len(grads) == 4, name, "expected the gradients of the four inputs.")
+    pc, pr, rc, rr = (x.clone().requires_grad_(True) for x in c.dpo_inputs())
+    _dpo(pc, pr, rc, rr, c.BETAS[1]).backward()
+    for label, got in (("reference_chosen", grads[2]), ("reference_rejected", grads[3])):
+        expect(got is None or bool((got == 0).all()), name, f"a gradient reached {label}: the reference is not frozen. "
+               "Its log-probabilities are constants (computed once, without gradients): detach them.")
+    for label, got, want in (("policy_chosen", grads[0], pc.grad), ("policy_rejected", grads[1], pr.grad)):
+        expect(_is_tensor(got, want.shape), name, f"no gradient reached {label}: keep the loss differentiable.")
+        if not _close(got, want, 1e-10):
+            if _close(got, -want, 1e-10):
+                raise JudgeFailure(f"✗ {name}: the gradient on {label} has the wrong sign: minimising the loss must raise "
+                                   "the chosen log-probability and lower the rejected one.")
+            raise JudgeFailure(f"✗ {name}: the gradient on {label} differs from the DPO loss's.")

@@ -1,0 +1,180 @@
+"""Chapter 13's judges: the solution's data passes (and the package's reference), each usual mistake fails with a
+message naming it, and the visible test of the same cell names it too. Mutants are the notebook's own solution with
+one line changed.
+
+Data goes through the real collectors and a save/load round trip, as in grading. The visible tests run in a
+namespace made like the notebook's (its imports, SmolLM2's tokenizer, the solution's answers).
+"""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from course import REPO
+from judge_helpers import failure, run, solution_namespace
+from tfs import align as ref
+
+CHAPTER = "13-teaching-behaviour"
+# hidden test -> the objects it collects (each the name of a solution object)
+TESTS = {"chat_labels": ("chat_example",), "chat_turns": ("chat_example",), "pack_layout": ("pack_examples",),
+         "pack_mask": ("pack_examples", "packing_mask"), "sft_loss": ("sft_loss",),
+         "lora_trainable": ("add_lora_adapters",), "sft_step": ("add_lora_adapters", "sft_step"),
+         "merge_adapter": ("merge_adapter",), "sequence_logprobs": ("sequence_logprobs",),
+         "dpo_values": ("dpo_loss",), "dpo_gradient": ("dpo_loss",)}
+# the solution cell (grade_id) that defines each object
+CELL = {"chat_example": "chat_example", "pack_examples": "pack_examples", "packing_mask": "pack_examples",
+        "sft_loss": "sft_loss", "add_lora_adapters": "add_lora_adapters", "sft_step": "add_lora_adapters",
+        "merge_adapter": "merge_adapter", "sequence_logprobs": "sequence_logprobs", "dpo_loss": "dpo_loss"}
+VISIBLE = {"chat_labels": "test_chat_labels", "chat_turns": "test_chat_turns", "pack_layout": "test_pack_layout",
+           "pack_mask": "test_pack_mask", "sft_loss": "test_sft_loss", "lora_trainable": "test_lora_trainable",
+           "sft_step": "test_sft_step", "merge_adapter": "test_merge_adapter",
+           "sequence_logprobs": "test_sequence_logprobs", "dpo_values": "test_dpo_values",
+           "dpo_gradient": "test_dpo_gradient"}
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return solution_namespace(CHAPTER, align=ref)
+
+
+def _objects(namespace: dict, test: str) -> dict:
+    return {name: namespace[name] for name in TESTS[test]}
+
+
+@pytest.mark.parametrize("test", sorted(TESTS))
+def test_solution_and_reference_pass(solution, test):
+    run(f"ch13.{test}", **_objects(solution, test))
+    run(f"ch13.{test}", **{name: getattr(ref, name) for name in TESTS[test]})
+
+
+# (hidden test, object, old text in the solution, new text, words the hidden failure must contain,
+#  words the visible test's failure must contain)
+MUTANTS = [
+    ("chat_labels", "chat_example", "labels[:-1] = torch.where(trained[1:], ids[1:], IGNORE_INDEX)",
+     "labels = torch.where(trained, ids, IGNORE_INDEX)", "not shifted", "not shifted"),
+    ("chat_labels", "chat_example",
+     "trained = torch.tensor([any(s <= first < e for s, e in spans) for first, _ in encoding[\"offset_mapping\"]])",
+     "trained = torch.ones(len(ids), dtype=torch.bool)", "every token", "every token"),
+    ("chat_labels", "chat_example", "reply = message[\"content\"] + END_OF_TURN", "reply = message[\"content\"]",
+     "<|im_end|> left out", "<|im_end|> left out"),
+    ("chat_turns", "chat_example", "spans.append((start, start + len(reply)))",
+     "spans = [(start, start + len(reply))]", "only the last", "only the last"),
+    ("pack_layout", "pack_examples", "\"labels\": torch.full(shape, IGNORE_INDEX)", "\"labels\": torch.full(shape, pad_id)",
+     "padding is counted", "would be counted in the loss"),
+    ("pack_layout", "pack_examples", "torch.arange(stop - start)", "torch.arange(start, stop)",
+     "starts again at position 0", "positions that run on"),
+    ("pack_layout", "pack_examples", "        if length > block_size:\n", "        if length > 10 * block_size:\n",
+     "must raise ValueError", "raise ValueError"),
+    ("pack_mask", "packing_mask", "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+     "return torch.ones_like(segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+     "reads the chats packed before it", "attend to the chats packed before it"),
+    ("pack_mask", "packing_mask", "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+     "return (segment_ids[:, :, None] == segment_ids[:, None, :])", "(rows, 1, T, T)", "(rows, 1, T, T)"),
+    ("sft_loss", "sft_loss", "labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+     "labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction=\"sum\") / labels.numel()",
+     "ALL positions", "ALL positions"),
+    ("sft_loss", "sft_loss", "labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+     "labels.reshape(-1).clamp(min=0))", "counted as class 0", "counted as class 0"),
+    ("sft_loss", "sft_loss", "labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+     "labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction=\"sum\")", "a sum over the labelled", "the sum over"),
+    ("sft_loss", "sft_loss", "    if not bool((labels != IGNORE_INDEX).any()):\n", "    if False:\n",
+     "must raise ValueError", "must raise ValueError"),
+    ("lora_trainable", "add_lora_adapters", "    model.requires_grad_(False)\n", "",
+     "base weights would train", "base weights would train"),
+    ("lora_trainable", "add_lora_adapters", "isinstance(module, nn.Linear) and name.split(\".\")[-1] in targets",
+     "isinstance(module, nn.Linear) and name.split(\".\")[-1] in (\"q\", \"k\", \"v\", \"out\")",
+     "adapter matrices are missing", "expected every block's"),
+    ("sft_step", "add_lora_adapters", "    model.requires_grad_(False)\n", "",
+     "base weights were trained", "base weights were trained"),
+    ("sft_step", "sft_step", "    optimizer.zero_grad()\n", "", "not zeroed", "not zeroed"),
+    ("sft_step", "sft_step", "    torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group[\"params\"]], max_norm)\n",
+     "", "not clipped", "not clipped"),
+    ("merge_adapter", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)", "weight += (A.shape[0] / alpha) * (B @ A)",
+     "r / alpha", "r / alpha"),
+    ("merge_adapter", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)", "weight += B @ A",
+     "not scaled", "not scaled"),
+    ("merge_adapter", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)",
+     "weight += (alpha / A.shape[0]) * (B @ A).T if weight.shape[0] == weight.shape[1] else 0", "transposed", "transposed"),
+    ("sequence_logprobs", "sequence_logprobs", "return (picked * scored).sum(dim=-1)",
+     "return (picked * scored).sum(dim=-1) / scored.sum(dim=-1)", "a mean over", "a mean over"),
+    ("sequence_logprobs", "sequence_logprobs", "return (picked * scored).sum(dim=-1)", "return picked.sum(dim=-1)",
+     "-100 were scored", "-100 scored too"),
+    ("dpo_values", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+     "loss = -F.logsigmoid(beta * (rejected - chosen)).mean()", "signs are swapped", "signs swapped"),
+    ("dpo_values", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+     "loss = -F.logsigmoid(beta * beta * (chosen - rejected)).mean()", "beta is applied twice", "beta applied twice"),
+    ("dpo_values", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+     "loss = -F.logsigmoid(beta * (chosen - rejected)).sum()", "a sum over the pairs", "a sum over the pairs"),
+    ("dpo_values", "dpo_loss", "return loss, beta * chosen.detach(), beta * rejected.detach()",
+     "return loss, chosen.detach(), rejected.detach()", "miss beta", "chosen_rewards"),
+    ("dpo_gradient", "dpo_loss", "    chosen = policy_chosen - reference_chosen.detach()\n    rejected = policy_rejected - reference_rejected.detach()\n",
+     "    chosen = policy_chosen - reference_chosen\n    rejected = policy_rejected - reference_rejected\n",
+     "the reference is not frozen", "the reference is not frozen"),
+]
+IDS = [f"{m[0]}-{i}" for i, m in enumerate(MUTANTS)]
+
+
+@pytest.mark.parametrize("test, name, old, new, hidden_words, visible_words", MUTANTS, ids=IDS)
+def test_mutant_fails_the_hidden_test_with_the_named_mistake(solution, test, name, old, new, hidden_words, visible_words):
+    namespace = solution_namespace(CHAPTER, (CELL[name], old, new), **solution["__extra__"])
+    message = failure(f"ch13.{test}", **_objects(namespace, test))
+    assert hidden_words in message, message
+
+
+# ------------------------------------------------------------------------------------------ the visible tests
+
+@pytest.fixture(scope="module")
+def notebook_cells() -> dict[str, str]:
+    notebook = nbformat.read(next((REPO / "solutions" / CHAPTER).glob("*.ipynb")), as_version=4)
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in notebook.cells
+            if cell.metadata.get("nbgrader", {}).get("grade")}
+
+
+@pytest.fixture(scope="module")
+def visible_setup():
+    """What the visible tests read from the notebook before them: its imports and SmolLM2's tokenizer."""
+    from transformers import AutoTokenizer
+
+    from tfs.data import smollm2_path
+
+    setup = {}
+    exec("import json, time\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+         "from tfs import align\nfrom tfs import behaviour_data as bd\nfrom tfs.teaching import probes_align as pa\n"
+         "from tfs.teaching.checks import call, check_close, check_true\n", setup)
+    setup["tokenizer"] = AutoTokenizer.from_pretrained(smollm2_path())
+    setup["END"] = setup["tokenizer"].convert_tokens_to_ids("<|im_end|>")
+    return setup
+
+
+def _visible(cells: dict, grade_id: str) -> str:
+    return re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "", cells[grade_id], flags=re.S)
+
+
+def _run_visible(cells, setup, namespace, test) -> str | None:
+    """Run the visible part of ``test``'s cell (and the cell before it when it reuses its variables); return the
+    failure's message, or None when it passes."""
+    scope = {**setup, **{k: v for k, v in namespace.items() if not k.startswith("__")}}
+    try:
+        if test == "dpo_gradient":
+            exec(_visible(cells, VISIBLE["dpo_values"]), scope)
+        exec(_visible(cells, VISIBLE[test]), scope)
+    except AssertionError as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize("test", sorted(VISIBLE))
+def test_visible_tests_pass_on_the_solution(notebook_cells, visible_setup, solution, test):
+    assert _run_visible(notebook_cells, visible_setup, solution, test) is None
+
+
+@pytest.mark.parametrize("test, name, old, new, hidden_words, visible_words",
+                         [m for m in MUTANTS if m[5]], ids=[i for i, m in zip(IDS, MUTANTS) if m[5]])
+def test_visible_test_names_the_mistake(notebook_cells, visible_setup, solution, test, name, old, new, hidden_words,
+                                        visible_words):
+    namespace = solution_namespace(CHAPTER, (CELL[name], old, new), **solution["__extra__"])
+    message = _run_visible(notebook_cells, visible_setup, namespace, test)
+    assert message is not None and visible_words in message, message
