@@ -382,7 +382,7 @@ def bert_mlm_path(verify: bool = True) -> Path:
     ``AutoModelForMaskedLM.from_pretrained(bert_mlm_path(), dtype=torch.float32)`` (online:
     ``"bert-base-uncased"``). Every file is checked against the folder's ``SHA256SUMS``.
     """
-    return _checkpoint("bert-mlm", "python scripts/train_bert_mlm.py", verify)
+    return _checkpoint("bert-mlm", "python scripts/train_bert_mlm.py --overwrite", verify)
 
 
 def gpt_path(verify: bool = True) -> Path:
