@@ -105,6 +105,10 @@ def test_feedback_shows_messages_but_not_hidden_tests(course: Course):
     assert "hides the diagonal" in text  # the probe's diagnosis reaches the student
     assert "BEGIN HIDDEN TESTS" not in text and "for n in (1, 2, 7, 64)" not in text
     assert "checks.py" not in text, "the grading kernel showed the check's internals, not the learner's line"
+    images = re.findall(r"<img\b[^>]*>", page)
+    assert images, "the chapter's figures are missing from the feedback page"
+    assert all(re.search(r'\balt="(?!No description)[^"]+"', image) for image in images), \
+        "a figure on the feedback page has no text alternative (tfs.teaching.plots.show_figure gives one)"
 
 
 @pytest.mark.slow

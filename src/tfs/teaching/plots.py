@@ -71,12 +71,42 @@ def plot_losses(
     return ax
 
 
-def show_figure(figure: plt.Figure, alt: str) -> None:
-    """Show ``figure`` in a notebook as a PNG whose text form is ``alt`` (instead of ``<Figure size ...>``): what
-    a reader who cannot see the image gets from a text-only view of the notebook. The figure is closed."""
+def describe_figure(figure: plt.Figure) -> str:
+    """A text alternative read off ``figure``: its title, then for each panel its title, what it draws (lines,
+    bars, a heat map), its axis labels and legend, and the words written inside it (a diagram's boxes, in reading
+    order: top to bottom, left to right)."""
+    parts = [figure._suptitle.get_text()] if figure._suptitle is not None else []
+    panels = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    for number, ax in enumerate(panels, 1):
+        words = [ax.get_title()] if ax.get_title() else []
+        kinds = [name for name, present in (("heat map", ax.images), ("lines", ax.lines), ("bars", ax.patches and
+                 any(type(p).__name__ == "Rectangle" for p in ax.patches) and ax.axison), ("points", ax.collections))
+                 if present]
+        if ax.axison:
+            words.append(" and ".join(kinds) + ", " if kinds else "")
+            words[-1] += f"x: {ax.get_xlabel() or 'unlabelled'}, y: {ax.get_ylabel() or 'unlabelled'}"
+        legend = ax.get_legend()
+        if legend is not None:
+            words.append("legend: " + ", ".join(t.get_text() for t in legend.get_texts()))
+        texts = sorted((t for t in ax.texts if t.get_text().strip()),
+                       key=lambda t: (-round(t.get_position()[1], 3), t.get_position()[0]))
+        if texts and not ax.images:  # a heat map's cell values are its data, not words
+            words.append("text: " + "; ".join(" ".join(t.get_text().split()) for t in texts))
+        label = f"panel {number} of {len(panels)}: " if len(panels) > 1 else ""
+        parts.append(label + " - ".join(w for w in words if w))
+    return ". ".join(p for p in parts if p) or "a figure without text"
+
+
+def show_figure(figure: plt.Figure, alt: str | None = None) -> None:
+    """Show ``figure`` in a notebook as a PNG with a text alternative ``alt`` (by default read off the figure by
+    :func:`describe_figure`): its text form (instead of ``<Figure size ...>``), what a reader who cannot see the
+    image gets from a text-only view of the notebook, and the ``alt`` of the image in HTML exports and feedback
+    pages. The figure is closed."""
     from IPython.display import display
 
+    alt = alt or describe_figure(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(figure)
-    display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": alt}, raw=True)
+    display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": alt},
+            metadata={"image/png": {"alt": alt}}, raw=True)
