@@ -4,6 +4,7 @@ direct computations written out here; and the shipped adapters, their cards and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -411,3 +412,43 @@ def test_memory_accounting_and_removing_adapters():
     align.remove_adapters(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
     assert sum(p.numel() for p in model.parameters()) == n_weights
+
+
+# ------------------------------------------------------------------------------------------ the scripts, end to end
+
+def _script(name: str):
+    import importlib
+    import sys
+
+    from course import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    return importlib.import_module(name)
+
+
+@pytest.mark.slow
+def test_train_dpo_script_runs_end_to_end_with_the_nll_term(tmp_path):
+    """Two steps on a few of the shipped pairs: the card's loss row, the log's NLL series, the checksums, and the
+    adapter that the folder holds loads back."""
+    from tfs.data import dpo_adapter_path
+
+    records = [json.loads(line) for line in (dpo_adapter_path() / "pairs.jsonl").read_text().splitlines()]
+    few = [r for r in records if r["split"] == "train" and r["pair"]][:4] + \
+          [r for r in records if r["split"] == "test" and r["pair"]][:2]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in few))
+    out = tmp_path / "run"
+    result = _script("train_dpo").main(["--steps", "2", "--pairs-per-step", "2", "--pairs", str(pairs),
+                                        "--nll-weight", "0.5", "--out", str(out)])
+    card = (out / "README.md").read_text()
+    assert "| loss | DPO with beta 0.1 + 0.5 x the chosen responses' mean negative log-likelihood per token |" in card
+    log = json.loads((out / "train_log.json").read_text())
+    assert len(log["nll"]) == len(log["loss"]) == 2 and log["loss"][0] == pytest.approx(math.log(2), abs=1e-6)
+    assert result["summary"]["test_pairs"] == 2 and result["summary"]["train_pairs"] == 4
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    adapter, config = load_adapter(out)
+    assert config["r"] == 2 and sum(v.numel() for v in adapter.values()) == result["summary"]["trainable"]
+    with pytest.raises(SystemExit, match="not empty"):
+        _script("train_dpo").main(["--steps", "1", "--pairs", str(pairs), "--out", str(out)])
