@@ -149,8 +149,6 @@ VISIBLE_ORACLES: dict[str, dict[str, str]] = {
 #: chapter -> why its references are not hidden yet: its own collectors or demonstrations still call them, so hiding
 #: them would cost honest students points. Hiding starts for a chapter when its entry goes (its tests then hold).
 PENDING: dict[str, str] = {
-    "05": "the visible test of bert_model calls tfs.teaching.probes_bert.bert_model_mistakes, which builds the package's "
-          "BertModel; demonstrations build BertForPreTraining and load the course checkpoint into it",
     "07": "the notebook imports tfs.nn.KVCache and tfs.generate.generate (reference_generate) for its demonstrations "
           "and timings",
     "09": "the notebook's demonstrations call tfs.lm.perplexity, prepare_lm_blocks and causal_lm_batch (scaling, "

@@ -1,13 +1,11 @@
 """Probes for chapter 05 (BERT): the usual wrong answers, computed on purpose so a failure can name them.
 
 Like :mod:`tfs.teaching.probes`, each function returns ``{description: wrong_result}``; nothing here
-is an oracle. Some wrong answers are computed with the package's reference model set up wrongly
-(pre-LN blocks, no mask, tanh GELU, LayerNorm eps 1e-5).
+is an oracle. Some wrong answers are computed with chapter 03's encoder set up wrongly (pre-LN blocks, no mask, tanh
+GELU, LayerNorm eps 1e-5).
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch.nn import functional as F
@@ -53,32 +51,39 @@ def pooler_mistakes(hidden: torch.Tensor, pooler: torch.nn.Linear, attention_mas
 
 @torch.no_grad()
 def bert_model_mistakes(state_dict: dict, config, input_ids, attention_mask, token_type_ids) -> dict[str, torch.Tensor]:
-    """Wrong ``last_hidden_state`` s: the same weights in the package's BertModel, set up wrongly."""
-    from tfs.models.bert import BertModel
+    """Wrong ``last_hidden_state`` s: the same weights through chapter 03's ``tfs.nn.Encoder``, set up wrongly
+    (built from earlier chapters' pieces: chapter 05's own ``BertModel`` is what the learner writes)."""
+    from tfs.nn import Encoder
 
-    def run(cfg, edit=None, mask=attention_mask):
-        model = BertModel(cfg)
-        model.load_state_dict(state_dict)
-        model = model.to(next(iter(state_dict.values())).dtype).eval()
+    dtype = next(iter(state_dict.values())).dtype
+    types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+    encoder_state = {k.removeprefix("encoder."): v for k, v in state_dict.items() if k.startswith("encoder.")}
+
+    def run(edit=None, mask=attention_mask, eps=config.eps):
+        embedded = (state_dict["embeddings.token.weight"][input_ids] + state_dict["embeddings.segment.weight"][types]
+                    + state_dict["embeddings.position.weight"][: input_ids.shape[1]])  # (B, L, d)
+        embedded = F.layer_norm(embedded, (config.d_model,), state_dict["embeddings.norm.weight"],
+                                state_dict["embeddings.norm.bias"], eps)
+        encoder = Encoder(config.n_layers, config.d_model, config.n_heads, config.d_ff, norm_first=False, eps=eps)
+        encoder = encoder.to(dtype).eval()
+        encoder.load_state_dict(encoder_state)
         if edit:
-            edit(model)
-        return model(input_ids, mask, token_type_ids)[0]
+            edit(encoder)
+        return encoder(embedded, None if mask is None else mask.bool()[:, None, None, :])
 
-    def pre_ln(model):
-        for block in model.encoder.layers:
+    def pre_ln(encoder):
+        for block in encoder.layers:
             block.norm_first = True
 
-    def tanh_gelu(model):
-        for block in model.encoder.layers:
+    def tanh_gelu(encoder):
+        for block in encoder.layers:
             block.ff.activation = "gelu_tanh"
 
-    loose = copy.deepcopy(config)
-    loose.eps = 1e-5
     return {
-        "pre-LN blocks (x + f(LN(x))); BERT is post-LN: x = LayerNorm(x + f(x))": run(config, pre_ln),
-        "the attention mask not applied (padding attended to)": run(config, mask=None),
-        "the tanh approximation of GELU; BERT uses the exact GELU": run(config, tanh_gelu),
-        "LayerNorm eps=1e-5 instead of config.eps": run(loose),
+        "pre-LN blocks (x + f(LN(x))); BERT is post-LN: x = LayerNorm(x + f(x))": run(pre_ln),
+        "the attention mask not applied (padding attended to)": run(mask=None),
+        "the tanh approximation of GELU; BERT uses the exact GELU": run(tanh_gelu),
+        "LayerNorm eps=1e-5 instead of config.eps": run(eps=1e-5),
     }
 
 
