@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
+from run_folder import check_out  # noqa: E402
 from train_gpt import hardware  # noqa: E402  (the CPU's name, cores and threads, or the GPU's name)
 
 CHECKPOINTS = REPO / "src" / "tfs" / "assets" / "checkpoints"
@@ -35,22 +36,6 @@ def common_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the shipped runs used 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--log-every", type=int, default=10)
-
-
-def check_out(out: Path, overwrite: bool, owned: tuple[str, ...] = RUN_FILES) -> None:
-    """``ValueError`` unless ``out`` is absent or empty, or ``overwrite`` is set and ``out`` holds only ``owned``
-    files (those this script writes, and so may replace)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder.")
-    entries = sorted(out.iterdir()) if out.is_dir() else []
-    if not entries:
-        return
-    if not overwrite:
-        raise ValueError(f"--out {out} is not empty ({len(entries)} entries): choose a new folder, or pass --overwrite "
-                         "to replace an earlier run of this script.")
-    foreign = [p.name for p in entries if p.name not in owned or not p.is_file()]
-    if foreign:
-        raise ValueError(f"--out {out} holds files this script did not write ({', '.join(foreign)}): refusing.")
 
 
 def install(staged: Path, out: Path, overwrite: bool, owned: tuple[str, ...] = RUN_FILES) -> None:

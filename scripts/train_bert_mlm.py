@@ -71,7 +71,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -80,6 +79,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from run_folder import cpu_name  # noqa: E402
 DEFAULT_OUT = ROOT / "src" / "tfs" / "assets" / "checkpoints" / "bert-mlm"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VAL_BLOCK = 1024  # validation is drawn as whole blocks of this many tokens of the stream
@@ -243,15 +244,6 @@ def fill_mask_examples(folder: Path, prompts: list[str]) -> list[tuple[str, list
     fill = pipeline("fill-mask", model=str(folder), device="cpu")
     return [(text, [(r["token_str"], r["score"]) for r in fill(text, top_k=5)]) for text in prompts]
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def sha256(path: Path) -> str:

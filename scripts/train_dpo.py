@@ -56,8 +56,9 @@ from pathlib import Path
 
 import torch
 
-from lora_run import (CHECKPOINTS, RUN_FILES, Clock, check_out, command_line, common_arguments, general_answers,
+from lora_run import (CHECKPOINTS, RUN_FILES, Clock, command_line, common_arguments, general_answers,
                       general_kl, hardware, install, interval, progress, setup, yaml_header)
+from run_folder import check_out
 from tfs import align
 from tfs import behaviour_data as bd
 from tfs.convert.lora import load_adapter, load_lora_state, save_adapter

@@ -49,7 +49,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -63,7 +62,9 @@ from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "scripts"))
 
+from run_folder import check_out, cpu_name  # noqa: E402
 from tfs import data, seed_everything  # noqa: E402
 from tfs.convert.gpt import to_hf_model  # noqa: E402
 from tfs.models.gpt import GPT, GPTConfig  # noqa: E402
@@ -203,26 +204,9 @@ def plot_per_position(per_position: torch.Tensor, baselines: dict[str, float], h
 
 # ------------------------------------------------------------------------------------------ output folder
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Raise ``ValueError`` unless ``out`` is absent or empty, or ``overwrite`` is set and ``out`` holds only
-    :data:`OUTPUT_FILES` (the files this script writes and so may replace)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder.")
-    entries = sorted(out.iterdir()) if out.is_dir() else []
-    if not entries:
-        return
-    if not overwrite:
-        raise ValueError(f"--out {out} exists and is not empty ({len(entries)} entries); choose a new folder, or pass "
-                         "--overwrite to replace the files of an earlier run of this script.")
-    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if p.name not in OUTPUT_FILES or not p.is_file()]
-    if foreign:
-        raise ValueError(f"--out {out} holds files this script did not write ({', '.join(foreign)}): refusing to "
-                         "overwrite there; choose a new folder or move them away.")
-
-
 def install(staged: Path, out: Path, overwrite: bool) -> None:
     """Copy the staged files into ``out`` (checked again: it may have changed during training)."""
-    check_out(out, overwrite)
+    check_out(out, overwrite, OUTPUT_FILES)
     out.mkdir(parents=True, exist_ok=True)
     for path in sorted(staged.iterdir()):
         shutil.copyfile(path, out / path.name)
@@ -244,15 +228,6 @@ def save_hf(model: GPT, tokenizer, folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ hardware
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def hardware(device: str, threads: int) -> str:
@@ -342,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     try:
-        check_out(args.out, args.overwrite)
+        check_out(args.out, args.overwrite, OUTPUT_FILES)
     except ValueError as error:
         raise SystemExit(f"train_gpt.py: {error}") from None
     torch.set_num_threads(args.threads)

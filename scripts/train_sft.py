@@ -46,8 +46,9 @@ from pathlib import Path
 
 import torch
 
-from lora_run import (CHECKPOINTS, Clock, check_out, command_line, common_arguments, general_answers, general_kl,
+from lora_run import (CHECKPOINTS, RUN_FILES, Clock, command_line, common_arguments, general_answers, general_kl,
                       hardware, install, interval, progress, setup, yaml_header)
+from run_folder import check_out
 from tfs import align
 from tfs import behaviour_data as bd
 from tfs.convert.lora import load_adapter, load_lora_state, save_adapter
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     try:
-        check_out(args.out, args.overwrite)
+        check_out(args.out, args.overwrite, RUN_FILES)
     except ValueError as error:
         raise SystemExit(f"train_sft.py: {error}") from None
     device = setup(args)
