@@ -333,3 +333,16 @@ def test_folders_above_bound_ones_are_made_traversable():
     assert isolation._ancestors(["/root/.pyenv/versions/3.11", "/work/repo/.venv", "/work/repo/src/tfs"]) == [
         "/root", "/root/.pyenv", "/root/.pyenv/versions", "/work", "/work/repo", "/work/repo/src"]
     assert isolation._ancestors(["/usr", "/usr/lib/python3"]) == []
+
+
+def test_a_kernel_runs_the_threads_it_is_given_else_the_graders_own(monkeypatch):
+    """threads > 0 sets the kernel's OMP_NUM_THREADS; 0 keeps the grader's own setting (make test's one thread per
+    process), and torch's default where the grader sets none or something that is not a count."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert isolation.kernel_environment(sys.executable, 0)["OMP_NUM_THREADS"] == "1"
+    assert isolation.kernel_environment(sys.executable, 3)["MKL_NUM_THREADS"] == "3"
+    for unset in ("", "0", "many; rm -rf /"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert "OMP_NUM_THREADS" not in isolation.kernel_environment(sys.executable, 0)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert "OMP_NUM_THREADS" not in isolation.kernel_environment(sys.executable, 0)

@@ -93,7 +93,8 @@ class SandboxKernelManager(AsyncKernelManager):
                             ).tag(config=True)
     disk_mb = Integer(512, help="size of each of the kernel's private folders (/tmp and its working folder), in MiB"
                       ).tag(config=True)
-    threads = Integer(0, help="OMP_NUM_THREADS of a grading kernel (0: torch's default)").tag(config=True)
+    threads = Integer(0, help="OMP_NUM_THREADS of a grading kernel (0: the grader's own OMP_NUM_THREADS if set, "
+                                 "else torch's default)").tag(config=True)
     bwrap = Unicode("bwrap", help="the bubblewrap program").tag(config=True)
     allow_unisolated = Bool(False, help="grade with the in-process sandbox only where bubblewrap cannot run: "
                                         "only for submissions you trust").tag(config=True)

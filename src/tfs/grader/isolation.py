@@ -191,7 +191,13 @@ def small_run_environment(judge_out: str) -> dict[str, str]:
 
 
 def kernel_environment(python: str, threads: int) -> dict[str, str]:
-    """The kernel's whole environment: nothing of the grader's."""
+    """The kernel's whole environment: nothing of the grader's but its thread count. ``threads``: the kernel's
+    ``OMP_NUM_THREADS``; 0 keeps the grader's own ``OMP_NUM_THREADS`` where it sets one (``make test`` runs one
+    thread per process: two workers' kernels at torch's default of one thread per core made a notebook beside
+    them six times slower), else torch's default."""
+    inherited = os.environ.get("OMP_NUM_THREADS", "")
+    if threads == 0 and inherited.isdigit() and int(inherited) > 0:
+        threads = int(inherited)
     env = {"PATH": f"{os.path.dirname(python)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home",
            "TMPDIR": "/tmp", "LANG": "C.UTF-8", "XDG_CACHE_HOME": "/tmp/home/.cache", "MPLBACKEND": "agg",
            "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONDONTWRITEBYTECODE": "1", **small_run_environment(JUDGE_DIR)}
