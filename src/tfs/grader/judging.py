@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -32,13 +33,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["JudgeDataError", "JudgeFailure", "collect_to", "expect", "judge", "load_judge", "plain", "read_data", "results", "write_data"]
+__all__ = ["JudgeDataError", "JudgeFailure", "check_data", "close", "collect_to", "expect", "finite", "judge", "load_judge",
+           "plain", "read_data", "results", "write_data"]
 
 TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                 torch.float16, torch.bfloat16, torch.float32, torch.float64}
 MAX_ELEMENTS = 50_000_000  # in all the tensors of one test's data
 MAX_DEPTH = 20
+MAX_DATA_BYTES = 256 * 1024 * 1024  # the most one test's data file may hold once unpacked
 
 
 class JudgeFailure(AssertionError):
@@ -54,6 +57,90 @@ def expect(condition: bool, name: str, problem: str, hint: str | None = None) ->
 def results(data: Any, count: int, name: str) -> list:
     """For judges: ``data`` as the list of ``count`` results a collector returns, or a failure."""
     expect(type(data) is list and len(data) == count, name, f"expected {count} results from the grader's calls.")
+    return data
+
+
+def finite(value: Any) -> bool:
+    """For judges: ``value`` is a real number (not a bool) or a tensor, with no NaN or infinity in it."""
+    if isinstance(value, torch.Tensor):
+        return not (value.is_floating_point() or value.is_complex()) or bool(torch.isfinite(value).all())
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def close(received: Any, expected: float, tol: float, rel: float = 0.0) -> bool:
+    """For judges: ``received`` is a finite real number within ``tol + rel * |expected|`` of ``expected``.
+
+    Use it for every comparison of numbers: ``abs(x - y) > tol`` is False for a NaN ``x``, so a judge written
+    that way lets NaN through; ``not close(x, y, tol)`` does not."""
+    return finite(received) and abs(received - expected) <= tol + rel * abs(expected)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if type(value) in (list, dict):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+_KINDS = {torch.Tensor: "a tensor", str: "a string", bool: "True or False", int: "an integer", float: "a number",
+          list: "a list", dict: "a dict"}
+
+
+def _matches(value: Any, kind: type) -> bool:
+    if kind is float:  # a real number: an int will do, a bool will not
+        return type(value) in (int, float)
+    if kind is int:
+        return type(value) is int
+    return isinstance(value, kind)
+
+
+def _check(value: Any, spec: Any, where: str) -> str | None:
+    """The first place where ``value`` does not have the structure ``spec`` describes, or None."""
+    if spec is None:  # anything: the judge itself checks this value and names the mistake
+        return None
+    if isinstance(spec, dict):
+        if type(value) is not dict:
+            return f"{where} should be a dict; received {_describe(value)}"
+        for key, inner in spec.items():
+            if key not in value:
+                return f"{where} has no {key!r}"
+            problem = _check(value[key], inner, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(spec, list):
+        if type(value) is not list:
+            return f"{where} should be a list of {len(spec)}; received {_describe(value)}"
+        if len(value) != len(spec):
+            return f"{where} holds {len(value)} item(s); the grader's calls give {len(spec)}"
+        return next((p for i, (item, inner) in enumerate(zip(value, spec)) if (p := _check(item, inner, f"{where}[{i}]"))),
+                    None)
+    if isinstance(spec, tuple):  # one of these
+        problems = [_check(value, inner, where) for inner in spec]
+        return None if None in problems else problems[0]
+    if not _matches(value, spec):
+        return f"{where} should be {_KINDS.get(spec, spec.__name__)}; received {_describe(value)}"
+    return None
+
+
+def check_data(data: Any, spec: Any, name: str) -> Any:
+    """For judges, before any comparison: ``data`` has the complete structure ``spec`` describes, or a failure.
+
+    A collector can be replaced in the student's kernel, so a judge may receive any plain data; one that loops
+    over what it is given would pass ``{}`` or a list of one. ``spec`` describes what the real collector returns:
+
+    - a dict ``{key: spec}``: a dict with every one of these keys (each value checked against its spec);
+    - a list ``[spec, ...]``: a list of exactly that many items (``[float] * 40``: forty numbers);
+    - a type: ``torch.Tensor``, ``str``, ``bool``, ``int``, ``float`` (a real number: an int will do), ``list``, ``dict``;
+    - a tuple of specs: any one of them (``(torch.Tensor, str)``: a result or the error line);
+    - ``None``: anything (a value the judge examines itself, to name the mistake).
+
+    Returns ``data``, so that a judge can write ``data = check_data(data, {...}, name)``.
+    """
+    problem = _check(data, spec, "results")
+    expect(problem is None, name, f"the grader received incomplete results: {problem}. The hidden tests collect "
+           "every case they check; results made or changed by hand are graded as missing.")
     return data
 
 
@@ -96,8 +183,30 @@ def write_data(data: Any, path: str | os.PathLike) -> None:
     torch.save(plain(data), path)
 
 
+def check_archive(path: str | os.PathLike, limit: int | None = None) -> None:
+    """Refuse a data file that is not a ``torch.save`` zip archive, or that would inflate to more than ``limit`` bytes.
+
+    ``torch.save`` stores its members uncompressed, but ``torch.load`` also inflates deflated ones: a 2 MB file of
+    zeros deflated would take 2 GB of memory before any check of the data could run. The zip directory gives each
+    member's size once inflated; nothing is inflated here."""
+    import zipfile
+
+    limit = MAX_DATA_BYTES if limit is None else limit
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise JudgeDataError(f"not a torch.save archive ({type(error).__name__})") from None
+    total = sum(member.file_size for member in members)
+    if total > limit:
+        raise JudgeDataError(f"the data would take {total / 2**20:.0f} MiB once unpacked, more than the "
+                             f"{limit // 2**20} MiB a judge reads")
+
+
 def read_data(path: str | os.PathLike) -> Any:
-    """Load data written by :func:`write_data`, refusing anything but plain data."""
+    """Load data written by :func:`write_data`, refusing anything but plain data (and archives that inflate
+    beyond :data:`MAX_DATA_BYTES`, before they are unpacked)."""
+    check_archive(path)
     return plain(torch.load(path, weights_only=True, map_location="cpu"))
 
 
