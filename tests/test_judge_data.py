@@ -6,13 +6,134 @@ reference code must still pass beside it."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
+import math
+import re
 import zipfile
 
 import pytest
 import torch
 
 from tfs.grader import judging, run_judge
+
+NAN = float("nan")
+
+
+@functools.cache
+def _honest(test: str, objects: str):
+    """The data the real collector returns on the package's reference objects (``objects``: a key of HONEST)."""
+    return judging.read_data_roundtrip(judging.collect(test, **HONEST[objects]()))
+
+
+def honest(test: str, objects: str | None = None):
+    return copy.deepcopy(_honest(test, objects or test))
+
+
+def verdict(test: str, data) -> str:
+    """``"passed"``, or the judge's failure message (an exception other than a failure fails the test too)."""
+    try:
+        judging.load_judge(test)(data)
+    except AssertionError as failure:
+        return str(failure)
+    except Exception as error:  # the grader turns this into a failed test ("could not be judged")
+        return f"could not be judged: {judging.error_line(error)}"
+    return "passed"
+
+
+def _reference(**names):
+    """The package's reference objects for a collector, imported when a test needs them."""
+    import importlib
+
+    return {key: getattr(importlib.import_module(module), attribute)
+            for key, (module, attribute) in names.items()}
+
+
+HONEST = {
+    "ch06.init_statistics": lambda: _reference(init_gpt_weights=("tfs.models.gpt", "init_gpt_weights")),
+    "ch06.lr_schedule": lambda: _reference(lr_schedule=("tfs.train", "lr_schedule")),
+    "ch06.clipping": lambda: _reference(clip_gradients=("tfs.train", "clip_gradients")),
+    "ch06.gpt_model": lambda: _reference(GPT=("tfs.models.gpt", "GPT"), GPTConfig=("tfs.models.gpt", "GPTConfig")),
+    "ch06.param_groups": lambda: _reference(param_groups=("tfs.train", "param_groups")),
+}
+
+
+def _each_number(value, replace):
+    """``value`` with every float replaced by ``replace(float)`` (tensors and ints left alone)."""
+    if type(value) is float:
+        return replace(value)
+    if type(value) is list:
+        return [_each_number(item, replace) for item in value]
+    if type(value) is dict:
+        return {key: _each_number(item, replace) for key, item in value.items()}
+    return value
+
+
+def nan_everywhere(data):
+    return _each_number(data, lambda number: NAN)
+
+
+# (test, attack, forged data from the honest data): each must fail; the honest data must pass.
+ATTACKS = [
+    ("ch06.init_statistics", "NaN statistics", nan_everywhere),
+    ("ch06.init_statistics", "no statistics at all", lambda d: {"stats": {}, "tied": True}),
+    ("ch06.init_statistics", "one parameter left out", lambda d: {**d, "stats": dict(list(d["stats"].items())[1:])}),
+    ("ch06.lr_schedule", "NaN rates", nan_everywhere),
+    ("ch06.lr_schedule", "a one-element list", lambda d: {"lr": d["lr"][:1]}),
+    ("ch06.lr_schedule", "an infinite rate after warm-up", lambda d: {"lr": d["lr"][:20] + [math.inf] * 91}),
+    ("ch06.clipping", "a NaN norm", lambda d: {k: {**v, "norm": NAN} for k, v in d.items()}),
+    ("ch06.clipping", "one max_norm left out", lambda d: {"1.0": d["1.0"]}),
+    ("ch06.gpt_model", "a NaN loss", lambda d: {**d, "loss": NAN}),
+    ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
+        {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
+        {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
+]
+
+
+def _numbers(value) -> list[float]:
+    if type(value) is float:
+        return [value]
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() <= 4:
+        return [float(v) for v in value.reshape(-1)]
+    items = value.values() if type(value) is dict else value if type(value) is list else []
+    return [number for item in items for number in _numbers(item)]
+
+
+def leaked(message: str, honest_data) -> list[str]:
+    """The honest (hidden expected) numbers that ``message`` prints, at 3 significant digits or more."""
+    shown = []
+    for number in _numbers(honest_data):
+        if number != 0 and math.isfinite(number):
+            shown += [text for text in {f"{number:.3g}", f"{number:.4f}", f"{number:.6g}", f"{number:.3f}"}
+                      if len(text.strip("-0.")) >= 3 and re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", message)]
+    return shown
+
+
+# (test, a wrong answer made from the honest data): the failure must not print the honest values.
+WRONG = [
+    ("ch06.gpt_model", lambda d: {**d, "loss": d["loss"] * 1.1}),
+    ("ch06.lr_schedule", lambda d: {"lr": [v * 1.1 for v in d["lr"]]}),
+    ("ch06.clipping", lambda d: {k: {**v, "norm": v["norm"] * 1.1} for k, v in d.items()}),
+]
+
+
+@pytest.mark.parametrize(("test", "wrong"), WRONG, ids=[t for t, _ in WRONG])
+def test_feedback_does_not_print_the_expected_values(test, wrong):
+    data = honest(test)
+    message = verdict(test, wrong(data))
+    assert message != "passed" and not leaked(message, data), message
+
+
+@pytest.mark.parametrize("test", sorted({test for test, _, _ in ATTACKS} | {test for test, _ in WRONG}))
+def test_honest_data_passes(test):
+    assert verdict(test, honest(test)) == "passed"
+
+
+@pytest.mark.parametrize(("test", "attack", "forge"), ATTACKS, ids=[f"{t}-{a}" for t, a, _ in ATTACKS])
+def test_forged_data_fails(test, attack, forge):
+    message = verdict(test, forge(honest(test)))
+    assert message != "passed", f"{test} passed {attack}"
 
 
 # ------------------------------------------------------------------------------------------ deflate bombs

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from tfs.grader.collectors import ch06 as inputs
 from tfs.convert import torch_mha_from_state
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import JudgeFailure, check_data, close, off
 
 
 def _close(a, b, atol):
@@ -40,6 +40,7 @@ def _attention(weights, x, allowed, key_padding=None):
 
 
 def attention_mask(data):
+    check_data(data, {"out": None, "weights": None, "out_padded": None}, "CausalSelfAttention")
     weights, x = inputs.attention_weights(), inputs.hidden_input()
     length = inputs.LENGTH
     ones = torch.ones(length, length, dtype=torch.bool)
@@ -58,8 +59,7 @@ def attention_mask(data):
                 (_manual(weights, x, allowed), None)
             if _close(out, candidate, 1e-6):
                 raise JudgeFailure(f"CausalSelfAttention: the output matches {description}.")
-        raise JudgeFailure("CausalSelfAttention: the output differs from causal multi-head attention "
-                           f"(max difference {(out.double() - expected).abs().max().item():.3g}).")
+        raise JudgeFailure("CausalSelfAttention: the output differs from causal multi-head attention.")
     w = _need(data, "weights", "CausalSelfAttention(x) weights")
     if not _close(w, expected_w, 1e-8):
         raise JudgeFailure("CausalSelfAttention: the output is right but the returned attention weights are not "
@@ -102,6 +102,7 @@ def _torch_block(norm_first=True, activation="tanh"):
 
 
 def gpt_block(data):
+    check_data(data, {"out": None}, "GPTBlock")
     out = _need(data, "out", "GPTBlock(x)")
     x = inputs.hidden_input()
     causal = ~torch.ones(inputs.LENGTH, inputs.LENGTH, dtype=torch.bool).tril()  # torch: True = blocked
@@ -118,8 +119,7 @@ def gpt_block(data):
     for description, candidate in wrong.items():
         if _close(out, candidate, 1e-6):
             raise JudgeFailure(f"GPTBlock: the output matches {description}.")
-    raise JudgeFailure("GPTBlock: the output differs from a pre-LN causal block with the tanh GELU "
-                       f"(max difference {(out.double() - expected).abs().max().item() if out.shape == expected.shape else float('nan'):.3g}).")
+    raise JudgeFailure("GPTBlock: the output differs from a pre-LN causal block with the tanh GELU.")
 
 
 # ------------------------------------------------------------------------------------------ GPT
@@ -148,6 +148,7 @@ def _course_to_gpt2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def gpt_model(data):
+    check_data(data, {"tied": None, "logits": None, "loss": None}, "GPT")
     if data.get("tied") is not True:
         raise JudgeFailure("GPT: lm_head.weight is not the token embedding's weight: tie them "
                            "(self.lm_head.weight = self.wte.weight), as GPT-2 does.")
@@ -161,39 +162,45 @@ def gpt_model(data):
     targets = torch.roll(ids, -1, dims=1)
     expected_loss = F.cross_entropy(expected.reshape(-1, expected.shape[-1]), targets.reshape(-1)).item()
     loss = data.get("loss")
-    if not isinstance(loss, float) or abs(loss - expected_loss) > 1e-4:
-        raise JudgeFailure(f"GPT: the loss for given targets should be the mean cross-entropy over all positions "
-                           f"({expected_loss:.4f}); received {loss}.")
+    if not close(loss, expected_loss, 1e-4):
+        raise JudgeFailure(f"GPT: the loss for given targets should be the mean cross-entropy of the logits over all "
+                           f"positions; received {loss}.")
+
+
+INIT_SIZES = {"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n_embd": 64}  # the collector's
 
 
 def init_statistics(data):
-    stats = data["stats"]
+    names = [name for name, _ in inputs.gpt_skeleton(INIT_SIZES).named_parameters()]
+    stats = check_data(data, {"stats": {name: [float, float] for name in names}, "tied": None}, "init")["stats"]
     if data.get("tied") is not True:
         raise JudgeFailure("init: the initialisation broke the tie between lm_head and wte: initialise the "
                            "existing tensors in place (nn.init.normal_), do not assign new parameters.")
     residual = 0.02 / math.sqrt(2 * 6)
-    for name, (mean, std) in stats.items():
+    for name in names:
+        mean, std = stats[name]
         if name.endswith("bias"):
-            if abs(mean) > 1e-12 or std > 1e-12:
+            if not (close(mean, 0.0, 1e-12) and close(std, 0.0, 1e-12)):
                 raise JudgeFailure(f"init: {name} should be zeros; its mean is {mean:.3g}.")
             continue
         if "norm" in name or name.startswith("ln_f"):
-            if abs(mean - 1) > 1e-12 or std > 1e-12:
+            if not (close(mean, 1.0, 1e-12) and close(std, 0.0, 1e-12)):
                 raise JudgeFailure(f"init: LayerNorm weight {name} should be ones.")
             continue
         is_residual = name.endswith("attn.out.weight") or name.endswith("ff.linear2.weight")
         target = residual if is_residual else 0.02
-        if abs(mean) > 0.25 * target or abs(std - target) > 0.12 * target:
-            if is_residual and abs(std - 0.02) < 0.12 * 0.02:
+        if not (close(mean, 0.0, 0.25 * target) and close(std, target, 0.12 * target)):
+            if is_residual and close(std, 0.02, 0.12 * 0.02):
                 raise JudgeFailure(f"init: {name} has std {std:.4f}: the residual projections (attn.out, ff.linear2) "
                                    f"get 0.02 / sqrt(2 * n_layer) = {residual:.4f}.")
-            if not is_residual and abs(std - residual) < 0.12 * residual:
+            if not is_residual and close(std, residual, 0.12 * residual):
                 raise JudgeFailure(f"init: {name} has std {std:.4f}: only attn.out and ff.linear2 are scaled down; "
                                    "other weights are N(0, 0.02).")
             raise JudgeFailure(f"init: {name} has mean {mean:.3g} and std {std:.4f}; expected N(0, {target:.4f}).")
 
 
 def cross_entropy(data):
+    check_data(data, {"plain": None, "no_ignored": None, "large": None}, "cross_entropy")
     logits, big, targets = inputs.ce_inputs()
     for key, lg, tg, what in (("plain", logits, targets, "with ignored targets"),
                               ("no_ignored", logits, targets.clamp(min=0), "without ignored targets"),
@@ -205,18 +212,21 @@ def cross_entropy(data):
         if not torch.isfinite(value).all():
             raise JudgeFailure(f"cross_entropy {what}: the result is {value.item()}: exp overflowed. Compute "
                                "log-softmax through the log-sum-exp with the maximum subtracted.")
-        if abs(value.item() - expected.item()) > 1e-8:
+        if not close(value.item(), expected.item(), 1e-8):
             keep = tg != -100
             per = F.cross_entropy(lg, tg.clamp(min=0), reduction="none")
-            if abs(value.item() - (per * keep).sum().item() / tg.numel()) < 1e-8:
+            if close(value.item(), (per * keep).sum().item() / tg.numel(), 1e-8):
                 raise JudgeFailure("cross_entropy: ignored positions are counted in the mean; divide by the number "
                                    "of targets that are not ignore_index.")
-            if abs(value.item() - per.mean().item()) < 1e-8:
+            if close(value.item(), per.mean().item(), 1e-8):
                 raise JudgeFailure("cross_entropy: targets equal to ignore_index (-100) were not ignored.")
-            raise JudgeFailure(f"cross_entropy {what}: expected {expected.item():.6f}, received {value.item():.6f}.")
+            raise JudgeFailure(f"cross_entropy {what}: the value differs from the mean cross-entropy (log-softmax of "
+                               f"the logits at each target, averaged over the targets that are not ignored); received "
+                               f"{value.item():.6f}.")
 
 
 def batches(data):
+    check_data(data, {"x": None, "y": None}, "get_batch")
     x, y = _need(data, "x", "get_batch x"), _need(data, "y", "get_batch y")
     if x.shape != (6, 9) or y.shape != (6, 9):
         raise JudgeFailure(f"get_batch(data, 6, 9): x and y should be (6, 9); received {tuple(x.shape)}, {tuple(y.shape)}.")
@@ -234,11 +244,14 @@ def batches(data):
             raise JudgeFailure("get_batch: y[:, t] should be the token after x[:, t] in the data.")
 
 
+SCHEDULE_STEPS = 111  # the collector asks for steps 0 .. 110
+
+
 def lr_schedule(data):
     a = inputs.schedule_args()
-    lrs = data["lr"]
+    lrs = check_data(data, {"lr": [float] * SCHEDULE_STEPS}, "lr_schedule")["lr"]
     warm, top, low, total = a["warmup_steps"], a["max_lr"], a["min_lr"], a["max_steps"]
-    if abs(lrs[0] - top) < 1e-12:
+    if close(lrs[0], top, 1e-12):
         raise JudgeFailure("lr_schedule: the learning rate at step 0 is max_lr: the linear warm-up is missing.")
     for step, lr in enumerate(lrs):
         if step < warm:
@@ -247,24 +260,25 @@ def lr_schedule(data):
             expected = low
         else:
             expected = low + 0.5 * (top - low) * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
-        if abs(lr - expected) > 1e-9 * top:
+        if not close(lr, expected, 1e-9 * top):
             if step < warm:
                 raise JudgeFailure(f"lr_schedule: warm-up step {step} gives {lr:.3g}; expected max_lr * (step + 1) / "
-                                   f"warmup_steps = {expected:.3g}.")
+                                   "warmup_steps.")
             if step >= total:
                 raise JudgeFailure(f"lr_schedule: after max_steps the rate should stay at min_lr; step {step} gives {lr:.3g}.")
-            raise JudgeFailure(f"lr_schedule: step {step} gives {lr:.3g}; the cosine from max_lr at warmup_steps to "
-                               f"min_lr at max_steps gives {expected:.3g}.")
+            raise JudgeFailure(f"lr_schedule: step {step} gives {lr:.3g}, {off(lr, expected)} the cosine from max_lr "
+                               "at warmup_steps to min_lr at max_steps.")
+
 
 
 def param_groups(data):
     from transformers import GPT2Config  # noqa: F401  (only to fail early without transformers)
 
-    groups = data["groups"]
+    groups = check_data(data, {"groups": list}, "param_groups")["groups"]
     if len(groups) != 2:
         raise JudgeFailure(f"param_groups: expected two groups (decay, no decay); received {len(groups)}.")
-    decay, rest = groups
-    if decay["weight_decay"] != 0.1 or rest["weight_decay"] != 0.0:
+    decay, rest = check_data(groups, [{"weight_decay": float, "params": list}] * 2, "param_groups")
+    if not (close(decay["weight_decay"], 0.1, 0.0) and close(rest["weight_decay"], 0.0, 0.0)):
         raise JudgeFailure("param_groups: the first group needs weight_decay=weight_decay, the second 0.0.")
     all_names = decay["params"] + rest["params"]
     if len(all_names) != len(set(all_names)):
@@ -278,11 +292,13 @@ def param_groups(data):
     missing = [n for n in rest["params"] if n.endswith("weight") and "norm" not in n and not n.startswith("ln_f")]
     if missing:
         raise JudgeFailure(f"param_groups: weight matrices and embeddings must be decayed: {missing[:3]}")
-    if len(all_names) != 2 + 12 * inputs.GPT_SIZES["n_layer"] + 2:
+    if set(all_names) != {name for name, _ in inputs.gpt_skeleton().named_parameters()}:
         raise JudgeFailure("param_groups: some parameters of the model are in neither group.")
 
 
 def clipping(data):
+    shapes = [torch.Tensor] * len(inputs.gradient_tensors())
+    check_data(data, {str(max_norm): {"norm": float, "grads": shapes} for max_norm in (1.0, 100.0)}, "clip_gradients")
     for max_norm in (1.0, 100.0):
         result = data[str(max_norm)]
         params = [nn.Parameter(torch.zeros_like(g)) for g in inputs.gradient_tensors()]
@@ -290,9 +306,9 @@ def clipping(data):
             p.grad = g.clone()
         expected_norm = nn.utils.clip_grad_norm_(params, max_norm).item()
         grads = result["grads"]
-        if abs(result["norm"] - expected_norm) > 1e-6 * expected_norm:
-            raise JudgeFailure(f"clip_gradients: should return the global norm before clipping ({expected_norm:.4f}); "
-                               f"returned {result['norm']:.4f}.")
+        if not close(result["norm"], expected_norm, 0.0, rel=1e-6):
+            raise JudgeFailure("clip_gradients: should return the global norm of all the gradients together, before "
+                               f"clipping; returned {result['norm']:.4f}.")
         if max_norm == 1.0 and all(torch.equal(g, o) for g, o in zip(grads, inputs.gradient_tensors())):
             raise JudgeFailure("clip_gradients: the gradients were not changed: clipping is missing "
                                f"(their norm {expected_norm:.2f} is above max_norm = 1).")
@@ -312,6 +328,7 @@ def load_weights(data):
     """What the learner's loader put into a GPT's parameters, against GPT-2's weights under the exercise's names."""
     from tfs.convert.gpt import _key_pairs
 
+    check_data(data, {"state": dict, "tied": None}, "load_hf_state_dict")
     state = data.get("state")
     if not isinstance(state, dict):
         raise JudgeFailure("load_hf_state_dict: the grader received no weights from your loader.")

@@ -33,8 +33,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["JudgeDataError", "JudgeFailure", "check_data", "close", "collect_to", "expect", "finite", "judge", "load_judge",
-           "plain", "read_data", "results", "write_data"]
+__all__ = ["JudgeDataError", "JudgeFailure", "check_data", "close", "collect_to", "expect", "finite", "judge",
+           "load_judge", "off", "plain", "read_data", "results", "write_data"]
 
 TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
@@ -73,6 +73,16 @@ def close(received: Any, expected: float, tol: float, rel: float = 0.0) -> bool:
     Use it for every comparison of numbers: ``abs(x - y) > tol`` is False for a NaN ``x``, so a judge written
     that way lets NaN through; ``not close(x, y, tol)`` does not."""
     return finite(received) and abs(received - expected) <= tol + rel * abs(expected)
+
+
+def off(received: float, expected: float) -> str:
+    """For judges' messages: where ``received`` lies from ``expected`` (``"far above"``, ``"slightly below"``), in
+    words that do not give the hidden ``expected`` away (a printed value could be sent back in its place)."""
+    if not finite(received):
+        return "not a finite number, unlike"
+    share = abs(received - expected) / max(abs(expected), 1e-300)
+    size = "slightly " if share < 0.01 else "" if share < 0.5 else "far "
+    return f"{size}{'above' if received > expected else 'below'}"
 
 
 def _describe(value: Any) -> str:
