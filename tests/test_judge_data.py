@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
+import inspect
 import io
 import math
 import re
@@ -16,19 +18,43 @@ import zipfile
 import pytest
 import torch
 
+from course import REPO
+from judge_helpers import solution_namespace
 from tfs.grader import judging, run_judge
 
 NAN = float("nan")
 
 
 @functools.cache
-def _honest(test: str, objects: str):
-    """The data the real collector returns on the package's reference objects (``objects``: a key of HONEST)."""
-    return judging.read_data_roundtrip(judging.collect(test, **HONEST[objects]()))
+def _namespace(chapter: str) -> dict:
+    """The solution notebook's answers of ``chapter`` (``"ch06"``), executed once."""
+    folder = next((REPO / "solutions").glob(f"{chapter[2:]}-*")).name
+    return solution_namespace(folder)
 
 
-def honest(test: str, objects: str | None = None):
-    return copy.deepcopy(_honest(test, objects or test))
+@functools.cache
+def _honest(test: str):
+    """The data the real collector returns on correct objects: the package's references named in REFERENCES, else
+    the solution notebook's answers (the collector's parameters name them)."""
+    chapter, name = test.split(".")
+    collector = getattr(importlib.import_module(f"tfs.grader.collectors.{chapter}"), name)
+    parameters = inspect.signature(collector).parameters
+    if chapter in REFERENCES:
+        objects = {parameter: getattr(importlib.import_module(REFERENCES[chapter][parameter]), parameter)
+                   for parameter in parameters}
+    else:
+        objects = {parameter: _namespace(chapter)[parameter] for parameter in parameters}
+    return judging.read_data_roundtrip(judging.collect(test, **objects))
+
+
+REFERENCES = {  # chapter -> {collector parameter: the module of the package that holds it under that name}
+    "ch06": {"init_gpt_weights": "tfs.models.gpt", "GPT": "tfs.models.gpt", "GPTConfig": "tfs.models.gpt",
+             "lr_schedule": "tfs.train", "clip_gradients": "tfs.train", "param_groups": "tfs.train"},
+}
+
+
+def honest(test: str):
+    return copy.deepcopy(_honest(test))
 
 
 def verdict(test: str, data) -> str:
@@ -40,23 +66,6 @@ def verdict(test: str, data) -> str:
     except Exception as error:  # the grader turns this into a failed test ("could not be judged")
         return f"could not be judged: {judging.error_line(error)}"
     return "passed"
-
-
-def _reference(**names):
-    """The package's reference objects for a collector, imported when a test needs them."""
-    import importlib
-
-    return {key: getattr(importlib.import_module(module), attribute)
-            for key, (module, attribute) in names.items()}
-
-
-HONEST = {
-    "ch06.init_statistics": lambda: _reference(init_gpt_weights=("tfs.models.gpt", "init_gpt_weights")),
-    "ch06.lr_schedule": lambda: _reference(lr_schedule=("tfs.train", "lr_schedule")),
-    "ch06.clipping": lambda: _reference(clip_gradients=("tfs.train", "clip_gradients")),
-    "ch06.gpt_model": lambda: _reference(GPT=("tfs.models.gpt", "GPT"), GPTConfig=("tfs.models.gpt", "GPTConfig")),
-    "ch06.param_groups": lambda: _reference(param_groups=("tfs.train", "param_groups")),
-}
 
 
 def _each_number(value, replace):
@@ -85,6 +94,10 @@ ATTACKS = [
     ("ch06.clipping", "a NaN norm", lambda d: {k: {**v, "norm": NAN} for k, v in d.items()}),
     ("ch06.clipping", "one max_norm left out", lambda d: {"1.0": d["1.0"]}),
     ("ch06.gpt_model", "a NaN loss", lambda d: {**d, "loss": NAN}),
+    ("ch08.schedule", "NaN multipliers", nan_everywhere),
+    ("ch08.schedule", "one step of each schedule", lambda d: [run[:1] for run in d]),
+    ("ch08.classification_metrics", "NaN metrics", nan_everywhere),
+    ("ch08.early_stopping", "one decision", lambda d: {m: {**run, "decisions": run["decisions"][:1]} for m, run in d.items()}),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
@@ -115,6 +128,9 @@ WRONG = [
     ("ch06.gpt_model", lambda d: {**d, "loss": d["loss"] * 1.1}),
     ("ch06.lr_schedule", lambda d: {"lr": [v * 1.1 for v in d["lr"]]}),
     ("ch06.clipping", lambda d: {k: {**v, "norm": v["norm"] * 1.1} for k, v in d.items()}),
+    ("ch08.schedule", lambda d: [[v * 1.1 for v in run] for run in d]),
+    ("ch08.classification_metrics", lambda d: [{k: v * 1.1 for k, v in case.items()} for case in d]),
+    ("ch08.classification_metrics", lambda d: [{**case, "f1": case["f1"] * 1.1} for case in d]),
 ]
 
 

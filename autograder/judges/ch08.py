@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from tfs.grader.collectors import ch08 as c
-from tfs.grader.judging import JudgeFailure, expect, results
+from tfs.grader.judging import JudgeFailure, check_data, close, expect, off, results
 
 TOL = 1e-9
 
@@ -37,6 +37,7 @@ def _expect_head_parameters(data, name: str) -> None:
 
 def classification_head(data) -> None:
     name = "ClassificationHead"
+    check_data(data, {"names": None, "mean": None, "cls": None, "train": None}, name)
     _expect_head_parameters(data, name)
     hidden, mask = c.head_inputs()
     weight, bias = c.seeded("linear.weight", (c.N_CLASSES, c.D_MODEL)), c.seeded("linear.bias", (c.N_CLASSES,))
@@ -78,6 +79,8 @@ def _padded(sequences, pad: int):
 
 def collate_padding(data) -> None:
     name = "collate"
+    batch = {"input_ids": None, "attention_mask": None}
+    check_data(data, {"keys": None, "full": batch, "short": batch, "other_pad": None}, name)
     examples = c.collate_examples()
     sequences = [e["input_ids"] for e in examples]
     expect(isinstance(data, dict) and data.get("keys") == ["attention_mask", "input_ids", "labels"], name,
@@ -106,6 +109,8 @@ def collate_padding(data) -> None:
 
 def collate_labels(data) -> None:
     name = "collate"
+    check_data(data, {key: None for key in ("labels", "truncated", "truncated_mask", "unlabelled_keys", "empty",
+                                            "label_too_big", "label_negative")}, name)
     examples = c.collate_examples()
     labels = torch.tensor([e["label"] for e in examples])
     got = _shape(data.get("labels"), (4,), "collate(...)['labels']")
@@ -157,36 +162,37 @@ def classification_metrics(data) -> None:
     for index, ((y_true, y_pred, n), got) in enumerate(zip(cases, data)):
         expect(isinstance(got, dict) and {"accuracy", "precision", "recall", "f1"} <= set(got), name,
                f"expected a dict with accuracy, precision, recall and f1; received {got!r}.")
+        check_data(got, {"accuracy": float, "precision": float, "recall": float, "f1": float}, name)
         labels = list(range(n))
         t, p = y_true.numpy(), y_pred.numpy()
         expected = {"accuracy": skm.accuracy_score(t, p)}
         for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
             expected[key] = fn(t, p, labels=labels, average="macro", zero_division=0)
-        if abs(got["accuracy"] - expected["accuracy"]) > TOL:
-            raise JudgeFailure(f"✗ {name}: accuracy {got['accuracy']:.4f}, expected {expected['accuracy']:.4f} "
-                               "(the fraction of predictions equal to the label).")
+        if not close(got["accuracy"], expected["accuracy"], TOL):
+            raise JudgeFailure(f"✗ {name}: accuracy {got['accuracy']:.4f}, {off(got['accuracy'], expected['accuracy'])} "
+                               f"the fraction of predictions equal to the label (case {index + 1}).")
         for key in ("precision", "recall", "f1"):
             value = got[key]
             if value != value:  # NaN
                 raise JudgeFailure(f"✗ {name}: {key} is NaN: a class never predicted (or never present) gives 0/0; "
                                    "count that ratio as 0, as scikit-learn's zero_division=0.")
-            if abs(value - expected[key]) <= TOL:
+            if close(value, expected[key], TOL):
                 continue
             micro = skm.f1_score(t, p, labels=labels, average="micro", zero_division=0)
             weighted = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[key](
                 t, p, labels=labels, average="weighted", zero_division=0)
-            if key != "recall" and abs(value - weighted) <= TOL:  # weighted recall is the micro one
+            if key != "recall" and close(value, weighted, TOL):  # weighted recall is the micro one
                 raise JudgeFailure(f"✗ {name}: {key} is weighted by class frequency; macro is the plain mean over classes.")
-            if abs(value - micro) <= TOL:
+            if close(value, micro, TOL):
                 raise JudgeFailure(f"✗ {name}: {key} is the micro average (pooled counts, equal to accuracy here); "
                                    "macro averages the per-class values, each class weighing the same.")
             if key == "f1":
                 mp, mr = expected["precision"], expected["recall"]
-                if mp + mr and abs(value - 2 * mp * mr / (mp + mr)) <= TOL:
+                if mp + mr and close(value, 2 * mp * mr / (mp + mr), TOL):
                     raise JudgeFailure(f"✗ {name}: f1 is the harmonic mean of the macro precision and recall; macro-F1 "
                                        "is the mean of the per-class F1 scores.")
-            raise JudgeFailure(f"✗ {name}: {key} {value:.4f}, expected {expected[key]:.4f} (macro average over "
-                               f"{n} classes, case {index + 1}).")
+            raise JudgeFailure(f"✗ {name}: {key} {value:.4f}, {off(value, expected[key])} the macro average over "
+                               f"{n} classes (case {index + 1}).")
 
 
 # ------------------------------------------------------------------------------------------ optimisation
@@ -198,6 +204,10 @@ def parameter_groups(data) -> None:
     expect(isinstance(data, dict) and data.get("adamw") == "yes", name,
            f"torch.optim.AdamW refused the groups: {data.get('adamw') if isinstance(data, dict) else data}.",
            "a list of dicts, each with 'params' (a list of parameters), 'lr' and 'weight_decay'.")
+    check_data(data, {"groups": list}, name)
+    for group in data["groups"]:
+        check_data(group, {"names": [str] * len(group.get("names", [])) if isinstance(group, dict) else list,
+                           "lr": float, "weight_decay": float}, name)
     seen = [n for group in data["groups"] for n in group["names"]]
     trainable = sorted(n for n, p in shapes.items() if p.requires_grad)
     frozen = [n for n in seen if n in shapes and not shapes[n].requires_grad]
@@ -242,18 +252,19 @@ def schedule(data) -> None:
             optimizer.step()
             scheduler.step()
         expect(isinstance(got, list) and len(got) == len(expected), name, "expected one float per step.")
-        bad = [s for s, (g, e) in enumerate(zip(got, expected)) if abs(g - e) > 1e-12]
+        check_data(got, [float] * len(expected), name)
+        bad = [s for s, (g, e) in enumerate(zip(got, expected)) if not close(g, e, 1e-12)]
         if not bad:
             continue
         step = bad[0]
         shifted = [min(1.0, (s + 1) / warmup) if s < warmup else e for s, e in enumerate(expected)] if warmup else None
-        if shifted and all(abs(g - e) <= 1e-12 for g, e in zip(got, shifted)):
+        if shifted and all(close(g, e, 1e-12) for g, e in zip(got, shifted)):
             raise JudgeFailure(f"✗ {name}: warm-up off by one: step 0 must give 0 (step / warmup_steps), "
                                f"reaching 1 at step {warmup}.")
         if any(g < 0 for g in got):
             raise JudgeFailure(f"✗ {name}: negative multiplier after total_steps: clamp the decay at 0.")
-        raise JudgeFailure(f"✗ {name}(step={step}, warmup_steps={warmup}, total_steps={total}) = {got[step]:.4g}; "
-                           f"expected {expected[step]:.4g} (transformers' get_linear_schedule_with_warmup).")
+        raise JudgeFailure(f"✗ {name}(step={step}, warmup_steps={warmup}, total_steps={total}) = {got[step]:.4g}, "
+                           f"{off(got[step], expected[step])} transformers' get_linear_schedule_with_warmup.")
 
 
 def early_stopping(data) -> None:
@@ -261,6 +272,7 @@ def early_stopping(data) -> None:
     for mode, scores in c.STOPPING_SCORES.items():
         run = data.get(mode) if isinstance(data, dict) else None
         expect(isinstance(run, dict), name, f"no results for mode={mode!r}.")
+        check_data(run, {"decisions": [bool] * len(scores), "best_score": None, "best_epoch": None, "restored": None}, name)
         best, best_epoch, bad, decisions = None, -1, 0, []
         for epoch, score in enumerate(scores):  # the rule, written out
             if best is None or (score > best if mode == "max" else score < best):
@@ -269,10 +281,10 @@ def early_stopping(data) -> None:
                 bad += 1
             decisions.append(bad >= 2)
         if run["best_score"] != best:
-            raise JudgeFailure(f"✗ {name}(mode={mode!r}): best_score {run['best_score']}, expected {best}"
+            raise JudgeFailure(f"✗ {name}(mode={mode!r}): best_score {run['best_score']} is not the best score seen"
                                + (": 'min' means lower is better (a loss)." if mode == "min" else "."))
-        expect(run["best_epoch"] == best_epoch, name, f"best_epoch {run['best_epoch']}, expected {best_epoch} "
-               "(the 0-based index of the step call with the best score).")
+        expect(run["best_epoch"] == best_epoch, name, f"best_epoch {run['best_epoch']} is not the 0-based index of the "
+               "step call with the best score.")
         if run["decisions"] != decisions:
             counts = _bad_counts(scores, mode)
             if run["decisions"] in ([b >= 3 for b in counts], [b > 2 for b in counts][1:] + [False]):
@@ -280,8 +292,9 @@ def early_stopping(data) -> None:
                                    "without improvement.")
             if run["decisions"] == [b >= 1 for b in counts]:
                 raise JudgeFailure(f"✗ {name}: stops at the first call without improvement: wait `patience` calls.")
+            first = next(i for i, (got, want) in enumerate(zip(run["decisions"], decisions)) if got != want)
             raise JudgeFailure(f"✗ {name}(patience=2, mode={mode!r}): step returned {run['decisions']} for scores "
-                               f"{scores}; expected {decisions}.")
+                               f"{scores}; the decision of call {first} is wrong.")
         restored = run.get("restored")
         if _close(restored, torch.full((1, 2), -1.0), 0):
             raise JudgeFailure(f"✗ {name}: restore gave back the current weights, not the best ones: keep a copy "
@@ -306,6 +319,7 @@ def _bad_counts(scores, mode) -> list[int]:
 
 def head_shapes(data) -> None:
     name = "ClassificationHead"
+    check_data(data, {"names": None, "shapes": {"linear.weight": None}, "out_shape": None}, name)
     _expect_head_parameters(data, name)
     expect(data["shapes"]["linear.weight"] == [c.N_CLASSES, c.D_MODEL], name,
            f"linear.weight has shape {data['shapes']['linear.weight']}; expected (n_classes, d_model) = "
