@@ -98,6 +98,11 @@ ATTACKS = [
     ("ch08.schedule", "one step of each schedule", lambda d: [run[:1] for run in d]),
     ("ch08.classification_metrics", "NaN metrics", nan_everywhere),
     ("ch08.early_stopping", "one decision", lambda d: {m: {**run, "decisions": run["decisions"][:1]} for m, run in d.items()}),
+    ("ch09.perplexity_errors", "four hand-written error lines", lambda d: {
+        "stride_over_window": "ValueError: bad", "window_over_context": "ValueError: bad", "empty": "ValueError: bad",
+        "fine": "no error"}),
+    ("ch09.perplexity_values", "NaN perplexities", nan_everywhere),
+    ("ch09.perplexity_mode", "a NaN perplexity", nan_everywhere),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
@@ -129,6 +134,8 @@ WRONG = [
     ("ch06.lr_schedule", lambda d: {"lr": [v * 1.1 for v in d["lr"]]}),
     ("ch06.clipping", lambda d: {k: {**v, "norm": v["norm"] * 1.1} for k, v in d.items()}),
     ("ch08.schedule", lambda d: [[v * 1.1 for v in run] for run in d]),
+    ("ch09.perplexity_values", lambda d: {k: v * 1.1 for k, v in d.items()}),
+    ("ch09.perplexity_mode", lambda d: {**d, "value": d["value"] * 1.1}),
     ("ch08.classification_metrics", lambda d: [{k: v * 1.1 for k, v in case.items()} for case in d]),
     ("ch08.classification_metrics", lambda d: [{**case, "f1": case["f1"] * 1.1} for case in d]),
 ]

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from tfs.grader.collectors import ch09 as c
-from tfs.grader.judging import JudgeFailure, expect
+from tfs.grader.judging import JudgeFailure, check_data, close, expect, off
 
 REL = 1e-5  # transformers computes its loss in float32 (it upcasts the logits to float32, not float64)
 
@@ -69,7 +69,7 @@ def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> d
 
 
 def _same(a, b: float) -> bool:
-    return isinstance(a, float) and math.isfinite(a) and abs(a - b) <= REL * max(1.0, abs(b))
+    return close(a, b, REL * max(1.0, abs(b)))
 
 
 def perplexity_values(data) -> None:
@@ -86,8 +86,8 @@ def perplexity_values(data) -> None:
             for mistake, wrong in perplexity_mistakes(model, ids, window, stride).items():
                 if _same(got, wrong):
                     raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
-            raise JudgeFailure(f"✗ {name}: {where} returned {got:.6g}; expected {expected:.6g} "
-                               "(exp of the mean NLL of the N - 1 predicted tokens, each scored once).")
+            raise JudgeFailure(f"✗ {name}: {where} returned {got:.6g}, {off(got, expected)} exp of the mean NLL of the "
+                               "N - 1 predicted tokens, each scored once.")
 
 
 def perplexity_mode(data) -> None:
@@ -103,13 +103,18 @@ def perplexity_mode(data) -> None:
     model = c.tiny_gpt(dropout=0.3)  # eval mode: dropout off
     expected = oracle_perplexity(model, c.token_ids("overlap", 40), 16, 6)
     expect(_same(data.get("value"), expected), name, f"with a model that arrives in training mode the result was "
-           f"{data.get('value')}; expected {expected:.6g}.")
+           f"{data.get('value')}, {off(data.get('value'), expected) if isinstance(data.get('value'), float) else 'unlike'} "
+           "the perplexity of the same model in eval mode.")
 
 
 def perplexity_errors(data) -> None:
     name = "perplexity"
-    expect(isinstance(data, dict), name, "expected the grader's four calls.")
-    expect(data.get("fine") == "no error", name, f"window=8, stride=8 on 30 tokens raised {data.get('fine')}.")
+    check_data(data, {"stride_over_window": None, "window_over_context": None, "empty": None, "fine": None}, name)
+    fine = data["fine"]
+    expect(not isinstance(fine, str), name, f"window=8, stride=8 on 30 tokens raised {fine}.")
+    expect(_same(fine, oracle_perplexity(c.tiny_gpt(), c.token_ids("errors", 30), 8, 8)), name,
+           "the valid call beside the bad ones (window=8, stride=8 on 30 tokens) must still return the right "
+           "perplexity: checking the arguments must not change the result.")
     for key, what in (("stride_over_window", "stride=12 with window=8 (tokens between windows would never be scored)"),
                       ("window_over_context", f"window={2 * c.CONTEXT} for a model whose context is {c.CONTEXT} positions"),
                       ("empty", "an empty text (no token to predict)")):
@@ -128,6 +133,7 @@ def _exact(value, expected: torch.Tensor) -> bool:
 
 def lm_blocks(data) -> None:
     name = "prepare_lm_blocks"
+    check_data(data, {"keys": None, "input_ids": None, "labels": None, "other_ids": None, "too_short": None}, name)
     texts = c.block_texts()
     expect(isinstance(data, dict) and data.get("keys") == ["input_ids", "labels"], name,
            f"the result's keys are {data.get('keys') if isinstance(data, dict) else data}; expected 'input_ids' and 'labels'.")
@@ -171,6 +177,7 @@ def lm_blocks(data) -> None:
 
 def lm_batch_padding(data) -> None:
     name = "causal_lm_batch"
+    check_data(data, {"keys": None, "input_ids": None, "attention_mask": None, "labels": None}, name)
     texts = c.batch_texts()
     expect(isinstance(data, dict) and data.get("keys") == ["attention_mask", "input_ids", "labels"], name,
            f"the batch's keys are {data.get('keys') if isinstance(data, dict) else data}; expected "
@@ -206,6 +213,7 @@ def lm_batch_prompt(data) -> None:
     texts = c.batch_texts()
     expect(isinstance(data, dict) and isinstance(data.get("prompted_labels"), torch.Tensor), name,
            "with prompt_lengths the batch must hold labels, a tensor (B, L).")
+    check_data(data, {"prompted_labels": None, "prompted_ids": None}, name)
     length = max(len(t) for t in texts)
     ids = torch.tensor([t + [c.EOS] * (length - len(t)) for t in texts])
     mask = torch.tensor([[1] * len(t) + [0] * (length - len(t)) for t in texts])

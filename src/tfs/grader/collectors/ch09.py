@@ -12,7 +12,7 @@ import zlib
 
 import torch
 
-from tfs.grader.judging import raised
+from tfs.grader.judging import error_line, raised
 
 VOCAB, CONTEXT, EOS = 50, 16, 0
 PPL_CASES = {  # name: (n_tokens, window, stride)
@@ -78,7 +78,15 @@ def perplexity_errors(perplexity) -> dict:
     return {"stride_over_window": raised(perplexity, model, ids, 8, 12),
             "window_over_context": raised(perplexity, model, ids, 2 * CONTEXT, 8),
             "empty": raised(perplexity, model, torch.zeros(0, dtype=torch.int64), 8, 8),
-            "fine": raised(perplexity, model, ids, 8, 8)}
+            "fine": _value_or_error(perplexity, model, ids, 8, 8)}
+
+
+def _value_or_error(function, *args):
+    """The number ``function(*args)`` returns, or the error line it raised."""
+    try:
+        return _number(function(*args))
+    except Exception as error:
+        return error_line(error)
 
 
 def block_texts() -> list[list[int]]:
