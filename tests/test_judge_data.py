@@ -103,6 +103,10 @@ ATTACKS = [
         "fine": "no error"}),
     ("ch09.perplexity_values", "NaN perplexities", nan_everywhere),
     ("ch09.perplexity_mode", "a NaN perplexity", nan_everywhere),
+    ("ch11.entity_scores", "NaN scores", nan_everywhere),
+    ("ch11.entity_scores", "f1 left out", lambda d: [{k: v for k, v in case.items() if k != "f1"} for case in d]),
+    ("ch11.greedy_decode_eos", "one eos case", lambda d: {"4": d["4"]}),
+    ("ch11.align_labels", "one case", lambda d: {**d, "results": d["results"][:1]}),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
@@ -118,9 +122,20 @@ def _numbers(value) -> list[float]:
     return [number for item in items for number in _numbers(item)]
 
 
+def _answers(value) -> list[str]:
+    """Whole answers as a message would print them: lists of ids (tensors or lists), ``[start, end]`` pairs."""
+    if isinstance(value, torch.Tensor) and not value.is_floating_point() and 2 <= value.numel() <= 400:
+        return [str(value.tolist())] + [str(row) for row in value.tolist() if isinstance(row, list) and len(row) > 2]
+    if type(value) is list and len(value) >= 2 and all(type(item) is int for item in value):
+        return [str(value)]
+    items = value.values() if type(value) is dict else value if type(value) is list else []
+    return [text for item in items for text in _answers(item)]
+
+
 def leaked(message: str, honest_data) -> list[str]:
-    """The honest (hidden expected) numbers that ``message`` prints, at 3 significant digits or more."""
-    shown = []
+    """The honest (hidden expected) values that ``message`` prints: numbers at 3 significant digits or more, lists
+    of ids."""
+    shown = [text for text in _answers(honest_data) if text in message]
     for number in _numbers(honest_data):
         if number != 0 and math.isfinite(number):
             shown += [text for text in {f"{number:.3g}", f"{number:.4f}", f"{number:.6g}", f"{number:.3f}"}
@@ -136,6 +151,12 @@ WRONG = [
     ("ch08.schedule", lambda d: [[v * 1.1 for v in run] for run in d]),
     ("ch09.perplexity_values", lambda d: {k: v * 1.1 for k, v in d.items()}),
     ("ch09.perplexity_mode", lambda d: {**d, "value": d["value"] * 1.1}),
+    ("ch11.greedy_decode", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
+    ("ch11.greedy_decode_eos", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
+    ("ch11.shift_right", lambda d: [v + 1 for v in d]),
+    ("ch11.align_labels", lambda d: {**d, "results": [[v + 1 for v in row] for row in d["results"]]}),
+    ("ch11.extract_answer", lambda d: [[0, 1] for _ in d]),
+    ("ch11.entity_scores", lambda d: [{k: v * 0.5 + 0.01 for k, v in case.items()} for case in d]),
     ("ch08.classification_metrics", lambda d: [{k: v * 1.1 for k, v in case.items()} for case in d]),
     ("ch08.classification_metrics", lambda d: [{**case, "f1": case["f1"] * 1.1} for case in d]),
 ]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tfs.grader.collectors import ch11 as c
-from tfs.grader.judging import JudgeFailure, expect
+from tfs.grader.judging import JudgeFailure, check_data, expect, finite
 
 TOL = 1e-9
 BLOCK_NAMES = sorted([f"{attn}.{lin}.{p}" for attn in ("self_attn", "cross_attn") for lin in ("qkv", "out")
@@ -25,7 +25,7 @@ BLOCK_NAMES = sorted([f"{attn}.{lin}.{p}" for attn in ("self_attn", "cross_attn"
 
 
 def _close(received, expected: torch.Tensor, tol: float = TOL, rows: torch.Tensor | None = None) -> bool:
-    if not (isinstance(received, torch.Tensor) and received.shape == expected.shape):
+    if not (isinstance(received, torch.Tensor) and received.shape == expected.shape and finite(received)):
         return False
     diff = (received.double() - expected.double()).abs()
     if rows is not None:
@@ -70,8 +70,15 @@ def _causal(length: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------ the decoder block
 
+def _first_difference(got: torch.Tensor, expected: torch.Tensor) -> str:
+    """Where two id tensors of one shape first differ, as ``row r, position p``, without either value."""
+    r, p = (int(i) for i in (got.long() != expected).nonzero()[0])
+    return f"row {r}, position {p}"
+
+
 def decoder_block_structure(data) -> None:
     name = "DecoderBlock"
+    check_data(data, {"names": None, "shape": None}, name)
     expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
            f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.",
            "self_attn and cross_attn (MultiHeadAttention), ff (FeedForward), norm1, norm2, norm3 (LayerNorm), no others.")
@@ -85,6 +92,7 @@ def decoder_block_structure(data) -> None:
 
 def _judge_block(data, norm_first: bool) -> None:
     name = f"DecoderBlock(norm_first={norm_first})"
+    check_data(data, {"names": None, "out": None}, name)
     expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
            f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.")
     x, memory, mask = c.block_inputs()
@@ -196,8 +204,8 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
 
 def encoder_decoder_structure(data) -> None:
     name = "EncoderDecoder"
-    expect(isinstance(data, dict) and {"separate", "shared"} <= set(data), name, "expected the grader's two models.")
-    separate, shared = data["separate"], data["shared"]
+    model = {"names": list, "n_parameters": None, "head_is_tgt_embed": None, "src_is_tgt_embed": None}
+    separate, shared = (check_data(data, {"separate": model, "shared": model}, name)[k] for k in ("separate", "shared"))
     layer_names = [f"{side}.{i}.{n}" for i in (0, 1) for side, names in
                    (("encoder", [n.replace("self_attn", "attn") for n in BLOCK_NAMES if "cross" not in n and "norm3" not in n]),
                     ("decoder", BLOCK_NAMES)) for n in names]
@@ -220,9 +228,10 @@ def encoder_decoder_structure(data) -> None:
     dec_layer = 8 * d * d + 8 * d + 2 * d * c.D_FF + c.D_FF + d + 6 * d
     stacks = 2 * enc_layer + 2 * dec_layer + 4 * d
     expect(separate["n_parameters"] == stacks + (v_src + 2 * v_tgt) * d, name,
-           f"{separate['n_parameters']} parameters with separate tables; expected {stacks + (v_src + 2 * v_tgt) * d}.")
+           f"{separate['n_parameters']} parameters with separate tables: count them again (two embedding tables and "
+           "an untied head beside the stacks).")
     expect(shared["n_parameters"] == stacks + v_tgt * d, name,
-           f"{shared['n_parameters']} parameters with one shared, tied table; expected {stacks + v_tgt * d} "
+           f"{shared['n_parameters']} parameters with one shared, tied table: the stacks and one table "
            "(model.parameters() counts a shared tensor once).")
 
 
@@ -250,7 +259,7 @@ def _judge_logits(got, shared: bool, seed: int, inputs, name: str, rows: torch.T
 
 
 def encoder_decoder_logits(data) -> None:
-    expect(isinstance(data, dict) and {"separate", "shared"} <= set(data), "EncoderDecoder", "expected two models.")
+    check_data(data, {"separate": {"logits": None}, "shared": {"logits": None}}, "EncoderDecoder")
     for shared in (False, True):
         part = data["shared" if shared else "separate"]
         inputs = c.model_inputs(shared)
@@ -260,6 +269,7 @@ def encoder_decoder_logits(data) -> None:
 
 def encoder_decoder_source_padding(data) -> None:
     name = "EncoderDecoder(src, tgt, src_attention_mask)"
+    check_data(data, {"logits": None, "other_pad": None, "no_mask": None}, name)
     src, tgt, src_mask, _ = c.model_inputs()
     _judge_logits(data.get("logits"), False, 0, (src, tgt, src_mask, None), name, rows=None)
     expect(_close(data.get("other_pad"), data["logits"]), name, "changing the tokens under the source's padding "
@@ -292,7 +302,8 @@ def shift_right(data) -> None:
         if torch.equal(got.long(), raw):
             raise JudgeFailure(f"✗ {call}: -100 is left in the decoder input: replace it with pad_id "
                                "(-100 is an index only the loss understands; an embedding lookup fails on it).")
-        raise JudgeFailure(f"✗ {call}: expected {expected.tolist()}, received {got.tolist()}.")
+        raise JudgeFailure(f"✗ {call}: the result differs first at {_first_difference(got, expected)}: each row is "
+                           "[bos_id, labels[0], ..., labels[-2]] with -100 replaced by pad_id.")
 
 
 # ------------------------------------------------------------------------------------------ greedy decoding
@@ -335,20 +346,20 @@ def _judge_greedy(got, eos: int, max_new: int, call: str) -> None:
         return
     real = expected != c.PAD
     if (got.long() == expected)[real].all():
-        raise JudgeFailure(f"✗ {call}: the tokens after a row's EOS must be pad_id (0), as the grader expects: "
-                           f"expected {expected.tolist()}, received {got.tolist()}.")
-    raise JudgeFailure(f"✗ {call}: expected {expected.tolist()}, received {got.tolist()}. Each step appends the arg-max "
-                       "of the logits at the *last* position of model(src, ids so far, src_attention_mask).")
+        raise JudgeFailure(f"✗ {call}: the tokens after a row's EOS must be pad_id (0), as the grader expects; the "
+                           f"first other token is at {_first_difference(got, expected)}.")
+    raise JudgeFailure(f"✗ {call}: the ids differ first at {_first_difference(got, expected)}. Each step appends the "
+                       "arg-max of the logits at the *last* position of model(src, ids so far, src_attention_mask).")
 
 
 def greedy_decode(data) -> None:
-    expect(isinstance(data, dict) and {"long", "short"} <= set(data), "greedy_decode", "expected two results.")
+    check_data(data, {"long": None, "short": None}, "greedy_decode")
     _judge_greedy(data["short"], 99, 1, "greedy_decode(..., max_new_tokens=1)")
     _judge_greedy(data["long"], 99, 8, "greedy_decode(..., max_new_tokens=8)")
 
 
 def greedy_decode_eos(data) -> None:
-    expect(isinstance(data, dict), "greedy_decode", "expected a dict of results.")
+    check_data(data, {str(eos): None for eos in c.EOS_CASES}, "greedy_decode")
     for eos in c.EOS_CASES:
         _judge_greedy(data.get(str(eos)), eos, 8, f"greedy_decode(..., eos_id={eos}, max_new_tokens=8)")
 
@@ -358,8 +369,7 @@ def greedy_decode_eos(data) -> None:
 def align_labels(data) -> None:
     name = "align_labels"
     cases = c.align_cases()
-    expect(isinstance(data, dict) and isinstance(data.get("results"), list) and len(data["results"]) == len(cases),
-           name, "expected one result per call.")
+    check_data(data, {"results": [None] * len(cases), "too_few_labels": None}, name)
     for got, (word_ids, labels) in zip(data["results"], cases):
         expected, seen = [], set()
         for w in word_ids:  # by hand: first piece of each word labelled, the rest -100
@@ -376,7 +386,10 @@ def align_labels(data) -> None:
         specials = [0 if w is None else e for w, e in zip(word_ids, expected)]
         if got == specials or any(g != -100 for g, w in zip(got, word_ids) if w is None):
             raise JudgeFailure(f"✗ {call}: special tokens ([CLS], [SEP], padding: word id None) must get -100.")
-        raise JudgeFailure(f"✗ {call}: expected {expected}, received {got}.")
+        wrong = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e] if isinstance(got, list) else []
+        raise JudgeFailure(f"✗ {call}: received {got}" + (f"; the first wrong label is at position {wrong[0]}" if wrong
+                           else "; expected one label per token") + ": the first piece of each word gets the word's "
+                           "label, continuation pieces and special tokens -100.")
     expect(str(data.get("too_few_labels", "")).startswith("ValueError"), name,
            f"a token of word 2 with only 2 word labels must raise a ValueError (labels and tokens do not align); "
            f"received {data.get('too_few_labels')!r}.")
@@ -397,7 +410,7 @@ def _spans(tags) -> set:
 def entity_scores(data) -> None:
     name = "entity_scores"
     cases = c.entity_cases()
-    expect(isinstance(data, list) and len(data) == len(cases), name, "expected one result per call.")
+    check_data(data, [{"precision": float, "recall": float, "f1": float}] * len(cases), name)
     for got, (true, pred) in zip(data, cases):
         t = {(k, *s) for k, seq in enumerate(true) for s in _spans(seq)}
         p = {(k, *s) for k, seq in enumerate(pred) for s in _spans(seq)}
@@ -413,15 +426,16 @@ def entity_scores(data) -> None:
         if abs(got["precision"] - tok_p) < 1e-9 and abs(got["precision"] - expected["precision"]) > 1e-9:
             raise JudgeFailure(f"✗ {name}(case {true}): precision counted over tokens; an entity counts only when its "
                                "whole span (start, end) and type match.")
-        raise JudgeFailure(f"✗ {name}: for true {true} and predicted {pred} expected {expected}, received {got}. "
-                           "Entities: B- starts one, I- of the same type continues it, an I- after O or another type "
+        wrong = [k for k in expected if not abs(got[k] - expected[k]) < 1e-9]
+        raise JudgeFailure(f"✗ {name}: for true {true} and predicted {pred} {' and '.join(wrong)} differ (received "
+                           f"{got}). Entities: B- starts one, I- of the same type continues it, an I- after O or another type "
                            "starts a new one; zero divisions count 0.")
 
 
 def extract_answer(data) -> None:
     name = "extract_answer"
     cases = c.span_cases()
-    expect(isinstance(data, list) and len(data) == len(cases), name, "expected one result per call.")
+    check_data(data, [None] * len(cases), name)
     for k, (got, case) in enumerate(zip(data, cases)):
         start, end, mask, n = case["start"], case["end"], case["mask"].tolist(), case["max_len"]
         best, where = float("-inf"), None
@@ -438,12 +452,11 @@ def extract_answer(data) -> None:
         if expected is None:
             raise JudgeFailure(f"✗ {call}: the [CLS] score start[0] + end[0] beats every span: return None (no answer).")
         if got is None:
-            raise JudgeFailure(f"✗ {call}: returned None, but a context span scores {best:.3f} > [CLS]'s "
-                               f"{float(start[0] + end[0]):.3f}.")
+            raise JudgeFailure(f"✗ {call}: returned None, but a context span scores more than [CLS].")
         argmax_apart = (int(start.masked_fill(case['mask'] == 0, -1e9).argmax()), int(end.masked_fill(case['mask'] == 0, -1e9).argmax()))
         if got == [case["offsets"][argmax_apart[0]][0], case["offsets"][argmax_apart[1]][1]]:
             raise JudgeFailure(f"✗ {call}: start and end were chosen separately (each arg-max); choose the best *pair* "
                                f"with start <= end and end - start < max_answer_length.")
-        raise JudgeFailure(f"✗ {call}: expected characters {expected}, received {got}: the span must lie in the "
+        raise JudgeFailure(f"✗ {call}: received characters {got}, not those of the best span: the span must lie in the "
                            "context (context_mask 1), with start <= end < start + max_answer_length; characters "
                            "from offsets[start][0] to offsets[end][1].")
