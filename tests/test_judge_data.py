@@ -107,6 +107,8 @@ ATTACKS = [
     ("ch11.entity_scores", "f1 left out", lambda d: [{k: v for k, v in case.items() if k != "f1"} for case in d]),
     ("ch11.greedy_decode_eos", "one eos case", lambda d: {"4": d["4"]}),
     ("ch11.align_labels", "one case", lambda d: {**d, "results": d["results"][:1]}),
+    ("ch05.mask_tokens_invariants", "the in-place check left out",
+     lambda d: {k: v for k, v in d.items() if k != "input_changed"}),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),

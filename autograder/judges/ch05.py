@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from tfs.grader.collectors import ch05 as c
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import JudgeFailure, check_data
 
 F64 = 1e-10
 
@@ -55,6 +55,7 @@ def _embeddings_oracle(prefix: str, ids: torch.Tensor, types: torch.Tensor, eps:
 
 
 def embeddings(data) -> None:
+    check_data(data, {"shapes": dict, "with_segments": None, "default_segments": None}, "BertEmbeddings")
     _names(data, {"token.weight", "position.weight", "segment.weight", "norm.weight", "norm.bias"},
            "BertEmbeddings", "Use the attributes token, position, segment (nn.Embedding) and norm (LayerNorm).")
     ids, types = c.embedding_inputs()
@@ -85,6 +86,7 @@ def embeddings(data) -> None:
 # ------------------------------------------------------------------------------------------ padding mask
 
 def padding_mask(data) -> None:
+    check_data(data, {"mask": None, "bool_input": None}, "padding_mask")
     _, mask, _ = c.model_inputs()
     expected = mask.bool()[:, None, None, :]
     for key in ("mask", "bool_input"):
@@ -173,6 +175,7 @@ def _pre_ln_bert(state, ids, mask, types) -> torch.Tensor:
 
 
 def bert_model(data) -> None:
+    check_data(data, {"shapes": dict, "hidden": None, "pooled": None}, "BertModel")
     shapes = _course_shapes()
     _names(data, set(shapes), "BertModel",
            "Use embeddings (your BertEmbeddings), encoder (tfs.nn.Encoder, or blocks with its names) and pooler (nn.Linear).")
@@ -219,6 +222,7 @@ def bert_model(data) -> None:
 # ------------------------------------------------------------------------------------------ heads
 
 def mlm_head(data) -> None:
+    check_data(data, {"names": list, "before": None, "after": None}, "BertMLMHead")
     names = set(data.get("names", []))
     if any(name.startswith("decoder.weight") for name in names):
         raise JudgeFailure("BertMLMHead: untied decoder: the decoder has a weight of its own; it must be the token "
@@ -248,6 +252,7 @@ def mlm_head(data) -> None:
 
 
 def nsp_head(data) -> None:
+    check_data(data, {"shapes": dict, "logits": None}, "BertNSPHead")
     shapes = data.get("shapes", {})
     weights = [n for n, s in shapes.items() if n.endswith("weight") and list(s) == [2, c.TINY["d_model"]]]
     biases = [n for n, s in shapes.items() if n.endswith("bias") and list(s) == [2]]
@@ -265,6 +270,7 @@ def nsp_head(data) -> None:
 # ------------------------------------------------------------------------------------------ MLM masking
 
 def _masking(data):
+    check_data(data, {"masked": None, "labels": None, "input_changed": bool}, "mask_tokens")
     ids = c.masking_inputs()
     masked = _tensor(data, "masked", tuple(ids.shape), "mask_tokens(...)[0] (masked ids)")
     labels = _tensor(data, "labels", tuple(ids.shape), "mask_tokens(...)[1] (labels)")
@@ -323,13 +329,15 @@ def mask_tokens_proportions(data) -> None:
 
 def nsp_pairs(data) -> None:
     passages = c.nsp_passages()
-    pairs = data.get("pairs")
+    pairs = check_data(data, {"pairs": None}, "make_nsp_pairs")["pairs"]
     expected_count = sum(len(p) - 1 for p in passages)
     if not isinstance(pairs, list) or len(pairs) != expected_count:
         count = len(pairs) if isinstance(pairs, list) else type(pairs).__name__
         raise JudgeFailure(f"make_nsp_pairs: expected {expected_count} pairs (one per sentence with a next sentence "
                            f"in its passage), received {count}.")
     labels = []
+    check_data(pairs, [{"input_ids": list, "token_type_ids": list, "next_sentence_label": None}] * expected_count,
+               "make_nsp_pairs")
     for pair in pairs:
         ids, types, label = pair["input_ids"], pair["token_type_ids"], pair["next_sentence_label"]
         if len(ids) != 9 or ids[0] != c.CLS or ids[4] != c.SEP or ids[8] != c.SEP:
@@ -369,6 +377,7 @@ def _minilm_reference(dtype: torch.dtype):
 
 def _load_weights(data, dtype: torch.dtype, tolerance: float) -> None:
     name = str(dtype).removeprefix("torch.")
+    check_data(data, {name: None}, "load_bert_weights")
     expected, unmasked, mask = _minilm_reference(dtype)
     got = _tensor(data, name, tuple(expected.shape), f"your BertModel with MiniLM's weights, in {name}")
     real = mask.bool()
