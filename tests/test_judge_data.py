@@ -109,6 +109,9 @@ ATTACKS = [
     ("ch11.align_labels", "one case", lambda d: {**d, "results": d["results"][:1]}),
     ("ch05.mask_tokens_invariants", "the in-place check left out",
      lambda d: {k: v for k, v in d.items() if k != "input_changed"}),
+    ("ch10.prune_edges", "no error lines at all", lambda d: {**d, "errors": []}),
+    ("ch10.distill_soft", "NaN losses", nan_everywhere),
+    ("ch10.lora_forward", "a NaN output", lambda d: {"out": torch.full_like(d["out"], NAN)}),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
@@ -140,7 +143,7 @@ def leaked(message: str, honest_data) -> list[str]:
     shown = [text for text in _answers(honest_data) if text in message]
     for number in _numbers(honest_data):
         if number != 0 and math.isfinite(number):
-            shown += [text for text in {f"{number:.3g}", f"{number:.4f}", f"{number:.6g}", f"{number:.3f}"}
+            shown += [text for text in {f"{number:{form}}" for form in (".3g", ".4g", ".6g", ".3f", ".4f", ".6f")}
                       if len(text.strip("-0.")) >= 3 and re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", message)]
     return shown
 
@@ -153,6 +156,8 @@ WRONG = [
     ("ch08.schedule", lambda d: [[v * 1.1 for v in run] for run in d]),
     ("ch09.perplexity_values", lambda d: {k: v * 1.1 for k, v in d.items()}),
     ("ch09.perplexity_mode", lambda d: {**d, "value": d["value"] * 1.1}),
+    ("ch10.distill_soft", lambda d: {**d, "values": [v * 1.1 for v in d["values"]]}),
+    ("ch10.distill_mixed", lambda d: {**d, "values": [v * 1.1 for v in d["values"]]}),
     ("ch11.greedy_decode", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
     ("ch11.greedy_decode_eos", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
     ("ch11.shift_right", lambda d: [v + 1 for v in d]),

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 from tfs.grader.collectors import ch10 as c
-from tfs.grader.judging import JudgeFailure, expect
+from tfs.grader.judging import JudgeFailure, check_data, close, expect, finite, off
 
 
 def _is_tensor(value, shape=None) -> bool:
@@ -21,7 +21,7 @@ def _is_tensor(value, shape=None) -> bool:
 
 
 def _close(received, expected: torch.Tensor, tol: float) -> bool:
-    return (_is_tensor(received, expected.shape)
+    return (_is_tensor(received, expected.shape) and finite(received)
             and (received.double() - expected.double()).abs().max().item() <= tol if expected.numel() else True)
 
 
@@ -38,7 +38,7 @@ def _oracle_q(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def _quantized(data, name):
-    expect(isinstance(data, dict), name, "expected (q, scale) from the grader's calls.")
+    check_data(data, {"q": None, "scale": None, "clipped": None, "nan": None, "inf": None}, name)
     q, scale = data.get("q"), data.get("scale")
     expect(_is_tensor(scale, (6,)), name, f"scale must be a tensor of shape (out_features,) = (6,); received "
            f"{tuple(scale.shape) if _is_tensor(scale) else type(scale).__name__}.",
@@ -114,7 +114,7 @@ def dequantize(data) -> None:
     name = "dequantize"
     q, scale = c.dequantize_inputs()
     expected = q.double() * scale.double()[:, None]
-    out = data.get("out") if isinstance(data, dict) else None
+    out = check_data(data, {"out": None}, name)["out"]
     expect(_is_tensor(out, (5, 7)), name, f"expected a tensor of q's shape (5, 7); received "
            f"{tuple(out.shape) if _is_tensor(out) else type(out).__name__}.")
     expect(out.is_floating_point(), name, f"expected a float tensor, received {out.dtype}: multiply q.float() by the scale.")
@@ -140,8 +140,8 @@ def _oracle_masks(weights: list[torch.Tensor], sparsity: float) -> list[torch.Te
 
 def _check_masks(data, sparsities) -> None:
     name = "magnitude_masks"
-    expect(isinstance(data, dict), name, "expected the masks of the grader's calls.")
     weights = c.prune_weights()
+    check_data(data, {str(sparsity): [None] * len(weights) for sparsity in sparsities}, name)
     total = sum(w.numel() for w in weights)
     for sparsity in sparsities:
         got = data.get(str(sparsity))
@@ -176,8 +176,8 @@ def prune_global(data) -> None:
 def prune_edges(data) -> None:
     name = "magnitude_masks"
     _check_masks(data, [0.0])
-    errors = data.get("errors")
-    expect(isinstance(errors, list) and all(_raised(e) for e in errors), name,
+    errors = check_data(data, {"errors": [None] * len(c.BAD_SPARSITIES)}, name)["errors"]
+    expect(all(_raised(e) for e in errors), name,
            f"sparsities {list(c.BAD_SPARSITIES)} must each raise ValueError (sparsity lies in [0, 1)); received {errors}.")
 
 
@@ -200,7 +200,7 @@ def _check_distillation(data, soft_only: bool) -> None:
         expect(isinstance(value, float) and value == value, name, f"the loss must be a number; received {value!r}.")
         kl = _kl(student, teacher, t, t).item()
         expected = alpha * t * t * kl + (1 - alpha) * ce
-        if abs(value - expected) <= 1e-6 * max(1.0, abs(expected)):
+        if close(value, expected, 1e-6 * max(1.0, abs(expected))):
             continue
         where = f"(T={t}, alpha={alpha})"
         mistakes = {
@@ -220,10 +220,10 @@ def _check_distillation(data, soft_only: bool) -> None:
                 alpha * t * t * kl / student.shape[1] + (1 - alpha) * ce,
         }
         for mistake, wrong in mistakes.items():
-            if abs(value - wrong) <= 1e-6 * max(1.0, abs(wrong)) and abs(wrong - expected) > 1e-9:
+            if close(value, wrong, 1e-6 * max(1.0, abs(wrong))) and abs(wrong - expected) > 1e-9:
                 raise JudgeFailure(f"✗ {name} {where}: {mistake}.")
-        raise JudgeFailure(f"✗ {name} {where}: received {value:.6f}, expected {expected:.6f} "
-                           "(alpha · T² · KL(p_T ‖ q_T) + (1 - alpha) · CE).")
+        raise JudgeFailure(f"✗ {name} {where}: received {value:.6f}, {off(value, expected)} "
+                           "alpha · T² · KL(p_T ‖ q_T) + (1 - alpha) · CE.")
 
 
 def distill_soft(data) -> None:
@@ -233,6 +233,7 @@ def distill_soft(data) -> None:
 def distill_mixed(data) -> None:
     name = "distillation_loss"
     _check_distillation(data, soft_only=False)
+    check_data(data, {"student_grad": None, "teacher_grad": None}, name)
     student = c.distill_inputs()[0]
     grad = data.get("student_grad")
     expect(_is_tensor(grad, student.shape) and bool(grad.abs().sum() > 0), name,
@@ -250,7 +251,7 @@ def _base():
 
 def lora_init(data) -> None:
     name = "LoRALinear"
-    expect(isinstance(data, dict), name, "expected the layer's parameters and output.")
+    check_data(data, {"params": dict, "A": None, "B": None, "out": None, "error": None}, name)
     params = data.get("params") or {}
     trainable = sorted(n for n, (shape, grad) in params.items() if grad)
     error = data.get("error")
@@ -260,6 +261,7 @@ def lora_init(data) -> None:
            f"received {tuple(params['A'][0])}.")
     expect(params["B"][0] == [c.LORA_OUT, c.LORA_R], name, f"B must have shape (out_features, r) = {(c.LORA_OUT, c.LORA_R)}; "
            f"received {tuple(params['B'][0])}.")
+    check_data(params, {p: [list, bool] for p in ("A", "B", "base.weight", "base.bias")}, name)
     expect(trainable == ["A", "B"], name, f"trainable parameters are {trainable}; only A and B may train.",
            "freeze the base layer: base.requires_grad_(False).")
     expect(data.get("B") is not None and bool((data["B"] == 0).all()), name,
@@ -280,7 +282,7 @@ def lora_forward(data) -> None:
     base = F.linear(x, weight, bias)
     delta = x @ A.T @ B.T
     r, alpha = c.LORA_R, c.LORA_ALPHA
-    out = data.get("out") if isinstance(data, dict) else None
+    out = check_data(data, {"out": None}, name)["out"]
     expect(_is_tensor(out, base.shape), name, f"expected an output of shape {tuple(base.shape)}.")
     if _close(out, base + alpha / r * delta, 1e-8):
         return
@@ -303,6 +305,7 @@ def lora_merge(data) -> None:
                 if "size" in error or "shape" in error else "")
         raise JudgeFailure(f"✗ {name}: merging (or calling the merged layer) raised {error}.{hint}")
     expect(isinstance(data, dict) and data.get("is_linear") is True, name, "merge() must return an nn.Linear.")
+    check_data(data, {"weight": None, "bias": None, "out": None}, name)
     weight, bias = _base()
     A, B = c.lora_values()
     scale = c.LORA_ALPHA / c.LORA_R
@@ -324,8 +327,7 @@ def lora_merge(data) -> None:
 
 def lora_errors(data) -> None:
     name = "LoRALinear"
-    errors = data.get("errors") if isinstance(data, dict) else None
-    expect(isinstance(errors, list) and len(errors) == len(c.BAD_RANKS), name, "expected one result per bad rank.")
+    errors = check_data(data, {"errors": [None] * len(c.BAD_RANKS), "full_rank": None}, name)["errors"]
     for r, line in zip(c.BAD_RANKS, errors):
         expect(_raised(line), name, f"rank r={r} must raise ValueError (1 <= r <= min(in, out) = "
                f"{min(c.LORA_IN, c.LORA_OUT)}); received {line!r}.")
