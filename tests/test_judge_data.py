@@ -48,6 +48,7 @@ def _honest(test: str):
 
 
 REFERENCES = {  # chapter -> {collector parameter: the module of the package that holds it under that name}
+    "ch12": {"chat_prompt": "tfs.chat", "reply": "tfs.chat", "swiglu_hidden": "tfs.nn.modern"},
     "ch06": {"init_gpt_weights": "tfs.models.gpt", "GPT": "tfs.models.gpt", "GPTConfig": "tfs.models.gpt",
              "lr_schedule": "tfs.train", "clip_gradients": "tfs.train", "param_groups": "tfs.train"},
 }
@@ -112,6 +113,8 @@ ATTACKS = [
     ("ch10.prune_edges", "no error lines at all", lambda d: {**d, "errors": []}),
     ("ch10.distill_soft", "NaN losses", nan_everywhere),
     ("ch10.lora_forward", "a NaN output", lambda d: {"out": torch.full_like(d["out"], NAN)}),
+    ("ch12.chat_prompt", "no bad-role calls", lambda d: {**d, "bad_roles": []}),
+    ("ch12.swiglu_hidden", "one width", lambda d: d[:1]),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
@@ -119,8 +122,8 @@ ATTACKS = [
 
 
 def _numbers(value) -> list[float]:
-    if type(value) is float:
-        return [value]
+    if type(value) is float or type(value) is int and abs(value) >= 100:
+        return [float(value)]
     if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() <= 4:
         return [float(v) for v in value.reshape(-1)]
     items = value.values() if type(value) is dict else value if type(value) is list else []
@@ -133,6 +136,8 @@ def _answers(value) -> list[str]:
         return [str(value.tolist())] + [str(row) for row in value.tolist() if isinstance(row, list) and len(row) > 2]
     if type(value) is list and len(value) >= 2 and all(type(item) is int for item in value):
         return [str(value)]
+    if type(value) is str and len(value) >= 6 and not value.startswith(("ValueError", "no error")):  # a hidden text
+        return [value, repr(value)]
     items = value.values() if type(value) is dict else value if type(value) is list else []
     return [text for item in items for text in _answers(item)]
 
@@ -143,7 +148,7 @@ def leaked(message: str, honest_data) -> list[str]:
     shown = [text for text in _answers(honest_data) if text in message]
     for number in _numbers(honest_data):
         if number != 0 and math.isfinite(number):
-            shown += [text for text in {f"{number:{form}}" for form in (".3g", ".4g", ".6g", ".3f", ".4f", ".6f")}
+            shown += [text for text in {f"{number:{form}}" for form in (".3g", ".4g", ".6g", ".3f", ".4f", ".6f", "g")}
                       if len(text.strip("-0.")) >= 3 and re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", message)]
     return shown
 
@@ -158,6 +163,9 @@ WRONG = [
     ("ch09.perplexity_mode", lambda d: {**d, "value": d["value"] * 1.1}),
     ("ch10.distill_soft", lambda d: {**d, "values": [v * 1.1 for v in d["values"]]}),
     ("ch10.distill_mixed", lambda d: {**d, "values": [v * 1.1 for v in d["values"]]}),
+    ("ch12.chat_prompt", lambda d: {**d, "cases": [text.replace("<|im_end|>", "<|end|>", 1) for text in d["cases"]]}),
+    ("ch12.reply", lambda d: ["#" + text[1:] for text in d]),
+    ("ch12.swiglu_hidden", lambda d: [width + 1 for width in d]),
     ("ch11.greedy_decode", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
     ("ch11.greedy_decode_eos", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
     ("ch11.shift_right", lambda d: [v + 1 for v in d]),

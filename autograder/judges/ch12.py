@@ -15,7 +15,7 @@ from tfs.grader.collectors.ch12 import (BAD_ROLES, CHAT_CASES, CONFIGS, PROMPT, 
                                         REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, SWIGLU_CASES,
                                         SWIGLU_HIDDEN_CASES, model_weights, padded_batch, repeat_input,
                                         rmsnorm_inputs, rope_inputs, seeded, swiglu_input, token_ids)
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import JudgeFailure, check_data
 
 FLOAT64 = dict(rtol=0.0, atol=1e-9)
 # SmolLM2-135M-Instruct's chat template (its tokenizer's chat_template.jinja), rendered here with jinja2
@@ -167,7 +167,7 @@ def swiglu_hidden(data) -> None:
                    math.ceil(2 * d_model / 3 / multiple_of) * multiple_of: "2/3 of d_model: the budget is that of a "
                                                                            "4 * d_model MLP, so 2/3 of 4 d"}
         reason = guesses.get(received)
-        raise JudgeFailure(f"✗ {what}: {received}, expected {expected}" + (f" ({reason})" if reason else "") +
+        raise JudgeFailure(f"✗ {what}: {received} is not LLaMA's width" + (f" ({reason})" if reason else "") +
                            "\n  Hint: a 4d MLP has 2 * d * 4d weights; a SwiGLU of width f has 3 * d * f.")
 
 
@@ -256,6 +256,8 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
         raise JudgeFailure(f"✗ {label}: no result")
     if "error" in data:
         raise JudgeFailure(f"✗ {label}: building it failed: {data['error']}")
+    check_data(data, {"plain": None, "padded": None, "cached": None}
+               | ({"cache_keys": None, "cache_values": None} if check_cache else {}), label)
     expected = _expected(name)
     ids = token_ids(name)
     padded, mask = padded_batch(name)
@@ -329,6 +331,7 @@ def model(data) -> None:
                                                           "cache_position_minus_one", "cache_position_zero"],
                     check_cache=False, hint="embed, the blocks (each with position_ids, the padding mask, the cache "
                                             "and its index), the final norm, lm_head")
+        check_data(data[name], {"tied": None, "too_long": None}, "LLaMA")
         tied = data[name].get("tied")
         if tied is not config.tie_embeddings:
             raise JudgeFailure(f"✗ LLaMA with tie_embeddings={config.tie_embeddings}: lm_head.weight "
@@ -349,9 +352,16 @@ def _render(messages, add_generation_prompt=True) -> str:
         messages=messages, add_generation_prompt=add_generation_prompt)
 
 
+def _first_difference(received: str, expected: str) -> str:
+    """Where two texts part, shown by the received text only (the expected one stays hidden)."""
+    at = next((i for i, (a, b) in enumerate(zip(received, expected)) if a != b), min(len(received), len(expected)))
+    return f"from character {at} on (after {received[max(0, at - 30):at]!r})"
+
+
 def chat_prompt(data) -> None:
     from tfs.teaching.probes_llama import chat_prompt_mistakes
 
+    check_data(data, {"cases": None, "bad_roles": [None] * len(BAD_ROLES)}, "chat_prompt")
     cases = data.get("cases") if isinstance(data, dict) else None
     if not isinstance(cases, list) or len(cases) != len(CHAT_CASES):
         raise JudgeFailure("✗ chat_prompt: wrong number of results")
@@ -369,9 +379,9 @@ def chat_prompt(data) -> None:
         if reason is None and received.strip() == expected.strip():
             reason = "leading or trailing whitespace differs"
         raise JudgeFailure(f"✗ {what}: differs from SmolLM2's chat template"
-                           + (f"; this looks like {reason}" if reason else "") +
-                           f"\n    expected {expected!r}\n    received {received!r}")
-    for messages, raised in zip(BAD_ROLES, data.get("bad_roles", [])):
+                           + (f"; this looks like {reason}" if reason else f" {_first_difference(received, expected)}")
+                           + f"\n    received {received!r}")
+    for messages, raised in zip(BAD_ROLES, data["bad_roles"]):
         if not str(raised).startswith("ValueError"):
             raise JudgeFailure(f"✗ chat_prompt with a role {messages[-1]['role']!r}: expected a ValueError (roles "
                                f"are system, user, assistant), received {raised}")
@@ -421,5 +431,6 @@ def reply(data) -> None:
             reason = "the reply includes the prompt: return only the new tokens' text"
         elif received.strip() == tokenizer.decode(unstopped).strip() or "<|im_end|>" in received:
             reason = "generation did not stop at the end of the assistant's turn (<|im_end|>)"
-        raise JudgeFailure(f"✗ {what}: expected {expected!r}, received {received!r}"
-                           + (f": {reason}" if reason else ""))
+        raise JudgeFailure(f"✗ {what}: received {received!r}"
+                           + (f": {reason}" if reason else f", which differs from transformers' greedy reply "
+                              f"{_first_difference(received, expected)}"))
