@@ -127,6 +127,33 @@ def test_add_and_merge_lora_on_a_model():
     assert isinstance(model[0], nn.Linear) and (model(x) - before).abs().max() <= 1e-5
 
 
+def test_int8_linear_and_lora_helpers_take_the_learners_own_pieces():
+    # chapter 10's demonstrations hand the learner's quantize_per_channel and LoRALinear to these helpers
+    calls = []
+
+    def own_quantize(weight, scale=None):
+        calls.append(scale is None)
+        return cz.quantize_per_channel(weight, scale)
+
+    linear = nn.Linear(8, 4)
+    assert torch.equal(cz.Int8Linear(linear, per_tensor=True, quantize=own_quantize).q, cz.Int8Linear(linear, True).q)
+    assert calls == [False]
+
+    class OwnLoRA(nn.Module):  # not a cz.LoRALinear
+        def __init__(self, base, r, alpha):
+            super().__init__()
+            self.base, self.r, self.alpha = base, r, alpha
+
+        def forward(self, x):
+            return self.base(x)
+
+        def merge(self):
+            return self.base
+
+    model = cz.add_lora(nn.Sequential(nn.Linear(6, 6), nn.ReLU()), ["0"], r=2, alpha=4, layer=OwnLoRA)
+    assert isinstance(model[0], OwnLoRA) and (model[0].r, model[0].alpha) == (2, 4)
+    assert isinstance(cz.merge_lora(model, OwnLoRA)[0], nn.Linear)
+
 class Boom:
     def __reduce__(self):
         return (print, ("this would have been arbitrary code",))

@@ -82,13 +82,16 @@ class Int8Linear(nn.Module):
     ``forward(x (..., in)) -> (..., out)``: ``(x @ q.T) * scale + bias``: the matmul runs on the int8
     values converted to floats (memory is saved, not arithmetic), the scale is applied after; the
     activations stay float. ``per_tensor=True``: one scale for the whole matrix instead (for comparison).
+    ``quantize``: the function that rounds the weight, :func:`quantize_per_channel`'s signature (chapter 10's
+    demonstrations pass the learner's own).
     """
 
-    def __init__(self, linear: nn.Linear, per_tensor: bool = False):
+    def __init__(self, linear: nn.Linear, per_tensor: bool = False,
+                 quantize: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None):
         super().__init__()
         weight = linear.weight.detach()
         scale = torch.full((weight.shape[0],), max(weight.abs().max().item(), 1e-30) / QMAX) if per_tensor else None
-        q, scale = quantize_per_channel(weight, scale)
+        q, scale = (quantize or quantize_per_channel)(weight, scale)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("q", q)
         self.register_buffer("scale", scale)
@@ -401,22 +404,27 @@ class LoRALinear(nn.Module):
         return merged
 
 
-def add_lora(model: nn.Module, names: Iterable[str], r: int = 8, alpha: float = 16.0) -> nn.Module:
+def add_lora(model: nn.Module, names: Iterable[str], r: int = 8, alpha: float = 16.0,
+             layer: type[nn.Module] | None = None) -> nn.Module:
     """Freeze ``model`` and replace each ``nn.Linear`` whose name ends with one of ``names`` by a
-    :class:`LoRALinear`; returns the model."""
+    ``layer(linear, r, alpha)`` (:class:`LoRALinear` by default; chapter 10's demonstrations pass the learner's
+    own); returns the model."""
+    layer = layer or LoRALinear
     model.requires_grad_(False)
     names = tuple(names)
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Linear) and name.split(".")[-1] in names:
             parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, LoRALinear(module, r, alpha))
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, layer(module, r, alpha))
     return model
 
 
-def merge_lora(model: nn.Module) -> nn.Module:
-    """Replace every :class:`LoRALinear` in ``model`` by its merged ``nn.Linear``; returns the model."""
+def merge_lora(model: nn.Module, layer: type[nn.Module] | None = None) -> nn.Module:
+    """Replace every ``layer`` (:class:`LoRALinear` by default) in ``model`` by its ``merge()``, an ``nn.Linear``;
+    returns the model."""
+    layer = layer or LoRALinear
     for name, module in list(model.named_modules()):
-        if isinstance(module, LoRALinear):
+        if isinstance(module, layer):
             parent_name, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent_name) if parent_name else model, child, module.merge())
     return model

@@ -153,8 +153,6 @@ PENDING: dict[str, str] = {
           "and timings",
     "09": "the notebook's demonstrations call tfs.lm.perplexity, prepare_lm_blocks and causal_lm_batch (scaling, "
           "forgetting and perplexity-by-window runs)",
-    "10": "the notebook's demonstrations call tfs.compress's quantize_per_channel, magnitude_masks, Int8Linear, "
-          "add_lora and merge_lora on the course GPT and MiniLM",
     "13": "the notebook's demonstrations and visible tests run on tfs.align's references (chat_example, pack_examples, "
           "packing_mask, add_lora_adapters, sft_step; pad_examples, batch_logprobs and dpo_step are built on them), and "
           "its collectors give each exercise the package's versions of the others (ch13.references_for, step_batch)",
