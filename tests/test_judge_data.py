@@ -36,6 +36,8 @@ def _namespace(chapter: str) -> dict:
 def _honest(test: str):
     """The data the real collector returns on correct objects: the package's references named in REFERENCES, else
     the solution notebook's answers (the collector's parameters name them)."""
+    if test in ORACLE_DATA:
+        return ORACLE_DATA[test]()
     chapter, name = test.split(".")
     collector = getattr(importlib.import_module(f"tfs.grader.collectors.{chapter}"), name)
     parameters = inspect.signature(collector).parameters
@@ -45,6 +47,18 @@ def _honest(test: str):
     else:
         objects = {parameter: _namespace(chapter)[parameter] for parameter in parameters}
     return judging.read_data_roundtrip(judging.collect(test, **objects))
+
+
+ORACLE_DATA = {  # honest data made with the judges' own oracles, on the collectors' public inputs
+    "ch01.softmax_values": lambda: [torch.softmax(x, dim=d) for x, d in _collectors("ch01").softmax_values_inputs()],
+    "ch03.encoder_parameters_counts": lambda: [judging.load_judge("ch03.torch_count")(*config)
+                                               for config in _collectors("ch03").PARAMETER_CONFIGS],
+    "ch04.gpt2_encode_examples": lambda: judging.load_judge("ch04._gpt2_ids")(_collectors("ch04").GPT2_EXAMPLES),
+}
+
+
+def _collectors(chapter: str):
+    return importlib.import_module(f"tfs.grader.collectors.{chapter}")
 
 
 REFERENCES = {  # chapter -> {collector parameter: the module of the package that holds it under that name}
@@ -124,7 +138,7 @@ ATTACKS = [
 def _numbers(value) -> list[float]:
     if type(value) is float or type(value) is int and abs(value) >= 100:
         return [float(value)]
-    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() <= 4:
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() <= 64:
         return [float(v) for v in value.reshape(-1)]
     items = value.values() if type(value) is dict else value if type(value) is list else []
     return [number for item in items for number in _numbers(item)]
@@ -148,7 +162,7 @@ def leaked(message: str, honest_data) -> list[str]:
     shown = [text for text in _answers(honest_data) if text in message]
     for number in _numbers(honest_data):
         if number != 0 and math.isfinite(number):
-            shown += [text for text in {f"{number:{form}}" for form in (".3g", ".4g", ".6g", ".3f", ".4f", ".6f", "g")}
+            shown += [text for text in {f"{number:{form}}" for form in (".3g", ".4g", ".6g", ".3f", ".4f", ".6f", "g", ",.0f")}
                       if len(text.strip("-0.")) >= 3 and re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", message)]
     return shown
 
@@ -158,6 +172,9 @@ WRONG = [
     ("ch06.gpt_model", lambda d: {**d, "loss": d["loss"] * 1.1}),
     ("ch06.lr_schedule", lambda d: {"lr": [v * 1.1 for v in d["lr"]]}),
     ("ch06.clipping", lambda d: {k: {**v, "norm": v["norm"] * 1.1} for k, v in d.items()}),
+    ("ch01.softmax_values", lambda d: [v * 1.1 for v in d]),
+    ("ch03.encoder_parameters_counts", lambda d: [v + 1 for v in d]),
+    ("ch04.gpt2_encode_examples", lambda d: [[i + 1 for i in ids] for ids in d]),
     ("ch08.schedule", lambda d: [[v * 1.1 for v in run] for run in d]),
     ("ch09.perplexity_values", lambda d: {k: v * 1.1 for k, v in d.items()}),
     ("ch09.perplexity_mode", lambda d: {**d, "value": d["value"] * 1.1}),

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from tfs.grader.collectors.ch00 import batched_scores_inputs, fit_line_inputs, standardize_inputs
-from tfs.grader.judging import expect, results
-from tfs.teaching.checks import check_close, check_shape
+from tfs.grader.judging import check_close, expect, results
+from tfs.teaching.checks import check_shape
 
 
 
@@ -47,7 +47,7 @@ def fit_line(data):
                f"{name}: losses", f"expected a list of {steps} Python floats.", hint="append loss.item() once per step.")
         first = (y.double() ** 2).mean().item()
         expect(abs(losses[0] - first) < 1e-4, f"{name}: losses[0]",
-               f"the first loss should be that of w = b = 0, {first:.4f}; received {losses[0]:.4f}.",
+               f"the first loss should be that of w = b = 0, the mean of y²; received {losses[0]:.4f}.",
                hint="record the loss before the update, and start from zeros.")
         if steps > 1:
             expect(losses[-1] < losses[0], f"{name}: losses", "the loss did not go down.",

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from tfs.grader.collectors import ch01 as inputs
-from tfs.grader.judging import expect, results
-from tfs.teaching.checks import check_close, check_shape
+from tfs.grader.judging import check_close, expect, results
+from tfs.teaching.checks import check_shape
 from tfs.teaching.probes import attention_mistakes, causal_mask_mistakes, softmax_mistakes
 
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from tfs.grader.collectors import ch02 as inputs
 from tfs.convert import torch_mha_from_state
-from tfs.grader.judging import expect, results
-from tfs.teaching.checks import check_close, check_shape
+from tfs.grader.judging import check_close, expect, results
+from tfs.teaching.checks import check_shape
 
 ATOL = 1e-6  # float64 against nn.MultiheadAttention, as in the visible tests
 

@@ -53,10 +53,12 @@ def _same(received, expected, name: str, hint: str | None = None, mistakes=None)
         mistakes = mistakes()
     for description, wrong in (mistakes or {}).items():
         if wrong != expected and received == wrong:
-            _fail(name, f"expected {_show(expected)}, received {_show(received)}: {description}.", hint)
+            _fail(name, f"received {_show(received)}: {description}.", hint)
     at = _first_difference(received, expected)
-    _fail(name, f"expected {_show(expected)}, received {_show(received)} (first difference at index {at}: "
-                f"expected {expected[at:at + 3]}, received {received[at:at + 3]}).", hint)
+    where = (f"the first wrong item is at index {at} (received {received[at:at + 3]})" if at < len(expected) else
+             f"the result is longer than expected from index {at} on") if at < len(received) else \
+        f"the result ends at index {at}, too early"
+    _fail(name, f"received {_show(received)}: {where}.", hint)
 
 
 # --- merge_pair -------------------------------------------------------------------------------
@@ -161,8 +163,8 @@ def _merges(got, text: str, num_merges: int, name: str, hint: str) -> None:
         _fail(name, "your merges cross pre-tokenization chunks (e.g. 'b' + ' '): count pairs inside each chunk of "
                     "pretokenize(text) only.", hint)
     at = _first_difference(got, expected)
-    where = (f"first difference at merge {at}: expected {tuple(expected[at])}, received {tuple(got[at])}" if at < min(len(got), len(expected))
-             else f"expected {len(expected)} merges, received {len(got)}")
+    where = (f"first difference at merge {at} (received {tuple(got[at]) if isinstance(got[at], list) else got[at]})"
+             if at < min(len(got), len(expected)) else f"expected {len(expected)} merges, received {len(got)}")
     _fail(name, f"{where}.", hint)
 
 
@@ -303,7 +305,7 @@ def bpe_decode_roundtrip(data):
     for key, expected, shown in [("toy", "aaabdaaabac", "bpe_decode([258, 100, 258, 259])"),
                                  ("half", "\ufffd", "bpe_decode([195], [])"), ("empty", "", "bpe_decode([], merges)")]:
         _raised(data[key], shown, hint + (" Decode with errors='replace'." if key == "half" else ""))
-        expect(data[key] == expected, shown, f"expected {expected!r}, received {_show(data[key])}.",
+        expect(data[key] == expected, shown, f"received {_show(data[key])}, not the text of these ids.",
                hint="bytes.decode('utf-8', errors='replace')." if key == "half" else hint)
     strings = inputs.roundtrip_strings()
     got = results(data["roundtrip"], len(strings), "bpe_decode")
@@ -410,7 +412,7 @@ def bert_basic_tokenize(data):
         if received != expected:
             mistake = _basic_mistake(received, expected)
             if mistake:
-                _fail(shown, f"expected {_show(expected)}, received {_show(received)}: {mistake}.")
+                _fail(shown, f"received {_show(received)}: {mistake}.")
             _same(received, expected, shown, "clean, put spaces around CJK, lower-case character by character, "
                                              "strip accents (NFD, drop Mn), split whitespace, split punctuation off.")
     return "✓ bert_basic_tokenize: the grader's tests pass (BERT's normalizer and pre-tokenizer, final sigma, controls, CJK)"
@@ -533,12 +535,13 @@ def _pad(data, cases) -> None:
             if not torch.equal(value, expected):
                 if torch.equal(value, expected.flip(-1)) or (side == "left" and torch.equal(value, _pad_oracle(
                         sequences, pad_id, max_length, "right")[0 if key == "input_ids" else 1])):
-                    _fail(f"{shown}[{key!r}]", f"padding on the wrong side: expected {expected.tolist()}, received "
-                                               f"{value.tolist()}.", hint="padding_side='left' puts the pads first.")
+                    _fail(f"{shown}[{key!r}]", f"padding on the wrong side: received {value.tolist()}.",
+                          hint="padding_side='left' puts the pads first.")
                 if max_length is not None and torch.equal(value, _pad_oracle([s[-max_length:] for s in sequences], pad_id,
                                                                               None, side)[0 if key == "input_ids" else 1]):
                     _fail(f"{shown}[{key!r}]", "kept the last max_length ids; keep the first.")
-                _fail(f"{shown}[{key!r}]", f"expected {expected.tolist()}, received {value.tolist()}.",
+                row, column = (int(i) for i in (value != expected).nonzero()[0])
+                _fail(f"{shown}[{key!r}]", f"received {value.tolist()}: the first wrong value is at [{row}, {column}].",
                       hint="1 on real tokens, 0 on padding." if key == "attention_mask" else "pad with pad_id.")
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["JudgeDataError", "JudgeFailure", "check_data", "close", "collect_to", "expect", "finite", "judge",
+__all__ = ["JudgeDataError", "JudgeFailure", "check_close", "check_data", "close", "collect_to", "expect", "finite", "judge",
            "load_judge", "off", "plain", "read_data", "results", "write_data"]
 
 TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
@@ -73,6 +73,14 @@ def close(received: Any, expected: float, tol: float, rel: float = 0.0) -> bool:
     Use it for every comparison of numbers: ``abs(x - y) > tol`` is False for a NaN ``x``, so a judge written
     that way lets NaN through; ``not close(x, y, tol)`` does not."""
     return finite(received) and abs(received - expected) <= tol + rel * abs(expected)
+
+
+def check_close(received: Any, expected: torch.Tensor, name: str, **options: Any) -> None:
+    """For judges: :func:`tfs.teaching.checks.check_close` (type, shape, dtype, values; NaN differs from any
+    number), whose failure does not print the hidden expected values."""
+    from tfs.teaching.checks import check_close as visible_check_close
+
+    visible_check_close(received, expected, name, reveal=False, **options)
 
 
 def off(received: float, expected: float) -> str:

@@ -135,6 +135,7 @@ def check_close(
     check_dtype: bool = True,
     mistakes: Mapping[str, torch.Tensor] | None = None,
     hint: str | None = None,
+    reveal: bool = True,
 ) -> None:
     """Fail unless ``received`` matches ``expected`` in type, shape, dtype, device and values.
 
@@ -146,6 +147,8 @@ def check_close(
         mistakes: known wrong answers keyed by a description (see :mod:`tfs.teaching.probes`); when the
             received values match one, the failure names that mistake.
         hint: what to look at if nothing more specific is found.
+        reveal: print the expected value at the worst index (a hidden test's judge passes False: its expected
+            values are never printed, so they cannot be sent back in place of an answer).
     """
     tensor = check_tensor(received, name)
     check_shape(tensor, expected.shape, name, hint)
@@ -163,11 +166,12 @@ def check_close(
     count, index, diff, allowed = _worst_mismatch(received_f, expected_f, rtol, atol)
     if count == 0:
         return
+    worst = (f"expected {expected_f[index].item():.6g}, received {received_f[index].item():.6g} (difference "
+             f"{diff:.3g}, allowed {allowed:.3g})" if reveal else f"received {received_f[index].item():.6g}")
     details = [
         f"shape     {tuple(expected.shape)} as expected",
         f"mismatch  {count} of {expected.numel()} elements differ",
-        f"worst     at index {index}: expected {expected_f[index].item():.6g}, "
-        f"received {received_f[index].item():.6g} (difference {diff:.3g}, allowed {allowed:.3g})",
+        f"worst     at index {index}: {worst}",
     ]
     if torch.isnan(received_f).any() and not torch.isnan(expected_f).any():
         details.append("the result contains NaN: an overflow (exp of a large number) or 0/0 somewhere?")
