@@ -12,7 +12,7 @@ Run nbgrader's commands from this folder (``cd autograder``): nbgrader reads the
 
 import os
 
-from tfs.grader import gradebook, grading
+from tfs.grader import gradebook, grading, intake
 
 c = get_config()  # noqa: F821  (injected by traitlets)
 
@@ -44,7 +44,10 @@ c.Execute.interrupt_on_timeout = True
 # to grading/ or solutions/) under OS-level isolation; hidden tests are judged outside it; a kernel that dies or ignores the interrupt
 # is restarted and grading goes on; deleted, reordered or edited graded cells are restored from the
 # release; an unreadable notebook is graded as unanswered. See autograder/INSTRUCTORS.md.
-c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"))
+# Student files are hostile before any sandbox exists (tfs.grader.intake): a submission holding a link, device, FIFO or
+# oversized file is refused unread (0, with the reason), and a student id with a newline or glob character is refused.
+c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"), os.path.join(GRADING, "submitted"))
+intake.guard_student_ids()
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",

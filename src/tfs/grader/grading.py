@@ -14,7 +14,8 @@ own extension points, so instructors keep using ``nbgrader autograde``:
   cells from the release and notes every edit of a read-only cell.
 - :class:`RecordIntegrity` caps huge outputs, flags the submission in the gradebook and puts a note
   for the student at the top of the graded notebook when the grader restored or noticed anything.
-- :func:`make_repair_hook` gives nbgrader a ``pre_convert_hook`` that turns an unreadable notebook
+- :func:`make_repair_hook` gives nbgrader a ``pre_convert_hook`` that refuses a submission holding links, devices
+  or oversized files (:mod:`tfs.grader.intake`) and turns an unreadable notebook
   (malformed JSON, an unknown nbformat version) into a recorded zero with a message.
 """
 
@@ -39,7 +40,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
-from tfs.grader import isolation, references
+from tfs.grader import intake, isolation, references
 
 NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
 
@@ -386,40 +387,74 @@ def _without_outputs(path: Path) -> NotebookNode | None:
 
 
 class RepairHook(dict):
-    """A ``pre_convert_hook``: a submitted notebook nbgrader cannot read is graded as the release.
+    """A ``pre_convert_hook``: a submission the grader will not read is refused, a notebook nbgrader cannot read is
+    graded as the release.
 
-    The original file is kept beside it as ``<name>.ipynb.unreadable``; the replacement carries a
-    note, so the student's feedback says why the score is zero. A ``dict`` holding its one setting, so that
-    Formgrader can show the configuration as JSON (a plain function made it warn "not serializable").
+    First the student's folder is checked without following anything (:mod:`tfs.grader.intake`): a link, device,
+    FIFO, oversized file or malformed ``timestamp.txt`` anywhere in it, or a link as the folder itself, and the
+    whole submission is put aside unread (``.refused-<time>-<name>`` beside it) and replaced by the release's
+    notebooks with a note: graded 0, flagged, the student told why. Then each notebook nbgrader cannot read is
+    kept as ``<name>.ipynb.unreadable`` (``<name>.ipynb.invalid`` when only its outputs or grader metadata were
+    invalid and it is repaired); the replacement carries a note, so the student's feedback says why. Originals are
+    renamed, never copied, and replacements written with exclusive, no-follow opens. A ``dict`` holding its
+    settings, so that Formgrader can show the configuration as JSON (a plain function made it warn "not
+    serializable").
     """
 
-    def __init__(self, release_directory: str):
-        super().__init__(release_directory=str(release_directory))
+    def __init__(self, release_directory: str, submitted_directory: str, limits: intake.Limits = intake.Limits()):
+        super().__init__(release_directory=str(release_directory), submitted_directory=str(submitted_directory),
+                         max_file_mb=limits.max_file_mb, max_total_mb=limits.max_total_mb, max_files=limits.max_files)
 
     def __call__(self, assignment: str, student: str, notebooks: list[str]) -> None:
-        for path in map(Path, notebooks):
-            try:
-                notebook = nbformat.read(path, as_version=4)
-                nbformat.validate(notebook)
-                if all(isinstance(cell.get("metadata", {}).get("nbgrader", {}), dict) for cell in notebook.cells):
-                    continue
-                problem = "grader metadata (metadata.nbgrader) that is not a dictionary"
-            except Exception as error:  # malformed JSON, an unsupported nbformat, an invalid schema
-                problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-            repaired = _without_outputs(path)
-            if repaired is not None:  # only outputs (cleared before grading anyway) or metadata were invalid
-                shutil.copy(path, path.with_name(path.name + ".invalid"))
-                _add_note(repaired, f"Your file {path.name} was not a valid notebook ({problem}). Its outputs and "
-                                    "invalid grader metadata were removed and your code was graded.")
-                nbformat.write(repaired, path)
-                continue
-            shutil.move(path, path.with_name(path.name + ".unreadable"))
-            release = nbformat.read(Path(self["release_directory"]) / assignment / path.name, as_version=4)
-            _add_note(release, f"Your file {path.name} could not be read as a notebook ({problem}). It was graded "
-                               "as an unanswered notebook; your instructor has the original file.")
-            nbformat.write(release, path)
+        if not notebooks:
+            return
+        folder = intake.submission_folder(notebooks[0], student, self["submitted_directory"])
+        limits = intake.Limits(self["max_file_mb"], self["max_total_mb"], self["max_files"])
+        refused = intake.submission_problems(folder, limits)
+        if refused:
+            self._refuse(assignment, folder, [Path(path).name for path in notebooks], refused)
+            return
+        for path in (folder / Path(notebook).name for notebook in notebooks):
+            self._repair(assignment, path)
+
+    def _release(self, assignment: str, name: str) -> NotebookNode:
+        return nbformat.read(Path(self["release_directory"]) / assignment / name, as_version=4)
+
+    def _refuse(self, assignment: str, folder: Path, names: list[str], reasons: list[str]) -> None:
+        replacements = {}
+        for name in names:
+            if (Path(self["release_directory"]) / assignment / name).is_file():
+                release = self._release(assignment, name)
+                _add_note(release, "Your submission was not graded: " + "; ".join(reasons[:10]) + ". The grader "
+                                   "reads only plain files and folders. It was graded as unanswered; your instructor "
+                                   "has the original files.")
+                replacements[name] = nbformat.writes(release).encode()
+        intake.refuse(folder, replacements)
+
+    def _repair(self, assignment: str, path: Path) -> None:
+        try:
+            notebook = nbformat.read(path, as_version=4)
+            nbformat.validate(notebook)
+            if all(isinstance(cell.get("metadata", {}).get("nbgrader", {}), dict) for cell in notebook.cells):
+                return
+            problem = "grader metadata (metadata.nbgrader) that is not a dictionary"
+        except Exception as error:  # malformed JSON, an unsupported nbformat, an invalid schema
+            problem = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+        repaired = _without_outputs(path)
+        if repaired is not None:  # only outputs (cleared before grading anyway) or metadata were invalid
+            intake.keep_aside(path, ".invalid")
+            _add_note(repaired, f"Your file {path.name} was not a valid notebook ({problem}). Its outputs and "
+                                "invalid grader metadata were removed and your code was graded.")
+            intake.write_new(path, nbformat.writes(repaired).encode())
+            return
+        intake.keep_aside(path, ".unreadable")
+        release = self._release(assignment, path.name)
+        _add_note(release, f"Your file {path.name} could not be read as a notebook ({problem}). It was graded "
+                           "as an unanswered notebook; your instructor has the original file.")
+        intake.write_new(path, nbformat.writes(release).encode())
 
 
-def make_repair_hook(release_directory: str) -> RepairHook:
-    """The repair hook for the release in ``release_directory`` (see :class:`RepairHook`)."""
-    return RepairHook(release_directory)
+def make_repair_hook(release_directory: str, submitted_directory: str) -> RepairHook:
+    """The repair hook for the release in ``release_directory`` and the course's ``submitted_directory`` (where the
+    grader's own views of the submissions link to; see :class:`RepairHook`)."""
+    return RepairHook(release_directory, submitted_directory)
