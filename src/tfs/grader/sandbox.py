@@ -113,14 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     args, kernel_args = parser.parse_known_args(argv)
     apply_limits(args.memory_mb, args.cpu_seconds, args.file_mb)
     from tfs.grader import sandbox  # this module under its own name (not __main__)
+    from tfs.teaching import checks  # torch too: its import opens files the audit hook would refuse
 
     sandbox.install(args.protect)
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
     app.initialize([a for a in kernel_args if a != "--"])
-    from tfs.teaching import checks
-
     checks._register_with_ipython()  # tfs was imported before IPython existed: register the check handler now
     app.start()
 
