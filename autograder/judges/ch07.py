@@ -10,7 +10,7 @@ from transformers.generation.logits_process import (RepetitionPenaltyLogitsProce
 from tfs.grader.collectors.ch07 import (BEAM_CASES, GEN_EOS, GEN_PAD, KV_LENGTH, KV_PROMPT, PENALTY_CASES,
                                         PENALTY_GENERATE, TOP_K_CASES, TOP_P_CASES, filter_logits, gen_model,
                                         gen_prompts, kv_sequence, penalty_inputs)
-from tfs.grader.judging import JudgeFailure
+from tfs.grader.judging import JudgeFailure, check_data
 
 
 def _tensor(item: dict, what: str, shape) -> torch.Tensor:
@@ -93,6 +93,7 @@ def _oracle():
 
 def generate(data) -> None:
     hf, prompts, ids, mask = _oracle()
+    check_data(data, {"alone": [dict] * len(prompts), "batch": dict, "eos": dict}, "generate")
     with torch.no_grad():
         alone = [hf.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
                              do_sample=False, max_new_tokens=12) for p in prompts]
@@ -138,6 +139,7 @@ def repetition_penalty(data) -> None:
     for seed, (penalty, item) in enumerate(zip(PENALTY_CASES, cases)):
         logits, ids = penalty_inputs(seed)
         what = f"apply_repetition_penalty(logits {tuple(logits.shape)}, input_ids {tuple(ids.shape)}, {penalty})"
+        check_data(item, {"input_changed": bool}, "apply_repetition_penalty")
         received = _tensor(item, what, logits.shape)
         expected = RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone())
         if torch.allclose(received, expected, rtol=1e-6, atol=1e-6):
@@ -235,8 +237,10 @@ def beam_search(data) -> None:
         if eos is not None and same(theirs(prompt, n, num_beams=beams, early_stopping=True, eos_token_id=None)):
             raise JudgeFailure(f"{what}: EOS was ignored: a hypothesis whose new token is eos_token_id is finished "
                                "(set aside with its score) and no longer extended")
+        first = next((t for t, (a, b) in enumerate(zip(received[0].tolist(), expected[0].tolist())) if a != b),
+                     min(received.shape[1], expected.shape[1]))
         raise JudgeFailure(f"{what}: differs from model.generate(num_beams={beams}, length_penalty={lp}, "
-                           f"early_stopping=True):\n  yours    {received[0].tolist()}\n  expected {expected[0].tolist()}")
+                           f"early_stopping=True) from position {first} on:\n  yours    {received[0].tolist()}")
 
 
 # ------------------------------------------------------------------------------------------- KV cache
