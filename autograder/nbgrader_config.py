@@ -45,9 +45,11 @@ c.Execute.interrupt_on_timeout = True
 # is restarted and grading goes on; deleted, reordered or edited graded cells are restored from the
 # release; an unreadable notebook is graded as unanswered. See autograder/INSTRUCTORS.md.
 # Student files are hostile before any sandbox exists (tfs.grader.intake): a submission holding a link, device, FIFO or
-# oversized file is refused unread (0, with the reason), and a student id with a newline or glob character is refused.
+# oversized file is refused unread (0, with the reason), a student id with a newline or glob character is refused,
+# and `nbgrader collect` takes only folders owned by the student they name, following no link (tfs.grader.exchange).
 c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"), os.path.join(GRADING, "submitted"))
 intake.guard_student_ids()
+c.ExchangeFactory.collect = "tfs.grader.exchange.SafeCollect"
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",

@@ -202,3 +202,58 @@ def test_student_ids():
         assert intake.valid_student_id(student), student
     for student in ("zz-hones[t]", "a*", "a?", "new\nline", "a b", "a,b", "../x", ".hidden", "", "-x", "a/b"):
         assert not intake.valid_student_id(student), student
+
+
+EXCHANGE_USERS = {"daemon": 1, "bin": 2, "sys": 3, "sync": 4, "games": 5, "man": 6, "lp": 7, "mail": 8}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: exchange folders owned by several system users")
+def test_collect_takes_only_a_students_own_plain_folders(tmp_path, course: Course):
+    """``nbgrader collect`` from a filesystem exchange whose ``inbound/`` every student can write (the system's users
+    stand in for students): a folder named as another student, links, a device, a FIFO, an oversized file, a
+    malformed timestamp and a bad id are refused with a message; each honest student's own latest folder is
+    collected, byte for byte."""
+    inbound = tmp_path / "exchange" / "transformers-from-scratch" / "inbound"
+    inbound.mkdir(parents=True)
+    solution = course.root / "solutions" / CHAPTER / f"{NOTEBOOK}.ipynb"
+
+    def folder(name: str, owner: str, files: dict[str, str]):
+        path = inbound / name
+        path.mkdir()
+        for file, text in files.items():
+            (path / file).write_text(text)
+        for entry in [path, *path.iterdir()]:
+            os.lchown(entry, EXCHANGE_USERS[owner], EXCHANGE_USERS[owner])
+        return path
+
+    own = {"daemon": "daemon's work", "bin": "bin's work", "mail": "mail's work"}
+    for student, text in own.items():
+        folder(f"{student}+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+a1", student,
+               {f"{NOTEBOOK}.ipynb": text, "timestamp.txt": "2026-12-01 10:00:00.000000 UTC"})
+    folder(f"bin+{CHAPTER}+2026-12-02 10:00:00.000000 UTC+b2", "sys", {f"{NOTEBOOK}.ipynb": "sys posing as bin"})
+    os.symlink(course.root / "solutions" / CHAPTER, inbound / f"sys+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+c3")
+    links = folder(f"sync+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+d4", "sync", {})
+    for name, target in ((f"{NOTEBOOK}.ipynb", solution), ("gradebook.db", course.root / "grading" / "gradebook.db"),
+                         ("environ", "/proc/self/environ"), ("timestamp.txt", "/dev/zero")):
+        os.symlink(target, links / name)
+    specials = folder(f"games+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+e5", "games", {f"{NOTEBOOK}.ipynb": "{}"})
+    os.mknod(specials / "zero", stat.S_IFCHR | 0o644, os.makedev(1, 5))
+    os.mkfifo(specials / "pipe")
+    with open(specials / "sparse.bin", "wb") as sparse:
+        sparse.truncate(300 * intake.MEGABYTE)
+    for entry in specials.iterdir():
+        os.lchown(entry, 5, 5)
+    folder(f"man+{CHAPTER}+last tuesday+f6", "man", {f"{NOTEBOOK}.ipynb": "{}"})
+    folder(f"lp+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+g7", "lp", {f"{NOTEBOOK}.ipynb": "{}", "timestamp.txt": "soon"})
+    folder(f"zz-hones[t]+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+h8", "daemon", {f"{NOTEBOOK}.ipynb": "{}"})
+
+    submitted = tmp_path / "submitted"
+    result = course.nbgrader("collect", CHAPTER, f"--Exchange.root={tmp_path / 'exchange'}",
+                             f"--CourseDirectory.submitted_directory={submitted}")
+    log = result.stdout + result.stderr
+    assert sorted(os.listdir(submitted)) == sorted(own), log
+    for student, text in own.items():
+        assert (submitted / student / CHAPTER / f"{NOTEBOOK}.ipynb").read_text() == text
+    for words in ("+b2: ", "+c3: ", "+d4: ", "+e5: ", "+f6: ", "+g7: ", "+h8: "):
+        assert "Refusing the submission" in log and words in log, (words, log)
+    assert "is not owned by bin" in log and "is a link" in log and "a character device" in log
