@@ -257,3 +257,12 @@ def test_collect_takes_only_a_students_own_plain_folders(tmp_path, course: Cours
     for words in ("+b2: ", "+c3: ", "+d4: ", "+e5: ", "+f6: ", "+g7: ", "+h8: "):
         assert "Refusing the submission" in log and words in log, (words, log)
     assert "is not owned by bin" in log and "is a link" in log and "a character device" in log
+
+
+def test_parallel_grading_lists_no_bad_student_id(tmp_path, capsys):
+    from tfs.grader import parallel
+
+    for student in ("alice", *BAD_IDS, ".refused-20261207T000000000000Z-bob", "bob"):
+        (tmp_path / student / CHAPTER).mkdir(parents=True)
+    assert parallel.submissions(tmp_path, CHAPTER) == ["alice", "bob"]
+    assert capsys.readouterr().err.count("Refusing the submission of the student id") == len(BAD_IDS)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from tfs.grader import intake
+
 STARTED = re.compile(r"Creating/updating student with ID '([^']+)'")
 SUBMISSION_TABLES = ("submitted_assignment", "submitted_notebook", "grade", "comment")
 
@@ -70,11 +72,22 @@ class Result:
 
 
 def submissions(submitted: Path, assignment: str, pattern: str = "*") -> list[str]:
-    """Students (folders of ``submitted``) with a submission of ``assignment``, matching the glob ``pattern``."""
+    """Students (folders of ``submitted``) with a submission of ``assignment``, matching the glob ``pattern``.
+
+    A folder whose name is not a valid student id (:func:`tfs.grader.intake.valid_student_id`: a newline or a glob
+    character) is left out with a message; hidden ones (submissions the grader put aside) silently."""
     if not submitted.is_dir():
         return []
-    return sorted(student.name for student in submitted.iterdir()
-                  if fnmatch.fnmatchcase(student.name, pattern) and (student / assignment).is_dir())
+    found = []
+    for student in sorted(submitted.iterdir()):
+        if not fnmatch.fnmatchcase(student.name, pattern) or not (student / assignment).is_dir():
+            continue
+        if intake.valid_student_id(student.name):
+            found.append(student.name)
+        elif not student.name.startswith("."):
+            print(f"Refusing the submission of the student id {student.name!r}: a student id is letters, digits and "
+                  "'._@+-', starting with a letter or digit; rename the folder to grade it", file=sys.stderr)
+    return found
 
 
 def deal(students: list[str], sizes: dict[str, int], n: int) -> list[list[str]]:
