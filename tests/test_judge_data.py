@@ -62,7 +62,7 @@ def _collectors(chapter: str):
 
 
 REFERENCES = {  # chapter -> {collector parameter: the module of the package that holds it under that name}
-    "ch07": {"generate": "tfs.generate", "apply_repetition_penalty": "tfs.generate"},
+    "ch07": {"generate": "tfs.generate", "apply_repetition_penalty": "tfs.generate", "top_k_filter": "tfs.generate"},
     "ch12": {"chat_prompt": "tfs.chat", "reply": "tfs.chat", "swiglu_hidden": "tfs.nn.modern"},
     "ch06": {"init_gpt_weights": "tfs.models.gpt", "GPT": "tfs.models.gpt", "GPTConfig": "tfs.models.gpt",
              "lr_schedule": "tfs.train", "clip_gradients": "tfs.train", "param_groups": "tfs.train"},
@@ -133,6 +133,8 @@ ATTACKS = [
     ("ch07.generate", "no single-prompt results", lambda d: {**d, "alone": []}),
     ("ch07.repetition_penalty", "the in-place flags left out",
      lambda d: {"cases": [{k: v for k, v in case.items() if k != "input_changed"} for case in d["cases"]]}),
+    ("ch07.top_k", "NaN instead of -inf after the first row", lambda d: [
+        {"out": torch.cat([item["out"][:1], item["out"][1:].nan_to_num(neginf=NAN)])} for item in d]),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),

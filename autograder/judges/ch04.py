@@ -15,7 +15,7 @@ import torch
 
 from tfs import data
 from tfs.grader.collectors import ch04 as inputs
-from tfs.grader.judging import JudgeFailure, expect, results
+from tfs.grader.judging import JudgeFailure, expect, finite, results
 
 SPEED_FACTOR = 0.5  # train_bpe may take < SPEED_FACTOR * merges one-pass pair counts (a full recount takes > 1 per merge)
 ORACLE_PREFIX = 30   # merges of the speed test checked against a full recount (the counts test checks all 60 of its own)
@@ -216,7 +216,8 @@ def train_bpe_speed(data):
            f"expected {inputs.SPEED_MERGES} merges, received {_show(got) if not isinstance(got, list) else len(got)}.")
     _merges(got[:ORACLE_PREFIX], inputs.speed_text(), ORACLE_PREFIX, name, TRAIN_HINT)
     seconds, one_pass = data["seconds"], data["one_pass"]
-    expect(all(type(v) is float and v > 0 for v in (seconds, one_pass)), name, "the timing could not be read.")
+    expect(all(type(v) is float and finite(v) and v > 0 for v in (seconds, one_pass)), name,
+           "the timing could not be read.")
     passes = seconds / one_pass
     expect(passes < SPEED_FACTOR * inputs.SPEED_MERGES, name,
            f"took {seconds:.2f} s, as long as {passes:.0f} full pair counts of the text; a full recount after each of "

@@ -46,7 +46,10 @@ def _check_filter(received: torch.Tensor, expected: torch.Tensor, logits: torch.
                                "that crosses the threshold)")
         if ((diff == 0) | (diff == 1)).all() and (diff == 1).any():
             raise JudgeFailure(f"{what}: one token too many kept (an off-by-one at the boundary)")
-        raise JudgeFailure(f"{what}: kept {kept_r.tolist()} tokens per row, expected {kept_e.tolist()}")
+        rows = [i for i, (a, b) in enumerate(zip(kept_r.tolist(), kept_e.tolist())) if a != b]
+        raise JudgeFailure(f"{what}: kept {kept_r.tolist()} tokens per row; rows {rows} keep the wrong number")
+    if not torch.isneginf(received[~keep_r]).all():
+        raise JudgeFailure(f"{what}: filtered tokens must get logit -inf exactly (NaN or +inf found)")
     if not torch.equal(received[keep_r], logits[keep_e]):
         raise JudgeFailure(f"{what}: the kept logits changed; a filter only removes tokens, it leaves the "
                            "others' logits as they were")
