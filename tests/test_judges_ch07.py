@@ -13,6 +13,7 @@ from tfs.generate import top_k_filter, top_p_filter
 from tfs.grader.collectors import ch07 as collectors
 from tfs.grader.judging import JudgeFailure, plain
 from tfs.nn import KVCache
+from tfs.teaching.probes_generation import TransformersCache
 
 pytest.importorskip("transformers")
 _spec = importlib.util.spec_from_file_location(
@@ -302,6 +303,29 @@ class OneEntryCache(KVCache):  # ignores the layer: every layer appends to entry
         return super().update(0, k, v)
 
 
+def test_kv_cache_class_solution_passes():
+    run("kv_cache_class", KVCache=KVCache)
+
+
+@pytest.mark.parametrize("cache, message", [
+    (AppendNothingCache, r"update\(0, k, v\) \(call 4, 4 positions.*append along the position axis"),
+    (OneEntryCache, r"update\(1, k, v\) \(call 2, 3 positions.*append along the position axis"),
+    (TransformersCache, "has no attribute 'keys'"),  # the stand-in cache of the other exercises is no answer here
+])
+def test_kv_cache_class_mutants_fail_with_their_mistake(cache, message):
+    fails("kv_cache_class", message, KVCache=cache)
+
+
+class OneLayerAttention(ReferenceAttention):  # every layer updates the cache's entry 0
+    def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
+        return super().forward(x, context, mask, need_weights, cache, 0)
+
+
+class CacheIgnoringAttention(ReferenceAttention):  # never passes its keys and values to the cache
+    def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
+        return super().forward(x, context, mask, need_weights, None, layer)
+
+
 class UnshiftedMaskAttention(ReferenceAttention):  # causal mask tril() without the offset of the cached keys
     def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
         q, k, v = self.project(x, context)
@@ -329,16 +353,17 @@ class BadNamesAttention(torch.nn.Module):
         self.out_proj = torch.nn.Linear(d_model, d_model)
 
 
-def test_kv_cache_package_classes_pass():
-    run("kv_cache", MultiHeadAttention=ReferenceAttention, KVCache=KVCache)
+def test_kv_cache_package_attention_passes():
+    """The attention exercise decodes through transformers' cache: it needs no KVCache of the learner's."""
+    run("kv_cache", MultiHeadAttention=ReferenceAttention)
 
 
-@pytest.mark.parametrize("attention, cache, message", [
-    (ReferenceAttention, AppendNothingCache, "append each call's keys"),
-    (ReferenceAttention, OneEntryCache, "its own entry"),
-    (UnshiftedMaskAttention, KVCache, "one-token step at position 5"),
-    (UnscaledAttention, KVCache, "without a cache the logits already differ"),
-    (BadNamesAttention, KVCache, "qkv"),
+@pytest.mark.parametrize("attention, message", [
+    (OneLayerAttention, "its own entry"),
+    (CacheIgnoringAttention, r"cache.update\(layer, k, v\)"),
+    (UnshiftedMaskAttention, "one-token step at position 5"),
+    (UnscaledAttention, "without a cache the logits already differ"),
+    (BadNamesAttention, "qkv"),
 ])
-def test_kv_cache_mutants_fail_with_their_mistake(attention, cache, message):
-    fails("kv_cache", message, MultiHeadAttention=attention, KVCache=cache)
+def test_kv_cache_mutants_fail_with_their_mistake(attention, message):
+    fails("kv_cache", message, MultiHeadAttention=attention)

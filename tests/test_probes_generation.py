@@ -66,3 +66,24 @@ def test_with_and_without_cache_agree_and_the_cache_object_is_reused():
 
 def test_block_size_is_the_models_context():
     assert CourseInterface(tiny_llama()).config.block_size == 64
+
+
+def test_transformers_cache_is_a_course_cache_for_the_gpt_and_for_course_interface():
+    """TransformersCache stands in for chapter 07's KVCache: the course GPT decodes through it as through
+    tfs.nn.KVCache (the same logits, the same positions counted), and CourseInterface decodes with its DynamicCache."""
+    from tfs.models.gpt import GPT, GPTConfig
+    from tfs.teaching.probes_generation import TransformersCache, cached_logits
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    ids = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(3))
+    theirs, ours = TransformersCache(), KVCache()
+    assert len(theirs) == 0
+    assert torch.equal(cached_logits(gpt, ids, 4, theirs), cached_logits(gpt, ids, 4, ours))
+    assert len(theirs) == len(ours) == 9 and len(theirs.transformers_cache.layers) == 2
+    assert torch.equal(theirs.transformers_cache.layers[1].keys, ours.keys[1])
+    model = tiny_llama()
+    ids, mask = padded_batch()
+    wrapped, cache = CourseInterface(model), TransformersCache()
+    wrapped(ids, attention_mask=mask, cache=cache)
+    assert len(cache) == ids.shape[1]  # CourseInterface used the cache's own DynamicCache

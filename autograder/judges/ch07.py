@@ -249,7 +249,7 @@ def beam_search(data) -> None:
 # ------------------------------------------------------------------------------------------- KV cache
 
 def kv_cache(data) -> None:
-    name = "your MultiHeadAttention and KVCache in the GPT"
+    name = "your MultiHeadAttention in the GPT"  # decoding through transformers' cache, not the learner's KVCache
     if not isinstance(data, dict):
         raise JudgeFailure(f"{name}: no data")
     if "error" in data:
@@ -272,24 +272,26 @@ def kv_cache(data) -> None:
                            f"{data['cached_error']}")
     keys, values = data.get("keys"), data.get("values")
     if isinstance(data.get("length"), int) and data["length"] > KV_LENGTH:
-        raise JudgeFailure(f"{name}: after {KV_LENGTH} tokens len(cache) is {data['length']}: each layer must "
-                           "append to its own entry (the layer argument), not all of them to one")
+        raise JudgeFailure(f"{name}: after {KV_LENGTH} tokens the cache holds {data['length']} positions in its "
+                           "first layer: each attention layer must update its own entry, cache.update(layer, k, v) "
+                           "with the layer argument it was given")
     if data.get("length") != KV_LENGTH:
-        raise JudgeFailure(f"{name}: after a prompt of {KV_PROMPT} and {KV_LENGTH - KV_PROMPT} single tokens, "
-                           f"len(cache) is {data.get('length')}, expected {KV_LENGTH}: append each call's keys and "
-                           "values (along the position axis) instead of replacing them")
+        raise JudgeFailure(f"{name}: after a prompt of {KV_PROMPT} and {KV_LENGTH - KV_PROMPT} single tokens, the "
+                           f"cache holds {data.get('length')} positions, expected {KV_LENGTH}: pass every call's new "
+                           "keys and values to cache.update(layer, k, v) and attend over all that it returns")
     if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(layers) or len(values) != len(layers):
-        raise JudgeFailure(f"{name}: the cache must keep one keys tensor and one values tensor per layer "
-                           f"(cache.keys, cache.values: lists of {len(layers)})")
+        raise JudgeFailure(f"{name}: the cache holds keys and values for {len(keys) if isinstance(keys, list) else 0} "
+                           f"layers, expected {len(layers)}: each attention layer updates the cache with its own "
+                           "layer argument")
     for i, layer in enumerate(layers):
         for mine, theirs, what in ((keys[i], layer.keys, "keys"), (values[i], layer.values, "values")):
             if tuple(mine.shape) != tuple(theirs.shape):
-                raise JudgeFailure(f"{name}: cache.{what}[{i}] has shape {tuple(mine.shape)}, expected "
-                                   f"{tuple(theirs.shape)} (batch, heads, positions, d_head)")
+                raise JudgeFailure(f"{name}: the {what} it cached in layer {i} have shape {tuple(mine.shape)}, "
+                                   f"expected {tuple(theirs.shape)} (batch, heads, positions, d_head)")
     for mine, theirs, what in ((keys[0], layers[0].keys, "keys"), (values[0], layers[0].values, "values")):
         if not torch.allclose(mine, theirs, atol=1e-5, rtol=0):
-            raise JudgeFailure(f"{name}: cache.{what}[0] differs from GPT-2's past key values: cache the keys and "
-                               "values of each position, after the projection and the head split")
+            raise JudgeFailure(f"{name}: the {what} it cached in layer 0 differ from GPT-2's past key values: cache "
+                               "the keys and values of each position, after the projection and the head split")
     cached = _tensor({"out": data["cached"]}, f"{name}, through the cache", expected.shape)
     error = (cached - expected).abs().amax(dim=(0, 2))  # per position
     if not (error <= 1e-5).all():
@@ -301,8 +303,8 @@ def kv_cache(data) -> None:
     for i, layer in enumerate(layers[1:], start=1):
         for mine, theirs, what in ((keys[i], layer.keys, "keys"), (values[i], layer.values, "values")):
             if not torch.allclose(mine, theirs, atol=1e-5, rtol=0):
-                raise JudgeFailure(f"{name}: cache.{what}[{i}] differs from GPT-2's past key values: each layer "
-                                   "keeps its own keys and values (the layer argument)")
+                raise JudgeFailure(f"{name}: the {what} it cached in layer {i} differ from GPT-2's past key values: "
+                                   "each layer keeps its own keys and values (the layer argument)")
 
 
 def generate_errors(data) -> None:

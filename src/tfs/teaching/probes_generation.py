@@ -6,6 +6,8 @@ block's attention is an instance of the given class, holding the original weight
 named ``qkv`` and ``out``, as in :class:`tfs.nn.MultiHeadAttention`). ``cached_logits`` runs a sequence
 through a model the way decoding does: the first ``prompt`` positions at once, then one token per call.
 :class:`CourseInterface` wraps a ``transformers`` causal LM so that a loop written for the course's GPT runs it.
+:class:`TransformersCache` is ``transformers``' own cache behind the course's cache interface: it stands in for the
+learner's ``KVCache`` wherever another exercise needs a cache, so that no exercise is graded on another's answer.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from types import SimpleNamespace
 
 import torch
 
-__all__ = ["CourseInterface", "cached_logits", "with_attention"]
+__all__ = ["CourseInterface", "TransformersCache", "cached_logits", "with_attention"]
 
 
 def with_attention(model, attention_class):
@@ -44,15 +46,38 @@ def cached_logits(model, ids: torch.Tensor, prompt: int, cache) -> torch.Tensor:
     return torch.cat(out, dim=1)
 
 
+class TransformersCache:
+    """``transformers``' ``DynamicCache`` called the way the course's GPT calls its cache: ``update(layer, k, v)``
+    appends ``k``, ``v`` ``(batch, heads, T_new, d_head)`` to that layer's entry and returns all of them, ``len()``
+    is the number of cached positions. The tensors live in ``transformers_cache.layers[i].keys`` / ``.values``
+    (``transformers``' objects, not the course's ``keys`` and ``values`` lists). :class:`CourseInterface` decodes
+    a ``transformers`` model with the same ``DynamicCache``.
+
+    Chapter 07's ``generate`` decodes with it until the learner's own ``KVCache`` is defined, and the grader
+    checks the learner's attention with it."""
+
+    def __init__(self):
+        from transformers import DynamicCache
+
+        self.transformers_cache = DynamicCache()
+
+    def __len__(self) -> int:
+        return self.transformers_cache.get_seq_length()
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transformers_cache.update(k, v, layer)
+
+
 class CourseInterface(torch.nn.Module):
     """A ``transformers`` causal LM (e.g. SmolLM2's ``LlamaForCausalLM``) called the way the course's GPT is:
     ``forward(ids, attention_mask=None, cache=None, position_ids=None) -> (logits (batch, 1, vocab), None)``,
     so chapter 07's ``generate`` (the learner's or :func:`tfs.generate.generate`) decodes a real model.
 
     The keys and values live in a ``transformers`` ``DynamicCache`` kept on the ``cache`` object the loop
-    passes (any object: :class:`tfs.nn.KVCache` or the learner's), created at its first call; without a
-    cache every call runs the whole sequence. Only the last position's logits are computed (``logits_to_keep=1``,
-    as ``model.generate`` does), and ``config.block_size`` is the model's ``max_position_embeddings``."""
+    passes (any object: :class:`tfs.nn.KVCache` or the learner's, where it is created at the first call, or a
+    :class:`TransformersCache`, whose own it uses); without a cache every call runs the whole sequence. Only the
+    last position's logits are computed (``logits_to_keep=1``, as ``model.generate`` does), and
+    ``config.block_size`` is the model's ``max_position_embeddings``."""
 
     def __init__(self, model):
         super().__init__()

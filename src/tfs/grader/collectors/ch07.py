@@ -139,10 +139,12 @@ def kv_sequence() -> torch.Tensor:
     return torch.randint(0, GEN_VOCAB, (2, KV_LENGTH), generator=g)
 
 
-def kv_cache(MultiHeadAttention, KVCache) -> dict:
-    """The collector's GPT on the learner's attention: logits without a cache, logits decoded through the
-    learner's cache (the prompt, then one token per call), and what the cache holds afterwards."""
-    from tfs.teaching.probes_generation import cached_logits, with_attention
+def kv_cache(MultiHeadAttention) -> dict:
+    """The collector's GPT on the learner's attention: logits without a cache, logits decoded through a cache (the
+    prompt, then one token per call), and what the cache holds afterwards. The cache is ``transformers``' own
+    (:class:`tfs.teaching.probes_generation.TransformersCache`), not the learner's ``KVCache``: a mistake in that
+    exercise costs nothing here."""
+    from tfs.teaching.probes_generation import TransformersCache, cached_logits, with_attention
 
     try:
         model = with_attention(gen_model(), MultiHeadAttention)
@@ -156,11 +158,11 @@ def kv_cache(MultiHeadAttention, KVCache) -> dict:
     except Exception as error:
         data["uncached_error"] = f"{type(error).__name__}: {error}"
     try:
-        cache = KVCache()
+        cache = TransformersCache()
         data["cached"] = cached_logits(model, ids, KV_PROMPT, cache)
-        data["length"] = int(len(cache))
-        data["keys"] = [k for k in cache.keys] if isinstance(getattr(cache, "keys", None), list) else None
-        data["values"] = [v for v in cache.values] if isinstance(getattr(cache, "values", None), list) else None
+        data["length"] = len(cache)
+        data["keys"] = [layer.keys for layer in cache.transformers_cache.layers]
+        data["values"] = [layer.values for layer in cache.transformers_cache.layers]
     except Exception as error:
         data["cached_error"] = f"{type(error).__name__}: {error}"
     return data
