@@ -39,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from traitlets import Integer, Unicode
+from traitlets import Enum, Integer, Unicode
 
 from tfs.grader import judging
 from tfs.grader.grading import ResilientExecute, _add_note, _grade_id
@@ -109,6 +109,10 @@ class JudgedExecute(ResilientExecute):
     judge_timeout = Integer(300, help="seconds the judge process of one notebook may take").tag(config=True)
     judge_memory_mb = Integer(8192, help="address-space limit of the judge process, in MiB").tag(config=True)
     max_data_mb = Integer(256, help="largest data file one hidden test may produce, in MiB").tag(config=True)
+    # nbclient's default, "graceful", waits while the sandboxed interpreter tears torch down (about 2 s per
+    # notebook); every output and collected result is in by then, and the sandbox dies with its launcher
+    shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate",
+                           help="how the kernel is stopped after the last cell").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._replaying = self._isolated = False
