@@ -39,6 +39,10 @@ gradebook.prepare(c.CourseDirectory.db_url)
 # well under 60 s on a 2-core CPU.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+# ... and each notebook at most this long in all, kernel restarts and replays included (a submission whose cells
+# ignore the interrupt replayed every earlier cell each time): then the cells left score 0, with the reason. Output is
+# capped while it streams and invalid outputs are dropped (tfs.grader.grading.ResilientExecute, RecordIntegrity).
+c.ResilientExecute.notebook_timeout = 600
 
 # Untrusted code: the kernel runs in tfs.grader.sandbox (memory/CPU/file-size limits, no network, no access
 # to grading/ or solutions/) under OS-level isolation; hidden tests are judged outside it; a kernel that dies or ignores the interrupt
@@ -50,9 +54,10 @@ c.Execute.interrupt_on_timeout = True
 c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"), os.path.join(GRADING, "submitted"))
 intake.guard_student_ids()
 c.ExchangeFactory.collect = "tfs.grader.exchange.SafeCollect"
+# No nbgrader DeduplicateIds: a pasted copy of a graded cell left it empty metadata that ended the whole run
+# (SchemaTooOldError); RestoreStructure keeps the first cell of each id and grades the copy as the student's own code.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
-    "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "tfs.grader.grading.RestoreStructure",
     "nbgrader.preprocessors.OverwriteCells",
@@ -78,6 +83,9 @@ c.GenerateFeedback.preprocessors = [
     "tfs.grader.feedback.OfflineFeedback",
 ]
 c.HTMLExporter.template_name = "tfs-feedback"
+# A student's markdown and HTML outputs reach the page without script, event handler or javascript: link
+# (tfs.grader.feedback.safe_html): instructors open feedback pages too.
+c.GenerateFeedback.exporter_class = "tfs.grader.feedback.SafeFeedbackExporter"
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(__import__("nbgrader").__file__), "server_extensions", "formgrader", "templates"),
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"),

@@ -9,7 +9,8 @@ own extension points, so instructors keep using ``nbgrader autograde``:
   see :mod:`tfs.grader.sandbox`), with the course's grading folders protected.
 - :class:`ResilientExecute` replaces nbgrader's ``Execute``: when the kernel dies or will not stop,
   the cell gets an error (so its tests score 0), the kernel is restarted, the cells before it are
-  run again, and grading goes on.
+  run again, and grading goes on; a whole notebook has a time limit (restarts and replays included), output is
+  capped as it streams (and in the kernel: :mod:`tfs.grader.kernel_output`), an output that is not valid is dropped.
 - :class:`RestoreStructure` (sanitising step) puts back deleted, reordered or renamed graded
   cells from the release and notes every edit of a read-only cell.
 - :class:`RecordIntegrity` caps huge outputs, flags the submission in the gradebook and puts a note
@@ -27,6 +28,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -35,6 +37,7 @@ from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell
+from nbformat.validator import ValidationError, validate
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -43,6 +46,8 @@ from traitlets import Bool, Integer, Unicode
 from tfs.grader import intake, isolation, references
 
 NOTES = "tfs_grader_notes"  # notebook metadata key: what the grader changed or saw, for the student
+MEGABYTE = 1024 * 1024
+OUTSTREAM = "--IPKernelApp.outstream_class=tfs.grader.kernel_output.CappedOutStream"  # what a cell prints, capped
 
 
 def _nbgrader(cell: NotebookNode) -> dict:
@@ -168,6 +173,7 @@ class SandboxKernelManager(AsyncKernelManager):
         return self.uid_base + os.getpid()
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        extra_arguments = [*(extra_arguments or []), OUTSTREAM]
         limits = [f"--memory-mb={self.memory_mb}", f"--cpu-seconds={self.cpu_seconds}", f"--file-mb={self.file_mb}"]
         if not self.isolated:
             protect = [argument for folder in self.protected_folders() for argument in ("--protect", folder)]
@@ -205,10 +211,17 @@ class SandboxKernelManager(AsyncKernelManager):
 
 
 class ResilientExecute(Execute):
-    """nbgrader's ``Execute`` that survives kernels which die or ignore the timeout's interrupt."""
+    """nbgrader's ``Execute`` that survives kernels which die or ignore the timeout's interrupt, with limits on a
+    whole notebook: its running time (restarts and replays included) and the output kept while cells run."""
 
     max_restarts = Integer(3, help="kernel restarts allowed per notebook before the rest is marked not run").tag(
         config=True)
+    notebook_timeout = Integer(600, help="seconds one notebook may run in all (restarts and replays included); the "
+                                         "cells left then are not run and score 0").tag(config=True)
+    max_cell_output_mb = Integer(5, help="output kept per cell while it runs (MiB of text); the rest is dropped"
+                                 ).tag(config=True)
+    max_output_mb = Integer(50, help="output kept per notebook while it runs (MiB of text); the rest is dropped"
+                            ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
@@ -217,6 +230,9 @@ class ResilientExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._failed_cells: set[int] = set()
         self._restarts = 0
+        self._stopped: str | None = None  # why the cells left are not run
+        self._deadline = time.monotonic() + self.notebook_timeout
+        self._output_chars: dict[int, int] = {}  # cell index -> characters of output kept in its current run
         self._chapter = references.chapter_of((resources or {}).get("nbgrader", {}).get("assignment"))
         return super().preprocess(nb, resources, km)
 
@@ -227,9 +243,14 @@ class ResilientExecute(Execute):
         return km
 
     def preprocess_cell(self, cell, resources, index):
-        if self._restarts > self.max_restarts:
-            self._mark_failed(cell, "NotRun", "grading stopped: the kernel failed too often in this notebook")
+        if self._stopped is None and time.monotonic() >= self._deadline:
+            self._stop(index, f"the notebook ran past the time limit of the whole notebook ({self.notebook_timeout} s)")
+        if self._stopped is not None:
+            if cell.cell_type == "code":
+                self._mark_failed(cell, "NotRun", f"grading stopped: {self._stopped}")
+                self._failed_cells.add(index)
             return cell, resources
+        self._output_chars[index] = 0
         try:
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -246,17 +267,81 @@ class ResilientExecute(Execute):
     def _mark_failed(self, cell, name: str, message: str) -> None:
         cell.outputs = [nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])]
 
+    def _stop(self, index: int, reason: str) -> None:
+        """No more cells run in this notebook, from ``index`` on: they score 0, with ``reason``."""
+        self._stopped = reason
+        _add_note(self.nb, f"Cell {index} and the cells after it were not run: {reason}. Their tests score 0.")
+
+    def _get_timeout(self, cell):
+        """The cell's limit, cut to what is left of the notebook's."""
+        timeout = super()._get_timeout(cell)
+        left = max(1, int(self._deadline - time.monotonic()) + 1)
+        return left if timeout is None else min(timeout, left)
+
     def _restart_and_replay(self, index: int, resources) -> None:
-        """A fresh kernel, with the cells before ``index`` (except failed ones) run again."""
+        """A fresh kernel, with the cells before ``index`` (except failed ones) run again.
+
+        Replays run on copies: they rebuild the kernel's state; the outputs of the first run stand."""
         self._restarts += 1
         if self._restarts > self.max_restarts:
+            self._stop(index + 1, "the kernel failed too often in this notebook")
+            return
+        if time.monotonic() >= self._deadline:
+            self._stop(index + 1, f"the notebook ran past the time limit of the whole notebook "
+                                  f"({self.notebook_timeout} s)")
             return
         self.log.warning("Restarting the kernel after cell %d and replaying the cells before it", index)
         run_sync(self.km.restart_kernel)(now=True)
         run_sync(self.kc._async_wait_for_ready)(timeout=self.startup_timeout)
         for earlier in range(index):
-            if earlier not in self._failed_cells and self.nb.cells[earlier].cell_type == "code":
-                self.preprocess_cell(self.nb.cells[earlier], resources, earlier)
+            original = self.nb.cells[earlier]
+            if earlier in self._failed_cells or original.cell_type != "code":
+                continue
+            self.preprocess_cell(copy.deepcopy(original), resources, earlier)
+            self.nb.cells[earlier] = original  # nbclient put the copy it ran there
+            if self._stopped is not None:
+                return
+
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's message step; an output that is not valid (a display payload that is not text) is dropped
+        with a line saying so, instead of failing the whole notebook."""
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except ValidationError as error:
+            _add_note(self.nb, f"Cell {cell_index}: an output was not a valid output "
+                               f"({str(error).splitlines()[0][:120]}); the grader dropped it.")
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"[{INVALID}]\n"))
+            return None
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's output step, keeping at most ``max_cell_output_mb`` per cell and ``max_output_mb`` per
+        notebook as the kernel sends it: what comes after is dropped, with one line saying so."""
+        size = _text_size(msg.get("content"))
+        kept = self._output_chars.get(cell_index, 0)
+        total = sum(self._output_chars.values())
+        if kept + size > self.max_cell_output_mb * MEGABYTE or total + size > self.max_output_mb * MEGABYTE:
+            if not (outs and outs[-1].get("name") == "stderr" and DROPPED in outs[-1].get("text", "")):
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=f"\n[{DROPPED}]\n"))
+            return None
+        self._output_chars[cell_index] = kept + size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+DROPPED = "further output of this cell was dropped by the grader: too much output"
+INVALID = "an output that was not valid was dropped by the grader"
+
+
+def _text_size(value, depth: int = 0) -> int:
+    """Characters in a message's content (strings, keys and items of dicts and lists), about."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if depth > 20:  # no honest output nests this deep
+        return MEGABYTE
+    if isinstance(value, dict):
+        return sum(len(str(key)) + _text_size(item, depth + 1) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_text_size(item, depth + 1) for item in value)
+    return 8
 
 
 def _release_notebook(config, assignment: str, notebook: str) -> NotebookNode | None:
@@ -340,9 +425,10 @@ class RecordIntegrity(NbGraderPreprocessor):
     max_output_chars = Integer(100_000, help="longest text kept per output").tag(config=True)
 
     def preprocess(self, nb, resources):
-        for cell in nb.cells:
+        for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
+            self._drop_invalid_outputs(nb, index, cell)
             for output in cell.get("outputs", []):
                 text = output.get("text", "")
                 if len(text) > self.max_output_chars:
@@ -353,6 +439,23 @@ class RecordIntegrity(NbGraderPreprocessor):
             message = "**Notes from the grader**\n\n" + "\n".join(f"- {note}" for note in notes)
             nb.cells.insert(0, new_markdown_cell(message))
         return nb, resources
+
+    @staticmethod
+    def _drop_invalid_outputs(nb, index: int, cell) -> None:
+        """Outputs that break the notebook format (a display payload that is not text, a stream of numbers, ...)
+        replaced by a line saying so: nbgrader would fail validating the whole notebook and record no grade."""
+        outputs = []
+        for output in cell.get("outputs", []):
+            try:
+                validate(output, ref="output", version=4, version_minor=5)
+                outputs.append(output)
+            except ValidationError as error:
+                problem = str(error).splitlines()[0][:120]
+                _add_note(nb, f"Cell {index}: an output was not a valid output ({problem}); the grader dropped it.")
+                outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"[{INVALID}]\n"))
+        cell.outputs = outputs
+        if not (cell.get("execution_count") is None or isinstance(cell.execution_count, int)):
+            cell.execution_count = None
 
     def _flag(self, resources) -> None:
         info = resources["nbgrader"]

@@ -1,0 +1,162 @@
+"""Grader v3: one submission never stops another's grade. Attacks on the grading run itself (what a submission's
+outputs, metadata, output volume and running time do to nbgrader), all graded in ONE ``nbgrader autograde`` run between two
+honest students, with the course's real configuration.
+
+Each attacker answers every exercise correctly: it scores what its answers earn (everything, or what ran before
+its notebook's time limit), with a note where the grader changed anything; ``autograde`` exits 0; the honest
+students keep their exact scores; the gradebook stays sound. The feedback of the script-carrying submission
+runs no script.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sqlite3
+import time
+
+import nbformat
+import pytest
+
+from course import Course, fill, nbgrader_meta, solution_answers
+
+CHAPTER = "00-welcome"
+NOTEBOOK = "welcome"
+TIMEOUT = 8  # seconds per cell for this run
+NOTEBOOK_TIMEOUT = 30  # seconds per notebook for this run
+FULL = {"test_standardize": 1.0, "test_batched_scores": 1.0, "test_fit_line": 2.0}
+SWALLOW = "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass\n"
+
+
+def prefixed(answers, grade_id: str, code: str):
+    """The full solution, with ``code`` run first in the solution cell ``grade_id``."""
+    return lambda release: fill(release, answers | {grade_id: code + "\n" + answers[grade_id]})
+
+
+def pasted_test_cell(answers):
+    """A test cell copied and pasted further down (JupyterLab keeps its metadata): two cells, one grade_id."""
+    def make(release):
+        submission = fill(release, answers)
+        test = next(cell for cell in submission.cells if nbgrader_meta(cell).get("grade_id") == "test_standardize")
+        submission.cells.append(copy.deepcopy(test))
+        return submission
+    return make
+
+
+def interrupt_swallowers(answers):
+    """A slow first exercise, then cells that ignore the interrupt: each one restarted the kernel and replayed it."""
+    def make(release):
+        submission = fill(release, answers | {"standardize": "import time\ntime.sleep(2)\n" + answers["standardize"]})
+        after = next(i for i, cell in enumerate(submission.cells)
+                     if nbgrader_meta(cell).get("grade_id") == "test_standardize") + 1
+        submission.cells[after:after] = [nbformat.v4.new_code_cell(SWALLOW) for _ in range(4)]
+        return submission
+    return make
+
+
+def scripts(answers):
+    """Script in a markdown cell and in an HTML output of the student's own cell."""
+    def make(release):
+        submission = prefixed(answers, "standardize", (
+            "from IPython.display import HTML, Javascript, display\n"
+            "display(HTML('<b>bold</b><script>window.tfsOutputScript = 1</script>'"
+            "             '<img src=x onerror=\"window.tfsOnerror = 1\">'))\n"
+            "display(Javascript('window.tfsJavascript = 1'))"))(release)
+        submission.cells.insert(1, nbformat.v4.new_markdown_cell(
+            "My notes <script>window.tfsMarkdownScript = 1</script> <a href=\"javascript:alert(1)\">link</a>"))
+        return submission
+    return make
+
+
+# student -> (build(answers), expected grades, words in the grader's notes)
+CASES = {
+    "g-honest-a": (lambda answers: lambda release: fill(release, answers), FULL, None),
+    # display outputs whose payloads are not strings: nbgrader failed validating the executed notebook
+    "g-mime": (lambda answers: prefixed(answers, "standardize", (
+        "from IPython.display import publish_display_data\n"
+        "publish_display_data({'text/plain': ['a'], 'image/png': 5})\n"
+        "publish_display_data({'text/plain': 'x', 'text/html': {'a': 1}})")), FULL, "not a valid output"),
+    "g-pasted-test": (pasted_test_cell, FULL, "copied grade_id"),
+    # 300 MB printed in 1 MB pieces, then one 80 MB message: the grader kept all of it in memory
+    "g-flood": (lambda answers: prefixed(answers, "batched_scores", (
+        "for _ in range(300):\n    print('x' * 1_000_000)\nprint('y' * 80_000_000)")), FULL, None),
+    "g-swallow": (interrupt_swallowers, FULL | {"test_batched_scores": 0.0, "test_fit_line": 0.0},
+                  "time limit of the whole notebook"),
+    "g-script": (scripts, FULL, None),
+    "g-honest-z": (lambda answers: lambda release: fill(release, answers), FULL, None),
+}
+
+
+def autograded(course: Course, student: str):
+    return nbformat.read(course.root / "grading" / "autograded" / student / CHAPTER / f"{NOTEBOOK}.ipynb", as_version=4)
+
+
+def notes(course: Course, student: str) -> str:
+    """The grader's notes: the markdown cell that opens the graded notebook."""
+    first = autograded(course, student).cells[0]
+    return first.source if first.source.startswith("**Notes from the grader**") else ""
+
+
+@pytest.fixture(scope="module")
+def graded(course: Course, timing_report):
+    source = course.source(CHAPTER)[NOTEBOOK]
+    release = course.released(CHAPTER)[NOTEBOOK]
+    answers = solution_answers(source)
+    for student, (make, _, _) in CASES.items():
+        course.submit(student, CHAPTER, {NOTEBOOK: make(answers)(release)})
+    start = time.perf_counter()
+    result = course.nbgrader("autograde", CHAPTER, "--CourseDirectory.student_id=g-*", "--force",
+                             f"--Execute.timeout={TIMEOUT}", f"--ResilientExecute.notebook_timeout={NOTEBOOK_TIMEOUT}",
+                             check=False)
+    seconds = time.perf_counter() - start
+    timing_report.append(f"{seconds:7.1f} s  autograde {len(CASES)} grading-attack chapter-00 submissions")
+    return course, result
+
+
+@pytest.mark.slow
+def test_autograde_succeeds_for_everyone(graded):
+    _, result = graded
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", list(CASES))
+def test_each_submission_is_graded_with_its_note(graded, student):
+    course, _ = graded
+    _, expected, words = CASES[student]
+    assert course.grades(CHAPTER, student) == expected
+    if words:
+        assert words in notes(course, student)
+
+
+@pytest.mark.slow
+def test_graded_notebooks_are_valid_and_small(graded):
+    course, _ = graded
+    for student in CASES:
+        nbformat.validate(autograded(course, student))
+    flood = course.root / "grading" / "autograded" / "g-flood" / CHAPTER / f"{NOTEBOOK}.ipynb"
+    assert flood.stat().st_size < 2_000_000
+    assert "dropped by the grader" in flood.read_text()
+
+
+@pytest.mark.slow
+def test_feedback_runs_no_script(graded):
+    course, _ = graded
+    course.nbgrader("generate_feedback", CHAPTER, "--CourseDirectory.student_id=g-script", "--force")
+    page = (course.root / "grading" / "feedback" / "g-script" / CHAPTER / f"{NOTEBOOK}.html").read_text()
+    assert "My notes" in page and "<b>bold</b>" in page  # the student's text and harmless HTML stay
+    tags = re.findall(r"<[a-zA-Z][^>]*>", page)  # the student's code is on the page too, escaped: only tags count
+    assert not [tag for tag in tags if tag.lower().startswith("<script")]
+    assert not [tag for tag in tags if re.search(r"\son\w+\s*=", tag, re.IGNORECASE)]
+    assert not [tag for tag in tags if "javascript:" in tag.lower()]
+
+
+@pytest.mark.slow
+def test_gradebook_is_sound(graded):
+    course, _ = graded
+    database = sqlite3.connect(course.root / "grading" / "gradebook.db")
+    assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    recorded = database.execute("SELECT COUNT(*) FROM submitted_notebook JOIN submitted_assignment ON "
+                                "submitted_notebook.assignment_id = submitted_assignment.id "
+                                "WHERE submitted_assignment.student_id LIKE 'g-%'").fetchone()
+    assert recorded == (len(CASES),)
