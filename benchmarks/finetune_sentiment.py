@@ -22,7 +22,9 @@ every training text. Deterministic from ``--seed`` on one machine (CPU, ``--thre
 "Fine-tuning time" = the frozen pass over the training and validation texts + the training loop (the test pass
 is evaluation and is reported apart). Both wall-clock seconds and the process's CPU seconds (all threads) are
 printed, with the load average: on a machine shared with other jobs the wall time is not valid for a budget.
-The numbers of the last full run are kept in ``benchmarks/results/finetune_sentiment.json``.
+The numbers of the last full run are kept in ``benchmarks/results/finetune_sentiment.json`` (seed 0); the same recipe
+with ``--seed 1`` and ``--seed 2`` (``--out benchmarks/results/finetune_sentiment_seed1.json``, ``..._seed2.json``)
+gives chapter 08 its seed spread.
 """
 
 from __future__ import annotations

@@ -160,7 +160,9 @@ def quiet_loading():
 
 def full_recipe_results(name: str = "finetune_sentiment") -> dict:
     """The numbers of a full run of ``benchmarks/finetune_sentiment.py``, saved in ``benchmarks/results/<name>.json``:
-    ``"finetune_sentiment"`` (its default recipe) or ``"finetune_sentiment_block6"`` (the earlier recipe, block 6 only).
+    ``"finetune_sentiment"`` (its default recipe, seed 0), ``"finetune_sentiment_seed1"`` and
+    ``"finetune_sentiment_seed2"`` (the same recipe with ``--seed 1`` and ``--seed 2``: the seed spread), or
+    ``"finetune_sentiment_block6"`` (the earlier recipe, block 6 only).
 
     Chapter 08 shows them beside its own shortened run; the script writes them (``--save`` or ``--out``)."""
     import json
