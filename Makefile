@@ -72,7 +72,7 @@ TEST_WORKERS ?= 2
 # beside the other worker (the two cores share one machine's caches and vector units), so the limit is 300 s.
 CELL_TIMEOUT ?= 300
 test: models chromium hub-proxy
-	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup \
+	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
 	  tests solutions --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the setup is broken" >&2; exit 1; fi; \

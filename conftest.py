@@ -15,6 +15,7 @@ needs only the session's course root), so the two workers can share a long param
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,6 +33,22 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "inner: a slow test that `make test-fast` runs too (the release sync)")
 
 
+# A scheduling hint: roughly how many seconds the slowest groups take (full runs of 2026-12-06/07, two workers).
+# xdist hands groups out in this order, slowest first, so that no long group starts last and leaves one worker
+# idle (its default order, by number of tests, started the one-test per-chapter autogrades last). A wrong number
+# costs balance only, never a test.
+GROUP_SECONDS = {"test_hostile": 210, "test_hostile_v2": 180, "test_workflow": 150, "test_parallel": 120,
+                 "test_isolation": 100, "test_autograde": 90, "test_browser": 75, "test_hub": 60, "test_release": 50,
+                 "finetuning": 90, "sft_dpo": 55, "faster_smaller": 47, "generation": 45, "applications": 35}
+AUTOGRADE_SECONDS = {"13": 133, "08": 105, "10": 63, "04": 60, "09": 58, "05": 57, "12": 56, "07": 56, "06": 55,
+                     "11": 44, "03": 34, "02": 27, "01": 24, "00": 22}  # the per-chapter autograde tests (spread)
+
+
+def _seconds(group: str) -> float:
+    chapter = re.search(r"\[(\d\d)-", group)
+    return AUTOGRADE_SECONDS.get(chapter.group(1), 30) if chapter else GROUP_SECONDS.get(group, 0)
+
+
 def _group(item) -> str:
     """The xdist group of a test: its file's name, or for a ``spread`` test the test itself."""
     if item.get_closest_marker("spread"):
@@ -41,7 +58,9 @@ def _group(item) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Under ``--dist loadgroup``, suffix every test id with its group, which is what xdist's scheduler reads.
+    """Under ``--dist loadgroup``: the slowest groups first (:data:`GROUP_SECONDS`; ``make test`` passes
+    ``--no-loadscope-reorder`` so that xdist keeps this order), and every test id suffixed with its group, which is
+    what xdist's scheduler reads.
 
     pytest-xdist 3.8 writes the suffix into ``item._nodeid``, which pytest 9 no longer reads (the id is
     ``item._id``), so its own grouping silently does nothing: a notebook's cells ran in two kernels.
@@ -50,6 +69,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         return
     from _pytest.nodeid import coerce_node_id
 
+    items.sort(key=lambda item: -_seconds(_group(item)))  # stable: each group's own order is kept
     for item in items:
         item._id = coerce_node_id(f"{item.nodeid}@{_group(item)}")
 
