@@ -204,7 +204,8 @@ def test_student_ids():
         assert not intake.valid_student_id(student), student
 
 
-EXCHANGE_USERS = {"daemon": 1, "bin": 2, "sys": 3, "sync": 4, "games": 5, "man": 6, "lp": 7, "mail": 8}
+EXCHANGE_USERS = {"daemon": 1, "bin": 2, "sys": 3, "sync": 4, "games": 5, "man": 6, "lp": 7, "mail": 8,
+                  "ghost-a": 4242, "ghost-b": 4243}  # the ghosts: no account here (a hub with one uid per user)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: exchange folders owned by several system users")
@@ -226,7 +227,7 @@ def test_collect_takes_only_a_students_own_plain_folders(tmp_path, course: Cours
             os.lchown(entry, EXCHANGE_USERS[owner], EXCHANGE_USERS[owner])
         return path
 
-    own = {"daemon": "daemon's work", "bin": "bin's work", "mail": "mail's work"}
+    own = {"daemon": "daemon's work", "bin": "bin's work", "mail": "mail's work", "ghost-a": "ghost-a's work"}
     for student, text in own.items():
         folder(f"{student}+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+a1", student,
                {f"{NOTEBOOK}.ipynb": text, "timestamp.txt": "2026-12-01 10:00:00.000000 UTC"})
@@ -246,17 +247,19 @@ def test_collect_takes_only_a_students_own_plain_folders(tmp_path, course: Cours
     folder(f"man+{CHAPTER}+last tuesday+f6", "man", {f"{NOTEBOOK}.ipynb": "{}"})
     folder(f"lp+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+g7", "lp", {f"{NOTEBOOK}.ipynb": "{}", "timestamp.txt": "soon"})
     folder(f"zz-hones[t]+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+h8", "daemon", {f"{NOTEBOOK}.ipynb": "{}"})
+    folder(f"ghost-b+{CHAPTER}+2026-12-01 10:00:00.000000 UTC+i9", "ghost-b", {f"{NOTEBOOK}.ipynb": "{}"})
 
     submitted = tmp_path / "submitted"
     result = course.nbgrader("collect", CHAPTER, f"--Exchange.root={tmp_path / 'exchange'}",
-                             f"--CourseDirectory.submitted_directory={submitted}")
+                             f"--CourseDirectory.submitted_directory={submitted}", "--SafeCollect.student_uids=ghost-a=4242")
     log = result.stdout + result.stderr
     assert sorted(os.listdir(submitted)) == sorted(own), log
     for student, text in own.items():
         assert (submitted / student / CHAPTER / f"{NOTEBOOK}.ipynb").read_text() == text
-    for words in ("+b2: ", "+c3: ", "+d4: ", "+e5: ", "+f6: ", "+g7: ", "+h8: "):
+    for words in ("+b2: ", "+c3: ", "+d4: ", "+e5: ", "+f6: ", "+g7: ", "+h8: ", "+i9: "):
         assert "Refusing the submission" in log and words in log, (words, log)
     assert "is not owned by bin" in log and "is a link" in log and "a character device" in log
+    assert "there is no user 'ghost-b' on this machine" in log
 
 
 def test_parallel_grading_lists_no_bad_student_id(tmp_path, capsys):

@@ -13,8 +13,9 @@ later student was collected. :class:`SafeCollect` (``c.ExchangeFactory.collect``
   ``lstat``, nothing followed); that student's latest submission of their own is collected instead;
 - copies with :func:`tfs.grader.intake.copy_tree`: no-follow opens, regular files only, sizes capped while copying.
 
-The owner check needs one system account per student (a shared JupyterHub server with local users). Where every
-student runs as the same user (Kubernetes, ``hub/z2jh/``), folder owners prove nothing: see INSTRUCTORS.md.
+The owner check needs each student's uid: their account on this machine (a JupyterHub server with local users), or
+``SafeCollect.student_uids`` (a hub that gives each user a uid of its own, as ``hub/z2jh/`` does). Where every student
+runs as the same user, folder owners prove nothing: see INSTRUCTORS.md ("The exchange").
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from nbgrader.exchange import ExchangeError
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.utils import ignore_patterns
+from traitlets import Dict, Integer
 
 from tfs.grader import intake
 
@@ -39,6 +41,8 @@ class SafeCollect(ExchangeCollect):
     """nbgrader's filesystem ``collect``, taking only folders that are their named student's own (see module)."""
 
     limits = intake.Limits()
+    student_uids = Dict(value_trait=Integer(), help="the uid owning each student's folders, where the student has "
+                        "no account on this machine (a hub whose spawner sets one uid per user)").tag(config=True)
 
     def _path_to_record(self, path: str) -> dict:
         filename = os.path.basename(path)
@@ -59,9 +63,9 @@ class SafeCollect(ExchangeCollect):
         if found or not self.check_owner:
             return found
         try:
-            uid = pwd.getpwnam(student).pw_uid
+            uid = self.student_uids[student] if student in self.student_uids else pwd.getpwnam(student).pw_uid
         except KeyError:
-            return [f"there is no user {student!r} on this machine to own it"]
+            return [f"there is no user {student!r} on this machine to own it (set SafeCollect.student_uids)"]
         strangers = [path for path in _tree(folder) if os.lstat(path).st_uid != uid]
         return [f"{os.path.relpath(path, folder.parent)} is not owned by {student}" for path in strangers[:5]]
 
