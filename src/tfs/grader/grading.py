@@ -511,7 +511,8 @@ class RepairHook(dict):
     def __call__(self, assignment: str, student: str, notebooks: list[str]) -> None:
         if not notebooks:
             return
-        folder = intake.submission_folder(notebooks[0], student, self["submitted_directory"])
+        # nbgrader passes its student *pattern* (``*`` for a parallel worker): the id is the notebook's folder's parent
+        folder = intake.submission_folder(notebooks[0], Path(notebooks[0]).parent.parent.name, self["submitted_directory"])
         limits = intake.Limits(self["max_file_mb"], self["max_total_mb"], self["max_files"])
         refused = intake.submission_problems(folder, limits)
         if refused:
