@@ -14,6 +14,7 @@ registry reachable here), the chart's own values schema, and anything that needs
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -50,13 +51,18 @@ class Config(SimpleNamespace):
         return value
 
 
+ROSTER = {"instructor": 1, "student001": 7}
+
+
 def spawn(name: str, user_id: int) -> SimpleNamespace:
     values = yaml.safe_load((Z2JH / "values.yaml").read_text())
     c = Config()
     namespace = {"c": c}
     for code in values["hub"]["extraConfig"].values():
         exec(compile(code, "values.yaml:hub.extraConfig", "exec"), namespace)  # noqa: S102
-    spawner = SimpleNamespace(user=SimpleNamespace(name=name, id=user_id), environment={}, volumes=[],
+    roster = [SimpleNamespace(name=other, id=other_id) for other, other_id in ROSTER.items()]
+    database = SimpleNamespace(query=lambda model: roster)  # the hub's database session, for the users' uids
+    spawner = SimpleNamespace(user=SimpleNamespace(name=name, id=user_id, db=database), environment={}, volumes=[],
                               volume_mounts=[], notebook_dir=None, uid=None, cpu_limit=None, mem_limit=None)
     c.KubeSpawner.pre_spawn_hook(spawner)
     return spawner
@@ -78,6 +84,7 @@ def test_values_give_each_role_its_lab():
     assert teacher.environment["TFS_GRADEBOOK_URL"]["valueFrom"]["secretKeyRef"]["name"] == "tfs-gradebook"
     assert [v["persistentVolumeClaim"]["claimName"] for v in teacher.volumes] == ["tfs-course"]
     assert student.uid != teacher.uid  # one uid per user on the shared exchange
+    assert json.loads(teacher.environment["TFS_STUDENT_UIDS"]) == {"instructor": teacher.uid, "student001": student.uid}
     for role in ("student", "instructor"):  # the folders the hook points at exist in the repository (the image)
         assert (REPO / "hub" / role / "nbgrader_config.py").exists()
 

@@ -7,6 +7,7 @@ hub's spawner. The hub points the instructor's server here (``JUPYTER_CONFIG_DIR
 nbgrader commands run in the instructor's terminal read it from any folder.
 """
 
+import json
 import os
 
 c = get_config()  # noqa: F821  (injected by traitlets)
@@ -15,3 +16,5 @@ load_subconfig(  # noqa: F821
 c.Exchange.root = os.environ.get("TFS_EXCHANGE_ROOT") or "/srv/nbgrader/exchange"
 if os.environ.get("TFS_GRADEBOOK_URL"):
     c.CourseDirectory.db_url = os.environ["TFS_GRADEBOOK_URL"]
+if os.environ.get("TFS_STUDENT_UIDS"):  # hub/z2jh: each user's uid, for collect's owner check (tfs.grader.exchange)
+    c.SafeCollect.student_uids = json.loads(os.environ["TFS_STUDENT_UIDS"])
