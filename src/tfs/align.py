@@ -37,8 +37,8 @@ from tfs.chat import END_OF_TURN, START_OF_TURN
 from tfs.compress import LoRALinear, add_lora
 from tfs.train import clip_gradients, lr_schedule
 
-__all__ = ["IGNORE_INDEX", "LORA_TARGETS", "adapters_off", "add_lora_adapters", "assistant_spans", "batch_logprobs",
-           "chat_example", "dpo_loss", "dpo_step", "labelled_counts", "labelled_logits", "load_smollm2",
+__all__ = ["IGNORE_INDEX", "LORA_TARGETS", "PIECES", "adapters_off", "add_lora_adapters", "assistant_spans",
+           "batch_logprobs", "chat_example", "dpo_loss", "dpo_step", "labelled_counts", "labelled_logits", "load_smollm2",
            "lora_state_dict", "merge_adapter", "pack_examples", "packed_logits", "packing_mask", "pad_examples",
            "reference_logprobs", "remove_adapters", "replies", "saved_activation_bytes", "sequence_logprobs",
            "sft_loss", "sft_step", "token_kl", "train_dpo", "train_sft", "training_flops", "training_state_bytes",
@@ -151,12 +151,20 @@ def packing_mask(segment_ids: torch.Tensor) -> torch.Tensor:
 
 
 def pad_examples(examples: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """One example per row, right-padded to the longest: ``input_ids``, ``labels`` (-100 on padding),
-    ``position_ids`` and ``segment_ids`` as :func:`pack_examples` writes them (a row of one segment)."""
-    width = max(len(e["input_ids"]) for e in examples)
-    return pack_examples(examples[:1], width, pad_id) if len(examples) == 1 else {
-        key: torch.cat([pack_examples([e], width, pad_id)[key] for e in examples]) for key in
-        ("input_ids", "labels", "position_ids", "segment_ids")}
+    """One example per row, right-padded to the longest: ``input_ids`` (``pad_id`` on padding), ``labels`` (-100 on
+    padding), ``position_ids`` (0, 1, ...; 0 on padding) and ``segment_ids`` (0; -1 on padding), the layout
+    :func:`pack_examples` writes for rows of one example each (it does not call it: chapter 13's demonstrations
+    pad chats before the learner's packing exists, and while the chapter is graded the package's is hidden)."""
+    lengths = torch.tensor([len(e["input_ids"]) for e in examples])
+    width = int(lengths.max())
+    real = torch.arange(width)[None] < lengths[:, None]                                  # (rows, width)
+
+    def padded(key: str, fill: int) -> torch.Tensor:
+        return torch.stack([F.pad(torch.as_tensor(e[key], dtype=torch.long), (0, width - len(e[key])), value=fill)
+                            for e in examples])
+
+    return {"input_ids": padded("input_ids", pad_id), "labels": padded("labels", IGNORE_INDEX),
+            "position_ids": torch.where(real, torch.arange(width)[None], 0), "segment_ids": torch.where(real, 0, -1)}
 
 
 def _hidden(model: nn.Module, input_ids: torch.Tensor, position_ids: torch.Tensor | None,
@@ -179,11 +187,26 @@ def packed_logits(model: nn.Module, input_ids: torch.Tensor, position_ids: torch
     return model.lm_head(_hidden(model, input_ids, position_ids, mask))
 
 
-def labelled_logits(model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+#: the exercises that the helpers below call, by name: ``pieces={"packing_mask": ..., "dpo_loss": ...}`` replaces
+#: them by a learner's own versions (same signatures), as chapter 13's demonstrations do
+PIECES = ("packing_mask", "dpo_loss")
+
+
+def _pieces(pieces: dict[str, Callable] | None) -> dict[str, Callable]:
+    """The package's :data:`PIECES`, with those named in ``pieces`` replaced."""
+    unknown = sorted(set(pieces or {}) - set(PIECES))
+    if unknown:
+        raise ValueError(f"unknown pieces {unknown}: these helpers take {list(PIECES)}")
+    return {"packing_mask": packing_mask, "dpo_loss": dpo_loss, **(pieces or {})}
+
+
+def labelled_logits(model: nn.Module, batch: dict, pieces: dict[str, Callable] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits (N, vocab), labels (N,))`` at the ``N`` labelled positions of a batch from :func:`pack_examples`
     only: the output head (576 x 49,152 for SmolLM2) is a fifth of the model's multiply-adds per token, and most
     positions of a chat are prompt."""
-    hidden = _hidden(model, batch["input_ids"], batch["position_ids"], packing_mask(batch["segment_ids"]))
+    mask = _pieces(pieces)["packing_mask"](batch["segment_ids"])
+    hidden = _hidden(model, batch["input_ids"], batch["position_ids"], mask)
     where = batch["labels"] != IGNORE_INDEX
     return model.lm_head(hidden[where]), batch["labels"][where]
 
@@ -325,10 +348,10 @@ def _per_example(batch: dict, values: torch.Tensor) -> torch.Tensor:
     return sums[torch.unique(keys[segments >= 0])]                # one per example, row by row, in order
 
 
-def batch_logprobs(model: nn.Module, batch: dict) -> torch.Tensor:
+def batch_logprobs(model: nn.Module, batch: dict, pieces: dict[str, Callable] | None = None) -> torch.Tensor:
     """:func:`sequence_logprobs` of every example of a batch from :func:`pack_examples` or :func:`pad_examples`
     (one value per segment, row by row), with the output head computed at labelled positions only."""
-    logits, labels = labelled_logits(model, batch)
+    logits, labels = labelled_logits(model, batch, pieces)
     picked = torch.log_softmax(_wide(logits), dim=-1).gather(-1, labels[:, None])[:, 0]      # (N,)
     return _per_example(batch, picked)
 
@@ -340,11 +363,12 @@ def labelled_counts(batch: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reference_logprobs(model: nn.Module, batches: Iterable[dict]) -> list[torch.Tensor]:
+def reference_logprobs(model: nn.Module, batches: Iterable[dict], pieces: dict[str, Callable] | None = None
+                       ) -> list[torch.Tensor]:
     """The frozen reference's :func:`batch_logprobs` of each batch, computed once (adapters off, no gradients):
     DPO reads them at every step, and they never change."""
     with adapters_off(model):
-        return [batch_logprobs(model, batch) for batch in batches]
+        return [batch_logprobs(model, batch, pieces) for batch in batches]
 
 
 @torch.no_grad()
@@ -359,16 +383,17 @@ def token_kl(model: nn.Module, batch: dict) -> torch.Tensor:
 
 
 def dpo_step(model: nn.Module, chosen: dict, rejected: dict, reference: tuple[torch.Tensor, torch.Tensor],
-             optimizer: torch.optim.Optimizer, beta: float, max_norm: float = 1.0, nll_weight: float = 0.0
-             ) -> dict[str, float]:
+             optimizer: torch.optim.Optimizer, beta: float, max_norm: float = 1.0, nll_weight: float = 0.0,
+             pieces: dict[str, Callable] | None = None) -> dict[str, float]:
     """One DPO step on a batch of pairs (``chosen`` and ``rejected`` batches of the same pairs, in order), with the
     cached reference log-probabilities ``(chosen, rejected)``. With ``nll_weight``, the chosen responses' mean
     negative log-likelihood per token is added to the loss, times that weight (SFT on the chosen: it keeps them
     likely while DPO separates them from the rejected; Pang et al. 2024, Llama 3). Returns the DPO loss, the NLL,
-    the mean rewards, the margin and the accuracy."""
-    policy_chosen = batch_logprobs(model, chosen)
-    loss, reward_chosen, reward_rejected = dpo_loss(policy_chosen, batch_logprobs(model, rejected),
-                                                    reference[0], reference[1], beta)
+    the mean rewards, the margin and the accuracy. ``pieces``: see :data:`PIECES`."""
+    policy_chosen = batch_logprobs(model, chosen, pieces)
+    policy_rejected = batch_logprobs(model, rejected, pieces)
+    loss, reward_chosen, reward_rejected = _pieces(pieces)["dpo_loss"](policy_chosen, policy_rejected, reference[0],
+                                                                       reference[1], beta)
     nll = -(policy_chosen / labelled_counts(chosen)).mean()
     optimizer.zero_grad(set_to_none=True)
     (loss + nll_weight * nll if nll_weight else loss).backward()

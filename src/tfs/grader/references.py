@@ -132,7 +132,8 @@ REFERENCES: dict[str, dict[str, tuple[str, ...]]] = {
     "13": {"chat_example": ("tfs.align:chat_example", "tfs.align:assistant_spans"),
            "pack_examples": ("tfs.align:pack_examples", "tfs.align:packing_mask"),
            "sft_loss": ("tfs.align:sft_loss",),
-           "add_lora_adapters": ("tfs.align:add_lora_adapters", "tfs.align:sft_step"),
+           "add_lora_adapters": ("tfs.align:add_lora_adapters", "tfs.align:sft_step",
+                                 "tfs.compress:add_lora"),  # chapter 10's helper that add_lora_adapters wraps
            "merge_adapter": ("tfs.align:merge_adapter",),
            "sequence_logprobs": ("tfs.align:sequence_logprobs",),
            "dpo_loss": ("tfs.align:dpo_loss",)},
@@ -153,9 +154,6 @@ VISIBLE_ORACLES: dict[str, dict[str, str]] = {
 PENDING: dict[str, str] = {
     "09": "the notebook's demonstrations call tfs.lm.perplexity, prepare_lm_blocks and causal_lm_batch (scaling, "
           "forgetting and perplexity-by-window runs)",
-    "13": "the notebook's demonstrations and visible tests run on tfs.align's references (chat_example, pack_examples, "
-          "packing_mask, add_lora_adapters, sft_step; pad_examples, batch_logprobs and dpo_step are built on them), and "
-          "its collectors give each exercise the package's versions of the others (ch13.references_for, step_batch)",
 }
 
 CHAPTER = re.compile(r"^(\d\d)(?:-|$)")

@@ -4,6 +4,11 @@ Never SmolLM2: the chat exercises use :func:`tfs.teaching.probes_align.chat_toke
 SmolLM2's chat template), the model exercises :func:`tfs.teaching.probes_align.tiny_llama` in float64. The judges
 (``autograder/judges/ch13.py``) import the generators below to rebuild every input. An error of the learner's code
 is reported as its first line (``"ValueError: ..."``) or ``"no error"``.
+
+**Nothing of chapter 13's own code.** ``tfs.align``'s references (and ``tfs.compress.add_lora``) are hidden while the
+chapter is graded (:mod:`tfs.grader.references`): the step's batch is written out here (:func:`step_batch`), and
+while the learner's ``sft_step`` runs, the names ``packing_mask`` and ``sft_loss`` in its namespace are stand-ins
+made of ``transformers`` and ``torch`` (:func:`references_for`), so a mistake in one exercise costs only its points.
 """
 
 from __future__ import annotations
@@ -50,14 +55,33 @@ MULTI_TURN = [
 
 # ------------------------------------------------------------------------------------------ one exercise at a time
 
+def _stand_ins() -> dict:
+    """What the learner's ``packing_mask`` and ``sft_loss`` are replaced by while ``sft_step`` is collected: the
+    mask of :func:`step_batch`, precomputed with transformers' packed-sequence mask (whatever it is asked), and
+    torch's cross-entropy over the labelled positions."""
+    from torch.nn import functional as F
+    from transformers.masking_utils import packed_sequence_mask_function
+
+    segments = step_batch()["segment_ids"]
+    positions = torch.arange(segments.shape[1])
+    step_mask = packed_sequence_mask_function(segments)(torch.arange(len(segments))[:, None, None, None], 0,
+                                                        positions[:, None], positions[None, :])   # (rows, 1, T, T)
+
+    def packing_mask(segment_ids):
+        return step_mask.clone()
+
+    def sft_loss(logits, labels):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+    return {"packing_mask": packing_mask, "sft_loss": sft_loss}
+
+
 @contextlib.contextmanager
 def references_for(*answers):
-    """While the learner's functions run, the names of the chapter's other exercises in their global namespaces are
-    the package's references (put back afterwards): a mistake in one exercise costs only that exercise's points."""
-    from tfs import align
-
-    references = {name: getattr(align, name) for name in ("chat_example", "pack_examples", "packing_mask", "sft_loss",
-                                                          "sequence_logprobs", "dpo_loss", "merge_adapter")}
+    """While the learner's functions run, the names of the chapter's other exercises in their global namespaces that
+    have a stand-in (:func:`_stand_ins`) are that stand-in (put back afterwards): a mistake in one exercise costs only
+    that exercise's points."""
+    references = _stand_ins()
     own = {getattr(a, "__name__", None) for a in answers}
     spaces = []
     for answer in answers:
@@ -152,10 +176,20 @@ def lora_trainable(add_lora_adapters) -> dict:
 
 
 def step_batch() -> dict:
-    """Two packed rows of :func:`pack_inputs`' first four examples (segments, positions, -100 on padding)."""
-    from tfs.align import pack_examples
-
-    return pack_examples(pack_inputs()[:4], BLOCK, PAD_ID)
+    """Two packed rows of :func:`pack_inputs`' first four examples, [5, 9] and [3, 12] tokens, written out as
+    Exercise 2 lays them (positions restart per example, segments 0 and 1; ``PAD_ID``, -100, position 0 and
+    segment -1 on padding)."""
+    examples = pack_inputs()[:4]
+    rows = []
+    for pair in (examples[:2], examples[2:]):
+        pad = BLOCK - sum(len(e["input_ids"]) for e in pair)
+        rows.append({
+            "input_ids": torch.cat([e["input_ids"] for e in pair] + [torch.full((pad,), PAD_ID)]),
+            "labels": torch.cat([e["labels"] for e in pair] + [torch.full((pad,), -100)]),
+            "position_ids": torch.cat([torch.arange(len(e["input_ids"])) for e in pair] + [torch.zeros(pad)]).long(),
+            "segment_ids": torch.cat([torch.full((len(e["input_ids"]),), s) for s, e in enumerate(pair)]
+                                     + [torch.full((pad,), -1)])})
+    return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
 
 
 def adapter_values(name: str, in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
