@@ -261,3 +261,20 @@ def test_batch_mutants_are_named(test, mutant, match):
 
 def test_a_prompt_mistake_costs_only_the_prompt_cell():
     verdict("lm_batch_padding", causal_lm_batch=prompt_off_by_one)
+
+
+def test_the_visible_tests_mistake_probes_need_the_oracle_and_are_not_the_answer():
+    """tfs.teaching.probes_pretrained holds no window rule and no right perplexity: the windows and the right value
+    come from the visible test's oracle; with overlapping windows every probe differs from the perplexity, and the
+    aggregation mistakes are read off the right value the caller gives."""
+    from tfs.teaching import probes_pretrained as probes
+
+    model, ids = c.tiny_gpt(), c.token_ids("overlap", 40)
+    spans = ref.window_spans(len(ids), 16, 6)
+    right = ref.perplexity(model, ids, 16, 6)
+    for name, wrong in probes.perplexity_mistakes(model, ids, spans).items():
+        assert wrong.dtype == torch.float64 and not math.isclose(float(wrong), right, rel_tol=1e-3), name
+    aggregation = probes.perplexity_aggregation_mistakes(right, n_scored=39, n_tokens=40)
+    assert float(aggregation["the mean NLL returned instead of its exponential"]) == pytest.approx(math.log(right))
+    assert float(aggregation["the NLL divided by N instead of the N - 1 predicted tokens"]) == \
+        pytest.approx(right ** (39 / 40))

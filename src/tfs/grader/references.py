@@ -152,8 +152,6 @@ VISIBLE_ORACLES: dict[str, dict[str, str]] = {
 #: chapter -> why its references are not hidden yet: its own collectors or demonstrations still call them, so hiding
 #: them would cost honest students points. Hiding starts for a chapter when its entry goes (its tests then hold).
 PENDING: dict[str, str] = {
-    "09": "the notebook's demonstrations call tfs.lm.perplexity, prepare_lm_blocks and causal_lm_batch (scaling, "
-          "forgetting and perplexity-by-window runs)",
 }
 
 CHAPTER = re.compile(r"^(\d\d)(?:-|$)")

@@ -4,41 +4,39 @@ visible test can name them. Each function returns ``{description: wrong_result}`
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
-__all__ = ["batch_label_mistakes", "block_mistakes", "perplexity_mistakes"]
+__all__ = ["batch_label_mistakes", "block_mistakes", "perplexity_aggregation_mistakes", "perplexity_mistakes"]
 
 
-def _spans(n: int, window: int, stride: int):
-    out, previous_end = [], 0
-    for begin in range(0, n, stride):
-        end = min(begin + window, n)
-        out.append((begin, end, max(previous_end, begin + 1)))
-        previous_end = end
-        if end == n:
-            break
-    return out
-
-
-def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> dict[str, torch.Tensor]:
-    """Wrong perplexities of ``model`` on ``ids`` (N,) with this window and stride, as 0-d float64 tensors."""
+def perplexity_mistakes(model, ids: torch.Tensor, spans) -> dict[str, torch.Tensor]:
+    """Wrong perplexities of ``model`` on ``ids`` (N,) read in the windows ``spans`` (``[(begin, end, first
+    scored)]``, from the caller's oracle), as 0-d float64 tensors, each a wrong way of reading or aggregating the
+    windows' losses (with a single window, double counting and the mean of the windows' means are right)."""
     model.eval()
-    spans = _spans(len(ids), window, stride)
     with torch.no_grad():
         logps = [F.log_softmax(model(ids[b:e][None]).logits[0].double(), -1) for b, e, _ in spans]
     nll = [-lp[:-1].gather(1, ids[b + 1:e, None]).squeeze(1) for lp, (b, e, _) in zip(logps, spans)]
     scored = [x[f - b - 1:] for x, (b, _, f) in zip(nll, spans)]
     unshifted = [-lp.gather(1, ids[b:e, None]).squeeze(1)[f - b:] for lp, (b, e, f) in zip(logps, spans)]
-    right = torch.cat(scored)
     wrong = {
         "tokens in the overlap scored again in every window (double counting)": torch.cat(nll).mean().exp(),
         "the mean of the windows' mean losses instead of the mean over tokens": torch.stack([x.mean() for x in scored]).mean().exp(),
         "logits not shifted (the logit at t scored against token t)": torch.cat(unshifted).mean().exp(),
-        "the NLL divided by N instead of the N - 1 predicted tokens": (right.sum() / len(ids)).exp(),
-        "the mean NLL returned instead of its exponential": right.mean(),
     }
     return {k: v.double() for k, v in wrong.items()}
+
+
+def perplexity_aggregation_mistakes(right: float, n_scored: int, n_tokens: int) -> dict[str, torch.Tensor]:
+    """Wrong results computed from the right perplexity ``right`` (the caller's oracle) of ``n_scored`` scored
+    tokens among ``n_tokens``: the mean NLL left without its exponential, the NLL divided by every token."""
+    nll = math.log(right)
+    wrong = {"the NLL divided by N instead of the N - 1 predicted tokens": math.exp(nll * n_scored / n_tokens),
+             "the mean NLL returned instead of its exponential": nll}
+    return {k: torch.tensor(v, dtype=torch.float64) for k, v in wrong.items()}
 
 
 def block_mistakes(token_lists, block_size: int, eos_id: int) -> dict[str, torch.Tensor]:
