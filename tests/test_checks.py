@@ -164,6 +164,18 @@ def test_call_turns_a_crash_inside_the_learner_function_into_a_message():
     assert "Hint: transpose the keys" in message
 
 
+def test_call_names_a_raising_module_without_a_name_by_its_class():
+    from tfs.teaching.checks import call
+
+    class Head(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    with pytest.raises(CheckError) as info:
+        call(Head(), torch.zeros(3, 4))
+    assert str(info.value).startswith("✗ Head: your function raised RuntimeError when called with ((3, 4)).")
+
+
 def test_call_lets_an_unanswered_exercise_through():
     from tfs.teaching.checks import call
 

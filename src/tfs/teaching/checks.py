@@ -193,7 +193,8 @@ def call(function, *args, name: str | None = None, hint: str | None = None, **kw
     except Exception as error:
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
         problem = f"your function raised {type(error).__name__} when called with ({shapes})."
-        raise CheckError("\n".join([f"✗ {name or function.__name__}: {problem}", f"    {type(error).__name__}: {error}"]
+        label = name or getattr(function, "__name__", type(function).__name__)  # a module is named by its class
+        raise CheckError("\n".join([f"✗ {label}: {problem}", f"    {type(error).__name__}: {error}"]
                                    + ([f"  Hint: {hint}"] if hint else []))) from error
 
 
