@@ -69,6 +69,14 @@ def test_block_mistakes_are_named():
     block.norm1 = WrongNorm(16).double()
     with pytest.raises(CheckError, match="uses your LayerNorm"):
         check_block(block, X, norm_first=False)
+    block.norm1 = RaisingNorm(16).double()                    # a crash in the sublayer, not a traceback
+    with pytest.raises(CheckError, match=r"(?s)block.norm1\(x\): your function raised RuntimeError.*uses your LayerNorm"):
+        check_block(block, X, norm_first=False)
+
+
+class RaisingNorm(tnn.LayerNorm):
+    def forward(self, x):
+        raise RuntimeError("x")
 
 
 

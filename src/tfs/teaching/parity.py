@@ -68,12 +68,12 @@ def _check_sublayers(block: nn.Module, x: torch.Tensor) -> None:
         norm = getattr(block, norm_name)
         expected = F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps)
         try:
-            check_close(norm(x), expected, f"block.{norm_name}", rtol=0, atol=1e-6)
+            check_close(call(norm, x, name=f"block.{norm_name}(x)"), expected, f"block.{norm_name}", rtol=0, atol=1e-6)
         except CheckError as error:
             raise CheckError(f"{error}\n  This block uses your LayerNorm: make its tests pass first.") from None
     ff = block.ff
     try:
-        check_close(ff(x), ff.linear2(F.gelu(ff.linear1(x))), "block.ff", rtol=0, atol=1e-6)
+        check_close(call(ff, x, name="block.ff(x)"), ff.linear2(F.gelu(ff.linear1(x))), "block.ff", rtol=0, atol=1e-6)
     except CheckError as error:
         raise CheckError(f"{error}\n  This block uses your FeedForward: make its tests pass first.") from None
 
