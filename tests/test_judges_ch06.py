@@ -105,7 +105,7 @@ def test_gpt_judge():
 
 
 def init_without_residual_scaling(model, n_layer, std=0.02):
-    init_gpt_weights(model, n_layer=1 / 2, std=std)  # 0.02 / sqrt(2 * 1/2) = 0.02 everywhere
+    init_gpt_weights(model, n_layer, std=std, scale_residual=False)  # 0.02 everywhere
 
 
 def init_scaling_everything(model, n_layer, std=0.02):

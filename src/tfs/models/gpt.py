@@ -47,13 +47,15 @@ class GPTConfig:
         return asdict(self)
 
 
-def init_gpt_weights(model: nn.Module, n_layer: int, std: float = 0.02) -> None:
-    """GPT-2's initialisation, in place: linear and embedding weights ``N(0, std)``, biases 0, LayerNorms 1/0,
-    residual projections (``attn.out``, ``ff.linear2``) ``N(0, std / sqrt(2 n_layer))``."""
+def init_gpt_weights(model: nn.Module, n_layer: int, std: float = 0.02, scale_residual: bool = True) -> None:
+    """GPT-2's initialisation as nanoGPT and ``transformers`` read it, in place: linear and embedding weights
+    ``N(0, std)``, biases 0, LayerNorms 1/0, and the residual projections (``attn.out``, ``ff.linear2``)
+    ``N(0, std / sqrt(2 n_layer))``; ``scale_residual=False`` leaves them at ``N(0, std)`` like every other weight.
+    (OpenAI's released code draws ``wpe`` from ``N(0, 0.01)``; both tables get ``std`` here.)"""
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                residual = name.endswith("attn.out") or name.endswith("ff.linear2")
+                residual = scale_residual and (name.endswith("attn.out") or name.endswith("ff.linear2"))
                 nn.init.normal_(module.weight, 0.0, std / math.sqrt(2 * n_layer) if residual else std)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from torch import nn
 
 __all__ = ["Stage", "draw_attention", "draw_bert", "draw_blocks", "draw_gpt", "draw_generation", "draw_multihead", "draw_pipeline",
            "draw_tokenization", "draw_training_loop"]
@@ -192,22 +193,49 @@ def draw_bert(n_layers: int = 6, d_model: int = 384, tokens=("[CLS]", "the", "ca
     return ax.figure
 
 
-def draw_gpt(config=None, ax: plt.Axes | None = None) -> plt.Axes:
+def _gpt_parts(model) -> dict:
+    """What :func:`draw_gpt` writes in its boxes, read off ``model``.
+
+    ``None``: symbols (``V``, ``d``, ...). A config (:class:`tfs.models.gpt.GPTConfig` or anything with its fields):
+    its sizes. An ``nn.Module`` laid out as this course's GPT (``wte``, ``wpe``, ``blocks``, ``ln_f``, ``lm_head``):
+    the sizes of its tables and layers and the names of its first block's parts, as its ``state_dict`` spells them."""
+    parts = {"vocab": "V", "d": "d", "block": "T_max", "n_layer": "N", "heads": "h", "d_ff": "4d", "tied": True,
+             "norm1": "norm1", "attn": "attn", "norm2": "norm2", "ff": "ff"}
+    if model is None:
+        return parts
+    if not isinstance(model, nn.Module):
+        d = model.n_embd
+        return {**parts, "vocab": model.vocab_size, "d": d, "block": model.block_size, "n_layer": model.n_layer,
+                "heads": model.n_head, "d_ff": 4 * d}
+    vocab, d = model.wte.weight.shape
+    block = model.blocks[0]
+    children = list(block.named_children())
+    norms = [name for name, m in children if "norm" in type(m).__name__.lower()]
+    norms += ["norm1", "norm2"][len(norms):]
+    attn = next((name for name, m in children if hasattr(m, "n_heads")), None)  # a part it lacks keeps its symbol
+    ff = next((name for name, m in children if hasattr(m, "linear1")), None)
+    return {**parts, "vocab": vocab, "d": d, "block": model.wpe.weight.shape[0], "n_layer": len(model.blocks),
+            "heads": getattr(block, attn).n_heads if attn else "h",
+            "d_ff": getattr(block, ff).linear1.out_features if ff else "4d",
+            "tied": model.lm_head.weight is model.wte.weight, "norm1": norms[0], "attn": attn or "attn",
+            "norm2": norms[1], "ff": ff or "ff"}
+
+
+def draw_gpt(model=None, ax: plt.Axes | None = None) -> plt.Axes:
     """GPT-2's data flow, bottom to top: ids -> embeddings -> ``n_layer`` pre-LN blocks -> ``ln_f`` -> tied head.
 
-    ``config`` (a :class:`tfs.models.gpt.GPTConfig` or anything with its fields) fills in the sizes."""
+    ``model``: a GPT (``nn.Module``, this course's layout): its sizes and the names of its parts are read off it;
+    or a config (:class:`tfs.models.gpt.GPTConfig` or anything with its fields): its sizes, the course's names;
+    or ``None``: symbols and the course's names."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 8.2))
-    n_layer = getattr(config, "n_layer", "N")
-    d = getattr(config, "n_embd", "d")
-    vocab = getattr(config, "vocab_size", "V")
-    block = getattr(config, "block_size", "T_max")
-    heads = getattr(config, "n_head", "h")
+    p = _gpt_parts(model)
+    d, vocab = p["d"], p["vocab"]
     cx = 0.0
     # bottom: inputs and embeddings
     _box(ax, cx, 0.0, 3.2, 0.45, "token ids  (B, T)", "#eeeeee")
     _box(ax, cx - 1.0, 1.0, 2.0, 0.55, f"wte  token embedding\n({vocab}, {d})", "#cfe2f3")
-    _box(ax, cx + 1.25, 1.0, 2.0, 0.55, f"wpe  positions 0..T-1\n({block}, {d}), learned", "#cfe2f3")
+    _box(ax, cx + 1.25, 1.0, 2.0, 0.55, f"wpe  positions 0..T-1\n({p['block']}, {d}), learned", "#cfe2f3")
     _arrow(ax, (cx - 0.4, 0.23), (cx - 1.0, 0.72))
     _arrow(ax, (cx + 0.4, 0.23), (cx + 1.2, 0.72))
     _box(ax, cx, 1.85, 1.6, 0.4, "+  then dropout", "#ffffff")
@@ -216,18 +244,18 @@ def draw_gpt(config=None, ax: plt.Axes | None = None) -> plt.Axes:
     # one block, repeated
     ax.add_patch(FancyBboxPatch((cx - 2.6, 2.35), 5.2, 4.1, boxstyle="round,pad=0.05", facecolor="#f8f8f8",
                                 edgecolor="#777777", linestyle="--"))
-    ax.text(cx + 2.75, 4.4, f"x {n_layer}\nblocks", fontsize=10, va="center")
+    ax.text(cx + 2.75, 4.4, f"x {p['n_layer']}\nblocks", fontsize=10, va="center")
     _arrow(ax, (cx, 2.05), (cx, 2.6))
-    _box(ax, cx - 1.2, 3.05, 1.6, 0.4, "ln_1  LayerNorm", "#fff2cc")
-    _box(ax, cx - 1.2, 3.75, 2.2, 0.55, f"causal self-attention\n{heads} heads, mask j <= i", "#f4cccc")
+    _box(ax, cx - 1.2, 3.05, 1.75, 0.4, f"{p['norm1']}  LayerNorm", "#fff2cc")
+    _box(ax, cx - 1.2, 3.75, 2.2, 0.55, f"{p['attn']}  causal self-attention\n{p['heads']} heads, mask j <= i",
+         "#f4cccc", 8.5)
     _box(ax, cx, 4.35, 0.5, 0.35, "+", "#ffffff", 11)
     _arrow(ax, (cx, 2.6), (cx, 4.17))  # residual stream
     _arrow(ax, (cx, 2.75), (cx - 1.2, 2.85))
     _arrow(ax, (cx - 1.2, 3.25), (cx - 1.2, 3.47))
     _arrow(ax, (cx - 1.2, 4.03), (cx - 0.25, 4.35))
-    _box(ax, cx - 1.2, 4.95, 1.6, 0.4, "ln_2  LayerNorm", "#fff2cc")
-    _box(ax, cx - 1.2, 5.65, 2.2, 0.55, f"MLP  {d} -> {4 * d if isinstance(d, int) else '4d'} -> {d}\nGELU (tanh)",
-         "#d9ead3")
+    _box(ax, cx - 1.2, 4.95, 1.75, 0.4, f"{p['norm2']}  LayerNorm", "#fff2cc")
+    _box(ax, cx - 1.2, 5.65, 2.2, 0.55, f"{p['ff']}  MLP  {d} -> {p['d_ff']} -> {d}\nGELU (tanh)", "#d9ead3", 8.5)
     _box(ax, cx, 6.2, 0.5, 0.35, "+", "#ffffff", 11)
     _arrow(ax, (cx, 4.53), (cx, 6.02))
     _arrow(ax, (cx, 4.65), (cx - 1.2, 4.75))
@@ -237,15 +265,17 @@ def draw_gpt(config=None, ax: plt.Axes | None = None) -> plt.Axes:
     # top: final norm and head
     _box(ax, cx, 7.0, 1.8, 0.4, "ln_f  LayerNorm", "#fff2cc")
     _arrow(ax, (cx, 6.38), (cx, 6.8))
-    _box(ax, cx, 7.75, 2.6, 0.5, f"lm_head  (d -> {vocab})\nweight = wte.weight (tied)", "#cfe2f3")
+    head = "weight = wte.weight (tied)" if p["tied"] else "its own weight (not tied)"
+    _box(ax, cx, 7.75, 2.6, 0.5, f"lm_head  ({d} -> {vocab})\n{head}", "#cfe2f3")
     _arrow(ax, (cx, 7.2), (cx, 7.5))
-    _arrow(ax, (cx - 2.1, 1.0), (cx - 1.3, 7.75), style="-", linestyle=":", connectionstyle="arc3,rad=-0.25")
-    _box(ax, cx, 8.55, 3.6, 0.45, "logits (B, T, V): position t predicts token t+1", "#eeeeee")
+    if p["tied"]:
+        _arrow(ax, (cx - 2.1, 1.0), (cx - 1.3, 7.75), style="-", linestyle=":", connectionstyle="arc3,rad=-0.25")
+    _box(ax, cx, 8.55, 3.6, 0.45, f"logits (B, T, {vocab}): position t predicts token t+1", "#eeeeee")
     _arrow(ax, (cx, 8.0), (cx, 8.32))
     ax.set_xlim(-3.3, 3.6)
     ax.set_ylim(-0.4, 8.95)
     ax.axis("off")
-    ax.set_title("GPT-2: data flow" + (f" ({n_layer} layers, d = {d})" if config is not None else ""))
+    ax.set_title("GPT-2: data flow" + (f" ({p['n_layer']} layers, d = {d})" if model is not None else ""))
     return ax
 
 
