@@ -123,21 +123,22 @@ def interval(successes: int, n: int) -> str:
     return f"{successes / n:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def general_answers(model, tokenizer) -> list[str]:
-    """Greedy answers to chapter 13's general questions (SmolLM2's default system message, up to 48 new tokens)."""
+def general_answers(model, tokenizer, questions: list[tuple[str, tuple]]) -> list[str]:
+    """Greedy answers to ``questions`` (chapter 13's general questions, :data:`tfs.behaviour_data.GENERAL_QUESTIONS`,
+    or the first of them) with SmolLM2's default system message, up to 48 new tokens."""
     from tfs import align
     from tfs import behaviour_data as bd
 
-    return align.replies(model, tokenizer, [bd.general_messages(q) for q, _ in bd.GENERAL_QUESTIONS], max_new_tokens=48)
+    return align.replies(model, tokenizer, [bd.general_messages(q) for q, _ in questions], max_new_tokens=48)
 
 
-def general_kl(model, tokenizer, answers: list[str], device) -> float:
-    """Mean per-token KL(adapted || base) over ``answers`` (the base model's own) to the general questions."""
+def general_kl(model, tokenizer, questions: list[tuple[str, tuple]], answers: list[str], device) -> float:
+    """Mean per-token KL(adapted || base) over ``answers`` (the base model's own) to the general ``questions``."""
     from tfs import align
     from tfs import behaviour_data as bd
 
     chats = [bd.general_messages(q) + [{"role": "assistant", "content": a}]
-             for (q, _), a in zip(bd.GENERAL_QUESTIONS, answers)]
+             for (q, _), a in zip(questions, answers, strict=True)]
     batch = align.pad_examples([align.chat_example(tokenizer, c) for c in chats],
                                tokenizer.convert_tokens_to_ids("<|im_end|>"))
     return align.token_kl(model, {k: v.to(device) for k, v in batch.items()}).mean().item()

@@ -83,6 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=4.0)
     parser.add_argument("--pairs", type=Path, default=None, help="read the pairs from this pairs.jsonl instead")
     parser.add_argument("--questions", type=int, default=None, help="only the first N questions of each split (a try)")
+    parser.add_argument("--general", type=int, default=None,
+                        help="only the first N general questions in the before/after measurement (a try)")
     return parser.parse_args(argv)
 
 
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_pairs = [r["pair"] for r in records if r["split"] == "train" and r["pair"]]
     test_pairs = [r["pair"] for r in records if r["split"] == "test" and r["pair"]]
     test_questions = [r["prompt"] for r in records if r["split"] == "test"]
+    general = bd.GENERAL_QUESTIONS[:args.general]
     print(f"pairs: {len(train_pairs)} train, {len(test_pairs)} held out, from {len(records)} answers "
           f"({pairs_seconds:.0f} s)", flush=True)
 
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     reference = list(zip(reference[0::2], reference[1::2]))             # (chosen, rejected) per training batch
     before = {"test": pair_logprobs(model, test_batches),
               "answers": [r["answer"] for r in records if r["split"] == "test"],
-              "general": general_answers(model, tokenizer)}
+              "general": general_answers(model, tokenizer, general)}
     reference_seconds = clock.seconds() - pairs_seconds
     print(f"reference log-probabilities cached ({reference_seconds:.0f} s)", flush=True)
 
@@ -195,9 +198,9 @@ def main(argv: list[str] | None = None) -> dict:
         load_lora_state(model, {k: v.to(device) for k, v in load_adapter(staged)[0].items()})
         after = {"test": pair_logprobs(model, test_batches), "kl": chosen_kl(model, test_batches),
                  "answers": answer(model, tokenizer, test_questions),
-                 "general": general_answers(model, tokenizer)}
-        after["general_kl"] = general_kl(model, tokenizer, before["general"], device)
-        result = summarise(args, argv, history, records, test_pairs, test_questions, before, after,
+                 "general": general_answers(model, tokenizer, general)}
+        after["general_kl"] = general_kl(model, tokenizer, general, before["general"], device)
+        result = summarise(args, argv, history, records, test_pairs, test_questions, general, before, after,
                            sum(p.numel() for p in trainable), clock, train_seconds, pairs_seconds, reference_seconds,
                            len(train_pairs))
         (staged / "pairs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def summarise(args, argv, history, records, test_pairs, test_questions, before, after, n_trainable, clock,
+def summarise(args, argv, history, records, test_pairs, test_questions, general, before, after, n_trainable, clock,
               train_seconds, pairs_seconds, reference_seconds, n_train) -> dict:
     ref_c, ref_r = before["test"]
     pol_c, pol_r = after["test"]
@@ -223,9 +226,9 @@ def summarise(args, argv, history, records, test_pairs, test_questions, before, 
     n = len(test_pairs)
     base_prefers = int((ref_c > ref_r).sum())
     lengths = {"before": length_stats(before["answers"]), "after": length_stats(after["answers"])}
-    right = {key: sum(bd.score_general(a, k) for a, (_, k) in zip(before_or_after["general"], bd.GENERAL_QUESTIONS))
+    right = {key: sum(bd.score_general(a, k) for a, (_, k) in zip(before_or_after["general"], general, strict=True))
              for key, before_or_after in (("before", before), ("after", after))}
-    q, m = len(bd.GENERAL_QUESTIONS), len(test_questions)
+    q, m = len(general), len(test_questions)
     train_cpu = sum(history["cpu_seconds"])
     summary = {"steps": args.steps, "train_seconds": round(train_seconds, 1), "pairs_seconds": round(pairs_seconds, 1),
                "train_cpu_seconds": round(train_cpu, 1), "cpu_seconds": round(clock.cpu_seconds(), 1),
@@ -243,7 +246,7 @@ def summarise(args, argv, history, records, test_pairs, test_questions, before, 
                  "answers": [{"question": question, "before": b, "after": a}
                              for question, b, a in zip(test_questions, before["answers"], after["answers"])],
                  "general": [{"question": question, "keywords": list(k), "before": b, "after": a}
-                             for (question, k), b, a in zip(bd.GENERAL_QUESTIONS, before["general"], after["general"])]}
+                             for (question, k), b, a in zip(general, before["general"], after["general"])]}
     log = {key: history[key] for key in ("loss", "nll", "chosen", "rejected", "margin", "accuracy", "seconds",
                                          "cpu_seconds")}
     header = yaml_header({"base_model": SMOLLM2_HUB_ID, "library_name": "peft", "license": "apache-2.0",

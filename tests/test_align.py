@@ -428,8 +428,8 @@ def _script(name: str):
 
 @pytest.mark.slow
 def test_train_dpo_script_runs_end_to_end_with_the_nll_term(tmp_path):
-    """Two steps on a few of the shipped pairs: the card's loss row, the log's NLL series, the checksums, and the
-    adapter that the folder holds loads back."""
+    """Two steps on a few of the shipped pairs, measured on two general questions: the card's loss row, the log's NLL
+    series, the checksums, and the adapter that the folder holds loads back."""
     from tfs.data import dpo_adapter_path
 
     records = [json.loads(line) for line in (dpo_adapter_path() / "pairs.jsonl").read_text().splitlines()]
@@ -439,12 +439,13 @@ def test_train_dpo_script_runs_end_to_end_with_the_nll_term(tmp_path):
     pairs.write_text("".join(json.dumps(r) + "\n" for r in few))
     out = tmp_path / "run"
     result = _script("train_dpo").main(["--steps", "2", "--pairs-per-step", "2", "--pairs", str(pairs),
-                                        "--nll-weight", "0.5", "--out", str(out)])
+                                        "--nll-weight", "0.5", "--general", "2", "--out", str(out)])
     card = (out / "README.md").read_text()
     assert "| loss | DPO with beta 0.1 + 0.5 x the chosen responses' mean negative log-likelihood per token |" in card
     log = json.loads((out / "train_log.json").read_text())
     assert len(log["nll"]) == len(log["loss"]) == 2 and log["loss"][0] == pytest.approx(math.log(2), abs=1e-6)
     assert result["summary"]["test_pairs"] == 2 and result["summary"]["train_pairs"] == 4
+    assert [g["question"] for g in result["eval"]["general"]] == [q for q, _ in bd.GENERAL_QUESTIONS[:2]]
     for line in (out / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
