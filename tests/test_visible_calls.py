@@ -31,7 +31,6 @@ NOT_YET_COVERED = {
     "07-generation": "its visible cells were being reworked (the cache interface) when this test came",
     "08-finetuning": "its visible cells were being reworked (fine-tuning) when this test came",
     "09-pretrained": "its visible cells were being reworked (the pretrained-model probes) when this test came",
-    "10-faster-smaller": "its visible cells were being reworked (quantization, pruning, LoRA) when this test came",
     "13-teaching-behaviour": "its visible cells were being reworked (SFT and DPO) when this test came",
 }
 CHECKS = {"call", "check_close", "check_shape", "check_true", "check_tensor", "unpack"}
