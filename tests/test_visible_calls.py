@@ -29,9 +29,7 @@ from tfs.grader.judged import visible_source
 # removes the entry.
 NOT_YET_COVERED = {
     "07-generation": "its visible cells were being reworked (the cache interface) when this test came",
-    "08-finetuning": "its visible cells were being reworked (fine-tuning) when this test came",
     "09-pretrained": "its visible cells were being reworked (the pretrained-model probes) when this test came",
-    "13-teaching-behaviour": "its visible cells were being reworked (SFT and DPO) when this test came",
 }
 CHECKS = {"call", "check_close", "check_shape", "check_true", "check_tensor", "unpack"}
 WRAPPER = "call"
