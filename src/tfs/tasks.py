@@ -6,7 +6,8 @@ is one canonical form. The formats of the test split are **held out**: none of t
 training, so the test measures whether the model learned the parts (month names, ordinals, field
 order) rather than memorised a format.
 
-Metrics are computed here by hand: exact match, and chrF (Popović 2015), the character n-gram F-score
+Metrics are computed here by hand: exact match, and chrF (Popović 2015; its β = 2, chrF2, is from Popović 2016, "chrF
+deconstructed", and sacrebleu's default; the 2015 paper reported β = 1 and β = 3), the character n-gram F-score
 used for translation: for n = 1..6, chrP_n and chrR_n are the fractions of the hypothesis' and the
 reference's character n-grams (with multiplicity, spaces removed) that the other one contains; chrP
 and chrR are their averages over the orders that exist in both strings, and
