@@ -121,3 +121,12 @@ def test_instructor_lab_lists_the_chapters_without_activation(tmp_path):
     from tfs.grader.gradebook import diagnose
 
     assert not diagnose(tmp_path / "root" / "grading" / "gradebook.db").half_made
+
+
+def test_reading_a_notebook_builds_no_grammar():
+    """jsonschema 4.25+ imports rfc3987-syntax, which compiles an Earley grammar at import (1.2 s for every nbgrader
+    command, Jupyter server and grading run); the pinned 4.24.1 checks the formats nbformat needs without it."""
+    code = "import sys, nbformat, jsonschema; print(sorted(m for m in ('rfc3987_syntax', 'lark') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"importing nbformat imported {result.stdout.strip()}"
