@@ -2,6 +2,7 @@
 
     python scripts/train_scaling.py                     # every size (CPU, about 5-10 minutes on a busy 2-core machine)
     python scripts/train_scaling.py --only s1 --out -   # one size, printed (what tests/test_scaling.py reruns)
+    python scripts/train_scaling.py --add-seeds 1 2     # every size again from other seeds: the table's noise
 
 Each model is the package's GPT (:mod:`tfs.models.gpt`, pre-LN, tied head) with the course's 1,024-token BPE
 (``tfs.data.gpt_path()``), trained from seed 0 for the same number of steps on the same batches (so the same
@@ -9,7 +10,8 @@ tokens: ``STEPS x BATCH x BLOCK``) of Shakespeare's training split, AdamW at one
 cosine decay, on 1 CPU thread (deterministic on one machine). The validation loss is the mean over fixed
 batches of the validation split. Writes ``src/tfs/assets/scaling.json``: one row per size with its parameter
 counts (all, and non-embedding as Kaplan et al. 2020 count them: without the token and position tables),
-its validation loss, its training loss every 25 steps and its seconds, with a card (``README.md``) and
+its validation loss, its training loss every 25 steps and its seconds (``--add-seeds`` adds, beside the seed-0
+rows, each size's validation loss from other seeds: another initialisation and other batches), with a card (``README.md``) and
 ``SHA256SUMS`` in ``src/tfs/assets/checkpoints/scaling/`` (read by ``tfs.scaling.load_scaling()``).
 """
 
@@ -100,10 +102,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", default=None, help="size names (default: all)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="a folder; '-' only prints the rows")
+    parser.add_argument("--add-seeds", nargs="*", type=int, default=None,
+                        help="train every size from these seeds and add their validation losses to the shipped table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     train, val = token_streams()
     vocab = 1024
+    if args.add_seeds:
+        add_seeds(args.add_seeds, train, val, vocab, Path(args.out))
+        return
     rows = []
     for name in args.only or SIZES:
         rows.append(train_one(name, train, val, vocab))
@@ -118,6 +125,18 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def add_seeds(seeds: list[int], train: torch.Tensor, val: torch.Tensor, vocab: int, folder: Path) -> None:
+    """Every size of the shipped table retrained from each seed; ``seed_val_losses[seed]`` lists their losses."""
+    result = json.loads((folder / "scaling.json").read_text())
+    repeats = result.setdefault("seed_val_losses", {})
+    for seed in seeds:
+        losses = [train_one(row["name"], train, val, vocab, seed=seed)["val_loss"] for row in result["rows"]]
+        repeats[str(seed)] = losses
+        print(f"seed {seed}: {losses}", flush=True)
+    ship(result, folder)
+    print(f"wrote {folder}")
+
+
 def ship(result: dict, folder: Path) -> None:
     """``scaling.json``, a card and ``SHA256SUMS`` in ``folder``."""
     import hashlib
@@ -130,6 +149,12 @@ def ship(result: dict, folder: Path) -> None:
     alpha, _ = fit_power_law([r["non_embedding_params"] for r in rows], [r["val_loss"] for r in rows])
     table = "\n".join(f"| {r['name']} | {r['n_layer']} | {r['n_embd']} | {r['params']:,} | {r['non_embedding_params']:,} | "
                       f"{r['val_loss']:.4f} | {r['seconds']:.0f} |" for r in rows)
+    repeats = "".join(f"\n| seed {seed} | " + " | ".join(f"{v:.4f}" for v in losses) + " |"
+                      for seed, losses in result.get("seed_val_losses", {}).items())
+    if repeats:
+        repeats = ("\n\nThe same sizes from other seeds (`--add-seeds`: another initialisation and other batches), "
+                   "validation loss:\n\n| | " + " | ".join(r["name"] for r in rows) + " |\n|---|"
+                   + "---|" * len(rows) + repeats)
     (folder / "README.md").write_text(f"""# scaling: chapter 09's family of tiny GPTs
 
 Built by `{result['command']}` (seed 0) for chapter 09 of *Transformers from Scratch*: {len(rows)} GPTs (the package's
@@ -143,7 +168,7 @@ Hardware: {result['hardware']}, a 2-core machine shared with other jobs (the sec
 
 | size | layers | width | parameters | non-embedding | val loss (nats/token) | seconds |
 |---|---|---|---|---|---|---|
-{table}
+{table}{repeats}
 
 Power law fitted to val loss vs non-embedding parameters (least squares in log-log): exponent alpha_N = {alpha:.3f}
 (Kaplan et al. 2020 report 0.076 for models trained to convergence on far more data; see chapter 09).
