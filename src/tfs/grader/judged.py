@@ -41,7 +41,7 @@ import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import Enum, Integer, Unicode
 
-from tfs.grader import judging
+from tfs.grader import judge_names
 from tfs.grader.grading import ResilientExecute, _add_note, _grade_id
 from tfs.grader.selfcheck import HIDDEN_TESTS
 
@@ -78,7 +78,7 @@ def judge_calls(source: str) -> list[tuple[str, str]] | None:
                 or not isinstance(call.args[0].value, str) or any(k.arg is None for k in call.keywords)):
             raise HiddenBlockError(f"a judge call is judge('chNN.name', name=object, ...): {ast.unparse(call)}")
         test = call.args[0].value
-        judging._split(test)  # a well-formed name, or ValueError
+        judge_names.split_test(test)  # a well-formed name, or ValueError
         keywords = "".join(f", {k.arg}={ast.unparse(k.value)}" for k in call.keywords)
         calls.append((test, keywords))
     return calls or None
@@ -295,7 +295,7 @@ class JudgedExecute(ResilientExecute):
 
     def _start_judge(self) -> subprocess.Popen:
         """The judge process of this notebook, started now; it waits for a line on stdin before judging."""
-        judges = self.judges_dir or str(judging.judges_dir())
+        judges = self.judges_dir or str(judge_names.judges_dir())
         command = [sys.executable, "-I", "-m", "tfs.grader.run_judge", "--wait", "--judges", judges,
                    "--data", str(self._private), "--out", str(self._private / "verdicts.json")]
         memory = self.judge_memory_mb * MEGABYTE

@@ -26,17 +26,17 @@ import importlib
 import importlib.util
 import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tfs.grader.judge_names import judges_dir, split_test
+
 __all__ = ["JudgeDataError", "JudgeFailure", "check_close", "check_data", "close", "collect_to", "expect", "finite", "judge",
            "load_judge", "off", "plain", "read_data", "results", "write_data"]
 
-TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                 torch.float16, torch.bfloat16, torch.float32, torch.float64}
 MAX_ELEMENTS = 50_000_000  # in all the tensors of one test's data
@@ -228,24 +228,9 @@ def read_data(path: str | os.PathLike) -> Any:
     return plain(torch.load(path, weights_only=True, map_location="cpu"))
 
 
-def _split(test: str) -> tuple[str, str]:
-    match = TEST_NAME.match(test)
-    if not match:
-        raise ValueError(f"a hidden test is named 'chNN.name'; received {test!r}")
-    return match.group(1), match.group(2)
-
-
-def judges_dir() -> Path:
-    """``autograder/judges`` of this checkout (``TFS_JUDGES_DIR`` overrides it)."""
-    configured = os.environ.get("TFS_JUDGES_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / "autograder" / "judges"
-
-
 def load_judge(test: str):
     """The judge function of ``test`` (``"ch01.causal_mask_values"``), imported from its file."""
-    chapter, name = _split(test)
+    chapter, name = split_test(test)
     path = judges_dir() / f"{chapter}.py"
     if not path.is_file():
         raise FileNotFoundError(f"no judges for {chapter}: {path} is missing")
@@ -261,7 +246,7 @@ def load_judge(test: str):
 
 def collect(test: str, **objects: Any) -> Any:
     """Run the collector of ``test`` on the learner's objects; return its plain data."""
-    chapter, name = _split(test)
+    chapter, name = split_test(test)
     collector = getattr(importlib.import_module(f"tfs.grader.collectors.{chapter}"), name)
     return plain(collector(**objects))
 
