@@ -1,5 +1,9 @@
 """Seeding, device selection, the environment report, plots and the reference blocks."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,6 +17,8 @@ from tfs.teaching import plots
 from tfs.__main__ import main
 from tfs.teaching.checks import check_close
 from tfs.utils import environment_report, get_device, seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_seed_everything_repeats_random_draws():
@@ -88,3 +94,15 @@ def test_reference_softmax_matches_pytorch_and_survives_large_logits():
     x = torch.tensor([[1000.0, 0.0], [1.0, 0.0]])
     check_close(blocks.softmax(x), torch.softmax(x, -1), "softmax", op="softmax")
     check_close(blocks.softmax(x, temperature=2.0), torch.softmax(x / 2.0, -1), "softmax", op="softmax")
+
+
+def test_the_grader_host_and_the_sandbox_launcher_do_not_import_torch():
+    """nbgrader's process (the course configuration and its preprocessors) and ``python -m tfs.grader.isolation`` start
+    for every grading run and every kernel: importing torch there cost 1.3-2.2 s each time and judged nothing."""
+    code = ("import sys\nfrom traitlets.config.loader import PyFileConfigLoader\n"
+            f"PyFileConfigLoader('nbgrader_config.py', path={str(REPO / 'autograder')!r}).load_config()\n"
+            "import tfs, tfs.grader.isolation, tfs.grader.judged, tfs.grader.grading, tfs.grader.parallel\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"the grader's host side imported {result.stdout.strip()}"
