@@ -28,7 +28,6 @@ from tfs.grader.judged import visible_source
 # call the learner's code directly. Their owner wraps those calls (the command above lists them) and
 # removes the entry.
 NOT_YET_COVERED = {
-    "09-pretrained": "its visible cells were being reworked (the pretrained-model probes) when this test came",
 }
 CHECKS = {"call", "check_close", "check_shape", "check_true", "check_tensor", "unpack"}
 WRAPPER = "call"
