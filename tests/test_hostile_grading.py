@@ -10,10 +10,15 @@ runs no script.
 
 from __future__ import annotations
 
+import ast
 import copy
+import errno
+import os
 import re
+import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -68,6 +73,34 @@ def scripts(answers):
     return make
 
 
+TOTAL_MEMORY_MB = 1536  # the whole sandbox's memory for this run: an honest chapter-00 kernel needs ~400 MiB
+JUDGE_MB = 64  # the judge folder's size for this run
+# four children of 500 MiB each (pages touched), under the 6 GiB per-process limit but not under the total
+MEMORY_HOGS = """import os, time
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(500 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+print("TFS-CHILDREN", [os.waitpid(pid, 0)[1] for pid in children])"""
+# 200 MiB into the folder on the grader's disk that the kernel's collectors write to
+JUDGE_FILL = """import os
+written, error = 0, 0
+try:
+    for i in range(25):
+        with open(os.path.join(os.environ["TFS_JUDGE_OUT"], f"fill-{i}"), "wb") as file:
+            file.write(bytes(8 * 1024 * 1024))
+        written += 8
+except OSError as failure:
+    error = failure.errno
+print("TFS-JUDGE-FILL", written, error)"""
+
+
 # student -> (build(answers), expected grades, words in the grader's notes)
 CASES = {
     "g-honest-a": (lambda answers: lambda release: fill(release, answers), FULL, None),
@@ -83,6 +116,9 @@ CASES = {
     "g-swallow": (interrupt_swallowers, FULL | {"test_batched_scores": 0.0, "test_fit_line": 0.0},
                   "time limit of the whole notebook"),
     "g-script": (scripts, FULL, None),
+    "g-memory-hogs": (lambda answers: prefixed(answers, "standardize", MEMORY_HOGS), FULL, None),
+    # its own results no longer fit in its judge folder: nothing of it can be judged
+    "g-judge-fill": (lambda answers: prefixed(answers, "standardize", JUDGE_FILL), dict.fromkeys(FULL, 0.0), None),
     "g-honest-z": (lambda answers: lambda release: fill(release, answers), FULL, None),
 }
 
@@ -98,7 +134,8 @@ def notes(course: Course, student: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def graded(course: Course, timing_report):
+def graded(course: Course, timing_report, tmp_path_factory):
+    scratch = tmp_path_factory.mktemp("hostile-grading-scratch")  # this batch's kernels' folders, and nobody else's
     source = course.source(CHAPTER)[NOTEBOOK]
     release = course.released(CHAPTER)[NOTEBOOK]
     answers = solution_answers(source)
@@ -107,22 +144,24 @@ def graded(course: Course, timing_report):
     start = time.perf_counter()
     result = course.nbgrader("autograde", CHAPTER, "--CourseDirectory.student_id=g-*", "--force",
                              f"--Execute.timeout={TIMEOUT}", f"--ResilientExecute.notebook_timeout={NOTEBOOK_TIMEOUT}",
-                             check=False)
+                             f"--SandboxKernelManager.total_memory_mb={TOTAL_MEMORY_MB}",
+                             f"--SandboxKernelManager.judge_mb={JUDGE_MB}",
+                             f"--SandboxKernelManager.scratch_root={scratch}", check=False)
     seconds = time.perf_counter() - start
     timing_report.append(f"{seconds:7.1f} s  autograde {len(CASES)} grading-attack chapter-00 submissions")
-    return course, result
+    return course, result, scratch
 
 
 @pytest.mark.slow
 def test_autograde_succeeds_for_everyone(graded):
-    _, result = graded
+    _, result, _ = graded
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("student", list(CASES))
 def test_each_submission_is_graded_with_its_note(graded, student):
-    course, _ = graded
+    course, _, _ = graded
     _, expected, words = CASES[student]
     assert course.grades(CHAPTER, student) == expected
     if words:
@@ -131,7 +170,7 @@ def test_each_submission_is_graded_with_its_note(graded, student):
 
 @pytest.mark.slow
 def test_graded_notebooks_are_valid_and_small(graded):
-    course, _ = graded
+    course, _, _ = graded
     for student in CASES:
         nbformat.validate(autograded(course, student))
     flood = course.root / "grading" / "autograded" / "g-flood" / CHAPTER / f"{NOTEBOOK}.ipynb"
@@ -141,7 +180,7 @@ def test_graded_notebooks_are_valid_and_small(graded):
 
 @pytest.mark.slow
 def test_feedback_runs_no_script(graded):
-    course, _ = graded
+    course, _, _ = graded
     course.nbgrader("generate_feedback", CHAPTER, "--CourseDirectory.student_id=g-script", "--force")
     page = (course.root / "grading" / "feedback" / "g-script" / CHAPTER / f"{NOTEBOOK}.html").read_text()
     assert "My notes" in page and "<b>bold</b>" in page  # the student's text and harmless HTML stay
@@ -153,10 +192,52 @@ def test_feedback_runs_no_script(graded):
 
 @pytest.mark.slow
 def test_gradebook_is_sound(graded):
-    course, _ = graded
+    course, _, _ = graded
     database = sqlite3.connect(course.root / "grading" / "gradebook.db")
     assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     recorded = database.execute("SELECT COUNT(*) FROM submitted_notebook JOIN submitted_assignment ON "
                                 "submitted_notebook.assignment_id = submitted_assignment.id "
                                 "WHERE submitted_assignment.student_id LIKE 'g-%'").fetchone()
     assert recorded == (len(CASES),)
+
+
+def printed(course: Course, student: str, marker: str) -> str:
+    """The line the submission printed after ``marker``."""
+    for cell in autograded(course, student).cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith(marker + " "):
+                    return line[len(marker) + 1:]
+    raise AssertionError(f"{student} printed no {marker} line")
+
+
+@pytest.mark.slow
+def test_the_sandbox_has_one_memory_limit_for_all_its_processes(graded):
+    """Four 500 MiB children, each under the per-process limit: together over the sandbox's 1.5 GiB, so the kernel's
+    OOM killer ends some of them inside the sandbox; the grader, the judge and the other students go on."""
+    from tfs.grader import isolation
+
+    parent, why = isolation.memory_cgroup_parent()
+    if parent is None:
+        pytest.skip(f"no memory cgroup here: {why}")
+    course, _, scratch = graded
+    statuses = ast.literal_eval(printed(course, "g-memory-hogs", "TFS-CHILDREN"))  # wait statuses, printed by repr
+    killed = [status for status in statuses if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL]
+    assert killed, f"every child held its 500 MiB at once: {statuses}"
+    names = [f"tfs-{folder.name}" for folder in scratch.iterdir()]
+    assert names == [], f"kernels' folders were left behind: {names}"
+    # kernels graded beside this batch have cgroups of their own, with processes; a leftover one is empty and old
+    left = [group.name for group in parent.glob("tfs-tfs-kernel-*")
+            if not (group / "cgroup.procs").read_text().strip() and time.time() - group.stat().st_mtime > 60]
+    assert left == [], f"kernels' cgroups were left behind: {left}"
+
+
+@pytest.mark.slow
+def test_the_judge_folder_is_size_limited(graded):
+    if os.geteuid() != 0:
+        pytest.skip("the judge folder is a size-limited tmpfs only where the grader is root (it mounts it)")
+    course, _, scratch = graded
+    written, error = map(int, printed(course, "g-judge-fill", "TFS-JUDGE-FILL").split())
+    assert written <= JUDGE_MB and error == errno.ENOSPC, (written, error)
+    mounted = [line for line in Path("/proc/self/mounts").read_text().splitlines() if str(scratch) in line]
+    assert mounted == [], f"judge folders stayed mounted: {mounted}"

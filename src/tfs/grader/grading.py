@@ -70,6 +70,9 @@ def _add_note(nb: NotebookNode, note: str) -> None:
     nb.metadata.setdefault(NOTES, []).append(note)
 
 
+_WARNED: set[str] = set()  # the totals this grading run could not limit, each warned about once
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """Starts each grading kernel in an OS-level sandbox (bubblewrap, :mod:`tfs.grader.isolation`).
 
@@ -99,6 +102,10 @@ class SandboxKernelManager(AsyncKernelManager):
                             ).tag(config=True)
     disk_mb = Integer(512, help="size of each of the kernel's private folders (/tmp and its working folder), in MiB"
                       ).tag(config=True)
+    total_memory_mb = Integer(6144, help="memory of the whole sandbox: every process and its private folders' files, "
+                                         "in MiB (a memory cgroup, where the grader may make one)").tag(config=True)
+    judge_mb = Integer(512, help="size of the folder the kernel writes its collected results to, in MiB (a tmpfs, "
+                                 "where the grader may mount one: root)").tag(config=True)
     threads = Integer(0, help="OMP_NUM_THREADS of a grading kernel (0: the grader's own OMP_NUM_THREADS if set, "
                                  "else torch's default)").tag(config=True)
     bwrap = Unicode("bwrap", help="the bubblewrap program").tag(config=True)
@@ -112,6 +119,8 @@ class SandboxKernelManager(AsyncKernelManager):
 
     scratch: Path | None = None
     judge_out: Path | None = None
+    cgroup: Path | None = None
+    judge_mounted: bool = False
     isolated: bool = False
     chapter: str | None = None
     hidden_binds: list[tuple[str, str]] = []
@@ -141,6 +150,7 @@ class SandboxKernelManager(AsyncKernelManager):
                 folder.mkdir()
             self._hide_references()
             if self.isolated:
+                self._limit_totals()
                 self.transport = "ipc"
                 self.ip = str(self.scratch / "ipc" / "k")
                 self.connection_file = str(self.scratch / "ipc" / "kernel.json")
@@ -159,6 +169,24 @@ class SandboxKernelManager(AsyncKernelManager):
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.scratch / "package"), env.get("PYTHONPATH")]))
             kw["env"] = env
         return kernel_cmd, kw
+
+    def _limit_totals(self) -> None:
+        """One memory limit for the whole sandbox (a cgroup) and a size-limited judge folder (a tmpfs), where this
+        grader may make them; otherwise a warning, once per grading run, and the per-process limits alone."""
+        parent, reason = isolation.memory_cgroup_parent()
+        if parent is not None:
+            self.cgroup = parent / f"tfs-{self.scratch.name}"
+        if os.geteuid() == 0:
+            mount_failure = isolation.mount_capped_tmpfs(self.judge_out, self.judge_mb, self._uid())
+            self.judge_mounted = mount_failure is None
+        else:
+            mount_failure = "the grader is not root"
+        for name, why in (("total memory", reason if parent is None else None),
+                          ("judge folder's size", mount_failure)):
+            if why and name not in _WARNED:
+                _WARNED.add(name)
+                self.log.warning("The grading sandbox's %s is not limited (%s): the per-process limits still hold",
+                                 name, why)
 
     def _hide_references(self) -> None:
         """The graded chapter's references out of the kernel's reach: binds over the real package (sandbox), or a
@@ -186,7 +214,8 @@ class SandboxKernelManager(AsyncKernelManager):
             submitted=self._submitted, env=isolation.kernel_environment(sys.executable, self.threads),
             tmp_mb=self.disk_mb, command=kernel, uid=self._uid() if os.geteuid() == 0 else None,
             overlay=self.hidden_binds)
-        return [sys.executable, "-m", "tfs.grader.isolation", f"--nproc={self.max_processes}", *limits,
+        totals = [f"--cgroup={self.cgroup}", f"--total-memory-mb={self.total_memory_mb}"] if self.cgroup else []
+        return [sys.executable, "-m", "tfs.grader.isolation", f"--nproc={self.max_processes}", *limits, *totals,
                 "--", shutil.which(self.bwrap), *arguments]
 
     async def _async_interrupt_kernel(self) -> None:
@@ -204,8 +233,13 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self.scratch is not None:
+            if self.judge_mounted:
+                isolation.unmount(self.judge_out)
+            if self.cgroup is not None and not isolation.remove_cgroup(self.cgroup):
+                self.log.warning("The kernel's memory cgroup %s is still busy; left in place", self.cgroup)
             shutil.rmtree(self.scratch, ignore_errors=True)
-            self.scratch = self.judge_out = None
+            self.scratch = self.judge_out = self.cgroup = None
+            self.judge_mounted = False
 
     cleanup_resources = _async_cleanup_resources
 

@@ -27,6 +27,10 @@ Inside, the kernel (``python -m tfs.grader.sandbox``) has
 - a clean environment (``--clearenv``), nothing secret on its command line, limits on address
   space, CPU time, file size and processes, and ``--die-with-parent``: when the kernel stops, the
   sandbox's init exits and the PID namespace takes everything the kernel started with it;
+- where the grader may make memory cgroups (:func:`memory_cgroup_parent`: root, or a delegated cgroup v2
+  subtree), one limit on the memory of the whole sandbox (every process, and the files of its private
+  folders, which live in memory): the launcher joins a cgroup of its own before it starts bwrap; where the
+  grader may mount (root), the judge folder is a size-limited ``tmpfs`` (:func:`mount_capped_tmpfs`);
 - the graded chapter's own references hidden (:mod:`tfs.grader.references`): rewritten modules bound over
   the real ones, an empty folder over their ``__pycache__``, so the real code is nowhere in its view;
 - the small-run signals (:func:`small_run_environment`), the same that ``tfs check`` sets.
@@ -41,6 +45,8 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 MEGABYTE = 1024 * 1024
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group", "hosts",
@@ -172,6 +178,82 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     return arguments + ["--", *drop, "/bin/sh", "-c", prepare + 'exec "$@"', "sh", *command]
 
 
+def memory_cgroup_parent() -> tuple[Path | None, str]:
+    """The cgroup folder in which a kernel's memory cgroup can be made, or ``(None, why not)``.
+
+    cgroup v2: this process's own cgroup, when its ``cgroup.subtree_control`` enables ``memory`` for children;
+    cgroup v1: this process's folder in the ``memory`` hierarchy. Either way only where this user may make a
+    folder there (root, or a subtree delegated to the grader's user)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError as error:
+        return None, f"cannot read this process's cgroups ({error.strerror})"
+    own = dict(line.split(":", 2)[1:] for line in lines if line.count(":") >= 2)  # controllers -> path
+    candidates = []
+    for line in mounts:
+        fields = line.split()
+        fstype, options = fields[fields.index("-") + 1], fields[-1].split(",")
+        root, mount_point = fields[3], fields[4]
+        if fstype == "cgroup2" and "" in own:
+            candidates.append((Path(mount_point) / os.path.relpath(own[""], root), "cgroup.subtree_control"))
+        elif fstype == "cgroup" and "memory" in options:
+            path = next((p for c, p in own.items() if "memory" in c.split(",")), None)
+            if path is not None:
+                candidates.append((Path(mount_point) / os.path.relpath(path, root), "memory.limit_in_bytes"))
+    for folder, marker in candidates:
+        try:
+            if marker == "cgroup.subtree_control" and "memory" not in (folder / marker).read_text().split():
+                continue
+            probe = folder / f"tfs-probe-{os.getpid()}"
+            probe.mkdir()
+            probe.rmdir()
+            return folder, ""
+        except OSError:
+            continue
+    return None, "no memory cgroup this user may make (the grader is not root and has no delegated cgroup)"
+
+
+def join_memory_cgroup(folder: Path, limit_bytes: int) -> None:
+    """Make ``folder`` a memory cgroup limited to ``limit_bytes`` (memory and swap together) and move this process
+    into it: what it starts inherits the cgroup, and the kernel's OOM killer acts inside it alone."""
+    folder.mkdir(exist_ok=True)  # a restarted kernel reuses its notebook's cgroup
+    limits = (("memory.max", limit_bytes), ("memory.swap.max", 0)) if (folder / "memory.max").exists() else \
+        (("memory.limit_in_bytes", limit_bytes), ("memory.memsw.limit_in_bytes", limit_bytes))
+    for name, value in limits:
+        if (folder / name).exists():
+            (folder / name).write_text(str(value))
+    (folder / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def remove_cgroup(folder: Path, seconds: float = 5.0) -> bool:
+    """Remove a kernel's cgroup once its processes are gone (the sandbox's PID namespace ends them with the
+    kernel, a moment later); False if it is still busy after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            folder.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def mount_capped_tmpfs(folder: Path, size_mb: int, uid: int) -> str | None:
+    """Mount a ``size_mb`` tmpfs owned by ``uid`` on ``folder`` (root only); ``None``, or why it could not."""
+    options = f"size={size_mb}m,mode=0700,uid={uid},gid={uid},nosuid,nodev,noexec"
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tfs-judge", str(folder)],
+                            capture_output=True, text=True)
+    return None if result.returncode == 0 else (result.stderr.strip() or f"mount exit status {result.returncode}")
+
+
+def unmount(folder: Path) -> None:
+    subprocess.run(["umount", "--lazy", str(folder)], capture_output=True)
+
+
 def host_smollm2() -> str | None:
     """The grader's converted SmolLM2 folder (notebooks load it through ``tfs.data.smollm2_path()``), or None."""
     from tfs.data import AssetError, smollm2_path
@@ -247,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
     parser.add_argument("--file-mb", type=int, required=True)
+    parser.add_argument("--cgroup", type=Path, default=None, help="a memory cgroup to make and join (its limit: --total-memory-mb)")
+    parser.add_argument("--total-memory-mb", type=int, default=None)
     args = parser.parse_args(argv[:split])
     bwrap, arguments = argv[split + 1], argv[split + 2:]
     nproc = args.nproc if os.geteuid() == 0 else _own_tasks() + args.nproc  # own user: its other tasks count too
@@ -254,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
                          (resource.RLIMIT_FSIZE, args.file_mb * MEGABYTE), (resource.RLIMIT_CORE, 0),
                          (resource.RLIMIT_NPROC, nproc)):
         resource.setrlimit(limit, (value, value))
+    if args.cgroup is not None:
+        join_memory_cgroup(args.cgroup, args.total_memory_mb * MEGABYTE)
     # bwrap's options through a pipe (--args), so that the sandbox's init shows none of them in /proc/1/cmdline
     split = arguments.index("--")
     read, write = os.pipe()
