@@ -12,7 +12,7 @@ Run nbgrader's commands from this folder (``cd autograder``): nbgrader reads the
 
 import os
 
-from tfs.grader import gradebook, grading, intake
+from tfs.grader import gradebook, grading, intake, student_lock
 
 c = get_config()  # noqa: F821  (injected by traitlets)
 
@@ -53,6 +53,10 @@ c.ResilientExecute.notebook_timeout = 600
 # and `nbgrader collect` takes only folders owned by the student they name, following no link (tfs.grader.exchange).
 c.Autograde.pre_convert_hook = grading.make_repair_hook(os.path.join(ROOT, "course"), os.path.join(GRADING, "submitted"))
 intake.guard_student_ids()
+# Two graders of one student at once (the command started twice) removed each other's graded folder, and one
+# failed after the other had recorded its score: a grader now waits while another works on the same student
+# (tfs.grader.student_lock); graders of different students (parallel workers, batches) still run at once.
+student_lock.one_grader_per_student(os.path.join(GRADING, "locks"))
 c.ExchangeFactory.collect = "tfs.grader.exchange.SafeCollect"
 # No nbgrader DeduplicateIds: a pasted copy of a graded cell left it empty metadata that ended the whole run
 # (SchemaTooOldError); RestoreStructure keeps the first cell of each id and grades the copy as the student's own code.
