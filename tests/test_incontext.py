@@ -60,9 +60,11 @@ def test_shipped_folder_has_the_tokenizer_its_card_describes():
     assert card.startswith("---\nlicense: mit\n") and "k0` .. `k9" in card
 
 
-def test_chapter09_diagram_draws_each_pipeline(tmp_path):
+def test_chapter09_diagram_draws_each_pipeline_with_its_text_inside_the_boxes(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
+    from matplotlib.patches import FancyBboxPatch
+
     from tfs.teaching.diagrams_pretrained import draw_pretrained
 
     for task in ("text-generation", "fill-mask", "feature-extraction"):
@@ -70,3 +72,10 @@ def test_chapter09_diagram_draws_each_pipeline(tmp_path):
         figure.savefig(tmp_path / f"{task}.png")
         texts = " ".join(t.get_text() for t in figure.axes[0].texts)
         assert "AutoTokenizer" in texts and "post-process" in texts and task in figure.axes[0].get_title()
+        renderer = figure.canvas.get_renderer()
+        boxes = [p.get_window_extent(renderer) for p in figure.axes[0].patches if isinstance(p, FancyBboxPatch)]
+        for text in figure.axes[0].texts:
+            extent = text.get_window_extent(renderer)
+            around = [b for b in boxes if b.contains((extent.x0 + extent.x1) / 2, (extent.y0 + extent.y1) / 2)]
+            assert all(b.x0 <= extent.x0 and extent.x1 <= b.x1 and b.y0 <= extent.y0 and extent.y1 <= b.y1
+                       for b in around), f"{text.get_text()!r} overflows its box in the {task} diagram"
