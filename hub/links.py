@@ -67,18 +67,19 @@ def colab_link(repo: str, chapter: str, notebook: str, branch: str = "main", cou
 
 def colab_cell(repo: str, chapter: str, branch: str = "main", course_dir: str = "course",
                root: Path = REPO_ROOT) -> str:
-    """The first cell of a chapter on Colab: the course's clone (its assets and recorded runs), the package in it
-    (editable, so paths relative to the clone hold), the notebooks' pinned libraries (not Jupyter's: Colab keeps
-    its own; nor Colab's torchvision and torchaudio, built for its torch, which the course does not use), and
-    the chapter's folder as the working directory, as when the notebook runs from the clone."""
+    """The first cell of a chapter on Colab: the course's clone (its assets and recorded runs); the notebooks'
+    pinned libraries (not Jupyter's: Colab keeps its own; out go Colab's torchvision and torchaudio, built for its
+    torch, which the course does not use); the package from the clone, editable (paths relative to the clone
+    hold) and last, without dependencies (so pip lists none of the server packages left out as missing); and the
+    chapter's folder as the working directory, as when the notebook runs from the clone."""
     clone = f"/content/{_repo_name(repo)}"
     chapter_dir = "/".join(part for part in (clone, course_dir, chapter) if part)
     return "\n".join([
         "# Colab: run this cell, then Runtime > Restart session, then run it again (seconds) and go on.",
         f"!test -d {clone} || git clone -q --depth 1 --branch {branch} {repo} {clone}",
-        f"%pip install -q --no-deps --ignore-requires-python -e {clone}",
         "%pip uninstall -q -y torchvision torchaudio",
         f"%pip install -q {' '.join(notebook_pins(root))}",
+        f"%pip install -q --no-deps --ignore-requires-python -e {clone}",
         f"%cd {chapter_dir}",
     ])
 

@@ -62,8 +62,9 @@ def test_colab_cell_installs_the_package_and_every_pin_but_the_servers():
     assert installed == [pin for pin in pins if pin.split("==")[0] not in links.SERVER_PACKAGES]
     clone = "/content/transformers-from-scratch"
     assert f"git clone -q --depth 1 --branch main {GITHUB} {clone}" in cell[1]
-    # the clone's pyproject.toml is the package the cell installs, editable: src/tfs and benchmarks/ stay side by side
-    assert cell[2] == f"%pip install -q --no-deps --ignore-requires-python -e {clone}" and pyproject()["name"] == "tfs"
+    # the clone's pyproject.toml is the package the cell installs, editable (src/tfs and benchmarks/ stay side by
+    # side), after the pins and without dependencies: pip then reports no left-out pin as missing
+    assert cell[-2] == f"%pip install -q --no-deps --ignore-requires-python -e {clone}" and pyproject()["name"] == "tfs"
     assert cell[-1] == f"%cd {clone}/course/01-attention"
 
 
