@@ -37,16 +37,15 @@ def chapters(root: Path = REPO_ROOT) -> list[tuple[str, str]]:
             for notebook in sorted(folder.glob("*.ipynb"))]
 
 
-def pull_link(hub: str, repo: str, chapter: str, notebook: str, branch: str = "main", course_dir: str = "course") -> str:
-    """The nbgitpuller link that clones or updates ``repo`` into the user's home and opens the chapter's notebook."""
-    folder = repo.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
-    path = "/".join(part for part in (folder, course_dir, chapter, notebook) if part)
-    query = urlencode({"repo": repo, "branch": branch, "urlpath": f"lab/tree/{path}"})
-    return f"{hub.rstrip('/')}/hub/user-redirect/git-pull?{query}"
-
-
 def _repo_name(repo: str) -> str:
     return repo.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
+
+
+def pull_link(hub: str, repo: str, chapter: str, notebook: str, branch: str = "main", course_dir: str = "course") -> str:
+    """The nbgitpuller link that clones or updates ``repo`` into the user's home and opens the chapter's notebook."""
+    path = "/".join(part for part in (_repo_name(repo), course_dir, chapter, notebook) if part)
+    query = urlencode({"repo": repo, "branch": branch, "urlpath": f"lab/tree/{path}"})
+    return f"{hub.rstrip('/')}/hub/user-redirect/git-pull?{query}"
 
 
 def notebook_pins(root: Path = REPO_ROOT) -> list[str]:
