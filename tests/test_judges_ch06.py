@@ -104,16 +104,20 @@ def test_gpt_judge():
     fails("gpt_model", "logits differ from transformers' GPT2LMHeadModel", GPT=NoPositionsGPT, GPTConfig=GPTConfig)
 
 
-def init_without_residual_scaling(model, n_layer, std=0.02):
+def init_without_residual_scaling(model, n_layer, std=0.02, scale_residual=True):
     init_gpt_weights(model, n_layer, std=std, scale_residual=False)  # 0.02 everywhere
 
 
-def init_scaling_everything(model, n_layer, std=0.02):
-    init_gpt_weights(model, n_layer, std=std / math.sqrt(2 * n_layer))
+def init_scaling_everything(model, n_layer, std=0.02, scale_residual=True):
+    init_gpt_weights(model, n_layer, std=std / math.sqrt(2 * n_layer), scale_residual=scale_residual)
 
 
-def init_untying(model, n_layer, std=0.02):
-    init_gpt_weights(model, n_layer, std)
+def init_ignoring_scale_residual(model, n_layer, std=0.02, scale_residual=True):
+    init_gpt_weights(model, n_layer, std)  # scales the residual projections whatever scale_residual says
+
+
+def init_untying(model, n_layer, std=0.02, scale_residual=True):
+    init_gpt_weights(model, n_layer, std, scale_residual)
     model.lm_head.weight = nn.Parameter(model.wte.weight.detach().clone())
 
 
@@ -122,6 +126,7 @@ def test_init_judge():
     fails("init_statistics", "residual projections", init_gpt_weights=init_without_residual_scaling)
     fails("init_statistics", "only attn.out and ff.linear2 are scaled down", init_gpt_weights=init_scaling_everything)
     fails("init_statistics", "broke the tie", init_gpt_weights=init_untying)
+    fails("init_statistics", "with scale_residual=False", init_gpt_weights=init_ignoring_scale_residual)
 
 
 # ------------------------------------------------------------------------- loss and training pieces

@@ -172,7 +172,10 @@ INIT_SIZES = {"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n
 
 def init_statistics(data):
     names = [name for name, _ in inputs.gpt_skeleton(INIT_SIZES).named_parameters()]
-    stats = check_data(data, {"stats": {name: [float, float] for name in names}, "tied": None}, "init")["stats"]
+    residual_names = [name for name in names if name.endswith(("attn.out.weight", "ff.linear2.weight"))]
+    data = check_data(data, {"stats": {name: [float, float] for name in names}, "tied": None,
+                             "unscaled": {name: float for name in residual_names}}, "init")
+    stats = data["stats"]
     if data.get("tied") is not True:
         raise JudgeFailure("init: the initialisation broke the tie between lm_head and wte: initialise the "
                            "existing tensors in place (nn.init.normal_), do not assign new parameters.")
@@ -197,6 +200,11 @@ def init_statistics(data):
                 raise JudgeFailure(f"init: {name} has std {std:.4f}: only attn.out and ff.linear2 are scaled down; "
                                    "other weights are N(0, 0.02).")
             raise JudgeFailure(f"init: {name} has mean {mean:.3g} and std {std:.4f}; expected N(0, {target:.4f}).")
+    for name in residual_names:
+        std = data["unscaled"][name]
+        if not close(std, 0.02, 0.12 * 0.02):
+            raise JudgeFailure(f"init: with scale_residual=False, {name} has std {std:.4f}; expected 0.0200: "
+                               "scale_residual=False leaves every weight at N(0, std), the residual projections too.")
 
 
 def cross_entropy(data):

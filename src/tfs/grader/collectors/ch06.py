@@ -204,7 +204,8 @@ def gpt_model(GPT, GPTConfig) -> dict:
 
 
 def init_statistics(init_gpt_weights) -> dict:
-    """Weight statistics after the learner's init on a GPT's parameters (:func:`gpt_skeleton`)."""
+    """Weight statistics after the learner's init on a GPT's parameters (:func:`gpt_skeleton`), and the residual
+    projections' std after ``scale_residual=False``."""
     torch.manual_seed(68)
     model = gpt_skeleton({"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n_embd": 64})
     with torch.no_grad():
@@ -212,7 +213,14 @@ def init_statistics(init_gpt_weights) -> dict:
             p.fill_(0.5)
     init_gpt_weights(model, 6)
     stats = {name: [float(p.detach().mean()), float(p.detach().std()) if p.numel() > 1 else 0.0] for name, p in model.named_parameters()}
-    return {"stats": stats, "tied": model.lm_head.weight is model.wte.weight}
+    unscaled = gpt_skeleton({"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n_embd": 64})
+    with torch.no_grad():
+        for p in unscaled.parameters():
+            p.fill_(0.5)
+    init_gpt_weights(unscaled, 6, scale_residual=False)
+    residual = {name: float(p.detach().std()) for name, p in unscaled.named_parameters()
+                if name.endswith(("attn.out.weight", "ff.linear2.weight"))}
+    return {"stats": stats, "tied": model.lm_head.weight is model.wte.weight, "unscaled": residual}
 
 
 def cross_entropy(cross_entropy) -> dict:
