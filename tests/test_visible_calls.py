@@ -24,11 +24,6 @@ import pytest
 from course import CHAPTERS, REPO, nbgrader_meta
 from tfs.grader.judged import visible_source
 
-# Chapters whose visible cells other helpers were rewriting when this test came (2026-12-07): they still
-# call the learner's code directly. Their owner wraps those calls (the command above lists them) and
-# removes the entry.
-NOT_YET_COVERED = {
-}
 CHECKS = {"call", "check_close", "check_shape", "check_true", "check_tensor", "unpack"}
 WRAPPER = "call"
 # Course helpers that run a function they are given through `call` (a lambda around the learner's code).
@@ -174,8 +169,6 @@ def unwrapped_calls(cells) -> list[tuple[int, str, str]]:
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_visible_test_cells_call_the_learners_code_through_call(chapter):
-    if chapter in NOT_YET_COVERED:
-        pytest.skip(NOT_YET_COVERED[chapter])
     problems = [f"{path.name} cell {index} {grade_id}: {text}"
                 for path in sorted((REPO / "solutions" / chapter).glob("*.ipynb"))
                 for index, grade_id, text in unwrapped_calls(nbformat.read(path, as_version=4).cells)]
