@@ -178,12 +178,14 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     return arguments + ["--", *drop, "/bin/sh", "-c", prepare + 'exec "$@"', "sh", *command]
 
 
+@functools.lru_cache(maxsize=None)
 def memory_cgroup_parent() -> tuple[Path | None, str]:
     """The cgroup folder in which a kernel's memory cgroup can be made, or ``(None, why not)``.
 
     cgroup v2: this process's own cgroup, when its ``cgroup.subtree_control`` enables ``memory`` for children;
     cgroup v1: this process's folder in the ``memory`` hierarchy. Either way only where this user may make a
-    folder there (root, or a subtree delegated to the grader's user)."""
+    folder there (root, or a subtree delegated to the grader's user). Found once per process: every kernel
+    of a grading run asks."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
