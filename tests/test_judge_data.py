@@ -128,6 +128,15 @@ ATTACKS = [
     ("ch10.prune_edges", "no error lines at all", lambda d: {**d, "errors": []}),
     ("ch10.distill_soft", "NaN losses", nan_everywhere),
     ("ch10.lora_forward", "a NaN output", lambda d: {"out": torch.full_like(d["out"], NAN)}),
+    ("ch10.lora_errors", "hand-written error lines and 'no error'", lambda d: {
+        "errors": ["ValueError: bad"] * len(d["errors"]), "full_rank": "no error"}),
+    ("ch10.lora_errors", "the base layer's output for the full rank", lambda d: {
+        **d, "full_rank": _collectors("ch10").lora_base()(_collectors("ch10").lora_x()).detach()}),
+    ("ch10.lora_errors", "a made-up output for the full rank", lambda d: {**d, "full_rank": torch.randn_like(d["full_rank"])}),
+    ("ch10.prune_edges", "masks that keep everything at every sparsity", lambda d: {
+        key: [torch.ones_like(mask) for mask in masks] if key != "errors" else masks for key, masks in d.items()}),
+    ("ch10.prune_edges", "masks that prune the first weights, not the smallest", lambda d: {
+        key: [first_pruned(mask, float(key)) for mask in masks] if key != "errors" else masks for key, masks in d.items()}),
     ("ch12.chat_prompt", "no bad-role calls", lambda d: {**d, "bad_roles": []}),
     ("ch12.swiglu_hidden", "one width", lambda d: d[:1]),
     ("ch07.generate", "no single-prompt results", lambda d: {**d, "alone": []}),
@@ -139,6 +148,13 @@ ATTACKS = [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
 ]
+
+
+def first_pruned(mask: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """A bool mask of ``mask``'s shape that prunes the first round(sparsity · n) entries, whatever their size."""
+    kept = torch.ones(mask.numel(), dtype=torch.bool)
+    kept[:round(sparsity * mask.numel())] = False
+    return kept.reshape(mask.shape)
 
 
 def _numbers(value) -> list[float]:

@@ -94,3 +94,19 @@ def test_mutant_fails_with_named_mistake(solution, test, name, old, new, words):
     namespace = mutate(solution, name, old, new, CHAPTER)
     message = failure(f"ch10.{test}", **{name: namespace[name]})
     assert words in message, message
+
+
+# (test, object name, old, new): a mistake another test of the exercise names must not cost this test's point too
+ELSEWHERE = [
+    ("prune_edges", "magnitude_masks", "return [w.detach().abs() > threshold for w in weights]",
+     "return [w.abs() > w.abs().reshape(-1).kthvalue(max(1, round(sparsity * w.numel()))).values for w in weights]"),
+    ("prune_edges", "magnitude_masks", "w.detach().abs() > threshold for", "w.detach().abs() >= threshold for"),
+    ("lora_errors", "LoRALinear", "self.r, self.alpha, self.scale = r, alpha, alpha / r",
+     "self.r, self.alpha, self.scale = r, alpha, r / alpha"),
+    ("lora_errors", "LoRALinear", "return self.base(x) + (x @", "return 0 + (x @"),
+]
+
+
+@pytest.mark.parametrize("test, name, old, new", ELSEWHERE, ids=[f"{m[0]}-{i}" for i, m in enumerate(ELSEWHERE)])
+def test_mistake_judged_elsewhere_passes(solution, test, name, old, new):
+    run(f"ch10.{test}", **{name: mutate(solution, name, old, new, CHAPTER)[name]})

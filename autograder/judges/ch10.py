@@ -173,12 +173,37 @@ def prune_global(data) -> None:
     _check_masks(data, [s for s in c.SPARSITIES if s > 0])
 
 
+def _check_magnitude_masks(data, sparsities) -> None:
+    """At each sparsity the masks keep, in every tensor, exactly the weights above some magnitude, and prune about
+    round(sparsity · N) in all: magnitude pruning, with one global threshold or one per tensor (which of the two is
+    :func:`prune_global`'s point)."""
+    name = "magnitude_masks"
+    weights = c.prune_weights()
+    check_data(data, {str(sparsity): [None] * len(weights) for sparsity in sparsities}, name)
+    total = sum(w.numel() for w in weights)
+    for sparsity in sparsities:
+        masks = data[str(sparsity)]
+        expect(all(_is_tensor(m, w.shape) and m.dtype == torch.bool for m, w in zip(masks, weights)), name,
+               f"at sparsity {sparsity}: expected one bool mask of its tensor's shape per tensor.")
+        for mask, weight in zip(masks, weights):
+            kept, pruned = weight.abs()[mask], weight.abs()[~mask]
+            expect(not (len(kept) and len(pruned)) or bool(kept.min() > pruned.max()), name,
+                   f"at sparsity {sparsity} a pruned weight is larger in magnitude than a kept one of the same tensor: "
+                   "keep the weights of largest |w| (True = keep).")
+        pruned = total - sum(int(m.sum()) for m in masks)
+        expect(abs(pruned - round(sparsity * total)) <= len(weights), name,
+               f"at sparsity {sparsity}, {pruned} of {total} weights were pruned: a fraction sparsity of them must go.")
+
+
 def prune_edges(data) -> None:
     name = "magnitude_masks"
     _check_masks(data, [0.0])
     errors = check_data(data, {"errors": [None] * len(c.BAD_SPARSITIES)}, name)["errors"]
     expect(all(_raised(e) for e in errors), name,
            f"sparsities {list(c.BAD_SPARSITIES)} must each raise ValueError (sparsity lies in [0, 1)); received {errors}.")
+    # sparsity 0 is judged with the other sparsities on the same weights: masks that keep everything whatever the
+    # sparsity (or written by hand) fail there
+    _check_magnitude_masks(data, [s for s in c.SPARSITIES if s > 0])
 
 
 # ------------------------------------------------------------------------------------------ distillation
@@ -331,5 +356,21 @@ def lora_errors(data) -> None:
     for r, line in zip(c.BAD_RANKS, errors):
         expect(_raised(line), name, f"rank r={r} must raise ValueError (1 <= r <= min(in, out) = "
                f"{min(c.LORA_IN, c.LORA_OUT)}); received {line!r}.")
-    expect(data.get("full_rank") == "no error", name, f"r = min(in, out) = {min(c.LORA_IN, c.LORA_OUT)} is allowed; "
-           f"received {data.get('full_rank')!r}.")
+    r = min(c.LORA_IN, c.LORA_OUT)
+    full = data["full_rank"]
+    expect(not isinstance(full, str), name, f"r = min(in, out) = {r} is allowed; building (or calling) that layer "
+           f"gave {full!r}.")
+    weight, bias = _base()
+    A, B = c.full_rank_values()
+    x = c.lora_x()
+    base, delta = F.linear(x, weight, bias), x @ A.T @ B.T
+    expect(_is_tensor(full, base.shape) and finite(full), name, f"the layer of rank r = {r} (allowed) must return an "
+           f"output of shape {tuple(base.shape)}.")
+    # the scale of the update is Exercise 5's forward test; here any layer that adds a multiple of x Aᵀ Bᵀ to base(x)
+    # (or returns the update alone) shows that the full rank runs
+    parts = torch.stack([base.reshape(-1), delta.reshape(-1)], 1)                     # (n, 2)
+    share = torch.linalg.lstsq(parts, full.double().reshape(-1, 1)).solution          # (2, 1)
+    residual = (parts @ share - full.double().reshape(-1, 1)).abs().max().item()
+    expect(residual <= 1e-8 * max(1.0, full.double().abs().max().item()) and abs(share[1].item()) > 1e-6, name,
+           f"the layer of rank r = {r} (allowed) ran, but its output is not base(x) plus the update x Aᵀ Bᵀ of the "
+           "A and B it holds.")
