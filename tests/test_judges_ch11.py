@@ -166,10 +166,20 @@ def keep_minus_100(labels, bos_id, pad_id):
     return torch.cat([torch.full_like(labels[:, :1], bos_id), labels[:, :-1]], dim=1)
 
 
+def minus_100_to_zero(labels, bos_id, pad_id):
+    return keep_minus_100(labels, bos_id, pad_id).masked_fill(keep_minus_100(labels, bos_id, pad_id) == -100, 0)
+
+
+def pad_first(labels, bos_id, pad_id):
+    return ref.shift_right(labels, pad_id, pad_id)
+
+
 def test_shift_mutants_fail_naming_the_mistake():
     fails("shift_right", "shifted left", shift_right=shift_left)
     fails("shift_right", "unshifted", shift_right=lambda labels, bos, pad: labels)
     fails("shift_right", "-100 is left", shift_right=keep_minus_100)
+    fails("shift_right", "became 0, not pad_id", shift_right=minus_100_to_zero)
+    fails("shift_right", "position 0 holds pad_id", shift_right=pad_first)
 
 
 def no_bos(model, src, mask, bos, eos, n):
@@ -221,6 +231,10 @@ def every_piece(word_ids, labels):
     return [-100 if w is None else labels[w] for w in word_ids]
 
 
+def last_piece(word_ids, labels):
+    return [-100 if w is None or w == nxt else labels[w] for w, nxt in zip(word_ids, list(word_ids[1:]) + [None])]
+
+
 def specials_zero(word_ids, labels):
     return [0 if w is None else label for w, label in zip(word_ids, tasks.align_labels(word_ids, labels))]
 
@@ -266,6 +280,7 @@ def question_allowed(start, end, offsets, mask, max_len):
 
 def test_part2_mutants_fail_naming_the_mistake():
     fails("align_labels", "every piece", align_labels=every_piece)
+    fails("align_labels", "last piece", align_labels=last_piece)
     fails("align_labels", "special tokens", align_labels=specials_zero)
     fails("align_labels", "ValueError", align_labels=never_raises)
     fails("entity_scores", "counted over tokens", entity_scores=token_level)

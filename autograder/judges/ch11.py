@@ -302,6 +302,10 @@ def shift_right(data) -> None:
         if torch.equal(got.long(), raw):
             raise JudgeFailure(f"✗ {call}: -100 is left in the decoder input: replace it with pad_id "
                                "(-100 is an index only the loss understands; an embedding lookup fails on it).")
+        if torch.equal(got.long(), raw.masked_fill(raw == -100, 0)):
+            raise JudgeFailure(f"✗ {call}: -100 became 0, not pad_id ({pad}).")
+        if torch.equal(got[:, 1:].long(), expected[:, 1:]) and (got[:, 0] == pad).all():
+            raise JudgeFailure(f"✗ {call}: position 0 holds pad_id: the first step must read the start token (bos_id).")
         raise JudgeFailure(f"✗ {call}: the result differs first at {_first_difference(got, expected)}: each row is "
                            "[bos_id, labels[0], ..., labels[-2]] with -100 replaced by pad_id.")
 
@@ -383,6 +387,10 @@ def align_labels(data) -> None:
         if got == every_piece:
             raise JudgeFailure(f"✗ {call}: every piece of a word got its label; only the first piece does, the "
                                "continuation pieces get -100.")
+        last = [-100 if w is None or w == nxt else labels[w] for w, nxt in zip(word_ids, list(word_ids[1:]) + [None])]
+        if got == last:
+            raise JudgeFailure(f"✗ {call}: the last piece of each word got its label; a window can cut a word after any "
+                               "piece, and the piece it always keeps is the first.")
         specials = [0 if w is None else e for w, e in zip(word_ids, expected)]
         if got == specials or any(g != -100 for g, w in zip(got, word_ids) if w is None):
             raise JudgeFailure(f"✗ {call}: special tokens ([CLS], [SEP], padding: word id None) must get -100.")

@@ -12,8 +12,8 @@ from torch import nn
 from tfs.convert.seq2seq import copy_decoder_block_to_torch, to_torch_transformer
 from tfs.nn.layers import sinusoidal_positions
 
-__all__ = ["decoder_block_mistakes", "decoder_layer_oracle", "queries_from_memory", "shift_mistakes",
-           "torch_causal", "transformer_logits"]
+__all__ = ["align_mistakes", "decoder_block_mistakes", "decoder_layer_oracle", "queries_from_memory", "shift_mistakes",
+           "span_mistake", "torch_causal", "transformer_logits"]
 
 
 def torch_causal(length: int) -> torch.Tensor:
@@ -53,9 +53,46 @@ def shift_mistakes(labels: torch.Tensor, bos_id: int, pad_id: int) -> dict[str, 
     """The usual wrong decoder inputs of teacher forcing."""
     left = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], pad_id)], dim=1)
     raw = torch.cat([torch.full_like(labels[:, :1], bos_id), labels[:, :-1]], dim=1)
+    pad_first = raw.masked_fill(raw == -100, pad_id)
+    pad_first[:, 0] = pad_id
     return {"a shift to the left ([y1, y2, ..., pad]): the decoder would see the future": left,
             "no shift at all: the decoder reads the very token it must predict": labels,
-            "-100 left in place: replace it with pad_id": raw}
+            "-100 left in the input: the loss ignores it, but the embedding table has no row -100": raw,
+            "-100 replaced by 0 rather than pad_id": raw.masked_fill(raw == -100, 0),
+            "pad_id at position 0: the first step reads padding, not the start token": pad_first}
+
+
+def align_mistakes(word_ids: list, word_labels: list) -> dict[str, torch.Tensor]:
+    """The usual wrong labellings of WordPiece tokens, as tensors for ``check_close(op="exact", mistakes=...)``."""
+    before, after = [None] + list(word_ids[:-1]), list(word_ids[1:]) + [None]
+    every = [-100 if w is None else word_labels[w] for w in word_ids]
+    last = [label if w is not None and w != nxt else -100 for w, nxt, label in zip(word_ids, after, every)]
+    specials = [0 if w is None else (label if w != prev else -100) for w, prev, label in zip(word_ids, before, every)]
+    return {"every piece of a word labelled: a word of four pieces counts four times in the loss": torch.tensor(every),
+            "the last piece labelled: a window that cuts a word keeps its first piece, not always its last":
+                torch.tensor(last),
+            "special tokens labelled 0 (O): [CLS] and [SEP] belong to no word": torch.tensor(specials)}
+
+
+def span_mistake(received, start_logits: torch.Tensor, end_logits: torch.Tensor, offsets, context_mask: torch.Tensor,
+                 max_answer_length: int) -> str | None:
+    """Which usual span-search mistake gives ``received`` (``(char_start, char_end)``), if one does."""
+    L = start_logits.shape[0]
+    index = torch.arange(L)
+    in_context = context_mask.bool()
+    ordered = index[:, None] <= index[None, :]
+    short = index[None, :] < index[:, None] + max_answer_length
+    both_in_context = in_context[:, None] & in_context[None, :]
+    rules = {"start and end chosen apart, or an end before its start: the span read backwards is no text":
+                 both_in_context & short,
+             "a span inside the question (or on [SEP]): only the context holds answers": ordered & short,
+             "a span longer than max_answer_length tokens": ordered & both_in_context}
+    scores = start_logits[:, None] + end_logits[None, :]                     # (start, end)
+    for description, allowed in rules.items():
+        start, end = divmod(int(scores.masked_fill(~allowed, float("-inf")).argmax()), L)
+        if received is not None and tuple(received) == (int(offsets[start][0]), int(offsets[end][1])):
+            return description
+    return None
 
 
 @torch.no_grad()

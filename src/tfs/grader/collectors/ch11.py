@@ -153,9 +153,10 @@ def encoder_decoder_source_padding(EncoderDecoder, Seq2SeqConfig) -> dict:
 # ------------------------------------------------------------------------------------------ shift_right
 
 def shift_cases() -> list[tuple[torch.Tensor, int, int]]:
-    """``(labels, bos_id, pad_id)``: with -100 padding, without, and one of length 1."""
+    """``(labels, bos_id, pad_id)``: with -100 padding, without, with both and a pad_id other than 0, length 1."""
     return [(torch.tensor([[5, 6, 7, 2, -100], [8, 2, -100, -100, -100], [3, 4, 5, 6, 2]]), 1, 0),
             (torch.tensor([[9, 3, 2], [4, 4, 2]]), 7, 5),
+            (torch.tensor([[9, 3, 2, -100], [4, 2, -100, -100]]), 7, 5),
             (torch.tensor([[2], [6]]), 1, 0)]
 
 
