@@ -1,6 +1,6 @@
-"""Where the judges live and how a hidden test is named, without torch.
+"""Where the judges live, how a hidden test is named and how a run seed is drawn, without torch.
 
-The grader's host process (nbgrader with :class:`tfs.grader.judged.JudgedExecute`) needs only these two facts
+The grader's host process (nbgrader with :class:`tfs.grader.judged.JudgedExecute`) needs only these facts
 to start a judge process; the judges themselves (:mod:`tfs.grader.judging`) need torch to read the data.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 
 TEST_NAME = re.compile(r"^(ch\d\d)\.([a-z_][a-z0-9_]*)$")
@@ -27,3 +28,9 @@ def judges_dir() -> Path:
     if configured:
         return Path(configured)
     return Path(__file__).resolve().parents[3] / "autograder" / "judges"
+
+
+def new_run_seed() -> int:
+    """A fresh run seed for the hidden tests' inputs (:func:`tfs.grader.judging.seeded_run`); never 0, the fixed
+    inputs of earlier versions."""
+    return 1 + secrets.randbelow(2**31 - 1)

@@ -117,6 +117,7 @@ class JudgedExecute(ResilientExecute):
     def preprocess(self, nb, resources=None, km=None):
         self._replaying = self._isolated = False
         self._manifest: list[dict] = []
+        self._seed = judge_names.new_run_seed()  # the hidden tests' inputs, drawn anew for every grading run
         self._judged: dict[int, list[str]] = {}  # cell index -> data keys of its judge calls
         self._cell_failure: dict[int, str] = {}  # cell index -> why it could not be judged
         self._private = Path(tempfile.mkdtemp(prefix="tfs-judge-"))  # never seen by the kernel
@@ -233,7 +234,7 @@ class JudgedExecute(ResilientExecute):
         keys = [f"{index:03d}-{n}" for n in range(len(calls))]
         self._judged[index] = keys
         for key, (test, _) in zip(keys, calls):
-            self._manifest.append({"key": key, "test": test})
+            self._manifest.append({"key": key, "test": test, "seed": self._seed})
         if index in self._failed_cells or self._restarts > self.max_restarts:
             self._cell_failure[index] = cell.outputs[0].evalue if cell.outputs else "the cell did not run"
             return cell, resources
@@ -263,7 +264,7 @@ class JudgedExecute(ResilientExecute):
         """Run one collector in the kernel; False when the kernel died or hung doing it."""
         scratch, folder_expression = self._collection_folder()
         source = (f"__import__('tfs.grader.judging', fromlist=['collect_to']).collect_to("
-                  f"{folder_expression}, {key!r}, {test!r}{keywords})")
+                  f"{folder_expression}, {key!r}, {test!r}, {self._seed}{keywords})")
         probe = nbformat.v4.new_code_cell(source)
         try:
             try:

@@ -18,10 +18,18 @@ call does depends on who runs the notebook:
 - **the instructor's notebook** (``solutions/``, nbval): the judge runs right here, so the hidden
   tests are exercised on the solution in every test run;
 - **a student's release**: hidden blocks are removed, so ``judge`` is never called.
+
+**Inputs drawn per run.** Every collection and its judging share a *run seed* (:func:`seeded_run`): the grader
+draws one per notebook it grades and gives it to the kernel's collection calls and, through the manifest, to
+the judge process; the instructor's notebook draws one per ``judge`` call (``TFS_JUDGE_SEED`` fixes it, to
+reproduce a failure). Collectors make their random inputs with :func:`generator`, which mixes that seed in, so
+the hidden tests' inputs differ from one grading run to the next and no result of an earlier run can be sent
+back in place of running the code. Run seed 0 gives the fixed inputs of earlier versions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import math
@@ -32,16 +40,43 @@ from typing import Any
 
 import torch
 
-from tfs.grader.judge_names import judges_dir, split_test
+from tfs.grader.judge_names import judges_dir, new_run_seed, split_test
 
-__all__ = ["JudgeDataError", "JudgeFailure", "check_close", "check_data", "close", "collect_to", "expect", "finite", "judge",
-           "load_judge", "off", "plain", "read_data", "results", "write_data"]
+__all__ = ["JudgeDataError", "JudgeFailure", "check_close", "check_data", "close", "collect_to", "expect", "finite",
+           "generator", "judge", "load_judge", "new_run_seed", "off", "plain", "read_data", "results", "run_seed",
+           "seeded_run", "write_data"]
 
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                 torch.float16, torch.bfloat16, torch.float32, torch.float64}
 MAX_ELEMENTS = 50_000_000  # in all the tensors of one test's data
 MAX_DEPTH = 20
 MAX_DATA_BYTES = 256 * 1024 * 1024  # the most one test's data file may hold once unpacked
+
+
+_run_seed = 0  # see "Inputs drawn per run" above
+
+
+def run_seed() -> int:
+    """The run seed in force (0 outside :func:`seeded_run`)."""
+    return _run_seed
+
+
+@contextlib.contextmanager
+def seeded_run(seed: int):
+    """Collectors' and judges' inputs drawn with run seed ``seed`` inside the ``with`` block."""
+    global _run_seed
+    if type(seed) is not int or not 0 <= seed < 2**31:
+        raise ValueError(f"a run seed is an int in [0, 2**31), not {seed!r}")
+    previous, _run_seed = _run_seed, seed
+    try:
+        yield seed
+    finally:
+        _run_seed = previous
+
+
+def generator(seed: int) -> torch.Generator:
+    """For collectors' inputs: a generator from ``seed`` and the run seed (the same pair gives the same draws)."""
+    return torch.Generator().manual_seed(_run_seed * 1_000_003 + seed)
 
 
 class JudgeFailure(AssertionError):
@@ -244,11 +279,12 @@ def load_judge(test: str):
     return getattr(module, name)
 
 
-def collect(test: str, **objects: Any) -> Any:
-    """Run the collector of ``test`` on the learner's objects; return its plain data."""
+def collect(test: str, seed: int = 0, /, **objects: Any) -> Any:
+    """Run the collector of ``test`` on the learner's objects, with run seed ``seed``; return its plain data."""
     chapter, name = split_test(test)
     collector = getattr(importlib.import_module(f"tfs.grader.collectors.{chapter}"), name)
-    return plain(collector(**objects))
+    with seeded_run(seed):
+        return plain(collector(**objects))
 
 
 def error_line(error: BaseException) -> str:
@@ -273,7 +309,7 @@ def raised(function, *args, **kwargs) -> str:
     return "no error"
 
 
-def collect_to(folder: str | os.PathLike, key: str, test: str, /, **objects: Any) -> None:
+def collect_to(folder: str | os.PathLike, key: str, test: str, seed: int = 0, /, **objects: Any) -> None:
     """The grader's collection call in the kernel: ``<key>.pt`` with the data, or ``<key>.error``.
 
     Never raises for the learner's mistakes: an exception of the learner's code (or data that is
@@ -284,7 +320,7 @@ def collect_to(folder: str | os.PathLike, key: str, test: str, /, **objects: Any
 
     folder = Path(folder)
     try:
-        data = collect(test, **objects)
+        data = collect(test, seed, **objects)
     except (Exception, SystemExit, ReferenceHidden) as error:
         (folder / f"{key}.error").write_text(error_line(error), encoding="utf-8")
         return
@@ -292,13 +328,20 @@ def collect_to(folder: str | os.PathLike, key: str, test: str, /, **objects: Any
 
 
 def judge(test: str, /, **objects: Any) -> None:
-    """The call in a notebook's hidden-test block (see the module's documentation)."""
-    data = collect(test, **objects)
+    """The call in a notebook's hidden-test block (see the module's documentation): inputs drawn with a fresh run
+    seed, or ``TFS_JUDGE_SEED``'s, which a failure names."""
+    seed = int(os.environ.get("TFS_JUDGE_SEED") or new_run_seed())
+    data = collect(test, seed, **objects)
     out = os.environ.get("TFS_JUDGE_OUT")
     if out:
         write_data(data, Path(out) / f"{test}.pt")
         return
-    load_judge(test)(read_data_roundtrip(data))
+    try:
+        with seeded_run(seed):
+            load_judge(test)(read_data_roundtrip(data))
+    except AssertionError as failure:
+        raise type(failure)(f"{failure}\n  (inputs drawn with run seed {seed}: TFS_JUDGE_SEED={seed} draws them "
+                            "again)") from None
 
 
 def read_data_roundtrip(data: Any) -> Any:

@@ -5,7 +5,8 @@ interpreter that imports only torch, the course package from disk and the judges
 
     python -I -m tfs.grader.run_judge --judges autograder/judges --data DIR --out verdicts.json
 
-``DIR/manifest.json`` lists ``[{"key": "003-0", "test": "ch01.causal_mask_values"}, ...]``; beside it,
+``DIR/manifest.json`` lists ``[{"key": "003-0", "test": "ch01.causal_mask_values", "seed": 1234}, ...]`` (``seed``: the
+run seed the collector drew its inputs with, :func:`tfs.grader.judging.seeded_run`; 0 when absent); beside it,
 ``<key>.pt`` holds the data a collector produced (read with ``weights_only``, plain data only) or
 ``<key>.error`` the learner's error line when their code raised. The verdicts are written as JSON:
 ``{key: {"passed": bool, "message": str}}``. A judge raising ``AssertionError`` (``JudgeFailure`` or a
@@ -24,7 +25,7 @@ from pathlib import Path
 MAX_BYTES = 256 * 1024 * 1024  # largest data file a judge reads
 
 
-def verdict(test: str, data_file: Path, error_file: Path) -> dict:
+def verdict(test: str, data_file: Path, error_file: Path, seed: int = 0) -> dict:
     from tfs.grader import judging
 
     if error_file.is_file():
@@ -47,7 +48,8 @@ def verdict(test: str, data_file: Path, error_file: Path) -> dict:
         return {"passed": False, "message": f"✗ {test}: the grader could not read your results "
                                             f"({judging.error_line(error)})."}
     try:
-        message = judging.load_judge(test)(data)
+        with judging.seeded_run(seed):
+            message = judging.load_judge(test)(data)
     except AssertionError as failure:
         return {"passed": False, "message": str(failure) or f"✗ {test}: failed"}
     except Exception as error:  # wrong types or shapes that the judge's own arithmetic tripped over
@@ -73,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
     verdicts = {}
     for entry in manifest:
-        key, test = str(entry["key"]), str(entry["test"])
-        verdicts[key] = verdict(test, data / f"{key}.pt", data / f"{key}.error")
+        key, test, seed = str(entry["key"]), str(entry["test"]), int(entry.get("seed", 0))
+        verdicts[key] = verdict(test, data / f"{key}.pt", data / f"{key}.error", seed)
     Path(args.out).write_text(json.dumps(verdicts, ensure_ascii=False), encoding="utf-8")
     return 0
 

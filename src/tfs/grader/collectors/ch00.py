@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import torch
 
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from tfs.grader.judging import generator
 
 
 def standardize_inputs() -> list[tuple[torch.Tensor, float]]:
     """``[(x, eps), ...]``: the visible test's data, then a float64 batch with another eps."""
     visible = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 60.0]])
-    hidden = torch.randn(50, 7, dtype=torch.float64, generator=_generator(5)) * 3 + 10
+    hidden = torch.randn(50, 7, dtype=torch.float64, generator=generator(5)) * 3 + 10
     return [(visible, 1e-5), (hidden, 1e-3)]
 
 
@@ -22,7 +20,7 @@ def standardize(standardize):
 
 def batched_scores_inputs() -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``[(queries, keys), ...]``: the visible shapes, one query, a batch of 4 with two keys."""
-    g = _generator(13)
+    g = generator(13)
     return [(torch.randn(b, n, d, generator=g), torch.randn(b, m, d, generator=g))
             for b, n, m, d in ((2, 3, 5, 4), (1, 1, 6, 9), (4, 7, 2, 3))]
 
@@ -34,7 +32,7 @@ def batched_scores(batched_scores):
 def fit_line_inputs() -> list[tuple[torch.Tensor, torch.Tensor, int, float]]:
     """``[(x, y, steps, lr), ...]``: a noisy line (as in the notebook), an exact line, one step."""
     x = torch.linspace(-2, 2, 100)
-    y = 3.0 * x - 1.0 + 0.3 * torch.randn(100, generator=_generator(7))
+    y = 3.0 * x - 1.0 + 0.3 * torch.randn(100, generator=generator(7))
     x_exact = torch.linspace(0, 1, 50)
     y_exact = -2.0 * x_exact + 0.5
     return [(x, y, 200, 0.1), (x_exact, y_exact, 3000, 0.5), (x_exact, y_exact, 1, 0.5)]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from tfs.grader.judging import generator
 
 
 # --- softmax_stable ---------------------------------------------------------------------------
@@ -14,7 +12,7 @@ def _generator(seed: int) -> torch.Generator:
 def softmax_values_inputs() -> list[tuple[torch.Tensor, int]]:
     """``[(x, dim), ...]``: the visible cases, then a 3-D tensor along every dimension, and zeros."""
     small = torch.tensor([[1.0, 0.0], [2.0, 4.0], [0.0, 0.0]])
-    x3 = torch.randn(3, 4, 5, generator=_generator(11)) * 3
+    x3 = torch.randn(3, 4, 5, generator=generator(11)) * 3
     return ([(small, -1), (torch.tensor([1.0, 0.0]), -1), (small, 0)] + [(x3, d) for d in (0, 1, 2, -1, -2)]
             + [(torch.zeros(7), -1)])
 
@@ -25,7 +23,7 @@ def softmax_values(softmax_stable):
 
 def softmax_large_logits_inputs() -> list[torch.Tensor]:
     return [torch.tensor([[1000.0, 999.0, 0.0], [-1000.0, -1001.0, -2000.0]]), torch.tensor([3.0e38, 0.0, -3.0e38]),
-            torch.tensor([[0.0, float("-inf"), 1.0]]), torch.randn(4, 9, dtype=torch.float64, generator=_generator(12)) * 50]
+            torch.tensor([[0.0, float("-inf"), 1.0]]), torch.randn(4, 9, dtype=torch.float64, generator=generator(12)) * 50]
 
 
 def softmax_large_logits(softmax_stable):
@@ -33,7 +31,7 @@ def softmax_large_logits(softmax_stable):
 
 
 def softmax_temperature_inputs() -> dict:
-    g = _generator(14)
+    g = generator(14)
     return {"cases": [(torch.tensor([[2.0, 1.0, 0.5, 0.0]]), 2.0), (torch.tensor([3.0, 1.0, 2.0]), 0.01),
                       (torch.randn(3, 5, generator=g), 0.5)],
             "grad_x": torch.randn(2, 6, dtype=torch.float64, generator=g), "grad_weights": torch.randn(2, 6, dtype=torch.float64, generator=g),
@@ -66,7 +64,7 @@ def causal_mask_dtype(causal_mask):
 # --- scaled_dot_product_attention ---------------------------------------------------------------
 
 def attention_shapes_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    g = _generator(21)
+    g = generator(21)
     shapes = [((2, 5, 8), (2, 7, 8), (2, 7, 3)), ((3, 1, 4), (3, 1, 4), (3, 1, 2)), ((4, 6), (9, 6), (9, 5))]
     return [tuple(torch.randn(*shape, generator=g) for shape in case) for case in shapes]
 
@@ -76,7 +74,7 @@ def attention_shapes(scaled_dot_product_attention):
 
 
 def attention_values_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    g = _generator(22)
+    g = generator(22)
     return [(torch.randn(2, 5, 16, generator=g), torch.randn(2, 5, 16, generator=g), torch.randn(2, 5, 4, generator=g)),
             tuple(torch.randn(2, 3, 6, 32, dtype=torch.float64, generator=g) for _ in range(3)),
             (torch.randn(1, 3, 8, generator=g) * 30, torch.randn(1, 4, 8, generator=g) * 30, torch.randn(1, 4, 2, generator=g))]
@@ -88,7 +86,7 @@ def attention_values(scaled_dot_product_attention):
 
 def attention_masks_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Causal, key padding, a fully masked query (2-D and batched), a (batch, 1, L, L) mask over heads."""
-    g = _generator(23)
+    g = generator(23)
     q, k, v = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 4, generator=g)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
     padding = torch.tensor([[True, True, True, True, True], [True, True, False, False, False]])[:, None, :]
@@ -106,7 +104,7 @@ def attention_masks(scaled_dot_product_attention):
 
 
 def attention_gradients_inputs() -> list[dict]:
-    g = _generator(24)
+    g = generator(24)
     return [{"qkv": [torch.randn(1, 4, 8, generator=g) for _ in range(3)], "mask": torch.ones(4, 4, dtype=torch.bool).tril(),
              "weights": torch.randn(1, 4, 8, generator=g)},
             {"qkv": [torch.randn(2, 3, 5, dtype=torch.float64, generator=g) for _ in range(3)],

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from tfs.grader.judging import generator
+
 PARAMETERS = ("qkv.weight", "qkv.bias", "out.weight", "out.bias")
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _randn(*shape, g, dtype=torch.float32):
@@ -29,7 +27,7 @@ def parameters(module) -> dict:
 # --- split_heads / merge_heads ----------------------------------------------------------------
 
 def split_heads_shapes_inputs():
-    g = _generator(31)
+    g = generator(31)
     return [(_randn(2, 5, 12, g=g), 3), (_randn(2, 5, 12, g=g), 1), (_randn(1, 1, 8, g=g), 4), (_randn(7, 3, 6, g=g), 6)]
 
 
@@ -38,7 +36,7 @@ def split_heads_shapes(split_heads):
 
 
 def split_heads_values_inputs():
-    g = _generator(32)
+    g = generator(32)
     x64 = _randn(3, 7, 16, g=g, dtype=torch.float64)
     return {"cases": [(_randn(2, 5, 12, g=g), 3)] + [(x64, h) for h in (1, 2, 4, 8, 16)],
             "grad_x": _randn(1, 1, 6, g=g), "grad_weights": _randn(1, 2, 1, 3, g=g)}
@@ -53,7 +51,7 @@ def split_heads_values(split_heads):
 
 
 def merge_heads_inputs():
-    g = _generator(33)
+    g = generator(33)
     heads = [_randn(2, 3, 5, 4, g=g)] + [_randn(*shape, g=g, dtype=torch.float64) for shape in
                                          [(1, 1, 1, 3), (5, 8, 2, 1), (2, 2, 9, 7)]]
     return {"heads": heads, "roundtrip": _randn(4, 6, 10, g=g)}
@@ -69,7 +67,7 @@ def merge_heads(merge_heads):
 # --- MultiHeadAttention -----------------------------------------------------------------------
 
 def mha_shapes_inputs():
-    g = _generator(34)
+    g = generator(34)
     return {"x": _randn(2, 5, 12, g=g), "one": _randn(1, 1, 8, g=g)}
 
 
@@ -88,7 +86,7 @@ MHA_PARITY_CASES = [(3, 6, 16, 4), (1, 1, 8, 2), (5, 3, 6, 3), (2, 9, 32, 8), (4
 
 
 def mha_parity_inputs():
-    g = _generator(35)
+    g = generator(35)
     return {"float64": [_randn(b, length, d, g=g, dtype=torch.float64) for b, length, d, _ in MHA_PARITY_CASES],
             "float32": _randn(2, 5, 16, g=g)}
 
@@ -110,7 +108,7 @@ def mha_parity(MultiHeadAttention):
 
 
 def mha_masks_inputs():
-    g = _generator(36)
+    g = generator(36)
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
     keep = torch.arange(6)[None, :] < torch.tensor([6, 4, 1])[:, None]
     return {"x": _randn(3, 6, 16, g=g, dtype=torch.float64), "x1": _randn(2, 1, 16, g=g, dtype=torch.float64),
@@ -127,7 +125,7 @@ def mha_masks(MultiHeadAttention):
 
 
 def mha_gradients_inputs():
-    g = _generator(37)
+    g = generator(37)
     return {"x8": _randn(2, 4, 8, g=g), "x12": _randn(2, 5, 12, g=g, dtype=torch.float64)}
 
 
@@ -156,7 +154,7 @@ def _call(module, *args, **kwargs):
 
 
 def mha_context_shapes_inputs():
-    g = _generator(38)
+    g = generator(38)
     return [(_randn(2, 4, 12, g=g), _randn(2, 7, 12, g=g)), (_randn(1, 1, 12, g=g), _randn(1, 1, 12, g=g))]
 
 
@@ -174,7 +172,7 @@ CROSS_CASES = [(3, 5, 8), (1, 1, 1), (4, 1, 9), (2, 6, 1), (5, 3, 3)]
 
 
 def mha_context_parity_inputs():
-    g = _generator(39)
+    g = generator(39)
     pairs = [(_randn(b, lq, 16, g=g, dtype=torch.float64), _randn(b, lk, 16, g=g, dtype=torch.float64))
              for b, lq, lk in CROSS_CASES]
     keep = torch.arange(8)[None, :] < torch.tensor([8, 5, 2])[:, None]

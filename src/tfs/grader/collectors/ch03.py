@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from tfs.grader.judging import generator
 from tfs.teaching.probes_rope import outcome_on_odd_d  # what the learner's code does; no oracle
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _randn(*shape, g, dtype=torch.float64):
@@ -37,7 +34,7 @@ def layer_norm_parameters(LayerNorm):
 
 
 def layer_norm_values_inputs():
-    g = _generator(41)
+    g = generator(41)
     return {"x": _randn(4, 5, 8, g=g) * 3 + 2, "weight": _randn(8, g=g), "bias": _randn(8, g=g),
             "shapes": [_randn(*shape, g=g) * 10 - 5 for shape in [(3,), (1, 1, 3), (2, 7, 3)]],
             "float32": _randn(2, 4, 16, g=g, dtype=torch.float32), "constant": torch.full((2, 6), 3.0, dtype=torch.float64)}
@@ -54,7 +51,7 @@ def layer_norm_values(LayerNorm):
 
 
 def layer_norm_gradients_inputs():
-    return {"x": _randn(3, 6, g=_generator(42)), "weights": torch.arange(6.0, dtype=torch.float64)}
+    return {"x": _randn(3, 6, g=generator(42)), "weights": torch.arange(6.0, dtype=torch.float64)}
 
 
 def layer_norm_gradients(LayerNorm):
@@ -68,7 +65,7 @@ def layer_norm_gradients(LayerNorm):
 # --- FeedForward ------------------------------------------------------------------------------
 
 def feed_forward_inputs():
-    g = _generator(43)
+    g = generator(43)
     return {"xs": [_randn(2, 5, 8, g=g), _randn(1, 1, 8, g=g), _randn(3, 4, 8, g=g)]}
 
 
@@ -83,7 +80,7 @@ def feed_forward(FeedForward):
 # --- blocks -----------------------------------------------------------------------------------
 
 def block_inputs(seed: int):
-    g = _generator(seed)
+    g = generator(seed)
     return {"x": _randn(2, 6, 16, g=g), "x1": _randn(3, 1, 16, g=g), "perm": torch.randperm(6, generator=g),
             "keep": torch.tensor([[True] * 6, [True] * 3 + [False] * 3]), "causal": torch.ones(6, 6, dtype=torch.bool).tril(),
             "grad_x": _randn(5, 1, 16, g=g)}
@@ -137,7 +134,7 @@ def encoder_structure(Encoder):
 
 
 def encoder_parity_inputs():
-    g = _generator(46)
+    g = generator(46)
     return {"x": _randn(2, 5, 16, g=g), "others": [_randn(1, 1, 16, g=g), _randn(4, 9, 16, g=g)],
             "causal": torch.ones(5, 5, dtype=torch.bool).tril()}
 
@@ -158,7 +155,7 @@ DROPOUT_PS = (0.1, 0.3, 0.5, 0.9)
 
 
 def dropout_eval_inputs():
-    g = _generator(47)
+    g = generator(47)
     return {"x": _randn(4, 50, g=g), "x32": _randn(3, 7, g=g, dtype=torch.float32)}
 
 
@@ -180,7 +177,7 @@ def dropout_eval(Dropout):
 
 
 def dropout_training_inputs():
-    g = _generator(48)
+    g = generator(48)
     return {"n": 100_000, "x": _randn(3, 4, 50, g=g), "seed": 48}
 
 
@@ -226,7 +223,7 @@ def encoder_parameters_large(encoder_parameters):
 # --- RoPE (optional) --------------------------------------------------------------------------
 
 def rope_values_inputs():
-    g = _generator(49)
+    g = generator(49)
     return {"x": _randn(2, 3, 7, 8, g=g), "positions": torch.tensor([4, 9, 0, 31, 2, 17, 5]), "base_x": _randn(5, 6, g=g),
             "x32": _randn(2, 12, 16, g=g, dtype=torch.float32), "pair": _randn(1, 4, 2, g=g), "one": _randn(3, 1, 4, g=g)}
 
@@ -240,7 +237,7 @@ def rope_values(apply_rope):
 
 
 def rope_properties_inputs():
-    g = _generator(50)
+    g = generator(50)
     return {"x": _randn(4, 20, 64, g=g), "q": _randn(32, g=g), "k": _randn(32, g=g), "length": 40, "odd": _randn(2, 5, 7, g=g)}
 
 

@@ -24,7 +24,7 @@ import zlib
 
 import torch
 
-from tfs.grader.judging import error_line, raised
+from tfs.grader.judging import error_line, generator, raised
 from tfs.models.llama import LLaMAConfig
 
 CONFIGS = {  # grouped-query (tied head), multi-query (untied), multi-head
@@ -41,8 +41,7 @@ LENGTHS = (9, 5, 2)  # a left-padded batch: three prompts of these lengths
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     """Float64 values for the tensor ``name``: norm gains near 1, weights large enough for peaked attention."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-    values = torch.randn(shape, generator=generator, dtype=torch.float64)
+    values = torch.randn(shape, generator=generator(seed * 1_000_003 + zlib.crc32(name.encode())), dtype=torch.float64)
     return 1.0 + 0.3 * values if "norm" in name else 0.3 * values
 
 
@@ -64,7 +63,7 @@ def model_weights(name: str):
 
 
 def token_ids(name: str, length: int = 11) -> torch.Tensor:
-    g = torch.Generator().manual_seed(120 + len(name))
+    g = generator(120 + len(name))
     return torch.randint(0, CONFIGS[name].vocab_size, (2, length), generator=g)
 
 
@@ -72,7 +71,7 @@ def padded_batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ids (3, 9), attention_mask (3, 9))``: prompts of :data:`LENGTHS` tokens, padded on the left with id 0."""
     from tfs.generate import left_pad
 
-    g = torch.Generator().manual_seed(130 + len(name))
+    g = generator(130 + len(name))
     prompts = [torch.randint(1, CONFIGS[name].vocab_size, (n,), generator=g).tolist() for n in LENGTHS]
     return left_pad(prompts, 0)
 
@@ -159,7 +158,7 @@ def rmsnorm(RMSNorm) -> dict:
         try:
             fresh = RMSNorm(8)
             data["parameters"] = {name: p.detach() for name, p in fresh.named_parameters()}
-            x = torch.randn(3, 8, generator=torch.Generator().manual_seed(5))
+            x = torch.randn(3, 8, generator=generator(5))
             data["float32"] = fresh(x)
         except Exception as error:
             data["module_error"] = error_line(error)
