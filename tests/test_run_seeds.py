@@ -16,20 +16,23 @@ from judge_helpers import solution_namespace
 from tfs.grader import judging, run_judge
 from tfs.grader.judged import judge_calls
 
-CHAPTERS = ("00-welcome", "01-attention", "02-multihead-attention", "03-transformer-block", "12-modern-llm")
+CHAPTERS = ("00-welcome", "01-attention", "02-multihead-attention", "03-transformer-block", "12-modern-llm",
+            "13-teaching-behaviour")
 SEEDS = (0, 7, 2024, 2**31 - 1)
 
 
 @functools.cache
 def _namespace(chapter: str) -> dict:
     """The solution's answers, with what the notebook imports from earlier chapters (as tests/test_judges_chNN.py)."""
+    from tfs import align
     from tfs.chat import DEFAULT_SYSTEM
     from tfs.generate import generate
     from tfs.nn import MultiHeadAttention, scaled_dot_product_attention
 
     given = {"02-multihead-attention": {"scaled_dot_product_attention": scaled_dot_product_attention},
              "03-transformer-block": {"MultiHeadAttention": MultiHeadAttention},
-             "12-modern-llm": {"DEFAULT_SYSTEM": DEFAULT_SYSTEM, "generate": generate}}
+             "12-modern-llm": {"DEFAULT_SYSTEM": DEFAULT_SYSTEM, "generate": generate},
+             "13-teaching-behaviour": {"align": align}}
     torch.manual_seed(0)
     return solution_namespace(chapter, **given.get(chapter, {}))
 

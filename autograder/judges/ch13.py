@@ -163,7 +163,7 @@ def pack_mask(data) -> None:
                                "Allow only keys of the same segment.")
         raise JudgeFailure(f"✗ {name}: the mask must allow exactly the keys of the query's own segment "
                            "(segment_ids equal); the model adds the causal part.")
-    model = pa.tiny_llama(4, c.VOCAB)
+    model = c.tiny_llama(4)
     packed = _losses(model, expected["input_ids"], expected["labels"], expected["position_ids"], mask)
     alone = []
     for example in c.pack_inputs():   # each example by itself, no packing
@@ -227,7 +227,7 @@ def _lora_names(model) -> list[str]:
 def lora_trainable(data) -> None:
     name = "add_lora_adapters"
     expect(isinstance(data, dict), name, "expected the trainable parameters' names.")
-    expected = _lora_names(pa.tiny_llama(1, c.VOCAB))
+    expected = _lora_names(c.tiny_llama(1))
     trainable = data.get("trainable") or []
     base = [n for n in trainable if not n.endswith((".A", ".B"))]
     expect(not base, name, f"base weights would train: {base[:4]} still require gradients. Freeze the whole model "
@@ -248,7 +248,7 @@ def _oracle_steps(accumulate: bool = False, clip: bool = True) -> tuple[list[flo
     from tfs.align import packed_logits, packing_mask
     from tfs.compress import add_lora
 
-    model = pa.tiny_llama(2, c.VOCAB)
+    model = c.tiny_llama(2)
     add_lora(model, ("q", "k", "v", "out", "gate", "up", "down"), c.LORA_R, c.LORA_ALPHA)
     with torch.no_grad():
         for name, module in model.named_modules():
@@ -279,7 +279,7 @@ def sft_step(data) -> None:
            f"expected {c.STEPS} losses (one per call).")
     losses, state = data["losses"], data.get("state") or {}
     expect(all(_number(x) for x in losses), name, "each call must return the loss as a finite float (loss.item()).")
-    base = pa.tiny_llama(2, c.VOCAB).state_dict()
+    base = c.tiny_llama(2).state_dict()
     for key, value in base.items():
         wrapped = key.replace(".weight", ".base.weight") if f"{key[:-len('.weight')]}.A" in state else key
         got = state.get(wrapped, state.get(key))
@@ -311,7 +311,7 @@ def sft_step(data) -> None:
 def merge_adapter(data) -> None:
     name = "merge_adapter"
     expect(isinstance(data, dict) and isinstance(data.get("state"), dict), name, "expected the merged model's weights.")
-    model = pa.tiny_llama(3, c.VOCAB)
+    model = c.tiny_llama(3)
     shapes = {n: (m.in_features, m.out_features) for n, m in model.named_modules() if n in c.MERGED}
     adapter = c.merge_adapter_values(shapes)
     state, scale = data["state"], c.LORA_ALPHA / c.LORA_R

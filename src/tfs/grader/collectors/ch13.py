@@ -17,8 +17,9 @@ import contextlib
 
 import torch
 
-from tfs.grader.judging import error_line, raised
-from tfs.teaching.probes_align import chat_tokenizer, seeded, tiny_llama, toy_examples
+from tfs.grader.judging import error_line, raised, run_seed
+from tfs.teaching import probes_align
+from tfs.teaching.probes_align import chat_tokenizer, toy_examples
 
 VOCAB = 48
 PAD_ID = 3
@@ -119,11 +120,21 @@ def chat_turns(chat_example) -> list:
     return _examples(chat_example, MULTI_TURN)
 
 
+def tiny_llama(seed: int, vocab_size: int = VOCAB):
+    """:func:`tfs.teaching.probes_align.tiny_llama` with weights drawn for this grading run (judges call it too)."""
+    return probes_align.tiny_llama(seed + 16 * run_seed(), vocab_size)
+
+
+def seeded(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """:func:`tfs.teaching.probes_align.seeded`, drawn for this grading run."""
+    return probes_align.seeded(name, shape, run_seed())
+
+
 # ------------------------------------------------------------------------------------------ packing
 
 def pack_inputs() -> list[dict]:
-    """Examples of :data:`PACK_LENGTHS` tokens (:func:`tfs.teaching.probes_align.toy_examples`, seed 130)."""
-    return toy_examples(PACK_LENGTHS, seed=130, vocab_size=VOCAB)
+    """Examples of :data:`PACK_LENGTHS` tokens (:func:`tfs.teaching.probes_align.toy_examples`, seed 130 in run 0)."""
+    return toy_examples(PACK_LENGTHS, seed=130 + 16 * run_seed(), vocab_size=VOCAB)
 
 
 def _fresh(examples):
@@ -168,7 +179,7 @@ def sft_loss(sft_loss) -> dict:
 # ------------------------------------------------------------------------------------------ LoRA and the step
 
 def lora_trainable(add_lora_adapters) -> dict:
-    model = tiny_llama(1, VOCAB)
+    model = tiny_llama(1)
     returned = add_lora_adapters(model, LORA_R, LORA_ALPHA)
     names = {id(p): name for name, p in model.named_parameters()}
     return {"trainable": sorted(name for name, p in model.named_parameters() if p.requires_grad),
@@ -198,7 +209,7 @@ def adapter_values(name: str, in_features: int, out_features: int) -> tuple[torc
 
 
 def sft_step(add_lora_adapters, sft_step) -> dict:
-    model = tiny_llama(2, VOCAB)
+    model = tiny_llama(2)
     parameters = add_lora_adapters(model, LORA_R, LORA_ALPHA)
     with torch.no_grad():
         for name, module in model.named_modules():
@@ -225,7 +236,7 @@ def merge_adapter_values(in_out: dict[str, tuple[int, int]]) -> dict[str, torch.
 
 
 def merge_adapter(merge_adapter) -> dict:
-    model = tiny_llama(3, VOCAB)
+    model = tiny_llama(3)
     shapes = {name: (m.in_features, m.out_features) for name, m in model.named_modules() if name in MERGED}
     result = merge_adapter(model, merge_adapter_values(shapes), LORA_ALPHA)
     return {"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
