@@ -93,6 +93,22 @@ def top_p_wrong_end(logits, p):  # sorted the wrong way: drops the likely head
     return logits.masked_fill(drop.scatter(-1, order, drop), INF)
 
 
+def top_p_running_total_below_p(logits, p):  # keeps tokens while the total so far is below p: no guard for the top
+    probs, order = logits.softmax(-1).sort(descending=True)
+    keep_sorted = probs.cumsum(-1) < p
+    return logits.masked_fill(~keep_sorted.scatter(-1, order, keep_sorted), INF)
+
+
+def top_p_mass_before_below_p(logits, p):  # another correct rule: keep a token while the mass before it is below p
+    probs, order = logits.softmax(-1).sort(descending=True)
+    keep_sorted = probs.cumsum(-1) - probs < p
+    return logits.masked_fill(~keep_sorted.scatter(-1, order, keep_sorted), INF)
+
+
+def test_top_p_other_correct_rule_passes():
+    run("top_p", top_p_filter=top_p_mass_before_below_p)
+
+
 def top_p_changes_logits(logits, p):
     out = top_p_filter(logits, p)
     return out - out[torch.isfinite(out)].max()  # shifted: the kept logits changed
@@ -100,7 +116,8 @@ def top_p_changes_logits(logits, p):
 
 @pytest.mark.parametrize("mutant, message", [
     (top_p_without_crossing_token, "one token too few"), (top_p_zero_fill, "set to 0"),
-    (top_p_wrong_end, "most likely token was filtered"), (top_p_changes_logits, "kept logits changed")])
+    (top_p_wrong_end, "most likely token was filtered"), (top_p_changes_logits, "kept logits changed"),
+    (top_p_running_total_below_p, "keep no token at all")])
 def test_top_p_mutants_fail_with_their_mistake(mutant, message):
     fails("top_p", message, top_p_filter=mutant)
 

@@ -36,6 +36,11 @@ def _check_filter(received: torch.Tensor, expected: torch.Tensor, logits: torch.
         raise JudgeFailure(f"{what}: nothing was set to -inf: filtered tokens must get logit -inf")
     if not torch.equal(keep_r, keep_e):
         kept_r, kept_e = keep_r.sum(-1), keep_e.sum(-1)
+        empty = [i for i, kept in enumerate(kept_r.tolist()) if kept == 0]
+        if empty:
+            raise JudgeFailure(f"{what}: rows {empty} keep no token at all: every logit is -inf, the softmax of such "
+                               "a row is NaN and nothing can be sampled from it; the kept set must always hold at "
+                               "least the most likely token (for top-p: also when that token alone has more than p)")
         top = logits.argmax(-1)
         if not keep_r.gather(1, top[:, None]).all():
             raise JudgeFailure(f"{what}: the most likely token was filtered out: keep the largest logits, "
@@ -346,3 +351,34 @@ def kv_cache_class(data) -> None:
         if data["lengths"][i] != expected_length:
             raise JudgeFailure(f"{what}: len(cache) is {data['lengths'][i]}, expected {expected_length}, the number "
                                "of cached positions (of layer 0)")
+
+
+# ---------------------------------------------------------------------------- attention over blocks of keys
+
+def online_attention(data) -> None:
+    import torch.nn.functional as F
+
+    from tfs.grader.collectors.ch07 import ONLINE_CASES, online_attention_inputs
+    from tfs.teaching.checks import tolerance
+    from tfs.teaching.probes_generation import online_attention_mistakes
+
+    check_data(data, [({"out": torch.Tensor}, {"error": str})] * len(ONLINE_CASES), "online_attention")
+    for case, item in enumerate(data):
+        q, k, v, block_size = online_attention_inputs(case)
+        what = (f"online_attention(q {tuple(q.shape)}, k and v {tuple(k.shape)}, block_size={block_size}), "
+                f"{q.dtype}")
+        expected = F.scaled_dot_product_attention(q, k, v)
+        received = _tensor(item, what, expected.shape)
+        if received.dtype != q.dtype:
+            raise JudgeFailure(f"{what}: dtype {received.dtype}, expected the inputs' {q.dtype}")
+        rtol, atol = tolerance("attention", q.dtype)
+        if torch.allclose(received, expected, rtol=rtol, atol=atol):
+            continue
+        for mistake, wrong in online_attention_mistakes(q, k, v, block_size).items():
+            if torch.allclose(received, wrong, rtol=1e-3, atol=1e-5, equal_nan=True):
+                raise JudgeFailure(f"{what}: this looks like {mistake}")
+        if torch.isnan(received).any():
+            raise JudgeFailure(f"{what}: the result contains NaN: an exp that overflowed, or 0 times infinity "
+                               "(the first block, when the running maximum is still -inf)?")
+        raise JudgeFailure(f"{what}: differs from F.scaled_dot_product_attention(q, k, v) by up to "
+                           f"{(received - expected).abs().max():.3g}")

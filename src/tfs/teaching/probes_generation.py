@@ -8,6 +8,8 @@ through a model the way decoding does: the first ``prompt`` positions at once, t
 :class:`CourseInterface` wraps a ``transformers`` causal LM so that a loop written for the course's GPT runs it.
 :class:`TransformersCache` is ``transformers``' own cache behind the course's cache interface: it stands in for the
 learner's ``KVCache`` wherever another exercise needs a cache, so that no exercise is graded on another's answer.
+:func:`online_attention_mistakes` gives the outputs of the usual wrong versions of attention over blocks of keys
+(the idea of FlashAttention), for the checks to name a learner's mistake.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from types import SimpleNamespace
 
 import torch
 
-__all__ = ["CourseInterface", "TransformersCache", "cached_logits", "with_attention"]
+__all__ = ["CourseInterface", "TransformersCache", "cached_logits", "online_attention_mistakes", "with_attention"]
 
 
 def with_attention(model, attention_class):
@@ -95,3 +97,42 @@ class CourseInterface(torch.nn.Module):
         out = self.model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids,
                          past_key_values=past, use_cache=cache is not None, logits_to_keep=1)
         return out.logits, None
+
+
+def _blockwise_attention(q, k, v, block_size, rescale_denominator=True, rescale_numerator=True, inverted=False,
+                         shift=True, scale=True):
+    """Attention over blocks of keys with a running maximum; each switch turned off (or ``inverted`` on) is one
+    mistake of :func:`online_attention_mistakes`."""
+    running_max = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)
+    denominator = torch.zeros_like(running_max)
+    numerator = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        scores = q @ k[..., start:start + block_size, :].transpose(-2, -1) / (q.shape[-1] ** 0.5 if scale else 1)
+        new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True)) if shift else torch.zeros_like(running_max)
+        factor = torch.exp(new_max - running_max) if inverted else torch.exp(running_max - new_max)
+        factor = factor if shift else torch.ones_like(factor)
+        weights = torch.exp(scores - new_max)
+        denominator = (denominator * factor if rescale_denominator else denominator) + weights.sum(-1, keepdim=True)
+        numerator = (numerator * factor if rescale_numerator else numerator) + weights @ v[..., start:start + block_size, :]
+        running_max = new_max
+    return numerator / denominator
+
+
+def online_attention_mistakes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                              block_size: int) -> dict[str, torch.Tensor]:
+    """What the usual wrong versions of attention over blocks of ``block_size`` keys return for ``q, k, v``
+    ``(batch, heads, L, d)``, keyed by a description of the mistake."""
+    with torch.no_grad():
+        return {
+            "no rescaling: the sums of earlier blocks were kept as they were when the running maximum rose":
+                _blockwise_attention(q, k, v, block_size, rescale_denominator=False, rescale_numerator=False),
+            "only the denominator rescaled when the running maximum rose (the numerator kept its old terms)":
+                _blockwise_attention(q, k, v, block_size, rescale_numerator=False),
+            "only the numerator rescaled when the running maximum rose (the denominator kept its old terms)":
+                _blockwise_attention(q, k, v, block_size, rescale_denominator=False),
+            "the rescaling factor upside down: multiplied by exp(new max - old max), which is infinite at the first "
+            "block": _blockwise_attention(q, k, v, block_size, inverted=True),
+            "exponentials of the raw scores, not shifted by a running maximum: exp overflows for large scores":
+                _blockwise_attention(q, k, v, block_size, shift=False),
+            "the scores not divided by sqrt(d)": _blockwise_attention(q, k, v, block_size, scale=False),
+        }

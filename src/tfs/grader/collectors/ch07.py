@@ -211,3 +211,32 @@ def kv_cache_class(KVCache) -> dict:
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"}
     return data
+
+
+# ---------------------------------------------------------------------------- attention over blocks of keys
+
+ONLINE_CASES = [  # (batch, heads, queries, keys, d, block_size, dtype, scale of q)
+    (2, 3, 6, 45, 16, 8, torch.float64, 1.0),      # the last block shorter
+    (2, 3, 6, 45, 16, 1, torch.float64, 1.0),      # one key per block
+    (2, 3, 6, 45, 16, 64, torch.float64, 1.0),     # one block holds every key
+    (1, 4, 1, 100, 16, 16, torch.float64, 3.0),    # a decoding step: one query over a long cache
+    (1, 2, 5, 50, 32, 10, torch.float32, 50.0),    # scores in the hundreds: exp of an unshifted score overflows
+]
+
+
+def online_attention_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Seeded ``q, k, v`` and the block size of ``ONLINE_CASES[case]``."""
+    batch, heads, n_q, n_k, d, block_size, dtype, scale = ONLINE_CASES[case]
+    g = torch.Generator().manual_seed(300 + case)
+    q = scale * torch.randn(batch, heads, n_q, d, generator=g, dtype=dtype)
+    k, v = (torch.randn(batch, heads, n_k, d, generator=g, dtype=dtype) for _ in range(2))
+    return q, k, v, block_size
+
+
+def online_attention(online_attention) -> list:
+    """The learner's attention over blocks of keys on each case of ``ONLINE_CASES``."""
+    results = []
+    for case in range(len(ONLINE_CASES)):
+        q, k, v, block_size = online_attention_inputs(case)
+        results.append(_run(online_attention, q, k, v, block_size))
+    return results
