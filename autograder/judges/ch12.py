@@ -6,7 +6,6 @@ jinja2. Mistakes are named by comparing with :mod:`tfs.teaching.probes_llama`'s 
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -15,7 +14,7 @@ from tfs.grader.collectors.ch12 import (BAD_ROLES, CHAT_CASES, CONFIGS, PROMPT, 
                                         REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, SWIGLU_CASES,
                                         SWIGLU_HIDDEN_CASES, model_weights, padded_batch, repeat_input,
                                         rmsnorm_inputs, rope_inputs, seeded, swiglu_input, token_ids)
-from tfs.grader.judging import JudgeFailure, check_data, run_seed
+from tfs.grader.judging import JudgeFailure, check_data, per_run
 
 FLOAT64 = dict(rtol=0.0, atol=1e-9)
 # SmolLM2-135M-Instruct's chat template (its tokenizer's chat_template.jinja), rendered here with jinja2
@@ -220,14 +219,7 @@ def repeat_kv(data) -> None:
 
 # ------------------------------------------------------------------------------ attention, block, model
 
-def _per_run(function):
-    """Computed once per name and run seed: one judge process judges every cell of a notebook (one run), the
-    course's tests judge several runs in one process."""
-    cached = functools.lru_cache(maxsize=None)(lambda seed, *args: function(*args))
-    return functools.wraps(function)(lambda *args: cached(run_seed(), *args))
-
-
-@_per_run
+@per_run  # one judge process judges every cell of a notebook: each oracle once per run
 def _oracle(name: str):
     from tfs.convert.llama import to_hf_model
     from tfs.teaching.probes_llama import float64_exact
@@ -235,7 +227,7 @@ def _oracle(name: str):
     return float64_exact(to_hf_model(model_weights(name)))
 
 
-@_per_run
+@per_run
 @torch.no_grad()
 def _expected(name: str) -> dict:
     """transformers' logits on the collector's inputs, and its layer-0 cache after the padded batch."""
@@ -394,7 +386,7 @@ def chat_prompt(data) -> None:
                                f"are system, user, assistant), received {raised}")
 
 
-@_per_run
+@per_run
 def _replies() -> list[tuple[list[int], list[int]]]:
     """transformers' greedy continuation of each reply case: stopped at <|im_end|>, and not stopped."""
     from tfs.convert.llama import to_hf_model

@@ -43,8 +43,8 @@ import torch
 from tfs.grader.judge_names import judges_dir, new_run_seed, split_test
 
 __all__ = ["JudgeDataError", "JudgeFailure", "check_close", "check_data", "close", "collect_to", "expect", "finite",
-           "generator", "judge", "load_judge", "new_run_seed", "off", "plain", "read_data", "results", "run_seed",
-           "seeded_run", "write_data"]
+           "generator", "judge", "load_judge", "new_run_seed", "off", "per_run", "plain", "read_data", "results",
+           "run_seed", "seeded_run", "write_data"]
 
 PLAIN_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                 torch.float16, torch.bfloat16, torch.float32, torch.float64}
@@ -72,6 +72,15 @@ def seeded_run(seed: int):
         yield seed
     finally:
         _run_seed = previous
+
+
+def per_run(function):
+    """For judges: ``function``'s results cached per arguments and run seed (one judge process judges one run,
+    the course's tests judge several runs in one process)."""
+    import functools
+
+    cached = functools.lru_cache(maxsize=None)(lambda seed, *args: function(*args))
+    return functools.wraps(function)(lambda *args: cached(_run_seed, *args))
 
 
 def generator(seed: int) -> torch.Generator:
