@@ -54,6 +54,20 @@ def flat_mask(attention_mask):
     return attention_mask.bool()
 
 
+def query_axis_mask(attention_mask):
+    return attention_mask.bool()[:, None, :, None]
+
+
+def both_axes_mask(attention_mask):  # padding hidden as keys and as queries: a valid choice
+    real = attention_mask.bool()
+    return real[:, None, :, None] & real[:, None, None, :]
+
+
+def expanded_mask(attention_mask):  # (batch, 1, L, L), every row the same: a valid choice
+    length = attention_mask.shape[1]
+    return padding_mask(attention_mask).expand(-1, -1, length, -1)
+
+
 class PreLN(ref.BertModel):
     def __init__(self, config):
         super().__init__(config)
@@ -128,6 +142,11 @@ def labels_everywhere(input_ids, special_ids, mask_id, vocab_size, mlm_probabili
     return masked, input_ids.clone()
 
 
+def labels_zero(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    masked, labels = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
+    return masked, labels.masked_fill(labels == -100, 0)
+
+
 def in_place(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
     masked, labels = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
     input_ids.copy_(masked)
@@ -193,9 +212,15 @@ def test_embedding_mistakes_are_named(mutant, match):
     fails("embeddings", match, BertEmbeddings=mutant)
 
 
-@pytest.mark.parametrize("mutant, match", [(inverted_mask, "inverted"), (flat_mask, r"\(batch, 1, 1, L\)")])
+@pytest.mark.parametrize("mutant, match", [(inverted_mask, "inverted"), (flat_mask, "broadcast to the attention scores"),
+                                           (query_axis_mask, "query axis")])
 def test_mask_mistakes_are_named(mutant, match):
     fails("padding_mask", match, padding_mask=mutant)
+
+
+@pytest.mark.parametrize("choice", [both_axes_mask, expanded_mask])
+def test_other_valid_masks_pass(choice):
+    verdict("padding_mask", padding_mask=choice)
 
 
 @pytest.mark.parametrize("mutant, match", [
@@ -221,7 +246,8 @@ def test_nsp_head_softmax_is_named():
 
 @pytest.mark.parametrize("test, mutant, match", [
     ("mask_tokens_invariants", masks_specials, "masking special tokens"),
-    ("mask_tokens_invariants", labels_everywhere, "special tokens|original token"),
+    ("mask_tokens_invariants", labels_everywhere, "ignore_index"),
+    ("mask_tokens_invariants", labels_zero, "ignore_index"),
     ("mask_tokens_invariants", in_place, "modified in place"),
     ("mask_tokens_proportions", all_mask, r"100 % \[MASK\]"),
     ("mask_tokens_proportions", thirty_percent, "expected 15 %"),

@@ -88,22 +88,36 @@ def embeddings(data) -> None:
 def padding_mask(data) -> None:
     check_data(data, {"mask": None, "bool_input": None}, "padding_mask")
     _, mask, _ = c.model_inputs()
-    expected = mask.bool()[:, None, None, :]
+    real = mask.bool()
+    scores = (3, 5, 10, 10)  # (batch, heads, L_query, L_key): an odd number of heads, unlike anything in the inputs
+    # each real query may attend to exactly the real tokens of its own sequence, in every head; what a padding
+    # query's own row holds is the learner's choice (no real token reads its output once padding keys are hidden)
+    expected = torch.stack([real[b] for b, _ in real.nonzero().tolist()])[:, None, :].expand(-1, scores[1], -1)
     for key in ("mask", "bool_input"):
         got = data.get(key)
         if not isinstance(got, torch.Tensor):
             raise JudgeFailure(f"padding_mask: expected a tensor, received {type(got).__name__}.")
         if got.dtype != torch.bool:
             raise JudgeFailure(f"padding_mask: expected dtype torch.bool (True = may attend), received {got.dtype}.")
-        if tuple(got.shape) != (3, 1, 1, 10):
-            raise JudgeFailure(f"padding_mask: a (batch, L) = (3, 10) mask must become (batch, 1, 1, L) = (3, 1, 1, 10) "
-                               f"to broadcast over heads and queries; received {tuple(got.shape)}.")
-        if torch.equal(got, ~expected):
+        try:
+            broadcast = torch.broadcast_shapes(tuple(got.shape), scores)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != scores:
+            raise JudgeFailure(f"padding_mask: a (batch, L) = (3, 10) mask must broadcast to the attention scores "
+                               f"(batch, heads, L_query, L_key) = (3, H, 10, 10) for any number of heads H; received "
+                               f"shape {tuple(got.shape)}.")
+        rows = got.expand(scores).transpose(1, 2)[real]  # (real queries, heads, L_key)
+        if torch.equal(rows, expected):
+            continue
+        if torch.equal(rows, ~expected):
             raise JudgeFailure("padding_mask: the mask is inverted: True must mean 'may attend' (a real token, 1), "
                                "False padding (0).")
-        if not torch.equal(got, expected):
-            raise JudgeFailure("padding_mask: wrong values: position j of sequence b is True exactly where "
-                               "attention_mask[b, j] == 1.")
+        if rows.all():
+            raise JudgeFailure("padding_mask: every real query may still attend to the padding: the padding is hidden "
+                               "along the query axis (or not at all), so padding changes the real tokens' outputs.")
+        raise JudgeFailure("padding_mask: wrong values: a real query of sequence b must be allowed exactly the keys j "
+                           "with attention_mask[b, j] == 1, in every head.")
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -287,6 +301,10 @@ def mask_tokens_invariants(data) -> None:
     chosen = labels != -100
     if not chosen.any():
         raise JudgeFailure("mask_tokens: every label is -100: no position was chosen.")
+    if chosen.double().mean().item() > 0.5:
+        raise JudgeFailure(f"mask_tokens: {chosen.double().mean().item():.0%} of the positions carry a label the loss "
+                           "counts: a position that was not chosen must carry F.cross_entropy's ignore_index (-100), "
+                           "or the loss also scores the untouched tokens, which the model can copy from its input.")
     if (chosen & special).any():
         raise JudgeFailure("mask_tokens: masking special tokens: [CLS], [SEP] and [PAD] must never be chosen.")
     if not torch.equal(labels[chosen], ids[chosen]):

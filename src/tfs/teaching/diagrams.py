@@ -173,7 +173,7 @@ def draw_bert(n_layers: int = 6, d_model: int = 384, tokens=("[CLS]", "the", "ca
     ax.text(5, 3.85, "x = LayerNorm(x + MultiHeadAttention(x, mask))     every token attends to every real token",
             ha="center", fontsize=8)
     ax.text(5, 3.45, "x = LayerNorm(x + FeedForward(x))     (Linear → exact GELU → Linear)", ha="center", fontsize=8)
-    ax.text(9.55, 3.95, "padding\nmask\n(B,1,1,L)", ha="center", va="center", fontsize=7, color="0.35")
+    ax.text(9.55, 3.95, "padding\nmask", ha="center", va="center", fontsize=7, color="0.35")
     for x in xs:
         _arrow(ax, (x, 4.72), (x, 5.25))
     for x, token in zip(xs, tokens):

@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 __all__ = ["bert_model_mistakes", "embedding_mistakes", "mlm_head_mistakes", "padding_mask_mistakes",
-           "pooler_mistakes"]
+           "padding_mask_rows", "pooler_mistakes"]
 
 
 def embedding_mistakes(embeddings, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -32,10 +32,31 @@ def embedding_mistakes(embeddings, input_ids: torch.Tensor, token_type_ids: torc
     }
 
 
-def padding_mask_mistakes(attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Wrong ``(B, 1, 1, L)`` masks for a tokenizer's 0/1 ``attention_mask``."""
-    right = attention_mask.bool()[:, None, None, :]
-    return {"an inverted mask: True must mean 'may attend' (a real token), not 'padding'": ~right}
+def padding_mask_rows(mask: object, attention_mask: torch.Tensor, n_heads: int) -> torch.Tensor | None:
+    """What each real query may attend to under ``mask``: ``(real queries, n_heads, L_key)`` bool.
+
+    ``None`` when ``mask`` is not a tensor that broadcasts to the scores ``(batch, n_heads, L, L)``. The rows of
+    padding queries are left out: no real token reads their outputs once the padding keys are hidden.
+    """
+    batch, length = attention_mask.shape
+    scores = (batch, n_heads, length, length)
+    if not isinstance(mask, torch.Tensor):
+        return None
+    try:
+        if torch.broadcast_shapes(tuple(mask.shape), scores) != scores:
+            return None
+    except RuntimeError:
+        return None
+    return mask.expand(scores).transpose(1, 2)[attention_mask.bool()]  # (real queries, heads, L_key)
+
+
+def padding_mask_mistakes(attention_mask: torch.Tensor, n_heads: int) -> dict[str, torch.Tensor]:
+    """Wrong masks for a tokenizer's 0/1 ``attention_mask``, seen as :func:`padding_mask_rows` sees them."""
+    real = attention_mask.bool()
+    wrong = {"an inverted mask: True must mean 'may attend' (a real token), not 'padding'": ~real[:, None, None, :],
+             "the padding hidden along the query axis: it removes the padding's own rows, and every real query "
+             "still gives weight to the padding keys": real[:, None, :, None]}
+    return {what: padding_mask_rows(mask, attention_mask, n_heads) for what, mask in wrong.items()}
 
 
 def pooler_mistakes(hidden: torch.Tensor, pooler: torch.nn.Linear, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
