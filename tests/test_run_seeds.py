@@ -4,8 +4,10 @@ result copied from an earlier run's feedback or files cannot be sent back in pla
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
+import re
 
 import nbformat
 import pytest
@@ -23,18 +25,27 @@ SEEDS = (0, 7, 2024, 2**31 - 1)
 
 @functools.cache
 def _namespace(chapter: str) -> dict:
-    """The solution's answers, with what the notebook imports from earlier chapters (as tests/test_judges_chNN.py)."""
-    from tfs import align
+    """The solution's answers, after every import statement of the notebook's other code cells, with what
+    the notebook defines for them in cells of its own (as tests/test_judges_chNN.py give it)."""
     from tfs.chat import DEFAULT_SYSTEM
-    from tfs.generate import generate
-    from tfs.nn import MultiHeadAttention, scaled_dot_product_attention
 
-    given = {"02-multihead-attention": {"scaled_dot_product_attention": scaled_dot_product_attention},
-             "03-transformer-block": {"MultiHeadAttention": MultiHeadAttention},
-             "12-modern-llm": {"DEFAULT_SYSTEM": DEFAULT_SYSTEM, "generate": generate},
-             "13-teaching-behaviour": {"align": align}}
+    given: dict = {}
+    for path in sorted((REPO / "solutions" / chapter).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("solution"):
+                continue
+            source = re.sub(r"(?m)^\s*[%!].*$", "", cell.source)  # IPython magics and shell lines
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    exec(ast.unparse(node), given)  # noqa: S102 (the course's own notebook)
+    given.pop("__builtins__", None)
+    given |= {"12-modern-llm": {"DEFAULT_SYSTEM": DEFAULT_SYSTEM}}.get(chapter, {})
     torch.manual_seed(0)
-    return solution_namespace(chapter, **given.get(chapter, {}))
+    return solution_namespace(chapter, **given)
 
 
 def _calls(chapter: str) -> list[tuple[str, str]]:
