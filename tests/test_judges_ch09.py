@@ -209,7 +209,7 @@ def test_reference_blocks_and_batch_pass():
 
 @pytest.mark.parametrize("mutant, match", [(no_eos, "without the end-of-text token"), (eos_before, "before each text"),
                                            (keep_remainder, "drop the remainder"), (per_text, "one by one"),
-                                           (shifted_labels, "shifted by one"), (fixed_eos, "eos_id arguments")])
+                                           (shifted_labels, "shifted twice"), (fixed_eos, "eos_id arguments")])
 def test_block_mutants_are_named(mutant, match):
     fails("lm_blocks", match, prepare_lm_blocks=mutant)
 
@@ -252,7 +252,7 @@ def labels_shifted(texts, pad_id, prompt_lengths=None):
 @pytest.mark.parametrize("test, mutant, match", [
     ("lm_batch_padding", pads_learned, "padding positions keep their token"),
     ("lm_batch_padding", by_token_value, "real end-of-text tokens"), ("lm_batch_padding", left_padded, "on the left"),
-    ("lm_batch_padding", labels_shifted, "shifted by one"),
+    ("lm_batch_padding", labels_shifted, "shifted twice"),
     ("lm_batch_prompt", prompt_ignored, "prompt tokens keep their labels"),
     ("lm_batch_prompt", prompt_off_by_one, "off by one")])
 def test_batch_mutants_are_named(test, mutant, match):

@@ -164,8 +164,8 @@ def lm_blocks(data) -> None:
     if isinstance(labels, torch.Tensor) and labels.shape == (n, c.BLOCK_SIZE - 1) or (
             isinstance(labels, torch.Tensor) and labels.shape == expected.shape and
             bool((labels[:, :-1] == expected[:, 1:]).all()) and not bool((labels == expected).all())):
-        raise JudgeFailure(f"✗ {name}: the labels are shifted by one: transformers' causal-LM models shift them "
-                           "inside (labels[t] is compared with the logit at t - 1), so labels is a copy of input_ids.")
+        raise JudgeFailure(f"✗ {name}: the labels are shifted twice, by you and again inside the model (transformers' "
+                           "causal-LM loss compares labels[t] with the logit at t - 1), so the logit at t meets token t + 2.")
     expect(_exact(labels, expected), name, "labels must be a copy of input_ids (the model shifts them itself).")
     stream7 = list(itertools.chain.from_iterable(t + [7] for t in texts))
     n6 = len(stream7) // 6
@@ -204,7 +204,8 @@ def lm_batch_padding(data) -> None:
                            "end-of-text tokens (GPT-2's pad id is its eos id): use the attention mask, not the token value.")
     if isinstance(got, torch.Tensor) and got.shape == labels.shape and bool((got[:, :-1] == labels[:, 1:]).all()) \
             and not _exact(got, labels):
-        raise JudgeFailure(f"✗ {name}: the labels are shifted by one: the model shifts them itself; labels[t] is input_ids[t].")
+        raise JudgeFailure(f"✗ {name}: the labels are shifted twice, by you and again inside the model, so the logit at t "
+                           "meets token t + 2.")
     expect(_exact(got, labels), name, "labels must equal input_ids, with -100 on padding (int64).")
 
 

@@ -9,7 +9,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-__all__ = ["batch_label_mistakes", "block_mistakes", "perplexity_aggregation_mistakes", "perplexity_mistakes"]
+__all__ = ["batch_label_mistakes", "block_mistakes", "label_shift_mistakes", "perplexity_aggregation_mistakes",
+           "perplexity_mistakes"]
 
 
 def perplexity_mistakes(model, ids: torch.Tensor, spans) -> dict[str, torch.Tensor]:
@@ -40,13 +41,27 @@ def perplexity_aggregation_mistakes(right: float, n_scored: int, n_tokens: int) 
 
 
 def block_mistakes(token_lists, block_size: int, eos_id: int) -> dict[str, torch.Tensor]:
-    """Wrong ``input_ids`` blocks for these texts."""
+    """Wrong ``input_ids`` blocks for these texts (some of another shape than the right blocks)."""
     def cut(stream):
         n = len(stream) // block_size
         return torch.tensor(stream[: n * block_size], dtype=torch.int64).view(n, block_size)
 
+    ended = [[*ids, eos_id] for ids in token_lists]
+    stream = [t for ids in ended for t in ids]
     return {"the texts joined without the end-of-text token": cut([t for ids in token_lists for t in ids]),
-            "the end-of-text token put before each text": cut([t for ids in token_lists for t in [eos_id, *ids]])}
+            "the end-of-text token put before each text": cut([t for ids in token_lists for t in [eos_id, *ids]]),
+            "the last, incomplete block padded and kept: its padding would train as text (these blocks have no mask)":
+                cut(stream + [eos_id] * (-len(stream) % block_size)),
+            "each text cut into blocks on its own: every text loses its own remainder, and a text shorter than a "
+            "block is lost whole": cut([t for ids in ended for t in ids[: len(ids) - len(ids) % block_size]])}
+
+
+def label_shift_mistakes(input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Wrong ``labels`` for blocks ``input_ids`` (n, block_size): shifted by the caller, as the model shifts again."""
+    return {"labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2)":
+                torch.roll(input_ids.flatten(), -1).view_as(input_ids),
+            "labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2), "
+            "-100 at each block's end": F.pad(input_ids[:, 1:], (0, 1), value=-100)}
 
 
 def batch_label_mistakes(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int,
@@ -56,12 +71,15 @@ def batch_label_mistakes(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     wrong = {"padding kept as labels (the model learns to predict padding)": input_ids.clone(),
              "-100 wherever input_ids == pad_id: the real end-of-text tokens are hidden too":
                  input_ids.masked_fill(input_ids == pad_id, -100),
-             "labels shifted by one (the model shifts them itself)": F.pad(right[:, 1:], (0, 1), value=-100)}
-    if prompt_lengths is not None:
-        wrong["the prompt tokens keep their labels"] = right.clone()
-        for shift in (1, -1):
-            off = right.clone()
-            for row, p in enumerate(prompt_lengths):
-                off[row, : max(0, p + shift)] = -100
-            wrong[f"the prompt mask off by one ({'one token too many' if shift > 0 else 'one token too few'})"] = off
-    return wrong
+             "labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2)":
+                 F.pad(right[:, 1:], (0, 1), value=-100)}
+    if prompt_lengths is None:
+        return wrong
+    prompt = {"the prompt tokens keep their labels": right.clone()}      # first: a prompt test names these before the rest
+    for shift in (1, -1):
+        off = right.clone()
+        for row, p in enumerate(prompt_lengths):
+            off[row, : max(0, p + shift)] = -100
+        prompt[f"the prompt mask off by one ({'one token too many' if shift > 0 else 'one token too few'})"] = off
+    return prompt | wrong
+
