@@ -58,6 +58,7 @@ MUTANTS = [
     ("prune_edges", "magnitude_masks", "    if k == 0:\n        return [torch.ones_like(w, dtype=torch.bool) for w in weights]\n",
      "    k = max(k, 1)\n", "sparsity 0.0"),
     ("distill_soft", "distillation_loss", "alpha * t * t * soft", "alpha * soft", "T²"),
+    ("distill_soft", "distillation_loss", "alpha * t * t * soft", "alpha * t * soft", "multiplied by T, not T²"),
     ("distill_soft", "distillation_loss", "F.log_softmax(teacher_logits.detach() / t, dim=-1)",
      "F.log_softmax(teacher_logits.detach(), dim=-1)", "only the student"),
     ("distill_soft", "distillation_loss", "F.log_softmax(student_logits / t, dim=-1)", "F.log_softmax(student_logits, dim=-1)",
@@ -68,11 +69,11 @@ MUTANTS = [
      "(1 - alpha) * t * t * soft + alpha * F.cross_entropy", "alpha weighs the hard"),
     ("distill_mixed", "distillation_loss", "teacher_logits.detach()", "teacher_logits", "teacher"),
     ("lora_init", "LoRALinear", "torch.zeros(base.out_features, r, dtype=dtype)", "torch.randn(base.out_features, r, dtype=dtype)",
-     "B must start at zero"),
+     "neither A nor B starts at zero"),
     ("lora_init", "LoRALinear", "        self.base.requires_grad_(False)\n", "", "only A and B may train"),
     ("lora_init", "LoRALinear", "torch.empty(r, base.in_features, dtype=dtype)", "torch.empty(base.in_features, r, dtype=dtype)",
      "(r, in_features)"),
-    ("lora_init", "LoRALinear", "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.zeros_(self.A)", "A must start random"),
+    ("lora_init", "LoRALinear", "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.zeros_(self.A)", "both start at zero"),
     ("lora_forward", "LoRALinear", "self.r, self.alpha, self.scale = r, alpha, alpha / r",
      "self.r, self.alpha, self.scale = r, alpha, r / alpha", "r / alpha"),
     ("lora_forward", "LoRALinear", "(x @ self.A.T @ self.B.T) * self.scale", "(x @ self.A.T @ self.B.T)", "not scaled"),
@@ -110,3 +111,14 @@ ELSEWHERE = [
 @pytest.mark.parametrize("test, name, old, new", ELSEWHERE, ids=[f"{m[0]}-{i}" for i, m in enumerate(ELSEWHERE)])
 def test_mistake_judged_elsewhere_passes(solution, test, name, old, new):
     run(f"ch10.{test}", **{name: mutate(solution, name, old, new, CHAPTER)[name]})
+
+
+def test_lora_may_start_with_A_zero_and_B_random(solution):
+    """The exercise asks the learner to decide which of A and B starts at zero: the other sound start (A zero, B
+    random: the layer starts as the base one, and the first gradient reaches A) passes every LoRA test."""
+    namespace = mutate(solution, "LoRALinear", "torch.zeros(base.out_features, r, dtype=dtype))\n"
+                       "        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))",
+                       "torch.empty(base.out_features, r, dtype=dtype))\n"
+                       "        nn.init.kaiming_uniform_(self.B, a=math.sqrt(5))\n        nn.init.zeros_(self.A)", CHAPTER)
+    for test in ("lora_init", "lora_forward", "lora_merge", "lora_errors"):
+        run(f"ch10.{test}", LoRALinear=namespace["LoRALinear"])

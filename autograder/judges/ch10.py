@@ -231,6 +231,8 @@ def _check_distillation(data, soft_only: bool) -> None:
         mistakes = {
             "the soft term is not multiplied by T²: its gradients shrink as 1/T² and the teacher is ignored at high T":
                 alpha * kl + (1 - alpha) * ce,
+            "the soft term is multiplied by T, not T²: its gradients shrink as 1/T², so T undoes only half of that":
+                alpha * t * kl + (1 - alpha) * ce,
             "T divides only the student's logits; soften both distributions by the same T":
                 alpha * t * t * _kl(student, teacher, t, 1.0).item() + (1 - alpha) * ce,
             "T divides only the teacher's logits; soften both distributions by the same T":
@@ -289,10 +291,14 @@ def lora_init(data) -> None:
     check_data(params, {p: [list, bool] for p in ("A", "B", "base.weight", "base.bias")}, name)
     expect(trainable == ["A", "B"], name, f"trainable parameters are {trainable}; only A and B may train.",
            "freeze the base layer: base.requires_grad_(False).")
-    expect(data.get("B") is not None and bool((data["B"] == 0).all()), name,
-           "B must start at zero, so that the wrapped layer starts exactly as the base layer.")
-    expect(data.get("A") is not None and bool((data["A"] != 0).any()), name,
-           "A must start random (not zero): with A = B = 0 no gradient reaches either.")
+    A, B = data.get("A"), data.get("B")
+    expect(_is_tensor(A, (c.LORA_R, c.LORA_IN)) and _is_tensor(B, (c.LORA_OUT, c.LORA_R)) and finite(A) and finite(B),
+           name, "A and B must be finite tensors at initialisation.")
+    zero = [label for label, matrix in (("A", A), ("B", B)) if bool((matrix == 0).all())]
+    expect(len(zero) < 2, name, "A and B both start at zero: no gradient reaches either (the gradient with respect to A "
+           "holds B, the one with respect to B holds A x), so the layer never learns.")
+    expect(len(zero) == 1, name, "neither A nor B starts at zero: at initialisation the layer adds a random update "
+           "to the pretrained layer's output.")
     expect(error is None, name, f"calling the layer raised {error}.")
     weight, bias = _base()
     expect(_close(data.get("out"), F.linear(c.lora_x(), weight, bias), 1e-10), name,
