@@ -255,3 +255,68 @@ def test_load_weights_judge():
     run("load_weights", load_hf_state_dict=load_hf_state_dict)
     fails("load_weights", r"copied without \.t\(\)", load_hf_state_dict=load_untransposed)
     fails("load_weights", "no longer tied", load_hf_state_dict=load_breaking_tie)
+
+
+# ------------------------------------------------------------------------------------ accumulation
+
+def accumulate(weight, zero_between=False, report=None):
+    """An accumulation that scales micro-batch i's mean loss by ``weight(i, micro_batches)``."""
+    def accumulate_gradients(model, micro_batches):
+        losses = []
+        for i, (x, y) in enumerate(micro_batches):
+            if zero_between:
+                model.zero_grad(set_to_none=True)
+            _, loss = model(x, y)
+            (loss * weight(i, micro_batches)).backward()
+            losses.append(loss.item())
+        return (report or token_weighted_loss)(losses, micro_batches)
+    return accumulate_gradients
+
+
+def tokens(micro_batches):
+    return [int((y != -100).sum()) for _, y in micro_batches]
+
+
+def token_share(i, micro_batches):
+    return tokens(micro_batches)[i] / sum(tokens(micro_batches))
+
+
+def token_weighted_loss(losses, micro_batches):
+    return sum(loss * token_share(i, micro_batches) for i, loss in enumerate(losses))
+
+
+def concatenated(model, micro_batches):
+    _, loss = model(torch.cat([x for x, _ in micro_batches]), torch.cat([y for _, y in micro_batches]))
+    loss.backward()
+    return loss.item()
+
+
+def test_accumulation_judge():
+    run("accumulation", accumulate_gradients=accumulate(token_share))
+    fails("accumulation", "two micro-batches .* no scaling", accumulate_gradients=accumulate(lambda i, mb: 1.0))
+    fails("accumulation", "3, 1 and 2 .* scaled by 1/k", accumulate_gradients=accumulate(lambda i, mb: 1 / len(mb)))
+    fails("accumulation", "share of the sequences",
+          accumulate_gradients=accumulate(lambda i, mb: len(mb[i][0]) / sum(len(x) for x, _ in mb)))
+    fails("accumulation", "sum of the token losses", accumulate_gradients=accumulate(lambda i, mb: tokens(mb)[i]))
+    fails("accumulation", "zeroed", accumulate_gradients=accumulate(token_share, zero_between=True))
+    fails("accumulation", "run each micro-batch on its own", accumulate_gradients=concatenated)
+    fails("accumulation", "returned loss is the mean of the micro-batches' losses",
+          accumulate_gradients=accumulate(token_share, report=lambda losses, mb: sum(losses) / len(losses)))
+    fails("accumulation", "return the whole batch's loss",
+          accumulate_gradients=accumulate(token_share, report=lambda losses, mb: None))
+
+
+@pytest.mark.parametrize("forge", [
+    lambda d: {**d, "equal": {**d["equal"], "loss": math.nan}},
+    lambda d: {**d, "unequal": {**d["unequal"], "grads": {k: torch.full_like(v, math.nan)
+                                                          for k, v in d["unequal"]["grads"].items()}}},
+    lambda d: {"equal": d["equal"]},
+    lambda d: {k: {**v, "grads": dict(list(v["grads"].items())[1:])} for k, v in d.items()},
+], ids=["NaN loss", "NaN gradients", "one case left out", "one parameter left out"])
+def test_accumulation_judge_refuses_forged_data(forge):
+    from tfs.grader.judging import read_data_roundtrip
+
+    honest = read_data_roundtrip(collect("ch06.accumulation", accumulate_gradients=accumulate(token_share)))
+    load_judge("ch06.accumulation")(honest)
+    with pytest.raises(JudgeFailure):
+        load_judge("ch06.accumulation")(forge(honest))

@@ -359,3 +359,47 @@ def load_weights(data):
     if data.get("tied") is not True:
         raise JudgeFailure("load_hf_state_dict: the model's lm_head is no longer tied to wte after loading: copy "
                            "into the existing tensors (param.copy_(...)), do not assign new ones.")
+
+
+def accumulation(data):
+    """The accumulated gradients against the whole batch's, computed in one forward and backward here."""
+    from tfs.teaching.probes_gpt import accumulation_mistakes
+
+    cases = inputs.accumulation_batches()
+    names = [name for name, _ in inputs.TinyLM().named_parameters()]
+    data = check_data(data, {case: {"grads": {name: None for name in names}, "loss": None, "largest_batch": int}
+                             for case in cases}, "accumulate_gradients")
+    for case, micro_batches in cases.items():
+        result = data[case]
+        grads = [result["grads"][name] for name in names]
+        if not all(isinstance(g, torch.Tensor) for g in grads):
+            raise JudgeFailure("accumulate_gradients: after the call some parameter has no gradient: call backward "
+                               "on each micro-batch's (scaled) loss.")
+        if result["largest_batch"] > max(x.shape[0] for x, _ in micro_batches):
+            raise JudgeFailure("accumulate_gradients: the model was run on more sequences at once than any "
+                               "micro-batch holds: run each micro-batch on its own (only one micro-batch's "
+                               "activations are in memory at a time).")
+        model = inputs.TinyLM()
+        x = torch.cat([x for x, _ in micro_batches])
+        y = torch.cat([y for _, y in micro_batches])
+        logits = model(x)[0]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(model.parameters()))])
+        received = torch.cat([g.reshape(-1) for g in grads]) if all(
+            g.shape == p.shape for g, p in zip(grads, model.parameters())) else None
+        where = ("two micro-batches with the same number of target tokens" if case == "equal" else
+                 "micro-batches of 3, 1 and 2 sequences, some targets -100")
+        wrong_grads, wrong_losses = accumulation_mistakes(inputs.TinyLM(), micro_batches)
+        if received is None or not _close(received, expected, 1e-10):
+            for description, wrong in wrong_grads.items():
+                if received is not None and _close(received, wrong, 1e-8):
+                    raise JudgeFailure(f"accumulate_gradients ({where}): the gradients match {description}.")
+            raise JudgeFailure(f"accumulate_gradients ({where}): the accumulated gradients differ from the gradient of "
+                               "the whole batch's loss (the mean over all its target tokens that are not -100).")
+        if not close(result["loss"], loss.item(), 1e-10):
+            for description, wrong in wrong_losses.items():
+                if close(result["loss"], wrong.item(), 1e-10):
+                    raise JudgeFailure(f"accumulate_gradients ({where}): the gradients are right; the returned loss "
+                                       f"is {description}.")
+            raise JudgeFailure(f"accumulate_gradients ({where}): the gradients are right; return the whole batch's "
+                               "loss (the mean over all its target tokens), as a number.")

@@ -85,6 +85,7 @@ REFERENCES: dict[str, dict[str, tuple[str, ...]]] = {
            "lr_schedule": ("tfs.train:lr_schedule",),
            "param_groups": ("tfs.train:param_groups",),
            "clip_gradients": ("tfs.train:clip_gradients",),
+           "accumulate_gradients": (),
            "load_hf_state_dict": ("tfs.convert.gpt:load_hf_state_dict", "tfs.convert.gpt:from_hf_state_dict",
                                   "tfs.convert.gpt:gpt_from_hf")},
     "07": {"top_k_filter": ("tfs.generate:top_k_filter",),
@@ -95,7 +96,8 @@ REFERENCES: dict[str, dict[str, tuple[str, ...]]] = {
            "kv_cache": ("tfs.nn.attention:KVCache",),
            # the cached path of tfs.nn.MultiHeadAttention stays: the package's GPT, which grading and the chapter's
            # demonstrations decode with, runs on it (see INSTRUCTORS.md, "What the grader guarantees")
-           "multi_head_attention": ()},
+           "multi_head_attention": (),
+           "online_attention": ()},
     "08": {"classification_head": ("tfs.finetune:ClassificationHead", "tfs.finetune:mean_pool"),
            "collate": ("tfs.finetune:collate",),
            "confusion_matrix": ("tfs.finetune:confusion_matrix",),
@@ -105,7 +107,8 @@ REFERENCES: dict[str, dict[str, tuple[str, ...]]] = {
            "early_stopping": ("tfs.finetune:EarlyStopping",)},
     "09": {"perplexity": ("tfs.lm:perplexity", "tfs.lm:window_spans"),
            "prepare_lm_blocks": ("tfs.lm:prepare_lm_blocks",),
-           "causal_lm_batch": ("tfs.lm:causal_lm_batch",)},
+           "causal_lm_batch": ("tfs.lm:causal_lm_batch",),
+           "fit_scaling_law": ("tfs.scaling:fit_scaling_law", "tfs.scaling:fit_power_law")},
     "10": {"quantize_per_channel": ("tfs.compress:quantize_per_channel",),
            "dequantize": ("tfs.compress:dequantize",),
            "magnitude_masks": ("tfs.compress:magnitude_masks",),

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["attention_mask_mistakes", "block_mistakes", "cross_entropy_mistakes", "lr_schedule_mistakes"]
+__all__ = ["accumulation_mistakes", "attention_mask_mistakes", "block_mistakes", "clipping_mistakes",
+           "cross_entropy_mistakes", "lr_schedule_mistakes"]
 
 
 def _attend(module: nn.Module, x: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
@@ -106,3 +107,52 @@ def lr_schedule_mistakes(steps, max_lr: float, warmup_steps: int, max_steps: int
             table(lambda s: max_lr * (s + 1) / warmup_steps if s < warmup_steps else
                   (0.5 * max_lr * (1 + math.cos(math.pi * min((s - warmup_steps) / (max_steps - warmup_steps), 1.0))))),
     }
+
+
+def clipping_mistakes(gradients: list[torch.Tensor], max_norm: float) -> list[dict[str, torch.Tensor]]:
+    """For each of ``gradients``, what it becomes after the usual wrong clippings (one dict per tensor)."""
+    return [{"no clipping at all": g.clone(),
+             "each tensor clipped by its own norm (the update's direction changes: clip all together, by one norm)":
+                 g * min(1.0, max_norm / (g.norm().item() + 1e-6))} for g in gradients]
+
+
+def accumulation_mistakes(model: nn.Module, micro_batches, ignore_index: int = -100
+                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The usual wrong gradient accumulations over ``micro_batches`` (``[(x, y), ...]``, ``model(x)[0]`` the logits):
+    ``(gradients, losses)``, each ``{description: tensor}``; a gradient is every parameter's, as one vector; a loss
+    a float64 scalar."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads, losses, tokens, rows = [], [], [], []
+    for x, y in micro_batches:
+        logits = model(x)[0]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=ignore_index)
+        grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
+        losses.append(loss.item())
+        tokens.append(int((y != ignore_index).sum()))
+        rows.append(x.shape[0])
+    k, n_tokens, n_rows = len(grads), sum(tokens), sum(rows)
+
+    def weighted(weights):
+        return sum(w * g for w, g in zip(weights, grads))
+
+    gradients = {
+        "no scaling: each micro-batch's mean loss backpropagated as it is (k times too large when the micro-batches "
+        "are alike)": weighted([1.0] * k),
+        "each loss scaled by 1/k: exact only when every micro-batch holds the same number of target tokens, and "
+        "these do not": weighted([1.0 / k] * k),
+        "each loss weighted by its share of the sequences (rows): ignored targets (-100) count nowhere, so rows are "
+        "not what the whole batch's mean is taken over": weighted([r / n_rows for r in rows]),
+        "the gradient of the sum of the token losses, not of their mean over the whole batch":
+            weighted(tokens),
+        "the last micro-batch's gradient alone: were the gradients zeroed (or replaced) between micro-batches?":
+            grads[-1] * tokens[-1] / n_tokens,
+        "the last micro-batch's gradient alone, unscaled: were the gradients zeroed between micro-batches?": grads[-1],
+    }
+    losses_wrong = {
+        "the mean of the micro-batches' losses (each counts the same, whatever its number of target tokens)":
+            sum(losses) / k,
+        "the sum of the micro-batches' mean losses": sum(losses),
+        "the last micro-batch's loss": losses[-1],
+    }
+    return gradients, {description: torch.tensor(value, dtype=torch.float64)
+                       for description, value in losses_wrong.items()}

@@ -268,3 +268,50 @@ def load_weights(load_hf_state_dict) -> dict:
     loaded = load_hf_state_dict(model, state_without_head)
     model = loaded if isinstance(loaded, nn.Module) else model
     return {"state": dict(model.state_dict()), "tied": model.lm_head.weight is model.wte.weight}
+
+
+class TinyLM(nn.Module):
+    """A small float64 language model with the interface of the chapter's GPT: ``model(idx, targets)`` returns
+    ``(logits, loss)``, the loss the mean cross-entropy over the targets that are not -100. It notes the largest
+    batch it was given (``largest_batch``)."""
+
+    def __init__(self, seed: int = 71, vocab: int = 11, d: int = 8, length: int = 6):
+        super().__init__()
+        g = _gen(seed)
+        self.wte = nn.Parameter(torch.randn(vocab, d, generator=g, dtype=torch.float64))
+        self.wpe = nn.Parameter(0.5 * torch.randn(length, d, generator=g, dtype=torch.float64))
+        self.head = nn.Parameter(torch.randn(vocab, d, generator=g, dtype=torch.float64) / d**0.5)
+        self.largest_batch = 0
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        self.largest_batch = max(self.largest_batch, idx.shape[0])
+        logits = torch.tanh(self.wte[idx] + self.wpe[: idx.shape[1]]) @ self.head.T  # (batch, T, vocab)
+        if targets is None:
+            return logits, None
+        return logits, nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def accumulation_batches(seed: int = 72) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Micro-batches for :class:`TinyLM`: ``"equal"`` (two of 2 sequences, every target kept) and ``"unequal"`` (3, 1
+    and 2 sequences, some targets -100: 13, 6 and 7 target tokens)."""
+    windows = torch.randint(11, (6, 7), generator=_gen(seed))
+    x, y = windows[:, :-1], windows[:, 1:].clone()
+    equal = list(zip(x[:4].split(2), y[:4].clone().split(2)))
+    y[0, 2:] = -100
+    y[2, 5] = -100
+    y[5, 1:] = -100
+    return {"equal": equal, "unequal": list(zip(x.split([3, 1, 2]), y.split([3, 1, 2])))}
+
+
+def accumulation(accumulate_gradients) -> dict:
+    """Each parameter's gradient after the learner's accumulation over each case of :func:`accumulation_batches`,
+    the loss it returned, and the largest batch the model saw."""
+    result = {}
+    for case, micro_batches in accumulation_batches().items():
+        model = TinyLM()
+        returned = accumulate_gradients(model, micro_batches)
+        number = isinstance(returned, (int, float, torch.Tensor)) and torch.as_tensor(returned).numel() == 1
+        result[case] = {"grads": {name: None if p.grad is None else p.grad.detach().clone()
+                                  for name, p in model.named_parameters()},
+                        "loss": float(returned) if number else None, "largest_batch": model.largest_batch}
+    return result
