@@ -66,6 +66,15 @@ def inverted_mask(examples, pad_id=0, max_length=512, n_classes=None):
     return batch
 
 
+def left_padded(examples, pad_id=0, max_length=512, n_classes=None):
+    batch = ref.collate(examples, pad_id, max_length, n_classes)
+    real = batch["attention_mask"].sum(1)
+    for row, n in enumerate(real.tolist()):
+        for key in ("input_ids", "attention_mask"):
+            batch[key][row] = batch[key][row].roll(batch[key].shape[1] - n)
+    return batch
+
+
 def zero_pad(examples, pad_id=0, max_length=512, n_classes=None):
     return ref.collate(examples, 0, max_length, n_classes)
 
@@ -119,6 +128,24 @@ def nan_precision(y_true, y_pred, n_classes):
     return {**result, "precision": precision}
 
 
+def zero_division_one(y_true, y_pred, n_classes):
+    from sklearn import metrics as skm
+
+    labels = list(range(n_classes))
+    return {"accuracy": skm.accuracy_score(y_true, y_pred),
+            **{key: fn(y_true, y_pred, labels=labels, average="macro", zero_division=1)
+               for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score))}}
+
+
+def classes_present_only(y_true, y_pred, n_classes):
+    """scikit-learn's default: the mean over the classes that occur in y_true or y_pred, not over all n_classes."""
+    from sklearn import metrics as skm
+
+    return {"accuracy": skm.accuracy_score(y_true, y_pred),
+            **{key: fn(y_true, y_pred, average="macro", zero_division=0)
+               for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score))}}
+
+
 def one_lr(model, encoder_lr, head_lr, weight_decay=0.01):
     return [{**g, "lr": head_lr} for g in ref.parameter_groups(model, encoder_lr, head_lr, weight_decay)]
 
@@ -170,6 +197,11 @@ class PatiencePlusOne(ref.EarlyStopping):
         return self.bad_epochs > self.patience
 
 
+class TieImproves(ref.EarlyStopping):
+    def __init__(self, patience=2, mode="max", min_delta=0.0):
+        super().__init__(patience, mode, min_delta - 1e-12)  # a score equal to the best counts as better
+
+
 class AlwaysMax(ref.EarlyStopping):
     def __init__(self, patience=2, mode="max", min_delta=0.0):
         super().__init__(patience, "max", min_delta)
@@ -206,6 +238,7 @@ def test_head_mutants(mutant, match):
 
 @pytest.mark.parametrize("mutant, test, match", [
     (fixed_length, "collate_padding", "batch's own longest"), (inverted_mask, "collate_padding", "inverted"),
+    (left_padded, "collate_padding", "on the left"),
     (zero_pad, "collate_padding", "pad_id"), (shifted_labels, "collate_labels", "shifted by one"),
     (cut_sep, "collate_labels", r"\[SEP\] was cut off"), (no_checks, "collate_labels", "must raise ValueError"),
 ])
@@ -226,7 +259,7 @@ def test_confusion_matrix_mutants(mutant, match):
 
 @pytest.mark.parametrize("mutant, match", [
     (micro, "micro average"), (f1_of_averages, "harmonic mean of the macro"), (weighted_precision, "weighted by class"),
-    (nan_precision, "NaN"),
+    (nan_precision, "NaN"), (zero_division_one, "0/0 ratio as 1"), (classes_present_only, "out of the mean"),
 ])
 def test_metrics_mutants(mutant, match):
     fails("classification_metrics", match, classification_metrics=mutant)
@@ -249,7 +282,7 @@ def test_schedule_mutants(mutant, match):
 
 @pytest.mark.parametrize("mutant, match", [
     (KeepsReferences, "keep a copy"), (PatiencePlusOne, "patience off by one"), (AlwaysMax, "lower is better"),
-    (StopsAtOnce, "first call without improvement"),
+    (StopsAtOnce, "first call without improvement"), (TieImproves, "equal to the best"),
 ])
 def test_early_stopping_mutants(mutant, match):
     fails("early_stopping", match, EarlyStopping=mutant)

@@ -92,6 +92,10 @@ def collate_padding(data) -> None:
     if got_ids.shape[1:] != ids.shape[1:] and got_ids.shape[0] == 4:
         raise JudgeFailure(f"✗ {name}: a batch whose longest sequence has {ids.shape[1]} tokens was padded to "
                            f"{got_ids.shape[1]}: dynamic padding pads to the batch's own longest sequence.")
+    if _close(got_ids, _padded([s[::-1] for s in sequences], c.PAD)[0].flip(1), 0):   # pad_id first, then the sequence
+        raise JudgeFailure(f"✗ {name}: the padding is on the left: a shorter text's [CLS] no longer sits at position 0 "
+                           "(where pooling='cls' reads it) and each of its tokens gets another position vector than "
+                           "alone; pad after the sequence.")
     expect(_close(got_ids, ids, 0) and got_ids.dtype == torch.int64, name,
            "input_ids must be each sequence followed by pad_id up to the batch's longest, int64 (padding on the right).")
     got_mask = data["full"]["attention_mask"]
@@ -186,6 +190,14 @@ def classification_metrics(data) -> None:
             if close(value, micro, TOL):
                 raise JudgeFailure(f"✗ {name}: {key} is the micro average (pooled counts, equal to accuracy here); "
                                    "macro averages the per-class values, each class weighing the same.")
+            fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[key]
+            if close(value, fn(t, p, labels=labels, average="macro", zero_division=1), TOL):
+                raise JudgeFailure(f"✗ {name}: {key} counts a 0/0 ratio as 1: a class the model never predicts (or "
+                                   "that never occurs) would score perfectly; a ratio with nothing to count is 0.")
+            per_class = fn(t, p, labels=labels, average=None, zero_division=float("nan"))
+            if close(value, float(per_class[per_class == per_class].mean()), TOL):
+                raise JudgeFailure(f"✗ {name}: {key} leaves the classes whose ratio is 0/0 out of the mean: a class "
+                                   f"the model never predicts must pull the average down; average over all {n} classes.")
             if key == "f1":
                 mp, mr = expected["precision"], expected["recall"]
                 if mp + mr and close(value, 2 * mp * mr / (mp + mr), TOL):
@@ -273,13 +285,13 @@ def early_stopping(data) -> None:
         run = data.get(mode) if isinstance(data, dict) else None
         expect(isinstance(run, dict), name, f"no results for mode={mode!r}.")
         check_data(run, {"decisions": [bool] * len(scores), "best_score": None, "best_epoch": None, "restored": None}, name)
-        best, best_epoch, bad, decisions = None, -1, 0, []
-        for epoch, score in enumerate(scores):  # the rule, written out
-            if best is None or (score > best if mode == "max" else score < best):
-                best, best_epoch, bad = score, epoch, 0
-            else:
-                bad += 1
-            decisions.append(bad >= 2)
+        decisions, best_epoch = _stopping_rule(scores, mode)
+        best = scores[best_epoch]
+        tie = _stopping_rule(scores, mode, ties_improve=True)
+        if (run["decisions"], run["best_epoch"]) == tie and tie != (decisions, best_epoch):
+            raise JudgeFailure(f"✗ {name}(mode={mode!r}): a score equal to the best was counted as an improvement: on "
+                               "a plateau the patience never runs out, and the later weights replace the earlier ones "
+                               "without scoring better.")
         if run["best_score"] != best:
             raise JudgeFailure(f"✗ {name}(mode={mode!r}): best_score {run['best_score']} is not the best score seen"
                                + (": 'min' means lower is better (a loss)." if mode == "min" else "."))
@@ -304,6 +316,18 @@ def early_stopping(data) -> None:
             raise JudgeFailure(f"✗ {name}: restore loaded the weights of another epoch ({restored.flatten().tolist()}): "
                                "keep a copy (tensor.clone()) of the state dict when the score improves; "
                                "model.state_dict() alone returns references that the optimizer keeps changing.")
+
+
+def _stopping_rule(scores, mode, ties_improve=False, patience=2) -> tuple[list[bool], int]:
+    """The rule, written out: (the stop decision after each call, the 0-based index of the best call)."""
+    best, best_epoch, bad, decisions = None, -1, 0, []
+    for epoch, score in enumerate(scores):
+        if best is None or (score > best if mode == "max" else score < best) or (ties_improve and score == best):
+            best, best_epoch, bad = score, epoch, 0
+        else:
+            bad += 1
+        decisions.append(bad >= patience)
+    return decisions, best_epoch
 
 
 def _bad_counts(scores, mode) -> list[int]:
