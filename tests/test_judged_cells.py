@@ -6,6 +6,8 @@ import importlib
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -99,3 +101,68 @@ def test_collect_to_writes_data_or_the_learners_error_line(tmp_path):
     judging.collect_to(tmp_path, "k2", "ch01.causal_mask_values", causal_mask=broken)
     assert (tmp_path / "k2.error").read_text() == "ZeroDivisionError: division by zero"
     assert not (tmp_path / "k2.pt").exists()
+
+
+JUDGES_99 = '''
+import os, time
+
+
+def ok(data):
+    return f"✓ ok {sorted(os.environ)} {os.getcwd()}"
+
+
+def hog(data):
+    return len(bytearray(2 * 1024**3))
+
+
+def sleeps(data):
+    while True:
+        time.sleep(1)
+
+
+def dies(data):
+    os._exit(7)
+'''
+
+
+def _judge_request(tmp_path, judges, name: str) -> tuple[dict, Path]:
+    folder = tmp_path / f"{len(list(tmp_path.iterdir()))}-{name}"  # one folder per notebook
+    folder.mkdir()
+    judging.write_data(1.0, folder / "k.pt")
+    (folder / "manifest.json").write_text(json.dumps([{"key": "k", "test": f"ch99.{name}", "seed": 3}]))
+    out = folder / "verdicts.json"
+    request = {"argv": ["--judges", str(judges), "--data", str(folder), "--out", str(out)],
+               "env": {"PATH": "/usr/bin:/bin", "HOME": str(folder), "TFS_JUDGES_DIR": str(judges)},
+               "cwd": str(folder), "stderr": str(folder / "stderr.txt"), "memory_mb": 1024, "cpu_s": 60}
+    return request, out
+
+
+def test_the_judge_zygote_forks_one_limited_process_per_notebook(tmp_path):
+    """JudgedExecute's judge processes come from one zygote that imported torch once: each has exactly the
+    environment, folder and memory limit it is given; one that runs too long is killed, one that dies is reported,
+    and the zygote goes on serving the next notebook; it ends with the grader."""
+    from tfs.grader.judged import JudgeZygote
+
+    judges = tmp_path / "judges"
+    judges.mkdir()
+    (judges / "ch99.py").write_text(JUDGES_99)
+    zygote = JudgeZygote()
+    try:
+        request, out = _judge_request(tmp_path, judges, "ok")
+        assert zygote.judge(request, timeout=120) == 0
+        verdict = json.loads(out.read_text())["k"]
+        assert verdict["passed"] and verdict["message"] == f"✓ ok ['HOME', 'PATH', 'TFS_JUDGES_DIR'] {request['cwd']}"
+        request, out = _judge_request(tmp_path, judges, "hog")
+        assert zygote.judge(request, timeout=120) == 0
+        assert "could not be judged (MemoryError" in json.loads(out.read_text())["k"]["message"]
+        request, out = _judge_request(tmp_path, judges, "sleeps")
+        started = time.monotonic()
+        assert zygote.judge(request, timeout=3) is None  # ran past its time: killed
+        assert time.monotonic() - started < 60 and not out.exists()
+        request, out = _judge_request(tmp_path, judges, "dies")
+        assert zygote.judge(request, timeout=120) == 7 and not out.exists()
+        request, out = _judge_request(tmp_path, judges, "ok")
+        assert zygote.judge(request, timeout=120) == 0 and json.loads(out.read_text())["k"]["passed"]
+    finally:
+        zygote.close()
+    assert zygote.process.returncode == 0, "the zygote did not end when its grader closed its input"

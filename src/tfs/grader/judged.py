@@ -11,9 +11,10 @@ graded test cell whose hidden block is made of ``judge("chNN.name", obj=obj, ...
    error line) into a fresh scratch folder the grader made for it; the grader moves the file out at
    once into a folder of its own (regular files only, size-capped); what that execution printed is
    dropped;
-3. one fresh process per notebook (``python -I -m tfs.grader.run_judge --wait``, memory- and
-   time-limited, a minimal environment), started with the kernel so that it imports torch meanwhile,
-   judges all the data after the last cell; the grader then
+3. one fresh process per notebook (memory- and time-limited, a minimal environment), forked by the
+   grading process's judge zygote (``python -I -m tfs.grader.run_judge --zygote``, started with the first
+   kernel so that it imports torch meanwhile, :class:`JudgeZygote`), judges all the data after the last
+   cell; the grader then
    **replaces the outputs of each judged cell** with the verdict: a ``✓`` stream when every judge of
    the cell passed, an ``error`` output carrying the judges' course messages when one failed. So
    nbgrader's ``SaveAutoGrades`` scores the judges' verdicts, whatever the kernel printed.
@@ -27,14 +28,18 @@ process that crashes or runs out of time: every judged cell of the notebook scor
 from __future__ import annotations
 
 import ast
+import atexit
+import contextlib
 import json
 import os
-import resource
+import selectors
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -124,15 +129,12 @@ class JudgedExecute(ResilientExecute):
         cwd = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         self._scratch_root = Path(tempfile.mkdtemp(prefix=".tfs-judge-", dir=cwd))
         before = self._gradebook_snapshot(resources)
-        self._judge_process = self._start_judge()  # imports torch while the kernel runs
+        JudgeZygote.running()  # the first time: it imports torch while the kernel runs
         try:
             nb, resources = super().preprocess(nb, resources, km)
             self._judge_all(nb)
             self._restore_gradebook(nb, resources, before)
         finally:
-            if self._judge_process.poll() is None:
-                self._judge_process.kill()
-                self._judge_process.wait()
             shutil.rmtree(self._private, ignore_errors=True)
             shutil.rmtree(self._scratch_root, ignore_errors=True)
         return nb, resources
@@ -294,41 +296,24 @@ class JudgedExecute(ResilientExecute):
         shutil.rmtree(scratch, ignore_errors=True)
         return True
 
-    def _start_judge(self) -> subprocess.Popen:
-        """The judge process of this notebook, started now; it waits for a line on stdin before judging."""
-        judges = self.judges_dir or str(judge_names.judges_dir())
-        command = [sys.executable, "-I", "-m", "tfs.grader.run_judge", "--wait", "--judges", judges,
-                   "--data", str(self._private), "--out", str(self._private / "verdicts.json")]
-        memory = self.judge_memory_mb * MEGABYTE
-
-        def limits():
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._private),
-                       "MPLCONFIGDIR": str(self._private / "mpl"), "OMP_NUM_THREADS": "1",
-                       "TFS_JUDGES_DIR": judges}
-        return subprocess.Popen(command, cwd=self._private, env=environment, stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limits)
-
     def _run_judges(self) -> dict[str, dict]:
-        """All verdicts of the notebook from its judge process; raises RuntimeError when it fails."""
+        """All verdicts of the notebook from a judge process of its own; raises RuntimeError when it fails."""
         (self._private / "manifest.json").write_text(json.dumps(self._manifest), encoding="utf-8")
-        out = self._private / "verdicts.json"
-        process = self._judge_process
-        try:
-            _, stderr = process.communicate("go\n", timeout=self.judge_timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"the judge process ran past {self.judge_timeout} s") from None
-        except (BrokenPipeError, OSError):  # it died before being asked (out of memory at import, ...)
-            process.wait()
-            stderr = process.stderr.read() if process.stderr else ""
-        if process.returncode != 0 or not out.is_file():
-            self.log.error("judge process failed (exit %s):\n%s", process.returncode, (stderr or "")[-4000:])
-            last = ((stderr or "").strip().splitlines() or ["no message"])[-1]
-            raise RuntimeError(f"the judge process failed (exit {process.returncode}: {last[:200]})")
+        out, errors = self._private / "verdicts.json", self._private / "judge-stderr.txt"
+        judges = self.judges_dir or str(judge_names.judges_dir())
+        request = {"argv": ["--judges", judges, "--data", str(self._private), "--out", str(out)],
+                   "env": {**JudgeZygote.environment(), "HOME": str(self._private),
+                           "MPLCONFIGDIR": str(self._private / "mpl"), "TFS_JUDGES_DIR": judges},
+                   "cwd": str(self._private), "stderr": str(errors), "memory_mb": self.judge_memory_mb,
+                   "cpu_s": self.judge_timeout}
+        status = JudgeZygote.running().judge(request, self.judge_timeout)
+        if status is None:
+            raise RuntimeError(f"the judge process ran past {self.judge_timeout} s")
+        if status != 0 or not out.is_file():
+            stderr = errors.read_text(encoding="utf-8", errors="replace") if errors.is_file() else ""
+            self.log.error("judge process failed (exit %s):\n%s", status, stderr[-4000:])
+            last = (stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"the judge process failed (exit {status}: {last[:200]})")
         return json.loads(out.read_text(encoding="utf-8"))
 
     def _judge_all(self, nb) -> None:
@@ -354,3 +339,87 @@ class JudgedExecute(ResilientExecute):
             else:
                 cell.outputs = [nbformat.v4.new_output("error", ename=VERDICT_NAME, evalue=text,
                                                        traceback=text.splitlines())]
+
+
+class JudgeZygote:
+    """The parent of this grading process's judge processes: ``python -I -m tfs.grader.run_judge --zygote``.
+
+    It imports torch and the judging code once; for each notebook it forks a judge process that starts with
+    them imported (a new interpreter took about 1.3 s of CPU to import them, per notebook). It talks to the
+    grader through its own stdin and stdout only, and it ends when the grader does (its stdin closes).
+    """
+
+    _current: JudgeZygote | None = None
+    START_TIMEOUT = 120  # seconds to import torch and answer the first request, on a busy machine
+
+    def __init__(self):
+        self._home = tempfile.mkdtemp(prefix="tfs-judge-zygote-")
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-m", "tfs.grader.run_judge", "--zygote"], cwd=self._home,
+            env={**self.environment(), "HOME": self._home}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        self._buffer = b""
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1"}
+
+    @classmethod
+    def running(cls) -> JudgeZygote:
+        """This process's zygote, started (again) when there is none alive."""
+        if cls._current is None or cls._current.process.poll() is not None:
+            cls._current = cls()
+        return cls._current
+
+    def judge(self, request: dict, timeout: float) -> int | None:
+        """Fork one judge process for ``request`` and wait for it: its exit status, or None when it ran past
+        ``timeout`` seconds (it is then killed)."""
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+            pid = self._message(self.START_TIMEOUT)["pid"]
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as error:  # the zygote died or said something else
+            self.close()
+            raise RuntimeError(f"the judge zygote failed ({type(error).__name__}: {error})") from None
+        try:
+            return int(self._message(timeout)["exit"])
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self._message(self.START_TIMEOUT)  # the zygote reaps it and reports
+            return None
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
+            self.close()
+            raise RuntimeError(f"the judge zygote failed ({type(error).__name__}: {error})") from None
+
+    def _message(self, timeout: float) -> dict:
+        """The zygote's next line, as JSON; TimeoutError after ``timeout`` seconds, EOFError when it ended."""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise TimeoutError
+                chunk = os.read(self.process.stdout.fileno(), 65536)
+                if not chunk:
+                    raise EOFError("the judge zygote ended")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self._home, ignore_errors=True)
+        if JudgeZygote._current is self:
+            JudgeZygote._current = None
+
+
+atexit.register(lambda: JudgeZygote._current and JudgeZygote._current.close())
