@@ -384,3 +384,50 @@ def test_kv_cache_package_attention_passes():
 ])
 def test_kv_cache_mutants_fail_with_their_mistake(attention, message):
     fails("kv_cache", message, MultiHeadAttention=attention)
+
+
+# ---------------------------------------------------------------------------- attention over blocks of keys
+
+CHAPTER = "07-generation"
+
+
+@pytest.fixture(scope="module")
+def answers():
+    from judge_helpers import solution_namespace
+
+    return solution_namespace(CHAPTER)
+
+
+def online_mutant(answers, old, new):
+    from judge_helpers import mutate
+
+    return mutate(answers, "online_attention", old, new, CHAPTER)["online_attention"]
+
+
+def test_online_attention_solution_passes(answers):
+    run("online_attention", online_attention=answers["online_attention"])
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("denominator = denominator * rescale + ", "denominator = denominator + ", "only the numerator rescaled"),
+    ("numerator = numerator * rescale + ", "numerator = numerator + ", "only the denominator rescaled"),
+    ("rescale = torch.exp(running_max - new_max)", "rescale = 1.0", "no rescaling"),
+    ("rescale = torch.exp(running_max - new_max)", "rescale = torch.exp(new_max - running_max)", "upside down"),
+    ("weights = torch.exp(scores - new_max)", "weights = torch.exp(scores)", "differs from F.scaled_dot_product_attention"),
+    ("new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True))", "new_max = torch.zeros_like(running_max)",
+     "not shifted by a running maximum"),
+    ("return numerator / denominator", "return (numerator / denominator).float()", "dtype torch.float32, expected"),
+])
+def test_online_attention_mutants_fail_with_their_mistake(answers, old, new, message):
+    fails("online_attention", message, online_attention=online_mutant(answers, old, new))
+
+
+@pytest.mark.parametrize("attack, forge", [
+    ("NaN outputs", lambda data: [{"out": torch.full_like(item["out"], float("nan"))} for item in data]),
+    ("one case only", lambda data: data[:1]),
+    ("no outputs", lambda data: [{} for _ in data]),
+])
+def test_online_attention_judge_refuses_forged_data(answers, attack, forge):
+    data = plain(collectors.online_attention(answers["online_attention"]))
+    with pytest.raises(JudgeFailure):
+        judges.online_attention(forge(data))
