@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from tfs.grader import judging
+
 TOP_K_CASES = [(1, 5), (3, 5), (7, 7), (50, 9)]  # (top_k, rows); the last: k larger than the vocabulary
 TOP_P_CASES = [0.05, 0.5, 0.8, 0.95, 1.0]
 GEN_VOCAB, GEN_BLOCK, GEN_EOS, GEN_PAD = 40, 40, 18, 1  # greedy meets 18 in every row, at steps 9, 6, 12
@@ -13,7 +15,7 @@ GEN_VOCAB, GEN_BLOCK, GEN_EOS, GEN_PAD = 40, 40, 18, 1  # greedy meets 18 in eve
 
 def filter_logits(seed: int, rows: int = 6, vocab: int = 30) -> torch.Tensor:
     """Seeded logits ``(rows, vocab)`` in float64, with a tie and a row that is nearly one-hot."""
-    g = torch.Generator().manual_seed(seed)
+    g = judging.generator(seed)
     logits = 2 * torch.randn(rows, vocab, generator=g, dtype=torch.float64)
     logits[0, 1] = logits[0, 2] = logits[0].max() + 1  # a tie at the top
     logits[-1, 4] = 25.0  # nearly all the mass on one token
@@ -34,7 +36,7 @@ def gen_model():
 
 
 def gen_prompts() -> list[list[int]]:
-    g = torch.Generator().manual_seed(71)
+    g = torch.Generator().manual_seed(71)  # the same in every run: greedy decoding of these prompts meets the EOS
     return [torch.randint(5, GEN_VOCAB, (n,), generator=g).tolist() for n in (6, 2, 4)]
 
 
@@ -80,7 +82,7 @@ PENALTY_CASES = [1.5, 0.7, 1.0, 3.0]  # > 1 discourages repeats, < 1 encourages 
 
 def penalty_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded ``logits (3, 20)`` (positive and negative) and ``input_ids (3, 7)`` with repeated ids."""
-    g = torch.Generator().manual_seed(200 + seed)
+    g = judging.generator(200 + seed)
     logits = 3 * torch.randn(3, 20, generator=g)
     ids = torch.randint(0, 20, (3, 7), generator=g)
     ids[:, 1] = ids[:, 0]  # every row repeats a token: the penalty applies once per token, not once per occurrence
@@ -135,7 +137,7 @@ KV_PROMPT, KV_LENGTH = 5, 14
 
 
 def kv_sequence() -> torch.Tensor:
-    g = torch.Generator().manual_seed(72)
+    g = judging.generator(72)
     return torch.randint(0, GEN_VOCAB, (2, KV_LENGTH), generator=g)
 
 
@@ -190,7 +192,7 @@ def generate_errors(generate) -> list:
 
 def kv_cache_inputs() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """``(layer, k, v)`` updates in call order: two layers, a prompt of 3 positions then single positions."""
-    g = torch.Generator().manual_seed(73)
+    g = judging.generator(73)
     calls = []
     for n in (3, 1, 1):
         for layer in (0, 1, 2):
@@ -227,7 +229,7 @@ ONLINE_CASES = [  # (batch, heads, queries, keys, d, block_size, dtype, scale of
 def online_attention_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Seeded ``q, k, v`` and the block size of ``ONLINE_CASES[case]``."""
     batch, heads, n_q, n_k, d, block_size, dtype, scale = ONLINE_CASES[case]
-    g = torch.Generator().manual_seed(300 + case)
+    g = judging.generator(300 + case)
     q = scale * torch.randn(batch, heads, n_q, d, generator=g, dtype=dtype)
     k, v = (torch.randn(batch, heads, n_k, d, generator=g, dtype=dtype) for _ in range(2))
     return q, k, v, block_size
