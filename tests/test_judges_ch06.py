@@ -201,9 +201,22 @@ def named_twice(model, weight_decay):
             {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
 
 
+def decay_all_but_biases(model, weight_decay):
+    return [{"params": [p for n, p in model.named_parameters() if not n.endswith("bias")], "weight_decay": weight_decay},
+            {"params": [p for n, p in model.named_parameters() if n.endswith("bias")], "weight_decay": 0.0}]
+
+
+def decay_all_but_gains(model, weight_decay):
+    gain = {n for n, p in model.named_parameters() if p.dim() < 2 and not n.endswith("bias")}
+    return [{"params": [p for n, p in model.named_parameters() if n not in gain], "weight_decay": weight_decay},
+            {"params": [p for n, p in model.named_parameters() if n in gain], "weight_decay": 0.0}]
+
+
 def test_param_groups_judge():
     run("param_groups", param_groups=param_groups)
-    fails("param_groups", "must not be decayed", param_groups=decay_everything)
+    fails("param_groups", "LayerNorm gains must not be decayed", param_groups=decay_everything)
+    fails("param_groups", "LayerNorm gains must not be decayed", param_groups=decay_all_but_biases)
+    fails("param_groups", "biases must not be decayed", param_groups=decay_all_but_gains)
     fails("param_groups", "listed twice", param_groups=named_twice)
 
 

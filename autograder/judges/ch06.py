@@ -294,9 +294,14 @@ def param_groups(data):
                            "iterate over model.parameters(), which yields each tensor once.")
     if "<not a parameter of the model>" in all_names:
         raise JudgeFailure("param_groups: the groups hold tensors that are not the model's parameters.")
-    wrongly_decayed = [n for n in decay["params"] if n.endswith("bias") or "norm" in n or n.startswith("ln_f")]
-    if wrongly_decayed:
-        raise JudgeFailure(f"param_groups: biases and LayerNorm parameters must not be decayed: {wrongly_decayed[:3]}")
+    gains = [n for n in decay["params"] if n.endswith("weight") and ("norm" in n or n.startswith("ln_f"))]
+    if gains:
+        raise JudgeFailure(f"param_groups: LayerNorm gains must not be decayed (decay pulls a gain towards 0, which "
+                           f"scales the normalised features towards nothing; its neutral value is 1): {gains[:3]}")
+    biases = [n for n in decay["params"] if n.endswith("bias")]
+    if biases:
+        raise JudgeFailure(f"param_groups: biases must not be decayed (a bias sets one quantity's offset, not how two "
+                           f"interact; pulling it to 0 costs fit for nothing): {biases[:3]}")
     missing = [n for n in rest["params"] if n.endswith("weight") and "norm" not in n and not n.startswith("ln_f")]
     if missing:
         raise JudgeFailure(f"param_groups: weight matrices and embeddings must be decayed: {missing[:3]}")
