@@ -119,6 +119,8 @@ ATTACKS = [
         "fine": "no error"}),
     ("ch09.perplexity_values", "NaN perplexities", nan_everywhere),
     ("ch09.perplexity_mode", "a NaN perplexity", nan_everywhere),
+    ("ch09.scaling_fit", "NaN exponents and constants", nan_everywhere),
+    ("ch09.scaling_fit", "one case left out", lambda d: {"exact": d["exact"]}),
     ("ch11.entity_scores", "NaN scores", nan_everywhere),
     ("ch11.entity_scores", "f1 left out", lambda d: [{k: v for k, v in case.items() if k != "f1"} for case in d]),
     ("ch11.greedy_decode_eos", "one eos case", lambda d: {"4": d["4"]}),

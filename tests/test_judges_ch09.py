@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from tfs import lm as ref
+from tfs import scaling as ref_scaling
 from tfs.grader.collectors import ch09 as c
 from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
 
@@ -278,3 +280,54 @@ def test_the_visible_tests_mistake_probes_need_the_oracle_and_are_not_the_answer
     assert float(aggregation["the mean NLL returned instead of its exponential"]) == pytest.approx(math.log(right))
     assert float(aggregation["the NLL divided by N instead of the N - 1 predicted tokens"]) == \
         pytest.approx(right ** (39 / 40))
+
+
+# ------------------------------------------------------------------------ the scaling law's fit
+
+def _log_line(counts, losses):
+    slope, intercept = np.polyfit(np.log(counts), np.log(losses), 1)
+    return -slope, intercept
+
+
+def every_parameter(rows, losses):
+    return ref_scaling.fit_scaling_law([{**r, "non_embedding_params": r["params"]} for r in rows], losses)
+
+
+def slope_as_alpha(rows, losses):
+    alpha, n_c = ref_scaling.fit_scaling_law(rows, losses)
+    return -alpha, n_c
+
+
+def constant_c(rows, losses):
+    alpha, n_c = ref_scaling.fit_scaling_law(rows, losses)
+    return alpha, n_c ** alpha
+
+
+def log10_then_exp(rows, losses):
+    alpha, intercept = _log_line(np.array([r["non_embedding_params"] for r in rows]), losses)
+    return alpha, math.exp(intercept / math.log(10) / alpha)
+
+
+def semi_log(rows, losses):
+    slope, intercept = np.polyfit([r["non_embedding_params"] for r in rows], np.log(losses), 1)
+    return -slope, math.exp(intercept)
+
+
+def test_the_scaling_fit_recovers_a_known_power_law_and_passes_its_judge():
+    rows, losses = c.scaling_case("exact")
+    alpha, n_c = ref_scaling.fit_scaling_law(rows, losses)
+    assert alpha == pytest.approx(c.SCALING_CASES["exact"][0], rel=1e-10)
+    assert n_c == pytest.approx(c.SCALING_CASES["exact"][1], rel=1e-8)
+    verdict("scaling_fit", fit_scaling_law=ref_scaling.fit_scaling_law)
+
+
+@pytest.mark.parametrize("mutant, match", [(every_parameter, "every parameter"), (slope_as_alpha, "slope's sign"),
+                                           (constant_c, "constant C"), (log10_then_exp, "base changes"),
+                                           (semi_log, r"through \(N, ln L\)")])
+def test_scaling_fit_mutants_are_named(mutant, match):
+    fails("scaling_fit", match, fit_scaling_law=mutant)
+
+
+def test_a_scaling_fit_that_raises_or_returns_one_number_fails():
+    fails("scaling_fit", "KeyError", fit_scaling_law=lambda rows, losses: rows[0]["val_loss"])
+    fails("scaling_fit", "not a pair", fit_scaling_law=lambda rows, losses: 0.076)

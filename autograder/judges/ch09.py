@@ -1,6 +1,6 @@
 """Chapter 09 (pretrained checkpoints) judges. Oracles: the loss ``transformers.GPT2LMHeadModel`` reports with
 ``labels=`` (perplexity, assembled window by window here), and the data-preparation rules written out with
-``itertools``. Inputs are rebuilt from the collector module's seeded generators; each failure names the likely mistake.
+``itertools``; the scaling law's fit from ``numpy.polyfit`` on the logarithms. Inputs are rebuilt from the collector module's seeded generators; each failure names the likely mistake.
 """
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy
 import torch
 from torch.nn import functional as F
 
 from tfs.grader.collectors import ch09 as c
-from tfs.grader.judging import JudgeFailure, check_data, close, expect, off
+from tfs.grader.judging import JudgeFailure, check_data, close, expect, finite, off
 
 REL = 1e-5  # transformers computes its loss in float32 (it upcasts the logits to float32, not float64)
 
@@ -236,3 +237,76 @@ def lm_batch_prompt(data) -> None:
     expect(_exact(got_p, prompted), name, "with prompt_lengths, labels must be -100 on the first prompt_lengths[i] "
            "tokens of text i and on padding, input_ids elsewhere.")
     expect(_exact(data["prompted_ids"], ids), name, "prompt_lengths must not change input_ids.")
+
+
+# ------------------------------------------------------------------------------------------ the scaling law
+
+def _line(x, y) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through (x, y): numpy.polyfit, not the package's formula."""
+    slope, intercept = numpy.polyfit(numpy.asarray(x, dtype=numpy.float64), numpy.asarray(y, dtype=numpy.float64), 1)
+    return float(slope), float(intercept)
+
+
+def oracle_scaling_fit(counts, losses) -> tuple[float, float]:
+    """(alpha, N_c) of L = (N_c / N) ** alpha: a line through (ln N, ln L), slope -alpha, intercept alpha ln N_c."""
+    slope, intercept = _line(numpy.log(counts), numpy.log(losses))
+    return -slope, math.exp(intercept / -slope)
+
+
+def _alpha_mistakes(rows, losses) -> dict[str, float]:
+    """Wrong exponents, each from a plausible wrong fit."""
+    n = numpy.array([r["non_embedding_params"] for r in rows], dtype=numpy.float64)
+    total = numpy.array([r["params"] for r in rows], dtype=numpy.float64)
+    loss = numpy.asarray(losses, dtype=numpy.float64)
+    return {"N counts every parameter, embeddings included: Kaplan's exponent, the one to compare with, counts the "
+            "non-embedding parameters": oracle_scaling_fit(total, loss)[0],
+            "the exponent is returned with the slope's sign: L falls as N grows, so the slope of ln L against ln N is "
+            "negative and alpha is minus the slope": -oracle_scaling_fit(n, loss)[0],
+            "the line goes through (N, ln L): a power law is a straight line only when both axes are logarithmic":
+                -_line(n, numpy.log(loss))[0],
+            "the line goes through (ln N, L): a power law is a straight line only when both axes are logarithmic":
+                -_line(numpy.log(n), loss)[0],
+            "the line goes through (N, L): a power law is a straight line only when both axes are logarithmic":
+                -_line(n, loss)[0]}
+
+
+def _constant_mistakes(rows, losses, alpha: float) -> dict[str, float]:
+    """Wrong N_c for the right exponent."""
+    n = numpy.array([r["non_embedding_params"] for r in rows], dtype=numpy.float64)
+    _, intercept = _line(numpy.log(n), numpy.log(losses))
+    return {"the constant C of L = C N^-alpha is returned, not N_c (C = N_c^alpha, so N_c = C^(1/alpha))":
+                math.exp(intercept),
+            "the logarithm's base changes between the fit and the way back (log10 one way, exp the other)":
+                math.exp(intercept / math.log(10) / alpha),
+            "the logarithm's base changes between the fit and the way back (ln one way, 10 ** the other)":
+                10 ** (intercept / alpha),
+            "N_c is computed with the slope (-alpha) in place of alpha": math.exp(-intercept / alpha)}
+
+
+def scaling_fit(data) -> None:
+    name = "fit_scaling_law"
+    check_data(data, {case: ([float, float], str) for case in c.SCALING_CASES}, name)
+    for case, (alpha_true, n_c_true, noise) in c.SCALING_CASES.items():
+        rows, losses = c.scaling_case(case)
+        where = f"fit_scaling_law on {len(rows)} sizes ({'exact power law' if not noise else 'losses with noise'})"
+        got = data[case]
+        expect(not isinstance(got, str), name, f"{where}: {got}.")
+        alpha, n_c = got
+        expect(finite(alpha) and finite(n_c) and n_c > 0, name,
+               f"{where} returned alpha={alpha:.6g}, N_c={n_c:.6g}; expected two finite numbers, N_c > 0.")
+        right_alpha, right_n_c = oracle_scaling_fit([r["non_embedding_params"] for r in rows], losses)
+        if not close(alpha, right_alpha, 1e-4 * abs(right_alpha)):   # float32 arithmetic passes
+            for mistake, wrong in _alpha_mistakes(rows, losses).items():
+                if close(alpha, wrong, 1e-3 * abs(wrong)):
+                    raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
+            raise JudgeFailure(f"✗ {name}: {where} returned the exponent {alpha:.6g}, {off(alpha, right_alpha)} the "
+                               "least-squares line through the points on log-log axes.")
+        if not close(math.log(n_c), math.log(right_n_c), 1e-4 * abs(math.log(right_n_c))):
+            for mistake, wrong in _constant_mistakes(rows, losses, right_alpha).items():
+                if wrong > 0 and close(math.log(n_c), math.log(wrong), 1e-3 * max(1.0, abs(math.log(wrong)))):
+                    raise JudgeFailure(f"✗ {name}: {where}: the exponent is right; {mistake}.")
+            raise JudgeFailure(f"✗ {name}: {where}: the exponent is right, but N_c={n_c:.6g} is "
+                               f"{off(n_c, right_n_c)} the N_c of the same line: L = (N_c / N) ** alpha.")
+        if not noise:   # the analytic case: the known exponent and constant come back
+            expect(close(alpha, alpha_true, 1e-4 * alpha_true) and close(math.log(n_c), math.log(n_c_true), 1e-4 * math.log(n_c_true)), name,
+                   f"{where}: the exponent and constant the data were made with do not come back.")

@@ -2,7 +2,8 @@
 
 ``scripts/train_scaling.py`` trains a family of tiny GPTs on the same tokens and writes
 ``src/tfs/assets/checkpoints/scaling/scaling.json``; :func:`load_scaling` reads it (checksums verified),
-:func:`fit_power_law` fits ``L(N) = (N_c / N) ** alpha`` by least squares on ``log L = alpha log N_c - alpha log N``.
+:func:`fit_power_law` fits ``L(N) = (N_c / N) ** alpha`` by least squares on ``log L = alpha log N_c - alpha log N``,
+:func:`fit_scaling_law` does it on the table's rows with Kaplan et al.'s count, the non-embedding parameters.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 
-__all__ = ["KAPLAN_ALPHA_N", "fit_power_law", "load_scaling", "scaling_path"]
+__all__ = ["KAPLAN_ALPHA_N", "fit_power_law", "fit_scaling_law", "load_scaling", "scaling_path"]
 
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. 2020, L(N) = (N_c / N)^alpha_N, N = non-embedding parameters
 
@@ -38,3 +39,9 @@ def fit_power_law(params: Sequence[float], losses: Sequence[float]) -> tuple[flo
     alpha = -slope
     intercept = my - slope * mx            # log L = intercept - alpha log N = alpha (log N_c - log N)
     return alpha, math.exp(intercept / alpha) if alpha else math.inf
+
+
+def fit_scaling_law(rows: Sequence[dict], losses: Sequence[float]) -> tuple[float, float]:
+    """``(alpha, N_c)`` of ``L(N) = (N_c / N) ** alpha`` for the scaling table's ``rows`` (dicts with
+    ``non_embedding_params``) and one loss per row: :func:`fit_power_law` with ``N`` the non-embedding parameters."""
+    return fit_power_law([row["non_embedding_params"] for row in rows], losses)

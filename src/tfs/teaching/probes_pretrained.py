@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 __all__ = ["batch_label_mistakes", "block_mistakes", "label_shift_mistakes", "perplexity_aggregation_mistakes",
-           "perplexity_mistakes"]
+           "perplexity_mistakes", "scaling_fit_mistakes"]
 
 
 def perplexity_mistakes(model, ids: torch.Tensor, spans) -> dict[str, torch.Tensor]:
@@ -83,3 +83,15 @@ def batch_label_mistakes(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
         prompt[f"the prompt mask off by one ({'one token too many' if shift > 0 else 'one token too few'})"] = off
     return prompt | wrong
 
+
+def scaling_fit_mistakes(right: tuple[float, float], every_parameter: tuple[float, float]) -> dict[str, torch.Tensor]:
+    """Wrong ``(alpha, ln n_c)`` of a power-law fit, from the caller's oracle: ``right`` with N the non-embedding
+    parameters, ``every_parameter`` the same fit with N counting every parameter; float64 tensors of 2 elements."""
+    alpha, log_n_c = right
+    wrong = {"N counting every parameter, embeddings included (Kaplan's 0.076 counts the non-embedding ones)": every_parameter,
+             "the slope returned as the exponent (alpha is minus the slope of ln L against ln N)": (-alpha, log_n_c),
+             "the slope used in place of alpha throughout (alpha is minus the slope)": (-alpha, -log_n_c),
+             "the constant C of L = C N^-alpha returned in place of n_c (C = n_c^alpha)": (alpha, alpha * log_n_c),
+             "log10 for the fit, exp for the way back": (alpha, log_n_c / math.log(10)),
+             "ln for the fit, 10 ** for the way back": (alpha, log_n_c * math.log(10))}
+    return {k: torch.tensor(v, dtype=torch.float64) for k, v in wrong.items()}

@@ -23,6 +23,11 @@ PPL_CASES = {  # name: (n_tokens, window, stride)
 }
 BLOCK_LENGTHS, BLOCK_SIZE = (5, 3, 9, 4), 4
 BATCH_LENGTHS, PROMPTS = (5, 2, 4), (2, 1, 0)
+SCALING_SHAPES = ((1, 16), (2, 24), (2, 32), (2, 48), (3, 64), (4, 96), (4, 128))   # (layers, width), as the shipped table
+SCALING_CASES = {  # name: (alpha, N_c, relative noise of the loss)
+    "exact": (0.076, 8.8e13, 0.0),
+    "noisy": (0.05, 3.0e11, 0.02),
+}
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -125,3 +130,30 @@ def lm_batch_padding(causal_lm_batch) -> dict:
 
 def lm_batch_prompt(causal_lm_batch) -> dict:
     return _lm_batch(causal_lm_batch)
+
+
+def scaling_case(name: str) -> tuple[list[dict], list[float]]:
+    """Rows like the shipped table's (a vocabulary of 1,024 and 64 positions make the embedding tables a large,
+    shrinking share of the parameters) and losses that follow ``(N_c / N) ** alpha`` in the non-embedding count ``N``,
+    times seeded noise."""
+    alpha, n_c, noise = SCALING_CASES[name]
+    rows = [{"name": f"s{i + 1}", "n_layer": layers, "n_embd": width, "non_embedding_params": 12 * layers * width ** 2,
+             "params": 12 * layers * width ** 2 + (1024 + 64) * width} for i, (layers, width) in enumerate(SCALING_SHAPES)]
+    wobble = seeded(f"scaling-{name}", (len(rows),)) * noise
+    losses = [(n_c / row["non_embedding_params"]) ** alpha * float(w.exp()) for row, w in zip(rows, wobble)]
+    return rows, losses
+
+
+def _pair_or_error(function, *args):
+    """``[alpha, N_c]`` as two numbers from what ``function(*args)`` returns, or the error line it raised."""
+    try:
+        out = function(*args)
+        if isinstance(out, (tuple, list)) and len(out) == 2:
+            return [_number(value) for value in out]
+        return f"returned a {type(out).__name__}, not a pair (alpha, n_c)"
+    except Exception as error:
+        return error_line(error)
+
+
+def scaling_fit(fit_scaling_law) -> dict:
+    return {name: _pair_or_error(fit_scaling_law, *scaling_case(name)) for name in SCALING_CASES}
