@@ -34,6 +34,12 @@ def test_solution_and_reference_pass(solution, test):
 MUTANTS = [
     ("quantize_scale", "quantize_per_channel", "weight.abs().amax(dim=1)", "weight.abs().amax().expand(weight.shape[0])", "per-tensor"),
     ("quantize_scale", "quantize_per_channel", "weight.abs().amax(dim=1)", "weight.amax(dim=1)", "max(w), not max(|w|)"),
+    ("quantize_scale", "quantize_per_channel", "amax(dim=1)                                       # (out,)\n"
+     "        scale = torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))\n"
+     "    scale = torch.as_tensor(scale, dtype=torch.float32)\n    q = torch.clamp(torch.round(weight / scale[:, None])",
+     "amax(dim=0)\n        scale = torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))\n"
+     "    scale = torch.as_tensor(scale, dtype=torch.float32)\n    q = torch.clamp(torch.round(weight / scale[None, :])",
+     "per input column"),
     ("quantize_scale", "quantize_per_channel", "torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))", "absmax / 127",
      "divides by zero"),
     ("quantize_scale", "quantize_per_channel", "absmax / 127, torch.ones_like", "absmax / 128, torch.ones_like", "absmax / 127"),

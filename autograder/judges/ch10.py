@@ -40,6 +40,9 @@ def _oracle_q(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 def _quantized(data, name):
     check_data(data, {"q": None, "scale": None, "clipped": None, "nan": None, "inf": None}, name)
     q, scale = data.get("q"), data.get("scale")
+    expect(not _is_tensor(scale, (10,)), name, "one scale per input column: each column still mixes rows of very "
+           "different sizes, so a row of small weights gets its step from a large row.",
+           "group the weights that are alike in size: one scale per output row (per channel).")
     expect(_is_tensor(scale, (6,)), name, f"scale must be a tensor of shape (out_features,) = (6,); received "
            f"{tuple(scale.shape) if _is_tensor(scale) else type(scale).__name__}.",
            "one scale per output row (per channel), not one for the whole tensor.")
@@ -92,6 +95,7 @@ def quantize_values(data) -> None:
                            f"{int((q.long() != expected_q.long()).sum())} places.")
     clipped = data.get("clipped")
     expected_clipped = _oracle_q(weight, c.given_scale())
+    expect(not isinstance(clipped, str), name, f"with a given scale (one per row), quantizing raised {clipped}.")
     expect(_is_tensor(clipped, (6, 10)), name, "with a given scale, return (q, scale) with q of the weight's shape.")
     if not torch.equal(clipped.long(), expected_clipped.long()):
         ratio = (weight.double() / c.given_scale().double()[:, None]).round()

@@ -13,7 +13,7 @@ import zlib
 import torch
 from torch import nn
 
-from tfs.grader.judging import raised
+from tfs.grader.judging import error_line, raised
 
 SPARSITIES = (0.0, 0.25, 0.5, 0.9)
 BAD_SPARSITIES = (1.0, -0.1, 1.5)
@@ -46,11 +46,15 @@ def given_scale() -> torch.Tensor:
 def quantize(quantize_per_channel) -> dict:
     weight = quantize_weight()
     q, scale = quantize_per_channel(weight.clone())
-    clipped = quantize_per_channel(weight.clone(), scale=given_scale())
+    try:  # a scale per row given: fails where the learner's groups are not rows (judged from their own scales)
+        clipped = quantize_per_channel(weight.clone(), scale=given_scale())
+        clipped = clipped[0] if isinstance(clipped, (tuple, list)) else clipped
+    except Exception as failure:
+        clipped = error_line(failure)
     nan, inf = weight.clone(), weight.clone()
     nan[2, 3] = float("nan")
     inf[5, 0] = float("inf")
-    return {"q": q, "scale": scale, "clipped": clipped[0] if isinstance(clipped, (tuple, list)) else clipped,
+    return {"q": q, "scale": scale, "clipped": clipped,
             "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf)}
 
 
@@ -149,7 +153,6 @@ def lora_init(LoRALinear) -> dict:
         with torch.no_grad():
             out = layer(x)
     except Exception as failure:  # reported after the shapes, which usually explain it
-        from tfs.grader.judging import error_line
         error = error_line(failure)
     return {"params": params, "A": A if isinstance(A, torch.Tensor) else None,
             "B": B if isinstance(B, torch.Tensor) else None, "out": out, "error": error}
@@ -176,7 +179,6 @@ def lora_merge(LoRALinear) -> dict:
             is_linear = isinstance(merged, nn.Linear)
             out = merged(lora_x()) if is_linear else None
     except Exception as failure:  # a transposed update usually fails here on a non-square layer
-        from tfs.grader.judging import error_line
         return {"error": error_line(failure)}
     return {"is_linear": is_linear, "weight": merged.weight if is_linear else None,
             "bias": merged.bias if is_linear else None, "out": out}
@@ -192,8 +194,6 @@ def full_rank_values() -> tuple[torch.Tensor, torch.Tensor]:
 def _full_rank_output(LoRALinear):
     """The output of a layer of rank ``min(in, out)`` (allowed) with seeded A and B, or the error line it raised:
     evidence that the valid rank runs, which a hand-written "no error" is not."""
-    from tfs.grader.judging import error_line
-
     try:
         layer = LoRALinear(lora_base(), r=min(LORA_IN, LORA_OUT), alpha=LORA_ALPHA)
         A, B = full_rank_values()
