@@ -19,7 +19,7 @@ from tfs.grader import judging, run_judge
 from tfs.grader.judged import judge_calls
 
 CHAPTERS = ("00-welcome", "01-attention", "02-multihead-attention", "03-transformer-block", "07-generation",
-            "12-modern-llm", "13-teaching-behaviour")
+            "11-applications", "12-modern-llm", "13-teaching-behaviour")
 SEEDS = (0, 7, 2024, 2**31 - 1)
 
 
@@ -95,12 +95,13 @@ def test_the_solution_passes_every_judge_whatever_the_run_seed(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_data_from_another_run_fails(chapter):
-    """The inputs change with the run seed: for most hidden tests, the data of run 7 differs from run 2024's, and
-    it fails when judged as run 2024's unless the test checks shapes only (those are the same in every run)."""
+    """The inputs change with the run seed: where a hidden test's data of run 7 differs from run 2024's, it fails
+    when judged as run 2024's, unless the test checks shapes only (those are the same in every run). Hand-built
+    cases (chapter 11's labels, entities and spans, its greedy stand-in) stay the same in every run."""
     calls = _calls(chapter)
     changed = [(test, keywords) for test, keywords in calls
                if _differs(_collected(chapter, test, keywords, 7), _collected(chapter, test, keywords, 2024))]
-    assert len(changed) >= len(calls) / 2, f"only {len(changed)} of {len(calls)} hidden tests draw their inputs per run"
+    assert len(changed) >= len(calls) / 3, f"only {len(changed)} of {len(calls)} hidden tests draw their inputs per run"
     replayed = [test for test, keywords in changed
                 if _judged(test, _collected(chapter, test, keywords, 7), 2024) == "passed"]
     assert all(test.endswith("_shapes") for test in replayed), f"data of another run still passes: {replayed}"

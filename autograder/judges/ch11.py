@@ -8,14 +8,13 @@ likely mistake.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import nn
 
 from tfs.grader.collectors import ch11 as c
-from tfs.grader.judging import JudgeFailure, check_data, expect, finite
+from tfs.grader.judging import JudgeFailure, check_data, expect, finite, per_run
 
 TOL = 1e-9
 BLOCK_NAMES = sorted([f"{attn}.{lin}.{p}" for attn in ("self_attn", "cross_attn") for lin in ("qkv", "out")
@@ -146,7 +145,7 @@ def _sinusoids(length: int, d: int) -> torch.Tensor:
     return table
 
 
-@functools.lru_cache(maxsize=8)
+@per_run
 def _transformer(shared: bool, seed: int) -> nn.Transformer:
     kw = c.config_kwargs(shared)
     transformer = nn.Transformer(c.D_MODEL, c.N_HEADS, kw["n_encoder_layers"], kw["n_decoder_layers"], c.D_FF,
@@ -312,7 +311,7 @@ def shift_right(data) -> None:
 
 # ------------------------------------------------------------------------------------------ greedy decoding
 
-@functools.lru_cache(maxsize=4)
+@per_run
 def _greedy_rows(max_new: int) -> tuple[tuple[int, ...], ...]:
     """Greedy decoding by hand without EOS: all rows at once (a row never sees the others)."""
     src, src_mask = c.greedy_inputs()
