@@ -165,6 +165,14 @@ def nsp_same_passage(passages, cls_id, sep_id, rng):
     return pairs
 
 
+def nsp_corpus_wide(passages, cls_id, sep_id, rng):  # NotNext B drawn from any passage, A's own included
+    pairs = make_nsp_pairs(passages, cls_id, sep_id, rng)
+    for pair in pairs:
+        if pair["next_sentence_label"] == 1:
+            pair["input_ids"][5:-1] = list(rng.choice(rng.choice(passages)))
+    return pairs
+
+
 def nsp_no_segments(passages, cls_id, sep_id, rng):
     pairs = make_nsp_pairs(passages, cls_id, sep_id, rng)
     for pair in pairs:
@@ -258,6 +266,7 @@ def test_masking_mistakes_are_named(test, mutant, match):
 
 @pytest.mark.parametrize("mutant, match", [
     (nsp_same_passage, "another passage"),
+    (nsp_corpus_wide, "another passage"),
     (nsp_no_segments, "token_type_ids"),
     (nsp_always_next, "expected .* pairs|NotNext|exactly once"),
 ])
