@@ -12,6 +12,8 @@ import zlib
 
 import torch
 
+from tfs.grader import judging
+
 TINY = {"vocab_size": 40, "max_position": 12, "type_vocab_size": 2, "d_model": 16, "n_heads": 4, "n_layers": 2,
         "d_ff": 32, "dropout": 0.0, "eps": 1e-12}
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
@@ -29,7 +31,7 @@ def tiny_config():
 
 def seeded_tensor(name: str, shape: tuple[int, ...], seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """A deterministic tensor for the parameter ``name``: LayerNorm weights near 1, the rest N(0, 0.3²)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    generator = judging.generator(seed * 1_000_003 + zlib.crc32(name.encode()))
     values = torch.randn(shape, generator=generator, dtype=torch.float64) * 0.3
     if name.endswith("weight") and len(shape) == 1:
         values = 1.0 + values
@@ -53,7 +55,7 @@ def fill_module(module: torch.nn.Module, what: str, seed: int = 0) -> dict[str, 
 
 def embedding_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids (3, 10), token_type_ids (3, 10))``: segment 0 then 1 at different cut points."""
-    generator = torch.Generator().manual_seed(5)
+    generator = judging.generator(5)
     ids = torch.randint(5, TINY["vocab_size"], (3, 10), generator=generator)
     types = torch.zeros(3, 10, dtype=torch.int64)
     for row, cut in enumerate((4, 6, 9)):
@@ -135,7 +137,7 @@ def nsp_head(BertNSPHead) -> dict:
 
 def masking_inputs() -> torch.Tensor:
     """``(320, 128)`` ids: [CLS] at 0, [SEP] at the end of each text, [PAD] after; ~30,000 maskable tokens."""
-    generator = torch.Generator().manual_seed(11)
+    generator = judging.generator(11)
     ids = torch.randint(5, MLM_VOCAB, (320, 128), generator=generator)
     lengths = torch.randint(60, 129, (320,), generator=generator)
     for row, length in enumerate(lengths.tolist()):
@@ -148,7 +150,7 @@ def masking_inputs() -> torch.Tensor:
 def mask_tokens(mask_tokens) -> dict:
     ids = masking_inputs()
     original = ids.clone()
-    masked, labels = mask_tokens(ids, SPECIAL_IDS, MASK, MLM_VOCAB, generator=torch.Generator().manual_seed(0))
+    masked, labels = mask_tokens(ids, SPECIAL_IDS, MASK, MLM_VOCAB, generator=judging.generator(0))
     return {"masked": masked, "labels": labels, "input_changed": not torch.equal(ids, original)}
 
 

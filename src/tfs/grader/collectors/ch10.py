@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from tfs.grader.judging import error_line, raised
+from tfs.grader import judging
 
 SPARSITIES = (0.0, 0.25, 0.5, 0.9)
 BAD_SPARSITIES = (1.0, -0.1, 1.5)
@@ -23,7 +24,7 @@ BAD_RANKS = (0, -2, 13)
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0, dtype=torch.float32) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    generator = judging.generator(seed * 1_000_003 + zlib.crc32(name.encode()))
     return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
 
 
@@ -63,7 +64,7 @@ quantize_scale = quantize_values = quantize
 
 def dequantize_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     """``(q (5, 7) int8, scale (5,) float32)``."""
-    generator = torch.Generator().manual_seed(10)
+    generator = judging.generator(10)
     q = torch.randint(-127, 128, (5, 7), generator=generator).to(torch.int8)
     scale = torch.rand(5, generator=generator) * 0.1 + 0.001
     return q, scale
