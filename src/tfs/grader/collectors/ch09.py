@@ -13,6 +13,7 @@ import zlib
 import torch
 
 from tfs.grader.judging import error_line, raised
+from tfs.grader import judging
 
 VOCAB, CONTEXT, EOS = 50, 16, 0
 PPL_CASES = {  # name: (n_tokens, window, stride)
@@ -31,13 +32,13 @@ SCALING_CASES = {  # name: (alpha, N_c, relative noise of the loss)
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    generator = judging.generator(seed * 1_000_003 + zlib.crc32(name.encode()))
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
 
 def token_ids(name: str, n: int, low: int = 1) -> torch.Tensor:
     """``n`` seeded token ids in ``low .. VOCAB-1`` (int64)."""
-    generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    generator = judging.generator(zlib.crc32(name.encode()))
     return torch.randint(low, VOCAB, (n,), generator=generator)
 
 
