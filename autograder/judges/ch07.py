@@ -162,8 +162,8 @@ def repetition_penalty(data) -> None:
         divided = torch.where(seen, logits / penalty, logits)
         if torch.allclose(received, divided, atol=1e-6):
             raise JudgeFailure(f"{what}: negative logits were divided by the penalty, which raises them: multiply "
-                               "a negative logit by the penalty and divide a positive one (transformers' rule), so a "
-                               "seen token always becomes less likely for penalty > 1")
+                               "a negative logit by the penalty and divide a positive one (transformers' rule), so "
+                               "that a seen token's logit never goes up for penalty > 1")
         flipped = torch.where(seen, torch.where(logits < 0, logits / penalty, logits * penalty), logits)
         if torch.allclose(received, flipped, atol=1e-6):
             raise JudgeFailure(f"{what}: the rule is inverted: divide positive logits by the penalty, multiply "
