@@ -19,7 +19,7 @@ from tfs.grader import judging, run_judge
 from tfs.grader.judged import judge_calls
 
 CHAPTERS = ("00-welcome", "01-attention", "02-multihead-attention", "03-transformer-block", "05-bert", "06-gpt",
-            "07-generation", "09-pretrained", "10-faster-smaller", "11-applications", "12-modern-llm",
+            "07-generation", "08-finetuning", "09-pretrained", "10-faster-smaller", "11-applications", "12-modern-llm",
             "13-teaching-behaviour")
 SEEDS = (0, 7, 2024, 2**31 - 1)
 

@@ -13,6 +13,7 @@ import zlib
 import torch
 
 from tfs.grader.judging import raised
+from tfs.grader import judging
 
 D_MODEL, N_CLASSES = 8, 3
 PAD = 0
@@ -21,7 +22,7 @@ STOPPING_SCORES = {"max": [0.50, 0.70, 0.70, 0.65, 0.90, 0.90], "min": [1.00, 0.
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    generator = judging.generator(seed * 1_000_003 + zlib.crc32(name.encode()))
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
 
@@ -59,7 +60,7 @@ def classification_head(ClassificationHead) -> dict:
 
 def collate_examples() -> list[dict]:
     """Four tokenized examples of lengths 5, 3, 7 and 2 ([CLS]=101 ... [SEP]=102), labels 1, 0, 2, 1."""
-    generator = torch.Generator().manual_seed(8)
+    generator = judging.generator(8)
     examples = []
     for length, label in zip((5, 3, 7, 2), (1, 0, 2, 1)):
         middle = torch.randint(1000, 2000, (length - 2,), generator=generator).tolist()
@@ -97,7 +98,7 @@ def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     """``(y_true, y_pred, n_classes)``: binary, 4 classes, and 4 classes with a class never predicted
     and one never present (zero divisions), and an imbalanced one where macro and micro F1 differ, whose
     last class appears nowhere."""
-    generator = torch.Generator().manual_seed(88)
+    generator = judging.generator(88)
     cases = []
     for n_classes, size in ((2, 40), (4, 50), (4, 30)):
         y_true = torch.randint(0, n_classes, (size,), generator=generator)
