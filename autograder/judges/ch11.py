@@ -221,7 +221,7 @@ def encoder_decoder_structure(data) -> None:
     expect(shared["src_is_tgt_embed"], name, "with shared_embeddings=True, src_embed must be the same module as "
            "tgt_embed (one table).")
     expect(shared["head_is_tgt_embed"], name, "with tie_head=True, head.weight must be the very tensor "
-           "tgt_embed.weight (self.head.weight = self.tgt_embed.weight), not a copy.")
+           "tgt_embed.weight (one Parameter that both modules hold), not a copy.")
     d, v_src, v_tgt = c.D_MODEL, c.SRC_VOCAB, c.TGT_VOCAB
     enc_layer = 4 * d * d + 4 * d + 2 * d * c.D_FF + c.D_FF + d + 4 * d
     dec_layer = 8 * d * d + 8 * d + 2 * d * c.D_FF + c.D_FF + d + 6 * d
