@@ -233,9 +233,9 @@ def _check_distillation(data, soft_only: bool) -> None:
             continue
         where = f"(T={t}, alpha={alpha})"
         mistakes = {
-            "the soft term is not multiplied by T²: its gradients shrink as 1/T² and the teacher is ignored at high T":
+            "the soft term is not multiplied by T²: at large T its gradients shrink as 1/T² and the teacher is ignored":
                 alpha * kl + (1 - alpha) * ce,
-            "the soft term is multiplied by T, not T²: its gradients shrink as 1/T², so T undoes only half of that":
+            "the soft term is multiplied by T, not T²: at large T its gradients shrink as 1/T², so T undoes only half of that":
                 alpha * t * kl + (1 - alpha) * ce,
             "T divides only the student's logits; soften both distributions by the same T":
                 alpha * t * t * _kl(student, teacher, t, 1.0).item() + (1 - alpha) * ce,
@@ -294,7 +294,7 @@ def lora_init(data) -> None:
            f"received {tuple(params['B'][0])}.")
     check_data(params, {p: [list, bool] for p in ("A", "B", "base.weight", "base.bias")}, name)
     expect(trainable == ["A", "B"], name, f"trainable parameters are {trainable}; only A and B may train.",
-           "freeze the base layer: base.requires_grad_(False).")
+           "freeze the base layer: its weight and bias need no gradient.")
     A, B = data.get("A"), data.get("B")
     expect(_is_tensor(A, (c.LORA_R, c.LORA_IN)) and _is_tensor(B, (c.LORA_OUT, c.LORA_R)) and finite(A) and finite(B),
            name, "A and B must be finite tensors at initialisation.")

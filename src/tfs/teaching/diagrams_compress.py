@@ -15,16 +15,16 @@ def draw_compression(ax: plt.Axes | None = None):
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 6.2))
     rows = [
-        [Stage("fp32 weight W", "(out, in) float32", "data"), Stage("scale per row", "absmax / 127", "op"),
+        [Stage("fp32 weight W", "(out, in) float32", "data"), Stage("scale per group", "(Ex. 1)", "op"),
          Stage("round, clamp", "q in [-127, 127]\nint8", "op"), Stage("dequantize", "q * scale\n(or int8 matmul)", "op"),
          Stage("measure", "size / 4, latency,\nperplexity", "data")],
         [Stage("all weights", "|w| of every layer", "data"), Stage("global threshold", "k-th smallest |w|", "op"),
          Stage("mask", "keep |w| > threshold\n(bool)", "op"), Stage("W * mask", "still dense:\nsame matmul", "op"),
          Stage("measure", "quality vs sparsity,\nlatency", "data")],
         [Stage("teacher", "big classifier\nlogits / T", "data"), Stage("student", "small model\nlogits / T", "op"),
-         Stage("loss", "T^2 KL(p_T || q_T)\n+ CE(labels)", "op"), Stage("train student", "AdamW", "op"),
+         Stage("loss", "c(T) KL(p_T || q_T)\n+ CE(labels)", "op"), Stage("train student", "AdamW", "op"),
          Stage("measure", "accuracy, size", "data")],
-        [Stage("frozen W", "(out, in)", "data"), Stage("A (r, in), B (out, r)", "A random, B = 0", "op"),
+        [Stage("frozen W", "(out, in)", "data"), Stage("A (r, in), B (out, r)", "one starts at zero\n(Ex. 5)", "op"),
          Stage("W x + (a/r) B A x", "train A, B only", "op"), Stage("merge", "W + (a/r) B A", "op"),
          Stage("measure", "trainable params,\nperplexity", "data")],
     ]
