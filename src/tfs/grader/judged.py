@@ -378,19 +378,15 @@ class JudgeZygote:
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
             pid = self._message(self.START_TIMEOUT)["pid"]
+            try:
+                return int(self._message(timeout)["exit"])
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._message(self.START_TIMEOUT)  # the zygote reaps it and reports its end
+                return None
         except (OSError, EOFError, ValueError, KeyError, TypeError) as error:  # the zygote died or said something else
-            self.close()
-            raise RuntimeError(f"the judge zygote failed ({type(error).__name__}: {error})") from None
-        try:
-            return int(self._message(timeout)["exit"])
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                self._message(self.START_TIMEOUT)  # the zygote reaps it and reports
-            return None
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
-            self.close()
+            self.close()  # the next notebook starts a fresh one
             raise RuntimeError(f"the judge zygote failed ({type(error).__name__}: {error})") from None
 
     def _message(self, timeout: float) -> dict:

@@ -30,6 +30,7 @@ back in place of running the code. Run seed 0 gives the fixed inputs of earlier 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import math
@@ -77,8 +78,6 @@ def seeded_run(seed: int):
 def per_run(function):
     """For judges: ``function``'s results cached per arguments and run seed (one judge process judges one run,
     the course's tests judge several runs in one process)."""
-    import functools
-
     cached = functools.lru_cache(maxsize=None)(lambda seed, *args: function(*args))
     return functools.wraps(function)(lambda *args: cached(_run_seed, *args))
 
