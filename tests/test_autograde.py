@@ -103,6 +103,7 @@ def test_feedback_shows_messages_but_not_hidden_tests(course: Course):
     assert not re.search(r"\$[^$\n]{1,60}\$", text), "raw LaTeX left in the page"
     assert "causal_mask(4): values differ from the expected result" in text
     assert "hides the diagonal" in text  # the probe's diagnosis reaches the student
+    assert "visible test of this cell failed" in text, "the visible test's message is not quoted in the feedback"
     assert "BEGIN HIDDEN TESTS" not in text and "for n in (1, 2, 7, 64)" not in text
     assert "checks.py" not in text, "the grading kernel showed the check's internals, not the learner's line"
     images = re.findall(r"<img\b[^>]*>", page)

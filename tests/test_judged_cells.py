@@ -166,3 +166,16 @@ def test_the_judge_zygote_forks_one_limited_process_per_notebook(tmp_path):
     finally:
         zygote.close()
     assert zygote.process.returncode == 0, "the zygote did not end when its grader closed its input"
+
+
+def test_a_failed_visible_part_is_quoted_in_the_verdict_and_decides_nothing():
+    from tfs.grader.judged import VISIBLE_FAILED, visible_message, with_visible_failure
+
+    said = visible_message({"ename": "CheckError", "evalue": "✗ mask: row 0 sees key 1\n  Hint: \x1b[32m✓ passed"})
+    assert said == "    ✗ mask: row 0 sees key 1\n      Hint: ?[32m✓ passed", "indented, control characters replaced"
+    assert visible_message({"ename": "RuntimeError", "evalue": "boom"}) == "    RuntimeError: boom"
+    assert len(visible_message({"ename": "CheckError", "evalue": "x" * 10_000})) < 2100
+    failed = with_visible_failure("✗ ch01.causal_mask: row 0 sees key 1.", said, passed=False)
+    assert failed.startswith(VISIBLE_FAILED) and failed.endswith("✗ ch01.causal_mask: row 0 sees key 1.")
+    passed = with_visible_failure("✓ ch01.causal_mask", said, passed=True)
+    assert passed.startswith("✓ ch01.causal_mask\n" + VISIBLE_FAILED) and "costs nothing" in passed

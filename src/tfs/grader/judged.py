@@ -94,6 +94,30 @@ def visible_source(source: str) -> str:
     return HIDDEN_TESTS.sub("", source).rstrip() + "\n"
 
 
+VISIBLE_FAILED = "Your notebook's visible test of this cell failed:"
+
+
+def visible_message(error: dict, limit: int = 2000) -> str:
+    """What a failed visible part said (the course's checks name the mistake), printable, at most ``limit`` characters.
+
+    The text comes from the student's kernel: it is shown, never trusted (the score comes from the judges).
+    """
+    text = str(error.get("evalue", ""))
+    if error.get("ename") not in ("CheckError", "AssertionError"):
+        text = f"{error.get('ename', 'Error')}: {text}"
+    text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
+    text = text if len(text) <= limit else text[:limit] + " [...]"
+    return "\n".join("    " + line for line in text.splitlines())  # indented: never read as a verdict line
+
+
+def with_visible_failure(verdict: str, visible: str, passed: bool) -> str:
+    """The verdict of a judged cell, with what its visible part said when that failed."""
+    if passed:
+        return (f"{verdict}\n{VISIBLE_FAILED}\n{visible}\nThe hidden tests passed on your code, so this costs nothing "
+                "here; the failure usually comes from an earlier exercise or from the notebook's state.")
+    return f"{VISIBLE_FAILED}\n{visible}\nThe hidden tests:\n{verdict}"
+
+
 def _read_regular(path: Path, limit: int) -> bytes | None:
     """The bytes of a regular file (never through a link), or None; at most ``limit`` + 1 bytes."""
     try:
@@ -125,6 +149,7 @@ class JudgedExecute(ResilientExecute):
         self._seed = judge_names.new_run_seed()  # the hidden tests' inputs, drawn anew for every grading run
         self._judged: dict[int, list[str]] = {}  # cell index -> data keys of its judge calls
         self._cell_failure: dict[int, str] = {}  # cell index -> why it could not be judged
+        self._visible_failure: dict[int, str] = {}  # cell index -> what its visible part's failure said
         self._private = Path(tempfile.mkdtemp(prefix="tfs-judge-"))  # never seen by the kernel
         cwd = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         self._scratch_root = Path(tempfile.mkdtemp(prefix=".tfs-judge-", dir=cwd))
@@ -233,6 +258,9 @@ class JudgedExecute(ResilientExecute):
             cell.source = original
         if self._replaying:
             return cell, resources
+        failed = [output for output in cell.outputs if output.get("output_type") == "error"]
+        if failed:
+            self._visible_failure[index] = visible_message(failed[0])
         keys = [f"{index:03d}-{n}" for n in range(len(calls))]
         self._judged[index] = keys
         for key, (test, _) in zip(keys, calls):
@@ -334,6 +362,8 @@ class JudgedExecute(ResilientExecute):
                 passed = all(result["passed"] is True for result in results)
                 messages = [str(result["message"]) for result in results if passed or not result["passed"]]
             text = "\n".join(messages)
+            if index in self._visible_failure:
+                text = with_visible_failure(text, self._visible_failure[index], passed)
             if passed:
                 cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")]
             else:
