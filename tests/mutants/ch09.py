@@ -1,0 +1,105 @@
+"""Chapter 09's plausible mistakes (see tests/mutants/__init__.py)."""
+
+from mutants import Mutant
+
+SCORE = "            total -= log_probs.gather(1, ids[first:end, None]).sum().item()\n            count += end - first\n"
+ANSWER_ROW = "        labels[row, start : len(ids)] = input_ids[row, start : len(ids)]\n"
+
+PERPLEXITY = [
+    Mutant("mean-over-windows", "perplexity", SCORE,
+           "            total -= log_probs.gather(1, ids[first:end, None]).mean().item()\n            count += 1\n",
+           r"mean over (the )?windows|windows' mean|average over (the )?windows|per window|each window equally"),
+    Mutant("overlap-scored-twice", "perplexity", "first = max(previous_end, begin + 1)", "first = begin + 1",
+           r"twice|more than once|overlap"),
+    Mutant("no-eval", "perplexity", "    model.eval()\n", "", r"train(ing)? mode|eval\(\)|dropout"),
+    Mutant("no-no-grad", "perplexity", "with torch.no_grad():", "if True:", r"autograd|no_grad|gradient"),
+    Mutant("logits-not-shifted", "perplexity", "logits[first - begin - 1:end - begin - 1]",
+           "logits[first - begin:end - begin]", r"shift|same position|the token itself|off by one"),
+    Mutant("token-skipped-at-boundary", "perplexity", "first = max(previous_end, begin + 1)",
+           "first = max(previous_end + 1, begin + 1)", r"skip|never scored|missed|gap|boundar", "rare"),
+    Mutant("no-stride-check", "perplexity",
+           "    if stride > window:\n        raise ValueError(f\"stride={stride} > window={window}: "
+           "the tokens between windows would never be scored\")\n", "",
+           r"stride \d+ > window|stride.{0,20}(larger|greater|exceeds)", "rare"),
+    Mutant("empty-text-accepted", "perplexity", "if ids.numel() < 2:", "if ids.numel() < 0:",
+           r"empty|fewer than 2|one token|no token", "rare"),
+]
+
+BLOCKS = [
+    Mutant("no-eos", "prepare_lm_blocks", "        stream.append(eos_id)\n", "",
+           r"end-of-text|eos|where (each|a|one) text ends|without (an )?end"),
+    Mutant("texts-cut-one-by-one", "prepare_lm_blocks",
+           "    n_blocks = len(stream) // block_size\n",
+           "    stream = [t for ids in token_lists for t in (ids + [eos_id])[: (len(ids) + 1) // block_size * block_size]]\n"
+           "    n_blocks = len(stream) // block_size\n",
+           r"one by one|each text (cut|separately)|separately|per text|before (they are )?cut|join"),
+    Mutant("last-block-padded", "prepare_lm_blocks",
+           "    n_blocks = len(stream) // block_size\n",
+           "    stream += [eos_id] * (-len(stream) % block_size)\n    n_blocks = len(stream) // block_size\n",
+           r"pad|remainder|partial|last block|leftover|dropp"),
+    Mutant("labels-shifted", "prepare_lm_blocks", "\"labels\": input_ids.clone()",
+           "\"labels\": torch.cat([input_ids[:, 1:], torch.full_like(input_ids[:, :1], -100)], dim=1)",
+           r"shift|t \+ 2|twice"),
+    Mutant("eos-before-each-text", "prepare_lm_blocks",
+           "        stream.extend(ids)\n        stream.append(eos_id)\n",
+           "        stream.append(eos_id)\n        stream.extend(ids)\n",
+           r"before (each|the) text|start of each|prepend|after each text", "rare"),
+    Mutant("eos-between-texts-only", "prepare_lm_blocks", "    n_blocks = len(stream) // block_size\n",
+           "    stream = stream[:-1]\n    n_blocks = len(stream) // block_size\n",
+           r"last text|final (text|end-of-text)|between", "rare"),
+    Mutant("no-error-on-short-text", "prepare_lm_blocks", "    if n_blocks == 0:\n",
+           "    if n_blocks < 0:\n", r"ValueError|shorter than one block|fill one block|too little", "rare"),
+]
+
+BATCH = [
+    Mutant("labels-masked-by-pad-value", "causal_lm_batch", ANSWER_ROW,
+           "        labels[row, start:] = input_ids[row, start:].masked_fill(input_ids[row, start:] == pad_id, -100)\n",
+           r"token value|== ?pad_id|equal(s|ling)? (to )?(the )?pad|real end-of-text|end-of-text tokens? .{0,30}(masked|skipped|-100)"),
+    Mutant("attention-mask-from-pad-value", "causal_lm_batch",
+           "    return {\"input_ids\": input_ids",
+           "    attention_mask = (input_ids != pad_id).long()\n    return {\"input_ids\": input_ids",
+           r"token value|!= ?pad_id|equal(s|ling)? (to )?(the )?pad|real end-of-text|end-of-text tokens? .{0,30}(masked|hidden|0)"),
+    Mutant("padding-labelled", "causal_lm_batch", "torch.full((len(token_lists), length), -100, dtype=torch.int64)",
+           "torch.full((len(token_lists), length), pad_id, dtype=torch.int64)",
+           r"-100|ignore_index|padding (is|are|counts|as a target)|targets? on (the )?padding"),
+    Mutant("left-padding", "causal_lm_batch",
+           "        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.int64)\n"
+           "        attention_mask[row, : len(ids)] = 1\n"
+           "        start = prompt_lengths[row] if prompt_lengths is not None else 0\n" + ANSWER_ROW,
+           "        input_ids[row, length - len(ids):] = torch.tensor(ids, dtype=torch.int64)\n"
+           "        attention_mask[row, length - len(ids):] = 1\n"
+           "        start = prompt_lengths[row] if prompt_lengths is not None else 0\n"
+           "        labels[row, length - len(ids) + start:] = input_ids[row, length - len(ids) + start:]\n",
+           r"left|right"),
+    Mutant("prompt-ignored", "causal_lm_batch", "start = prompt_lengths[row] if prompt_lengths is not None else 0",
+           "start = 0", r"prompt"),
+    Mutant("labels-shifted", "causal_lm_batch", ANSWER_ROW,
+           "        labels[row, start : len(ids) - 1] = input_ids[row, start + 1 : len(ids)]\n", r"shift|t \+ 2"),
+    Mutant("prompt-off-by-one", "causal_lm_batch", "start = prompt_lengths[row] if", "start = prompt_lengths[row] - 1 if",
+           r"prompt.{0,60}(one|last|first)|off by one|one (token|position)", "rare"),
+    Mutant("ignore-label-minus-one", "causal_lm_batch", "torch.full((len(token_lists), length), -100, dtype=torch.int64)",
+           "torch.full((len(token_lists), length), -1, dtype=torch.int64)", r"-100|ignore_index", "rare"),
+]
+
+FIT = [
+    Mutant("every-parameter", "fit_scaling_law", "row[\"non_embedding_params\"]", "row[\"params\"]",
+           r"every parameter|non-embedding|embedding (parameters|tables)|params"),
+    Mutant("linear-axes", "fit_scaling_law",
+           "    log_n = torch.tensor([math.log(row[\"non_embedding_params\"]) for row in rows], dtype=torch.float64)",
+           "    log_n = torch.tensor([float(row[\"non_embedding_params\"]) for row in rows], dtype=torch.float64)",
+           r"log|logarithm"),
+    Mutant("alpha-sign", "fit_scaling_law", "    alpha = -slope ", "    alpha = slope ", r"sign|negat|minus"),
+    Mutant("n_c-from-intercept", "fit_scaling_law", "math.exp(intercept / alpha)", "math.exp(intercept)",
+           r"n_c|intercept"),
+    Mutant("x-on-y-regression", "fit_scaling_law",
+           "    design = torch.stack([log_n, torch.ones_like(log_n)], dim=1)               # (sizes, 2): ln L = slope ln N + intercept\n"
+           "    slope, intercept = torch.linalg.lstsq(design, log_loss[:, None]).solution[:, 0].tolist()\n",
+           "    design = torch.stack([log_loss, torch.ones_like(log_loss)], dim=1)\n"
+           "    inverse_slope, inverse_intercept = torch.linalg.lstsq(design, log_n[:, None]).solution[:, 0].tolist()\n"
+           "    slope, intercept = 1 / inverse_slope, -inverse_intercept / inverse_slope\n",
+           r"ln N (on|against|from) ln L|x on y|swap|predict(s|ing)? ln N|the wrong (way|variable)", "rare"),
+    Mutant("log10-then-exp", "fit_scaling_law", "math.log(row[\"non_embedding_params\"])",
+           "math.log10(row[\"non_embedding_params\"])", r"base|log10|natural log|mixed", "rare"),
+]
+
+MUTANTS = PERPLEXITY + BLOCKS + BATCH + FIT
