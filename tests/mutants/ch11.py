@@ -1,0 +1,159 @@
+"""Chapter 11's plausible mistakes (see tests/mutants/__init__.py)."""
+
+from mutants import Mutant
+
+ALIGN_LAST_PIECE = '''def align_labels(word_ids, word_labels):
+    out = []
+    for i, word in enumerate(word_ids):
+        if word is not None and not 0 <= word < len(word_labels):
+            raise ValueError(f"token of word {word}, but only {len(word_labels)} word labels")
+        following = word_ids[i + 1] if i + 1 < len(word_ids) else None
+        out.append(-100 if word is None or word == following else word_labels[word])
+    return out
+'''
+
+ENTITY_MACRO = '''def entity_scores(true_tags, pred_tags):
+    def spans(tags):
+        found, current = set(), None
+        for i, tag in enumerate(list(tags) + ["O"]):
+            continues = tag.startswith("I-") and current is not None and current[0] == tag[2:]
+            if current is not None and not continues:
+                found.add((current[0], current[1], i))
+                current = None
+            if tag != "O" and not continues:
+                current = (tag[2:], i)
+        return found
+
+    precisions, recalls, f1s = [], [], []
+    for true_seq, pred_seq in zip(true_tags, pred_tags):
+        true, pred = spans(true_seq), spans(pred_seq)
+        hit = len(true & pred)
+        precision = hit / len(pred) if pred else 0.0
+        recall = hit / len(true) if true else 0.0
+        precisions.append(precision)
+        recalls.append(recall)
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    n = len(precisions)
+    return {"precision": sum(precisions) / n, "recall": sum(recalls) / n, "f1": sum(f1s) / n}
+'''
+
+EXTRACT_INDEPENDENT = '''def extract_answer(start_logits, end_logits, offsets, context_mask, max_answer_length):
+    context = context_mask.bool()
+    if not context.any():
+        return None
+    start = int(start_logits.masked_fill(~context, float("-inf")).argmax())
+    end = int(end_logits.masked_fill(~context, float("-inf")).argmax())
+    if start_logits[0] + end_logits[0] > start_logits[start] + end_logits[end]:
+        return None
+    return int(offsets[start][0]), int(offsets[end][1])
+'''
+
+PRE_LN = """            x = x + self_attention(self.norm1(x))
+            x = x + cross_attention(self.norm2(x))
+            return x + self.dropout(self.ff(self.norm3(x)))
+"""
+PRE_LN_RESIDUAL_FROM_NORM = """            h = self.norm1(x)
+            x = h + self_attention(h)
+            h = self.norm2(x)
+            x = h + cross_attention(h)
+            h = self.norm3(x)
+            return h + self.dropout(self.ff(h))
+"""
+POST_LN = """        x = self.norm1(x + self_attention(x))
+        x = self.norm2(x + cross_attention(x))
+        return self.norm3(x + self.dropout(self.ff(x)))"""
+
+MUTANTS = [
+    # Exercise 1: DecoderBlock
+    Mutant("ff-default-activation", "decoder_block", "FeedForward(d_model, d_ff, activation)",
+           "FeedForward(d_model, d_ff)", r"activation|relu|gelu"),
+    Mutant("self-attn-not-causal", "decoder_block", "dropout=dropout, causal=True)", "dropout=dropout)",
+           r"causal|future|later position"),
+    Mutant("cross-attn-no-memory-mask", "decoder_block", "context=memory, mask=memory_mask)", "context=memory)",
+           r"memory_mask|source'?s? padding|padding of the source"),
+    Mutant("tgt-mask-ignored", "decoder_block", "self.self_attn(h, mask=tgt_mask)", "self.self_attn(h)",
+           r"tgt_mask|target'?s? (own )?padding"),
+    Mutant("pre-ln-residual-from-norm", "decoder_block", PRE_LN, PRE_LN_RESIDUAL_FROM_NORM,
+           r"residual|un-?normali[sz]ed|before (the|its) (Layer)?Norm"),
+    Mutant("norms-in-wrong-order", "decoder_block", POST_LN,
+           POST_LN.replace("self.norm1(", "self.normX(").replace("self.norm3(", "self.norm1(")
+           .replace("self.normX(", "self.norm3("),
+           r"norm1.*norm3|norm3.*norm1|order of the (Layer)?Norms|which LayerNorm", "rare"),
+    # Exercise 2: EncoderDecoder
+    Mutant("no-sqrt-d-scale", "encoder_decoder", "table(ids) * math.sqrt(d) + ", "table(ids) + ",
+           r"sqrt|square root|scal"),
+    Mutant("head-not-tied", "encoder_decoder", "        if c.tie_head:\n            self.head.weight = self.tgt_embed.weight\n",
+           "", r"untied|not tied|own (init|values)|separate"),
+    Mutant("no-mask-in-encoder", "encoder_decoder", "memory = block(memory, src_mask)", "memory = block(memory)",
+           r"encoder.*(mask|padding)|(mask|padding).*encoder"),
+    Mutant("tgt-mask-dropped", "encoder_decoder", "block(x, memory, tgt_mask, src_mask)",
+           "block(x, memory, None, src_mask)", r"tgt_attention_mask|target'?s? (own )?padding|target padding"),
+    Mutant("tie-by-new-parameter", "encoder_decoder", "self.head.weight = self.tgt_embed.weight",
+           "self.head.weight = nn.Parameter(self.tgt_embed.weight)",
+           r"new Parameter|nn\.Parameter|another Parameter|copy", "rare"),
+    Mutant("positions-float32", "encoder_decoder", ", dtype=table.weight.dtype)", ")",
+           r"dtype|float32|float64", "rare"),
+    # Exercise 3: shift_right
+    Mutant("no-bos", "shift_right", "    shifted[:, 0] = bos_id\n", "", r"BOS|bos_id|start token"),
+    Mutant("not-shifted", "shift_right", "shifted[:, 1:] = labels[:, :-1]", "shifted[:, 1:] = labels[:, 1:]",
+           r"not shifted|own label|label t itself|the label it predicts"),
+    Mutant("minus100-kept", "shift_right", "return shifted.masked_fill(shifted == -100, pad_id)", "return shifted",
+           r"-100"),
+    Mutant("labels-changed-in-place", "shift_right", None,
+           "def shift_right(labels, bos_id, pad_id):\n"
+           "    labels[labels == -100] = pad_id\n"
+           "    shifted = torch.full_like(labels, bos_id)\n"
+           "    shifted[:, 1:] = labels[:, :-1]\n"
+           "    return shifted\n",
+           r"in place|modif|changed (the|your|its) (caller's )?labels", "rare"),
+    # Exercise 4: greedy_decode
+    Mutant("argmax-first-position", "greedy_decode", "[:, -1].argmax(dim=-1)", "[:, 0].argmax(dim=-1)",
+           r"last position|first position|position 0"),
+    Mutant("eos-replaced-by-pad", "greedy_decode",
+           "            token = token.masked_fill(finished, pad_id)\n            finished = finished | (token == eos_id)\n",
+           "            finished = finished | (token == eos_id)\n            token = token.masked_fill(finished, pad_id)\n",
+           r"EOS (itself|token)|keep.*EOS|EOS.*(missing|lost|replaced|overwritten)"),
+    Mutant("stop-at-first-eos", "greedy_decode", "if finished.all():", "if finished.any():",
+           r"first row|every row|other rows|all rows"),
+    Mutant("no-source-mask", "greedy_decode", "model(src_ids, ids, src_attention_mask)", "model(src_ids, ids)",
+           r"src_attention_mask|source'?s? (padding|mask)"),
+    Mutant("pad-id-hardcoded", "greedy_decode", "pad_id = model.config.pad_id", "pad_id = 0",
+           r"pad_id|config", "rare"),
+    # Exercise 5: align_labels
+    Mutant("label-every-piece", "align_labels", " or word == previous", "",
+           r"every piece|each piece|continuation|several tokens|more than one token"),
+    Mutant("label-last-piece", "align_labels", None, ALIGN_LAST_PIECE, r"last piece|last token|first piece"),
+    Mutant("special-tokens-labelled", "align_labels",
+           "-100 if word is None or word == previous else word_labels[word]",
+           "0 if word is None else -100 if word == previous else word_labels[word]",
+           r"CLS|SEP|special|belong to no word|no word"),
+    Mutant("raise-on-truncation", "align_labels", "    out, previous = [], None\n",
+           "    if set(word_ids) - {None} != set(range(len(word_labels))):\n"
+           "        raise ValueError('labels and tokens do not align')\n"
+           "    out, previous = [], None\n",
+           r"truncat|cut off|missing", "rare"),
+    # Exercise 6: entity_scores
+    Mutant("i-after-o-dropped", "entity_scores", 'if tag != "O" and not continues:', 'if tag.startswith("B-"):',
+           r"I-\w* after O|starts an entity|starts a new entity"),
+    Mutant("type-not-checked", "entity_scores", "current is not None and current[0] == tag[2:]", "current is not None",
+           r"type"),
+    Mutant("macro-average", "entity_scores", None, ENTITY_MACRO, r"pool|micro|per sequence|averag"),
+    Mutant("last-entity-dropped", "entity_scores", 'list(tags) + ["O"]', "list(tags)",
+           r"end of (the|a|its) sequence|last tag|last token|final", "rare"),
+    Mutant("no-predictions-divides-by-zero", "entity_scores", "hit / len(pred) if pred else 0.0", "hit / len(pred)",
+           r"zero|no predicted|empty|no entit", "rare"),
+    # Exercise 7: extract_answer
+    Mutant("independent-argmax", "extract_answer", None, EXTRACT_INDEPENDENT,
+           r"separately|independent|each on its own|on (their|its) own"),
+    Mutant("no-context-mask", "extract_answer",
+           "    valid = valid & context_mask.bool()[:, None] & context_mask.bool()[None, :]\n", "",
+           r"context|question"),
+    Mutant("no-cls-check", "extract_answer",
+           "    if start_logits[0] + end_logits[0] > scores[start, end]:\n        return None\n", "",
+           r"CLS|no answer"),
+    Mutant("end-offset-start-char", "extract_answer", "int(offsets[end][1])", "int(offsets[end][0])",
+           r"offset|characters? (end|of the last)|end of the (last|end) token"),
+    Mutant("length-off-by-one", "extract_answer", "index[None, :] < index[:, None] + max_answer_length",
+           "index[None, :] <= index[:, None] + max_answer_length",
+           r"max_answer_length|one token too long|tokens? long", "rare"),
+]
