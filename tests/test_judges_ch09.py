@@ -331,3 +331,87 @@ def test_scaling_fit_mutants_are_named(mutant, match):
 def test_a_scaling_fit_that_raises_or_returns_one_number_fails():
     fails("scaling_fit", "KeyError", fit_scaling_law=lambda rows, losses: rows[0]["val_loss"])
     fails("scaling_fit", "not a pair", fit_scaling_law=lambda rows, losses: 0.076)
+
+
+# ------------------------------------------------------------------------ the mutant campaign's fixes (issue 31)
+
+def skips_a_token_at_each_boundary(model, ids, window=None, stride=None):
+    model.eval()
+    total, count, previous_end = 0.0, 0, 0
+    with torch.no_grad():
+        for begin, end, _ in ref.window_spans(len(ids), window, stride):
+            first = max(previous_end + 1, begin + 1)   # off by one after an overlap
+            logits = model(ids[begin:end][None]).logits[0]
+            total += F.cross_entropy(logits[first - begin - 1:end - begin - 1], ids[first:end], reduction="sum").item()
+            count += end - first
+            previous_end = end
+    return math.exp(total / count)
+
+
+def test_a_token_skipped_at_each_window_boundary_is_named():
+    fails("perplexity_values", "skipped at each window boundary", perplexity=skips_a_token_at_each_boundary)
+
+
+@pytest.mark.parametrize("mutant", [mean_of_windows, unshifted, double_counting])
+def test_a_wrong_perplexity_costs_only_the_values_cell(mutant):
+    """The mode cell compares the function with itself (model in training vs eval mode), the errors cell asks a
+    number of the valid call: a wrong value is judged once, in perplexity_values."""
+    verdict("perplexity_mode", perplexity=mutant)
+    verdict("perplexity_errors", perplexity=lambda model, ids, window=None, stride=None:
+            ref.perplexity(model, ids, window, stride) if len(ids) < 2 or stride > window or window > c.CONTEXT
+            else mutant(model, ids, window, stride))
+
+
+def eos_between_only(texts, block_size, eos_id):
+    return _blocks([x for t in texts for x in [*t, eos_id]][:-1], block_size)
+
+
+def test_an_eos_missing_after_the_last_text_is_named():
+    fails("lm_blocks", "last text is not followed by eos_id", prepare_lm_blocks=eos_between_only)
+
+
+def mask_by_token_value(texts, pad_id, prompt_lengths=None):
+    out = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    out["attention_mask"] = (out["input_ids"] != pad_id).long()
+    return out
+
+
+def padding_labelled_minus_one(texts, pad_id, prompt_lengths=None):
+    out = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    out["labels"] = out["labels"].masked_fill(out["attention_mask"] == 0, -1)
+    return out
+
+
+@pytest.mark.parametrize("mutant, match", [(mask_by_token_value, "attention mask is computed from token values"),
+                                           (padding_labelled_minus_one, "padding is labelled -1")])
+def test_batch_mask_and_ignore_label_mutants_are_named(mutant, match):
+    fails("lm_batch_padding", match, causal_lm_batch=mutant)
+
+
+def other_way_round(rows, losses):
+    slope, intercept = np.polyfit(np.log(losses), np.log([r["non_embedding_params"] for r in rows]), 1)
+    return -1 / slope, math.exp(intercept)
+
+
+def mixed_bases(rows, losses):
+    slope, intercept = np.polyfit(np.log10([r["non_embedding_params"] for r in rows]), np.log(losses), 1)
+    return -slope, math.exp(intercept / -slope)
+
+
+def linear_counts(rows, losses):
+    slope, intercept = np.polyfit([float(r["non_embedding_params"]) for r in rows], np.log(losses), 1)
+    return -slope, math.exp(intercept / -slope)   # overflows: the slope is near 0
+
+
+@pytest.mark.parametrize("mutant, match", [(other_way_round, "other way round"), (mixed_bases, "mixed bases"),
+                                           (linear_counts, "overflowed.*log-log")])
+def test_more_scaling_fit_mutants_are_named(mutant, match):
+    fails("scaling_fit", match, fit_scaling_law=mutant)
+
+
+@pytest.mark.parametrize("mutant", [by_token_value, padding_labelled_minus_one, pads_learned])
+def test_a_padding_mistake_costs_only_the_padding_cell(mutant):
+    """With prompt_lengths, the first tokens of each text get -100 on top of the function's own labels: that is all
+    the prompt cell asks; what the labels hold elsewhere is judged once, in lm_batch_padding."""
+    fails("lm_batch_padding", "causal_lm_batch", causal_lm_batch=mutant)
+    verdict("lm_batch_prompt", causal_lm_batch=mutant)

@@ -53,6 +53,7 @@ def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> d
         nll = [-lp[:-1].gather(1, ids[b + 1:e, None]).squeeze(1) for lp, (b, e, _) in zip(logps, spans)]
         scored = [x[f - b - 1:] for x, (b, e, f) in zip(nll, spans)]
         unshifted = [-lp.gather(1, ids[b:e, None]).squeeze(1)[f - b:] for lp, (b, e, f) in zip(logps, spans)]
+        skipped = [x[f - b - 1 + (f > b + 1):] for x, (b, e, f) in zip(nll, spans)]   # one token less after an overlap
         everything = torch.cat(nll)
         right = torch.cat(scored)
         return {
@@ -62,6 +63,8 @@ def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> d
             "must weigh less": math.exp(torch.stack([x.mean() for x in scored]).mean().item()),
             "the logits are not shifted: the logit at position t predicts token t + 1, not token t":
                 math.exp(torch.cat(unshifted).mean().item()),
+            "one token is skipped at each window boundary: the first token after the previous window's end is never "
+            "scored (an off-by-one in where a window's scoring starts)": math.exp(torch.cat(skipped).mean().item()),
             "the total is divided by the number of tokens N, not by the N - 1 predicted ones":
                 math.exp(right.sum().item() / len(ids)),
             "the summed NLL is exponentiated without averaging": math.exp(min(right.sum().item(), 700.0)),
@@ -101,11 +104,20 @@ def perplexity_mode(data) -> None:
     if any(grad for _, grad in data["seen"]):
         raise JudgeFailure(f"✗ {name}: the forward passes ran with autograd on: wrap them in torch.no_grad() "
                            "(a measurement needs no gradients, and they cost memory).")
-    model = c.tiny_gpt(dropout=0.3)  # eval mode: dropout off
-    expected = oracle_perplexity(model, c.token_ids("overlap", 40), 16, 6)
-    expect(_same(data.get("value"), expected), name, f"with a model that arrives in training mode the result was "
-           f"{data.get('value')}, {off(data.get('value'), expected) if isinstance(data.get('value'), float) else 'unlike'} "
+    value, in_eval = data.get("value"), data.get("in_eval")
+    model, ids = c.tiny_gpt(dropout=0.3), c.token_ids("overlap", 40)   # eval mode: dropout off
+    if _known_value_mistake(model, ids, 16, 6, value) and _same(value, in_eval):
+        return   # a wrong value that the model's mode does not change: perplexity_values names it
+    expected = oracle_perplexity(model, ids, 16, 6)
+    expect(_same(value, expected), name, f"with a model that arrives in training mode the result was "
+           f"{value}, {off(value, expected) if isinstance(value, float) else 'unlike'} "
            "the perplexity of the same model in eval mode.")
+
+
+def _known_value_mistake(model, ids: torch.Tensor, window: int, stride: int, value) -> bool:
+    """Whether ``value`` is one of the wrong perplexities that perplexity_values names (for this run's inputs)."""
+    return isinstance(value, float) and any(_same(value, wrong) for wrong in
+                                            perplexity_mistakes(model, ids, window, stride).values())
 
 
 def perplexity_errors(data) -> None:
@@ -113,7 +125,8 @@ def perplexity_errors(data) -> None:
     check_data(data, {"stride_over_window": None, "window_over_context": None, "empty": None, "fine": None}, name)
     fine = data["fine"]
     expect(not isinstance(fine, str), name, f"window=8, stride=8 on 30 tokens raised {fine}.")
-    expect(_same(fine, oracle_perplexity(c.tiny_gpt(), c.token_ids("errors", 30), 8, 8)), name,
+    model, ids = c.tiny_gpt(), c.token_ids("errors", 30)
+    expect(_same(fine, oracle_perplexity(model, ids, 8, 8)) or _known_value_mistake(model, ids, 8, 8, fine), name,
            "the valid call beside the bad ones (window=8, stride=8 on 30 tokens) must still return the right "
            "perplexity: checking the arguments must not change the result.")
     for key, what in (("stride_over_window", "stride=12 with window=8 (tokens between windows would never be scored)"),
@@ -134,7 +147,8 @@ def _exact(value, expected: torch.Tensor) -> bool:
 
 def lm_blocks(data) -> None:
     name = "prepare_lm_blocks"
-    check_data(data, {"keys": None, "input_ids": None, "labels": None, "other_ids": None, "too_short": None}, name)
+    check_data(data, {"keys": None, "input_ids": None, "labels": None, "other_ids": None, "exact_ids": None,
+                      "too_short": None}, name)
     texts = c.block_texts()
     expect(isinstance(data, dict) and data.get("keys") == ["input_ids", "labels"], name,
            f"the result's keys are {data.get('keys') if isinstance(data, dict) else data}; expected 'input_ids' and 'labels'.")
@@ -172,6 +186,14 @@ def lm_blocks(data) -> None:
     n6 = len(stream7) // 6
     expect(_exact(data["other_ids"], torch.tensor(stream7[: n6 * 6]).view(n6, 6)), name,
            "with block_size=6 and eos_id=7 the blocks are wrong: use the block_size and eos_id arguments, not fixed values.")
+    k = c.EXACT_BLOCK
+    if _exact(data["exact_ids"], torch.tensor(stream[: len(stream) - 1 - (len(stream) - 1) % k]).view(-1, k)):
+        raise JudgeFailure(f"✗ {name}: the last text is not followed by eos_id: every text ends with it, the last one "
+                           f"included (with block_size={k} the {len(stream)} tokens fill {len(stream) // k} blocks "
+                           "exactly, the last one ending with eos_id).")
+    expect(_exact(data["exact_ids"], torch.tensor(stream).view(-1, k)), name,
+           f"with block_size={k} the {len(stream)} tokens (each text followed by eos_id) fill {len(stream) // k} blocks "
+           "exactly: every token must be in them.")
     expect(isinstance(data["too_short"], str) and data["too_short"].startswith("ValueError"), name,
            f"texts shorter than one block must raise ValueError (nothing to train on); received {data['too_short']!r}.")
 
@@ -194,6 +216,10 @@ def lm_batch_padding(data) -> None:
     expect(_exact(got_ids, ids), name, "input_ids must be each text followed by pad_id up to the longest, int64.")
     if _exact(data["attention_mask"], 1 - mask):
         raise JudgeFailure(f"✗ {name}: the attention mask is inverted: 1 marks a real token, 0 padding.")
+    if _exact(data["attention_mask"], (ids != c.EOS).long()):
+        raise JudgeFailure(f"✗ {name}: the attention mask is computed from token values (input_ids != pad_id), which "
+                           "also masks the real end-of-text tokens (GPT-2's pad id is its eos id): mark the padding "
+                           "by position, from each text's length.")
     expect(_exact(data["attention_mask"], mask), name, "attention_mask must be 1 on real tokens, 0 on padding, int64.")
     labels = ids.masked_fill(mask == 0, -100)
     got = data["labels"]
@@ -203,11 +229,23 @@ def lm_batch_padding(data) -> None:
     if _exact(got, ids.masked_fill(ids == c.EOS, -100)):
         raise JudgeFailure(f"✗ {name}: labels are set to -100 wherever input_ids == pad_id, which also hides the real "
                            "end-of-text tokens (GPT-2's pad id is its eos id): use the attention mask, not the token value.")
+    padding = got[mask == 0].unique() if isinstance(got, torch.Tensor) and got.shape == labels.shape else None
+    if padding is not None and len(padding) == 1 and int(padding) != -100 and bool((got[mask == 1] == ids[mask == 1]).all()):
+        raise JudgeFailure(f"✗ {name}: the padding is labelled {int(padding)}: the loss skips only -100 (the "
+                           "ignore_index of F.cross_entropy), so set labels to -100 there.")
     if isinstance(got, torch.Tensor) and got.shape == labels.shape and bool((got[:, :-1] == labels[:, 1:]).all()) \
             and not _exact(got, labels):
         raise JudgeFailure(f"✗ {name}: the labels are shifted twice, by you and again inside the model, so the logit at t "
                            "meets token t + 2.")
     expect(_exact(got, labels), name, "labels must equal input_ids, with -100 on padding (int64).")
+
+
+def _padding_label_mistakes(ids: torch.Tensor, mask: torch.Tensor, got) -> list[torch.Tensor]:
+    """The wrong labels (for this run's texts) that lm_batch_padding names; ``got`` gives the constant on padding."""
+    labels = ids.masked_fill(mask == 0, -100)
+    padding = got[mask == 0].unique() if isinstance(got, torch.Tensor) and got.shape == ids.shape else ()
+    return [ids, ids.masked_fill(ids == c.EOS, -100), F.pad(labels[:, 1:], (0, 1), value=-100)] + \
+        [ids.masked_fill(mask == 0, int(value)) for value in padding[:1] if len(padding) == 1 and int(value) != -100]
 
 
 def lm_batch_prompt(data) -> None:
@@ -224,6 +262,14 @@ def lm_batch_prompt(data) -> None:
     for row, p in enumerate(c.PROMPTS):
         prompted[row, :p] = -100
     got_p = data["prompted_labels"]
+    own = data.get("labels")   # the same texts without prompt_lengths: a mistake there is named in lm_batch_padding
+    if any(_exact(own, wrong) for wrong in _padding_label_mistakes(ids, mask, own)) \
+            and _exact(data["prompted_ids"], data.get("input_ids")):
+        own = own.clone()
+        for row, p in enumerate(c.PROMPTS):
+            own[row, :p] = -100
+        if _exact(got_p, own):
+            return
     if _exact(got_p, labels):
         raise JudgeFailure(f"✗ {name}: with prompt_lengths the prompt tokens keep their labels: set them to -100, "
                            "so the loss covers only the answer.")
@@ -258,7 +304,13 @@ def _alpha_mistakes(rows, losses) -> dict[str, float]:
     n = numpy.array([r["non_embedding_params"] for r in rows], dtype=numpy.float64)
     total = numpy.array([r["params"] for r in rows], dtype=numpy.float64)
     loss = numpy.asarray(losses, dtype=numpy.float64)
-    return {"N counts every parameter, embeddings included: Kaplan's exponent, the one to compare with, counts the "
+    alpha = oracle_scaling_fit(n, loss)[0]
+    return {"the line is fitted the other way round, ln N against ln L: least squares must predict ln L from ln N "
+            "(the two lines differ unless the points lie exactly on one)": -1 / _line(numpy.log(loss), numpy.log(n))[0],
+            "N's logarithm is taken in base 10 and the loss's in base e: mixed bases make alpha ln 10 times too large":
+                alpha * math.log(10),
+            "the loss's logarithm is taken in base 10 and N's in base e: mixed bases make alpha ln 10 times too small":
+                alpha / math.log(10),"N counts every parameter, embeddings included: Kaplan's exponent, the one to compare with, counts the "
             "non-embedding parameters": oracle_scaling_fit(total, loss)[0],
             "the exponent is returned with the slope's sign: L falls as N grows, so the slope of ln L against ln N is "
             "negative and alpha is minus the slope": -oracle_scaling_fit(n, loss)[0],
@@ -290,6 +342,9 @@ def scaling_fit(data) -> None:
         rows, losses = c.scaling_case(case)
         where = f"fit_scaling_law on {len(rows)} sizes ({'exact power law' if not noise else 'losses with noise'})"
         got = data[case]
+        expect(not (isinstance(got, str) and got.startswith("OverflowError")), name,
+               f"{where}: {got}: an exponential overflowed, as exp(intercept / alpha) does when the fitted slope is near "
+               "0, which a line through N itself (not ln N) gives: a power law is a straight line only on log-log axes.")
         expect(not isinstance(got, str), name, f"{where}: {got}.")
         alpha, n_c = got
         expect(finite(alpha) and finite(n_c) and n_c > 0, name,

@@ -22,7 +22,7 @@ PPL_CASES = {  # name: (n_tokens, window, stride)
     "overlap": (40, 16, 6),
     "ragged": (37, 12, 5),
 }
-BLOCK_LENGTHS, BLOCK_SIZE = (5, 3, 9, 4), 4
+BLOCK_LENGTHS, BLOCK_SIZE, EXACT_BLOCK = (5, 3, 9, 4), 4, 5   # 25 tokens with the eos: 5 blocks of 5 exactly
 BATCH_LENGTHS, PROMPTS = (5, 2, 4), (2, 1, 0)
 SCALING_SHAPES = ((1, 16), (2, 24), (2, 32), (2, 48), (3, 64), (4, 96), (4, 128))   # (layers, width), as the shipped table
 SCALING_CASES = {  # name: (alpha, N_c, relative noise of the loss)
@@ -69,13 +69,15 @@ def perplexity_values(perplexity) -> dict:
 
 
 def perplexity_mode(perplexity) -> dict:
-    """The model arrives in training mode with dropout 0.3; hooks record the mode and autograd in each forward."""
+    """The model arrives in training mode with dropout 0.3; hooks record the mode and autograd in each forward.
+    Also the function's own result for the same model arriving in eval mode: the mode must not change it."""
     model = tiny_gpt(dropout=0.3).train()
     seen: list[list[bool]] = []
     model.register_forward_hook(lambda module, args, output: seen.append([module.training, torch.is_grad_enabled()]))
     torch.manual_seed(0)
     value = _number(perplexity(model, token_ids("overlap", 40), 16, 6))
-    return {"value": value, "seen": seen}
+    in_eval = _value_or_error(perplexity, tiny_gpt(dropout=0.3).eval(), token_ids("overlap", 40), 16, 6)
+    return {"value": value, "in_eval": in_eval, "seen": seen}
 
 
 def perplexity_errors(perplexity) -> dict:
@@ -105,8 +107,10 @@ def lm_blocks(prepare_lm_blocks) -> dict:
     other = prepare_lm_blocks(texts, 6, 7)
     keys = sorted(out) if isinstance(out, dict) else repr(type(out).__name__)
     pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
+    exact = prepare_lm_blocks(texts, EXACT_BLOCK, EOS)
     return {"keys": keys, "input_ids": pick(out, "input_ids"), "labels": pick(out, "labels"),
-            "other_ids": pick(other, "input_ids"), "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS)}
+            "other_ids": pick(other, "input_ids"), "exact_ids": pick(exact, "input_ids"),
+            "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS)}
 
 
 def batch_texts() -> list[list[int]]:
