@@ -1,0 +1,120 @@
+"""Chapter 10's plausible mistakes (see tests/mutants/__init__.py)."""
+
+from mutants import Mutant
+
+Q_GROUPS = """amax(dim=1)                                       # (out,)
+        scale = torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))
+    scale = torch.as_tensor(scale, dtype=torch.float32)
+    q = torch.clamp(torch.round(weight / scale[:, None])"""
+KL_LINE = "    soft = (log_p.exp() * (log_p - log_q)).sum(-1).mean()\n"
+MERGE_BODY = """        merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
+                           dtype=self.base.weight.dtype)
+        with torch.no_grad():
+            merged.weight.copy_(self.base.weight + self.scale * (self.B @ self.A))
+            if self.base.bias is not None:
+                merged.bias.copy_(self.base.bias)
+        return merged
+"""
+
+MUTANTS = [
+    # Exercise 1: quantize_per_channel
+    Mutant("q-per-tensor", "quantize_per_channel", Q_GROUPS, Q_GROUPS.replace("amax(dim=1)", "amax()").replace(
+        "scale[:, None]", "scale"), r"per-tensor|whole (matrix|tensor)"),
+    Mutant("q-per-column", "quantize_per_channel", Q_GROUPS, Q_GROUPS.replace("amax(dim=1)", "amax(dim=0)").replace(
+        "scale[:, None]", "scale"), r"column"),
+    Mutant("q-max-not-absmax", "quantize_per_channel", "weight.abs().amax(dim=1)", "weight.amax(dim=1)",
+           r"max\(w\)|max\(\|w\|\)|magnitude"),
+    Mutant("q-truncate", "quantize_per_channel", "torch.round(weight / scale[:, None])", "weight / scale[:, None]",
+           r"trunc|toward zero"),
+    Mutant("q-255-levels", "quantize_per_channel", "absmax / 127", "absmax / 128", r"255|256|divide by 127"),
+    Mutant("q-no-clamp", "quantize_per_channel", "torch.clamp(torch.round(weight / scale[:, None]), -127, 127)",
+           "torch.round(weight / scale[:, None])", r"saturat|clamp", "rare"),
+    Mutant("q-clamp-128", "quantize_per_channel", "-127, 127)", "-128, 127)", r"\[-128|-128, 127|stops at -127", "rare"),
+    Mutant("q-zero-row-nan", "quantize_per_channel",
+           "torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))", "absmax / 127",
+           r"all-zero|zero scale|divides by zero", "rare"),
+    Mutant("q-no-finite-check", "quantize_per_channel",
+           "    if not torch.isfinite(weight).all():\n"
+           "        raise ValueError(\"cannot quantize a tensor holding NaN or infinity\")\n", "",
+           r"nan|inf"),
+    Mutant("q-given-scale-ignored", "quantize_per_channel", "    if scale is None:\n", "    if True:\n",
+           r"given scale|scale=|as given", "rare"),
+    # Exercise 2: dequantize
+    Mutant("dq-no-unsqueeze", "dequantize", "scale.float()[:, None]", "scale.float()", r"row|scale\[i\]"),
+    Mutant("dq-divide", "dequantize", "q.float() * scale", "q.float() / scale", r"divid|multipl|q · scale|q \* scale"),
+    Mutant("dq-over-127", "dequantize", "scale.float()[:, None]", "scale.float()[:, None] / 127",
+           r"127|already"),
+    Mutant("dq-repeat-not-interleave", "dequantize", "scale.float()[:, None]",
+           "scale.float().repeat(q.shape[1]).reshape(q.shape)", r"row|scale\[i\]", "rare"),
+    Mutant("dq-scale-dtype", "dequantize", "q.float() * scale.float()[:, None]", "q * scale[:, None]",
+           r"float32|dtype", "rare"),
+    # Exercise 3: magnitude_masks
+    Mutant("mm-per-layer", "magnitude_masks", None, '''def magnitude_masks(weights, sparsity):
+    """list of tensors, sparsity in [0, 1) -> list of bool masks (True = keep), one global |w| threshold."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1); received {sparsity}")
+    masks = []
+    for w in weights:
+        magnitudes = w.detach().abs().reshape(-1)
+        k = round(sparsity * magnitudes.numel())
+        if k == 0:
+            masks.append(torch.ones_like(w, dtype=torch.bool))
+        else:
+            masks.append(w.detach().abs() > magnitudes.kthvalue(k).values)
+    return masks
+''', r"per layer|global"),
+    Mutant("mm-ge", "magnitude_masks", "w.detach().abs() > threshold", "w.detach().abs() >= threshold",
+           r">=|strictly|k - 1"),
+    Mutant("mm-inverted", "magnitude_masks", "w.detach().abs() > threshold", "w.detach().abs() <= threshold",
+           r"invert|True on the pruned"),
+    Mutant("mm-no-abs", "magnitude_masks", "w.detach().abs()", "w.detach()", r"\|w\||magnitude|negative|sign"),
+    Mutant("mm-float-mask", "magnitude_masks", "[w.detach().abs() > threshold for w in weights]",
+           "[(w.detach().abs() > threshold).float() for w in weights]", r"torch\.bool|dtype"),
+    Mutant("mm-int-not-round", "magnitude_masks", "k = round(", "k = int(", r"round|int\(|floor|truncat", "rare"),
+    Mutant("mm-quantile", "magnitude_masks", "magnitudes.kthvalue(k).values", "magnitudes.quantile(sparsity)",
+           r"quantile|interpolat|exactly round", "rare"),
+    Mutant("mm-sparsity-one", "magnitude_masks", "sparsity < 1.0", "sparsity <= 1.0", r"sparsity 1|\[0, 1\)", "rare"),
+    # Exercise 4: distillation_loss
+    Mutant("kd-no-factor", "distillation_loss", "alpha * t * t * soft", "alpha * soft", r"no factor|1/T²|T²"),
+    Mutant("kd-factor-t", "distillation_loss", "alpha * t * t * soft", "alpha * t * soft", r"factor T instead|half"),
+    Mutant("kd-kl-mean", "distillation_loss", KL_LINE,
+           "    soft = F.kl_div(log_q, log_p, reduction=\"mean\", log_target=True)\n",
+           r"reduction=.?mean|batchmean|number of classes|1/C|per class"),
+    Mutant("kd-kl-sum", "distillation_loss", KL_LINE,
+           "    soft = F.kl_div(log_q, log_p, reduction=\"sum\", log_target=True)\n",
+           r"summed over the batch|batchmean|batch size"),
+    Mutant("kd-reversed", "distillation_loss", "(log_p.exp() * (log_p - log_q))", "(log_q.exp() * (log_q - log_p))",
+           r"wrong direction|KL\(student"),
+    Mutant("kd-log-target-missing", "distillation_loss", KL_LINE,
+           "    soft = F.kl_div(log_q, log_p, reduction=\"batchmean\")\n",
+           r"log_target|log-probabilit|probabilities, not"),
+    Mutant("kd-alpha-swapped", "distillation_loss", "return alpha * t * t * soft + (1 - alpha) *",
+           "return (1 - alpha) * t * t * soft + alpha *", r"alpha weigh"),
+    Mutant("kd-teacher-not-detached", "distillation_loss", "teacher_logits.detach() / t", "teacher_logits / t",
+           r"teacher.{0,40}gradient|fixed target|detach"),
+    Mutant("kd-student-unsoftened", "distillation_loss", "student_logits / t, dim=-1", "student_logits, dim=-1",
+           r"teacher's logits only|student.{0,30}(not|un)softened|T on the teacher", "rare"),
+    Mutant("kd-ce-softened", "distillation_loss", "F.cross_entropy(student_logits, labels)",
+           "F.cross_entropy(student_logits / t, labels)", r"softened logits|raw logits",
+           "rare"),
+    # Exercise 5: LoRALinear
+    Mutant("lora-both-random", "LoRALinear", "torch.zeros(base.out_features, r, dtype=dtype)",
+           "torch.randn(base.out_features, r, dtype=dtype)", r"neither A nor B|starts? at zero"),
+    Mutant("lora-both-zero", "LoRALinear", "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.zeros_(self.A)",
+           r"both start at zero|never learns|no gradient reaches"),
+    Mutant("lora-scale-inverted", "LoRALinear", "alpha / r\n", "r / alpha\n", r"r / alpha"),
+    Mutant("lora-forward-unscaled", "LoRALinear", "(x @ self.A.T @ self.B.T) * self.scale", "(x @ self.A.T @ self.B.T)",
+           r"no scale"),
+    Mutant("lora-base-trainable", "LoRALinear", "        self.base.requires_grad_(False)\n", "",
+           r"freeze|frozen|trainable"),
+    Mutant("lora-merge-unscaled", "LoRALinear", "self.base.weight + self.scale * (self.B @ self.A)",
+           "self.base.weight + (self.B @ self.A)", r"not scaled when merging|merg.{0,40}scale"),
+    Mutant("lora-merge-no-bias", "LoRALinear", "            if self.base.bias is not None:\n"
+           "                merged.bias.copy_(self.base.bias)\n", "", r"bias", "rare"),
+    Mutant("lora-merge-in-place", "LoRALinear", MERGE_BODY,
+           "        with torch.no_grad():\n"
+           "            self.base.weight += self.scale * (self.B @ self.A)\n"
+           "        return self.base\n", r"in place|base.{0,40}(changed|modified)|new nn\.Linear|copy", "rare"),
+    Mutant("lora-rank-exclusive", "LoRALinear", "1 <= r <= min(", "1 <= r < min(", r"r = min|min\(in", "rare"),
+    Mutant("lora-dtype-default", "LoRALinear", ", dtype=dtype))", "))", r"dtype|float64|bfloat16|half", "rare"),
+]
