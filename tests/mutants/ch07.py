@@ -1,0 +1,146 @@
+"""Chapter 07's plausible mistakes (see tests/mutants/__init__.py)."""
+
+from dataclasses import dataclass
+
+from mutants import Mutant
+
+
+@dataclass(frozen=True)
+class Edits(Mutant):
+    """A mistake that touches several places of one answer: ``old`` -> ``new``, then each pair of ``more``."""
+
+    more: tuple[tuple[str, str], ...] = ()
+
+    def apply(self, code: str) -> str:
+        code = super().apply(code)
+        for old, new in self.more:
+            if old not in code:
+                raise ValueError(f"mutant {self.name}: {old!r} is not in the answer {self.answer}")
+            code = code.replace(old, new)
+        return code
+
+
+NEGATIVE_INF = 'float("-inf")'
+
+MUTANTS = [
+    # top_k_filter
+    Mutant("topk-fill-zero", "top_k_filter", f"logits < kth, {NEGATIVE_INF}", "logits < kth, 0.0",
+           r"set to 0|0 instead of -inf"),
+    Mutant("topk-k-minus-one", "top_k_filter", "logits < kth", "logits <= kth",
+           r"k - 1|fewer than k|k-th (largest )?(logit )?(was )?dropped|only k - 1"),
+    Mutant("topk-ties-dropped", "top_k_filter",
+           "    kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]  # (batch, 1)\n"
+           f"    return logits.masked_fill(logits < kth, {NEGATIVE_INF})",
+           "    keep = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).indices\n"
+           "    kept = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, keep, True)\n"
+           f"    return logits.masked_fill(~kept, {NEGATIVE_INF})",
+           r"\btie", "rare"),
+    # top_p_filter
+    Mutant("topp-drops-crossing-token", "top_p_filter",
+           "    sorted_logits, order = torch.sort(logits, dim=-1)                 # ascending\n"
+           "    tail = sorted_logits.softmax(dim=-1).cumsum(dim=-1)              # mass of this token and all less likely\n"
+           "    drop_sorted = tail <= 1 - top_p\n"
+           "    drop_sorted[..., -1] = False                                     # the most likely token stays\n",
+           "    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)\n"
+           "    drop_sorted = sorted_logits.softmax(dim=-1).cumsum(dim=-1) > top_p\n",
+           r"without the token that crosses|holds less than p|crosses"),
+    Mutant("topp-not-unsorted", "top_p_filter", "drop = drop_sorted.scatter(-1, order, drop_sorted)", "drop = drop_sorted",
+           r"sorted order|vocabulary order|back to|unsort|order of the vocabulary"),
+    Mutant("topp-no-value-error", "top_p_filter", "    if not 0 < top_p <= 1:\n", "    if top_p > 1:\n",
+           r"ValueError for top_p", "rare"),
+    # apply_repetition_penalty
+    Mutant("penalty-divides-negative", "apply_repetition_penalty", "torch.where(seen < 0, seen * penalty, seen / penalty)",
+           "seen / penalty", r"negative logits? divided|raises them|negative logit"),
+    Mutant("penalty-in-place", "apply_repetition_penalty", "return logits.scatter(1,", "return logits.scatter_(1,",
+           r"new tensor|in.place|out-of-place|changed"),
+    Mutant("penalty-batch-tokens", "apply_repetition_penalty",
+           "    seen = logits.gather(1, input_ids)                                # (batch, T): duplicates read the same value\n"
+           "    seen = torch.where(seen < 0, seen * penalty, seen / penalty)\n"
+           "    return logits.scatter(1, input_ids, seen)                        # a new tensor; duplicates write the same value\n",
+           "    tokens = input_ids.unique()\n"
+           "    out = logits.clone()\n"
+           "    out[:, tokens] = torch.where(logits[:, tokens] < 0, logits[:, tokens] * penalty, logits[:, tokens] / penalty)\n"
+           "    return out\n",
+           r"other rows?|another row|its own row|each row's", "rare"),
+    Mutant("penalty-per-occurrence", "apply_repetition_penalty",
+           "    seen = logits.gather(1, input_ids)                                # (batch, T): duplicates read the same value\n"
+           "    seen = torch.where(seen < 0, seen * penalty, seen / penalty)\n"
+           "    return logits.scatter(1, input_ids, seen)                        # a new tensor; duplicates write the same value\n",
+           "    out = logits.clone()\n"
+           "    for row, tokens in enumerate(input_ids.tolist()):\n"
+           "        for token in tokens:\n"
+           "            z = out[row, token]\n"
+           "            out[row, token] = z * penalty if z < 0 else z / penalty\n"
+           "    return out\n",
+           r"per occurrence|each occurrence|once per|how often"),
+    # generate
+    Mutant("gen-column-positions", "generate", "positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new.shape[1]:]",
+           "positions = torch.arange(mask.shape[1] - new.shape[1], mask.shape[1]).expand(new.shape[0], -1)",
+           r"column|position"),
+    Mutant("gen-no-positions", "generate", "cache=cache, position_ids=positions)", "cache=cache)",
+           r"column|position"),
+    Mutant("gen-no-mask", "generate", "model(new, attention_mask=mask, cache=cache,", "model(new, cache=cache,",
+           r"mask|padding (is|was) (not )?(hidden|attended)|attends? to (the )?pad"),
+    Mutant("gen-eos-rows-not-held", "generate",
+           "            token = torch.where(finished, torch.full_like(token, eos_token_id), token)\n", "",
+           r"finished rows?|after (its|the) (first )?EOS|continued with|only EOS"),
+    Mutant("gen-stops-at-first-eos", "generate", "finished.all()", "finished.any()",
+           r"every row|all rows|any row|stopp?ed (too )?early|other rows?"),
+    Mutant("gen-penalty-on-new-tokens", "generate", "apply_repetition_penalty(logits, ids, repetition_penalty)",
+           "apply_repetition_penalty(logits, ids[:, input_ids.shape[1]:], repetition_penalty)",
+           r"prompt|every token so far|all the ids", "rare"),
+    Mutant("gen-filters-before-temperature", "generate",
+           "            z = logits / temperature\n"
+           "            z = top_k_filter(z, top_k) if top_k is not None else z\n"
+           "            z = top_p_filter(z, top_p) if top_p is not None else z\n",
+           "            z = top_k_filter(logits, top_k) if top_k is not None else logits\n"
+           "            z = top_p_filter(z, top_p) if top_p is not None else z\n"
+           "            z = z / temperature\n",
+           r"temperature (first|before)|before (the )?(top|filter)|order", "rare"),
+    Mutant("gen-unseeded-sample", "generate", "torch.multinomial(z.softmax(-1), 1, generator=generator)",
+           "torch.multinomial(z.softmax(-1), 1)", r"generator|seed"),
+    # beam_search
+    Mutant("beam-finishes-every-eos", "beam_search", "if rank < num_beams:", "if rank < 2 * num_beams:",
+           r"among the (best )?num_beams|ranks? (below|outside|beyond)|outside the (best )?num_beams"),
+    Mutant("beam-no-first-beam-only", "beam_search", "scores = torch.full((num_beams,), -1e9)", "scores = torch.zeros(num_beams)",
+           r"cop(y|ies)|duplicate|identical|-10\^9|1e9|only the first"),
+    Mutant("beam-length-with-prompt", "beam_search", "/ (step + 1) ** length_penalty", "/ seq.shape[0] ** length_penalty",
+           r"prompt|new tokens only"),
+    Mutant("beam-logits-not-logprobs", "beam_search", "[:, -1].float().log_softmax(-1)", "[:, -1].float()",
+           r"log.?softmax|log-probabilit(y|ies) of|raw logits|logits instead"),
+    Mutant("beam-stops-at-first-finished", "beam_search", "len(finished) == num_beams:", "len(finished) >= 1:",
+           r"num_beams (hypotheses )?(are )?finished|first finished|stops? (too )?early|early_stopping", "rare"),
+    # KVCache
+    Edits("kv-heads-axis", "kv_cache", "torch.cat([self.keys[layer], k], dim=-2)", "torch.cat([self.keys[layer], k], dim=1)",
+          r"heads axis|axis|along", more=(("torch.cat([self.values[layer], v], dim=-2)", "torch.cat([self.values[layer], v], dim=1)"),)),
+    Edits("kv-last-axis", "kv_cache", "torch.cat([self.keys[layer], k], dim=-2)", "torch.cat([self.keys[layer], k], dim=-1)",
+          r"last axis|axis|along", more=(("torch.cat([self.values[layer], v], dim=-2)", "torch.cat([self.values[layer], v], dim=-1)"),)),
+    Mutant("kv-len-layers", "kv_cache", "return self.keys[0].shape[-2] if self.keys else 0", "return len(self.keys)",
+           r"len\(cache\)|number of (cached )?positions|counts? (the )?layers"),
+    Edits("kv-overwrites", "kv_cache", "self.keys[layer] = torch.cat([self.keys[layer], k], dim=-2)", "self.keys[layer] = k",
+          r"append|only the new|cached positions first|overwr|replac",
+          more=(("self.values[layer] = torch.cat([self.values[layer], v], dim=-2)", "self.values[layer] = v"),)),
+    Mutant("kv-shared-class-lists", "kv_cache", "        self.keys, self.values = [], []\n",
+           "        pass\n\n    keys, values = [], []\n",
+           r"shared|fresh|instances|empty|len\(KVCache\(\)\)", "rare"),
+    # MultiHeadAttention
+    Mutant("mha-no-scale", "multi_head_attention", "scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5",
+           "scores = q @ k.transpose(-2, -1)", r"sqrt|scal"),
+    Mutant("mha-square-causal-mask", "multi_head_attention", ".tril(diagonal=n_k - n_q)", ".tril()",
+           r"L_k - L_q|n_k - n_q|offset|rectangular|square|last L_q"),
+    Mutant("mha-mask-not-combined", "multi_head_attention", "mask = allowed if mask is None else mask & allowed",
+           "mask = allowed", r"padding|combin|ignored", "rare"),
+    Mutant("mha-dropout-in-eval", "multi_head_attention", "if self.training and self.dropout:", "if self.dropout:",
+           r"eval|training", "rare"),
+    # online_attention
+    Mutant("oa-no-rescale", "online_attention",
+           "        denominator = denominator * rescale + weights.sum(-1, keepdim=True)\n"
+           "        numerator = numerator * rescale + weights @ block_values\n",
+           "        denominator = denominator + weights.sum(-1, keepdim=True)\n"
+           "        numerator = numerator + weights @ block_values\n",
+           r"rescal|e\^\(m - m'\)|old maximum"),
+    Mutant("oa-max-not-carried", "online_attention", "        running_max = new_max\n", "",
+           r"not (kept|updated|carried)|never updated"),
+    Mutant("oa-block-max-only", "online_attention", "new_max = torch.maximum(running_max, scores.amax(-1, keepdim=True))",
+           "new_max = scores.amax(-1, keepdim=True)", r"block's own max|instead of the running max", "rare"),
+]
