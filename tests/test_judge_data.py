@@ -209,7 +209,7 @@ WRONG = [
     ("ch12.swiglu_hidden", lambda d: [width + 1 for width in d]),
     ("ch11.greedy_decode", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
     ("ch11.greedy_decode_eos", lambda d: {k: torch.cat([v[:, :1], v[:, 1:] + 1], 1) for k, v in d.items()}),
-    ("ch11.shift_right", lambda d: [v + 1 for v in d]),
+    ("ch11.shift_right", lambda d: {**d, "outputs": [v + 1 for v in d["outputs"]]}),
     ("ch11.align_labels", lambda d: {**d, "results": [[v + 1 for v in row] for row in d["results"]]}),
     ("ch11.extract_answer", lambda d: [[0, 1] for _ in d]),
     ("ch11.entity_scores", lambda d: [{k: v * 0.5 + 0.01 for k, v in case.items()} for case in d]),

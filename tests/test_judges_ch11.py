@@ -14,6 +14,7 @@ from torch import nn
 from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
 from tfs.models import seq2seq as ref
 from tfs.nn import padding_mask, sinusoidal_positions
+from tfs.teaching.probes_applications import decoder_layer_by_hand
 
 
 def verdict(test: str, **objects) -> None:
@@ -80,7 +81,60 @@ class OtherNames(nn.Module):
         return self.inner(*args)
 
 
+class DefaultActivation(ref.DecoderBlock):
+    def __init__(self, d_model, n_heads, d_ff, norm_first=False, eps=1e-5, dropout=0.0, activation="relu"):
+        super().__init__(d_model, n_heads, d_ff, norm_first, eps, dropout)
+        self.ff.activation = "gelu"  # FeedForward(d_model, d_ff): its default, whatever the block was given
+
+
+class AlwaysReLU(ref.DecoderBlock):
+    def __init__(self, d_model, n_heads, d_ff, norm_first=False, eps=1e-5, dropout=0.0, activation="relu"):
+        super().__init__(d_model, n_heads, d_ff, norm_first, eps, dropout, activation="relu")
+
+
+class NoTargetMask(ref.DecoderBlock):
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, layer=0):
+        return super().forward(x, memory, None, memory_mask)
+
+
+class ResidualFromNorm(ref.DecoderBlock):
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, layer=0):
+        if not self.norm_first:
+            return super().forward(x, memory, tgt_mask, memory_mask)
+        h = self.norm1(x)
+        x = h + self._self(h, tgt_mask, cache, layer)
+        h = self.norm2(x)
+        x = h + self._cross(h, memory, memory_mask)
+        h = self.norm3(x)
+        return h + self.ff(h)
+
+
+class NormsSwapped(ref.DecoderBlock):
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, layer=0):
+        self.norm1, self.norm3 = self.norm3, self.norm1
+        try:
+            return super().forward(x, memory, tgt_mask, memory_mask)
+        finally:
+            self.norm1, self.norm3 = self.norm3, self.norm1
+
+
+def test_layer_by_hand_is_the_decoder_layer():
+    judge = load_judge("ch11.decoder_block_post_ln").__globals__
+    x, memory, mask = judge["c"].block_inputs()
+    for norm_first in (False, True):
+        layer = judge["_decoder_layer"](norm_first)
+        expected = layer(x, memory, tgt_mask=judge["_causal"](4), memory_key_padding_mask=mask == 0)
+        by_hand = decoder_layer_by_hand(layer, x, memory, None, mask == 0, norm_first)
+        assert (by_hand - expected).abs().max() <= 1e-12
+
+
 def test_decoder_block_mutants_fail_naming_the_mistake():
+    fails("decoder_block_post_ln", "GELU although activation='relu'", DecoderBlock=DefaultActivation)
+    fails("decoder_block_pre_ln", "GELU although activation='relu'", DecoderBlock=DefaultActivation)
+    fails("decoder_block_post_ln", "activation='gelu'", DecoderBlock=AlwaysReLU)
+    fails("decoder_block_post_ln", "tgt_mask is ignored", DecoderBlock=NoTargetMask)
+    fails("decoder_block_pre_ln", "adds the normalised input", DecoderBlock=ResidualFromNorm)
+    fails("decoder_block_post_ln", "order norm3, norm2, norm1", DecoderBlock=NormsSwapped)
     fails("decoder_block_post_ln", "not causal", DecoderBlock=NotCausal)
     fails("decoder_block_post_ln", "memory_mask is ignored", DecoderBlock=NoMemoryMask)
     fails("decoder_block_structure", "queries from the memory", DecoderBlock=QueriesFromMemory)
@@ -121,12 +175,13 @@ class NoFinalNorms(ref.EncoderDecoder):
 
     def forward(self, src_ids, tgt_ids, src_attention_mask=None, tgt_attention_mask=None):
         mask = None if src_attention_mask is None else padding_mask(src_attention_mask)
+        target_mask = None if tgt_attention_mask is None else padding_mask(tgt_attention_mask)
         x = self.embed(src_ids, "src")
         for block in self.encoder:
             x = block(x, mask)
         y = self.embed(tgt_ids, "tgt")
         for block in self.decoder:
-            y = block(y, x, None, mask)
+            y = block(y, x, target_mask, mask)
         return self.head(y)
 
 
@@ -145,14 +200,41 @@ class SeparateTables(ref.EncoderDecoder):
             self.head.weight = self.tgt_embed.weight
 
 
+class NoEncoderMask(ref.EncoderDecoder):
+    def encode(self, src_ids, src_attention_mask=None):
+        return super().encode(src_ids, None)
+
+
+class NoTargetPadding(ref.EncoderDecoder):
+    def forward(self, src_ids, tgt_ids, src_attention_mask=None, tgt_attention_mask=None):
+        return super().forward(src_ids, tgt_ids, src_attention_mask, None)
+
+
+class UntiedHead(ref.EncoderDecoder):
+    def __init__(self, config):
+        super().__init__(config)
+        self.head = nn.Linear(config.d_model, config.tgt_vocab_size, bias=False)
+
+
+class ParameterAroundTable(ref.EncoderDecoder):
+    def __init__(self, config):
+        super().__init__(config)
+        if config.tie_head:
+            self.head.weight = nn.Parameter(self.tgt_embed.weight)
+
+
 def test_encoder_decoder_mutants_fail_naming_the_mistake():
+    fails("encoder_decoder_logits", "encoder's blocks do not get the source padding mask", **model_objects(NoEncoderMask))
+    fails("encoder_decoder_logits", "tgt_attention_mask is not passed", **model_objects(NoTargetPadding))
+    fails("encoder_decoder_structure", "the head is not tied", **model_objects(UntiedHead))
+    fails("encoder_decoder_structure", "another Parameter", **model_objects(ParameterAroundTable))
     fails("encoder_decoder_logits", "not multiplied by sqrt", **model_objects(NoScale))
     fails("encoder_decoder_logits", "float32 values", **model_objects(Float32Positions))
     fails("encoder_decoder_logits", "not passed to the cross-attention", **model_objects(NoCrossMask))
     fails("encoder_decoder_logits", "not used at all", **model_objects(NoSourceMask))
     fails("encoder_decoder_logits", "encoder_norm and decoder_norm", **model_objects(NoFinalNorms))
     fails("encoder_decoder_source_padding", "not passed to the cross-attention", **model_objects(NoCrossMask))
-    fails("encoder_decoder_structure", "very tensor", **model_objects(CopiedHead))
+    fails("encoder_decoder_structure", "another Parameter", **model_objects(CopiedHead))
     fails("encoder_decoder_structure", "one table", **model_objects(SeparateTables))
 
 
@@ -174,7 +256,20 @@ def pad_first(labels, bos_id, pad_id):
     return ref.shift_right(labels, pad_id, pad_id)
 
 
+def own_label(labels, bos_id, pad_id):
+    shifted = labels.clone()
+    shifted[:, 0] = bos_id
+    return shifted.masked_fill(shifted == -100, pad_id)
+
+
+def in_place(labels, bos_id, pad_id):
+    labels[labels == -100] = pad_id
+    return ref.shift_right(labels, bos_id, pad_id)
+
+
 def test_shift_mutants_fail_naming_the_mistake():
+    fails("shift_right", "holds label t, the token it must predict", shift_right=own_label)
+    fails("shift_right", "changed in place", shift_right=in_place)
     fails("shift_right", "shifted left", shift_right=shift_left)
     fails("shift_right", "unshifted", shift_right=lambda labels, bos, pad: labels)
     fails("shift_right", "-100 is left", shift_right=keep_minus_100)
@@ -209,11 +304,36 @@ def first_position(model, src, mask, bos, eos, n):
     return ids
 
 
+@torch.no_grad()
+def eos_padded_too(model, src, mask, bos, eos, n):
+    out = greedy(model, src, mask, bos, eos, n)
+    return out.masked_fill(out == eos, model.config.pad_id)
+
+
+def stop_at_first_eos(model, src, mask, bos, eos, n):
+    out = greedy(model, src, mask, bos, eos, n)
+    first = min(int((row == eos).nonzero()[0]) if (row == eos).any() else out.shape[1] - 1 for row in out)
+    return out[:, :first + 1]
+
+
+def pad_zero(model, src, mask, bos, eos, n):
+    out = greedy(model, src, mask, bos, eos, n)
+    return out.masked_fill(out == model.config.pad_id, 0)
+
+
+def no_source_mask(model, src, mask, bos, eos, n):
+    return greedy(model, src, None, bos, eos, n)
+
+
 def test_greedy_mutants_fail_naming_the_mistake():
+    fails("greedy_decode", "without src_attention_mask", greedy_decode=no_source_mask)
+    fails("greedy_decode_eos", "EOS was itself replaced", greedy_decode=eos_padded_too)
+    fails("greedy_decode_eos", "stopped as soon as one row", greedy_decode=stop_at_first_eos)
+    fails("greedy_decode_eos", "not assumed 0", greedy_decode=pad_zero)
     fails("greedy_decode", "BOS token is missing", greedy_decode=no_bos)
-    fails("greedy_decode", "last", greedy_decode=first_position)
+    fails("greedy_decode", "first position of the logits, not the last", greedy_decode=first_position)
     fails("greedy_decode_eos", "went on after every row", greedy_decode=no_early_stop)
-    fails("greedy_decode_eos", "after a row's EOS must be pad_id", greedy_decode=keeps_writing_after_eos)
+    fails("greedy_decode_eos", "after a row's EOS must be the model's pad_id", greedy_decode=keeps_writing_after_eos)
 
 
 # ------------------------------------------------------------------------------------ Part 2 mutants
@@ -278,13 +398,71 @@ def question_allowed(start, end, offsets, mask, max_len):
     return tasks.extract_answer(start, end, offsets, allowed, max_len)
 
 
+def strict_alignment(word_ids, labels):
+    if set(word_ids) - {None} != set(range(len(labels))):
+        raise ValueError("labels and tokens do not align")
+    return tasks.align_labels(word_ids, labels)
+
+
+def any_type_continues(true_tags, pred_tags):
+    fix = lambda seqs: [[t if not t.startswith("I-") or i == 0 or s[i - 1] == "O" else "I-" + s[i - 1][2:]
+                         for i, t in enumerate(s)] for s in seqs]  # noqa: E731
+    return tasks.entity_scores(fix(true_tags), fix(pred_tags))
+
+
+def macro(true_tags, pred_tags):
+    each = [tasks.entity_scores([t], [p]) for t, p in zip(true_tags, pred_tags)]
+    return {k: sum(e[k] for e in each) / len(each) for k in ("precision", "recall", "f1")}
+
+
+def divides_by_zero(true_tags, pred_tags):
+    if not any(t != "O" for seq in pred_tags for t in seq):
+        raise ZeroDivisionError("division by zero")
+    return tasks.entity_scores(true_tags, pred_tags)
+
+
+def end_from_start_offset(start, end, offsets, mask, max_len):
+    span = tasks.extract_answer(start, end, offsets, mask, max_len)
+    if span is None:
+        return None
+    last = next(i for i, o in enumerate(offsets) if mask[i] and o[1] == span[1])
+    return span[0], offsets[last][0]
+
+
+def one_token_longer(start, end, offsets, mask, max_len):
+    return tasks.extract_answer(start, end, offsets, mask, max_len + 1)
+
+
 def test_part2_mutants_fail_naming_the_mistake():
+    fails("align_labels", "cut off by truncation", align_labels=strict_alignment)
+    fails("entity_scores", "continuing an entity of another type", entity_scores=any_type_continues)
+    fails("entity_scores", "per-sequence scores", entity_scores=macro)
+    fails("entity_scores", "precision is 0/0", entity_scores=divides_by_zero)
+    fails("extract_answer", "offsets\\[end\\]\\[0\\]", extract_answer=end_from_start_offset)
+    fails("extract_answer", "max_answer_length \\+ 1 tokens", extract_answer=one_token_longer)
     fails("align_labels", "every piece", align_labels=every_piece)
     fails("align_labels", "last piece", align_labels=last_piece)
     fails("align_labels", "special tokens", align_labels=specials_zero)
     fails("align_labels", "ValueError", align_labels=never_raises)
     fails("entity_scores", "counted over tokens", entity_scores=token_level)
-    fails("entity_scores", "I- after O", entity_scores=i_after_o_ignored)
+    fails("entity_scores", "I- tag after O .* dropped", entity_scores=i_after_o_ignored)
     fails("extract_answer", "chosen separately", extract_answer=separate_argmax)
     fails("extract_answer", "return None", extract_answer=no_null_answer)
-    fails("extract_answer", "in the context", extract_answer=question_allowed)
+    fails("extract_answer", "inside the question", extract_answer=question_allowed)
+
+
+def test_the_encoder_decoder_is_graded_with_a_stand_in_block():
+    """Exercise 2 is graded on its own: while the collector builds the learner's model, the name DecoderBlock in the
+    learner's namespace means the collector's stand-in (nn.TransformerDecoderLayer under the course's names), so a
+    broken exercise 1 costs no points in exercise 2; the learner's own block is back afterwards."""
+    namespace = {"EncoderDecoder": ref.EncoderDecoder, "nn": nn, "DecoderBlock": NotCausal}
+    exec(
+        "class LearnersModel(EncoderDecoder):\n"
+        "    def __init__(self, config):\n"
+        "        super().__init__(config)\n"
+        "        self.decoder = nn.ModuleList(DecoderBlock(config.d_model, config.n_heads, config.d_ff,\n"
+        "                                                  activation=config.activation)\n"
+        "                                     for _ in range(config.n_decoder_layers))\n", namespace)
+    for test in ("encoder_decoder_structure", "encoder_decoder_logits", "encoder_decoder_source_padding"):
+        verdict(test, **model_objects(namespace["LearnersModel"]))
+    assert namespace["DecoderBlock"] is NotCausal

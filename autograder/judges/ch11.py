@@ -15,6 +15,7 @@ from torch import nn
 
 from tfs.grader.collectors import ch11 as c
 from tfs.grader.judging import JudgeFailure, check_data, expect, finite, per_run
+from tfs.teaching.probes_applications import decoder_layer_by_hand, finish_rows, greedy_by_hand, span_mistake
 
 TOL = 1e-9
 BLOCK_NAMES = sorted([f"{attn}.{lin}.{p}" for attn in ("self_attn", "cross_attn") for lin in ("qkv", "out")
@@ -57,9 +58,9 @@ def _load(module: nn.Module, mapping: dict[str, str], seed: int, alias: dict[str
     return module.train()  # dropout is 0; training mode keeps nn.Transformer off its fused fast path
 
 
-def _decoder_layer(norm_first: bool, seed: int = 0) -> nn.TransformerDecoderLayer:
-    layer = nn.TransformerDecoderLayer(c.D_MODEL, c.N_HEADS, c.D_FF, dropout=0.0, activation="relu", batch_first=True,
-                                       norm_first=norm_first, dtype=torch.float64)
+def _decoder_layer(norm_first: bool, seed: int = 0, activation: str = "relu") -> nn.TransformerDecoderLayer:
+    layer = nn.TransformerDecoderLayer(c.D_MODEL, c.N_HEADS, c.D_FF, dropout=0.0, activation=activation,
+                                       batch_first=True, norm_first=norm_first, dtype=torch.float64)
     return _load(layer, {_torch_name(n): n for n in BLOCK_NAMES}, seed)
 
 
@@ -91,7 +92,7 @@ def decoder_block_structure(data) -> None:
 
 def _judge_block(data, norm_first: bool) -> None:
     name = f"DecoderBlock(norm_first={norm_first})"
-    check_data(data, {"names": None, "out": None}, name)
+    check_data(data, {"names": None, "out": None, "with_target_mask": None, "gelu": None}, name)
     expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
            f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.")
     x, memory, mask = c.block_inputs()
@@ -107,7 +108,11 @@ def _judge_block(data, norm_first: bool) -> None:
         if _close(got, expected):
             return
         other = _decoder_layer(not norm_first)
+        gelu = _decoder_layer(norm_first, activation="gelu")
         mistakes = {
+            "the feed-forward computed GELU although activation='relu' was given: pass the block's activation to "
+            "FeedForward (its default is gelu)": gelu(x, memory, tgt_mask=_causal(x.shape[1]),
+                                                       memory_key_padding_mask=pad),
             "the self-attention is not causal: position t sees later target tokens (self_attn needs causal=True or "
             "a causal mask)": layer(x, memory, memory_key_padding_mask=pad),
             "memory_mask is ignored: the cross-attention attends to the source's padding": layer(
@@ -117,6 +122,13 @@ def _judge_block(data, norm_first: bool) -> None:
              "post-LN computed where pre-LN was asked (norm_first=True: x = x + f(LN(x)))"): other(
                 x, memory, tgt_mask=_causal(x.shape[1]), memory_key_padding_mask=pad),
         }
+        if norm_first:
+            mistakes["each residual adds the normalised input, LN(x) + f(LN(x)); pre-LN adds the block's input: "
+                      "x = x + f(LN(x))"] = decoder_layer_by_hand(layer, x, memory, None, pad, True, residual_normed=True)
+        for order in ((3, 2, 1), (2, 1, 3), (1, 3, 2), (2, 3, 1), (3, 1, 2)):
+            mistakes[f"the LayerNorms are applied in the order norm{order[0]}, norm{order[1]}, norm{order[2]}: the "
+                     "self-attention's is norm1, the cross-attention's norm2, the feed-forward's norm3"] = \
+                decoder_layer_by_hand(layer, x, memory, None, pad, norm_first, norms=order)
     for mistake, wrong in mistakes.items():
         if _close(got, wrong):
             raise JudgeFailure(f"✗ {name}: {mistake}.")
@@ -126,12 +138,38 @@ def _judge_block(data, norm_first: bool) -> None:
                        "and LayerNorm (norm1, norm2, norm3 in that order).")
 
 
+def _judge_block_options(data, norm_first: bool) -> None:
+    """The block's other inputs: ``tgt_mask`` (combined with the causal mask) and ``activation="gelu"``."""
+    name = f"DecoderBlock(norm_first={norm_first})"
+    x, memory, mask = c.block_inputs()
+    target = c.target_mask()
+    layer = _decoder_layer(norm_first)
+    with torch.no_grad():
+        expected = layer(x, memory, tgt_mask=_causal(x.shape[1]), tgt_key_padding_mask=target == 0,
+                         memory_key_padding_mask=mask == 0)
+        if not _close(data["with_target_mask"], expected):
+            ignored = layer(x, memory, tgt_mask=_causal(x.shape[1]), memory_key_padding_mask=mask == 0)
+            raise JudgeFailure(f"✗ {name}(x, memory, tgt_mask, memory_mask): " + (
+                "tgt_mask is ignored: a target position that tgt_mask blocks is still attended to. Combine it with the "
+                "causal mask in the self-attention (self_attn(h, mask=tgt_mask))." if _close(data["with_target_mask"],
+                                                                                            ignored) else
+                "with a tgt_mask the output differs from nn.TransformerDecoderLayer: tgt_mask (True = may attend) "
+                "goes to the self-attention, combined with the causal mask."))
+        gelu = _decoder_layer(norm_first, activation="gelu")(x, memory, tgt_mask=_causal(x.shape[1]),
+                                                              memory_key_padding_mask=mask == 0)
+    expect(_close(data["gelu"], gelu), f"DecoderBlock(..., norm_first={norm_first}, activation='gelu')",
+           "the output differs from nn.TransformerDecoderLayer(activation='gelu'): the feed-forward must use the "
+           "activation it is given, FeedForward(d_model, d_ff, activation).")
+
+
 def decoder_block_post_ln(data) -> None:
     _judge_block(data, False)
+    _judge_block_options(data, False)
 
 
 def decoder_block_pre_ln(data) -> None:
     _judge_block(data, True)
+    _judge_block_options(data, True)
 
 
 # ------------------------------------------------------------------------------------- the encoder-decoder
@@ -172,7 +210,8 @@ def _transformer(shared: bool, seed: int) -> nn.Transformer:
 @torch.no_grad()
 def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=None, *, scale: bool = True,
                   positions: bool = True, memory_padding: bool = True, source_padding: bool = True,
-                  causal: bool = True, final_norms: bool = True, float32_positions: bool = False) -> torch.Tensor:
+                  encoder_padding: bool = True, target_padding: bool = True, causal: bool = True,
+                  final_norms: bool = True, float32_positions: bool = False) -> torch.Tensor:
     """Logits of the seeded model from nn.Transformer; the keyword switches build the usual mistakes."""
     alias = c.aliases(shared)
     embed = {side: c.seeded(alias.get(f"{side}_embed.weight", f"{side}_embed.weight"),
@@ -194,16 +233,17 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
     src_pad = None if src_mask is None else src_mask == 0
     out = transformer(emb(src, embed["src"]), emb(tgt, embed["tgt"]),
                       tgt_mask=_causal(tgt.shape[1]) if causal else None,
-                      src_key_padding_mask=src_pad if source_padding else None,
+                      src_key_padding_mask=src_pad if (source_padding and encoder_padding) else None,
                       memory_key_padding_mask=src_pad if (memory_padding and source_padding) else None,
-                      tgt_key_padding_mask=None if tgt_mask is None else tgt_mask == 0)
+                      tgt_key_padding_mask=None if tgt_mask is None or not target_padding else tgt_mask == 0)
     transformer.encoder.norm, transformer.decoder.norm = norms
     return out @ head.T
 
 
 def encoder_decoder_structure(data) -> None:
     name = "EncoderDecoder"
-    model = {"names": list, "n_parameters": None, "head_is_tgt_embed": None, "src_is_tgt_embed": None}
+    model = {"names": list, "n_parameters": None, "head_is_tgt_embed": None, "head_shares_tgt_values": None,
+             "src_is_tgt_embed": None}
     separate, shared = (check_data(data, {"separate": model, "shared": model}, name)[k] for k in ("separate", "shared"))
     layer_names = [f"{side}.{i}.{n}" for i in (0, 1) for side, names in
                    (("encoder", [n.replace("self_attn", "attn") for n in BLOCK_NAMES if "cross" not in n and "norm3" not in n]),
@@ -220,8 +260,13 @@ def encoder_decoder_structure(data) -> None:
            "with shared_embeddings=False and tie_head=False the tables must be separate parameters.")
     expect(shared["src_is_tgt_embed"], name, "with shared_embeddings=True, src_embed must be the same module as "
            "tgt_embed (one table).")
-    expect(shared["head_is_tgt_embed"], name, "with tie_head=True, head.weight must be the very tensor "
-           "tgt_embed.weight (one Parameter that both modules hold), not a copy.")
+    if not shared["head_is_tgt_embed"]:
+        raise JudgeFailure(f"✗ {name}: with tie_head=True, " + (
+            "head.weight holds tgt_embed.weight's values but is another Parameter (a copy, or a new nn.Parameter "
+            "around it): two Parameters, each with its own gradient, not one weight trained by both uses. Assign the "
+            "Parameter itself: head.weight = tgt_embed.weight." if shared["head_shares_tgt_values"] else
+            "the head is not tied: head.weight is a separate Parameter with its own values. With tie_head=True "
+            "assign head.weight = tgt_embed.weight (one Parameter that both modules hold)."))
     d, v_src, v_tgt = c.D_MODEL, c.SRC_VOCAB, c.TGT_VOCAB
     enc_layer = 4 * d * d + 4 * d + 2 * d * c.D_FF + c.D_FF + d + 4 * d
     dec_layer = 8 * d * d + 8 * d + 2 * d * c.D_FF + c.D_FF + d + 6 * d
@@ -245,6 +290,10 @@ def _judge_logits(got, shared: bool, seed: int, inputs, name: str, rows: torch.T
                 "the source padding mask is not passed to the cross-attention (memory_mask)": dict(memory_padding=False),
                 "the source padding mask is not used at all (neither in the encoder nor in the cross-attention)":
                     dict(source_padding=False),
+                "the encoder's blocks do not get the source padding mask (the cross-attention does)":
+                    dict(encoder_padding=False),
+                "tgt_attention_mask is not passed to the decoder blocks' self-attention: a target position it blocks is "
+                "still attended to": dict(target_padding=False),
                 "the decoder's self-attention is not causal": dict(causal=False),
                 "encoder_norm and decoder_norm are not applied after the stacks": dict(final_norms=False),
                 "the positions are float32 values cast to float64 (off by ~1e-8): compute them in the embeddings' "
@@ -284,8 +333,8 @@ def encoder_decoder_source_padding(data) -> None:
 def shift_right(data) -> None:
     name = "shift_right"
     cases = c.shift_cases()
-    expect(isinstance(data, list) and len(data) == len(cases), name, "expected one result per call.")
-    for got, (labels, bos, pad) in zip(data, cases):
+    check_data(data, {"outputs": [None] * len(cases), "labels_changed": [bool] * len(cases)}, name)
+    for got, (labels, bos, pad) in zip(data["outputs"], cases):
         rows = labels.tolist()
         expected = torch.tensor([[bos] + [pad if t == -100 else t for t in row[:-1]] for row in rows])
         call = f"shift_right({rows}, bos_id={bos}, pad_id={pad})"
@@ -297,6 +346,11 @@ def shift_right(data) -> None:
             raise JudgeFailure(f"✗ {call}: shifted left ([y1, ..., pad]); teacher forcing shifts right: [bos, y0, ...].")
         if torch.equal(got.long(), labels):
             raise JudgeFailure(f"✗ {call}: the labels came back unshifted: the decoder would see the token it must predict.")
+        own = torch.tensor([[bos] + [pad if t == -100 else t for t in row[1:]] for row in rows])
+        if torch.equal(got.long(), own):
+            raise JudgeFailure(f"✗ {call}: input position t holds label t, the token it must predict (labels[:, 1:] "
+                               "after bos_id): labels[0] is never fed and the decoder copies its answer. Position t "
+                               "holds label t - 1: [bos_id, labels[0], ..., labels[-2]].")
         raw = torch.tensor([[bos] + row[:-1] for row in rows])
         if torch.equal(got.long(), raw):
             raise JudgeFailure(f"✗ {call}: -100 is left in the decoder input: replace it with pad_id "
@@ -307,50 +361,66 @@ def shift_right(data) -> None:
             raise JudgeFailure(f"✗ {call}: position 0 holds pad_id: the first step must read the start token (bos_id).")
         raise JudgeFailure(f"✗ {call}: the result differs first at {_first_difference(got, expected)}: each row is "
                            "[bos_id, labels[0], ..., labels[-2]] with -100 replaced by pad_id.")
+    for changed, (labels, bos, pad) in zip(data["labels_changed"], cases):
+        expect(not changed, f"shift_right({labels.tolist()}, bos_id={bos}, pad_id={pad})", "the labels passed in were "
+               "changed in place: the loss reads those labels next, and a -100 turned into pad_id is no longer "
+               "skipped. Build the decoder input in a new tensor and leave the labels as they were.")
 
 
 # ------------------------------------------------------------------------------------------ greedy decoding
 
 @per_run
-def _greedy_rows(max_new: int) -> tuple[tuple[int, ...], ...]:
-    """Greedy decoding by hand without EOS: all rows at once (a row never sees the others)."""
+def _greedy_rows(max_new: int, position: int, source_mask: bool) -> torch.Tensor:
+    """Greedy decoding of the stand-in without EOS, by hand (``position`` and ``source_mask`` build the mistakes of
+    reading another position's logits and of calling the model without the source mask)."""
     src, src_mask = c.greedy_inputs()
-    model = c.greedy_model()
-    ids = torch.full((src.shape[0], 1), c.BOS)
-    for _ in range(max_new):
-        logits = model(src, ids, src_mask)
-        ids = torch.cat([ids, logits[:, -1:].argmax(-1)], dim=1)
-    return tuple(tuple(row) for row in ids.tolist())
+    return greedy_by_hand(c.greedy_model(), src, src_mask if source_mask else None, c.BOS, max_new, position)
 
 
-@torch.no_grad()
-def oracle_greedy(eos: int, max_new: int) -> torch.Tensor:
-    """Greedy decoding with EOS: each row's greedy tokens up to and including its first EOS, then padding."""
-    rows = []
-    for row in _greedy_rows(max_new):
-        ends = [i for i, t in enumerate(row) if i > 0 and t == eos]
-        rows.append(list(row[:ends[0] + 1] if ends else row))
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [c.PAD] * (width - len(r)) for r in rows])
+def oracle_greedy(eos: int, max_new: int, *, keep_eos: bool = True, until_first: bool = False, position: int = -1,
+                  source_mask: bool = True) -> torch.Tensor:
+    """Greedy decoding with EOS: each row's greedy tokens up to and including its first EOS, then the stand-in's
+    pad_id; the keywords build the usual mistakes (see :func:`tfs.teaching.probes_applications.finish_rows`)."""
+    return finish_rows(_greedy_rows(max_new, position, source_mask), eos, c.GREEDY_PAD, keep_eos, until_first)
+
+
+GREEDY_MISTAKES = {
+    "the arg-max was taken at the first position of the logits, not the last: logits[:, -1] predicts the next token":
+        dict(position=0),
+    "the model was called without src_attention_mask: the source's padding was read as text":
+        dict(source_mask=False),
+    "a row's EOS was itself replaced by pad_id: the row keeps its EOS, the padding starts after it":
+        dict(keep_eos=False),
+    "decoding stopped as soon as one row produced EOS: the other rows go on until every row has finished":
+        dict(until_first=True),
+}
 
 
 def _judge_greedy(got, eos: int, max_new: int, call: str) -> None:
     expected = oracle_greedy(eos, max_new)
     expect(isinstance(got, torch.Tensor), call, f"expected a tensor of ids, received {type(got).__name__}.")
+    if not (got.shape == expected.shape and torch.equal(got.long(), expected)):
+        for mistake, switches in GREEDY_MISTAKES.items():
+            wrong = oracle_greedy(eos, max_new, **switches)
+            if got.shape == wrong.shape and torch.equal(got.long(), wrong):
+                raise JudgeFailure(f"✗ {call}: {mistake}.")
     if got.shape == (expected.shape[0], expected.shape[1] - 1) and torch.equal(got.long(), expected[:, 1:]):
         raise JudgeFailure(f"✗ {call}: the BOS token is missing at the start of each row: return (B, 1 + n) ids "
                            "beginning with bos_id.")
     if got.dim() == 2 and got.shape[0] == expected.shape[0] and got.shape[1] > expected.shape[1]:
-        if (got[:, :expected.shape[1]].long() == expected)[expected != c.PAD].all():
+        if (got[:, :expected.shape[1]].long() == expected)[expected != c.GREEDY_PAD].all():
             raise JudgeFailure(f"✗ {call}: decoding went on after every row had produced eos_id ({got.shape[1] - 1} "
                                f"new tokens, {expected.shape[1] - 1} needed): stop once all rows are finished.")
     _tensor(got, expected.shape, call)
     if torch.equal(got.long(), expected):
         return
-    real = expected != c.PAD
+    real = expected != c.GREEDY_PAD
     if (got.long() == expected)[real].all():
-        raise JudgeFailure(f"✗ {call}: the tokens after a row's EOS must be pad_id (0), as the grader expects; the "
-                           f"first other token is at {_first_difference(got, expected)}.")
+        written = sorted(set(got.long()[~real].tolist()))
+        raise JudgeFailure(f"✗ {call}: the tokens after a row's EOS must be the model's pad_id (model.config.pad_id, "
+                           f"not 0 in the grader's model); received {written} there, first at "
+                           f"{_first_difference(got, expected)}" + (": pad_id is read from model.config, not assumed 0."
+                                                                    if written == [0] else "."))
     raise JudgeFailure(f"✗ {call}: the ids differ first at {_first_difference(got, expected)}. Each step appends the "
                        "arg-max of the logits at the *last* position of model(src, ids so far, src_attention_mask).")
 
@@ -382,6 +452,11 @@ def align_labels(data) -> None:
         call = f"align_labels({word_ids}, {labels})"
         if got == expected:
             continue
+        if isinstance(got, str):
+            missing = sorted(set(range(len(labels))) - set(word_ids))
+            raise JudgeFailure(f"✗ {call}: raised {got}" + (
+                f". Words {missing} have no tokens here (cut off by truncation): that is fine; only a token of a word "
+                "without a label is a misalignment." if missing else "."))
         every_piece = [-100 if w is None else labels[w] for w in word_ids]
         if got == every_piece:
             raise JudgeFailure(f"✗ {call}: every piece of a word got its label; only the first piece does, the "
@@ -402,37 +477,81 @@ def align_labels(data) -> None:
            f"received {data.get('too_few_labels')!r}.")
 
 
-def _spans(tags) -> set:
-    """Entities by hand (conlleval): an I- continues only an entity of its own type, else it starts one."""
-    spans, open_ = set(), None
-    for i, tag in enumerate(list(tags) + ["O"]):
-        if open_ and not (tag.startswith("I-") and tag[2:] == open_[0]):
-            spans.add((open_[0], open_[1], i))
-            open_ = None
-        if tag != "O" and open_ is None:
-            open_ = (tag[2:], i)
-    return spans
+def _entities(tags, *, typed: bool = True, i_starts: bool = True, close_last: bool = True) -> set:
+    """(type, start, end) entities of BIO tags as conlleval reads them (an I- continues only an entity of its own
+    type, otherwise it starts one), or with one of its rules broken: ``typed=False`` (an I-X continues an entity of
+    any type), ``i_starts=False`` (an I- without an entity to continue is dropped), ``close_last=False`` (an entity
+    that runs to the end of the sequence is lost). Here, not in the package: the learner's kernel must not reach it."""
+    found, current = set(), None
+    for i, tag in enumerate(list(tags) + (["O"] if close_last else [])):
+        continues = tag.startswith("I-") and current is not None and (tag[2:] == current[0] or not typed)
+        if current is not None and not continues:
+            found.add((current[0], current[1], i))
+            current = None
+        if tag != "O" and current is None and (i_starts or tag.startswith("B-")):
+            current = (tag[2:], i)
+    return found
+
+
+def _entity_scores(true_tags, pred_tags, macro: bool = False, arithmetic: bool = False, **reading) -> dict:
+    """Micro entity scores by hand; ``macro`` (means of per-sequence scores), ``arithmetic`` (F1 as the mean of P and
+    R) and ``reading`` (see :func:`_entities`) build the usual mistakes."""
+    if macro:
+        each = [_entity_scores([t], [p], arithmetic=arithmetic, **reading) for t, p in zip(true_tags, pred_tags)]
+        return {k: sum(e[k] for e in each) / len(each) for k in ("precision", "recall", "f1")}
+    true = {(k, *s) for k, tags in enumerate(true_tags) for s in _entities(tags, **reading)}
+    pred = {(k, *s) for k, tags in enumerate(pred_tags) for s in _entities(tags, **reading)}
+    hit = len(true & pred)
+    p, r = (hit / len(pred) if pred else 0.0), (hit / len(true) if true else 0.0)
+    return {"precision": p, "recall": r, "f1": (p + r) / 2 if arithmetic else 2 * p * r / (p + r) if p + r else 0.0}
+
+
+ENTITY_MISTAKES = {
+    "an I- tag continuing an entity of another type (B-PER I-LOC read as one entity): an I-X continues only an "
+    "entity of type X": dict(typed=False),
+    "an I- tag after O (or after another type) dropped: it starts a new entity": dict(i_starts=False),
+    "an entity that runs to the end of its sequence lost: close the open entity after the last tag":
+        dict(close_last=False),
+    "means of per-sequence scores: pool the counts over all sequences (micro) before dividing": dict(macro=True),
+    "F1 as the arithmetic mean of precision and recall: it is their harmonic mean, 2PR / (P + R)":
+        dict(arithmetic=True),
+}
+
+
+def _entity_mistake(received, true_tags, pred_tags) -> str | None:
+    """Which usual entity-scoring mistake gives the scores ``received`` (a dict), if one does."""
+    if not isinstance(received, dict):
+        return None
+    tokens = [(a, b) for ta, pa in zip(true_tags, pred_tags) for a, b in zip(ta, pa)]
+    hit = sum(a == b and a != "O" for a, b in tokens)
+    p, r = hit / max(1, sum(b != "O" for _, b in tokens)), hit / max(1, sum(a != "O" for a, _ in tokens))
+    candidates = {"scores counted over tokens: an entity counts only when its whole span and type match":
+                  {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}}
+    candidates.update({mistake: _entity_scores(true_tags, pred_tags, **switches)
+                       for mistake, switches in ENTITY_MISTAKES.items()})
+    right = _entity_scores(true_tags, pred_tags)
+    for mistake, scores in candidates.items():
+        if scores != right and all(abs(float(received.get(k, float("nan"))) - v) < 1e-9 for k, v in scores.items()):
+            return mistake
+    return None
 
 
 def entity_scores(data) -> None:
     name = "entity_scores"
     cases = c.entity_cases()
-    check_data(data, [{"precision": float, "recall": float, "f1": float}] * len(cases), name)
+    check_data(data, [({"precision": float, "recall": float, "f1": float}, str)] * len(cases), name)
     for got, (true, pred) in zip(data, cases):
-        t = {(k, *s) for k, seq in enumerate(true) for s in _spans(seq)}
-        p = {(k, *s) for k, seq in enumerate(pred) for s in _spans(seq)}
-        hit = len(t & p)
-        P, R = (hit / len(p) if p else 0.0), (hit / len(t) if t else 0.0)
-        expected = {"precision": P, "recall": R, "f1": 2 * P * R / (P + R) if P + R else 0.0}
+        expected = _entity_scores(true, pred)  # by hand: conlleval's reading, micro counts
+        if isinstance(got, str):
+            nothing = "no predicted entities" if not any(t != "O" for seq in pred for t in seq) else ""
+            raise JudgeFailure(f"✗ {name}(true {true}, predicted {pred}): raised {got}" + (
+                f"; with {nothing} precision is 0/0, which counts 0 (so does F1 when P + R = 0)." if nothing else "."))
         expect(isinstance(got, dict), name, f"expected a dict with precision, recall, f1; received {got!r}.")
         if all(abs(got[k] - expected[k]) < 1e-9 for k in expected):
             continue
-        tokens = [(a, b) for ta, pa in zip(true, pred) for a, b in zip(ta, pa)]
-        tok_hit = sum(a == b and a != "O" for a, b in tokens)
-        tok_p = tok_hit / max(1, sum(b != "O" for _, b in tokens))
-        if abs(got["precision"] - tok_p) < 1e-9 and abs(got["precision"] - expected["precision"]) > 1e-9:
-            raise JudgeFailure(f"✗ {name}(case {true}): precision counted over tokens; an entity counts only when its "
-                               "whole span (start, end) and type match.")
+        mistake = _entity_mistake(got, true, pred)
+        if mistake:
+            raise JudgeFailure(f"✗ {name}(true {true}, predicted {pred}): {mistake}.")
         wrong = [k for k in expected if not abs(got[k] - expected[k]) < 1e-9]
         raise JudgeFailure(f"✗ {name}: for true {true} and predicted {pred} {' and '.join(wrong)} differ (received "
                            f"{got}). Entities: B- starts one, I- of the same type continues it, an I- after O or another type "
@@ -460,10 +579,9 @@ def extract_answer(data) -> None:
             raise JudgeFailure(f"✗ {call}: the [CLS] score start[0] + end[0] beats every span: return None (no answer).")
         if got is None:
             raise JudgeFailure(f"✗ {call}: returned None, but a context span scores more than [CLS].")
-        argmax_apart = (int(start.masked_fill(case['mask'] == 0, -1e9).argmax()), int(end.masked_fill(case['mask'] == 0, -1e9).argmax()))
-        if got == [case["offsets"][argmax_apart[0]][0], case["offsets"][argmax_apart[1]][1]]:
-            raise JudgeFailure(f"✗ {call}: start and end were chosen separately (each arg-max); choose the best *pair* "
-                               f"with start <= end and end - start < max_answer_length.")
+        mistake = span_mistake(got, start, end, case["offsets"], case["mask"], n)
+        if mistake:
+            raise JudgeFailure(f"✗ {call}: {mistake}.")
         raise JudgeFailure(f"✗ {call}: received characters {got}, not those of the best span: the span must lie in the "
                            "context (context_mask 1), with start <= end < start + max_answer_length; characters "
                            "from offsets[start][0] to offsets[end][1].")

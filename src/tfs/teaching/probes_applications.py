@@ -6,14 +6,20 @@ each ``*_mistakes`` function returns ``{description: wrong output}`` for ``check
 
 from __future__ import annotations
 
+import copy
+import itertools
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tfs.convert.seq2seq import copy_decoder_block_to_torch, to_torch_transformer
 from tfs.nn.layers import sinusoidal_positions
+from tfs.teaching.checks import check_close, check_true
 
-__all__ = ["align_mistakes", "decoder_block_mistakes", "decoder_layer_oracle", "queries_from_memory", "shift_mistakes",
-           "span_mistake", "torch_causal", "transformer_logits"]
+__all__ = ["align_mistakes", "check_ids", "decoder_block_mistakes", "decoder_layer_by_hand", "decoder_layer_oracle",
+           "distinct_norms", "eos_mistakes", "finish_rows", "greedy_by_hand", "greedy_mistakes",
+           "queries_from_memory", "shift_mistakes", "span_mistake", "tie_problem", "torch_causal", "transformer_logits"]
 
 
 def torch_causal(length: int) -> torch.Tensor:
@@ -31,16 +37,75 @@ def decoder_layer_oracle(block: nn.Module, norm_first: bool = False, activation:
 
 
 @torch.no_grad()
-def decoder_block_mistakes(layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor,
-                           memory_attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Outputs of the usual decoder-block mistakes, computed with the oracle ``layer``."""
-    pad = memory_attention_mask == 0
+def distinct_norms(block: nn.Module) -> nn.Module:
+    """Give ``block``'s ``norm1``, ``norm2``, ``norm3`` gains and shifts of their own (seeded), so that a block using
+    them in another order computes something else; return the block."""
+    generator = torch.Generator().manual_seed(11)
+    for i in (1, 2, 3):
+        norm = getattr(block, f"norm{i}")
+        norm.weight.copy_(1 + 0.3 * torch.randn(norm.weight.shape, generator=generator, dtype=norm.weight.dtype))
+        norm.bias.copy_(0.3 * torch.randn(norm.bias.shape, generator=generator, dtype=norm.bias.dtype))
+    return block
+
+
+@torch.no_grad()
+def decoder_layer_by_hand(layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor,
+                          tgt_padding: torch.Tensor | None, memory_padding: torch.Tensor | None, norm_first: bool, *,
+                          residual_normed: bool = False, norms: tuple[int, int, int] = (1, 2, 3)) -> torch.Tensor:
+    """The decoder layer written out with ``layer``'s own sublayers (paddings: True = blocked, ReLU), to build the
+    mistakes torch has no switch for: ``residual_normed`` (pre-LN adding LN(x), not x, to each sublayer's output) and
+    ``norms`` (the LayerNorms in another order than norm1, norm2, norm3)."""
     causal = torch_causal(x.shape[1])
-    return {"a decoder self-attention without the causal mask (position t sees later targets)":
-                layer(x, memory, memory_key_padding_mask=pad),
-            "a cross-attention that ignores memory_mask (it attends to the source's padding)":
-                layer(x, memory, tgt_mask=causal),
-            "no mask at all (neither causal nor memory_mask)": layer(x, memory)}
+    sublayers = [lambda h: layer.self_attn(h, h, h, attn_mask=causal, key_padding_mask=tgt_padding,
+                                           need_weights=False)[0],
+                 lambda h: layer.multihead_attn(h, memory, memory, key_padding_mask=memory_padding,
+                                                need_weights=False)[0],
+                 lambda h: layer.linear2(F.relu(layer.linear1(h)))]
+    for index, sublayer in zip(norms, sublayers):
+        norm = getattr(layer, f"norm{index}")
+        if norm_first:
+            h = norm(x)
+            x = (h if residual_normed else x) + sublayer(h)
+        else:
+            x = norm(x + sublayer(x))
+    return x
+
+
+@torch.no_grad()
+def decoder_block_mistakes(layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor,
+                           memory_attention_mask: torch.Tensor, tgt_attention_mask: torch.Tensor | None = None,
+                           norm_first: bool = False) -> dict[str, torch.Tensor]:
+    """Outputs of the usual decoder-block mistakes, computed with the oracle ``layer`` (ReLU, ``norm_first`` as the
+    block's) and the 0/1 masks the block was given (``tgt_attention_mask``: its ``tgt_mask``, if any)."""
+    pad = memory_attention_mask == 0
+    tgt_pad = None if tgt_attention_mask is None else tgt_attention_mask == 0
+    causal = torch_causal(x.shape[1])
+    gelu = copy.deepcopy(layer)
+    gelu.activation = F.gelu
+    other = copy.deepcopy(layer)
+    other.norm_first = not norm_first
+    masks = dict(tgt_mask=causal, tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=pad)
+    mistakes = {"a decoder self-attention without the causal mask (position t sees later targets)":
+                    layer(x, memory, tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=pad),
+                "a cross-attention that ignores memory_mask (it attends to the source's padding)":
+                    layer(x, memory, tgt_mask=causal, tgt_key_padding_mask=tgt_pad),
+                "no mask at all (neither causal nor memory_mask)": layer(x, memory),
+                "the feed-forward's activation left at FeedForward's default, GELU, not the block's activation "
+                "(relu here)": gelu(x, memory, **masks),
+                ("pre-LN computed although norm_first=False" if not norm_first else
+                 "post-LN computed although norm_first=True"): other(x, memory, **masks)}
+    if tgt_pad is not None:
+        mistakes["a self-attention that ignores tgt_mask (only the causal mask is applied)"] = layer(
+            x, memory, tgt_mask=causal, memory_key_padding_mask=pad)
+    if norm_first:
+        mistakes["residuals that add the normalised input, LN(x) + f(LN(x)), where pre-LN adds x + f(LN(x))"] = \
+            decoder_layer_by_hand(layer, x, memory, tgt_pad, pad, True, residual_normed=True)
+    for order in itertools.permutations((1, 2, 3)):
+        if order != (1, 2, 3):
+            mistakes[f"the LayerNorms used in the order norm{order[0]}, norm{order[1]}, norm{order[2]} (norm1 belongs "
+                     "to the self-attention, norm2 to the cross-attention, norm3 to the feed-forward)"] = \
+                decoder_layer_by_hand(layer, x, memory, tgt_pad, pad, norm_first, norms=order)
+    return mistakes
 
 
 @torch.no_grad()
@@ -55,7 +120,10 @@ def shift_mistakes(labels: torch.Tensor, bos_id: int, pad_id: int) -> dict[str, 
     raw = torch.cat([torch.full_like(labels[:, :1], bos_id), labels[:, :-1]], dim=1)
     pad_first = raw.masked_fill(raw == -100, pad_id)
     pad_first[:, 0] = pad_id
-    return {"a shift to the left ([y1, y2, ..., pad]): the decoder would see the future": left,
+    own = torch.cat([torch.full_like(labels[:, :1], bos_id), labels[:, 1:]], dim=1)
+    return {"input position t holding label t itself ([bos, y1, ..., y_{T-1}]): the decoder reads the token it must "
+            "predict, and y0 is never fed": own.masked_fill(own == -100, pad_id),
+            "a shift to the left ([y1, y2, ..., pad]): the decoder would see the future": left,
             "no shift at all: the decoder reads the very token it must predict": labels,
             "-100 left in the input: the loss ignores it, but the embedding table has no row -100": raw,
             "-100 replaced by 0 rather than pad_id": raw.masked_fill(raw == -100, 0),
@@ -77,38 +145,121 @@ def align_mistakes(word_ids: list, word_labels: list) -> dict[str, torch.Tensor]
 def span_mistake(received, start_logits: torch.Tensor, end_logits: torch.Tensor, offsets, context_mask: torch.Tensor,
                  max_answer_length: int) -> str | None:
     """Which usual span-search mistake gives ``received`` (``(char_start, char_end)``), if one does."""
+    if received is None:
+        return None
     L = start_logits.shape[0]
     index = torch.arange(L)
     in_context = context_mask.bool()
     ordered = index[:, None] <= index[None, :]
     short = index[None, :] < index[:, None] + max_answer_length
     both_in_context = in_context[:, None] & in_context[None, :]
-    rules = {"start and end chosen apart, or an end before its start: the span read backwards is no text":
-                 both_in_context & short,
-             "a span inside the question (or on [SEP]): only the context holds answers": ordered & short,
-             "a span longer than max_answer_length tokens": ordered & both_in_context}
     scores = start_logits[:, None] + end_logits[None, :]                     # (start, end)
+
+    def best(allowed: torch.Tensor) -> tuple[int, int]:
+        return divmod(int(scores.masked_fill(~allowed, float("-inf")).argmax()), L)
+
+    start, end = best(ordered & short & both_in_context)
+    if tuple(received) == (int(offsets[start][0]), int(offsets[end][0])):
+        return "a span that ends where its last token starts: the end character is offsets[end][1], not offsets[end][0]"
+    apart = (int(start_logits.masked_fill(~in_context, float("-inf")).argmax()),
+             int(end_logits.masked_fill(~in_context, float("-inf")).argmax()))
+    if tuple(received) == (int(offsets[apart[0]][0]), int(offsets[apart[1]][1])):
+        return "start and end chosen separately (each its own arg-max): score the pairs, start <= end"
+    rules = {"an end before its start: the span read backwards is no text": both_in_context & short,
+             "a span inside the question (or on [SEP]): only the context holds answers": ordered & short,
+             "a span of max_answer_length + 1 tokens: end - start must stay below max_answer_length":
+                 ordered & both_in_context & (index[None, :] <= index[:, None] + max_answer_length),
+             "a span longer than max_answer_length tokens": ordered & both_in_context}
     for description, allowed in rules.items():
-        start, end = divmod(int(scores.masked_fill(~allowed, float("-inf")).argmax()), L)
-        if received is not None and tuple(received) == (int(offsets[start][0]), int(offsets[end][1])):
+        start, end = best(allowed)
+        if tuple(received) == (int(offsets[start][0]), int(offsets[end][1])):
             return description
     return None
 
 
 @torch.no_grad()
+def greedy_by_hand(model: nn.Module, src_ids: torch.Tensor, src_attention_mask: torch.Tensor | None, bos_id: int,
+                   max_new_tokens: int, position: int = -1) -> torch.Tensor:
+    """``(B, 1 + max_new_tokens)``: greedy decoding without EOS, the whole model called at every step (``position=0``:
+    the mistake of reading the first position's logits)."""
+    ids = torch.full((src_ids.shape[0], 1), bos_id, dtype=torch.long)
+    for _ in range(max_new_tokens):
+        logits = model(src_ids, ids, src_attention_mask)                                  # (B, T, V)
+        ids = torch.cat([ids, logits[:, position].argmax(-1)[:, None]], dim=1)
+    return ids
+
+
+def finish_rows(ids: torch.Tensor, eos_id: int, pad_id: int, keep_eos: bool = True, until_first: bool = False
+                ) -> torch.Tensor:
+    """Greedy rows ``(B, 1 + n)`` decoded without EOS -> as decoding with ``eos_id`` returns them: each row up to its
+    first EOS, then ``pad_id``, as wide as the longest row. ``keep_eos=False`` (the EOS itself padded) and
+    ``until_first`` (stopped when the first row ended) build the usual mistakes."""
+    rows = []
+    for row in ids.tolist():
+        end = next((i for i, token in enumerate(row) if i > 0 and token == eos_id), None)
+        rows.append(row if end is None else row[:end + 1] if keep_eos else row[:end] + [pad_id])
+    width = min(map(len, rows)) if until_first else max(map(len, rows))
+    return torch.tensor([(row + [pad_id] * (width - len(row)))[:width] for row in rows])
+
+
+def greedy_mistakes(model: nn.Module, src_ids: torch.Tensor, src_attention_mask: torch.Tensor, bos_id: int,
+                    max_new_tokens: int) -> dict[str, torch.Tensor]:
+    """The usual wrong decoding loops (without EOS), as ids for ``check_close(op="exact", mistakes=...)``."""
+    return {"the arg-max taken at the first position of the logits: the last position predicts the next token":
+                greedy_by_hand(model, src_ids, src_attention_mask, bos_id, max_new_tokens, position=0),
+            "the model called without src_attention_mask: the source's padding read as text":
+                greedy_by_hand(model, src_ids, None, bos_id, max_new_tokens)}
+
+
+def eos_mistakes(ids: torch.Tensor, eos_id: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """The usual wrong endings of greedy rows ``ids`` (decoded without EOS) for ``check_close(mistakes=...)``."""
+    return {"a row's EOS itself replaced by pad_id: the row keeps its EOS, the padding comes after it":
+                finish_rows(ids, eos_id, pad_id, keep_eos=False),
+            "decoding stopped as soon as one row produced EOS: the other rows go on until every row has finished":
+                finish_rows(ids, eos_id, pad_id, until_first=True),
+            "padding with 0 where the model's pad_id is another id: read it from model.config.pad_id":
+                finish_rows(ids, eos_id, 0)}
+
+
+def check_ids(received, expected: torch.Tensor, name: str, mistakes: dict[str, torch.Tensor], hint: str) -> None:
+    """``check_close(op="exact")`` for ids, naming a known mistake even when it changes the shape (a loop that
+    stopped early returns fewer columns, which ``check_close`` reports as a wrong shape)."""
+    for mistake, wrong in mistakes.items():
+        if (isinstance(received, torch.Tensor) and received.shape == wrong.shape != expected.shape
+                and torch.equal(received, wrong)):
+            check_true(False, name, f"wrong shape {tuple(received.shape)}, expected {tuple(expected.shape)}: this looks "
+                                    f"like {mistake}.", hint)
+    check_close(received, expected, name, op="exact", mistakes=mistakes, hint=hint)
+
+
+def tie_problem(model: nn.Module) -> str:
+    """What is wrong with a model whose ``head.weight`` should be ``tgt_embed.weight`` and is not."""
+    head, table = model.head.weight, model.tgt_embed.weight
+    if head.shape == table.shape and torch.equal(head.detach(), table.detach()):
+        return ("head.weight holds tgt_embed.weight's values but is another Parameter (a copy, or a new nn.Parameter "
+                "around it): two Parameters, each with its own gradient. Assign the Parameter itself.")
+    return "the head is not tied: head.weight is a separate Parameter with values of its own."
+
+
+@torch.no_grad()
 def transformer_logits(model: nn.Module, src, tgt, src_attention_mask=None, tgt_attention_mask=None,
-                       memory_mask: bool = True) -> torch.Tensor:
+                       memory_mask: bool = True, encoder_mask: bool = True, scale: bool = True,
+                       float32_positions: bool = False) -> torch.Tensor:
     """Logits from ``nn.Transformer`` with ``model``'s stacks copied, between ``model``'s embedding tables (scaled,
-    plus sinusoidal positions) and its ``head`` weight
-    (``memory_mask=False``: the mistake of a cross-attention that ignores the source padding)."""
+    plus sinusoidal positions) and its ``head`` weight. The switches build the usual mistakes: ``memory_mask=False``
+    (a cross-attention that ignores the source padding), ``encoder_mask=False`` (encoder blocks without it),
+    ``scale=False`` (no sqrt(d_model)), ``float32_positions`` (positions made in float32 and cast)."""
     transformer = to_torch_transformer(model).train()
     d_model = model.config.d_model
 
     def embed(table, ids):  # written out here, not the model's own code
-        return table(ids) * d_model ** 0.5 + sinusoidal_positions(ids.shape[1], d_model, dtype=table.weight.dtype)
+        positions = sinusoidal_positions(ids.shape[1], d_model, dtype=torch.float32 if float32_positions else
+                                         table.weight.dtype).to(table.weight.dtype)
+        return table(ids) * (d_model ** 0.5 if scale else 1.0) + positions
 
     src_pad = None if src_attention_mask is None else src_attention_mask == 0
     out = transformer(embed(model.src_embed, src), embed(model.tgt_embed, tgt), tgt_mask=torch_causal(tgt.shape[1]),
-                      src_key_padding_mask=src_pad, memory_key_padding_mask=src_pad if memory_mask else None,
+                      src_key_padding_mask=src_pad if encoder_mask else None,
+                      memory_key_padding_mask=src_pad if memory_mask else None,
                       tgt_key_padding_mask=None if tgt_attention_mask is None else tgt_attention_mask == 0)
     return out @ model.head.weight.T

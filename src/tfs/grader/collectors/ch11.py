@@ -8,6 +8,7 @@ into the learner's modules *by parameter name* (``self_attn.qkv.weight``, ``norm
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 import torch
@@ -18,6 +19,7 @@ from tfs.grader import judging
 D_MODEL, N_HEADS, D_FF = 8, 2, 12
 SRC_VOCAB, TGT_VOCAB, MAX_LEN = 13, 11, 16
 BOS, EOS, PAD = 1, 2, 0
+GREEDY_PAD = 2  # the greedy stand-in's config.pad_id: not 0 (a loop that writes 0 shows), and no token it produces
 GREEDY_SEED = 112  # GreedyStandIn's weights: greedy outputs vary along a row and between rows, never 0 or 1
 EOS_CASES = (4, 9, 8)  # with these weights: a row ending at once, one ending late, every row ending before the limit
 
@@ -59,6 +61,14 @@ def block_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, memory, mask
 
 
+def target_mask() -> torch.Tensor:
+    """The target's own 0/1 mask ``(2, 4)`` for ``tgt_mask``: row 1 blocks position 2, which position 3 would see under
+    the causal mask alone (a mask at the end of a row would change nothing: causality already hides it)."""
+    mask = torch.ones(2, 4, dtype=torch.int64)
+    mask[1, 2] = 0
+    return mask
+
+
 def _bool_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S), True = may attend
 
@@ -69,7 +79,12 @@ def _block_outputs(DecoderBlock, norm_first: bool) -> dict:
     x, memory, mask = block_inputs()
     with torch.no_grad():
         out = block.eval()(x, memory, None, _bool_mask(mask))
-    return {"names": names, "out": out}
+        with_target_mask = block(x, memory, _bool_mask(target_mask()), _bool_mask(mask))
+    gelu = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first, activation="gelu")
+    fill(gelu)
+    with torch.no_grad():
+        out_gelu = gelu.eval()(x, memory, None, _bool_mask(mask))
+    return {"names": names, "out": out, "with_target_mask": with_target_mask, "gelu": out_gelu}
 
 
 def decoder_block_structure(DecoderBlock) -> dict:
@@ -100,7 +115,7 @@ def config_kwargs(shared: bool) -> dict:
 
 def model_inputs(shared: bool = False) -> tuple[torch.Tensor, ...]:
     """``src (3, 7)``, ``tgt (3, 5)`` ids and their 0/1 attention masks (source rows 0 and 2 padded, with
-    non-zero ids under the padding; target row 1 padded)."""
+    non-zero ids under the padding; target row 1 masks position 2, which later positions would see without it)."""
     generator = judging.generator(11 + shared)
     src = torch.randint(3, TGT_VOCAB if shared else SRC_VOCAB, (3, 7), generator=generator)
     tgt = torch.randint(3, TGT_VOCAB, (3, 5), generator=generator)
@@ -108,23 +123,79 @@ def model_inputs(shared: bool = False) -> tuple[torch.Tensor, ...]:
     src_mask[0, 5:] = 0
     src_mask[2, 3:] = 0
     tgt_mask = torch.ones_like(tgt)
-    tgt_mask[1, 4:] = 0
+    tgt_mask[1, 2] = 0
     return src, tgt, src_mask, tgt_mask
 
 
+class DecoderBlockStandIn(torch.nn.Module):
+    """Exercise 1's block under the course's part names (chapters 02-03's ``MultiHeadAttention``, ``FeedForward``,
+    ``LayerNorm``) with ``nn.TransformerDecoderLayer`` as its forward (the package's ``DecoderBlock`` is hidden while
+    chapter 11 is graded): what the learner's ``EncoderDecoder`` is built with while it is judged."""
+
+    def __init__(self, d_model, n_heads, d_ff, norm_first=False, eps=1e-5, dropout=0.0, activation="relu"):
+        from tfs.nn import FeedForward, LayerNorm, MultiHeadAttention
+
+        super().__init__()
+        self.sizes, self.norm_first, self.eps, self.activation = (d_model, n_heads, d_ff), norm_first, eps, activation
+        self.self_attn, self.cross_attn = MultiHeadAttention(d_model, n_heads), MultiHeadAttention(d_model, n_heads)
+        self.ff = FeedForward(d_model, d_ff, activation)
+        self.norm1, self.norm2, self.norm3 = (LayerNorm(d_model, eps) for _ in range(3))
+
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None):
+        from tfs.convert.seq2seq import copy_decoder_block_to_torch
+
+        layer = torch.nn.TransformerDecoderLayer(*self.sizes, dropout=0.0, activation=self.activation,
+                                                 layer_norm_eps=self.eps, batch_first=True, norm_first=self.norm_first,
+                                                 dtype=x.dtype)
+        copy_decoder_block_to_torch(self, layer).train()  # dropout 0; keeps off the fused fast path
+        (batch, length), heads = x.shape[:2], self.sizes[1]
+        allowed = torch.ones(length, length, dtype=torch.bool).tril()
+        allowed = allowed if tgt_mask is None else allowed & tgt_mask
+
+        def blocked(mask, keys):  # course mask (True = may attend) -> torch's (B * heads, T, keys), True = blocked
+            return ~mask.expand(batch, heads, length, keys).reshape(batch * heads, length, keys)
+
+        return layer(x, memory, tgt_mask=blocked(allowed, length),
+                     memory_mask=None if memory_mask is None else blocked(memory_mask, memory.shape[1]))
+
+
+@contextlib.contextmanager
+def reference_decoder_blocks(EncoderDecoder):
+    """While the learner's ``EncoderDecoder`` is built, the name ``DecoderBlock`` in its module means
+    :class:`DecoderBlockStandIn`: exercise 2 is graded on its own, whatever the learner's exercise 1 does (exercise 1
+    is graded apart). The learner's block is put back afterwards."""
+    namespace = getattr(getattr(EncoderDecoder, "__init__", None), "__globals__", None)
+    if not isinstance(namespace, dict) or "DecoderBlock" not in namespace:
+        yield
+        return
+    learners = namespace["DecoderBlock"]
+    namespace["DecoderBlock"] = DecoderBlockStandIn
+    try:
+        yield
+    finally:
+        namespace["DecoderBlock"] = learners
+
+
+def _build(EncoderDecoder, Seq2SeqConfig, shared: bool):
+    with reference_decoder_blocks(EncoderDecoder):
+        return EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared)))
+
+
 def _model(EncoderDecoder, Seq2SeqConfig, shared: bool):
-    model = EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared)))
+    model = _build(EncoderDecoder, Seq2SeqConfig, shared)
     return model, fill(model, alias=aliases(shared))
 
 
 def encoder_decoder_structure(EncoderDecoder, Seq2SeqConfig) -> dict:
     out = {}
     for shared in (False, True):
-        model = EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared)))
+        model = _build(EncoderDecoder, Seq2SeqConfig, shared)
         out["shared" if shared else "separate"] = {
             "names": sorted(n for n, _ in model.named_parameters()),
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "head_is_tgt_embed": model.head.weight is model.tgt_embed.weight,
+            "head_shares_tgt_values": model.head.weight.shape == model.tgt_embed.weight.shape
+            and bool(torch.equal(model.head.weight.detach(), model.tgt_embed.weight.detach())),
             "src_is_tgt_embed": model.src_embed is model.tgt_embed}
     return out
 
@@ -161,8 +232,13 @@ def shift_cases() -> list[tuple[torch.Tensor, int, int]]:
             (torch.tensor([[2], [6]]), 1, 0)]
 
 
-def shift_right(shift_right) -> list:
-    return [shift_right(labels.clone(), bos, pad) for labels, bos, pad in shift_cases()]
+def shift_right(shift_right) -> dict:
+    """The decoder inputs, and whether each call changed the labels it was given (they must come back unchanged)."""
+    cases = shift_cases()
+    given = [labels.clone() for labels, _, _ in cases]
+    outputs = [shift_right(labels, bos, pad) for labels, (_, bos, pad) in zip(given, cases)]
+    return {"outputs": outputs, "labels_changed": [not torch.equal(after, labels) for after, (labels, _, _) in
+                                                   zip(given, cases)]}
 
 
 # ------------------------------------------------------------------------------------------ greedy decoding
@@ -179,7 +255,7 @@ class GreedyStandIn(torch.nn.Module):
         from tfs.models.seq2seq import Seq2SeqConfig
         from tfs.nn import TransformerBlock
 
-        self.config = Seq2SeqConfig(**config_kwargs(False))
+        self.config = Seq2SeqConfig(**config_kwargs(False), pad_id=GREEDY_PAD)
         self.source = torch.nn.Embedding(SRC_VOCAB, D_MODEL)
         self.target = torch.nn.Embedding(TGT_VOCAB, D_MODEL)
         self.position = torch.nn.Embedding(MAX_LEN, D_MODEL)
@@ -248,8 +324,17 @@ def align_cases() -> list[tuple[list, list]]:
             ([None, 0, 1, 1, None, None], [4, 5, 6, 7])]          # truncated: words 2-3 cut off
 
 
+def _attempt(function, *args):
+    """``function(*args)``, or the error line of what it raised: one case's error is data, as in :func:`raised`,
+    and the judge names the case."""
+    try:
+        return function(*args)
+    except Exception as error:
+        return judging.error_line(error)
+
+
 def align_labels(align_labels) -> dict:
-    results = [list(align_labels(list(ids), list(labels))) for ids, labels in align_cases()]
+    results = [_attempt(lambda *case: list(align_labels(*case)), list(ids), list(labels)) for ids, labels in align_cases()]
     return {"results": results, "too_few_labels": raised(align_labels, [None, 0, 1, 2, None], [1, 0])}
 
 
@@ -263,14 +348,17 @@ def entity_cases() -> list[tuple[list[list[str]], list[list[str]]]]:
     p3 = [["O", "B-PER", "I-PER", "O", "B-PER", "I-PER"], ["B-LOC", "O", "O"]]
     t4 = [["O", "O"], ["B-PER", "O"]]
     p4 = [["O", "O"], ["O", "O"]]
-    return [(t1, p1), (t2, p2), (t3, p3), (t4, p4)]
+    t5 = [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], ["O", "B-LOC", "I-LOC"]]  # an I- of another type: a new entity
+    p5 = [["B-PER", "I-LOC", "O", "B-LOC", "I-PER"], ["O", "B-LOC", "I-LOC"]]
+    return [(t1, p1), (t2, p2), (t3, p3), (t4, p4), (t5, p5)]
 
 
 def entity_scores(entity_scores) -> list:
     out = []
     for true, pred in entity_cases():
-        scores = entity_scores([list(s) for s in true], [list(s) for s in pred])
-        out.append({k: float(scores[k]) for k in ("precision", "recall", "f1")} if isinstance(scores, dict) else None)
+        scores = _attempt(entity_scores, [list(s) for s in true], [list(s) for s in pred])
+        out.append({k: float(scores[k]) for k in ("precision", "recall", "f1")} if isinstance(scores, dict) else
+                   scores if isinstance(scores, str) else None)
     return out
 
 
@@ -292,6 +380,11 @@ def span_cases() -> list[dict]:
     no_answer = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in cases[0].items()}
     no_answer["start"][0] = no_answer["end"][0] = 10.0
     cases.append(no_answer)
+    edge = {"start": torch.full((12,), -5.0, dtype=torch.float64), "end": torch.full((12,), -5.0, dtype=torch.float64),
+            "offsets": offsets, "mask": mask, "max_len": 3}
+    edge["start"][5] = 3.0
+    edge["end"][[5, 8, 9]] = torch.tensor([1.0, 2.0, 2.5], dtype=torch.float64)  # spans of 1, 4 and 5 tokens
+    cases.append(edge)  # the best allowed span is one token; one token longer than the limit scores more
     return cases
 
 
