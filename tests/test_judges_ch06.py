@@ -38,8 +38,8 @@ class MaskedAttention(MultiHeadAttention):
 
     diagonal: int | None = 0
 
-    def __init__(self, d, h):
-        super().__init__(d, h, causal=False)
+    def __init__(self, d, h, dropout=0.0):
+        super().__init__(d, h, dropout=dropout, causal=False)
 
     def forward(self, x, mask=None):
         if self.diagonal is not None:
@@ -56,8 +56,38 @@ def test_attention_judge():
     run("attention_mask", CausalSelfAttention=functools.partial(MultiHeadAttention, causal=True))
     run("attention_mask", CausalSelfAttention=attention_with(0))
     fails("attention_mask", "no causal mask", CausalSelfAttention=attention_with(None))
-    fails("attention_mask", "see the next token", CausalSelfAttention=attention_with(1))
-    fails("attention_mask", "hides each token from itself", CausalSelfAttention=attention_with(-1))
+    fails("attention_mask", "see the next one", CausalSelfAttention=attention_with(1))
+    fails("attention_mask", "hides the token itself", CausalSelfAttention=attention_with(-1))
+
+
+class ScaledAttention(MaskedAttention):
+    """Causal attention whose scores are divided by ``scale(d_head, d_model)``."""
+
+    scale = staticmethod(lambda d_head, d_model: math.sqrt(d_head))
+    softmax_dim = -1
+    always_dropout = False
+
+    def forward(self, x, mask=None):
+        q, k, v = (t.reshape(*x.shape[:2], self.n_heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        allowed = causal_mask(x.shape[1]) if mask is None else causal_mask(x.shape[1]) & mask
+        scores = q @ k.transpose(-2, -1) / self.scale(q.shape[-1], x.shape[-1])
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), self.softmax_dim)
+        mixed = nn.functional.dropout(weights, 0.5, self.always_dropout or self.training) @ v
+        return self.out(mixed.transpose(1, 2).reshape(x.shape)), weights
+
+
+def attention_variant(**changes):
+    return type("Mutant", (ScaledAttention,), changes)
+
+
+def test_attention_judge_names_scores_and_dropout():
+    run("attention_mask", CausalSelfAttention=attention_variant())
+    fails("attention_mask", r"not divided by sqrt\(d_head\)", CausalSelfAttention=attention_variant(
+        scale=staticmethod(lambda d_head, d_model: 1.0)))
+    fails("attention_mask", r"sqrt\(d_model\) instead", CausalSelfAttention=attention_variant(
+        scale=staticmethod(lambda d_head, d_model: math.sqrt(d_model))))
+    fails("attention_mask", r"over the queries \(dim=-2\)", CausalSelfAttention=attention_variant(softmax_dim=-2))
+    fails("attention_mask", "dropout must be off in eval mode", CausalSelfAttention=attention_variant(always_dropout=True))
 
 
 class ReplacingMask(MaskedAttention):
@@ -66,7 +96,7 @@ class ReplacingMask(MaskedAttention):
 
 
 def test_attention_judge_padding():
-    fails("attention_mask", "combine it with the causal mask", CausalSelfAttention=ReplacingMask)
+    fails("attention_mask", "padding mask replaces the causal mask", CausalSelfAttention=ReplacingMask)
 
 
 # ---------------------------------------------------------------------------------------- block
@@ -83,12 +113,32 @@ def test_block_judge():
     fails("gpt_block", "no causal mask", GPTBlock=block(causal=False))
 
 
+class SwappedNorms(TransformerBlock):
+    def forward(self, x, mask=None):
+        self.norm1, self.norm2 = self.norm2, self.norm1
+        try:
+            return super().forward(x, mask)
+        finally:
+            self.norm1, self.norm2 = self.norm2, self.norm1
+
+
+def test_block_judge_swapped_norms():
+    fails("gpt_block", "norm1 and norm2 swapped", GPTBlock=lambda d, h: SwappedNorms(
+        d, h, 4 * d, norm_first=True, activation="gelu_tanh", causal=True))
+
+
 # ------------------------------------------------------------------------------------------ GPT
 
 class UntiedGPT(GPT):
     def __init__(self, config):
         super().__init__(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+
+class CopiedHeadGPT(GPT):
+    def __init__(self, config):
+        super().__init__(config)
+        self.lm_head.weight = nn.Parameter(self.wte.weight.detach().clone())
 
 
 class NoPositionsGPT(GPT):
@@ -98,10 +148,18 @@ class NoPositionsGPT(GPT):
         return super().forward(idx, targets)
 
 
+class NoFinalNormGPT(GPT):
+    def __init__(self, config):
+        super().__init__(config)
+        self.ln_f.register_forward_hook(lambda module, inputs, output: inputs[0])  # ln_f kept, its output dropped
+
+
 def test_gpt_judge():
     run("gpt_model", GPT=GPT, GPTConfig=GPTConfig)
     fails("gpt_model", "not the token embedding's weight: tie them", GPT=UntiedGPT, GPTConfig=GPTConfig)
-    fails("gpt_model", "logits differ from transformers' GPT2LMHeadModel", GPT=NoPositionsGPT, GPTConfig=GPTConfig)
+    fails("gpt_model", "holds a copy of the token embedding's values", GPT=CopiedHeadGPT, GPTConfig=GPTConfig)
+    fails("gpt_model", "logits match no position embeddings", GPT=NoPositionsGPT, GPTConfig=GPTConfig)
+    fails("gpt_model", "logits match no final LayerNorm", GPT=NoFinalNormGPT, GPTConfig=GPTConfig)
 
 
 def init_without_residual_scaling(model, n_layer, std=0.02, scale_residual=True):
@@ -127,6 +185,9 @@ def test_init_judge():
     fails("init_statistics", "only attn.out and ff.linear2 are scaled down", init_gpt_weights=init_scaling_everything)
     fails("init_statistics", "broke the tie", init_gpt_weights=init_untying)
     fails("init_statistics", "with scale_residual=False", init_gpt_weights=init_ignoring_scale_residual)
+    fails("init_statistics", r"0.02 / sqrt\(n_layer\): each block adds two branches",
+          init_gpt_weights=lambda model, n_layer, std=0.02, scale_residual=True: init_gpt_weights(
+              model, max(1, n_layer // 2), std, scale_residual))
 
 
 # ------------------------------------------------------------------------- loss and training pieces
@@ -139,6 +200,13 @@ def naive_cross_entropy(logits, targets, ignore_index=-100):
     keep = targets != ignore_index
     probs = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True)
     return -(torch.log(probs.gather(-1, targets.clamp(min=0)[:, None])[:, 0]) * keep).sum() / keep.sum()
+
+
+def one_maximum(logits, targets, ignore_index=-100):
+    keep = targets != ignore_index
+    m = logits.max()
+    log_sum_exp = m + torch.log(torch.exp(logits - m).sum(-1))
+    return ((log_sum_exp - logits.gather(-1, targets.clamp(min=0)[:, None])[:, 0]) * keep).sum() / keep.sum()
 
 
 def mean_over_all(logits, targets, ignore_index=-100):
@@ -155,6 +223,7 @@ def not_ignoring(logits, targets, ignore_index=-100):
 def test_cross_entropy_judge():
     run("cross_entropy", cross_entropy=reference_cross_entropy)
     fails("cross_entropy", "exp overflowed", cross_entropy=naive_cross_entropy)
+    fails("cross_entropy", "each row's own maximum", cross_entropy=one_maximum)
     fails("cross_entropy", "ignored positions are counted in the mean", cross_entropy=mean_over_all)
     fails("cross_entropy", "were not ignored", cross_entropy=not_ignoring)
 
@@ -175,6 +244,8 @@ def test_batches_judge():
     run("batches", get_batch=get_batch)
     fails("batches", "y equals x", get_batch=unshifted_batch)
     fails("batches", "shifted the wrong way", get_batch=backward_batch)
+    fails("batches", "the generator is ignored",
+          get_batch=lambda data, batch_size, block_size, generator=None: get_batch(data, batch_size, block_size))
 
 
 def no_warmup(step, max_lr, warmup_steps, max_steps, min_lr=0.0):
@@ -188,7 +259,20 @@ def constant_after_warmup(step, max_lr, warmup_steps, max_steps, min_lr=0.0):
 def test_lr_schedule_judge():
     run("lr_schedule", lr_schedule=lr_schedule)
     fails("lr_schedule", "warm-up is missing", lr_schedule=no_warmup)
-    fails("lr_schedule", "the cosine", lr_schedule=constant_after_warmup)
+    fails("lr_schedule", "no decay after the warm-up", lr_schedule=constant_after_warmup)
+    fails("lr_schedule", "no floor after max_steps", lr_schedule=no_floor)
+    fails("lr_schedule", "progress counted from step 0", lr_schedule=progress_from_zero)
+
+
+def no_floor(step, max_lr, warmup_steps, max_steps, min_lr=0.0):
+    return lr_schedule(min(step, max_steps - 1), max_lr, warmup_steps, max_steps, min_lr) if step < max_steps else (
+        min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * (step - warmup_steps) / (max_steps - warmup_steps))))
+
+
+def progress_from_zero(step, max_lr, warmup_steps, max_steps, min_lr=0.0):
+    if step < warmup_steps or step >= max_steps:
+        return lr_schedule(step, max_lr, warmup_steps, max_steps, min_lr)
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * step / max_steps))
 
 
 def decay_everything(model, weight_decay):
@@ -270,6 +354,34 @@ def test_load_weights_judge():
     fails("load_weights", "no longer tied", load_hf_state_dict=load_breaking_tie)
 
 
+def load_without_shape_check(model, hf_state):
+    """Copies without checking shapes: copy_ raises a RuntimeError, not the ValueError asked for."""
+    own = model.state_dict()
+    with torch.no_grad():
+        for key, value in hf_state.items():
+            if key == "lm_head.weight":
+                continue
+            mine = key.replace("transformer.", "")
+            for theirs, ours in (("h.", "blocks."), ("ln_1", "norm1"), ("ln_2", "norm2"), ("attn.c_attn", "attn.qkv"),
+                                 ("attn.c_proj", "attn.out"), ("mlp.c_fc", "ff.linear1"), ("mlp.c_proj", "ff.linear2")):
+                mine = mine.replace(theirs, ours)
+            conv1d = key.endswith(".weight") and any(n in key for n in ("c_attn", "c_proj", "c_fc"))
+            own[mine].copy_(value.t() if conv1d else value)
+    for key in ("transformer.ln_f.bias",):
+        hf_state[key]  # a missing key: KeyError naming it
+    return model
+
+
+def load_refusing_conv1d(model, hf_state):
+    raise ValueError("transformer.h.0.attn.c_attn.weight: shape (32, 96) does not fit blocks.0.attn.qkv.weight (96, 32)")
+
+
+def test_load_weights_judge_errors():
+    fails("load_weights", "wrongly shaped weight: expected a ValueError, received RuntimeError",
+          load_hf_state_dict=load_without_shape_check)
+    fails("load_weights", r"raised ValueError .* transposed", load_hf_state_dict=load_refusing_conv1d)
+
+
 # ------------------------------------------------------------------------------------ accumulation
 
 def accumulate(weight, zero_between=False, report=None):
@@ -333,3 +445,35 @@ def test_accumulation_judge_refuses_forged_data(forge):
     load_judge("ch06.accumulation")(honest)
     with pytest.raises(JudgeFailure):
         load_judge("ch06.accumulation")(forge(honest))
+
+
+# ---------------------------------------------------------------------------- one exercise at a time
+
+LEARNER_NOTEBOOK = '''
+class CausalSelfAttention(MultiHeadAttention):          # exercise 1 wrong: no causal mask
+    def __init__(self, d_model, n_heads, dropout=0.0):
+        super().__init__(d_model, n_heads, dropout=dropout, causal=False)
+
+
+class GPTBlock(TransformerBlock):                        # exercise 2 right, on the learner's attention
+    def __init__(self, d_model, n_heads, dropout=0.0):
+        super().__init__(d_model, n_heads, 4 * d_model, norm_first=True, activation="gelu_tanh", causal=True)
+        self.attn = CausalSelfAttention(d_model, n_heads, dropout)
+
+
+class LearnerGPT(GPT):                                   # exercise 3 right, on the learner's blocks
+    def __init__(self, config):
+        super().__init__(config)
+        self.blocks = nn.ModuleList(GPTBlock(config.n_embd, config.n_head) for _ in range(config.n_layer))
+'''
+
+
+def test_block_and_gpt_are_graded_on_reference_attention():
+    """A wrong attention costs points in exercise 1 only: the block's and the GPT's collectors run them on the
+    reference pieces, and put the learner's names back afterwards."""
+    notebook = {"MultiHeadAttention": MultiHeadAttention, "TransformerBlock": TransformerBlock, "GPT": GPT, "nn": nn}
+    exec(LEARNER_NOTEBOOK, notebook)
+    fails("attention_mask", "no causal mask", CausalSelfAttention=notebook["CausalSelfAttention"])
+    run("gpt_block", GPTBlock=notebook["GPTBlock"])
+    run("gpt_model", GPT=notebook["LearnerGPT"], GPTConfig=GPTConfig)
+    assert notebook["GPTBlock"](16, 4).attn.causal is False  # the learner's own names are back

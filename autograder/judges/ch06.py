@@ -39,8 +39,27 @@ def _attention(weights, x, allowed, key_padding=None):
                    average_attn_weights=False)
 
 
+def _attention_module(weights) -> nn.Module:
+    """``qkv``, ``out`` and ``n_heads`` holding ``weights``: what :mod:`tfs.teaching.probes_gpt` computes mistakes with."""
+    d = inputs.D_MODEL
+    module = nn.Module()
+    module.n_heads = inputs.N_HEADS
+    module.qkv, module.out = nn.Linear(d, 3 * d, dtype=torch.float64), nn.Linear(d, d, dtype=torch.float64)
+    with torch.no_grad():
+        for name, value in weights.items():
+            module.get_parameter(name).copy_(value)
+    return module
+
+
+def _named_attention_mistake(out, weights, x, padding=None) -> str | None:
+    from tfs.teaching.probes_gpt import attention_mask_mistakes
+
+    mistakes = attention_mask_mistakes(_attention_module(weights), x, padding)
+    return next((description for description, wrong in mistakes.items() if _close(out, wrong, 1e-6)), None)
+
+
 def attention_mask(data):
-    check_data(data, {"out": None, "weights": None, "out_padded": None}, "CausalSelfAttention")
+    check_data(data, {"out": None, "out_again": None, "weights": None, "out_padded": None}, "CausalSelfAttention")
     weights, x = inputs.attention_weights(), inputs.hidden_input()
     length = inputs.LENGTH
     ones = torch.ones(length, length, dtype=torch.bool)
@@ -48,17 +67,15 @@ def attention_mask(data):
     if torch.isnan(out).any():
         raise JudgeFailure("CausalSelfAttention: the output has NaN: some query may attend to no key at all. "
                            "Does the mask hide each token from itself (tril(diagonal=-1))? A token must see itself.")
+    again = _need(data, "out_again", "CausalSelfAttention(x), called again")
+    if not torch.equal(again, out):
+        raise JudgeFailure("CausalSelfAttention(d, h, dropout=0.5) in eval mode: two calls on the same input give "
+                           "different outputs: dropout must be off in eval mode (F.dropout(..., self.training)).")
     expected, expected_w = _attention(weights, x, ones.tril())
     if not _close(out, expected, 1e-8):
-        wrong = {"no causal mask: each token attends to later tokens": None,
-                 "a mask off by one that lets each token see the next token (tril(diagonal=1))": ones.tril(1),
-                 "a mask off by one that hides each token from itself (tril(diagonal=-1))": ones.tril(-1),
-                 "an inverted mask (True used as 'blocked')": ~ones.tril()}
-        for description, allowed in wrong.items():
-            candidate, _ = _attention(weights, x, allowed) if allowed is None or allowed.any(-1).all() else \
-                (_manual(weights, x, allowed), None)
-            if _close(out, candidate, 1e-6):
-                raise JudgeFailure(f"CausalSelfAttention: the output matches {description}.")
+        description = _named_attention_mistake(out, weights, x)
+        if description:
+            raise JudgeFailure(f"CausalSelfAttention: the output matches {description}.")
         raise JudgeFailure("CausalSelfAttention: the output differs from causal multi-head attention.")
     w = _need(data, "weights", "CausalSelfAttention(x) weights")
     if not _close(w, expected_w, 1e-8):
@@ -68,22 +85,15 @@ def attention_mask(data):
     expected_p, _ = _attention(weights, x, ones.tril(), key_padding=padding)
     out_p = _need(data, "out_padded", "CausalSelfAttention(x, mask=padding)")
     if not _close(out_p, expected_p, 1e-8):
-        raise JudgeFailure("CausalSelfAttention: with a padding mask (batch, 1, 1, L) the output is wrong: combine "
-                           "it with the causal mask (both True = may attend: `&`), do not replace one by the other.")
-
-
-def _manual(weights, x, allowed):
-    d, h = inputs.D_MODEL, inputs.N_HEADS
-    q, k, v = (t.reshape(x.shape[0], -1, h, d // h).transpose(1, 2)
-               for t in F.linear(x, weights["qkv.weight"], weights["qkv.bias"]).chunk(3, -1))
-    scores = (q @ k.transpose(-2, -1) / math.sqrt(d // h)).masked_fill(~allowed, float("-inf"))
-    heads = torch.softmax(scores, -1).nan_to_num(0.0) @ v  # an empty row as zeros, as a guarded softmax gives
-    return F.linear(heads.transpose(1, 2).reshape(x.shape), weights["out.weight"], weights["out.bias"])
+        description = _named_attention_mistake(out_p, weights, x, ~padding[:, None, None, :])
+        raise JudgeFailure("CausalSelfAttention: with a padding mask (batch, 1, 1, L) the output "
+                           + (f"matches {description}." if description else "is wrong: combine it with the causal "
+                              "mask (both True = may attend: `&`), do not replace one by the other."))
 
 
 # ---------------------------------------------------------------------------------------- block
 
-def _torch_block(norm_first=True, activation="tanh"):
+def _torch_block(norm_first=True, activation="tanh", swap_norms=False):
     d = inputs.D_MODEL
     act = (lambda t: F.gelu(t, approximate="tanh")) if activation == "tanh" else F.gelu
     layer = nn.TransformerEncoderLayer(d, inputs.N_HEADS, 4 * d, dropout=0.0, activation=act, batch_first=True,
@@ -94,8 +104,9 @@ def _torch_block(norm_first=True, activation="tanh"):
         layer.self_attn.in_proj_bias.copy_(w["attn.qkv.bias"])
         layer.self_attn.out_proj.weight.copy_(w["attn.out.weight"])
         layer.self_attn.out_proj.bias.copy_(w["attn.out.bias"])
-        for mine, theirs in (("ff.linear1", layer.linear1), ("ff.linear2", layer.linear2), ("norm1", layer.norm1),
-                             ("norm2", layer.norm2)):
+        norms = (layer.norm2, layer.norm1) if swap_norms else (layer.norm1, layer.norm2)
+        for mine, theirs in (("ff.linear1", layer.linear1), ("ff.linear2", layer.linear2), ("norm1", norms[0]),
+                             ("norm2", norms[1])):
             theirs.weight.copy_(w[f"{mine}.weight"])
             theirs.bias.copy_(w[f"{mine}.bias"])
     return layer.eval()
@@ -115,6 +126,8 @@ def gpt_block(data):
             "the exact GELU: GPT-2 uses the tanh approximation (F.gelu(x, approximate='tanh'))":
                 _torch_block(activation="exact")(x, src_mask=causal),
             "no causal mask inside the block": _torch_block()(x),
+            "norm1 and norm2 swapped (norm1 belongs before the attention, norm2 before the MLP)":
+                _torch_block(swap_norms=True)(x, src_mask=causal),
         }
     for description, candidate in wrong.items():
         if _close(out, candidate, 1e-6):
@@ -150,13 +163,21 @@ def _course_to_gpt2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def gpt_model(data):
     check_data(data, {"tied": None, "logits": None, "loss": None}, "GPT")
     if data.get("tied") is not True:
-        raise JudgeFailure("GPT: lm_head.weight is not the token embedding's weight: tie them "
-                           "(self.lm_head.weight = self.wte.weight), as GPT-2 does.")
+        what = "holds a copy of the token embedding's values (a second Parameter)" if data.get("copied") is True else \
+            "is not the token embedding's weight"
+        raise JudgeFailure(f"GPT: lm_head.weight {what}: tie them (self.lm_head.weight = self.wte.weight), as GPT-2 "
+                           "does.")
     logits = _need(data, "logits", "GPT(ids) logits")
     ids, _ = inputs.token_ids()
+    reference = _gpt2(_course_to_gpt2(inputs.gpt_course_state()))
     with torch.no_grad():
-        expected = _gpt2(_course_to_gpt2(inputs.gpt_course_state()))(ids).logits
+        expected = reference(ids).logits
     if not _close(logits, expected, 1e-4):
+        from tfs.teaching.probes_gpt import gpt_logits_mistakes
+
+        for description, wrong in gpt_logits_mistakes(reference, ids).items():
+            if _close(logits, wrong, 1e-4):
+                raise JudgeFailure(f"GPT: with GPT-2's weights copied in, the logits match {description}.")
         raise JudgeFailure("GPT: with GPT-2's weights copied in, the logits differ from transformers' GPT2LMHeadModel "
                            "(check the position embeddings (positions 0..T-1), ln_f before the head, and the blocks).")
     targets = torch.roll(ids, -1, dims=1)
@@ -193,6 +214,9 @@ def init_statistics(data):
         is_residual = name.endswith("attn.out.weight") or name.endswith("ff.linear2.weight")
         target = residual if is_residual else 0.02
         if not (close(mean, 0.0, 0.25 * target) and close(std, target, 0.12 * target)):
+            if is_residual and close(std, 0.02 / math.sqrt(6), 0.12 * residual):
+                raise JudgeFailure(f"init: {name} has std {std:.4f}, 0.02 / sqrt(n_layer): each block adds two branches "
+                                   f"to the residual stream, so the scale is 0.02 / sqrt(2 * n_layer) = {residual:.4f}.")
             if is_residual and close(std, 0.02, 0.12 * 0.02):
                 raise JudgeFailure(f"init: {name} has std {std:.4f}: the residual projections (attn.out, ff.linear2) "
                                    f"get 0.02 / sqrt(2 * n_layer) = {residual:.4f}.")
@@ -212,11 +236,14 @@ def cross_entropy(data):
     logits, big, targets = inputs.ce_inputs()
     for key, lg, tg, what in (("plain", logits, targets, "with ignored targets"),
                               ("no_ignored", logits, targets.clamp(min=0), "without ignored targets"),
-                              ("large", big, targets, "with very large logits")):
+                              ("large", big, targets.clamp(min=0), "with very large logits")):
         value = data.get(key)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise JudgeFailure(f"cross_entropy: expected a scalar tensor, received {type(value).__name__}")
         expected = F.cross_entropy(lg, tg, ignore_index=-100)
+        if value.item() == float("-inf"):
+            raise JudgeFailure(f"cross_entropy {what}: the result is -inf: exp underflowed to 0 in some row. Subtract "
+                               "each row's own maximum (amax over the last dim), not one maximum over all the logits.")
         if not torch.isfinite(value).all():
             raise JudgeFailure(f"cross_entropy {what}: the result is {value.item()}: exp overflowed. Compute "
                                "log-softmax through the log-sum-exp with the maximum subtracted.")
@@ -234,8 +261,11 @@ def cross_entropy(data):
 
 
 def batches(data):
-    check_data(data, {"x": None, "y": None}, "get_batch")
+    check_data(data, {"x": None, "y": None, "x_again": None}, "get_batch")
     x, y = _need(data, "x", "get_batch x"), _need(data, "y", "get_batch y")
+    if not (isinstance(data["x_again"], torch.Tensor) and torch.equal(data["x_again"], x)):
+        raise JudgeFailure("get_batch: two calls with generators seeded alike drew different windows: the generator "
+                           "is ignored (pass generator=generator to torch.randint).")
     if x.shape != (6, 9) or y.shape != (6, 9):
         raise JudgeFailure(f"get_batch(data, 6, 9): x and y should be (6, 9); received {tuple(x.shape)}, {tuple(y.shape)}.")
     stream = inputs.stream()
@@ -269,6 +299,12 @@ def lr_schedule(data):
         else:
             expected = low + 0.5 * (top - low) * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
         if not close(lr, expected, 1e-9 * top):
+            from tfs.teaching.probes_gpt import lr_schedule_mistakes
+
+            received = torch.tensor(lrs, dtype=torch.float64)
+            for description, wrong in lr_schedule_mistakes(range(SCHEDULE_STEPS), top, warm, total, low).items():
+                if torch.allclose(received, wrong, rtol=0, atol=1e-9 * top):
+                    raise JudgeFailure(f"lr_schedule: the rates match {description}.")
             if step < warm:
                 raise JudgeFailure(f"lr_schedule: warm-up step {step} gives {lr:.3g}; expected max_lr * (step + 1) / "
                                    "warmup_steps.")
@@ -341,7 +377,11 @@ def load_weights(data):
     """What the learner's loader put into a GPT's parameters, against GPT-2's weights under the exercise's names."""
     from tfs.convert.gpt import _key_pairs
 
-    check_data(data, {"state": dict, "tied": None}, "load_hf_state_dict")
+    if isinstance(data, dict) and isinstance(data.get("raised"), str):
+        raise JudgeFailure(f"load_hf_state_dict raised {data['raised']} on a GPT-2 state dict that fits the model: every "
+                           "weight fits once the Conv1D weights (c_attn, c_proj, c_fc), stored (in, out), are transposed "
+                           "to nn.Linear's (out, in).")
+    check_data(data, {"state": dict, "tied": None, "errors": {"shape": None, "missing": None}}, "load_hf_state_dict")
     state = data.get("state")
     if not isinstance(state, dict):
         raise JudgeFailure("load_hf_state_dict: the grader received no weights from your loader.")
@@ -361,6 +401,16 @@ def load_weights(data):
         raise JudgeFailure(f"load_hf_state_dict: {mine} differs from GPT-2's {theirs}"
                            f"{' transposed' if transpose else ''}: check the transposes, the fused c_attn and the "
                            "layer names.")
+    for case, (error, key) in {"shape": ("ValueError", inputs.MISSHAPED_KEY), "missing": ("KeyError", inputs.MISSING_KEY)
+                               }.items():
+        raised = data["errors"][case]
+        what = "a wrongly shaped weight" if case == "shape" else "a missing key"
+        if not (isinstance(raised, list) and len(raised) == 2 and isinstance(raised[0], list) and error in raised[0]):
+            got = raised[0][0] if isinstance(raised, list) and raised and isinstance(raised[0], list) and raised[0] else None
+            raise JudgeFailure(f"load_hf_state_dict with {what}: expected a {error}, received "
+                               f"{got or 'no error'}.")
+        if key not in str(raised[1]):
+            raise JudgeFailure(f"load_hf_state_dict with {what}: the {error}'s message should name the key ({key}).")
     if data.get("tied") is not True:
         raise JudgeFailure("load_hf_state_dict: the model's lm_head is no longer tied to wte after loading: copy "
                            "into the existing tensors (param.copy_(...)), do not assign new ones.")

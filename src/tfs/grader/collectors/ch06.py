@@ -7,10 +7,13 @@ Chapter 06's own references (``tfs.models.gpt``, ``tfs.train``, ``tfs.convert.gp
 is graded (:mod:`tfs.grader.references`), so nothing here uses them: the learner's initialisation, parameter groups
 and loader act on :func:`gpt_skeleton` (the GPT's parameters by the exercise's names, built from chapter 03's
 blocks, with no forward); the judge runs what the loader loaded; the learner's GPT gets :func:`gpt_course_state`
-written by name.
+written by name. Each exercise is collected on its own: while the learner's ``GPTBlock`` and ``GPT`` run, the names
+``CausalSelfAttention`` and ``GPTBlock`` in their namespace are chapter 02's and 03's modules (:func:`_stand_ins`).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -130,7 +133,8 @@ def ce_inputs(seed: int = 65) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     g = _gen(seed)
     logits = torch.randn(12, 9, generator=g, dtype=torch.float64)
     big = logits.clone()
-    big[3] *= 1000.0  # exp(>710) overflows float64: only a log-sum-exp survives
+    big[3] = 2000.0 + 1000.0 * big[3]  # exp(>710) overflows float64: only a log-sum-exp survives; one maximum over all
+    # the logits would underflow the other rows
     targets = torch.randint(9, (12,), generator=g)
     targets[[1, 6, 7]] = -100
     return logits, big, targets
@@ -162,21 +166,56 @@ def _loaded(module: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
 
 
 def attention_mask(CausalSelfAttention) -> dict:
-    """Outputs and weights of the learner's attention with seeded weights, without and with padding."""
-    module = _loaded(CausalSelfAttention(D_MODEL, N_HEADS), attention_weights())
+    """Outputs and weights of the learner's attention (dropout=0.5, in eval mode) with seeded weights, without and
+    with padding, and the output of a second call."""
+    module = _loaded(CausalSelfAttention(D_MODEL, N_HEADS, dropout=0.5), attention_weights())
     x = hidden_input()
     padding = torch.tensor([[True] * LENGTH, [True] * 4 + [False] * (LENGTH - 4)])[:, None, None, :]
     with torch.no_grad():
         out, weights = module(x)
+        out_again = module(x)[0]
         out_padded, weights_padded = module(x, mask=padding)
-    return {"out": out, "weights": weights, "out_padded": out_padded, "weights_padded": weights_padded}
+    return {"out": out, "weights": weights, "out_again": out_again, "out_padded": out_padded,
+            "weights_padded": weights_padded}
+
+
+def _stand_ins() -> dict:
+    """The reference pieces the learner's later answers are built on while one is collected: chapter 02's causal
+    attention and chapter 03's pre-LN block with the tanh GELU, by the exercise's names and signatures."""
+    from tfs.nn import MultiHeadAttention, TransformerBlock
+
+    def attention(d_model, n_heads, dropout=0.0):
+        return MultiHeadAttention(d_model, n_heads, dropout=dropout, causal=True)
+
+    def block(d_model, n_heads, dropout=0.0):
+        return TransformerBlock(d_model, n_heads, 4 * d_model, norm_first=True, dropout=dropout,
+                                activation="gelu_tanh", causal=True)
+
+    return {"CausalSelfAttention": attention, "GPTBlock": block}
+
+
+@contextlib.contextmanager
+def _on_its_own(answer: type):
+    """While the learner's class ``answer`` runs, the earlier exercises' names in its methods' namespace are the
+    stand-ins (put back afterwards): a mistake in one exercise costs points in that exercise only."""
+    spaces = {id(f.__globals__): f.__globals__ for f in vars(answer).values() if hasattr(f, "__globals__")}
+    stand_ins = {name: value for name, value in _stand_ins().items() if name != answer.__name__}
+    saved = [(space, {name: space[name] for name in stand_ins if name in space}) for space in spaces.values()]
+    for space, kept in saved:
+        space.update({name: stand_ins[name] for name in kept})
+    try:
+        yield
+    finally:
+        for space, kept in saved:
+            space.update(kept)
 
 
 def gpt_block(GPTBlock) -> dict:
-    """The learner's block with seeded weights on seeded inputs."""
-    block = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights())
-    with torch.no_grad():
-        return {"out": block(hidden_input())}
+    """The learner's block (on the reference attention) with seeded weights on seeded inputs."""
+    with _on_its_own(GPTBlock):
+        block = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights())
+        with torch.no_grad():
+            return {"out": block(hidden_input())}
 
 
 @torch.no_grad()
@@ -193,16 +232,20 @@ def _write_by_name(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def gpt_model(GPT, GPTConfig) -> dict:
-    """Is the head tied, and the logits of the learner's GPT with :func:`gpt_course_state` written in by name."""
-    model = GPT(GPTConfig(**GPT_SIZES, dropout=0.0))
-    tied = model.lm_head.weight is model.wte.weight
-    _write_by_name(model, {k: v for k, v in gpt_course_state().items() if k != "lm_head.weight"})
-    model.eval()
+    """Is the head tied, and the logits of the learner's GPT (on the reference blocks) with :func:`gpt_course_state`
+    written in by name."""
     ids, _ = token_ids()
     targets = torch.roll(ids, -1, dims=1)
-    with torch.no_grad():
-        logits, loss = model(ids, targets)
-    return {"tied": tied, "logits": logits, "loss": None if loss is None else float(loss)}
+    with _on_its_own(GPT):
+        model = GPT(GPTConfig(**GPT_SIZES, dropout=0.0))
+        tied = model.lm_head.weight is model.wte.weight
+        head, table = model.lm_head.weight, model.wte.weight
+        copied = not tied and head.shape == table.shape and bool(torch.equal(head, table))
+        _write_by_name(model, {k: v for k, v in gpt_course_state().items() if k != "lm_head.weight"})
+        model.eval()
+        with torch.no_grad():
+            logits, loss = model(ids, targets)
+    return {"tied": tied, "copied": copied, "logits": logits, "loss": None if loss is None else float(loss)}
 
 
 def init_statistics(init_gpt_weights) -> dict:
@@ -227,13 +270,14 @@ def init_statistics(init_gpt_weights) -> dict:
 
 def cross_entropy(cross_entropy) -> dict:
     logits, big, targets = ce_inputs()
-    return {"plain": cross_entropy(logits, targets), "large": cross_entropy(big, targets),
+    return {"plain": cross_entropy(logits, targets), "large": cross_entropy(big, targets.clamp(min=0)),
             "no_ignored": cross_entropy(logits, targets.clamp(min=0))}
 
 
 def batches(get_batch) -> dict:
     x, y = get_batch(stream(), 6, 9, generator=_gen(69))
-    return {"x": x, "y": y}
+    x_again = get_batch(stream(), 6, 9, generator=_gen(69))[0]
+    return {"x": x, "y": y, "x_again": x_again}
 
 
 def lr_schedule(lr_schedule) -> dict:
@@ -261,15 +305,33 @@ def clipping(clip_gradients) -> dict:
     return result
 
 
+MISSHAPED_KEY, MISSING_KEY = "transformer.h.1.mlp.c_fc.weight", "transformer.ln_f.bias"
+
+
+def _raised(load_hf_state_dict, hf_state: dict) -> list | None:
+    """``[the exception's class names (its MRO), its message]`` when loading ``hf_state`` raises, else None."""
+    try:
+        load_hf_state_dict(gpt_skeleton(), hf_state)
+    except Exception as error:
+        return [[cls.__name__ for cls in type(error).__mro__], str(error)[:500]]
+    return None
+
+
 def load_weights(load_hf_state_dict) -> dict:
-    """What the learner's loader put into a GPT's parameters (:func:`gpt_skeleton`), by name; the judge runs it."""
+    """What the learner's loader put into a GPT's parameters (:func:`gpt_skeleton`), by name (the judge runs it), or
+    the error it raised; and the errors it raises for a wrongly shaped weight and a missing key."""
     torch.manual_seed(70)
     model = gpt_skeleton()
     state = gpt2_state()
     state_without_head = {k: v for k, v in state.items() if k != "lm_head.weight"}
-    loaded = load_hf_state_dict(model, state_without_head)
+    try:
+        loaded = load_hf_state_dict(model, state_without_head)
+    except Exception as error:
+        return {"raised": f"{type(error).__name__} ({str(error)[:300]})"}
     model = loaded if isinstance(loaded, nn.Module) else model
-    return {"state": dict(model.state_dict()), "tied": model.lm_head.weight is model.wte.weight}
+    errors = {"shape": _raised(load_hf_state_dict, state_without_head | {MISSHAPED_KEY: torch.zeros(3, 3)}),
+              "missing": _raised(load_hf_state_dict, {k: v for k, v in state_without_head.items() if k != MISSING_KEY})}
+    return {"state": dict(model.state_dict()), "tied": model.lm_head.weight is model.wte.weight, "errors": errors}
 
 
 class TinyLM(nn.Module):
