@@ -47,7 +47,7 @@ def test_batched_scores_mutants_fail(solution):
 
 
 @pytest.mark.parametrize("old, new, words", [
-    ("w.grad.zero_()", "pass", "zero the gradients"),              # gradients accumulate
+    ("w.grad.zero_()\n        b.grad.zero_()", "pass", "gradients never zeroed"),   # gradients accumulate
     ("return w.item(), b.item(), losses", "return w, b, losses", "Python floats"),
     ("losses.append(loss.item())", "losses.append(loss)", "Python floats"),
     ("w -= lr * w.grad", "w += lr * w.grad", "did not go down"),
@@ -55,3 +55,21 @@ def test_batched_scores_mutants_fail(solution):
 def test_fit_line_mutants_fail(solution, old, new, words):
     mutant = mutate(solution, "fit_line", old, new, CHAPTER)
     assert words in failure("ch00.fit_line", fit_line=mutant["fit_line"])
+
+
+@pytest.mark.parametrize("answer, old, new, words", [
+    ("standardize", "correction=0", "correction=1", "sample standard deviation"),
+    ("standardize", "return (x - mean) /", "return x /", "mean not subtracted"),
+    ("standardize", "x.var(dim=0, correction=0, keepdim=True)", "x.var(correction=0)", "whole tensor"),
+    ("standardize", "var + eps", "var", "no eps"),                         # the constant column: 0 / 0
+    ("standardize", "torch.sqrt(var + eps)", "(torch.sqrt(var) + eps)", "after the square root"),
+    ("batched_scores", "return queries @ keys.transpose(-2, -1)", "return keys @ queries.transpose(-2, -1)",
+     "scores transposed"),
+    ("batched_scores", "keys.transpose(-2, -1)", "keys.transpose(-2, -1) / 2", "values differ"),
+    ("fit_line", "            b -= lr * b.grad\n", "", "intercept b never updated"),
+    ("fit_line", "** 2).mean()", "** 2).sum()", "sum of the squared errors"),
+])
+def test_mistakes_named_by_the_judges(solution, answer, old, new, words):
+    """Issue 31: the judges name the usual mistakes (the visible tests use the same probes)."""
+    mutant = mutate(solution, answer, old, new, CHAPTER)
+    assert words in failure(f"ch00.{answer}", **{answer: mutant[answer]})

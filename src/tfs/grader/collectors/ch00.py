@@ -8,9 +8,12 @@ from tfs.grader.judging import generator
 
 
 def standardize_inputs() -> list[tuple[torch.Tensor, float]]:
-    """``[(x, eps), ...]``: the visible test's data, then a float64 batch with another eps."""
+    """``[(x, eps), ...]``: small data, then a float64 batch with another eps, a constant column (no eps: 0 / 0) and
+    one that barely varies (where eps inside or outside the square root differ)."""
     visible = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 60.0]])
     hidden = torch.randn(50, 7, dtype=torch.float64, generator=generator(5)) * 3 + 10
+    hidden[:, 5] = 4.0
+    hidden[:, 6] = 10 + hidden[:, 6] * 1e-4
     return [(visible, 1e-5), (hidden, 1e-3)]
 
 
@@ -19,10 +22,11 @@ def standardize(standardize):
 
 
 def batched_scores_inputs() -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``[(queries, keys), ...]``: the visible shapes, one query, a batch of 4 with two keys."""
+    """``[(queries, keys), ...]``: batch = n = m = d (where a wrong transpose runs too), the visible shapes, one
+    query, a batch of 4 with two keys."""
     g = generator(13)
     return [(torch.randn(b, n, d, generator=g), torch.randn(b, m, d, generator=g))
-            for b, n, m, d in ((2, 3, 5, 4), (1, 1, 6, 9), (4, 7, 2, 3))]
+            for b, n, m, d in ((3, 3, 3, 3), (2, 3, 5, 4), (1, 1, 6, 9), (4, 7, 2, 3))]
 
 
 def batched_scores(batched_scores):
