@@ -52,6 +52,14 @@ MUTANTS = [
     ("quantize_values", "quantize_per_channel", "if not torch.isfinite(weight).all():", "if False:", "NaN"),
     ("dequantize", "dequantize", "q.float() * scale.float()[:, None]", "q.float() / scale.float()[:, None]", "divided"),
     ("dequantize", "dequantize", "q.float() * scale.float()[:, None]", "q * scale[:, None].to(torch.int8)", "float"),
+    ("dequantize", "dequantize", "scale.float()[:, None]", "scale.float()", "scale[:, None]"),
+    ("dequantize", "dequantize", "scale.float()[:, None]", "scale.float()[:, None] / 127", "divided by 127 again"),
+    ("dequantize", "dequantize", "scale.float()[:, None]", "scale.float().repeat(q.shape[1]).reshape(q.shape)",
+     "wrong order"),
+    ("dequantize", "dequantize", "q.float() * scale.float()[:, None]", "q * scale[:, None]", "float16 scale"),
+    ("prune_global", "magnitude_masks", "k = round(", "k = int(", "int() truncates"),
+    ("prune_global", "magnitude_masks", "magnitudes.kthvalue(k).values", "magnitudes.quantile(sparsity)", "quantile"),
+    ("prune_global", "magnitude_masks", "w.detach().abs()", "w.detach()", "signed weights"),
     ("prune_global", "magnitude_masks", "magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])\n"
      "    k = round(sparsity * magnitudes.numel())\n    if k == 0:\n        return [torch.ones_like(w, dtype=torch.bool) for w in weights]\n"
      "    threshold = magnitudes.kthvalue(k).values\n    return [w.detach().abs() > threshold for w in weights]",
@@ -71,6 +79,12 @@ MUTANTS = [
      "only the teacher"),
     ("distill_soft", "distillation_loss", "(log_p.exp() * (log_p - log_q))", "(log_q.exp() * (log_q - log_p))", "wrong way"),
     ("distill_soft", "distillation_loss", ".sum(-1).mean()", ".sum()", "batchmean"),
+    ("distill_soft", "distillation_loss", "(log_p.exp() * (log_p - log_q)).sum(-1).mean()",
+     "F.kl_div(log_q, log_p, reduction='mean', log_target=True)", "reduction='mean'"),
+    ("distill_soft", "distillation_loss", "(log_p.exp() * (log_p - log_q)).sum(-1).mean()",
+     "F.kl_div(log_q, log_p, reduction='batchmean')", "log_target=True"),
+    ("distill_mixed", "distillation_loss", "F.cross_entropy(student_logits, labels)",
+     "F.cross_entropy(student_logits / t, labels)", "softened logits"),
     ("distill_mixed", "distillation_loss", "alpha * t * t * soft + (1 - alpha) * F.cross_entropy",
      "(1 - alpha) * t * t * soft + alpha * F.cross_entropy", "alpha weighs the hard"),
     ("distill_mixed", "distillation_loss", "teacher_logits.detach()", "teacher_logits", "teacher"),
@@ -80,6 +94,7 @@ MUTANTS = [
     ("lora_init", "LoRALinear", "torch.empty(r, base.in_features, dtype=dtype)", "torch.empty(base.in_features, r, dtype=dtype)",
      "(r, in_features)"),
     ("lora_init", "LoRALinear", "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.zeros_(self.A)", "both start at zero"),
+    ("lora_init", "LoRALinear", ", dtype=dtype))", "))", "float64 base layer"),
     ("lora_forward", "LoRALinear", "self.r, self.alpha, self.scale = r, alpha, alpha / r",
      "self.r, self.alpha, self.scale = r, alpha, r / alpha", "r / alpha"),
     ("lora_forward", "LoRALinear", "(x @ self.A.T @ self.B.T) * self.scale", "(x @ self.A.T @ self.B.T)", "not scaled"),
@@ -90,6 +105,15 @@ MUTANTS = [
      "self.base.weight + self.scale * (self.A.T @ self.B.T)", "transposed"),
     ("lora_merge", "LoRALinear", "            if self.base.bias is not None:\n                merged.bias.copy_(self.base.bias)\n",
      "", "bias"),
+    ("lora_merge", "LoRALinear", """        merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
+                           dtype=self.base.weight.dtype)
+        with torch.no_grad():
+            merged.weight.copy_(self.base.weight + self.scale * (self.B @ self.A))
+            if self.base.bias is not None:
+                merged.bias.copy_(self.base.bias)
+        return merged""", """        with torch.no_grad():
+            self.base.weight += self.scale * (self.B @ self.A)
+        return self.base""", "in place"),
     ("lora_errors", "LoRALinear", "if not 1 <= r <= min(base.in_features, base.out_features):", "if r <= 0:", "r=13"),
     ("lora_errors", "LoRALinear", "if not 1 <= r <= min(base.in_features, base.out_features):",
      "if not 1 <= r < min(base.in_features, base.out_features):", "is allowed"),

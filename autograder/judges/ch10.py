@@ -117,15 +117,31 @@ def quantize_values(data) -> None:
 def dequantize(data) -> None:
     name = "dequantize"
     q, scale = c.dequantize_inputs()
-    expected = q.double() * scale.double()[:, None]
-    out = check_data(data, {"out": None}, name)["out"]
-    expect(_is_tensor(out, (5, 7)), name, f"expected a tensor of q's shape (5, 7); received "
-           f"{tuple(out.shape) if _is_tensor(out) else type(out).__name__}.")
-    expect(out.is_floating_point(), name, f"expected a float tensor, received {out.dtype}: multiply q.float() by the scale.")
-    if not _close(out, expected, 1e-5):
-        if _close(out, q.double() / scale.double()[:, None], 1e-3):
-            raise JudgeFailure(f"✗ {name}: q is divided by the scale; dequantizing multiplies: w ≈ q · scale.")
-        raise JudgeFailure(f"✗ {name}: the output differs from q · scale row by row "
+    data = check_data(data, {"out": None, "half": None}, name)
+    for key, given in (("out", scale), ("half", scale.half())):
+        out = data[key]
+        what = "" if key == "out" else " with a float16 scale (as GGUF stores its steps)"
+        if isinstance(out, str):
+            hint = (" Multiplying q (out, in) by scale (out,) broadcasts the scale along each row's columns: "
+                    "scale[:, None] (out, 1) gives row i its own scale[i]." if "size of tensor" in out else "")
+            raise JudgeFailure(f"✗ {name}: dequantizing q of shape {tuple(q.shape)}{what} raised {out}.{hint}")
+        expect(_is_tensor(out, (5, 7)), name, f"expected a tensor of q's shape (5, 7){what}; received "
+               f"{tuple(out.shape) if _is_tensor(out) else type(out).__name__}.")
+        expect(out.dtype == torch.float32, name, f"expected a float32 tensor{what}, received {out.dtype}: "
+               "convert q and the scale to float32 before multiplying.")
+        expected = q.double() * given.double()[:, None]
+        if _close(out, expected, 1e-5):
+            continue
+        mistakes = {"q is divided by the scale; dequantizing multiplies: w ≈ q · scale": q.double() / given.double()[:, None],
+                    "the scale is divided by 127 again: the scale already is max|w| / 127, so w ≈ q · scale":
+                        expected / 127,
+                    "the scales are laid out in the wrong order: .repeat tiles the whole vector, so row i's values "
+                    "meet other rows' scales; row i needs scale[i] (scale[:, None])":
+                        q.double() * given.double().repeat(q.shape[1]).reshape(q.shape)}
+        for mistake, wrong in mistakes.items():
+            if _close(out, wrong, 1e-3 * max(1.0, wrong.abs().max().item())):
+                raise JudgeFailure(f"✗ {name}{what}: {mistake}.")
+        raise JudgeFailure(f"✗ {name}{what}: the output differs from q · scale row by row "
                            f"(max difference {(out.double() - expected).abs().max().item():.3g}).")
 
 
@@ -166,9 +182,21 @@ def _check_masks(data, sparsities) -> None:
                                "threshold over all the tensors together, so a layer of small weights loses more.")
         pruned = total - sum(int(m.sum()) for m in got)
         k = round(sparsity * total)
-        if pruned == k - 1:
+        if pruned == k - 1 and k - 1 != int(sparsity * total):
             raise JudgeFailure(f"✗ {name}: at sparsity {sparsity}, {pruned} weights were pruned instead of {k}: "
                                "the weight equal to the threshold (the k-th smallest) is kept: keep |w| > threshold, not >=.")
+        if pruned == int(sparsity * total) != k:
+            raise JudgeFailure(f"✗ {name}: at sparsity {sparsity}, {pruned} weights were pruned instead of "
+                               f"round({sparsity} · {total}) = {k}: int() truncates sparsity · N; take k = round(sparsity · N).")
+        signed = torch.cat([w.reshape(-1) for w in weights]).kthvalue(k).values if k else None
+        if k and all(torch.equal(m, w > signed) for m, w in zip(got, weights)):
+            raise JudgeFailure(f"✗ {name}: the threshold is taken on the signed weights w, not on their magnitudes |w|: "
+                               "large negative weights are pruned; compare |w|.")
+        magnitudes = torch.cat([w.abs().reshape(-1) for w in weights])
+        if k and all(torch.equal(m, w.abs() > magnitudes.quantile(sparsity)) for m, w in zip(got, weights)):
+            raise JudgeFailure(f"✗ {name}: at sparsity {sparsity}, {pruned} weights were pruned instead of {k}: a "
+                               "quantile interpolates between two weights (its position is sparsity · (N - 1)); the "
+                               "threshold must be the k-th smallest |w| itself, k = round(sparsity · N).")
         raise JudgeFailure(f"✗ {name}: at sparsity {sparsity} the masks differ from global magnitude pruning "
                            f"(torch.nn.utils.prune.global_unstructured): {pruned} pruned, expected {k}.")
 
@@ -226,7 +254,10 @@ def _check_distillation(data, soft_only: bool) -> None:
     for value, (t, alpha) in zip(data["values"], c.DISTILL_SETTINGS):
         if soft_only != (alpha == 1.0):
             continue
-        expect(isinstance(value, float) and value == value, name, f"the loss must be a number; received {value!r}.")
+        expect(isinstance(value, float), name, f"the loss must be a number; received {value!r}.")
+        expect(value == value, name, f"the loss at (T={t}, alpha={alpha}) is NaN: a log of a negative number, or "
+               "0 · log 0. F.kl_div reads its target as probabilities unless log_target=True: given log-probabilities "
+               "without it, it takes their log.")
         kl = _kl(student, teacher, t, t).item()
         expected = alpha * t * t * kl + (1 - alpha) * ce
         if close(value, expected, 1e-6 * max(1.0, abs(expected))):
@@ -245,10 +276,13 @@ def _check_distillation(data, soft_only: bool) -> None:
                 alpha * t * t * _kl(teacher, student, t, t).item() + (1 - alpha) * ce,
             "alpha weighs the hard-label term; alpha weighs the soft (teacher) term, 1 - alpha the cross-entropy":
                 (1 - alpha) * t * t * kl + alpha * ce,
-            "the KL is summed over the batch (or averaged over every element); average it per example (batchmean)":
+            "the KL is summed over the batch: average it per example (F.kl_div's reduction='batchmean')":
                 alpha * t * t * kl * student.shape[0] + (1 - alpha) * ce,
-            "the KL is averaged over every element, not per example: reduction='batchmean'":
+            "the KL is averaged over all B · C elements (F.kl_div's reduction='mean'), which gives 1/C of the "
+            "per-example KL: sum over the classes, average over the batch (reduction='batchmean')":
                 alpha * t * t * kl / student.shape[1] + (1 - alpha) * ce,
+            "the cross-entropy is taken on the softened logits (student / T); the hard term uses the raw logits":
+                alpha * t * t * kl + (1 - alpha) * F.cross_entropy(student / t, labels).item(),
         }
         for mistake, wrong in mistakes.items():
             if close(value, wrong, 1e-6 * max(1.0, abs(wrong))) and abs(wrong - expected) > 1e-9:
@@ -298,6 +332,8 @@ def lora_init(data) -> None:
     A, B = data.get("A"), data.get("B")
     expect(_is_tensor(A, (c.LORA_R, c.LORA_IN)) and _is_tensor(B, (c.LORA_OUT, c.LORA_R)) and finite(A) and finite(B),
            name, "A and B must be finite tensors at initialisation.")
+    expect(A.dtype == B.dtype == torch.float64, name, f"A and B are {A.dtype} and {B.dtype} for a float64 base layer: "
+           "create them in the base weight's dtype (dtype=base.weight.dtype).")
     zero = [label for label, matrix in (("A", A), ("B", B)) if bool((matrix == 0).all())]
     expect(len(zero) < 2, name, "A and B both start at zero: no gradient reaches either (the gradient with respect to A "
            "holds B, the one with respect to B holds A x), so the layer never learns.")
@@ -340,7 +376,7 @@ def lora_merge(data) -> None:
                 if "size" in error or "shape" in error else "")
         raise JudgeFailure(f"✗ {name}: merging (or calling the merged layer) raised {error}.{hint}")
     expect(isinstance(data, dict) and data.get("is_linear") is True, name, "merge() must return an nn.Linear.")
-    check_data(data, {"weight": None, "bias": None, "out": None}, name)
+    check_data(data, {"weight": None, "bias": None, "out": None, "after": None}, name)
     weight, bias = _base()
     A, B = c.lora_values()
     scale = c.LORA_ALPHA / c.LORA_R
@@ -358,6 +394,9 @@ def lora_merge(data) -> None:
     expect(_close(data.get("bias"), bias, 1e-12), name, "the merged layer must keep the base layer's bias.")
     expect(_close(data.get("out"), F.linear(c.lora_x(), expected, bias), 1e-8), name,
            "the merged layer's output differs from the LoRA layer's.")
+    expect(_close(data.get("after"), F.linear(c.lora_x(), expected, bias), 1e-8), name,
+           "after merge() the LoRA layer's own output changed: merge() modified the base layer in place; return a "
+           "new nn.Linear and leave self.base as it is.")
 
 
 def lora_errors(data) -> None:
