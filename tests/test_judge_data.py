@@ -144,8 +144,8 @@ ATTACKS = [
     ("ch07.generate", "no single-prompt results", lambda d: {**d, "alone": []}),
     ("ch07.repetition_penalty", "the in-place flags left out",
      lambda d: {"cases": [{k: v for k, v in case.items() if k != "input_changed"} for case in d["cases"]]}),
-    ("ch07.top_k", "NaN instead of -inf after the first row", lambda d: [
-        {"out": torch.cat([item["out"][:1], item["out"][1:].nan_to_num(neginf=NAN)])} for item in d]),
+    ("ch07.top_k", "NaN instead of -inf after the first row", lambda d: {**d, "cases": [
+        {"out": torch.cat([item["out"][:1], item["out"][1:].nan_to_num(neginf=NAN)])} for item in d["cases"]]}),
     ("ch06.param_groups", "made-up parameter names", lambda d: {"groups": [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),

@@ -100,6 +100,8 @@ def top_p_running_total_below_p(logits, p):  # keeps tokens while the total so f
 
 
 def top_p_mass_before_below_p(logits, p):  # another correct rule: keep a token while the mass before it is below p
+    if not 0 < p <= 1:
+        raise ValueError(p)
     probs, order = logits.softmax(-1).sort(descending=True)
     keep_sorted = probs.cumsum(-1) - probs < p
     return logits.masked_fill(~keep_sorted.scatter(-1, order, keep_sorted), INF)
@@ -124,8 +126,9 @@ def test_top_p_mutants_fail_with_their_mistake(mutant, message):
 
 # -------------------------------------------------------------------------------------------- generate
 
-def solution_generate(model, input_ids, max_new_tokens, attention_mask=None, eos_token_id=None,
-                      positions_from_mask=True, extend_mask=True, stop_at_eos=True):
+def solution_generate(model, input_ids, max_new_tokens, attention_mask=None, eos_token_id=None, temperature=0.0,
+                      top_k=None, top_p=None, generator=None, positions_from_mask=True, extend_mask=True,
+                      stop_at_eos=True, pass_positions=True, seeded=True, filter_before_temperature=False):
     """The chapter's loop, with switches that turn it into the usual mistakes."""
     mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
     ids, new, cache = input_ids, input_ids, KVCache()
@@ -138,8 +141,15 @@ def solution_generate(model, input_ids, max_new_tokens, attention_mask=None, eos
             positions = torch.arange(start, start + new.shape[1]).expand(ids.shape[0], -1)
         with torch.no_grad():
             logits = model(new, attention_mask=mask if extend_mask else None, cache=cache,
-                           position_ids=positions)[0][:, -1]
-        token = logits.argmax(-1)
+                           position_ids=positions if pass_positions else None)[0][:, -1]
+        if temperature == 0:
+            token = logits.argmax(-1)
+        else:
+            z = logits if filter_before_temperature else logits / temperature
+            z = top_k_filter(z, top_k) if top_k else z
+            z = top_p_filter(z, top_p) if top_p else z
+            z = z / temperature if filter_before_temperature else z
+            token = torch.multinomial(z.softmax(-1), 1, generator=generator if seeded else None)[:, 0]
         if eos_token_id is not None and stop_at_eos:
             token = torch.where(finished, torch.full_like(token, eos_token_id), token)
             finished |= token == eos_token_id
@@ -162,8 +172,11 @@ def test_generate_data_exercises_eos():
 
 
 @pytest.mark.parametrize("mutant, message", [
-    (lambda *a, **k: solution_generate(*a, **k, positions_from_mask=False), "cumulative sum"),
-    (lambda *a, **k: solution_generate(*a, **k, extend_mask=False), "padded prompts"),
+    (lambda *a, **k: solution_generate(*a, **k, positions_from_mask=False), "column indices"),
+    (lambda *a, **k: solution_generate(*a, **k, pass_positions=False), "without position_ids"),
+    (lambda *a, **k: solution_generate(*a, **k, seeded=False), "same seed sampled different tokens"),
+    (lambda *a, **k: solution_generate(*a, **k, filter_before_temperature=True), "divide the logits by the temperature first"),
+    (lambda *a, **k: solution_generate(*a, **k, extend_mask=False), "without attention_mask"),
     (lambda *a, **k: solution_generate(*a, **k, stop_at_eos=False), "continued\\s+with EOS"),
     (lambda model, ids, n, **k: solution_generate(model, ids, n, **k)[:, ids.shape[1]:], "shape"),
 ])
@@ -246,6 +259,8 @@ def test_generate_penalty_mutants_fail_with_their_mistake(mutant, message):
 def learner_beam_search(model, input_ids, max_new_tokens, num_beams, length_penalty=1.0, eos_token_id=None,
                         use_length_penalty=True, use_eos=True, beams_override=None):
     """The chapter's beam search (no cache), with switches that turn it into the usual mistakes."""
+    if num_beams < 1:
+        raise ValueError(num_beams)
     num_beams = beams_override or num_beams
     eos_token_id = eos_token_id if use_eos else None
     length_penalty = length_penalty if use_length_penalty else 0.0
@@ -283,13 +298,26 @@ def test_beam_search_solution_and_package_pass():
 
 @pytest.mark.parametrize("mutant, message", [
     (lambda *a, **k: learner_beam_search(*a, **k, beams_override=1), "greedy continuation"),
-    (lambda *a, **k: learner_beam_search(*a, **k, use_length_penalty=False), "length penalty was not applied"),
-    (lambda *a, **k: learner_beam_search(*a, **k, use_eos=False), "EOS was ignored"),
+    (lambda *a, **k: learner_beam_search(*a, **k, use_length_penalty=False), "length penalty (was )?not applied"),
+    (lambda *a, **k: learner_beam_search(*a, **k, use_eos=False), "EOS (was )?ignored"),
     (lambda *a, **k: learner_beam_search(*a, **k)[:, 1:], "start with the prompt"),
     (lambda *a, **k: torch.cat([learner_beam_search(*a, **k)] * 2), "\\(1, T \\+ n\\)"),
 ])
 def test_beam_search_mutants_fail_with_their_mistake(mutant, message):
     fails("beam_search", message, beam_search=mutant)
+
+
+def test_beam_search_known_mistakes_are_named():
+    """A mistake of :func:`beam_search_mistakes` is named when it explains every case where the result is wrong."""
+    from tfs.teaching.probes_generation import _beam_search
+
+    for switch, message in (("finish_all_eos", "ranked outside the best num_beams"), ("length_with_prompt", "prompt included"),
+                            ("stop_at_first", "first finished hypothesis"), ("all_beams_start", "copies of one another")):
+        def mutant(model, ids, n, beams, length_penalty=1.0, eos_token_id=None, switch=switch):
+            if beams < 1:
+                raise ValueError(beams)
+            return _beam_search(model, ids, n, beams, length_penalty, eos_token_id, **{switch: True})
+        fails("beam_search", message, beam_search=mutant)
 
 
 def test_beam_search_cases_exercise_eos_and_length_penalty():
@@ -315,6 +343,13 @@ class AppendNothingCache(KVCache):  # replaces each layer's entry instead of app
         return k, v
 
 
+class SharedListsCache(KVCache):  # lists in the class body: every instance shares them
+    keys, values = [], []
+
+    def __init__(self):
+        pass
+
+
 class OneEntryCache(KVCache):  # ignores the layer: every layer appends to entry 0
     def update(self, layer, k, v):
         return super().update(0, k, v)
@@ -327,7 +362,8 @@ def test_kv_cache_class_solution_passes():
 @pytest.mark.parametrize("cache, message", [
     (AppendNothingCache, r"update\(0, k, v\) \(call 4, 4 positions.*append along the position axis"),
     (OneEntryCache, r"update\(1, k, v\) \(call 2, 3 positions.*append along the position axis"),
-    (TransformersCache, "has no attribute 'keys'"),  # the stand-in cache of the other exercises is no answer here
+    (TransformersCache, "has no attribute 'keys'"),
+    (SharedListsCache, "shared by every instance"),  # the stand-in cache of the other exercises is no answer here
 ])
 def test_kv_cache_class_mutants_fail_with_their_mistake(cache, message):
     fails("kv_cache_class", message, KVCache=cache)
@@ -349,6 +385,7 @@ class UnshiftedMaskAttention(ReferenceAttention):  # causal mask tril() without 
         if cache is not None:
             k, v = cache.update(layer, k, v)
         allowed = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+        allowed = allowed if mask is None else allowed & mask
         heads = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out(heads.transpose(1, 2).flatten(2)), None
 
@@ -359,8 +396,24 @@ class UnscaledAttention(ReferenceAttention):  # forgets 1/sqrt(d_head)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         allowed = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(k.shape[-2] - q.shape[-2])
+        allowed = allowed if mask is None else allowed & mask
         heads = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0)
         return self.out(heads.transpose(1, 2).flatten(2)), None
+
+
+class MaskIgnoringAttention(ReferenceAttention):  # drops the padding mask it is given
+    def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
+        return super().forward(x, context, None, need_weights, cache, layer)
+
+
+class EvalDropoutAttention(ReferenceAttention):  # drops attention weights in eval() too
+    def forward(self, x, context=None, mask=None, need_weights=True, cache=None, layer=0):
+        out, weights = super().forward(x, context, mask, need_weights, cache, layer)
+        return (torch.nn.functional.dropout(out, self.dropout_p, training=True) if self.dropout_p else out), weights
+
+    def __init__(self, d_model, n_heads, bias=True, dropout=0.0, causal=False):
+        super().__init__(d_model, n_heads, bias=bias, dropout=dropout, causal=causal)
+        self.dropout_p = dropout
 
 
 class BadNamesAttention(torch.nn.Module):
@@ -379,7 +432,9 @@ def test_kv_cache_package_attention_passes():
     (OneLayerAttention, "its own entry"),
     (CacheIgnoringAttention, r"cache.update\(layer, k, v\)"),
     (UnshiftedMaskAttention, "one-token step at position 5"),
-    (UnscaledAttention, "without a cache the logits already differ"),
+    (UnscaledAttention, "not divided by sqrt\\(d_head\\)"),
+    (MaskIgnoringAttention, "padding mask"),
+    (EvalDropoutAttention, "in eval\\(\\) mode the output changed"),
     (BadNamesAttention, "qkv"),
 ])
 def test_kv_cache_mutants_fail_with_their_mistake(attention, message):

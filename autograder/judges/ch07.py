@@ -62,10 +62,28 @@ def _check_filter(received: torch.Tensor, expected: torch.Tensor, logits: torch.
         raise JudgeFailure(f"{what}: dtype {received.dtype}, expected the input's {logits.dtype}")
 
 
+def _errors(data, values, what: str, requirement: str) -> None:
+    """Each bad value of ``values`` must have raised a ValueError (``data["errors"]``: the exception names)."""
+    raised = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(raised, list) or len(raised) != len(values):
+        raise JudgeFailure(f"{what}: wrong number of results for bad inputs")
+    for value, name in zip(values, raised):
+        if name != "ValueError":
+            raise JudgeFailure(f"{what} with {value}: expected a ValueError ({requirement}), received {name}")
+
+
+def _cases(data, expected: int, what: str) -> list:
+    cases = data.get("cases") if isinstance(data, dict) else None
+    if not isinstance(cases, list) or len(cases) != expected:
+        raise JudgeFailure(f"{what}: wrong number of results")
+    return cases
+
+
 def top_k(data) -> None:
-    if len(data) != len(TOP_K_CASES):
-        raise JudgeFailure("top_k_filter: wrong number of results")
-    for seed, ((k, rows), item) in enumerate(zip(TOP_K_CASES, data)):
+    from tfs.grader.collectors.ch07 import TOP_K_ERRORS
+
+    cases = _cases(data, len(TOP_K_CASES), "top_k_filter")
+    for seed, ((k, rows), item) in enumerate(zip(TOP_K_CASES, cases)):
         logits = filter_logits(seed, rows)
         what = f"top_k_filter(logits of shape {tuple(logits.shape)}, top_k={k})"
         received = _tensor(item, what, logits.shape)
@@ -74,17 +92,33 @@ def top_k(data) -> None:
             raise JudgeFailure(f"{what}: with a tie at the k-th largest logit keep every tied token "
                                "(compare with the k-th value, >=, rather than taking k indices)")
         _check_filter(received, expected, logits, what)
+    _errors(data, [f"top_k={k}" for k in TOP_K_ERRORS], "top_k_filter", "top_k < 1")
 
 
 def top_p(data) -> None:
-    if len(data) != len(TOP_P_CASES):
-        raise JudgeFailure("top_p_filter: wrong number of results")
-    for i, (p, item) in enumerate(zip(TOP_P_CASES, data)):
+    from tfs.grader.collectors.ch07 import TOP_P_ERRORS
+
+    cases = _cases(data, len(TOP_P_CASES), "top_p_filter")
+    for i, (p, item) in enumerate(zip(TOP_P_CASES, cases)):
         logits = filter_logits(10 + i)
         what = f"top_p_filter(logits of shape {tuple(logits.shape)}, top_p={p})"
         received = _tensor(item, what, logits.shape)
         expected = TopPLogitsWarper(p)(None, logits.clone())
+        _check_top_p_order(received, logits, p, what)
         _check_filter(received, expected, logits, what)
+    _errors(data, [f"top_p={p}" for p in TOP_P_ERRORS], "top_p_filter", "top_p outside (0, 1]")
+
+
+def _check_top_p_order(received: torch.Tensor, logits: torch.Tensor, p: float, what: str) -> None:
+    """The nucleus decided in sorted order but applied to the vocabulary's order (never scattered back)."""
+    sorted_logits, _ = torch.sort(logits, dim=-1)
+    drop = sorted_logits.softmax(-1).cumsum(-1) <= 1 - p
+    drop[..., -1] = False
+    if torch.equal(~torch.isfinite(received), drop) and not torch.equal(drop, torch.isneginf(
+            TopPLogitsWarper(p)(None, logits.clone()))):
+        raise JudgeFailure(f"{what}: the tokens to drop were found in sorted order but dropped at those positions of "
+                           "the vocabulary order: map the decision back to the vocabulary order (scatter with the "
+                           "sort's indices) before filling with -inf")
 
 
 def _oracle():
@@ -117,8 +151,15 @@ def generate(data) -> None:
                                "take the arg-max of the last position's logits at every step")
     received = _tensor(data["batch"], "generate(model, a left-padded batch, 12)", batch.shape)
     if not torch.equal(received, batch):
+        from tfs.teaching.probes_generation import padding_mistake
+
         rows = [i for i in range(batch.shape[0]) if not torch.equal(received[i], batch[i])]
         short = [i for i in rows if mask[i].sum() < mask.shape[1]]
+        calls = data.get("batch_calls")
+        mistake = padding_mistake(calls, mask) if isinstance(calls, list) else None
+        if short and len(short) == len(rows) and mistake:
+            raise JudgeFailure(f"generate: the padded prompts (rows {short}) continue differently from the same "
+                               f"prompts alone: {mistake}")
         if short and len(short) == len(rows):
             raise JudgeFailure(f"generate: the padded prompts (rows {short}) continue differently from the same "
                                "prompts alone: mask the padding (attention_mask) and give each token its position "
@@ -132,10 +173,50 @@ def generate(data) -> None:
     if received.shape[0] != eos.shape[0] or width < eos.shape[1] or width > ids.shape[1] + 12:
         raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): shape {tuple(received.shape)}; expected "
                            f"{tuple(eos.shape)} (or up to {ids.shape[1] + 12} columns, filled with EOS)")
+    if received.shape[0] == eos.shape[0] and width < eos.shape[1]:
+        if torch.equal(received, eos[:, :width]):
+            raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): the loop stopped when the first row produced "
+                               "EOS; it must go on until every row has produced it (or max_new_tokens), finished "
+                               "rows continued with EOS")
+        raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): shape {tuple(received.shape)}; expected "
+                           f"{tuple(eos.shape)}: the loop stops when every row has produced EOS")
     padded = torch.cat([eos, torch.full((eos.shape[0], width - eos.shape[1]), GEN_EOS)], dim=1)
     if not torch.equal(received, padded):
-        raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): a row that produced EOS must be continued "
-                           "with EOS only (finished), the others as before")
+        raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): a finished row (one that produced EOS) must "
+                           "be continued with EOS only, the others as before")
+    _check_sampling(data, hf, prompts[0])
+
+
+def _check_sampling(data, hf, prompt) -> None:
+    from tfs.grader.collectors.ch07 import SAMPLING
+    from tfs.teaching.probes_generation import sampled_outside
+
+    check_data(data, {"reproducible": [dict, dict], "filtered": [dict]}, "generate")
+    shape = (SAMPLING["rows"], len(prompt) + SAMPLING["new"])
+    settings = SAMPLING["reproducible"]
+    what = (f"generate(model, {SAMPLING['rows']} copies of a prompt, {SAMPLING['new']}, "
+            + ", ".join(f"{k}={v}" for k, v in settings.items()) + ", generator=a seeded torch.Generator)")
+    first, second = (_tensor(item, what, shape) for item in data["reproducible"])
+    if not torch.equal(first, second):
+        raise JudgeFailure(f"{what}: two calls with generators of the same seed sampled different tokens: draw with "
+                           "torch.multinomial(probabilities, 1, generator=generator)")
+    if all(torch.equal(row, first[0]) for row in first):
+        raise JudgeFailure(f"{what}: every row is the same: at temperature {settings['temperature']} rows sample "
+                           "independently (one torch.multinomial draw per row), they do not take the arg-max")
+
+    def gpt_logits(ids):
+        return (hf(input_ids=ids).logits,)
+
+    for name in ("reproducible", "filtered"):
+        settings = SAMPLING[name]
+        out = _tensor(data[name][0], what, shape)
+        outside = sampled_outside(gpt_logits, out, len(prompt), **settings)
+        if outside is not None:
+            row, step = outside
+            listed = ", ".join(f"{k}={v}" for k, v in settings.items())
+            raise JudgeFailure(f"generate(..., {listed}, generator=...): row {row} sampled at step {step} a token "
+                               "that these settings remove: divide the logits by the temperature first, then filter "
+                               "(top-k, then top-p), then sample from the softmax (transformers' order)")
 
 
 # --------------------------------------------------------------------------------- repetition penalty
@@ -156,6 +237,11 @@ def repetition_penalty(data) -> None:
                                    "still needs the raw logits, e.g. for another processor or a plot)")
             continue
         seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, ids, True)
+        rows_mixed = torch.zeros_like(seen).index_fill(1, ids.flatten(), True)
+        if torch.allclose(received, torch.where(rows_mixed, torch.where(logits < 0, logits * penalty, logits / penalty),
+                                                logits), atol=1e-6):
+            raise JudgeFailure(f"{what}: each row was penalised for the tokens of the other rows too: a row's "
+                               "penalty applies to the tokens of its own row of input_ids only")
         if torch.allclose(received[~seen], logits[~seen]) is False:
             raise JudgeFailure(f"{what}: tokens that are not in input_ids changed: penalise only the tokens "
                                "already in the text")
@@ -175,6 +261,9 @@ def repetition_penalty(data) -> None:
                                "occurrence: the penalty applies once to every token that has appeared")
         raise JudgeFailure(f"{what}: differs from transformers' repetition penalty "
                            f"(RepetitionPenaltyLogitsProcessor) by up to {(received - expected).abs().max():.3g}")
+    from tfs.grader.collectors.ch07 import PENALTY_ERRORS
+
+    _errors(data, [f"penalty={p}" for p in PENALTY_ERRORS], "apply_repetition_penalty", "penalty <= 0")
 
 
 def generate_penalty(data) -> None:
@@ -205,8 +294,9 @@ def generate_penalty(data) -> None:
 # ---------------------------------------------------------------------------------------- beam search
 
 def beam_search(data) -> None:
-    if not isinstance(data, list) or len(data) != len(BEAM_CASES):
-        raise JudgeFailure("beam_search: wrong number of results")
+    from tfs.teaching.probes_generation import beam_search_mistakes
+
+    cases = _cases(data, len(BEAM_CASES), "beam_search")
     hf = _oracle()[0]
     prompts = gen_prompts()
 
@@ -217,7 +307,7 @@ def beam_search(data) -> None:
             return hf.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                max_new_tokens=n, pad_token_id=GEN_PAD, **kwargs)
 
-    for (i, beams, lp, eos, n), item in zip(BEAM_CASES, data):
+    for (i, beams, lp, eos, n), item in zip(BEAM_CASES, cases):
         prompt = torch.tensor([prompts[i]])
         what = f"beam_search(model, a prompt of {prompt.shape[1]} tokens, {n}, num_beams={beams}, length_penalty={lp}, eos_token_id={eos})"
         if "error" in item:
@@ -237,7 +327,12 @@ def beam_search(data) -> None:
 
         if beams > 1 and same(theirs(prompt, n, eos_token_id=eos)):
             raise JudgeFailure(f"{what}: you returned the greedy continuation: keep the num_beams best partial "
-                               "sequences at every step and choose among all of their continuations")
+                               "sequences at every step and choose among all of their continuations (beams that all "
+                               "start as the prompt and all expand at step 1 stay copies of one another: give all but "
+                               "the first a score of -1e9 there)")
+        mistake = _beam_mistake(cases, hf, theirs)
+        if mistake:
+            raise JudgeFailure(f"{what}: this looks like {mistake}")
         if lp != 0 and eos is not None and same(theirs(prompt, n, num_beams=beams, length_penalty=0.0,
                                                       early_stopping=True, eos_token_id=eos)):
             raise JudgeFailure(f"{what}: the length penalty was not applied: a finished hypothesis scores "
@@ -249,6 +344,29 @@ def beam_search(data) -> None:
                      min(received.shape[1], expected.shape[1]))
         raise JudgeFailure(f"{what}: differs from model.generate(num_beams={beams}, length_penalty={lp}, "
                            f"early_stopping=True) from position {first} on:\n  yours    {received[0].tolist()}")
+    _errors(data, ["num_beams=0"], "beam_search", "num_beams < 1")
+
+
+def _beam_mistake(cases, hf, theirs) -> str | None:
+    """The known mistakes (:func:`tfs.teaching.probes_generation.beam_search_mistakes`) that give the learner's
+    result in every case where it differs from ``model.generate``'s, or None."""
+    from tfs.teaching.probes_generation import beam_search_mistakes
+
+    prompts, model, candidates, order = gen_prompts(), gen_model(), None, []
+    for (i, beams, lp, eos, n), item in zip(BEAM_CASES, cases):
+        prompt = torch.tensor([prompts[i]])
+        expected = theirs(prompt, n, num_beams=beams, length_penalty=lp, early_stopping=True, eos_token_id=eos)
+        received = item.get("out")
+        if not isinstance(received, torch.Tensor):
+            return None
+        if received.shape == expected.shape and torch.equal(received, expected):
+            continue
+        mistakes = beam_search_mistakes(model, prompt, n, beams, lp, eos)
+        order = order or list(mistakes)
+        matching = {m for m, wrong in mistakes.items()
+                    if wrong.shape == received.shape and torch.equal(wrong, received)}
+        candidates = matching if candidates is None else candidates & matching
+    return "; or ".join(m for m in order if m in (candidates or ())) or None   # several when the cases cannot tell
 
 
 # ------------------------------------------------------------------------------------------- KV cache
@@ -269,9 +387,17 @@ def kv_cache(data) -> None:
         raise JudgeFailure(f"{name}: the forward pass without a cache failed: {data['uncached_error']}")
     uncached = _tensor({"out": data["uncached"]}, f"{name}, no cache", expected.shape)
     if not torch.allclose(uncached, expected, atol=1e-5, rtol=0):
+        from tfs.teaching.probes_generation import gpt2_without_attention_scale
+
+        with torch.no_grad():
+            unscaled = gpt2_without_attention_scale(hf)(input_ids=ids).logits
+        if torch.allclose(uncached, unscaled, atol=1e-4, rtol=0):
+            raise JudgeFailure(f"{name}: without a cache the logits are those of attention whose scores were not "
+                               "divided by sqrt(d_head): scale q k^T by 1/sqrt(d_head)")
         raise JudgeFailure(f"{name}: without a cache the logits already differ from GPT-2's by up to "
                            f"{(uncached - expected).abs().max():.3g}: check the attention itself (the 1/sqrt(d_head) "
                            "scale, the causal mask, the head split) before the cache")
+    _check_attention_extras(data, hf, ids, name)
     if "cached_error" in data:
         raise JudgeFailure(f"{name}: decoding through the cache (the prompt, then one token per call) failed: "
                            f"{data['cached_error']}")
@@ -312,6 +438,41 @@ def kv_cache(data) -> None:
                                    "each layer keeps its own keys and values (the layer argument)")
 
 
+def _check_attention_extras(data, hf, ids, name) -> None:
+    """A left-padded batch, one cached step's weights, and dropout in eval() (see the collector)."""
+    from tfs.grader.collectors.ch07 import kv_padding_mask
+
+    mask = kv_padding_mask()
+    if "padded_error" in data:
+        raise JudgeFailure(f"{name}: a left-padded batch (attention_mask) failed: {data['padded_error']}")
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    padded = _tensor({"out": data.get("padded")}, f"{name}, a left-padded batch", expected.shape) \
+        if isinstance(data.get("padded"), torch.Tensor) else None
+    real = mask.bool()
+    if padded is None or not torch.allclose(padded[real], expected[real], atol=1e-4, rtol=0):
+        raise JudgeFailure(f"{name}: on a left-padded batch the real tokens' logits differ from GPT-2's with the same "
+                           "attention_mask: the padding mask your attention receives (mask, True = may attend) was "
+                           "ignored; combine it with the causal mask (mask & causal)")
+    if "step_error" in data:
+        raise JudgeFailure(f"{name}: one new position after 3 cached ones (cache=..., need_weights=True) failed: "
+                           f"{data['step_error']}")
+    weights = data.get("step_weights")
+    if isinstance(weights, torch.Tensor) and weights.dim() == 4 and weights.shape[-2:] == (1, 4):
+        if torch.allclose(weights[..., 0], torch.ones(())) and bool((weights[..., 1:] == 0).all()):
+            raise JudgeFailure(f"{name}: one new query after 3 cached positions gave all its weight to the first key: "
+                               "the causal mask was built square (top left) instead of offset by the cached positions: "
+                               "query i of L_q sees keys j <= i + L_k - L_q")
+    if "eval_dropout_error" in data:
+        raise JudgeFailure(f"{name}: MultiHeadAttention(..., dropout=0.5) in eval() failed: "
+                           f"{data['eval_dropout_error']}")
+    dropping, plain = data.get("eval_dropout", [None, None])
+    if not (isinstance(dropping, torch.Tensor) and isinstance(plain, torch.Tensor) and dropping.shape == plain.shape
+            and torch.allclose(dropping, plain, atol=1e-6)):
+        raise JudgeFailure(f"{name}: with dropout=0.5 in eval() mode the output changed: dropout applies in training "
+                           "mode only (self.training)")
+
+
 def generate_errors(data) -> None:
     from tfs.grader.collectors.ch07 import GENERATE_ERROR_CASES
 
@@ -328,10 +489,16 @@ def kv_cache_class(data) -> None:
     name = "KVCache"
     if not isinstance(data, dict):
         raise JudgeFailure(f"{name}: no data")
+    if isinstance(data.get("shared"), int) and data["shared"] > 0:
+        raise JudgeFailure(f"{name}: a new KVCache() already holds {data['shared']} layer entries once another cache "
+                           "was used: lists assigned in the class body are shared by every instance; create them in "
+                           "__init__ (self.keys = [])")
     if "error" in data:
         raise JudgeFailure(f"{name}: your class failed: {data['error']}")
     if data.get("empty_length") != 0:
-        raise JudgeFailure(f"{name}: len(KVCache()) is {data.get('empty_length')}, expected 0")
+        raise JudgeFailure(f"{name}: len(KVCache()) is {data.get('empty_length')}, expected 0: a new cache starts "
+                           "empty (lists assigned in the class body are shared by every instance: create them in "
+                           "__init__)")
     stored: dict[int, list] = {}
     for i, (layer, k, v) in enumerate(kv_cache_inputs()):
         stored.setdefault(layer, []).append((k, v))

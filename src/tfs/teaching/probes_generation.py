@@ -9,7 +9,9 @@ through a model the way decoding does: the first ``prompt`` positions at once, t
 :class:`TransformersCache` is ``transformers``' own cache behind the course's cache interface: it stands in for the
 learner's ``KVCache`` wherever another exercise needs a cache, so that no exercise is graded on another's answer.
 :func:`online_attention_mistakes` gives the outputs of the usual wrong versions of attention over blocks of keys
-(the idea of FlashAttention), for the checks to name a learner's mistake.
+(the idea of FlashAttention), :func:`beam_search_mistakes` those of beam search, :func:`padding_mistake` reads a
+left-padded batch's model calls (recorded by :class:`CallRecorder`) and :func:`sampled_outside` finds a sampled token
+that temperature, top-k and top-p would have removed: for the checks to name a learner's mistake.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from types import SimpleNamespace
 
 import torch
 
-__all__ = ["CourseInterface", "TransformersCache", "cached_logits", "online_attention_mistakes", "with_attention"]
+__all__ = ["CallRecorder", "CourseInterface", "TransformersCache", "beam_search_mistakes", "cached_logits",
+           "gpt2_without_attention_scale", "online_attention_mistakes", "padding_mistake", "sampled_outside",
+           "with_attention"]
 
 
 def with_attention(model, attention_class):
@@ -123,7 +127,7 @@ def online_attention_mistakes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     """What the usual wrong versions of attention over blocks of ``block_size`` keys return for ``q, k, v``
     ``(batch, heads, L, d)``, keyed by a description of the mistake."""
     with torch.no_grad():
-        return {
+        return {**_online_mistakes_more(q, k, v, block_size),
             "no rescaling: the sums of earlier blocks were kept as they were when the running maximum rose":
                 _blockwise_attention(q, k, v, block_size, rescale_denominator=False, rescale_numerator=False),
             "only the denominator rescaled when the running maximum rose (the numerator kept its old terms)":
@@ -136,3 +140,160 @@ def online_attention_mistakes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 _blockwise_attention(q, k, v, block_size, shift=False),
             "the scores not divided by sqrt(d)": _blockwise_attention(q, k, v, block_size, scale=False),
         }
+
+
+def _online_mistakes_more(q, k, v, block_size) -> dict[str, torch.Tensor]:
+    """Two more wrong versions: the running maximum never carried over, and each block's own maximum in its place."""
+    never, own = (torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype) for _ in range(2))
+    for carry, out in ((False, never), (True, own)):
+        running_max = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)
+        denominator = torch.zeros_like(running_max)
+        numerator = torch.zeros_like(out)
+        for start in range(0, k.shape[-2], block_size):
+            scores = q @ k[..., start:start + block_size, :].transpose(-2, -1) / q.shape[-1] ** 0.5
+            block_max = scores.amax(-1, keepdim=True)
+            new_max = block_max if carry else torch.maximum(running_max, block_max)
+            factor = torch.exp(running_max - new_max)
+            weights = torch.exp(scores - new_max)
+            denominator = denominator * factor + weights.sum(-1, keepdim=True)
+            numerator = numerator * factor + weights @ v[..., start:start + block_size, :]
+            if carry:
+                running_max = new_max
+        out.copy_(numerator / denominator)
+    return {"the running maximum never updated (m stays -inf, so each block's factor e^(m - m') wipes out the blocks "
+            "before it)": never,
+            "each block's own maximum used instead of the running maximum max(m, block max): when a later block's "
+            "scores are much lower, e^(m - m') overflows": own}
+
+
+class CallRecorder(torch.nn.Module):
+    """A model (the course's GPT interface) that records what each call was given: the number of tokens fed,
+    whether a cache came with it, and its ``attention_mask`` and ``position_ids`` (or None)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config, self.calls = model, model.config, []
+
+    def forward(self, ids, **kwargs):
+        self.calls.append({"tokens": ids.shape[1], "cache": kwargs.get("cache") is not None,
+                           "attention_mask": kwargs.get("attention_mask"), "position_ids": kwargs.get("position_ids")})
+        return self.model(ids, **kwargs)
+
+    def plain_calls(self) -> list[dict]:
+        """The calls as plain data (tensors detached and cloned, other objects as None)."""
+        def plain(value):
+            return value.detach().clone() if isinstance(value, torch.Tensor) else None
+
+        return [{**call, "attention_mask": plain(call["attention_mask"]), "position_ids": plain(call["position_ids"])}
+                for call in self.calls]
+
+
+def padding_mistake(calls: list[dict], mask: torch.Tensor) -> str | None:
+    """Which known mistake the recorded calls of a left-padded batch's decoding show (``mask`` (batch, T) is the
+    prompt's attention mask), or None: no attention_mask, no position_ids, or positions that are column indices."""
+    if not calls:
+        return None
+    if any(call["attention_mask"] is None for call in calls):
+        return ("the model was called without attention_mask: the pad tokens are attended to; pass the mask, "
+                "extended by a 1 per new token")
+    if any(call["position_ids"] is None for call in calls):
+        return ("the model was called without position_ids: it then numbers the columns, pads included, so a "
+                "padded prompt's tokens get the wrong positions; pass position_ids = mask.cumsum(-1) - 1")
+    first = calls[0]["position_ids"]
+    columns = torch.arange(first.shape[-1]).expand_as(first)
+    if bool(~mask.bool().all()) and torch.equal(first, columns):
+        return ("the position_ids are the column indices, pads included: a padded prompt's first token must be at "
+                "position 0; use the mask's cumulative sum, mask.cumsum(-1) - 1")
+    return None
+
+
+@torch.no_grad()
+def _beam_search(model, prompt, max_new_tokens, num_beams, length_penalty, eos, *, finish_all_eos=False,
+                 all_beams_start=False, length_with_prompt=False, raw_logits=False, stop_at_first=False):
+    """Beam search as ``transformers`` does it (``early_stopping=True``), without a cache; each switch is one
+    mistake of :func:`beam_search_mistakes`."""
+    beams = prompt.repeat(num_beams, 1)
+    scores = torch.zeros(num_beams) if all_beams_start else torch.tensor([0.0] + [-1e9] * (num_beams - 1))
+    finished = []
+    for step in range(max_new_tokens):
+        logits = model(beams)[0][:, -1].float()
+        log_p = logits if raw_logits else logits.log_softmax(-1)
+        top, index = (scores[:, None] + log_p).flatten().topk(2 * num_beams)
+        last = step == max_new_tokens - 1
+        next_beams, next_scores = [], []
+        for rank in range(2 * num_beams):
+            parent, token = divmod(int(index[rank]), log_p.shape[-1])
+            seq = torch.cat([beams[parent], torch.tensor([token])])
+            if last or token == eos:
+                if rank < num_beams or (finish_all_eos and not last):
+                    length = seq.shape[0] if length_with_prompt else step + 1
+                    finished.append((float(top[rank]) / length ** length_penalty, seq))
+            elif len(next_beams) < num_beams:
+                next_beams.append(seq)
+                next_scores.append(top[rank])
+        finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
+        if last or len(finished) == num_beams or (stop_at_first and finished):
+            break
+        beams, scores = torch.stack(next_beams), torch.stack(next_scores)
+    return finished[0][1][None]
+
+
+def beam_search_mistakes(model, prompt: torch.Tensor, max_new_tokens: int, num_beams: int, length_penalty: float = 1.0,
+                         eos_token_id: int | None = None) -> dict[str, torch.Tensor]:
+    """What the usual wrong versions of beam search return for ``prompt (1, T)`` on ``model`` (the course's GPT
+    interface), keyed by a description of the mistake."""
+    mistakes = {
+        "every beam expanded at the first step: the beams start as copies of the prompt, so they fill with "
+        "duplicates and follow the greedy path; give all but the first beam a score of -1e9 at step 1":
+            dict(all_beams_start=True),
+        "the scores summed raw logits, not log-probabilities (log_softmax): logits of different steps are not "
+        "comparable": dict(raw_logits=True),
+    }
+    if eos_token_id is not None:
+        mistakes.update({
+            "a candidate ending in EOS was finished although it ranked outside the best num_beams of the 2 * num_beams "
+            "candidates: only those among the best num_beams are finished": dict(finish_all_eos=True),
+            "the search stopped at the first finished hypothesis: with early_stopping it stops when num_beams "
+            "hypotheses are finished": dict(stop_at_first=True),
+        })
+        mistakes["EOS ignored: a hypothesis whose new token is eos_token_id is finished (set aside with its score) "
+                 "and no longer extended"] = dict(eos=None)
+        if length_penalty != 0:
+            mistakes["the length penalty not applied: a finished hypothesis scores sum(log p) / n ** length_penalty, "
+                     "n its new tokens (EOS included)"] = dict(length_penalty=0.0)
+            mistakes["the length penalty divided by the whole length, prompt included: n counts the new tokens only "
+                     "(EOS included)"] = dict(length_with_prompt=True)
+    def run(switches):
+        changed = {"length_penalty": length_penalty, "eos": eos_token_id, **switches}
+        return _beam_search(model, prompt, max_new_tokens, num_beams, changed.pop("length_penalty"), changed.pop("eos"),
+                            **changed)
+
+    return {description: run(switches) for description, switches in mistakes.items()}
+
+
+def sampled_outside(model, out: torch.Tensor, n_prompt: int, temperature: float, top_k: int | None = None,
+                    top_p: float | None = None) -> tuple[int, int] | None:
+    """The first (row, step) whose sampled token the filters would have removed: ``model`` (the course's GPT
+    interface, without cache) reads each row of ``out`` (batch, n_prompt + n), and ``transformers``' temperature,
+    top-k and top-p warpers, in that order, decide which tokens may be sampled. None when every token may be."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    with torch.no_grad():
+        logits = model(out[:, :-1])[0][:, n_prompt - 1:].double()            # (batch, n, vocab)
+    for step in range(logits.shape[1]):
+        z = TemperatureLogitsWarper(temperature)(None, logits[:, step])
+        z = TopKLogitsWarper(top_k)(None, z) if top_k else z
+        z = TopPLogitsWarper(top_p)(None, z) if top_p else z
+        allowed = torch.isfinite(z.gather(1, out[:, n_prompt + step, None]))[:, 0]
+        if not allowed.all():
+            return int((~allowed).nonzero()[0]), step
+    return None
+
+
+def gpt2_without_attention_scale(model):
+    """A copy of a ``GPT2LMHeadModel`` whose attention scores are not divided by sqrt(d_head): the logits of that
+    mistake."""
+    unscaled = copy.deepcopy(model)
+    for block in unscaled.transformer.h:
+        block.attn.scaling = 1.0      # transformers' GPT2Attention multiplies the scores by this (head_dim ** -0.5)
+    return unscaled

@@ -4,6 +4,8 @@ Inputs come from the generators below; ``autograder/judges/ch07.py`` imports the
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from tfs.grader import judging
@@ -50,28 +52,78 @@ def _run(function, *args, **kwargs):
     return {"out": out}
 
 
-def top_k(top_k_filter) -> list:
+def _stand_ins() -> dict:
+    """The filters and the repetition penalty made of ``transformers``' logits processors (the package's own are
+    hidden while chapter 07 is graded)."""
+    from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
+                                                       TopPLogitsWarper)
+
+    return {"top_k_filter": lambda logits, top_k: TopKLogitsWarper(top_k)(None, logits.clone()),
+            "top_p_filter": lambda logits, top_p: TopPLogitsWarper(top_p)(None, logits.clone()),
+            "apply_repetition_penalty": lambda logits, ids, penalty: RepetitionPenaltyLogitsProcessor(penalty)(
+                ids, logits.clone())}
+
+
+@contextlib.contextmanager
+def stand_in_pieces(function):
+    """While ``function`` (the learner's ``generate``) runs, the names of the filters and the repetition penalty in
+    its namespace are stand-ins (:func:`_stand_ins`, put back afterwards): ``generate`` is graded on its own, not on
+    those exercises' answers."""
+    namespace = getattr(function, "__globals__", {})
+    stand_ins = _stand_ins()
+    saved = {name: namespace[name] for name in stand_ins if name in namespace}
+    namespace.update({name: stand_ins[name] for name in saved})
+    try:
+        yield
+    finally:
+        namespace.update(saved)
+
+
+def error_names(function, *calls) -> list[str]:
+    """The exception type (name) ``function`` raises for each tuple of arguments of ``calls``."""
+    return [_error_name(function, *args) for args in calls]
+
+
+TOP_K_ERRORS, TOP_P_ERRORS, PENALTY_ERRORS = (0, -2), (0.0, 1.25, -0.5), (0.0, -2.0)
+
+
+def top_k(top_k_filter) -> dict:
     results = []
     for seed, (k, rows) in enumerate(TOP_K_CASES):
         logits = filter_logits(seed, rows)
         results.append(_run(top_k_filter, logits.clone(), k))
-    return results
+    return {"cases": results,
+            "errors": error_names(top_k_filter, *((filter_logits(0, 2), k) for k in TOP_K_ERRORS))}
 
 
-def top_p(top_p_filter) -> list:
-    return [_run(top_p_filter, filter_logits(10 + i), p) for i, p in enumerate(TOP_P_CASES)]
+def top_p(top_p_filter) -> dict:
+    return {"cases": [_run(top_p_filter, filter_logits(10 + i), p) for i, p in enumerate(TOP_P_CASES)],
+            "errors": error_names(top_p_filter, *((filter_logits(0, 2), p) for p in TOP_P_ERRORS))}
+
+
+SAMPLING = {"seed": 74, "rows": 8, "new": 10, "reproducible": dict(temperature=1.5, top_k=12),
+            "filtered": dict(temperature=0.6, top_p=0.8)}
 
 
 def generate(generate) -> dict:
-    """Greedy continuations: each prompt alone, the left-padded batch, and a batch that meets EOS."""
+    """Greedy continuations: each prompt alone, the left-padded batch (with what each model call was given), a
+    batch that meets EOS; seeded samples: twice with the same seed, and with a temperature and top-p."""
     from tfs.generate import left_pad
+    from tfs.teaching.probes_generation import CallRecorder
 
     model = gen_model()
     prompts = gen_prompts()
     data = {"alone": [_run(generate, model, torch.tensor([p]), 12) for p in prompts]}
     ids, mask = left_pad(prompts, GEN_PAD)
-    data["batch"] = _run(generate, model, ids, 12, attention_mask=mask)
+    recorder = CallRecorder(model)
+    data["batch"] = _run(generate, recorder, ids, 12, attention_mask=mask)
+    data["batch_calls"] = recorder.plain_calls()
     data["eos"] = _run(generate, model, ids, 12, attention_mask=mask, eos_token_id=GEN_EOS)
+    rows = torch.tensor([prompts[0]] * SAMPLING["rows"])
+    with stand_in_pieces(generate):
+        for name in ("reproducible", "filtered"):
+            data[name] = [_run(generate, model, rows, SAMPLING["new"], generator=judging.generator(SAMPLING["seed"]),
+                               **SAMPLING[name]) for _ in range(2 if name == "reproducible" else 1)]
     return data
 
 
@@ -99,7 +151,8 @@ def repetition_penalty(apply_repetition_penalty) -> dict:
         item = _run(apply_repetition_penalty, given, ids.clone(), penalty)
         item["input_changed"] = not torch.equal(given, logits)
         out.append(item)
-    return {"cases": out}
+    logits, ids = penalty_inputs(0)
+    return {"cases": out, "errors": error_names(apply_repetition_penalty, *((logits, ids, p) for p in PENALTY_ERRORS))}
 
 
 PENALTY_GENERATE = (1.4, 0.8)
@@ -108,8 +161,9 @@ PENALTY_GENERATE = (1.4, 0.8)
 def generate_penalty(generate) -> dict:
     """Greedy continuations of each prompt with a repetition penalty (the learner's generate composes it)."""
     model = gen_model()
-    return {str(p): [_run(generate, model, torch.tensor([prompt]), 12, repetition_penalty=p)
-                     for prompt in gen_prompts()] for p in PENALTY_GENERATE}
+    with stand_in_pieces(generate):
+        return {str(p): [_run(generate, model, torch.tensor([prompt]), 12, repetition_penalty=p)
+                         for prompt in gen_prompts()] for p in PENALTY_GENERATE}
 
 
 # ---------------------------------------------------------------------------------------- beam search
@@ -124,11 +178,12 @@ BEAM_CASES = [  # (prompt index, num_beams, length_penalty, eos, max_new_tokens)
 ]
 
 
-def beam_search(beam_search) -> list:
+def beam_search(beam_search) -> dict:
     model = gen_model()
     prompts = gen_prompts()
-    return [_run(beam_search, model, torch.tensor([prompts[i]]), n, beams, length_penalty=lp, eos_token_id=eos)
-            for i, beams, lp, eos, n in BEAM_CASES]
+    return {"cases": [_run(beam_search, model, torch.tensor([prompts[i]]), n, beams, length_penalty=lp,
+                           eos_token_id=eos) for i, beams, lp, eos, n in BEAM_CASES],
+            "errors": error_names(beam_search, (model, torch.tensor([prompts[0]]), 4, 0))}
 
 
 # ------------------------------------------------------------------------------------------- KV cache
@@ -167,6 +222,47 @@ def kv_cache(MultiHeadAttention) -> dict:
         data["values"] = [layer.values for layer in cache.transformers_cache.layers]
     except Exception as error:
         data["cached_error"] = f"{type(error).__name__}: {error}"
+    data.update(_attention_extras(model, MultiHeadAttention))
+    return data
+
+
+def kv_padding_mask() -> torch.Tensor:
+    """The attention mask of :func:`kv_sequence` as a left-padded batch: row 1 starts with 3 pad positions."""
+    mask = torch.ones(2, KV_LENGTH, dtype=torch.long)
+    mask[1, :3] = 0
+    return mask
+
+
+def _attention_extras(model, attention_class) -> dict:
+    """The learner's attention on a left-padded batch, one cached step's attention weights, and dropout in eval()."""
+    data = {}
+    ids, mask = kv_sequence(), kv_padding_mask()
+    try:
+        with torch.no_grad():
+            data["padded"] = model(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))[0]
+    except Exception as error:
+        data["padded_error"] = f"{type(error).__name__}: {error}"
+    attention = model.blocks[0].attn
+    g = judging.generator(75)
+    x = torch.randn(2, 4, model.config.n_embd, generator=g)
+    try:
+        from tfs.teaching.probes_generation import TransformersCache
+
+        cache = TransformersCache()
+        with torch.no_grad():
+            attention(x[:, :3], cache=cache, layer=0)
+            data["step_weights"] = attention(x[:, 3:], cache=cache, layer=0, need_weights=True)[1]
+    except Exception as error:
+        data["step_error"] = f"{type(error).__name__}: {error}"
+    try:
+        config = model.config
+        dropping = attention_class(config.n_embd, config.n_head, bias=config.bias, dropout=0.5, causal=True)
+        dropping.load_state_dict(attention.state_dict())
+        dropping.eval()
+        with torch.no_grad():
+            data["eval_dropout"] = [dropping(x)[0], attention(x)[0]]
+    except Exception as error:
+        data["eval_dropout_error"] = f"{type(error).__name__}: {error}"
     return data
 
 
@@ -201,7 +297,14 @@ def kv_cache_inputs() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
 
 
 def kv_cache_class(KVCache) -> dict:
-    """What the learner's cache returns after each update, its length, and what it holds at the end."""
+    """What the learner's cache returns after each update, its length, and what it holds at the end; and how many
+    entries a new cache holds once another one was used (``shared``: lists shared by every instance)."""
+    try:
+        layer, k, v = kv_cache_inputs()[0]
+        KVCache().update(layer, k.clone(), v.clone())
+        shared = len(KVCache().keys)
+    except Exception:
+        shared = None
     try:
         cache = KVCache()
         data = {"empty_length": int(len(cache)), "returned": [], "lengths": []}
@@ -211,27 +314,30 @@ def kv_cache_class(KVCache) -> dict:
             data["lengths"].append(int(len(cache)))
         data["keys"], data["values"] = list(cache.keys), list(cache.values)
     except Exception as error:
-        return {"error": f"{type(error).__name__}: {error}"}
+        data = {"error": f"{type(error).__name__}: {error}"}
+    data["shared"] = shared
     return data
 
 
 # ---------------------------------------------------------------------------- attention over blocks of keys
 
-ONLINE_CASES = [  # (batch, heads, queries, keys, d, block_size, dtype, scale of q)
-    (2, 3, 6, 45, 16, 8, torch.float64, 1.0),      # the last block shorter
-    (2, 3, 6, 45, 16, 1, torch.float64, 1.0),      # one key per block
-    (2, 3, 6, 45, 16, 64, torch.float64, 1.0),     # one block holds every key
-    (1, 4, 1, 100, 16, 16, torch.float64, 3.0),    # a decoding step: one query over a long cache
-    (1, 2, 5, 50, 32, 10, torch.float32, 50.0),    # scores in the hundreds: exp of an unshifted score overflows
-]
+ONLINE_CASES = [  # (batch, heads, queries, keys, d, block_size, dtype, scale of q, scale of the first block's keys)
+    (2, 3, 6, 45, 16, 8, torch.float64, 1.0, 1.0),      # the last block shorter
+    (2, 3, 6, 45, 16, 1, torch.float64, 1.0, 1.0),      # one key per block
+    (2, 3, 6, 45, 16, 64, torch.float64, 1.0, 1.0),     # one block holds every key
+    (1, 4, 1, 100, 16, 16, torch.float64, 3.0, 1.0),    # a decoding step: one query over a long cache
+    (1, 2, 5, 50, 32, 10, torch.float32, 50.0, 1.0),    # scores in the hundreds: exp of an unshifted score overflows
+    (1, 2, 4, 40, 32, 10, torch.float32, 20.0, 6.0),    # later blocks' scores far below the first's: the running
+]                                                       # maximum must not fall back to a block's own maximum
 
 
 def online_attention_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Seeded ``q, k, v`` and the block size of ``ONLINE_CASES[case]``."""
-    batch, heads, n_q, n_k, d, block_size, dtype, scale = ONLINE_CASES[case]
+    batch, heads, n_q, n_k, d, block_size, dtype, scale, first_scale = ONLINE_CASES[case]
     g = torch.Generator().manual_seed(300 + case)  # the same in every run: the float32 case's tolerance is set for it
     q = scale * torch.randn(batch, heads, n_q, d, generator=g, dtype=dtype)
     k, v = (torch.randn(batch, heads, n_k, d, generator=g, dtype=dtype) for _ in range(2))
+    k[..., :block_size, :] *= first_scale
     return q, k, v, block_size
 
 
