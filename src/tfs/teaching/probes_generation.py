@@ -22,8 +22,8 @@ from types import SimpleNamespace
 import torch
 
 __all__ = ["CallRecorder", "CourseInterface", "TransformersCache", "beam_search_mistakes", "cached_logits",
-           "gpt2_without_attention_scale", "online_attention_mistakes", "padding_mistake", "sampled_outside",
-           "with_attention"]
+           "gpt2_without_attention_scale", "online_attention_mistakes", "padding_mistake", "penalised_generated_only",
+           "sampled_outside", "with_attention"]
 
 
 def with_attention(model, attention_class):
@@ -297,3 +297,19 @@ def gpt2_without_attention_scale(model):
     for block in unscaled.transformer.h:
         block.attn.scaling = 1.0      # transformers' GPT2Attention multiplies the scores by this (head_dim ** -0.5)
     return unscaled
+
+
+@torch.no_grad()
+def penalised_generated_only(model, prompt: torch.Tensor, max_new_tokens: int, penalty: float) -> torch.Tensor:
+    """Greedy decoding of ``prompt (1, T)`` on ``model`` (the course's GPT interface, no cache) with ``transformers``'
+    repetition penalty on the generated tokens only, not the prompt: that mistake's output ``(1, T + n)``."""
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    ids = prompt
+    for _ in range(max_new_tokens):
+        logits = model(ids)[0][:, -1]
+        generated = ids[:, prompt.shape[1]:]
+        if generated.shape[1]:
+            logits = RepetitionPenaltyLogitsProcessor(penalty)(generated, logits.clone())
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+    return ids
