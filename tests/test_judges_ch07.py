@@ -343,6 +343,17 @@ class AppendNothingCache(KVCache):  # replaces each layer's entry instead of app
         return k, v
 
 
+class HeadsAxisCache(KVCache):  # concatenates along the heads axis: the new positions become extra heads
+    def update(self, layer, k, v):
+        if layer == len(self.keys):
+            self.keys.append(k)
+            self.values.append(v)
+        else:
+            self.keys[layer] = torch.cat([self.keys[layer], k], dim=1)
+            self.values[layer] = torch.cat([self.values[layer], v], dim=1)
+        return self.keys[layer], self.values[layer]
+
+
 class SharedListsCache(KVCache):  # lists in the class body: every instance shares them
     keys, values = [], []
 
@@ -363,7 +374,8 @@ def test_kv_cache_class_solution_passes():
     (AppendNothingCache, r"update\(0, k, v\) \(call 4, 4 positions.*append along the position axis"),
     (OneEntryCache, r"update\(1, k, v\) \(call 2, 3 positions.*append along the position axis"),
     (TransformersCache, "has no attribute 'keys'"),
-    (SharedListsCache, "shared by every instance"),  # the stand-in cache of the other exercises is no answer here
+    (SharedListsCache, "shared by every instance"),
+    (HeadsAxisCache, r"concatenated along axis 1.*append along dim=-2"),  # the stand-in cache of the other exercises is no answer here
 ])
 def test_kv_cache_class_mutants_fail_with_their_mistake(cache, message):
     fails("kv_cache_class", message, KVCache=cache)

@@ -494,6 +494,13 @@ def kv_cache_class(data) -> None:
                            "was used: lists assigned in the class body are shared by every instance; create them in "
                            "__init__ (self.keys = [])")
     if "error" in data:
+        import re
+
+        axis = re.search(r"must match except in dimension (-?\d+)", data["error"])
+        if axis and int(axis.group(1)) not in (2, -2):
+            raise JudgeFailure(f"{name}: your class failed: {data['error']}: update concatenated along axis "
+                               f"{axis.group(1)}, which only works while every call brings the same number of "
+                               "positions; the positions are axis 2 of (batch, heads, T, d_head): append along dim=-2")
         raise JudgeFailure(f"{name}: your class failed: {data['error']}")
     if data.get("empty_length") != 0:
         raise JudgeFailure(f"{name}: len(KVCache()) is {data.get('empty_length')}, expected 0: a new cache starts "
