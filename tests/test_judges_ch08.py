@@ -52,6 +52,17 @@ class ExtraLayer(ref.ClassificationHead):
         self.dense = nn.Linear(d_model, d_model)
 
 
+class SoftmaxHead(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        return super().forward(hidden, attention_mask).softmax(-1)
+
+
+class DropoutOnLogits(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        summary = ref.mean_pool(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0]
+        return self.dropout(self.linear(summary))
+
+
 def fixed_length(examples, pad_id=0, max_length=512, n_classes=None):
     batch = ref.collate(examples, pad_id, max_length, n_classes)
     extra = 8 - batch["input_ids"].shape[1]
@@ -79,6 +90,28 @@ def zero_pad(examples, pad_id=0, max_length=512, n_classes=None):
     return ref.collate(examples, 0, max_length, n_classes)
 
 
+def mask_of_ones(examples, pad_id=0, max_length=512, n_classes=None):
+    batch = ref.collate(examples, pad_id, max_length, n_classes)
+    batch["attention_mask"] = torch.ones_like(batch["attention_mask"])
+    return batch
+
+
+def mask_from_token_values(examples, pad_id=0, max_length=512, n_classes=None):
+    batch = ref.collate(examples, pad_id, max_length, n_classes)
+    batch["attention_mask"] = (batch["input_ids"] != pad_id).long()
+    return batch
+
+
+def not_truncated(examples, pad_id=0, max_length=512, n_classes=None):
+    return ref.collate(examples, pad_id, 10_000, n_classes)
+
+
+def negative_needs_n_classes(examples, pad_id=0, max_length=512, n_classes=None):
+    if n_classes is None and any(e.get("label", 0) < 0 for e in examples):  # checked only when n_classes is given
+        return ref.collate([{"input_ids": e["input_ids"]} for e in examples], pad_id, max_length)
+    return ref.collate(examples, pad_id, max_length, n_classes)
+
+
 def shifted_labels(examples, pad_id=0, max_length=512, n_classes=None):
     batch = ref.collate(examples, pad_id, max_length, n_classes)
     if "labels" in batch:
@@ -96,6 +129,12 @@ def no_checks(examples, pad_id=0, max_length=512, n_classes=None):
 
 def transposed(y_true, y_pred, n_classes):
     return ref.confusion_matrix(y_true, y_pred, n_classes).T
+
+
+def counted_once(y_true, y_pred, n_classes):
+    matrix = torch.zeros(n_classes, n_classes, dtype=torch.int64)
+    matrix[y_true, y_pred] += 1  # repeated index pairs are not added up
+    return matrix
 
 
 def seen_classes_only(y_true, y_pred, n_classes):
@@ -119,6 +158,11 @@ def weighted_precision(y_true, y_pred, n_classes):
 
     result = ref.classification_metrics(y_true, y_pred, n_classes)
     return {**result, "precision": precision_score(y_true, y_pred, average="weighted", zero_division=0)}
+
+
+def precision_recall_swapped(y_true, y_pred, n_classes):
+    result = ref.classification_metrics(y_true, y_pred, n_classes)
+    return {**result, "precision": result["recall"], "recall": result["precision"]}
 
 
 def nan_precision(y_true, y_pred, n_classes):
@@ -158,6 +202,19 @@ def decay_everything(model, encoder_lr, head_lr, weight_decay=0.01):
     return [{**g, "weight_decay": weight_decay} for g in ref.parameter_groups(model, encoder_lr, head_lr, weight_decay)]
 
 
+def decay_by_name(model, encoder_lr, head_lr, weight_decay=0.01):
+    groups = []
+    for part, lr in ((model.bert, encoder_lr), (model.head, head_lr)):
+        named = [(n, p) for n, p in part.named_parameters() if p.requires_grad]
+        groups.append({"params": [p for n, p in named if not n.endswith("bias")], "lr": lr, "weight_decay": weight_decay})
+        groups.append({"params": [p for n, p in named if n.endswith("bias")], "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def default_decay(model, encoder_lr, head_lr, weight_decay=0.01):
+    return ref.parameter_groups(model, encoder_lr, head_lr)
+
+
 def includes_frozen(model, encoder_lr, head_lr, weight_decay=0.01):
     return [{"params": list(model.bert.parameters()), "lr": encoder_lr, "weight_decay": weight_decay},
             {"params": list(model.head.parameters()), "lr": head_lr, "weight_decay": weight_decay}]
@@ -173,6 +230,14 @@ def no_clamp(step, warmup_steps, total_steps):
     if step < warmup_steps:
         return step / max(1, warmup_steps)
     return (total_steps - step) / max(1, total_steps - warmup_steps)
+
+
+def integer_warmup(step, warmup_steps, total_steps):
+    return step // warmup_steps if step < warmup_steps else ref.linear_warmup_decay(step, warmup_steps, total_steps)
+
+
+def decay_from_zero(step, warmup_steps, total_steps):
+    return step / warmup_steps if step < warmup_steps else max(0.0, 1 - step / total_steps)
 
 
 def cosine(step, warmup_steps, total_steps):
@@ -200,6 +265,34 @@ class PatiencePlusOne(ref.EarlyStopping):
 class TieImproves(ref.EarlyStopping):
     def __init__(self, patience=2, mode="max", min_delta=0.0):
         super().__init__(patience, mode, min_delta - 1e-12)  # a score equal to the best counts as better
+
+
+class IgnoresMinDelta(ref.EarlyStopping):
+    def __init__(self, patience=2, mode="max", min_delta=0.0):
+        super().__init__(patience, mode, 0.0)
+
+
+class MinDeltaSignFlipped(ref.EarlyStopping):
+    def __init__(self, patience=2, mode="max", min_delta=0.0):
+        super().__init__(patience, mode, -min_delta if mode == "min" else min_delta)
+
+
+class CountNotReset(ref.EarlyStopping):
+    def step(self, score, model):
+        bad = self.bad_epochs
+        stop = super().step(score, model)
+        if self.best_epoch == self.calls - 1:  # improved: keep counting instead of restarting
+            self.bad_epochs = bad
+            stop = bad >= self.patience
+        return stop
+
+
+class OneBasedEpoch(ref.EarlyStopping):
+    def step(self, score, model):
+        stop = super().step(score, model)
+        if self.bad_epochs == 0:  # improved: counted from 1
+            self.best_epoch = self.calls
+        return stop
 
 
 class AlwaysMax(ref.EarlyStopping):
@@ -230,7 +323,8 @@ def test_reference_passes_every_judge():
 
 @pytest.mark.parametrize("mutant, match", [
     (MeanOverPads, "padding included"), (SumPool, "summed, not averaged"), (AlwaysCLS, r"\[CLS\] vector"),
-    (NoDropout, "dropout"), (ExtraLayer, "parameters named"),
+    (NoDropout, "dropout"), (ExtraLayer, "parameters named"), (SoftmaxHead, "softmax"),
+    (DropoutOnLogits, "dropout was applied to the logits"),
 ])
 def test_head_mutants(mutant, match):
     fails("classification_head", match, ClassificationHead=mutant)
@@ -241,6 +335,9 @@ def test_head_mutants(mutant, match):
     (left_padded, "collate_padding", "on the left"),
     (zero_pad, "collate_padding", "pad_id"), (shifted_labels, "collate_labels", "shifted by one"),
     (cut_sep, "collate_labels", r"\[SEP\] was cut off"), (no_checks, "collate_labels", "must raise ValueError"),
+    (mask_of_ones, "collate_padding", "1 everywhere"), (mask_from_token_values, "collate_padding", "not from the token values"),
+    (not_truncated, "collate_labels", "must be truncated"),
+    (negative_needs_n_classes, "collate_labels", "without n_classes must raise ValueError"),
 ])
 def test_collate_mutants(mutant, test, match):
     fails(test, match, collate=mutant)
@@ -252,7 +349,8 @@ def test_head_shape_and_binary_metric_mutants():
     fails("metrics_binary", "micro average", classification_metrics=micro)
 
 
-@pytest.mark.parametrize("mutant, match", [(transposed, "transposed"), (seen_classes_only, "expected shape")])
+@pytest.mark.parametrize("mutant, match", [(transposed, "transposed"), (seen_classes_only, "size it by n_classes"),
+                                            (counted_once, "counted once")])
 def test_confusion_matrix_mutants(mutant, match):
     fails("confusion_matrix", match, confusion_matrix=mutant)
 
@@ -260,6 +358,7 @@ def test_confusion_matrix_mutants(mutant, match):
 @pytest.mark.parametrize("mutant, match", [
     (micro, "micro average"), (f1_of_averages, "harmonic mean of the macro"), (weighted_precision, "weighted by class"),
     (nan_precision, "NaN"), (zero_division_one, "0/0 ratio as 1"), (classes_present_only, "out of the mean"),
+    (precision_recall_swapped, "swapped"),
 ])
 def test_metrics_mutants(mutant, match):
     fails("classification_metrics", match, classification_metrics=mutant)
@@ -267,7 +366,7 @@ def test_metrics_mutants(mutant, match):
 
 @pytest.mark.parametrize("mutant, match", [
     (one_lr, "encoder_lr"), (swapped_lr, "swapped"), (decay_everything, "biases and LayerNorm"),
-    (includes_frozen, "frozen parameters"),
+    (includes_frozen, "frozen parameters"), (decay_by_name, "LayerNorm weight"), (default_decay, "weight_decay argument"),
 ])
 def test_parameter_group_mutants(mutant, match):
     fails("parameter_groups", match, parameter_groups=mutant)
@@ -275,6 +374,7 @@ def test_parameter_group_mutants(mutant, match):
 
 @pytest.mark.parametrize("mutant, match", [
     (warmup_plus_one, "off by one"), (no_clamp, "clamp"), (cosine, "get_linear_schedule_with_warmup"),
+    (integer_warmup, "integer division"), (decay_from_zero, "from 1 at step 0"),
 ])
 def test_schedule_mutants(mutant, match):
     fails("schedule", match, linear_warmup_decay=mutant)
@@ -283,9 +383,26 @@ def test_schedule_mutants(mutant, match):
 @pytest.mark.parametrize("mutant, match", [
     (KeepsReferences, "keep a copy"), (PatiencePlusOne, "patience off by one"), (AlwaysMax, "lower is better"),
     (StopsAtOnce, "first call without improvement"), (TieImproves, "equal to the best"),
+    (IgnoresMinDelta, "smaller than min_delta"), (MinDeltaSignFlipped, "the other way"), (CountNotReset, "reset the count"),
+    (OneBasedEpoch, "counts the calls from 1"),
 ])
 def test_early_stopping_mutants(mutant, match):
     fails("early_stopping", match, EarlyStopping=mutant)
+
+
+def test_a_wrong_confusion_matrix_costs_no_metrics_points():
+    """The metrics are collected on a reference confusion matrix, whatever the learner's one does."""
+    import builtins
+    import types
+
+    def metrics_on(confusion_matrix):
+        """The reference metrics, reading ``confusion_matrix`` from a namespace of their own (as a notebook's)."""
+        space = {"__builtins__": builtins, "torch": torch, "confusion_matrix": confusion_matrix}
+        return types.FunctionType(ref.classification_metrics.__code__, space)
+
+    for test in ("classification_metrics", "metrics_binary"):
+        verdict(test, classification_metrics=metrics_on(transposed))
+        verdict(test, classification_metrics=metrics_on(counted_once))
 
 
 def test_a_crash_in_the_learners_code_reaches_the_grader_as_an_error():

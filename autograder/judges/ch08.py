@@ -37,7 +37,7 @@ def _expect_head_parameters(data, name: str) -> None:
 
 def classification_head(data) -> None:
     name = "ClassificationHead"
-    check_data(data, {"names": None, "mean": None, "cls": None, "train": None}, name)
+    check_data(data, {"names": None, "mean": None, "cls": None, "train": None, "train_many": None}, name)
     _expect_head_parameters(data, name)
     hidden, mask = c.head_inputs()
     weight, bias = c.seeded("linear.weight", (c.N_CLASSES, c.D_MODEL)), c.seeded("linear.bias", (c.N_CLASSES,))
@@ -53,7 +53,9 @@ def classification_head(data) -> None:
                     "the [CLS] vector (position 0) is used; pooling='mean' (the default) averages the real tokens":
                         F.linear(hidden[:, 0], weight, bias),
                     "the mask is inverted: the padding positions are averaged instead of the real tokens":
-                        F.linear((hidden * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1), weight, bias)}
+                        F.linear((hidden * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1), weight, bias),
+                    "the output is a softmax of the logits: return the logits (F.cross_entropy applies the softmax)":
+                        expected.softmax(-1)}
         for mistake, wrong in mistakes.items():
             if _close(got, wrong):
                 raise JudgeFailure(f"✗ {name}: {mistake}.")
@@ -66,6 +68,9 @@ def classification_head(data) -> None:
     train = _shape(data["train"], (3, c.N_CLASSES), f"{name} in training mode")
     expect(not _close(train, expected, 1e-6), name, "in training mode the output equals eval mode's: dropout "
            "(p=0.5 here) is not applied to the pooled vector.", "self.dropout = nn.Dropout(dropout), applied before linear.")
+    train_many = _shape(data["train_many"], (24, c.N_CLASSES), f"{name} in training mode (24 sequences)")
+    expect(not bool((train_many == 0).any()), name, "in training mode some logits are exactly 0: dropout was applied to "
+           "the logits; it goes on the pooled vector, before the linear layer.")
 
 
 # ------------------------------------------------------------------------------------------ collate
@@ -80,7 +85,7 @@ def _padded(sequences, pad: int):
 def collate_padding(data) -> None:
     name = "collate"
     batch = {"input_ids": None, "attention_mask": None}
-    check_data(data, {"keys": None, "full": batch, "short": batch, "other_pad": None}, name)
+    check_data(data, {"keys": None, "full": batch, "short": batch, "other_pad": None, "token_is_pad": None}, name)
     examples = c.collate_examples()
     sequences = [e["input_ids"] for e in examples]
     expect(isinstance(data, dict) and data.get("keys") == ["attention_mask", "input_ids", "labels"], name,
@@ -101,6 +106,9 @@ def collate_padding(data) -> None:
     got_mask = data["full"]["attention_mask"]
     if _close(got_mask, 1 - mask, 0):
         raise JudgeFailure(f"✗ {name}: the attention mask is inverted: 1 marks a real token, 0 padding.")
+    if _close(got_mask, torch.ones_like(mask), 0):
+        raise JudgeFailure(f"✗ {name}: the attention mask is 1 everywhere, padding included: 0 marks the padding, "
+                           "so that attention and the mean skip it.")
     expect(_close(got_mask, mask, 0) and got_mask.dtype == torch.int64, name,
            "attention_mask must be 1 on real tokens and 0 on padding, int64, shape of input_ids.")
     short_ids, short_mask = _padded([sequences[1], sequences[3]], c.PAD)
@@ -109,12 +117,16 @@ def collate_padding(data) -> None:
            f"(received shape {tuple(getattr(data['short']['input_ids'], 'shape', ()))}).")
     expect(_close(data["other_pad"], _padded(sequences[:2], 77)[0], 0), name,
            "padding must use the pad_id argument (the tokenizer's pad token), not a fixed 0.")
+    with_pad_token = _padded([[101, c.PAD_TOKEN, 102], sequences[2]], c.PAD_TOKEN)[1]
+    expect(_close(data["token_is_pad"], with_pad_token, 0), name,
+           "a real token whose id equals pad_id was marked as padding: the mask must come from each sequence's "
+           "length, not from the token values.")
 
 
 def collate_labels(data) -> None:
     name = "collate"
     check_data(data, {key: None for key in ("labels", "truncated", "truncated_mask", "unlabelled_keys", "empty",
-                                            "label_too_big", "label_negative")}, name)
+                                            "label_too_big", "label_negative", "label_negative_no_n_classes")}, name)
     examples = c.collate_examples()
     labels = torch.tensor([e["label"] for e in examples])
     got = _shape(data.get("labels"), (4,), "collate(...)['labels']")
@@ -125,15 +137,21 @@ def collate_labels(data) -> None:
     truncated = [s if len(s) <= 4 else s[:3] + s[-1:] for s in (e["input_ids"] for e in examples)]
     ids, mask = _padded(truncated, c.PAD)
     got_ids = data.get("truncated")
+    if isinstance(got_ids, torch.Tensor) and got_ids.dim() == 2 and got_ids.shape[1] > 4:
+        raise JudgeFailure(f"✗ {name}: with max_length=4 the rows have {got_ids.shape[1]} tokens: a sequence longer "
+                           "than max_length must be truncated to max_length tokens.")
     if isinstance(got_ids, torch.Tensor) and got_ids.shape == ids.shape and got_ids[:, -1].tolist() != ids[:, -1].tolist():
         raise JudgeFailure(f"✗ {name}: a sequence longer than max_length must keep its first max_length - 1 tokens "
                            "and its last token ([SEP]); the final [SEP] was cut off.")
-    expect(_close(got_ids, ids, 0) and _close(data.get("truncated_mask"), mask, 0), name,
+    expect(_close(got_ids, ids, 0), name,
            "with max_length=4, longer sequences must become their first 3 tokens + their last token ([SEP]).")
+    expect(_close(data.get("truncated_mask"), mask, 0), name,
+           "the attention mask of a truncated batch: 1 on each row's real tokens (at most max_length), 0 on padding.")
     expect(data.get("unlabelled_keys") == ["attention_mask", "input_ids"], name,
            "examples without 'label' give a batch with input_ids and attention_mask only.")
     for key, case in (("empty", "an empty batch"), ("label_too_big", f"a label equal to n_classes={c.N_CLASSES}"),
-                      ("label_negative", "a label of -1")):
+                      ("label_negative", "a label of -1"),
+                      ("label_negative_no_n_classes", "a negative label (-1) without n_classes")):
         expect(str(data.get(key, "")).startswith("ValueError"), name,
                f"{case} must raise ValueError with a clear message; received {data.get(key)!r}.")
 
@@ -148,9 +166,16 @@ def confusion_matrix(data) -> None:
     data = results(data, len(cases), name)
     for (y_true, y_pred, n), got in zip(cases, data):
         expected = torch.as_tensor(sk_confusion(y_true.numpy(), y_pred.numpy(), labels=list(range(n))))
+        if isinstance(got, torch.Tensor) and got.dim() == 2 and got.shape[0] == got.shape[1] < n:
+            raise JudgeFailure(f"✗ {name}: a {got.shape[0]} x {got.shape[1]} matrix for n_classes={n}: size it by "
+                               "n_classes, not by the largest label seen; every class gets a row and a column, even "
+                               "one that never occurs.")
         got = _shape(got, (n, n), f"{name}(y_true, y_pred, {n})")
         if _close(got, expected.T, 0) and not _close(got, expected, 0):
             raise JudgeFailure(f"✗ {name}: transposed: rows are the true classes, columns the predicted ones.")
+        if _close(got, expected.clamp(max=1), 0) and not _close(got, expected, 0):
+            raise JudgeFailure(f"✗ {name}: each (true, predicted) pair is counted once, however often it occurs: an "
+                               "indexed += does not add up repeated indices; count every example.")
         expect(_close(got, expected, 0), name, f"counts differ from scikit-learn's for {n} classes: "
                "entry [i, j] counts the examples of true class i predicted as j (every class gets a row, "
                "even one never seen).")
@@ -190,6 +215,10 @@ def classification_metrics(data) -> None:
             if close(value, micro, TOL):
                 raise JudgeFailure(f"✗ {name}: {key} is the micro average (pooled counts, equal to accuracy here); "
                                    "macro averages the per-class values, each class weighing the same.")
+            swapped = {"precision": "recall", "recall": "precision"}.get(key)
+            if swapped and close(value, expected[swapped], TOL):
+                raise JudgeFailure(f"✗ {name}: {key} equals the macro {swapped}: precision and recall are swapped; "
+                                   "precision divides by the predicted counts (columns), recall by the true counts (rows).")
             fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[key]
             if close(value, fn(t, p, labels=labels, average="macro", zero_division=1), TOL):
                 raise JudgeFailure(f"✗ {name}: {key} counts a 0/0 ratio as 1: a class the model never predicts (or "
@@ -244,9 +273,12 @@ def parameter_groups(data) -> None:
             if group["lr"] != want_lr:
                 raise JudgeFailure(f"✗ {name}: {n} has lr {group['lr']:g}, expected {want_lr:g}: the encoder "
                                    "(model.bert) takes encoder_lr, the head (model.head) head_lr.")
-            want_decay = 0.05 if shapes[n].dim() >= 2 else 0.0
-            if group["weight_decay"] != want_decay:
-                raise JudgeFailure(f"✗ {name}: {n} has weight_decay {group['weight_decay']:g}, expected {want_decay:g}: "
+            if shapes[n].dim() >= 2 and group["weight_decay"] != 0.05:
+                raise JudgeFailure(f"✗ {name}: {n} has weight_decay {group['weight_decay']:g}, expected 0.05: a matrix "
+                                   "takes the weight_decay argument.")
+            if shapes[n].dim() < 2 and group["weight_decay"] != 0.0:
+                what = "a bias" if n.endswith("bias") else "a LayerNorm weight (1-D, like the biases)"
+                raise JudgeFailure(f"✗ {name}: {n} has weight_decay {group['weight_decay']:g}, expected 0: it is {what}; "
                                    "matrices decay, biases and LayerNorm weights (1-D) do not.")
 
 
@@ -275,38 +307,39 @@ def schedule(data) -> None:
                                f"reaching 1 at step {warmup}.")
         if any(g < 0 for g in got):
             raise JudgeFailure(f"✗ {name}: negative multiplier after total_steps: clamp the decay at 0.")
+        if warmup and all(close(g, e, 1e-12) for g, e in zip(got, [0.0 if s < warmup else e for s, e in enumerate(expected)])):
+            raise JudgeFailure(f"✗ {name}: the warm-up gives 0 until its last step: integer division (//) where "
+                               "step / warmup_steps is a fraction.")
+        from_zero = [e if s < warmup else max(0.0, 1 - s / total) for s, e in enumerate(expected)]
+        if all(close(g, e, 1e-12) for g, e in zip(got, from_zero)):
+            raise JudgeFailure(f"✗ {name}: the decay runs from 1 at step 0 to 0 at total_steps; it runs from 1 at "
+                               "warmup_steps: (total_steps - step) / (total_steps - warmup_steps).")
         raise JudgeFailure(f"✗ {name}(step={step}, warmup_steps={warmup}, total_steps={total}) = {got[step]:.4g}, "
                            f"{off(got[step], expected[step])} transformers' get_linear_schedule_with_warmup.")
 
 
 def early_stopping(data) -> None:
     name = "EarlyStopping"
-    for mode, scores in c.STOPPING_SCORES.items():
-        run = data.get(mode) if isinstance(data, dict) else None
-        expect(isinstance(run, dict), name, f"no results for mode={mode!r}.")
+    for run_name, (mode, min_delta, scores) in c.STOPPING_RUNS.items():
+        run = data.get(run_name) if isinstance(data, dict) else None
+        expect(isinstance(run, dict), name, f"no results for mode={mode!r}, min_delta={min_delta}.")
         check_data(run, {"decisions": [bool] * len(scores), "best_score": None, "best_epoch": None, "restored": None}, name)
-        decisions, best_epoch = _stopping_rule(scores, mode)
-        best = scores[best_epoch]
-        tie = _stopping_rule(scores, mode, ties_improve=True)
-        if (run["decisions"], run["best_epoch"]) == tie and tie != (decisions, best_epoch):
-            raise JudgeFailure(f"✗ {name}(mode={mode!r}): a score equal to the best was counted as an improvement: on "
-                               "a plateau the patience never runs out, and the later weights replace the earlier ones "
-                               "without scoring better.")
-        if run["best_score"] != best:
-            raise JudgeFailure(f"✗ {name}(mode={mode!r}): best_score {run['best_score']} is not the best score seen"
+        call = f"{name}(patience=2, mode={mode!r}, min_delta={min_delta})"
+        decisions, best_epoch = _stopping_rule(scores, mode, min_delta)
+        got = (run["decisions"], run["best_epoch"])
+        if got != (decisions, best_epoch):
+            for mistake, wrong in _stopping_mistakes(scores, mode, min_delta):
+                if got == wrong and wrong != (decisions, best_epoch):
+                    raise JudgeFailure(f"✗ {call}: {mistake}")
+        if run["best_score"] != scores[best_epoch]:
+            raise JudgeFailure(f"✗ {call}: best_score {run['best_score']} is not the score of the best call"
                                + (": 'min' means lower is better (a loss)." if mode == "min" else "."))
         expect(run["best_epoch"] == best_epoch, name, f"best_epoch {run['best_epoch']} is not the 0-based index of the "
                "step call with the best score.")
         if run["decisions"] != decisions:
-            counts = _bad_counts(scores, mode)
-            if run["decisions"] in ([b >= 3 for b in counts], [b > 2 for b in counts][1:] + [False]):
-                raise JudgeFailure(f"✗ {name}: patience off by one: stop after exactly `patience` calls in a row "
-                                   "without improvement.")
-            if run["decisions"] == [b >= 1 for b in counts]:
-                raise JudgeFailure(f"✗ {name}: stops at the first call without improvement: wait `patience` calls.")
             first = next(i for i, (got, want) in enumerate(zip(run["decisions"], decisions)) if got != want)
-            raise JudgeFailure(f"✗ {name}(patience=2, mode={mode!r}): step returned {run['decisions']} for scores "
-                               f"{scores}; the decision of call {first} is wrong.")
+            raise JudgeFailure(f"✗ {call}: step returned {run['decisions']} for scores {scores}; the decision of "
+                               f"call {first} is wrong.")
         restored = run.get("restored")
         if _close(restored, torch.full((1, 2), -1.0), 0):
             raise JudgeFailure(f"✗ {name}: restore gave back the current weights, not the best ones: keep a copy "
@@ -318,28 +351,41 @@ def early_stopping(data) -> None:
                                "model.state_dict() alone returns references that the optimizer keeps changing.")
 
 
-def _stopping_rule(scores, mode, ties_improve=False, patience=2) -> tuple[list[bool], int]:
+def _stopping_mistakes(scores, mode, min_delta) -> list[tuple[str, tuple[list[bool], int]]]:
+    """(message, the (decisions, best_epoch) that mistake gives) for the usual wrong rules."""
+    right_decisions, right_best = _stopping_rule(scores, mode, min_delta)
+    return [
+        ("a score equal to the best was counted as an improvement: on a plateau the patience never runs out, and the "
+         "later weights replace the earlier ones without scoring better.",
+         _stopping_rule(scores, mode, min_delta, ties_improve=True)),
+        ("'min' means lower is better (a loss); the scores were compared as for mode='max'.",
+         _stopping_rule(scores, "max", min_delta) if mode == "min" else None),
+        ("an improvement smaller than min_delta was counted: a score must beat the best by more than min_delta.",
+         _stopping_rule(scores, mode, 0.0) if min_delta else None),
+        ("with mode='min' a score must fall below the best minus min_delta; the margin was added the other way.",
+         _stopping_rule(scores, mode, -min_delta) if min_delta and mode == "min" else None),
+        ("an improvement did not reset the count of calls without improvement: stop after `patience` calls in a row "
+         "without improvement.", _stopping_rule(scores, mode, min_delta, reset=False)),
+        ("patience off by one: stop after exactly `patience` calls in a row without improvement.",
+         _stopping_rule(scores, mode, min_delta, patience=3)),
+        ("stops at the first call without improvement: wait `patience` calls.",
+         _stopping_rule(scores, mode, min_delta, patience=1)),
+        ("best_epoch counts the calls from 1; it is the 0-based index of the best call.", (right_decisions, right_best + 1)),
+    ]
+
+
+def _stopping_rule(scores, mode, min_delta=0.0, ties_improve=False, patience=2, reset=True) -> tuple[list[bool], int]:
     """The rule, written out: (the stop decision after each call, the 0-based index of the best call)."""
     best, best_epoch, bad, decisions = None, -1, 0, []
     for epoch, score in enumerate(scores):
-        if best is None or (score > best if mode == "max" else score < best) or (ties_improve and score == best):
-            best, best_epoch, bad = score, epoch, 0
+        better = best is None or (score > best + min_delta if mode == "max" else score < best - min_delta)
+        if better or (ties_improve and score == best):
+            best, best_epoch = score, epoch
+            bad = 0 if reset else bad
         else:
             bad += 1
         decisions.append(bad >= patience)
     return decisions, best_epoch
-
-
-def _bad_counts(scores, mode) -> list[int]:
-    best, bad, counts = None, 0, []
-    for score in scores:
-        if best is None or (score > best if mode == "max" else score < best):
-            best, bad = score, 0
-        else:
-            bad += 1
-        counts.append(bad)
-    return counts
-
 
 def head_shapes(data) -> None:
     name = "ClassificationHead"

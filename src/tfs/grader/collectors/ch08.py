@@ -8,6 +8,7 @@ that must raise is reported as its first line (``"ValueError: ..."``), or ``"no 
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 import torch
@@ -17,8 +18,14 @@ from tfs.grader import judging
 
 D_MODEL, N_CLASSES = 8, 3
 PAD = 0
+PAD_TOKEN = 1500  # a pad_id equal to a real token of a text: the mask must come from the lengths, not the ids
 SCHEDULES = ((0, 6), (3, 10), (4, 9), (5, 5))
-STOPPING_SCORES = {"max": [0.50, 0.70, 0.70, 0.65, 0.90, 0.90], "min": [1.00, 0.80, 0.85, 0.70, 0.75, 0.72, 0.71]}
+# EarlyStopping(patience=2) runs: name -> (mode, min_delta, scores). "max" has a tie with the best (call 2) and an
+# improvement after two bad calls (the count must restart); the min_delta runs have gains smaller than min_delta.
+STOPPING_RUNS = {"max": ("max", 0.0, [0.50, 0.70, 0.70, 0.65, 0.90, 0.90]),
+                 "min": ("min", 0.0, [1.00, 0.80, 0.85, 0.70, 0.75, 0.72, 0.71]),
+                 "max_delta": ("max", 0.05, [0.60, 0.63, 0.70, 0.72, 0.74, 0.80]),
+                 "min_delta": ("min", 0.05, [1.00, 0.90, 0.93, 0.91, 0.88, 0.80])}
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -54,8 +61,9 @@ def classification_head(ClassificationHead) -> dict:
         cls_out = cls_head.eval()(hidden, mask)
         torch.manual_seed(0)
         train_out = mean_head.train()(hidden, mask)
+        train_many = mean_head(hidden.repeat(8, 1, 1), mask.repeat(8, 1))  # 72 logits: dropout's zeros show
     return {"names": sorted(name for name, _ in mean_head.named_parameters()),
-            "mean": mean_out, "cls": cls_out, "train": train_out}
+            "mean": mean_out, "cls": cls_out, "train": train_out, "train_many": train_many}
 
 
 def collate_examples() -> list[dict]:
@@ -73,9 +81,11 @@ def collate_padding(collate) -> dict:
     full = collate(examples, pad_id=PAD)
     short = collate([examples[1], examples[3]], pad_id=PAD)
     other_pad = collate(examples[:2], pad_id=77)
+    token_is_pad = collate([{"input_ids": [101, PAD_TOKEN, 102]}, examples[2]], pad_id=PAD_TOKEN)
     keys = lambda batch: sorted(batch) if isinstance(batch, dict) else None  # noqa: E731
     return {"keys": keys(full), "full": {k: full[k] for k in ("input_ids", "attention_mask")},
-            "short": {k: short[k] for k in ("input_ids", "attention_mask")}, "other_pad": other_pad["input_ids"]}
+            "short": {k: short[k] for k in ("input_ids", "attention_mask")}, "other_pad": other_pad["input_ids"],
+            "token_is_pad": token_is_pad["attention_mask"]}
 
 
 def collate_labels(collate) -> dict:
@@ -91,21 +101,21 @@ def collate_labels(collate) -> dict:
             "unlabelled_keys": sorted(unlabelled),
             "empty": raised(collate, [], pad_id=PAD),
             "label_too_big": raised(collate, bad_label, pad_id=PAD, n_classes=N_CLASSES),
-            "label_negative": raised(collate, negative, pad_id=PAD, n_classes=N_CLASSES)}
+            "label_negative": raised(collate, negative, pad_id=PAD, n_classes=N_CLASSES),
+            "label_negative_no_n_classes": raised(collate, negative, pad_id=PAD)}
 
 
 def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
-    """``(y_true, y_pred, n_classes)``: binary, 4 classes, and 4 classes with a class never predicted
-    and one never present (zero divisions), and an imbalanced one where macro and micro F1 differ, whose
-    last class appears nowhere."""
+    """``(y_true, y_pred, n_classes)``: binary (fixed counts, see ``_binary_case``), 4 classes, and 4 classes with a
+    class never predicted and one never present (zero divisions), and an imbalanced one where macro and micro F1
+    differ, whose last class appears nowhere."""
     generator = judging.generator(88)
-    cases = []
-    for n_classes, size in ((2, 40), (4, 50), (4, 30)):
+    cases = [list(_binary_case(generator))]
+    for n_classes, size in ((4, 50), (4, 30)):
         y_true = torch.randint(0, n_classes, (size,), generator=generator)
         noise = torch.randint(0, n_classes, (size,), generator=generator)
         y_pred = torch.where(torch.rand(size, generator=generator) < 0.6, y_true, noise)
         cases.append([y_true, y_pred, n_classes])
-    cases[0][1][:6] = 1  # binary: errors mostly one way, so micro, weighted and macro differ
     y_true, y_pred, _ = cases[2]
     y_pred[y_pred == 3] = 0  # class 3 never predicted
     y_true[y_true == 2] = 1  # class 2 never present
@@ -115,16 +125,47 @@ def label_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     return [tuple(case) for case in cases]
 
 
+def _binary_case(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """40 binary labels, counts [[7, 5], [2, 26]] (true x predicted) in a per-run order: macro, micro, weighted
+    and the harmonic mean of the macro precision and recall all differ, and precision differs from recall."""
+    pairs = [(0, 0)] * 7 + [(0, 1)] * 5 + [(1, 0)] * 2 + [(1, 1)] * 26
+    order = torch.randperm(len(pairs), generator=generator).tolist()
+    y_true, y_pred = zip(*(pairs[i] for i in order))
+    return torch.tensor(y_true), torch.tensor(y_pred), 2
+
+
 def confusion_matrix(confusion_matrix) -> list:
     return [confusion_matrix(y_true, y_pred, n) for y_true, y_pred, n in label_cases()]
 
 
-def classification_metrics(classification_metrics) -> list:
-    results = []
-    for y_true, y_pred, n in label_cases():
+def _reference_confusion_matrix(y_true, y_pred, n_classes) -> torch.Tensor:
+    pairs = torch.as_tensor(y_true) * n_classes + torch.as_tensor(y_pred)
+    return torch.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+@contextlib.contextmanager
+def own_confusion_matrix_aside(classification_metrics):
+    """While the learner's metrics run, ``confusion_matrix`` in their namespace is a reference one (put back
+    afterwards): a mistake in Exercise 3 costs Exercise 3's points only."""
+    space = getattr(classification_metrics, "__globals__", None)
+    kept = space.get("confusion_matrix") if isinstance(space, dict) else None
+    if kept is not None:
+        space["confusion_matrix"] = _reference_confusion_matrix
+    try:
+        yield
+    finally:
+        if kept is not None:
+            space["confusion_matrix"] = kept
+
+
+def _metrics(classification_metrics, y_true, y_pred, n) -> dict | str:
+    with own_confusion_matrix_aside(classification_metrics):
         got = classification_metrics(y_true, y_pred, n)
-        results.append({k: float(v) for k, v in got.items()} if isinstance(got, dict) else repr(type(got)))
-    return results
+    return {k: float(v) for k, v in got.items()} if isinstance(got, dict) else repr(type(got))
+
+
+def classification_metrics(classification_metrics) -> list:
+    return [_metrics(classification_metrics, y_true, y_pred, n) for y_true, y_pred, n in label_cases()]
 
 
 def tiny_classifier():
@@ -172,9 +213,9 @@ def early_stopping(EarlyStopping) -> dict:
     from torch import nn
 
     runs = {}
-    for mode, scores in STOPPING_SCORES.items():
+    for run, (mode, min_delta, scores) in STOPPING_RUNS.items():
         model = nn.Linear(2, 1)
-        stopper = EarlyStopping(patience=2, mode=mode)
+        stopper = EarlyStopping(patience=2, mode=mode, min_delta=min_delta)
         decisions = []
         for epoch, score in enumerate(scores):
             with torch.no_grad():
@@ -183,7 +224,7 @@ def early_stopping(EarlyStopping) -> dict:
         with torch.no_grad():
             model.weight.fill_(-1.0)
         stopper.restore(model)
-        runs[mode] = {"decisions": decisions, "best_score": float(stopper.best_score),
+        runs[run] = {"decisions": decisions, "best_score": float(stopper.best_score),
                       "best_epoch": int(stopper.best_epoch), "restored": model.weight.detach().clone()}
     return runs
 
@@ -198,6 +239,4 @@ def head_shapes(ClassificationHead) -> dict:
 
 
 def metrics_binary(classification_metrics) -> dict:
-    y_true, y_pred, n = label_cases()[0]
-    got = classification_metrics(y_true, y_pred, n)
-    return {k: float(v) for k, v in got.items()} if isinstance(got, dict) else repr(type(got))
+    return _metrics(classification_metrics, *label_cases()[0])
