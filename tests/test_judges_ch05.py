@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from tfs.convert.bert import load_hf_bert
 from tfs.grader.judging import JudgeFailure, collect, load_judge, read_data_roundtrip
 from tfs.models import bert as ref
+from tfs.nn import Encoder
 from tfs.models.bert_pretraining import make_nsp_pairs, mask_tokens
 from tfs.nn.attention import padding_mask
 
@@ -104,6 +105,36 @@ class UntiedHead(ref.BertMLMHead):
         self.decoder.weight = nn.Parameter(token_embedding.weight.detach().clone())
 
 
+class FreshDecoderHead(ref.BertMLMHead):  # the tie forgotten: the decoder keeps its own initial weight
+    def __init__(self, config, token_embedding):
+        super().__init__(config, token_embedding)
+        self.decoder = nn.Linear(config.d_model, config.vocab_size, bias=False)
+
+
+class NormBeforeGeluHead(ref.BertMLMHead):
+    def forward(self, hidden):
+        return self.decoder(F.gelu(self.norm(self.dense(hidden)))) + self.bias
+
+
+class TanhNSP(ref.BertNSPHead):
+    def forward(self, pooled):
+        return torch.tanh(super().forward(pooled))
+
+
+class PositionsFromOne(ref.BertEmbeddings):
+    def forward(self, input_ids, token_type_ids=None):
+        types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        positions = torch.arange(1, input_ids.shape[1] + 1)
+        return self.dropout(self.norm(self.token(input_ids) + self.position(positions) + self.segment(types)))
+
+
+class PositionsAlongBatch(ref.BertEmbeddings):
+    def forward(self, input_ids, token_type_ids=None):
+        types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        positions = torch.arange(input_ids.shape[0])
+        return self.dropout(self.norm(self.token(input_ids) + self.position(positions) + self.segment(types)))
+
+
 class CopiedHead(ref.BertMLMHead):
     """Untied without a parameter of its own: a frozen copy of the embedding taken at construction."""
 
@@ -165,6 +196,48 @@ def nsp_same_passage(passages, cls_id, sep_id, rng):
     return pairs
 
 
+def labels_only_on_mask(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    masked, labels = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
+    return masked, labels.masked_fill(masked != mask_id, -100)
+
+
+def overlapping_draws(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    chosen = (torch.rand(input_ids.shape, generator=generator) < mlm_probability) & \
+        ~torch.isin(input_ids, torch.tensor(special_ids))
+    draw = torch.rand(input_ids.shape, generator=generator)
+    masked = input_ids.masked_fill(chosen & (draw < 0.8), mask_id)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
+    masked = torch.where(chosen & (draw < 0.1), random_ids, masked)  # inside the [MASK] range
+    return masked, torch.where(chosen, input_ids, -100)
+
+
+def no_unchanged(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    masked, labels = mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, generator)
+    kept = (labels != -100) & (masked == input_ids)
+    return masked.masked_fill(kept, mask_id), labels
+
+
+def fixed_rate(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    return mask_tokens(input_ids, special_ids, mask_id, vocab_size, 0.15, generator)
+
+
+def global_generator(input_ids, special_ids, mask_id, vocab_size, mlm_probability=0.15, generator=None):
+    return mask_tokens(input_ids, special_ids, mask_id, vocab_size, mlm_probability, None)
+
+
+def nsp_global_random(passages, cls_id, sep_id, rng):
+    return make_nsp_pairs(passages, cls_id, sep_id, random.Random(random.random()))
+
+
+def nsp_next_labelled_one(passages, cls_id, sep_id, rng):
+    return [{**pair, "next_sentence_label": 1} for pair in make_nsp_pairs(passages, cls_id, sep_id, rng)]
+
+
+def nsp_swapped(passages, cls_id, sep_id, rng):
+    return [{**pair, "next_sentence_label": 1 - pair["next_sentence_label"]}
+            for pair in make_nsp_pairs(passages, cls_id, sep_id, rng)]
+
+
 def nsp_corpus_wide(passages, cls_id, sep_id, rng):  # NotNext B drawn from any passage, A's own included
     pairs = make_nsp_pairs(passages, cls_id, sep_id, rng)
     for pair in pairs:
@@ -187,6 +260,25 @@ def nsp_always_next(passages, cls_id, sep_id, rng):
 
 def load_weights_ref(model, state):
     return load_hf_bert(model, state)
+
+
+def load_weights_norms_swapped(model, state):
+    swapped = dict(state)
+    for key in state:
+        if ".attention.output.LayerNorm." in key:
+            other = key.replace("attention.output.LayerNorm", "output.LayerNorm")
+            swapped[key], swapped[other] = state[other], state[key]
+    return load_hf_bert(model, swapped)
+
+
+def load_weights_lenient(model, state):  # copies what matches, says nothing about the rest
+    own = model.state_dict()
+    from tfs.convert.bert import hf_to_course_state_dict
+    with torch.no_grad():
+        for key, value in hf_to_course_state_dict({k: v for k, v in state.items() if "position_ids" not in k}).items():
+            if key in own and own[key].shape == value.shape:
+                own[key].copy_(value)
+    return model
 
 
 def load_weights_kqv(model, state):
@@ -215,6 +307,8 @@ def test_reference_passes_every_judge():
     (NoSegments, "segment .*ignored"),
     (SwappedSegments, "segments swapped"),
     (Eps1e5, "eps=1e-5"),
+    (PositionsFromOne, "positions start at 1"),
+    (PositionsAlongBatch, "batch axis"),
 ])
 def test_embedding_mistakes_are_named(mutant, match):
     fails("embeddings", match, BertEmbeddings=mutant)
@@ -231,8 +325,38 @@ def test_other_valid_masks_pass(choice):
     verdict("padding_mask", padding_mask=choice)
 
 
+class PreLNFinalNorm(ref.BertModel):  # tfs.nn.Encoder(norm_first=True): pre-LN with its final LayerNorm
+    def __init__(self, config):
+        super().__init__(config)
+        self.encoder = Encoder(config.n_layers, config.d_model, config.n_heads, config.d_ff, norm_first=True,
+                               eps=config.eps)
+
+
+class NoTokenTypes(ref.BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return super().forward(input_ids, attention_mask, None)
+
+
+class TanhGelu(ref.BertModel):
+    def __init__(self, config):
+        super().__init__(config)
+        for block in self.encoder.layers:
+            block.ff.activation = "gelu_tanh"
+
+
+class EncoderEps1e5(ref.BertModel):
+    def __init__(self, config):
+        super().__init__(config)
+        for block in self.encoder.layers:
+            block.norm1.eps = block.norm2.eps = 1e-5
+
+
 @pytest.mark.parametrize("mutant, match", [
     (PreLN, "pre-LN"),
+    (PreLNFinalNorm, "final LayerNorm .* pre-LN"),
+    (NoTokenTypes, "segment embeddings are ignored"),
+    (TanhGelu, "tanh approximation"),
+    (EncoderEps1e5, "eps=1e-5"),
     (PoolLast, "pooler reads the last"),
     (NoTanh, "lacks its tanh"),
     (InvertedMaskModel, "inverted|mask"),
@@ -242,14 +366,16 @@ def test_model_mistakes_are_named(mutant, match):
     fails("bert_model", match, BertModel=mutant)
 
 
-@pytest.mark.parametrize("mutant, match", [(UntiedHead, "untied decoder"), (CopiedHead, "untied decoder"),
-                                           (NoBiasHead, "own bias")])
+@pytest.mark.parametrize("mutant, match", [(UntiedHead, "a copy of the embedding"), (FreshDecoderHead, "untied decoder"),
+                                           (CopiedHead, "untied decoder"), (NoBiasHead, "own bias"),
+                                           (NormBeforeGeluHead, "LayerNorm comes before the GELU")])
 def test_head_mistakes_are_named(mutant, match):
     fails("mlm_head", match, BertMLMHead=mutant)
 
 
 def test_nsp_head_softmax_is_named():
     fails("nsp_head", "logits, not probabilities", BertNSPHead=SoftmaxNSP)
+    fails("nsp_head", "a tanh on the logits", BertNSPHead=TanhNSP)
 
 
 @pytest.mark.parametrize("test, mutant, match", [
@@ -259,6 +385,11 @@ def test_nsp_head_softmax_is_named():
     ("mask_tokens_invariants", in_place, "modified in place"),
     ("mask_tokens_proportions", all_mask, r"100 % \[MASK\]"),
     ("mask_tokens_proportions", thirty_percent, "expected 15 %"),
+    ("mask_tokens_invariants", labels_only_on_mask, "only \\[MASK\\] positions carry labels"),
+    ("mask_tokens_invariants", global_generator, "draw all randomness with generator"),
+    ("mask_tokens_proportions", overlapping_draws, "overlap"),
+    ("mask_tokens_proportions", no_unchanged, "no chosen token stays unchanged"),
+    ("mask_tokens_proportions", fixed_rate, "mlm_probability=0.3"),
 ])
 def test_masking_mistakes_are_named(test, mutant, match):
     fails(test, match, mask_tokens=mutant)
@@ -269,6 +400,9 @@ def test_masking_mistakes_are_named(test, mutant, match):
     (nsp_corpus_wide, "another passage"),
     (nsp_no_segments, "token_type_ids"),
     (nsp_always_next, "expected .* pairs|NotNext|exactly once"),
+    (nsp_global_random, "seeded alike"),
+    (nsp_next_labelled_one, "right after A is labelled 1"),
+    (nsp_swapped, "labels are swapped"),
 ])
 def test_nsp_pair_mistakes_are_named(mutant, match):
     fails("nsp_pairs", match, make_nsp_pairs=mutant)
@@ -278,5 +412,32 @@ def test_nsp_pair_mistakes_are_named(mutant, match):
 def test_real_weights_judges():
     verdict("load_weights_float32", BertModel=ref.BertModel, load_bert_weights=load_weights_ref)
     verdict("load_weights_float64", BertModel=ref.BertModel, load_bert_weights=load_weights_ref)
-    fails("load_weights_float32", "query/key/value", BertModel=ref.BertModel, load_bert_weights=load_weights_kqv)
-    fails("load_weights_float64", "not applied", BertModel=IgnoresMask, load_bert_weights=load_weights_ref)
+    fails("load_weights_float32", r"holds \(key, query, value\) in that order", BertModel=ref.BertModel,
+          load_bert_weights=load_weights_kqv)
+    fails("load_weights_float64", r"norm1.weight holds encoder.layer.0.output.LayerNorm.weight", BertModel=ref.BertModel,
+          load_bert_weights=load_weights_norms_swapped)
+    fails("load_weights_float32", "missing, expected a KeyError", BertModel=ref.BertModel,
+          load_bert_weights=load_weights_lenient)
+    # the loader is judged in a stand-in model: a BertModel mistake costs the BertModel exercise only
+    verdict("load_weights_float64", BertModel=IgnoresMask, load_bert_weights=load_weights_ref)
+
+
+def model_in_namespace(**names):
+    """The reference BertModel's methods in a namespace of their own (a notebook's), with ``names`` in it."""
+    space = {**vars(ref), **names}
+    exec("class BertModel(BertModel):\n"
+         "    def __init__(self, config):\n"
+         "        super().__init__(config)\n"
+         "        self.embeddings = BertEmbeddings(config)\n"
+         "    def forward(self, input_ids, attention_mask=None, token_type_ids=None):\n"
+         "        mask = None if attention_mask is None else padding_mask(attention_mask)\n"
+         "        hidden = self.encoder(self.embeddings(input_ids, token_type_ids), mask)\n"
+         "        return hidden, torch.tanh(self.pooler(hidden[:, 0]))\n", space)
+    return space["BertModel"]
+
+
+@pytest.mark.parametrize("names", [{"BertEmbeddings": PositionsFromOne}, {"padding_mask": inverted_mask},
+                                   {"padding_mask": flat_mask}])
+def test_model_judged_with_stand_ins_for_the_other_exercises(names):
+    verdict("bert_model", BertModel=model_in_namespace(**{"BertEmbeddings": ref.BertEmbeddings,
+                                                          "padding_mask": padding_mask, **names}))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["bert_model_mistakes", "embedding_mistakes", "mlm_head_mistakes", "padding_mask_mistakes",
+__all__ = ["batch_axis_hint", "bert_model_mistakes", "embedding_mistakes", "fingerprint", "load_error_problems",
+           "load_errors", "misloaded", "misloaded_states", "mlm_head_mistakes", "padding_mask_mistakes",
            "padding_mask_rows", "pooler_mistakes"]
 
 
@@ -29,7 +30,26 @@ def embedding_mistakes(embeddings, input_ids: torch.Tensor, token_type_ids: torc
         "the sum not passed through LayerNorm": token[input_ids] + position[:L] + segment[token_type_ids],
         "LayerNorm with eps=1e-5 instead of config.eps=1e-12":
             ln(token[input_ids] + position[:L] + segment[token_type_ids], 1e-5),
+        "the positions start at 1; the first token must get position row 0":
+            ln(token[input_ids] + position[1:L + 1] + segment[token_type_ids]),
     }
+
+
+def batch_axis_hint(embeddings, input_ids: torch.Tensor) -> str | None:
+    """A hint when ``embeddings`` fails on ``input_ids`` (batch != length) but runs on a batch as long as its
+    sequences: the position ids were taken along the batch axis."""
+    square = input_ids[torch.arange(input_ids.shape[1]) % input_ids.shape[0]]  # (L, L)
+    try:
+        embeddings(input_ids)
+        return None
+    except Exception:
+        pass
+    try:
+        embeddings(square)
+    except Exception:
+        return None
+    return ("it fails for a batch of 3 sequences of 10 tokens but runs for 10 of 10: the position ids follow the "
+            "batch axis (input_ids.shape[0]); positions 0..L-1 run along the sequence axis, input_ids.shape[1].")
 
 
 def padding_mask_rows(mask: object, attention_mask: torch.Tensor, n_heads: int) -> torch.Tensor | None:
@@ -80,14 +100,14 @@ def bert_model_mistakes(state_dict: dict, config, input_ids, attention_mask, tok
     types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
     encoder_state = {k.removeprefix("encoder."): v for k, v in state_dict.items() if k.startswith("encoder.")}
 
-    def run(edit=None, mask=attention_mask, eps=config.eps):
+    def run(edit=None, mask=attention_mask, eps=config.eps, types=types):
         embedded = (state_dict["embeddings.token.weight"][input_ids] + state_dict["embeddings.segment.weight"][types]
                     + state_dict["embeddings.position.weight"][: input_ids.shape[1]])  # (B, L, d)
         embedded = F.layer_norm(embedded, (config.d_model,), state_dict["embeddings.norm.weight"],
                                 state_dict["embeddings.norm.bias"], eps)
         encoder = Encoder(config.n_layers, config.d_model, config.n_heads, config.d_ff, norm_first=False, eps=eps)
         encoder = encoder.to(dtype).eval()
-        encoder.load_state_dict(encoder_state)
+        encoder.load_state_dict({k: v for k, v in encoder_state.items() if not k.startswith("final_norm.")})
         if edit:
             edit(encoder)
         return encoder(embedded, None if mask is None else mask.bool()[:, None, None, :])
@@ -103,6 +123,8 @@ def bert_model_mistakes(state_dict: dict, config, input_ids, attention_mask, tok
     return {
         "pre-LN blocks (x + f(LN(x))); BERT is post-LN: x = LayerNorm(x + f(x))": run(pre_ln),
         "the attention mask not applied (padding attended to)": run(mask=None),
+        "the segment embeddings ignored (token_type_ids not passed to the embeddings)":
+            run(types=torch.zeros_like(input_ids)),
         "the tanh approximation of GELU; BERT uses the exact GELU": run(tanh_gelu),
         "LayerNorm eps=1e-5 instead of config.eps": run(eps=1e-5),
     }
@@ -113,6 +135,108 @@ def mlm_head_mistakes(head, hidden: torch.Tensor, embedding_weight: torch.Tensor
     transformed = head.norm(F.gelu(head.dense(hidden)))
     return {
         "the head's own bias missing from the logits": transformed @ embedding_weight.T,
+        "LayerNorm before the GELU; the order is dense, GELU, LayerNorm":
+            F.gelu(head.norm(head.dense(hidden))) @ embedding_weight.T + head.bias,
         "no GELU between dense and LayerNorm": head.norm(head.dense(hidden)) @ embedding_weight.T + head.bias,
         "LayerNorm skipped": F.gelu(head.dense(hidden)) @ embedding_weight.T + head.bias,
     }
+
+
+def fingerprint(value: torch.Tensor) -> torch.Tensor:
+    """A small summary of a weight that tells tensors (and the order of their rows) apart: a 1-D tensor itself, a
+    matrix's row sums then column sums (float64)."""
+    value = value.detach().double()
+    return torch.cat([value.sum(1), value.sum(0)]) if value.dim() == 2 else value.flatten()
+
+
+_LAYER_PARTS = {"attn.out": "attention.output.dense", "norm1": "attention.output.LayerNorm",
+                "ff.linear1": "intermediate.dense", "ff.linear2": "output.dense", "norm2": "output.LayerNorm"}
+_EMBEDDINGS = {"embeddings.token.weight": "embeddings.word_embeddings.weight",
+               "embeddings.position.weight": "embeddings.position_embeddings.weight",
+               "embeddings.segment.weight": "embeddings.token_type_embeddings.weight",
+               "embeddings.norm.weight": "embeddings.LayerNorm.weight", "embeddings.norm.bias": "embeddings.LayerNorm.bias",
+               "pooler.weight": "pooler.dense.weight", "pooler.bias": "pooler.dense.bias"}
+
+
+def _expected_fingerprints(hf_state: dict) -> dict[str, tuple[str, torch.Tensor]]:
+    """``{course key: (the transformers key(s) it comes from, its fingerprint)}`` for a ``BertModel`` state dict."""
+    expected = {ours: (theirs, fingerprint(hf_state[theirs])) for ours, theirs in _EMBEDDINGS.items()}
+    n_layers = 1 + max(int(k.split(".")[2]) for k in hf_state if k.startswith("encoder.layer."))
+    for i in range(n_layers):
+        for kind in ("weight", "bias"):
+            for ours, theirs in _LAYER_PARTS.items():
+                key = f"encoder.layer.{i}.{theirs}.{kind}"
+                expected[f"encoder.layers.{i}.{ours}.{kind}"] = (key, fingerprint(hf_state[key]))
+            parts = [f"encoder.layer.{i}.attention.self.{name}.{kind}" for name in ("query", "key", "value")]
+            expected[f"encoder.layers.{i}.attn.qkv.{kind}"] = (" + ".join(parts),
+                                                             fingerprint(torch.cat([hf_state[p] for p in parts])))
+    return expected
+
+
+def misloaded(fingerprints: dict, hf_state: dict, limit: int = 3) -> list[str]:
+    """What a model's tensors hold where they differ from ``hf_state`` mapped to the course's names, from their
+    :func:`fingerprint` s: query/key/value fused in another order, a tensor holding another key's values."""
+    expected = _expected_fingerprints(hf_state)
+    same = lambda a, b: a.shape == b.shape and (a - b).abs().max().item() <= 1e-6 * (1 + b.abs().max().item())  # noqa: E731
+    wrong = []
+    for key, (source, print_) in expected.items():
+        got = fingerprints.get(key)
+        if not isinstance(got, torch.Tensor) or got.shape != print_.shape or same(got, print_):
+            continue
+        if ".attn.qkv." in key:  # row sums of query, key, value first (then, for the weight, column sums)
+            d = print_.shape[0] // (3 if key.endswith("bias") else 4)
+            held = [next((name for j, name in enumerate(("query", "key", "value"))
+                          if same(got[i * d:(i + 1) * d], print_[j * d:(j + 1) * d])), "?") for i in range(3)]
+            if "?" not in held:
+                wrong.append(f"{key} holds ({', '.join(held)}) in that order; the attention splits qkv as "
+                             "(query, key, value)")
+                continue
+        twin = next((k for k, (_, p) in expected.items() if k != key and same(got, p)), None)
+        wrong.append(f"{key} holds {expected[twin][0]} (expected {source})" if twin else f"{key} differs from {source}")
+    return wrong[:limit] + ([f"and {len(wrong) - limit} more"] if len(wrong) > limit else [])
+
+
+MISSING_KEY = "encoder.layer.1.output.dense.bias"
+UNEXPECTED_KEY = "encoder.layer.2.output.dense.bias"  # a third layer in a two-layer model
+WRONG_SHAPE_KEY = "encoder.layer.0.intermediate.dense.weight"
+
+
+def misloaded_states(hf_state: dict) -> dict[str, dict]:
+    """A two-layer ``BertModel`` state dict with :data:`MISSING_KEY` left out, :data:`UNEXPECTED_KEY` added, or
+    :data:`WRONG_SHAPE_KEY` one row too long."""
+    wrong = hf_state[WRONG_SHAPE_KEY]
+    return {"missing": {k: v for k, v in hf_state.items() if k != MISSING_KEY},
+            "unexpected": {**hf_state, UNEXPECTED_KEY: hf_state[MISSING_KEY]},
+            "wrong shape": {**hf_state, WRONG_SHAPE_KEY: torch.zeros(wrong.shape[0] + 1, *wrong.shape[1:])}}
+
+
+def load_error_problems(raises: dict, d_ff: int) -> list[str]:
+    """What is wrong with the errors a loader raised (``{case: "KeyError: ..."}``, cases of :func:`misloaded_states`):
+    a KeyError naming the key for a key missing or unexpected, a ValueError naming it and both shapes for a shape."""
+    cases = {"missing": ("KeyError", MISSING_KEY, ("output.dense.bias", "ff.linear2.bias")),
+             "unexpected": ("KeyError", UNEXPECTED_KEY, ("layer.2.output.dense.bias", "layers.2.ff.linear2.bias")),
+             "wrong shape": ("ValueError", WRONG_SHAPE_KEY, ("intermediate.dense.weight", "ff.linear1.weight"))}
+    problems = []
+    for case, (error, key, fragments) in cases.items():
+        said = str(raises.get(case, "no error"))[:200]
+        if not said.startswith(error):
+            problems.append(f"with the key {key} {case if case != 'wrong shape' else 'of the wrong shape'}, expected a "
+                            f"{error} naming it; your function: {said}.")
+        elif not any(fragment in said for fragment in fragments):
+            problems.append(f"the {error} for {key} ({case}) must name the key; yours says: {said}.")
+        elif case == "wrong shape" and not (str(d_ff) in said and str(d_ff + 1) in said):
+            problems.append(f"the ValueError for {key} must give both shapes ({d_ff} and {d_ff + 1} rows); yours "
+                            f"says: {said}.")
+    return problems
+
+
+def load_errors(load, make_model, hf_state: dict, d_ff: int) -> list[str]:
+    """:func:`load_error_problems` of ``load(make_model(), bad_state)`` for each state of :func:`misloaded_states`."""
+    raises = {}
+    for case, bad in misloaded_states(hf_state).items():
+        try:
+            load(make_model(), bad)
+            raises[case] = "no error"
+        except Exception as error:
+            raises[case] = f"{type(error).__name__}: {error}"
+    return load_error_problems(raises, d_ff)

@@ -3,16 +3,27 @@
 Weights are not taken from the learner's modules: each collector *writes* seeded values
 (:func:`seeded_state`, a function of the parameter's name and shape) into them by the course's
 parameter names, so the judge can rebuild the very same weights without trusting the kernel.
+
+**One exercise at a time.** The package's ``BertEmbeddings``, ``BertModel`` and ``padding_mask`` are hidden while the
+chapter is graded, so while the learner's ``BertModel`` is collected the names ``BertEmbeddings`` and ``padding_mask`` in
+its namespace are stand-ins made of ``transformers`` and ``torch`` (:func:`references_for`), and the learner's
+``load_bert_weights`` fills a stand-in model whose forward is ``transformers.BertModel`` (:class:`BertModelStandIn`):
+a mistake in one exercise costs only that exercise's points.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import zlib
 
 import torch
+from torch import nn
 
 from tfs.grader import judging
+from tfs.grader.judging import raised
+from tfs.teaching import probes_bert
+from tfs.teaching.probes_bert import fingerprint
 
 TINY = {"vocab_size": 40, "max_position": 12, "type_vocab_size": 2, "d_model": 16, "n_heads": 4, "n_layers": 2,
         "d_ff": 32, "dropout": 0.0, "eps": 1e-12}
@@ -76,6 +87,84 @@ def model_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return ids, mask, types
 
 
+# ------------------------------------------------------------------------------------------ one exercise at a time
+
+class EmbeddingsStandIn(nn.Module):
+    """``transformers``' ``BertEmbeddings`` under the course's part names (token, position, segment, norm)."""
+
+    def __init__(self, config):
+        from transformers.models.bert.modeling_bert import BertEmbeddings
+
+        super().__init__()
+        hf = BertEmbeddings(config.to_hf(attn_implementation="eager"))
+        self.token, self.position, self.segment = hf.word_embeddings, hf.position_embeddings, hf.token_type_embeddings
+        self.norm, self.dropout = hf.LayerNorm, hf.dropout
+        object.__setattr__(self, "hf", hf)  # shares the parameters above; not registered twice
+
+    def forward(self, input_ids, token_type_ids=None):
+        return self.hf(input_ids=input_ids, token_type_ids=token_type_ids)
+
+
+def padding_mask_stand_in(attention_mask):
+    """A tokenizer's 0/1 mask as a ``(batch, 1, L, L)`` bool mask, True = may attend (padding keys hidden)."""
+    keys = torch.as_tensor(attention_mask).bool()[:, None, None, :]
+    return keys.expand(-1, 1, keys.shape[-1], -1)
+
+
+class BertModelStandIn(nn.Module):
+    """The course's parameter names (chapter 03's ``tfs.nn.Encoder`` for the blocks) with ``transformers.BertModel``
+    as its forward: what the learner's ``load_bert_weights`` fills while it is judged."""
+
+    def __init__(self, config):
+        from tfs.nn import Encoder
+
+        super().__init__()
+        self.config = config
+        self.embeddings = EmbeddingsStandIn(config)
+        self.encoder = Encoder(config.n_layers, config.d_model, config.n_heads, config.d_ff, norm_first=False,
+                               eps=config.eps, activation="gelu")
+        self.pooler = nn.Linear(config.d_model, config.d_model)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        from transformers import BertModel
+
+        from tfs.convert.bert import bert_to_hf
+
+        dtype = self.pooler.weight.dtype
+        hf = BertModel(self.config.to_hf(attn_implementation="eager")).to(dtype).eval()
+        hf.load_state_dict(bert_to_hf(self), strict=False)
+        out = hf(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return out.last_hidden_state, out.pooler_output
+
+
+def _namespaces(answer) -> list[dict]:
+    """The global namespaces the learner's function or class reads names from."""
+    functions = [answer] if hasattr(answer, "__globals__") else \
+        [f for f in vars(answer).values() if hasattr(f, "__globals__")] if isinstance(answer, type) else []
+    spaces = []
+    for function in functions:
+        if all(function.__globals__ is not space for space in spaces):
+            spaces.append(function.__globals__)
+    return spaces
+
+
+@contextlib.contextmanager
+def references_for(answer):
+    """While the learner's ``BertModel`` runs, ``BertEmbeddings`` and ``padding_mask`` in its namespace are the
+    stand-ins above (put back afterwards)."""
+    stand_ins = {"BertEmbeddings": EmbeddingsStandIn, "padding_mask": padding_mask_stand_in}
+    saved = []
+    for space in _namespaces(answer):
+        kept = {name: space[name] for name in stand_ins if name in space}
+        saved.append((space, kept))
+        space.update({name: stand_ins[name] for name in kept})
+    try:
+        yield
+    finally:
+        for space, kept in saved:
+            space.update(kept)
+
+
 def _names(module) -> list[str]:
     return sorted(name for name, _ in module.named_parameters())
 
@@ -86,6 +175,11 @@ def embeddings(BertEmbeddings) -> dict:
     shapes = fill_module(module, "BertEmbeddings")
     ids, types = embedding_inputs()
     with torch.no_grad():
+        failed = raised(module, ids, types)
+        if failed != "no error":  # (3, 10) failed: does a batch as long as its sequences (10, 10) work?
+            square = ids[[0, 1, 2, 0, 1, 2, 0, 1, 2, 0]]
+            return {"shapes": {k: list(v) for k, v in shapes.items()}, "error": failed,
+                    "square_works": raised(module, square, torch.zeros_like(square)) == "no error"}
         return {"shapes": {k: list(v) for k, v in shapes.items()}, "with_segments": module(ids, types),
                 "default_segments": module(ids)}
 
@@ -97,10 +191,10 @@ def padding_mask(padding_mask) -> dict:
 
 def bert_model(BertModel) -> dict:
     config = tiny_config()
-    module = BertModel(config).eval()
-    shapes = fill_module(module, "BertModel")
     ids, mask, types = model_inputs()
-    with torch.no_grad():
+    with references_for(BertModel), torch.no_grad():
+        module = BertModel(config).eval()
+        shapes = fill_module(module, "BertModel")
         hidden, pooled = module(ids, mask, types)
         alone = [module(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n])[0][0]
                  for i, n in enumerate(mask.sum(1).tolist())]
@@ -110,7 +204,11 @@ def bert_model(BertModel) -> dict:
 def mlm_head(BertMLMHead) -> dict:
     config = tiny_config()
     embedding = torch.nn.Embedding(config.vocab_size, config.d_model).double()
+    initial = embedding.weight.detach().clone()  # a decoder equal to it, but another tensor, is a copy
     head = BertMLMHead(config, embedding).eval().double()
+    decoder = getattr(getattr(head, "decoder", None), "weight", None)
+    copied = isinstance(decoder, torch.Tensor) and decoder is not embedding.weight and \
+        decoder.shape == embedding.weight.shape and torch.equal(decoder.detach(), initial)
     with torch.no_grad():
         embedding.weight.copy_(seeded_tensor("token_embedding", (config.vocab_size, config.d_model)))
         for name, parameter in head.named_parameters():
@@ -122,7 +220,7 @@ def mlm_head(BertMLMHead) -> dict:
         embedding.weight.add_(1.0)  # a tied decoder sees this change; an untied one does not
         after = head(hidden)
     names = [name for name, p in head.named_parameters() if p is not embedding.weight]
-    return {"before": before, "after": after, "names": names,
+    return {"before": before, "after": after, "names": names, "copied": copied,
             "shapes": {n: list(p.shape) for n, p in head.named_parameters() if p is not embedding.weight}}
 
 
@@ -148,10 +246,17 @@ def masking_inputs() -> torch.Tensor:
 
 
 def mask_tokens(mask_tokens) -> dict:
+    """Three calls: the default rate, the same generator seed again (draws must come from ``generator``), and
+    ``mlm_probability=0.3`` with another generator (the parameter must be used)."""
     ids = masking_inputs()
     original = ids.clone()
     masked, labels = mask_tokens(ids, SPECIAL_IDS, MASK, MLM_VOCAB, generator=judging.generator(0))
-    return {"masked": masked, "labels": labels, "input_changed": not torch.equal(ids, original)}
+    changed = not torch.equal(ids, original)
+    again = mask_tokens(original.clone(), SPECIAL_IDS, MASK, MLM_VOCAB, generator=judging.generator(0))
+    rate_30 = mask_tokens(original.clone(), SPECIAL_IDS, MASK, MLM_VOCAB, mlm_probability=0.3,
+                          generator=judging.generator(1))
+    return {"masked": masked, "labels": labels, "input_changed": changed, "again": list(again)[:2],
+            "rate_30": list(rate_30)[:2]}
 
 
 def nsp_passages() -> list[list[list[int]]]:
@@ -160,14 +265,22 @@ def nsp_passages() -> list[list[list[int]]]:
     return [[[100 + p, 500 + s, 7] for s in range(rng.randint(3, 8))] for p in range(40)]
 
 
+def _plain_pairs(pairs) -> list:
+    return [{"input_ids": [int(i) for i in p["input_ids"]], "token_type_ids": [int(t) for t in p["token_type_ids"]],
+             "next_sentence_label": int(p["next_sentence_label"])} for p in pairs]
+
+
 def nsp_pairs(make_nsp_pairs) -> dict:
-    pairs = make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(0))
-    return {"pairs": [{"input_ids": [int(i) for i in p["input_ids"]], "token_type_ids": [int(t) for t in p["token_type_ids"]],
-                       "next_sentence_label": int(p["next_sentence_label"])} for p in pairs]}
+    """Two calls with ``random.Random`` seeded alike: the draws must come from ``rng``."""
+    seed = judging.generator(21).initial_seed() % 2**31
+    return {"pairs": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(seed))),
+            "again": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(seed)))}
 
 
 def load_weights(BertModel, load_bert_weights) -> dict:
-    """The learner's BertModel with MiniLM's weights loaded by the learner's function, on a padded batch."""
+    """MiniLM's weights loaded by the learner's function into :class:`BertModelStandIn` (the course's names; the
+    learner's ``BertModel`` is judged by its own exercise), run on a padded batch; what it raises on a state dict
+    with a key missing, one unexpected, one of the wrong shape."""
     from safetensors.torch import load_file
 
     from tfs.data import bert_path, load_bert_tokenizer
@@ -180,11 +293,20 @@ def load_weights(BertModel, load_bert_weights) -> dict:
     state = load_file(folder / "model.safetensors")
     batch = load_bert_tokenizer()(MINILM_SENTENCES, padding=True, return_tensors="pt")
     result = {"attention_mask": batch["attention_mask"]}
-    model = load_bert_weights(BertModel(config).eval(), state)
+    model = BertModelStandIn(config).eval()
+    failed = raised(load_bert_weights, model, state)  # in place, as the exercise asks
+    if failed != "no error":
+        return {"error": failed}
+    result["fingerprints"] = {key: fingerprint(value) for key, value in model.state_dict().items()}  # the judge's clue
     with torch.no_grad():
         for dtype in (torch.float32, torch.float64):
             hidden, _ = model.to(dtype)(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             result[str(dtype).removeprefix("torch.")] = hidden
+    from tfs.convert.bert import bert_to_hf
+
+    tiny_state = bert_to_hf(BertModelStandIn(tiny_config()))
+    result["raises"] = {case: raised(load_bert_weights, BertModelStandIn(tiny_config()), bad)
+                        for case, bad in probes_bert.misloaded_states(tiny_state).items()}
     return result
 
 
