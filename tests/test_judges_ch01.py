@@ -50,8 +50,32 @@ def test_solution_passes(solution, test):
      "tuple of 2"),
     ("scaled_dot_product_attention", "return weights @ v, weights", "return weights.detach() @ v, weights",
      "ch01.attention_gradients", "no finite gradient reached q"),
+    # issue 31: mistakes the judges now name (the visible tests use the same probes)
+    ("softmax_stable", "    z = z - z.amax(dim=dim, keepdim=True)", "    pass", "ch01.softmax_large_logits",
+     "without subtracting the maximum"),
+    ("softmax_stable", "z.amax(dim=dim, keepdim=True)", "z.max()", "ch01.softmax_large_logits",
+     "one maximum for the whole tensor"),
+    ("causal_mask", ", device=device)", ")", "ch01.causal_mask_dtype", "on the device asked for"),
+    ("scaled_dot_product_attention", 'float("-inf")', "0.0", "ch01.attention_masks", "set to 0 instead of -inf"),
+    ("scaled_dot_product_attention", 'float("-inf")', "-1e9", "ch01.attention_masks", "large negative number"),
+    ("scaled_dot_product_attention", "k.transpose(-2, -1)", "k.transpose(1, 2)", "ch01.attention_values",
+     "RuntimeError"),  # the (4, 4, 4, 4) case alone would run: the visible test names it there
+
+    ("scaled_dot_product_attention", "d_k = q.shape[-1]", "d_k = v.shape[-1]", "ch01.attention_values", "√d_v"),
 ])
 def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test, words):
     mutant = mutate(solution, exercise, old, new, CHAPTER)
     message = failure(test, **objects(mutant, test))
     assert words in message, message
+
+
+@pytest.mark.parametrize("old, new", [
+    ("exp.sum(dim=dim, keepdim=True)", "exp.sum(dim=dim)"),                       # softmax raises
+    ("exp = torch.exp(z)", "exp = torch.exp(z.double())"),                        # softmax in float64
+    ("    z = z - z.amax(dim=dim, keepdim=True)  # now every exponent is <= 0\n", ""),   # softmax overflows
+])
+@pytest.mark.parametrize("test", ATTENTION)
+def test_a_wrong_softmax_costs_no_attention_points(solution, old, new, test):
+    """Issue 31 (b): the attention judges run the learner's attention with torch.softmax as softmax_stable."""
+    mutant = mutate(solution, "softmax_stable", old, new, CHAPTER)
+    assert run(test, scaled_dot_product_attention=mutant["scaled_dot_product_attention"]).startswith("✓")

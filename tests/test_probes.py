@@ -80,4 +80,4 @@ def test_block_mistakes_run_only_the_layout_they_need():
         calls = []
         block.attn.register_forward_hook(lambda module, args, output: calls.append(1))
         mistakes = block_mistakes(block, torch.randn(2, 5, 16, dtype=torch.float64), norm_first)
-        assert len(calls) == 2 and len(mistakes) == 2
+        assert len(calls) == 2 and len(mistakes) >= 2

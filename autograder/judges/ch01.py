@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tfs.grader.collectors import ch01 as inputs
 from tfs.grader.judging import check_close, expect, results
 from tfs.teaching.checks import check_shape
-from tfs.teaching.probes import attention_mistakes, causal_mask_mistakes, softmax_mistakes
+from tfs.teaching.probes import attention_mistakes, causal_mask_mistakes, overflow_mistakes, softmax_mistakes
 
 
 
@@ -32,7 +32,7 @@ def softmax_values(data):
 def softmax_large_logits(data):
     for x, received in zip(inputs.softmax_large_logits_inputs(), results(data, 4, "softmax_stable")):
         check_close(received, torch.softmax(x, dim=-1), f"softmax_stable(logits up to {x.abs().nan_to_num(0, 0, 0).max().item():.3g}, "
-                    f"{x.dtype})", op="softmax",
+                    f"{x.dtype})", op="softmax", mistakes=overflow_mistakes(x),
                     hint="subtract the maximum before torch.exp; -inf (a masked position) must give exactly 0.")
     return "✓ softmax_stable: the grader's tests pass (±1000, ±3e38, -inf, float64)"
 
@@ -62,12 +62,14 @@ def causal_mask_values(data):
 
 
 def causal_mask_dtype(data):
-    expect(type(data) is dict and {"mask3", "mask1", "mask5_cpu", "device5"} <= set(data), "causal_mask", "no result.")
+    expect(type(data) is dict and {"mask3", "mask1", "shape5", "device5"} <= set(data), "causal_mask", "no result.")
     check_shape(data["mask3"], (3, 3), "causal_mask(3)")
     expect(data["mask3"].dtype == torch.bool, "causal_mask(3)", f"expected dtype torch.bool, received {data['mask3'].dtype}.",
            hint="build it from torch.ones(..., dtype=torch.bool), or compare two aranges.")
-    expect(data["device5"] == "cpu", "causal_mask(5, device='cpu')", f"ignored `device` (received {data['device5']}).")
-    check_shape(data["mask5_cpu"], (5, 5), "causal_mask(5, device='cpu')")
+    expect(data["device5"] == "meta", "causal_mask(5, device='meta')",
+           f"expected the mask on the device asked for, received one on {data['device5']}.",
+           hint="pass device=device to the function that creates the tensor.")
+    expect(data["shape5"] == [5, 5], "causal_mask(5, device='meta')", f"expected shape (5, 5), received {data['shape5']}.")
     expect(isinstance(data["mask1"], torch.Tensor) and data["mask1"].tolist() == [[True]], "causal_mask(1)",
            "a single token must see itself: expected [[True]].")
     return "✓ causal_mask: the grader's tests pass (bool dtype, device, a single token)"
@@ -83,7 +85,7 @@ def attention_shapes(data):
 
 
 def attention_values(data):
-    for (q, k, v), result in zip(inputs.attention_values_inputs(), results(data, 3, "scaled_dot_product_attention")):
+    for (q, k, v), result in zip(inputs.attention_values_inputs(), results(data, 4, "scaled_dot_product_attention")):
         name = f"scaled_dot_product_attention(q {tuple(q.shape)}, {q.dtype})"
         output, weights = pair(result, name)
         check_close(output, F.scaled_dot_product_attention(q, k, v), f"{name}: output", op="attention",
@@ -91,7 +93,7 @@ def attention_values(data):
         expected_weights = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1]), dim=-1)
         check_close(weights, expected_weights, f"{name}: weights", op="attention",
                     mistakes=attention_mistakes(q, k, v, which="weights"), hint="softmax over the keys: dim=-1.")
-    return "✓ scaled_dot_product_attention: the grader's tests pass (3-D, 4-D float64, very large scores)"
+    return "✓ scaled_dot_product_attention: the grader's tests pass (3-D, 4-D float64, very large scores, a (4, 4, 4, 4) cube)"
 
 
 def _reference(q, k, v, mask):

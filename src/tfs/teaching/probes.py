@@ -35,6 +35,17 @@ def softmax_mistakes(x: torch.Tensor, dim: int = -1, temperature: float = 1.0) -
     return mistakes
 
 
+def overflow_mistakes(x: torch.Tensor, dim: int = -1) -> dict[str, torch.Tensor]:
+    """Softmaxes of large logits ``x`` that overflow or underflow (NaN where the learner's would be)."""
+    naive = torch.exp(x) / torch.exp(x).sum(dim=dim, keepdim=True)
+    shifted = torch.exp(x - x.max())
+    return {
+        "exp(x) without subtracting the maximum first: exp(1000) overflows to inf, and inf / inf = nan": naive,
+        "one maximum for the whole tensor: a row far below it underflows to 0 / 0 = nan; subtract each row's own "
+        "maximum (amax along dim, keepdim=True)": shifted / shifted.sum(dim=dim, keepdim=True),
+    }
+
+
 def causal_mask_mistakes(size: int) -> dict[str, torch.Tensor]:
     """Wrong ``(size, size)`` causal masks, in the course's convention (True = may attend)."""
     ones = torch.ones(size, size, dtype=torch.bool)
@@ -46,11 +57,13 @@ def causal_mask_mistakes(size: int) -> dict[str, torch.Tensor]:
     }
 
 
-def _attention(q, k, v, mask, scale, softmax_dim=-1, mask_after_softmax=False):
-    scores = q @ k.transpose(-2, -1) * scale
+def _attention(q, k, v, mask, scale, softmax_dim=-1, mask_after_softmax=False, keys_t=None, fill=float("-inf"),
+               zero_nan=True):
+    scores = q @ (k.transpose(-2, -1) if keys_t is None else keys_t(k)) * scale
     if mask is not None and not mask_after_softmax:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=softmax_dim).nan_to_num(0.0)
+        scores = scores.masked_fill(~mask, fill)
+    weights = torch.softmax(scores, dim=softmax_dim)
+    weights = weights.nan_to_num(0.0) if zero_nan else weights
     if mask is not None and mask_after_softmax:
         weights = weights.masked_fill(~mask, 0.0)
     return weights @ v, weights
@@ -84,8 +97,30 @@ def attention_mistakes(
         variants["the mask applied after the softmax (the weights no longer sum to 1)"] = dict(
             scale=1.0 / math.sqrt(d_k), mask_after_softmax=True
         )
+        variants["masked scores set to 0 instead of -inf: a masked key keeps a weight"] = dict(
+            scale=1.0 / math.sqrt(d_k), fill=0.0)
+        if not mask.expand(*q.shape[:-1], k.shape[-2]).any(-1).all():  # a query that may see no key
+            variants["masked scores set to a large negative number instead of -inf: a query whose keys are all "
+                     "masked gets the average of every value instead of zeros"] = dict(scale=1.0 / math.sqrt(d_k), fill=-1e9)
+            variants["no nan_to_num: a query whose keys are all masked gets softmax 0/0 = nan; give it zero "
+                     "weights"] = dict(scale=1.0 / math.sqrt(d_k), zero_nan=False)
+    if v.shape[-1] != d_k:
+        variants["scaling by √d_v (the values' size) instead of √d_k (the queries' and keys' size)"] = dict(
+            scale=1.0 / math.sqrt(v.shape[-1]))
+    if k.dim() >= 3:
+        variants["k.T reverses every dimension of k; transpose only the last two: k.transpose(-2, -1)"] = dict(
+            scale=1.0 / math.sqrt(d_k), keys_t=lambda t: t.permute(*reversed(range(t.dim()))))
+    if k.dim() >= 4:
+        variants["k.transpose(1, 2): with leading (batch, heads) dimensions that swaps heads and positions; "
+                 "transpose the last two: k.transpose(-2, -1)"] = dict(
+            scale=1.0 / math.sqrt(d_k), keys_t=lambda t: t.transpose(1, 2))
     position = 0 if which == "output" else 1
-    mistakes = {name: _attention(q, k, v, mask, **kw)[position] for name, kw in variants.items()}
+    mistakes = {}
+    for name, kw in variants.items():
+        try:
+            mistakes[name] = _attention(q, k, v, mask, **kw)[position]
+        except (RuntimeError, IndexError):  # a wrong transpose whose shapes do not fit these inputs
+            continue
     if mask is not None:
         mistakes["an inverted mask (True should mean 'may attend')"] = _attention(
             q, k, v, ~mask, 1.0 / math.sqrt(d_k)
@@ -107,10 +142,10 @@ def mha_mistakes(mha, x: torch.Tensor, context: torch.Tensor | None = None,
     if mask is not None and mask.dim() == 3:
         mask = mask[:, None]
 
-    def run(split, scale, project=True):
-        qh, kh, vh = split(q), split(k), split(v)
+    def run(split, scale, project=True, qkv=None, masked=True):
+        qh, kh, vh = (split(t) for t in (qkv or (q, k, v)))
         scores = qh @ kh.transpose(-2, -1) * scale
-        if mask is not None:
+        if mask is not None and masked:
             scores = scores.masked_fill(~mask, float("-inf"))
         heads = (scores.softmax(-1).nan_to_num(0.0) @ vh).transpose(1, 2).reshape(*x.shape)
         return torch.nn.functional.linear(heads, mha.out.weight, mha.out.bias) if project else heads
@@ -125,9 +160,19 @@ def mha_mistakes(mha, x: torch.Tensor, context: torch.Tensor | None = None,
         "heads split by reshape(batch, h, L, d_head) without the transpose": run(no_transpose, (d // h) ** -0.5),
         "scores scaled by √d_model instead of √d_head": run(right, d ** -0.5),
         "the output projection self.out left out": run(right, (d // h) ** -0.5, project=False),
+        "K and V swapped: the first d_model features of self.qkv are Q, the next K, the last V":
+            run(right, (d // h) ** -0.5, qkv=(q, v, k)),
     }
+    if context is None:
+        mistakes["Q and K swapped: the first d_model features of self.qkv are Q, the next K, the last V"] = run(
+            right, (d // h) ** -0.5, qkv=(k, q, v))
+    if mask is not None:
+        mistakes["the mask not passed on to the attention"] = run(right, (d // h) ** -0.5, masked=False)
     if context is not None:
         mistakes["keys and values projected from x instead of context (that is self-attention)"] = mha(x)[0]
+        if b_q is not None:
+            mistakes["the queries projected without their bias (the first d_model entries of qkv.bias)"] = run(
+                right, (d // h) ** -0.5, qkv=(torch.nn.functional.linear(x, w_q), k, v))
     return mistakes
 
 
@@ -143,6 +188,12 @@ def layer_norm_mistakes(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
         "normalised over the batch (dim=0) instead of the features (dim=-1)":
             (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, unbiased=False) + eps) * weight + shift,
         "the mean not subtracted (that is RMSNorm-like)": x / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps) * weight + shift,
+        "the mean taken over the batch (dim=0) instead of the features (dim=-1)":
+            (x - x.mean(0, keepdim=True)) / torch.sqrt(((x - x.mean(0, keepdim=True)) ** 2).mean(-1, keepdim=True) + eps)
+            * weight + shift,
+        "the bias (beta) not added": (x - mean) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps) * weight,
+        **({} if eps == 1e-5 else {f"eps ignored: 1e-5 used instead of self.eps = {eps:g}":
+                                   (x - mean) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5) * weight + shift}),
     }
 
 
@@ -154,16 +205,22 @@ def block_mistakes(block, x: torch.Tensor, norm_first: bool,
 
     n1, n2, ff = block.norm1, block.norm2, block.ff
     no_mask = block_without_mask(block, x, norm_first) if mask is not None else None
-    if norm_first:  # only the other layout's output is needed as a mistake
-        h_post = n1(x + attn(x))
-        h = n1(x) + attn(n1(x))
+    a, a_normed = attn(x), attn(n1(x))  # the two attention calls every mistake below is made of
+    if norm_first:
+        h_post = n1(x + a)
+        h = n1(x) + a_normed
+        h_one = x + a_normed
         mistakes = {"the residual adds LN(x) instead of x: x + f(LN(x)) is right": h + ff(n2(h)),
-                    "the post-LN layout (LN after the residual)": n2(h_post + ff(h_post))}
+                    "the residuals add LN(x) instead of x in both sublayers: x + f(LN(x)) is right": n2(h) + ff(n2(h)),
+                    "the post-LN layout (LN after the residual)": n2(h_post + ff(h_post)),
+                    "norm1 used before both sublayers (norm2 never used)": h_one + ff(n1(h_one))}
     else:
-        h_pre = x + attn(n1(x))
-        h = x + n1(attn(x))
+        h_pre = x + a_normed
+        h_post = n1(x + a)
+        h = x + n1(a)
         mistakes = {"x + LN(f(x)) instead of LN(x + f(x))": h + n2(ff(h)),
-                    "the pre-LN layout x + f(LN(x))": h_pre + ff(n2(h_pre))}
+                    "the pre-LN layout x + f(LN(x))": h_pre + ff(n2(h_pre)),
+                    "norm1 used after both sublayers (norm2 never used)": n1(h_post + ff(h_post))}
     if no_mask is not None:
         mistakes["the mask not passed on to self.attn"] = no_mask
     return mistakes

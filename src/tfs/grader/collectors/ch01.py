@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from tfs.grader.judging import generator
@@ -56,12 +58,31 @@ def causal_mask_values(causal_mask):
 
 
 def causal_mask_dtype(causal_mask):
-    with_device = causal_mask(5, device="cpu")
-    return {"mask3": causal_mask(3), "mask1": causal_mask(1), "mask5_cpu": with_device,
-            "device5": str(getattr(with_device, "device", None))}
+    on_meta = causal_mask(5, device="meta")  # a device every machine has, unlike a GPU
+    return {"mask3": causal_mask(3), "mask1": causal_mask(1), "shape5": list(getattr(on_meta, "shape", [])),
+            "device5": str(getattr(on_meta, "device", None))}
 
 
 # --- scaled_dot_product_attention ---------------------------------------------------------------
+
+def _reference_softmax(x: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> torch.Tensor:
+    return torch.softmax(x / temperature, dim=dim)
+
+
+@contextlib.contextmanager
+def own_softmax_aside(attention):
+    """While the learner's attention runs, ``softmax_stable`` in its namespace is ``torch.softmax`` (put back
+    afterwards): a mistake in Exercise 1 costs Exercise 1's points only."""
+    space = getattr(attention, "__globals__", None)
+    kept = space.get("softmax_stable") if isinstance(space, dict) else None
+    if kept is not None:
+        space["softmax_stable"] = _reference_softmax
+    try:
+        yield
+    finally:
+        if kept is not None:
+            space["softmax_stable"] = kept
+
 
 def attention_shapes_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     g = generator(21)
@@ -70,18 +91,21 @@ def attention_shapes_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def attention_shapes(scaled_dot_product_attention):
-    return [scaled_dot_product_attention(q, k, v) for q, k, v in attention_shapes_inputs()]
+    with own_softmax_aside(scaled_dot_product_attention):
+        return [scaled_dot_product_attention(q, k, v) for q, k, v in attention_shapes_inputs()]
 
 
 def attention_values_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     g = generator(22)
     return [(torch.randn(2, 5, 16, generator=g), torch.randn(2, 5, 16, generator=g), torch.randn(2, 5, 4, generator=g)),
             tuple(torch.randn(2, 3, 6, 32, dtype=torch.float64, generator=g) for _ in range(3)),
-            (torch.randn(1, 3, 8, generator=g) * 30, torch.randn(1, 4, 8, generator=g) * 30, torch.randn(1, 4, 2, generator=g))]
+            (torch.randn(1, 3, 8, generator=g) * 30, torch.randn(1, 4, 8, generator=g) * 30, torch.randn(1, 4, 2, generator=g)),
+            tuple(torch.randn(4, 4, 4, 4, generator=g) for _ in range(3))]  # every size 4: a wrong transpose runs too
 
 
 def attention_values(scaled_dot_product_attention):
-    return [scaled_dot_product_attention(q, k, v) for q, k, v in attention_values_inputs()]
+    with own_softmax_aside(scaled_dot_product_attention):
+        return [scaled_dot_product_attention(q, k, v) for q, k, v in attention_values_inputs()]
 
 
 def attention_masks_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -100,7 +124,8 @@ def attention_masks_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def attention_masks(scaled_dot_product_attention):
-    return [scaled_dot_product_attention(q, k, v, mask) for q, k, v, mask in attention_masks_inputs()]
+    with own_softmax_aside(scaled_dot_product_attention):
+        return [scaled_dot_product_attention(q, k, v, mask) for q, k, v, mask in attention_masks_inputs()]
 
 
 def attention_gradients_inputs() -> list[dict]:
@@ -115,7 +140,8 @@ def attention_gradients(scaled_dot_product_attention):
     results = []
     for case in attention_gradients_inputs():
         q, k, v = (t.clone().requires_grad_(True) for t in case["qkv"])
-        output = scaled_dot_product_attention(q, k, v, case["mask"])[0]
+        with own_softmax_aside(scaled_dot_product_attention):
+            output = scaled_dot_product_attention(q, k, v, case["mask"])[0]
         (output * case["weights"]).sum().backward()
         results.append([q.grad, k.grad, v.grad])
     return results
