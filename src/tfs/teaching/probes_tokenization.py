@@ -43,8 +43,11 @@ def merge_pair_mistakes(ids: list[int], pair: tuple[int, int], new_id: int) -> d
         else:
             dropped.append(ids[i])
             i += 1
+    first = next((i for i in range(len(ids) - 1) if (ids[i], ids[i + 1]) == (a, b)), None)
+    first_only = ids if first is None else ids[:first] + [new_id] + ids[first + 2:]
     return {"overlapping occurrences merged (after a match, skip both ids: i += 2)": overlapping,
-            "the last id dropped (the loop must run to the end of the list, not len(ids) - 1)": dropped}
+            "the last id dropped (the loop must run to the end of the list, not len(ids) - 1)": dropped,
+            "only the first occurrence merged: every occurrence, left to right, becomes new_id": first_only}
 
 
 def check_ids(received, expected, name: str, hint: str | None = None, mistakes: dict | None = None) -> None:
