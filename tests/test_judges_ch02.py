@@ -56,3 +56,17 @@ def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test,
     mutant = mutate(solution, exercise, old, new, CHAPTER)
     message = failure(f"ch02.{test}", **objects(mutant, test))
     assert words in message, message
+
+
+@pytest.mark.parametrize("answer, old, new", [
+    ("split_heads", "x.reshape(batch, length, n_heads, d_model // n_heads).transpose(1, 2)",
+     "x.reshape(batch, n_heads, length, d_model // n_heads)"),
+    ("merge_heads", "x.transpose(1, 2).reshape(batch, length, n_heads * d_head)",
+     "x.transpose(1, 2).view(batch, length, n_heads * d_head)"),
+])
+@pytest.mark.parametrize("test", ["ch02.mha_shapes", "ch02.mha_parity", "ch02.mha_masks", "ch02.mha_gradients",
+                                  "ch02.mha_context_shapes", "ch02.mha_context_parity"])
+def test_wrong_heads_cost_no_layer_points(solution, answer, old, new, test):
+    """Issue 31 (b): the layer's judges run it with reference split_heads and merge_heads."""
+    mutant = mutate(solution, answer, old, new, CHAPTER)
+    assert run(test, MultiHeadAttention=mutant["MultiHeadAttention"]).startswith("✓")
