@@ -122,8 +122,9 @@ def generate(generate) -> dict:
     rows = torch.tensor([prompts[0]] * SAMPLING["rows"])
     with stand_in_pieces(generate):
         for name in ("reproducible", "filtered"):
-            data[name] = [_run(generate, model, rows, SAMPLING["new"], generator=judging.generator(SAMPLING["seed"]),
-                               **SAMPLING[name]) for _ in range(2 if name == "reproducible" else 1)]
+            data[name] = [_run(generate, model, rows, SAMPLING["new"], **SAMPLING[name],
+                               generator=torch.Generator().manual_seed(SAMPLING["seed"]))  # as the prompts: the
+                          for _ in range(2 if name == "reproducible" else 1)]                   # same in every run
     return data
 
 
