@@ -106,3 +106,27 @@ def test_mutant_fails_with_its_mistake_named(solution, exercise, old, new, test,
     mutant = mutate(solution, exercise, old, new, CHAPTER)
     message = failure(f"ch03.{test}", **{USES[test]: mutant[USES[test]]})
     assert words in message, message
+
+
+@pytest.mark.parametrize("answer, old, new", [
+    ("layer_norm", "((x - mean) ** 2).mean(dim=-1, keepdim=True)", "x.var(dim=-1, keepdim=True)"),
+    ("layer_norm", "self.weight = nn.Parameter(torch.ones(d_model))", "self.weight = torch.ones(d_model)"),
+    ("feed_forward", "F.gelu(", "F.relu("),
+    ("transformer_block", "if self.norm_first:", "if not self.norm_first:"),
+])
+@pytest.mark.parametrize("test", ["transformer_block_layers", "post_ln_block", "pre_ln_block", "encoder_structure",
+                                  "encoder_parity"])
+def test_an_earlier_mistake_costs_no_later_points(solution, answer, old, new, test):
+    """Issue 31 (b): the block's judges run it on reference LayerNorm and FeedForward, the encoder's on a reference
+    block; the block's own mistakes still cost the block's points."""
+    if answer == "transformer_block" and USES[test] == "TransformerBlock":
+        return
+    mutant = mutate(solution, answer, old, new, CHAPTER)
+    assert run(f"ch03.{test}", **{USES[test]: mutant[USES[test]]}).startswith("✓")
+
+
+def test_one_layer_norm_used_twice_fails(solution):
+    """The block's judges give norm1 and norm2 different weights: a block that uses norm1 twice is caught."""
+    mutant = mutate(solution, "transformer_block", "return self.norm2(x + self.ff(x))", "return self.norm1(x + self.ff(x))",
+                    CHAPTER)
+    assert "values differ" in failure("ch03.post_ln_block", TransformerBlock=mutant["TransformerBlock"])

@@ -341,7 +341,7 @@ def _judge_counts(received, configs, what: str) -> None:
         diagnosis = [name for name, value in encoder_parameter_mistakes(**dict(zip(inputs.FIELDS, config))).items()
                      if value == count]
         expect(count == expected, label, f"{count:,d} parameters, {'more' if count > expected else 'fewer'} than "
-               f"{what}." + (f" This looks like {diagnosis[0]}." if diagnosis else ""))
+               f"{what}." + (f" This looks like {', or '.join(diagnosis)}." if diagnosis else ""))
 
 
 def encoder_parameters_counts(data):

@@ -89,9 +89,15 @@ def encoder_parameter_mistakes(n_layers: int, d_model: int, n_heads: int, d_ff: 
         "the final LayerNorm of a pre-LN stack left out": right - final,
         "a final LayerNorm counted for a post-LN stack (it has none)": right + (0 if norm_first else (1 + b) * d_model),
         "the final LayerNorm counted once per layer": right + (n_layers - 1) * final,
+        "the attention weights counted once per head (4·d²·n_heads; the heads share one d × 3d projection)":
+            right + n_layers * (n_heads - 1) * 4 * d_model**2,
+        "one LayerNorm per block counted (each block has two: norm1 and norm2)": right - n_layers * norms // 2,
     }
     if bias:
         mistakes["the LayerNorms' biases left out (they have weight and bias)"] = right - (2 * n_layers + (1 if norm_first else 0)) * d_model
+        mistakes["the output projection's bias left out (qkv has 3·d biases, out.bias d more)"] = right - n_layers * d_model
+    else:
+        mistakes["the LayerNorms' biases counted although bias=False (they go too)"] = right + 2 * n_layers * d_model
     return {name: value for name, value in mistakes.items() if value != right}
 
 
@@ -107,6 +113,6 @@ def check_encoder_parameters(encoder_parameters, n_layers: int, d_model: int, n_
     if received != expected:
         diagnosis = [name for name, value in encoder_parameter_mistakes(**config).items() if value == received]
         check_true(False, label, f"expected {expected:,d} parameters (nn.TransformerEncoderLayer's count), received "
-                   f"{received:,d}." + (f"\n    diagnosis this looks like {diagnosis[0]}" if diagnosis else ""),
+                   f"{received:,d}." + (f"\n    diagnosis this looks like {', or '.join(diagnosis)}" if diagnosis else ""),
                    hint=None if diagnosis else "per block: attention 4·d² + 4·d, feed-forward 2·d·d_ff + d_ff + d, two "
                    "LayerNorms 2·2·d; then the final LayerNorm of a pre-LN stack.")

@@ -161,7 +161,8 @@ def check_feed_forward(ff: nn.Module, x: torch.Tensor, name: str = "FeedForward"
     hidden = F.linear(x, w1, b1)
     mistakes = {"ReLU instead of GELU": F.linear(F.relu(hidden), w2, b2),
                 "the tanh approximation of GELU (use the exact one, F.gelu(z))": F.linear(F.gelu(hidden, approximate="tanh"), w2, b2),
-                "no activation between the layers": F.linear(hidden, w2, b2)}
+                "no activation between the layers": F.linear(hidden, w2, b2),
+                "GELU after linear2 instead of between the layers": F.gelu(F.linear(hidden, w2, b2))}
     check_close(call(ff, x, name=f"{name}(x)"), F.linear(F.gelu(hidden), w2, b2), f"{name}(x)", rtol=0, atol=1e-6,
                 mistakes=mistakes, hint="linear1, then the exact GELU (F.gelu), then linear2.")
 
@@ -181,6 +182,7 @@ def check_encoder(encoder: nn.Module, x: torch.Tensor, norm_first: bool, mask: t
     masks = torch_mask_arguments(mask, n_heads)
     expected = theirs(x, mask=masks.get("attn_mask"), src_key_padding_mask=masks.get("key_padding_mask"))
     rows = _rows(mask, x.shape[0], x.shape[1])
+    mistakes = {"the mask not passed on to the blocks": theirs(x)[rows]} if mask is not None else {}
     check_close(call(encoder, x, name=name, mask=mask)[rows], expected[rows],
-                f"{name}(norm_first={norm_first}) vs nn.TransformerEncoder", rtol=0, atol=1e-6,
+                f"{name}(norm_first={norm_first}) vs nn.TransformerEncoder", rtol=0, atol=1e-6, mistakes=mistakes,
                 hint="run every block in order, each with the mask, then final_norm.")

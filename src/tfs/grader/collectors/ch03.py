@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from tfs.grader.judging import generator
 from tfs.teaching.probes_rope import outcome_on_odd_d  # what the learner's code does; no oracle
@@ -79,6 +83,67 @@ def feed_forward(FeedForward):
 
 # --- blocks -----------------------------------------------------------------------------------
 
+def _stand_ins(space: dict) -> dict:
+    """Reference LayerNorm, FeedForward and TransformerBlock by the exercises' names and signatures, made of torch
+    (the package's own versions are out of reach under grading), on the namespace's MultiHeadAttention."""
+    attention = space.get("MultiHeadAttention")
+
+    class LayerNorm(nn.Module):
+        def __init__(self, d_model: int, eps: float = 1e-5):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(d_model))
+            self.bias = nn.Parameter(torch.zeros(d_model))
+
+        def forward(self, x):
+            return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+
+    class FeedForward(nn.Module):
+        def __init__(self, d_model: int, d_ff: int):
+            super().__init__()
+            self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+
+        def forward(self, x):
+            return self.linear2(F.gelu(self.linear1(x)))
+
+    class TransformerBlock(nn.Module):
+        def __init__(self, d_model: int, n_heads: int, d_ff: int, norm_first: bool = False, eps: float = 1e-5):
+            super().__init__()
+            self.norm_first = norm_first
+            self.attn, self.ff = attention(d_model, n_heads), FeedForward(d_model, d_ff)
+            self.norm1, self.norm2 = LayerNorm(d_model, eps), LayerNorm(d_model, eps)
+
+        def forward(self, x, mask=None):
+            if self.norm_first:
+                x = x + self.attn(self.norm1(x), mask=mask)[0]
+                return x + self.ff(self.norm2(x))
+            x = self.norm1(x + self.attn(x, mask=mask)[0])
+            return self.norm2(x + self.ff(x))
+
+    return {"LayerNorm": LayerNorm, "FeedForward": FeedForward, "TransformerBlock": TransformerBlock}
+
+
+def _on_its_own(collect):
+    """While the learner's class runs, the earlier exercises' names in its methods' namespace are the stand-ins (put
+    back afterwards): a mistake in LayerNorm or FeedForward costs the block no points, one in the block none of the
+    encoder's."""
+    @functools.wraps(collect)
+    def collect_on_its_own(*args, **kwargs):
+        answer = next(iter(args), None) or next(iter(kwargs.values()))
+        spaces = {id(f.__globals__): f.__globals__ for f in vars(answer).values() if hasattr(f, "__globals__")}
+        saved = [(space, {name: space[name] for name in _stand_ins(space) if name in space and name != answer.__name__})
+                 for space in spaces.values()]
+        for space, kept in saved:
+            stand_ins = _stand_ins(space)
+            space.update({name: stand_ins[name] for name in kept})
+        try:
+            return collect(*args, **kwargs)
+        finally:
+            for space, kept in saved:
+                space.update(kept)
+    return collect_on_its_own
+
+
 def block_inputs(seed: int):
     g = generator(seed)
     return {"x": _randn(2, 6, 16, g=g), "x1": _randn(3, 1, 16, g=g), "perm": torch.randperm(6, generator=g),
@@ -86,9 +151,20 @@ def block_inputs(seed: int):
             "grad_x": _randn(5, 1, 16, g=g)}
 
 
+def _distinct_norms(block, g: torch.Generator) -> None:
+    """Each LayerNorm of the block its own scale and shift (at init both are 1 and 0: norm1 used twice would pass)."""
+    with torch.no_grad():
+        for name in ("norm1", "norm2"):
+            for attribute, center in (("weight", 1.0), ("bias", 0.0)):
+                parameter = getattr(getattr(block, name, None), attribute, None)
+                if isinstance(parameter, torch.Tensor) and parameter.dim() == 1:
+                    parameter.copy_(center + 0.3 * torch.randn(parameter.shape, generator=g, dtype=parameter.dtype))
+
+
 def _block(TransformerBlock, seed: int, norm_first: bool, with_gradient: bool):
     inputs = block_inputs(seed)
     block = TransformerBlock(16, 4, 32, norm_first=norm_first).double()
+    _distinct_norms(block, generator(seed + 100))
     x = inputs["x"]
     result = {"state": state(block), "plain": block(x), "padded": block(x, mask=inputs["keep"][:, None, None, :]),
               "causal": block(x, mask=inputs["causal"]), "permuted": block(x[:, inputs["perm"]]), "one": block(inputs["x1"])}
@@ -99,6 +175,7 @@ def _block(TransformerBlock, seed: int, norm_first: bool, with_gradient: bool):
     return result
 
 
+@_on_its_own
 def transformer_block_layers(TransformerBlock):
     block = TransformerBlock(16, 4, 32, norm_first=True, eps=1e-6)
     default = TransformerBlock(8, 2, 16)
@@ -110,16 +187,19 @@ def transformer_block_layers(TransformerBlock):
             "distinct_norms": getattr(block, "norm1", None) is not getattr(block, "norm2", None)}
 
 
+@_on_its_own
 def post_ln_block(TransformerBlock):
     return _block(TransformerBlock, 44, norm_first=False, with_gradient=False)
 
 
+@_on_its_own
 def pre_ln_block(TransformerBlock):
     return _block(TransformerBlock, 45, norm_first=True, with_gradient=True)
 
 
 # --- Encoder ----------------------------------------------------------------------------------
 
+@_on_its_own
 def encoder_structure(Encoder):
     pre, post = Encoder(3, 16, 4, 32, norm_first=True), Encoder(2, 16, 4, 32)
     layers = lambda e: list(getattr(e, "layers", []) or [])  # noqa: E731
@@ -139,6 +219,7 @@ def encoder_parity_inputs():
             "causal": torch.ones(5, 5, dtype=torch.bool).tril()}
 
 
+@_on_its_own
 def encoder_parity(Encoder):
     inputs = encoder_parity_inputs()
     results = []
