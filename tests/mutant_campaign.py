@@ -1,7 +1,7 @@
 """The mutant campaign: plausible learner mistakes, graded through nbgrader like a class.
 
 For every mutant of ``tests/mutants/chNN.py`` (the solution with one mistake in one answer), one student in a
-temporary course root; one ``nbgrader autograde`` run grades them all beside the unchanged solution. For each
+temporary course root; ``nbgrader autograde`` grades them beside the unchanged solution, ten students a run. For each
 mutant it reports:
 
 - **caught**: its exercise (the answer's test cells) lost points;
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         for student, mutant in students.items():
             campaign.submit(student, mutant)
         start = time.perf_counter()
-        campaign.course.autograde(args.chapter, "m*")
+        for tens in range(len(students) // 10 + 1):  # m000-m009, m010-m019, ...: each autograde run stays short
+            campaign.course.autograde(args.chapter, f"m{tens:02d}*")
         seconds = time.perf_counter() - start
         solution = campaign.course.grades(args.chapter, SOLUTION)
         solution_lost = {g: p for g, p in campaign.points.items() if solution.get(g, 0.0) < p}
