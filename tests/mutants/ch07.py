@@ -76,11 +76,11 @@ MUTANTS = [
     # generate
     Mutant("gen-column-positions", "generate", "positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new.shape[1]:]",
            "positions = torch.arange(mask.shape[1] - new.shape[1], mask.shape[1]).expand(new.shape[0], -1)",
-           r"column|position"),
+           r"column indices|not its column"),
     Mutant("gen-no-positions", "generate", "cache=cache, position_ids=positions)", "cache=cache)",
-           r"column|position"),
+           r"without position_ids|position_ids not passed"),
     Mutant("gen-no-mask", "generate", "model(new, attention_mask=mask, cache=cache,", "model(new, cache=cache,",
-           r"mask|padding (is|was) (not )?(hidden|attended)|attends? to (the )?pad"),
+           r"without attention_mask|pad tokens are attended|padding (is|was) (not )?(hidden|attended)"),
     Mutant("gen-eos-rows-not-held", "generate",
            "            token = torch.where(finished, torch.full_like(token, eos_token_id), token)\n", "",
            r"finished rows?|after (its|the) (first )?EOS|continued with|only EOS"),
@@ -88,7 +88,7 @@ MUTANTS = [
            r"every row|all rows|any row|stopp?ed (too )?early|other rows?"),
     Mutant("gen-penalty-on-new-tokens", "generate", "apply_repetition_penalty(logits, ids, repetition_penalty)",
            "apply_repetition_penalty(logits, ids[:, input_ids.shape[1]:], repetition_penalty)",
-           r"prompt|every token so far|all the ids", "rare"),
+           r"generated tokens only|prompt's tokens|every token so far|all the ids", "rare"),
     Mutant("gen-filters-before-temperature", "generate",
            "            z = logits / temperature\n"
            "            z = top_k_filter(z, top_k) if top_k is not None else z\n"
@@ -105,7 +105,7 @@ MUTANTS = [
     Mutant("beam-no-first-beam-only", "beam_search", "scores = torch.full((num_beams,), -1e9)", "scores = torch.zeros(num_beams)",
            r"cop(y|ies)|duplicate|identical|-10\^9|1e9|only the first"),
     Mutant("beam-length-with-prompt", "beam_search", "/ (step + 1) ** length_penalty", "/ seq.shape[0] ** length_penalty",
-           r"prompt|new tokens only"),
+           r"prompt included|new tokens only"),
     Mutant("beam-logits-not-logprobs", "beam_search", "[:, -1].float().log_softmax(-1)", "[:, -1].float()",
            r"log.?softmax|log-probabilit(y|ies) of|raw logits|logits instead"),
     Mutant("beam-stops-at-first-finished", "beam_search", "len(finished) == num_beams:", "len(finished) >= 1:",
