@@ -149,7 +149,11 @@ VISIBLE_ORACLES: dict[str, dict[str, str]] = {
     "04": {"bert_basic_tokenize": "tfs.teaching.probes_tokenization:bert_words (BertTokenizerFast's pre-tokenizer)",
            "wordpiece": "tfs.teaching.probes_tokenization:bert_wordpieces (BertTokenizerFast's WordPiece model)"},
     "07": {"generate": "tfs.teaching.probes_generation:TransformersCache (transformers' DynamicCache behind the course's "
-                       "cache interface: the learner's generate decodes with it until the learner's KVCache is defined)"},
+                       "cache interface: the learner's generate decodes with it until the learner's KVCache is defined)",
+           "beam_search": "tfs.teaching.probes_generation:_beam_search (the visible beam test's model of the usual "
+                          "mistakes: with every switch off it is a correct beam search without a cache)",
+           "online_attention": "tfs.teaching.probes_generation:_blockwise_attention (the visible test's model of the "
+                               "usual mistakes: with every switch on it is correct online attention)"},
 }
 
 #: chapter -> why its references are not hidden yet: its own collectors or demonstrations still call them, so hiding
