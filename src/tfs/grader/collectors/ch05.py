@@ -271,10 +271,10 @@ def _plain_pairs(pairs) -> list:
 
 
 def nsp_pairs(make_nsp_pairs) -> dict:
-    """Two calls with ``random.Random`` seeded alike: the draws must come from ``rng``."""
-    seed = judging.generator(21).initial_seed() % 2**31
-    return {"pairs": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(seed))),
-            "again": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(seed)))}
+    """Two calls with ``random.Random(0)``: the draws must come from ``rng``. (The same in every run: the judge
+    cannot know what a per-run rng would draw, so that could not tell a replay from a run.)"""
+    return {"pairs": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(0))),
+            "again": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(0)))}
 
 
 def load_weights(BertModel, load_bert_weights) -> dict:
