@@ -1,0 +1,77 @@
+"""Chapter 13's plausible mistakes (see tests/mutants/__init__.py)."""
+
+from mutants import Mutant
+
+MUTANTS = [
+    # chat_example: which tokens are trained
+    Mutant("labels-not-shifted", "chat_example", "labels[:-1] = torch.where(trained[1:], ids[1:], IGNORE_INDEX)",
+           "labels = torch.where(trained, ids, IGNORE_INDEX)", r"shift|next token|t \+ 1"),
+    Mutant("labels-train-everything", "chat_example", "labels[:-1] = torch.where(trained[1:], ids[1:], IGNORE_INDEX)",
+           "labels[:-1] = ids[1:]", r"assistant|user|system|prompt|only the repl"),
+    Mutant("labels-no-end-of-turn", "chat_example", 'reply = message["content"] + END_OF_TURN',
+           'reply = message["content"]', r"im_end|end of (the )?turn|stop"),
+    Mutant("labels-first-reply-only", "chat_example", "start = text.index(header + reply, cursor) + len(header)",
+           "start = text.index(header + reply) + len(header)", r"second|every (assistant )?repl|repeated|same reply",
+           "rare"),
+    Mutant("labels-header-trained", "chat_example", "start = text.index(header + reply, cursor) + len(header)",
+           "start = text.index(header + reply, cursor)", r"header|assistant\\n|role", "rare"),
+    # pack_examples and packing_mask
+    Mutant("pack-positions-per-row", "pack_examples", "torch.arange(stop - start)", "torch.arange(start, stop)",
+           r"position|restart|per example"),
+    Mutant("pack-labels-on-padding", "pack_examples",
+           '"labels": torch.full(shape, IGNORE_INDEX)', '"labels": torch.full(shape, pad_id)', r"padding|-100"),
+    Mutant("pack-no-length-check", "pack_examples",
+           '        if length > block_size:\n            raise ValueError(f"an example of {length} tokens does not fit '
+           'in a row of {block_size}")\n', "", r"ValueError|longer|does not fit", "rare"),
+    Mutant("pack-off-by-one-fit", "pack_examples", "if used + length > block_size:", "if used + length >= block_size:",
+           r"exactly|fill|fits|full|rows", "rare"),
+    Mutant("mask-ignores-segments", "pack_examples",
+           "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+           "return torch.ones_like(segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+           r"segment|another example|across"),
+    Mutant("mask-no-head-axis", "pack_examples",
+           "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+           "return (segment_ids[:, :, None] == segment_ids[:, None, :])",
+           r"shape|\(rows, 1, T, T\)|head", "rare"),
+    # sft_loss
+    Mutant("sft-no-ignore-index", "sft_loss", "labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           "labels.clamp(min=0).reshape(-1))", r"-100|ignore|unlabelled|not trained"),
+    Mutant("sft-sum", "sft_loss", "ignore_index=IGNORE_INDEX)", "ignore_index=IGNORE_INDEX, reduction=\"sum\")",
+           r"mean|sum|average"),
+    Mutant("sft-no-empty-check", "sft_loss",
+           '    if not bool((labels != IGNORE_INDEX).any()):\n        raise ValueError("every label is -100: there is '
+           'no token to learn from")\n', "", r"ValueError|every label|no token", "rare"),
+    # add_lora_adapters / sft_step
+    Mutant("lora-base-not-frozen", "add_lora_adapters", "    model.requires_grad_(False)\n", "",
+           r"frozen|freeze|requires_grad"),
+    Mutant("lora-only-attention", "add_lora_adapters", "name.split(\".\")[-1] in targets",
+           "name.split(\".\")[-1] in (\"q\", \"v\")", r"targets|gate|up|down|every"),
+    Mutant("step-no-zero-grad", "add_lora_adapters", "    optimizer.zero_grad()\n", "", r"zero|accumulat"),
+    Mutant("step-no-mask", "add_lora_adapters",
+           'align.packed_logits(model, batch["input_ids"], batch["position_ids"], mask)',
+           'align.packed_logits(model, batch["input_ids"], batch["position_ids"], None)', r"mask|segment|packing"),
+    Mutant("step-returns-tensor", "add_lora_adapters", "return loss.item()", "return loss", r"float|item", "rare"),
+    # merge_adapter
+    Mutant("merge-no-scale", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)", "weight += B @ A",
+           r"alpha|scale|/ ?r"),
+    Mutant("merge-wrong-order", "merge_adapter", "(B @ A)", "(A.T @ B.T)", r"B ?@ ?A|order|transpos|shape"),
+    Mutant("merge-r-from-columns", "merge_adapter", "alpha / A.shape[0]", "alpha / A.shape[1]",
+           r"rank|rows|r =|A's rows", "rare"),
+    # sequence_logprobs
+    Mutant("logprobs-mean", "sequence_logprobs", "(picked * scored).sum(dim=-1)", "(picked * scored).mean(dim=-1)",
+           r"sum|mean|length"),
+    Mutant("logprobs-counts-ignored", "sequence_logprobs", "(picked * scored).sum(dim=-1)", "picked.sum(dim=-1)",
+           r"-100|prompt|ignored|labelled|scored"),
+    Mutant("logprobs-softmax-not-log", "sequence_logprobs", "torch.log_softmax(logits, dim=-1)",
+           "torch.log(torch.softmax(logits, dim=-1))", r"log_softmax|stable|-inf|underflow", "rare"),
+    # dpo_loss
+    Mutant("dpo-sign", "dpo_loss", "beta * (chosen - rejected)", "beta * (rejected - chosen)",
+           r"sign|chosen.*rejected|prefer"),
+    Mutant("dpo-no-reference", "dpo_loss", "chosen = policy_chosen - reference_chosen.detach()",
+           "chosen = policy_chosen", r"reference"),
+    Mutant("dpo-beta-outside", "dpo_loss", "-F.logsigmoid(beta * (chosen - rejected)).mean()",
+           "-beta * F.logsigmoid(chosen - rejected).mean()", r"beta|inside"),
+    Mutant("dpo-rewards-attached", "dpo_loss", "beta * chosen.detach(), beta * rejected.detach()",
+           "beta * chosen, beta * rejected", r"detach|grad", "rare"),
+    Mutant("dpo-sum", "dpo_loss", "(chosen - rejected)).mean()", "(chosen - rejected)).sum()", r"mean|sum|batch", "rare"),
+]
