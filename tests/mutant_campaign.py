@@ -84,7 +84,7 @@ class Campaign:
             raise SystemExit(f"mutant {mutant.name}: no answer cell {mutant.answer} in {self.chapter}")
         self.course.submit(student, self.chapter, notebooks)
 
-    def messages(self, student: str) -> dict[str, tuple[str, bool]]:
+    def messages(self, student: str) -> dict[str, tuple[str, str]]:
         folder = self.course.root / "grading" / "autograded" / student / self.chapter
         found = {}
         for path in sorted(folder.glob("*.ipynb")):
