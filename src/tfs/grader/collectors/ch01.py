@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 
-from tfs.grader.judging import generator
+from tfs.grader.judging import generator, stand_ins
 
 
 # --- softmax_stable ---------------------------------------------------------------------------
@@ -69,21 +68,6 @@ def _reference_softmax(x: torch.Tensor, dim: int = -1, temperature: float = 1.0)
     return torch.softmax(x / temperature, dim=dim)
 
 
-@contextlib.contextmanager
-def own_softmax_aside(attention):
-    """While the learner's attention runs, ``softmax_stable`` in its namespace is ``torch.softmax`` (put back
-    afterwards): a mistake in Exercise 1 costs Exercise 1's points only."""
-    space = getattr(attention, "__globals__", None)
-    kept = space.get("softmax_stable") if isinstance(space, dict) else None
-    if kept is not None:
-        space["softmax_stable"] = _reference_softmax
-    try:
-        yield
-    finally:
-        if kept is not None:
-            space["softmax_stable"] = kept
-
-
 def attention_shapes_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     g = generator(21)
     shapes = [((2, 5, 8), (2, 7, 8), (2, 7, 3)), ((3, 1, 4), (3, 1, 4), (3, 1, 2)), ((4, 6), (9, 6), (9, 5))]
@@ -91,7 +75,7 @@ def attention_shapes_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def attention_shapes(scaled_dot_product_attention):
-    with own_softmax_aside(scaled_dot_product_attention):
+    with stand_ins(scaled_dot_product_attention, softmax_stable=_reference_softmax):
         return [scaled_dot_product_attention(q, k, v) for q, k, v in attention_shapes_inputs()]
 
 
@@ -104,7 +88,7 @@ def attention_values_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def attention_values(scaled_dot_product_attention):
-    with own_softmax_aside(scaled_dot_product_attention):
+    with stand_ins(scaled_dot_product_attention, softmax_stable=_reference_softmax):
         return [scaled_dot_product_attention(q, k, v) for q, k, v in attention_values_inputs()]
 
 
@@ -124,7 +108,7 @@ def attention_masks_inputs() -> list[tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def attention_masks(scaled_dot_product_attention):
-    with own_softmax_aside(scaled_dot_product_attention):
+    with stand_ins(scaled_dot_product_attention, softmax_stable=_reference_softmax):
         return [scaled_dot_product_attention(q, k, v, mask) for q, k, v, mask in attention_masks_inputs()]
 
 
@@ -140,7 +124,7 @@ def attention_gradients(scaled_dot_product_attention):
     results = []
     for case in attention_gradients_inputs():
         q, k, v = (t.clone().requires_grad_(True) for t in case["qkv"])
-        with own_softmax_aside(scaled_dot_product_attention):
+        with stand_ins(scaled_dot_product_attention, softmax_stable=_reference_softmax):
             output = scaled_dot_product_attention(q, k, v, case["mask"])[0]
         (output * case["weights"]).sum().backward()
         results.append([q.grad, k.grad, v.grad])

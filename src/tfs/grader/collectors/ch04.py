@@ -9,11 +9,11 @@ tokenizers. A function that a later exercise calls (``merge_pair`` in ``bpe_enco
 
 from __future__ import annotations
 
-import contextlib
 import time
 from functools import lru_cache
 
 from tfs import data
+from tfs.grader.judging import stand_ins
 
 MAX_REPR = 200
 
@@ -65,26 +65,6 @@ def _reference_wordpiece(word, vocab, unk="[UNK]", max_chars=100):
 def _reference_basic_tokenize(text):
     backend = _bert_backend()
     return [word for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text))]
-
-
-STAND_INS = {"merge_pair": _reference_merge_pair, "wordpiece": _reference_wordpiece,
-             "bert_basic_tokenize": _reference_basic_tokenize}
-
-
-@contextlib.contextmanager
-def _on_its_own(function, *names):
-    """While the learner's ``function`` runs, the earlier exercises ``names`` in its namespace are references (put
-    back afterwards): a mistake in merge_pair costs train_bpe and bpe_encode no points, one in wordpiece or
-    bert_basic_tokenize none of bert_encode's (the earlier function is still probed, for the message)."""
-    space = getattr(function, "__globals__", None)
-    kept = {name: space[name] for name in names if isinstance(space, dict) and name in space}
-    if kept:
-        space.update({name: STAND_INS[name] for name in kept})
-    try:
-        yield
-    finally:
-        if kept:
-            space.update(kept)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -200,12 +180,12 @@ def _run_merges(train_bpe, *args):
 
 
 def train_bpe_toy(train_bpe):
-    with _on_its_own(train_bpe, "merge_pair"):
+    with stand_ins(train_bpe, merge_pair=_reference_merge_pair):
         return [_run_merges(train_bpe, text, n) for text, n in TRAIN_BPE_TOY]
 
 
 def train_bpe_counts(train_bpe):
-    with _on_its_own(train_bpe, "merge_pair"):
+    with stand_ins(train_bpe, merge_pair=_reference_merge_pair):
         return {"chunks": _run_merges(train_bpe, "ab ab ab ab", 3), "sample": _run_merges(train_bpe, train_bpe_sample(), 60)}
 
 
@@ -216,7 +196,7 @@ def train_bpe_speed(train_bpe, pretokenize):
 
     text = speed_text()
     one_pass = pair_count_seconds(text, pretokenize)
-    with _on_its_own(train_bpe, "merge_pair"):
+    with stand_ins(train_bpe, merge_pair=_reference_merge_pair):
         start = time.perf_counter()
         merges = _run_merges(train_bpe, text, SPEED_MERGES)
         seconds = time.perf_counter() - start
@@ -232,7 +212,7 @@ def _merge_pair_probe(merge_pair):
 
 
 def bpe_encode_toy(bpe_encode, merge_pair):
-    with _on_its_own(bpe_encode, "merge_pair"):
+    with stand_ins(bpe_encode, merge_pair=_reference_merge_pair):
         results = _encode_cases(bpe_encode, BPE_ENCODE_TOY)
     return {"results": results, "merge_pair": _merge_pair_probe(merge_pair)}
 
@@ -241,7 +221,7 @@ def bpe_encode_library(bpe_encode, merge_pair):
     from tfs.teaching.probes_tokenization import library_bpe
 
     merges, _ = library_bpe()
-    with _on_its_own(bpe_encode, "merge_pair"):
+    with stand_ins(bpe_encode, merge_pair=_reference_merge_pair):
         results = [_run(bpe_encode, line, merges) for line in bpe_library_lines()]
     return {"results": results, "merge_pair": _merge_pair_probe(merge_pair)}
 
@@ -290,7 +270,8 @@ def wordpiece_unk(wordpiece):
 def bert_encode_parity(bert_encode, wordpiece, bert_basic_tokenize):
     vocab = data.bert_vocab()
     lines = bert_parity_lines()
-    with _on_its_own(bert_encode, "wordpiece", "bert_basic_tokenize"):
+    with stand_ins(bert_encode, wordpiece=_reference_wordpiece,
+                   bert_basic_tokenize=_reference_basic_tokenize):
         results = [_run(bert_encode, line, vocab) for line in lines]
     return {"results": results,
             "wordpiece": [_run(wordpiece, word, vocab) for word in WORDPIECE_WORDS + WORDPIECE_UNK[:3]],
