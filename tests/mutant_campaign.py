@@ -10,7 +10,7 @@ mutant it reports:
 - **named in feedback**: any message of the exercise's cells in the feedback matches (the judge's included);
 - **elsewhere**: points lost in *other* exercises (each exercise must be graded on its own).
 
-    cd tests && ../.venv/bin/python mutant_campaign.py 06-gpt [--only NAME ...] [--json OUT] [--keep DIR]
+    cd tests && ../.venv/bin/python mutant_campaign.py 06-gpt [--only NAME ...] [--mutants FILE] [--json OUT] [--keep DIR]
 
 Exit status 1 when the solution loses a point or a mutant is not caught.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import re
 import shutil
@@ -36,8 +37,14 @@ from tfs.grader.judged import VISIBLE_FAILED
 SOLUTION = "m000-solution"
 
 
-def chapter_mutants(chapter: str) -> list[Mutant]:
-    return importlib.import_module(f"mutants.ch{chapter[:2]}").MUTANTS
+def chapter_mutants(chapter: str, path: Path | None = None) -> list[Mutant]:
+    """The chapter's list, or the ``MUTANTS`` of the file ``path`` (a list kept out of the repository, held out)."""
+    if path is None:
+        return importlib.import_module(f"mutants.ch{chapter[:2]}").MUTANTS
+    spec = importlib.util.spec_from_file_location(f"held_out_{chapter[:2]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MUTANTS
 
 
 def cell_messages(notebook: nbformat.NotebookNode) -> dict[str, tuple[str, str]]:
@@ -142,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapter", help="e.g. 06-gpt")
     parser.add_argument("--only", nargs="*", help="mutant names to grade (default: all)")
+    parser.add_argument("--mutants", type=Path, help="a list file outside tests/mutants (default: the chapter's)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="make the course root here and keep it")
     args = parser.parse_args(argv)
-    mutants = [m for m in chapter_mutants(args.chapter) if not args.only or m.name in args.only]
+    mutants = [m for m in chapter_mutants(args.chapter, args.mutants) if not args.only or m.name in args.only]
     if len({m.name for m in mutants}) != len(mutants):
         raise SystemExit("mutant names must be unique")
     root = args.keep or Path(tempfile.mkdtemp(prefix=f"campaign-{args.chapter}-"))

@@ -11,7 +11,7 @@ import pytest
 
 import mutants
 from course import REPO, read_notebooks, solution_answers
-from mutant_campaign import cell_messages, judge_naming
+from mutant_campaign import cell_messages, chapter_mutants, judge_naming
 from tfs.grader.judged import VISIBLE_FAILED, with_visible_failure
 
 LISTS = sorted(m.name for m in pkgutil.iter_modules(mutants.__path__) if m.name.startswith("ch"))
@@ -34,6 +34,13 @@ def test_every_mutant_applies_to_the_solution_and_parses(module):
         code = mutant.apply(answers[mutant.answer])
         assert code != answers[mutant.answer], f"{mutant.name} changes nothing"
         ast.parse(code)  # a mutant is a plausible notebook, not a syntax error
+
+
+def test_a_list_kept_outside_the_repository_is_read_from_its_file(tmp_path):
+    held_out = tmp_path / "ch06-held-out.py"
+    held_out.write_text('from mutants import Mutant\nMUTANTS = [Mutant("x", "a", "b", "c", r"d", "rare")]\n')
+    assert chapter_mutants("06-gpt", held_out) == [mutants.Mutant("x", "a", "b", "c", r"d", "rare")]
+    assert chapter_mutants("06-gpt") == importlib.import_module("mutants.ch06").MUTANTS
 
 
 def graded_cell(grade_id: str, text: str, error: bool) -> nbformat.NotebookNode:
