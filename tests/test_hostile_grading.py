@@ -241,3 +241,44 @@ def test_the_judge_folder_is_size_limited(graded):
     assert written <= JUDGE_MB and error == errno.ENOSPC, (written, error)
     mounted = [line for line in Path("/proc/self/mounts").read_text().splitlines() if str(scratch) in line]
     assert mounted == [], f"judge folders stayed mounted: {mounted}"
+
+
+@pytest.mark.slow
+def test_a_grader_ended_by_sigterm_leaves_nothing_on_the_host(course: Course, tmp_path):
+    """``kill`` (SIGTERM) of ``nbgrader autograde`` while a kernel runs a cell: the grader ends, and the kernel, its
+    scratch folder, its judge tmpfs and its memory cgroup go with it."""
+    import subprocess
+    import sys
+
+    import release  # autograder/release.py, on the path by tests/course.py
+    from tfs.grader import isolation
+
+    running = "import os, time\nopen(os.path.join(os.environ['TFS_JUDGE_OUT'], 'running'), 'w').close()\ntime.sleep(300)"
+    source, released = course.source(CHAPTER)[NOTEBOOK], course.released(CHAPTER)[NOTEBOOK]
+    course.submit("t-terminated", CHAPTER, {NOTEBOOK: prefixed(solution_answers(source), "standardize", running)(released)})
+    scratch, log = tmp_path / "scratch", tmp_path / "autograde.log"
+    scratch.mkdir()
+    with open(log, "w") as output:
+        grader = subprocess.Popen(
+            [sys.executable, "-m", "nbgrader", "autograde", CHAPTER, "--CourseDirectory.student_id=t-terminated",
+             "--force", "--Execute.timeout=600", f"--SandboxKernelManager.scratch_root={scratch}"],
+            cwd=release.AUTOGRADER, env=release.nbgrader_environment(course.root), stdout=output, stderr=output)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(scratch.glob("*/judge/running")) and grader.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        kernels = list(scratch.iterdir())
+        assert list(scratch.glob("*/judge/running")), "the cell never ran:\n" + log.read_text()[-3000:]
+        grader.terminate()
+        assert grader.wait(60) == -signal.SIGTERM, log.read_text()[-3000:]
+    finally:
+        grader.kill()
+    assert list(scratch.iterdir()) == [], "the kernel's scratch folder was left behind"
+    running = subprocess.run(["pgrep", "-f", str(scratch)], capture_output=True, text=True).stdout.split()
+    assert running == [], f"the kernel's processes outlived the grader: {running}"
+    mounted = [line for line in Path("/proc/self/mounts").read_text().splitlines() if str(scratch) in line]
+    assert mounted == [], f"the judge tmpfs stayed mounted: {mounted}"
+    parent, _ = isolation.memory_cgroup_parent()
+    if parent is not None:
+        left = [f"tfs-{kernel.name}" for kernel in kernels if (parent / f"tfs-{kernel.name}").exists()]
+        assert left == [], f"the kernel's memory cgroup was left behind: {left}"

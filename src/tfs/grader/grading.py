@@ -22,12 +22,15 @@ own extension points, so instructors keep using ``nbgrader autograde``:
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -145,6 +148,8 @@ class SandboxKernelManager(AsyncKernelManager):
                 self.log.warning("Grading WITHOUT OS-level isolation (allow_unisolated is set): %s", reason)
             self.isolated = reason is None
             self.scratch = Path(tempfile.mkdtemp(prefix="tfs-kernel-", dir=self.scratch_root or None))
+            _LIVE_KERNELS.add(self)
+            _release_on_exit()
             self.judge_out = self.scratch / "judge"
             for folder in (self.scratch / "ipc", self.judge_out):
                 folder.mkdir()
@@ -232,16 +237,59 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
-        if not restart and self.scratch is not None:
-            if self.judge_mounted:
-                isolation.unmount(self.judge_out)
-            if self.cgroup is not None and not isolation.remove_cgroup(self.cgroup):
-                self.log.warning("The kernel's memory cgroup %s is still busy; left in place", self.cgroup)
-            shutil.rmtree(self.scratch, ignore_errors=True)
-            self.scratch = self.judge_out = self.cgroup = None
-            self.judge_mounted = False
+        if not restart:
+            self.release_host()
 
     cleanup_resources = _async_cleanup_resources
+
+    def release_host(self, stop_kernel: bool = False) -> None:
+        """Remove what this kernel made on the host: its judge tmpfs, its memory cgroup, its scratch folder.
+
+        ``stop_kernel``: kill the kernel's process first (bubblewrap ends the whole sandbox with it), for a grader
+        that ends without shutting its kernels down (:func:`_release_live_kernels`)."""
+        _LIVE_KERNELS.discard(self)
+        if self.scratch is None:
+            return
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        if stop_kernel and process is not None and process.poll() is None:
+            process.kill()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.judge_mounted:
+            isolation.unmount(self.judge_out)
+        if self.cgroup is not None and not isolation.remove_cgroup(self.cgroup):
+            self.log.warning("The kernel's memory cgroup %s is still busy; left in place", self.cgroup)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch = self.judge_out = self.cgroup = None
+        self.judge_mounted = False
+
+
+_LIVE_KERNELS: set[SandboxKernelManager] = set()  # kernels started and not yet cleaned up, in this grader process
+
+
+def _release_live_kernels() -> None:
+    """Stop the kernels this grader still runs and remove their tmpfs, cgroups and scratch folders."""
+    for manager in list(_LIVE_KERNELS):
+        manager.release_host(stop_kernel=True)
+
+
+def _end_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM (``kill``, a job scheduler, a stopped container) would end the grader at once, leaving its kernels'
+    tmpfs and cgroups on the host: release them, then end by the same signal."""
+    _release_live_kernels()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _release_on_exit() -> None:
+    """Where nothing else handles SIGTERM, release the kernels on it; on any other exit, too (atexit)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _end_on_sigterm)
+
+
+atexit.register(_release_live_kernels)
 
 
 class ResilientExecute(Execute):
