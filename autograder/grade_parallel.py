@@ -8,13 +8,16 @@
 Each worker is an ordinary ``nbgrader autograde`` with this folder's ``nbgrader_config.py`` (kernel
 isolation and limits included) over its share of the students; the gradebook ends up as a serial
 ``nbgrader autograde <assignment> --force`` would leave it (see ``tfs.grader.parallel``). Workers'
-logs are kept in ``grading/logs/``. Exit status 1 when any worker's nbgrader reported an error.
+logs are kept in ``grading/logs/``. Exit status 1 when any worker's nbgrader reported an error. Ended by
+SIGTERM (exit status 143) or Ctrl-C, it stops its workers, each removing what its kernels made on the host, and
+merges nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -53,4 +56,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # workers are stopped on the way out
     raise SystemExit(main())

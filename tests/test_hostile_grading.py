@@ -245,24 +245,24 @@ def test_the_judge_folder_is_size_limited(graded):
 
 @pytest.mark.slow
 def test_a_grader_ended_by_sigterm_leaves_nothing_on_the_host(course: Course, tmp_path):
-    """``kill`` (SIGTERM) of ``nbgrader autograde`` while a kernel runs a cell: the grader ends, and the kernel, its
-    scratch folder, its judge tmpfs and its memory cgroup go with it."""
+    """``kill`` (SIGTERM) of ``grade_parallel.py`` while a kernel runs a cell: it stops its ``nbgrader autograde``
+    worker, which stops its kernel and removes the kernel's scratch folder, judge tmpfs and memory cgroup."""
     import subprocess
     import sys
 
-    import release  # autograder/release.py, on the path by tests/course.py
+    from course import REPO
     from tfs.grader import isolation
 
     running = "import os, time\nopen(os.path.join(os.environ['TFS_JUDGE_OUT'], 'running'), 'w').close()\ntime.sleep(300)"
     source, released = course.source(CHAPTER)[NOTEBOOK], course.released(CHAPTER)[NOTEBOOK]
     course.submit("t-terminated", CHAPTER, {NOTEBOOK: prefixed(solution_answers(source), "standardize", running)(released)})
-    scratch, log = tmp_path / "scratch", tmp_path / "autograde.log"
+    scratch, log = tmp_path / "scratch", tmp_path / "grade_parallel.log"
     scratch.mkdir()
     with open(log, "w") as output:
         grader = subprocess.Popen(
-            [sys.executable, "-m", "nbgrader", "autograde", CHAPTER, "--CourseDirectory.student_id=t-terminated",
-             "--force", "--Execute.timeout=600", f"--SandboxKernelManager.scratch_root={scratch}"],
-            cwd=release.AUTOGRADER, env=release.nbgrader_environment(course.root), stdout=output, stderr=output)
+            [sys.executable, str(REPO / "autograder" / "grade_parallel.py"), CHAPTER, "-j", "1", "--no-progress",
+             "--students", "t-terminated", "--", "--Execute.timeout=600", f"--SandboxKernelManager.scratch_root={scratch}"],
+            env={**os.environ, "TFS_COURSE_ROOT": str(course.root)}, stdout=output, stderr=output)
     try:
         deadline = time.monotonic() + 180
         while not list(scratch.glob("*/judge/running")) and grader.poll() is None and time.monotonic() < deadline:
@@ -270,12 +270,14 @@ def test_a_grader_ended_by_sigterm_leaves_nothing_on_the_host(course: Course, tm
         kernels = list(scratch.iterdir())
         assert list(scratch.glob("*/judge/running")), "the cell never ran:\n" + log.read_text()[-3000:]
         grader.terminate()
-        assert grader.wait(60) == -signal.SIGTERM, log.read_text()[-3000:]
+        assert grader.wait(90) == 128 + signal.SIGTERM, log.read_text()[-3000:]
     finally:
         grader.kill()
     assert list(scratch.iterdir()) == [], "the kernel's scratch folder was left behind"
-    running = subprocess.run(["pgrep", "-f", str(scratch)], capture_output=True, text=True).stdout.split()
-    assert running == [], f"the kernel's processes outlived the grader: {running}"
+    assert list((course.root / "grading").glob("tfs-grade-*")) == [], "the workers' folder was left behind"
+    running = subprocess.run(["pgrep", "-f", f"{scratch}|{course.root}/grading/tfs-grade"], capture_output=True,
+                             text=True).stdout.split()
+    assert running == [], f"the worker or its kernel outlived the grader: {running}"
     mounted = [line for line in Path("/proc/self/mounts").read_text().splitlines() if str(scratch) in line]
     assert mounted == [], f"the judge tmpfs stayed mounted: {mounted}"
     parent, _ = isolation.memory_cgroup_parent()

@@ -150,6 +150,19 @@ def _copy(connection, ids: list[str]) -> None:
                            f"WHERE notebook_id IN ({_marks(notebooks)})", notebooks)
 
 
+def stop(pool: list[Worker], seconds: float = 60) -> None:
+    """SIGTERM to every worker still running (each stops its kernels and removes what they made), then wait."""
+    for worker in pool:
+        if worker.process is not None and worker.process.poll() is None:
+            worker.process.terminate()
+    for worker in pool:
+        if worker.process is not None:
+            try:
+                worker.process.wait(seconds)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+
+
 def grade(assignment: str, *, root: Path, autograder: Path, db_url: str, workers: int | None = None,
           pattern: str = "*", options: tuple[str, ...] = (), progress: bool = True,
           submitted_directory: str = "grading/submitted") -> Result:
@@ -216,8 +229,13 @@ def grade(assignment: str, *, root: Path, autograder: Path, db_url: str, workers
                                           stderr=subprocess.STDOUT, text=True, errors="replace")
         followers.append(threading.Thread(target=follow, args=(worker,), daemon=True))
         followers[-1].start()
-    for follower in followers:
-        follower.join()
+    try:
+        for follower in followers:
+            follower.join()
+    except BaseException:  # Ctrl-C, or SIGTERM (grade_parallel.py turns it into SystemExit): nothing is merged
+        stop(pool)
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - start
     bar.close()
 
