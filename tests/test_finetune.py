@@ -258,6 +258,17 @@ def test_cached_forward_in_float32_and_under_bf16_autocast():
     assert isinstance(ft.bf16_is_fast(), bool)
 
 
+def test_bf16_is_fast_reads_the_cpu_flags_alone(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(ft, "CPUINFO", cpuinfo)
+    assert ft.bf16_is_fast() is False                      # no file to read (another system)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert ft.bf16_is_fast() is False                      # AVX-512 without its bfloat16 instructions
+    for flag in ("avx512_bf16", "amx_bf16"):
+        cpuinfo.write_text(f"flags\t\t: fpu sse2 avx2 avx512f {flag}\n")
+        assert ft.bf16_is_fast() is True
+
+
 def test_quiet_loading_restores_the_progress_bar_and_verbosity():
     from transformers.utils import logging as hf_logging
 

@@ -63,6 +63,17 @@ class DropoutOnLogits(ref.ClassificationHead):
         return self.dropout(self.linear(summary))
 
 
+class DropoutRateIgnored(ref.ClassificationHead):
+    def __init__(self, d_model, n_classes, dropout=0.1, pooling="mean"):
+        super().__init__(d_model, n_classes, 0.1, pooling)     # the argument not passed on: the default rate
+
+
+class DividedByPaddedLength(ref.ClassificationHead):
+    def forward(self, hidden, attention_mask):
+        summary = (hidden * attention_mask[..., None]).sum(1) / hidden.shape[1] if self.pooling == "mean" else hidden[:, 0]
+        return self.linear(self.dropout(summary))
+
+
 def fixed_length(examples, pad_id=0, max_length=512, n_classes=None):
     batch = ref.collate(examples, pad_id, max_length, n_classes)
     extra = 8 - batch["input_ids"].shape[1]
@@ -121,6 +132,10 @@ def shifted_labels(examples, pad_id=0, max_length=512, n_classes=None):
 
 def cut_sep(examples, pad_id=0, max_length=512, n_classes=None):
     return ref.collate([{**e, "input_ids": list(e["input_ids"])[:max_length]} for e in examples], pad_id, max_length, n_classes)
+
+
+def keeps_the_end(examples, pad_id=0, max_length=512, n_classes=None):
+    return ref.collate([{**e, "input_ids": list(e["input_ids"])[-max_length:]} for e in examples], pad_id, max_length, n_classes)
 
 
 def no_checks(examples, pad_id=0, max_length=512, n_classes=None):
@@ -324,7 +339,7 @@ def test_reference_passes_every_judge():
 @pytest.mark.parametrize("mutant, match", [
     (MeanOverPads, "padding included"), (SumPool, "summed, not averaged"), (AlwaysCLS, r"\[CLS\] vector"),
     (NoDropout, "dropout"), (ExtraLayer, "parameters named"), (SoftmaxHead, "softmax"),
-    (DropoutOnLogits, "dropout was applied to the logits"),
+    (DropoutOnLogits, "dropout was applied to the logits"), (DividedByPaddedLength, "divided by L, the padded length"),
 ])
 def test_head_mutants(mutant, match):
     fails("classification_head", match, ClassificationHead=mutant)
@@ -334,7 +349,7 @@ def test_head_mutants(mutant, match):
     (fixed_length, "collate_padding", "batch's own longest"), (inverted_mask, "collate_padding", "inverted"),
     (left_padded, "collate_padding", "on the left"),
     (zero_pad, "collate_padding", "pad_id"), (shifted_labels, "collate_labels", "shifted by one"),
-    (cut_sep, "collate_labels", r"\[SEP\] was cut off"), (no_checks, "collate_labels", "must raise ValueError"),
+    (cut_sep, "collate_labels", r"\[SEP\] was cut off"), (keeps_the_end, "collate_labels", r"no longer starts with \[CLS\]"), (no_checks, "collate_labels", "must raise ValueError"),
     (mask_of_ones, "collate_padding", "1 everywhere"), (mask_from_token_values, "collate_padding", "not from the token values"),
     (not_truncated, "collate_labels", "must be truncated"),
     (negative_needs_n_classes, "collate_labels", "without n_classes must raise ValueError"),
@@ -345,6 +360,7 @@ def test_collate_mutants(mutant, test, match):
 
 def test_head_shape_and_binary_metric_mutants():
     fails("head_shapes", "parameters named", ClassificationHead=ExtraLayer)
+    fails("head_shapes", "the dropout argument was not passed on", ClassificationHead=DropoutRateIgnored)
 
     fails("metrics_binary", "micro average", classification_metrics=micro)
 

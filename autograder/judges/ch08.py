@@ -50,6 +50,8 @@ def classification_head(data) -> None:
                     "(multiply by the mask, divide by the number of real tokens)": F.linear(hidden.mean(1), weight, bias),
                     "the real tokens are summed, not averaged: divide by the number of real tokens":
                         F.linear((hidden * m).sum(1), weight, bias),
+                    "the sum of the real tokens is divided by L, the padded length, which counts the padding: "
+                    "divide by the number of real tokens (the mask's sum)": F.linear((hidden * m).sum(1) / m.shape[1], weight, bias),
                     "the [CLS] vector (position 0) is used; pooling='mean' (the default) averages the real tokens":
                         F.linear(hidden[:, 0], weight, bias),
                     "the mask is inverted: the padding positions are averaged instead of the real tokens":
@@ -140,6 +142,9 @@ def collate_labels(data) -> None:
     if isinstance(got_ids, torch.Tensor) and got_ids.dim() == 2 and got_ids.shape[1] > 4:
         raise JudgeFailure(f"✗ {name}: with max_length=4 the rows have {got_ids.shape[1]} tokens: a sequence longer "
                            "than max_length must be truncated to max_length tokens.")
+    if isinstance(got_ids, torch.Tensor) and got_ids.shape == ids.shape and got_ids[:, 0].tolist() != ids[:, 0].tolist():
+        raise JudgeFailure(f"✗ {name}: a truncated row no longer starts with [CLS]: the end of the sequence was kept and "
+                           "its start cut off; keep the first max_length - 1 tokens and the last token ([SEP]).")
     if isinstance(got_ids, torch.Tensor) and got_ids.shape == ids.shape and got_ids[:, -1].tolist() != ids[:, -1].tolist():
         raise JudgeFailure(f"✗ {name}: a sequence longer than max_length must keep its first max_length - 1 tokens "
                            "and its last token ([SEP]); the final [SEP] was cut off.")
@@ -389,8 +394,14 @@ def _stopping_rule(scores, mode, min_delta=0.0, ties_improve=False, patience=2, 
 
 def head_shapes(data) -> None:
     name = "ClassificationHead"
-    check_data(data, {"names": None, "shapes": {"linear.weight": None}, "out_shape": None}, name)
+    check_data(data, {"names": None, "shapes": {"linear.weight": None}, "out_shape": None, "dropout_p": None}, name)
     _expect_head_parameters(data, name)
+    rate = c.dropout_rate()
+    default = (" 0.1 is the default: the dropout argument was not passed on, nn.Dropout(dropout)."
+               if data["dropout_p"] == [0.1] else "")
+    expect(data["dropout_p"] == [rate], name,
+           f"ClassificationHead(..., dropout={rate}) holds dropout layers with p = {data['dropout_p']}; expected one "
+           f"nn.Dropout with p = {rate}, the dropout argument.{default}")
     expect(data["shapes"]["linear.weight"] == [c.N_CLASSES, c.D_MODEL], name,
            f"linear.weight has shape {data['shapes']['linear.weight']}; expected (n_classes, d_model) = "
            f"({c.N_CLASSES}, {c.D_MODEL}): nn.Linear(d_model, n_classes).")

@@ -16,7 +16,7 @@ name                        what it does
 ``cache_frozen``            run the frozen lower blocks once: length-sorted batches of their output
 ``split_batches``           cached batches cut into smaller training batches, each trimmed to its length
 ``cached_forward``          ``forward(model, batch)`` on cached batches, optionally under bfloat16 autocast
-``bf16_is_fast``            whether this CPU has bfloat16 matrix instructions (autocast then pays)
+``bf16_is_fast``            whether this CPU lists native bfloat16 instructions (autocast then pays)
 ==========================  ====================================================================
 
 The exercises of chapter 08 carry these names and signatures, so a learner's version drops in: ``BertClassifier``
@@ -277,13 +277,19 @@ def split_batches(batches: Sequence[dict], batch_size: int) -> list[dict]:
     return out
 
 
+CPUINFO = Path("/proc/cpuinfo")   # where Linux lists the processor's instruction sets ("flags")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # native bfloat16 arithmetic: AVX-512 BF16, AMX-BF16
+
+
 def bf16_is_fast() -> bool:
-    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 or AMX, through oneDNN); where it
-    does not, bfloat16 autocast is emulated and slower than float32."""
+    """Whether this CPU has native bfloat16 arithmetic: one of ``BF16_FLAGS`` among the flags Linux lists in
+    ``/proc/cpuinfo``. Decided by the hardware alone (no timing); ``False`` where the file cannot be read (another
+    system). Without these instructions bfloat16 autocast is emulated, and not expected to beat float32."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        flags = set(CPUINFO.read_text().split())
+    except OSError:
         return False
+    return any(flag in flags for flag in BF16_FLAGS)
 
 
 def cached_forward(layer: int, bf16: bool = False) -> Callable[[nn.Module, dict], torch.Tensor]:

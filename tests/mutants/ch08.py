@@ -18,7 +18,7 @@ DECAY = "return max(0.0, (total_steps - step) / max(1, total_steps - warmup_step
 BETTER_MAX = "better = score > self.best_score + self.min_delta"
 COPY = "self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}"
 
-MUTANTS = [
+FIRST_LIST = [
     # Exercise 1: ClassificationHead
     Mutant("head-mean-over-padding", "classification_head", MEAN, "summary = hidden.mean(1)",
            r"padding included|every position"),
@@ -145,3 +145,95 @@ MUTANTS = [
     Mutant("es-best-epoch-one-based", "early_stopping", "epoch, self.calls = self.calls, self.calls + 1",
            "self.calls += 1\n        epoch = self.calls", r"counts the calls from 1|1-based", "rare"),
 ]
+
+# Written by a second reader who had not seen the list above (from the notebook's prose, docstrings and answers);
+# graded once before any fix (2026-12-07): common 15 mutants: caught 100 %, named by a visible test 100 %, named in the
+# feedback 100 %; rare 8: caught 88 %, named 75 %, named in the feedback 75 %; no points lost elsewhere. 20 of the 23
+# are the same mistake as one above; without them: common 1: caught and named (by a fixed hint only); rare 2: caught
+# 1, named 0 (the dropout argument ignored: missed; truncation keeping the end: caught, unnamed). Fixed since.
+HELD_OUT_GROUPS_BY_NAME = '''def parameter_groups(model, encoder_lr, head_lr, weight_decay=0.01):
+    """-> list of {"params": [...], "lr": float, "weight_decay": float} for torch.optim.AdamW."""
+    groups = []
+    for part, lr in ((model.bert, encoder_lr), (model.head, head_lr)):
+        named = [(n, p) for n, p in part.named_parameters() if p.requires_grad]
+        groups.append({"params": [p for n, p in named if not n.endswith("bias")], "lr": lr, "weight_decay": weight_decay})
+        groups.append({"params": [p for n, p in named if n.endswith("bias")], "lr": lr, "weight_decay": 0.0})
+    return [group for group in groups if group["params"]]
+'''
+
+HELD_OUT = [
+    # Exercise 1: ClassificationHead
+    Mutant("h-mean-over-padding", "classification_head",
+           "summary = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)", "summary = hidden.mean(1)",
+           r"padding included|every position|over all positions|real tokens only"),
+    Mutant("h-divide-by-padded-length", "classification_head",
+           "summary = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)",
+           "summary = (hidden * weights).sum(1) / hidden.shape[1]",
+           r"number of real tokens|padded length|divid\w* by L\b|by the length"),
+    Mutant("h-dropout-on-logits", "classification_head", "return self.linear(self.dropout(summary))",
+           "return self.dropout(self.linear(summary))", r"dropout (was )?applied to the logits|on the pooled vector|before the linear"),
+    Mutant("h-dropout-rate-default", "classification_head", "self.dropout = nn.Dropout(dropout)",
+           "self.dropout = nn.Dropout(0.1)", r"dropout argument|nn\.Dropout\(dropout\)|p ?= ?0\.1\b.*expected|dropout rate", "rare"),
+    # Exercise 2: collate
+    Mutant("c-pad-left", "collate", "        input_ids[row, : len(ids)] = torch.tensor(ids)\n        attention_mask[row, : len(ids)] = 1",
+           "        input_ids[row, length - len(ids):] = torch.tensor(ids)\n        attention_mask[row, length - len(ids):] = 1",
+           r"padding (on the )?left|padding first|leaves index 0"),
+    Mutant("c-truncate-drops-sep", "collate", "ids = ids[: max_length - 1] + ids[-1:]", "ids = ids[:max_length]",
+           r"\[SEP\]"),
+    Mutant("c-truncate-keeps-end", "collate", "ids = ids[: max_length - 1] + ids[-1:]", "ids = ids[-max_length:]",
+           r"\[CLS\]|first token|keeps? the (start|beginning)", "rare"),
+    Mutant("c-negative-only-with-n-classes", "collate",
+           "if (labels < 0).any() or (limit is not None and (labels >= limit).any()):",
+           "if limit is not None and ((labels < 0).any() or (labels >= limit).any()):",
+           r"without n_classes|negative label", "rare"),
+    # Exercise 3: confusion_matrix
+    Mutant("cm-true-predicted-swapped", "confusion_matrix", "matrix[t, p] += 1", "matrix[p, t] += 1",
+           r"transpose|rows must be the true"),
+    Mutant("cm-sized-by-largest-label", "confusion_matrix", "matrix = torch.zeros(n_classes, n_classes, dtype=torch.int64)",
+           "size = int(max(torch.as_tensor(y_true).max(), torch.as_tensor(y_pred).max())) + 1\n"
+           "    matrix = torch.zeros(size, size, dtype=torch.int64)",
+           r"never occurs|every class|n_classes=|row and a column", "rare"),
+    # Exercise 4: classification_metrics
+    Mutant("m-micro-average", "classification_metrics",
+           '"precision": precision.mean().item(),\n            "recall": recall.mean().item(), "f1": f1.mean().item()',
+           '"precision": (tp.sum() / predicted.sum()).item(),\n            "recall": (tp.sum() / actual.sum()).item(), '
+           '"f1": (tp.sum() / matrix.sum()).item()',
+           r"micro"),
+    Mutant("m-f1-of-macro-p-r", "classification_metrics", '"f1": f1.mean().item()',
+           '"f1": (2 * precision.mean() * recall.mean() / (precision.mean() + recall.mean())).item()',
+           r"harmonic mean of the macro|per-class F1"),
+    Mutant("m-zero-division-one", "classification_metrics",
+           "precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))",
+           "precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.ones_like(tp))",
+           r"0/0.*(1|perfect)|never predicted looks perfect|counted as 1", "rare"),
+    # Exercise 5: parameter_groups
+    Mutant("p-decay-on-everything", "parameter_groups",
+           '        groups.append({"params": [p for p in params if p.dim() >= 2], "lr": lr, "weight_decay": weight_decay})\n'
+           '        groups.append({"params": [p for p in params if p.dim() < 2], "lr": lr, "weight_decay": 0.0})',
+           '        groups.append({"params": params, "lr": lr, "weight_decay": weight_decay})',
+           r"1-D|bias|no weight decay"),
+    Mutant("p-frozen-included", "parameter_groups", "params = [p for p in part.parameters() if p.requires_grad]",
+           "params = list(part.parameters())", r"frozen|requires_grad"),
+    Mutant("p-layernorm-decayed", "parameter_groups", None, HELD_OUT_GROUPS_BY_NAME,
+           r"LayerNorm", "rare"),
+    # Exercise 6: linear_warmup_decay
+    Mutant("s-warmup-plus-one", "linear_warmup_decay", "return step / max(1, warmup_steps)",
+           "return (step + 1) / max(1, warmup_steps)", r"off by one|step \+ 1"),
+    Mutant("s-no-clamp", "linear_warmup_decay",
+           "return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))",
+           "return (total_steps - step) / max(1, total_steps - warmup_steps)", r"clamp|below 0|negative|after total_steps"),
+    Mutant("s-zero-length-decay", "linear_warmup_decay", "max(1, total_steps - warmup_steps)",
+           "(total_steps - warmup_steps)", r"warmup_steps == total_steps|at least 1|no length|ZeroDivision", "rare"),
+    # Exercise 7: EarlyStopping
+    Mutant("e-tie-improves", "early_stopping", "better = score > self.best_score + self.min_delta",
+           "better = score >= self.best_score + self.min_delta", r"tie|only equals the best|plateau"),
+    Mutant("e-state-dict-reference", "early_stopping",
+           "self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}",
+           "self.best_state = model.state_dict()", r"references|clone|copies"),
+    Mutant("e-patience-off-by-one", "early_stopping", "return self.bad_epochs >= self.patience",
+           "return self.bad_epochs > self.patience", r"off by one|one call late"),
+    Mutant("e-min-delta-wrong-way", "early_stopping", "better = score < self.best_score - self.min_delta",
+           "better = score < self.best_score + self.min_delta", r"margin .*other way|min_delta.*(sign|other way)", "rare"),
+]
+
+MUTANTS = FIRST_LIST + HELD_OUT
