@@ -368,7 +368,14 @@ class ModelWith(ref.LLaMA):
         x = self.embed(idx)
         for index, block in enumerate(self.blocks):
             x = block(x, position_ids, mask, cache, index)
-        return self.lm_head(x if m == "no_final_norm" else self.norm(x)), None
+        logits = self.lm_head(x if m == "no_final_norm" else self.norm(x))
+        if targets is None:
+            return logits, None
+        if m == "loss_shifted":
+            return logits, F.cross_entropy(logits[:, :-1].flatten(0, 1), targets[:, 1:].flatten())
+        if m == "loss_counts_ignored":
+            return logits, F.cross_entropy(logits.flatten(0, 1), targets.clamp(min=0).flatten())
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 
 
 @pytest.mark.parametrize("mistake, message", [
@@ -378,11 +385,13 @@ class ModelWith(ref.LLaMA):
     ("cache_position_zero", "restarted at 0|decoded through a KVCache"),
     ("padding_ignored", "left-padded batch"),
     ("untied", "tie them exactly when the config says so"),
-    ("too_long_accepted", "expected a ValueError")])
+    ("too_long_accepted", "expected a ValueError"),
+    ("loss_shifted", "targets shifted once more"),
+    ("loss_counts_ignored", "-100 targets counted")])
 def test_model_mutants_are_named(mistake, message):
     mutant = type(f"LLaMA_{mistake}", (ModelWith,), {"mistake": mistake})
     assert says(message, hidden_message("model", LLaMA=mutant)), mistake
-    if mistake in ("untied", "too_long_accepted"):
+    if mistake in ("untied", "too_long_accepted", "loss_shifted", "loss_counts_ignored"):
         return  # the visible cell checks these itself
     small = visible.SMALL_CONFIGS["grouped-query"]
     model = visible.random_llama(small)
@@ -450,6 +459,139 @@ def reply_with(mistake):
 
 @pytest.mark.parametrize("mistake, message", [
     ("keeps_end", "end-of-turn token is part of the text"), ("wrong_stop", "did not stop"),
-    ("with_prompt", "includes the prompt")])
+    ("with_prompt", "starts with the prompt")])
 def test_reply_mutants_are_named(mistake, message):
     assert message in hidden_message("reply", reply=reply_with(mistake))
+
+
+# ------------------------------------------------------------------ added with the mutant campaign (issue 31)
+
+class SublayerBlock(ref.LLaMABlock):
+    """A block with one sublayer wired wrong."""
+
+    mistake = ""
+
+    def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+        m = self.mistake
+        if m == "post_norm_attn":
+            x = self.norm1(x + self.attn(x, position_ids, mask, cache, layer))
+        else:
+            x = x + self.attn(self.norm1(x), position_ids, None if m == "drops_mask" else mask, cache, layer)
+        return self.ff(self.norm2(x)) if m == "no_ff_residual" else x + self.ff(self.norm2(x))
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("post_norm_attn", "attention sublayer post-norm"), ("no_ff_residual", "around the feed-forward network"),
+    ("drops_mask", "padding mask not applied")])
+def test_block_sublayer_mutants_are_named(mistake, message):
+    mutant = type(f"Block_{mistake}", (SublayerBlock,), {"mistake": mistake})
+    assert message in hidden_message("block", LLaMABlock=mutant)
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    keys = ["post_norm", "post_norm_attn", "post_norm_ff", "residual_from_normed", "no_residual", "no_attn_residual",
+            "no_ff_residual", "padding_ignored"]
+    assert message in visible_message(visible.check_llama, visible.with_parts(model, block=mutant), model, "block", keys)
+
+
+def test_each_exercise_is_graded_with_stand_ins_for_the_others(monkeypatch):
+    """A wrong SwiGLU, attention or block, or chat template, in the answer's namespace costs only its own points."""
+    from tfs import models
+
+    wrong_ff = type("SwiGLU_gelu", (SwiGLUWith,), {"mistake": "gelu"})
+    monkeypatch.setattr(models.llama, "SwiGLU", wrong_ff)
+    monkeypatch.setattr(models.llama, "GroupedQueryAttention", attention("no_scale"))
+    verdict("block", LLaMABlock=ref.LLaMABlock)
+    monkeypatch.setattr(models.llama, "LLaMABlock", type("Block_post", (BlockWith,), {"mistake": "post_norm"}))
+    verdict("model", LLaMA=ref.LLaMA)
+    monkeypatch.setattr(chat, "chat_prompt", prompt_with("no_newline"))
+    verdict("reply", reply=chat.reply)
+
+
+def test_swiglu_silu_of_the_product_is_named():
+    class SiluOfProduct(modern.SwiGLU):
+        def forward(self, x):
+            return self.down(F.silu(self.gate(x) * self.up(x)))
+
+    assert "SiLU of the product" in hidden_message("swiglu", SwiGLU=SiluOfProduct)
+    assert "SiLU of the product" in visible_message(visible.check_swiglu, SiluOfProduct, 8, 12,
+                                                    torch.randn(2, 5, 8, dtype=torch.float64))
+
+
+def test_repeat_kv_copies_after_the_positions_are_named():
+    def after_positions(x, n_rep):
+        b, n, t, d = x.shape
+        return x[:, :, :, None].expand(b, n, t, n_rep, d).reshape(b, n * n_rep, t, d)
+
+    assert "mixes positions" in hidden_message("repeat_kv", repeat_kv=after_positions)
+    assert "mixes positions" in visible_message(visible.check_repeat_kv, after_positions, torch.randn(2, 3, 5, 4), 3)
+
+
+def test_rope_pairs_read_as_neighbours_and_written_as_halves_are_named():
+    def turn(x, position_ids, theta=10000.0):
+        d = x.shape[-1]
+        angles = position_ids[:, None, :, None].double() * theta ** (-2 * torch.arange(d // 2).double() / d)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        first, second = x[..., 0::2], x[..., 1::2]
+        if d % 2:
+            raise ValueError("odd")
+        return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)
+
+    assert "paired as neighbours" in hidden_message("rope", rope=turn)
+    x = torch.randn(2, 3, 6, 8, dtype=torch.float64)
+    assert "paired as neighbours" in visible_message(visible.check_rope, turn, x, torch.arange(6).expand(2, 6), 500.0)
+
+
+def test_attention_with_the_wrong_repeat_count_gets_a_hint():
+    class RepeatsByKV(modern.GroupedQueryAttention):
+        def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+            heads = self.n_heads
+            self.n_heads = self.n_kv_heads * self.n_kv_heads  # n_rep = n_kv_heads
+            try:
+                return super().forward(x, position_ids, mask, cache, layer)
+            finally:
+                self.n_heads = heads
+
+    message = hidden_message("attention", GroupedQueryAttention=RepeatsByKV)
+    assert "n_heads // n_kv_heads times" in message and "incomplete results" not in message
+
+
+@pytest.mark.parametrize("d_model, width, message", [
+    (4096, 10752, "rounded down"), (5120, 13568, "nearest multiple"), (576, 2304, "GPT-2's width")])
+def test_swiglu_width_mutants_are_named_by_the_visible_check(d_model, width, message):
+    expected = {4096: 11008, 5120: 13824, 576: 1536}[d_model]
+    assert message in visible_message(visible.check_swiglu_hidden, lambda d, m: width, d_model, 256, expected, "x")
+
+
+def test_the_loss_check_names_its_mistakes():
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    from tfs.convert.llama import load_hf_state_dict, to_hf_state_dict
+
+    for mistake, message in (("", None), ("loss_shifted", "targets shifted once more"),
+                             ("loss_counts_ignored", "-100 targets counted")):
+        own = type(f"LLaMA_{mistake}", (ModelWith,), {"mistake": mistake})(small).double()
+        load_hf_state_dict(own, to_hf_state_dict(model))
+        if message is None:
+            visible.check_loss(own.eval(), model, "model")
+        else:
+            assert message in visible_message(visible.check_loss, own.eval(), model, "model")
+
+
+def test_reply_past_max_new_tokens_is_named():
+    def too_long(model, tokenizer, messages, max_new_tokens=64):
+        return chat.reply(model, tokenizer, messages, max_new_tokens=64)
+
+    assert "past max_new_tokens" in hidden_message("reply", reply=too_long)
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("keeps_end", "end-of-turn token is part of the text"), ("with_prompt", "starts with the prompt")])
+def test_reply_mutants_are_named_by_the_visible_check(mistake, message):
+    tokenizer = collectors.chat_tokenizer()
+    tokenizer.chat_template = collectors.SMOLLM2_CHAT_TEMPLATE
+    from tfs.convert.llama import to_hf_model
+
+    oracle = to_hf_model(collectors.chat_weights())
+    assert visible.check_reply(chat.reply, collectors.chat_model(), tokenizer, collectors.REPLY_CASES[0], 12, oracle)
+    assert message in visible_message(visible.check_reply, reply_with(mistake), collectors.chat_model(), tokenizer,
+                                      collectors.REPLY_CASES[0], 12, oracle)

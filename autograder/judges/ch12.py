@@ -1,8 +1,9 @@
 """Judges for chapter 12 (from GPT-2 to a modern LLM). Oracles: ``torch.nn.RMSNorm``, RoPE as complex numbers
 (:func:`tfs.teaching.probes_rope.rope_by_complex_numbers`), ``transformers``' ``LlamaMLP``, ``repeat_kv`` and
 ``LlamaForCausalLM`` (holding the collector's seeded weights, its two float32 steps made float64 by
-:func:`tfs.teaching.probes_llama.float64_exact`), published LLaMA widths, and SmolLM2's chat template rendered by
-jinja2. Mistakes are named by comparing with :mod:`tfs.teaching.probes_llama`'s wrong answers."""
+:func:`tfs.teaching.probes_llama.float64_exact`), ``F.cross_entropy``, published LLaMA widths, and SmolLM2's chat
+template rendered by jinja2 (:func:`tfs.grader.collectors.ch12.render_chat`). Mistakes are named by comparing
+with :mod:`tfs.teaching.probes_llama`'s wrong answers."""
 
 from __future__ import annotations
 
@@ -11,18 +12,13 @@ import math
 import torch
 
 from tfs.grader.collectors.ch12 import (BAD_ROLES, CHAT_CASES, CONFIGS, PROMPT, REPEAT_CASES, REPLY_CASES,
-                                        REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, SWIGLU_CASES,
-                                        SWIGLU_HIDDEN_CASES, model_weights, padded_batch, repeat_input,
-                                        rmsnorm_inputs, rope_inputs, seeded, swiglu_input, token_ids)
+                                        REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, SMOLLM2_CHAT_TEMPLATE,  # noqa: F401
+                                        SWIGLU_CASES, SWIGLU_HIDDEN_CASES, loss_targets, model_weights,
+                                        padded_batch, render_chat, repeat_input, rmsnorm_inputs, rope_inputs,
+                                        seeded, swiglu_input, token_ids)
 from tfs.grader.judging import JudgeFailure, check_data, per_run
 
 FLOAT64 = dict(rtol=0.0, atol=1e-9)
-# SmolLM2-135M-Instruct's chat template (its tokenizer's chat_template.jinja), rendered here with jinja2
-SMOLLM2_CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
-    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 
 def _tensor(item, what: str, shape) -> torch.Tensor:
@@ -103,6 +99,7 @@ def rmsnorm(data) -> None:
 # ------------------------------------------------------------------------------------------------- RoPE
 
 def rope(data) -> None:
+    from tfs.teaching.probes_llama import neighbours_as_halves
     from tfs.teaching.probes_rope import rope_by_complex_numbers, rope_mistakes
 
     cases = data.get("cases") if isinstance(data, dict) else None
@@ -115,6 +112,8 @@ def rope(data) -> None:
         received = _tensor(item, what, x.shape)
         mistakes = rope_mistakes(x, per_head, theta)
         mistakes.pop("the positions argument ignored (arange(L) used instead)", None)
+        mistakes["features paired as neighbours (x[..., 0::2], x[..., 1::2]) instead of halves (j, j + d_head/2)"] = \
+            neighbours_as_halves(x, per_head, theta)
         if case:
             mistakes = {"position_ids ignored (arange(T) used): each row is turned at its own positions, a "
                         "left-padded row's first real token at position 0": rope_by_complex_numbers(x, None, theta),
@@ -147,6 +146,8 @@ def _llama_width(d_model: int, multiple_of: int) -> int:
 
 
 def swiglu_hidden(data) -> None:
+    from tfs.teaching.probes_llama import swiglu_width_mistakes
+
     if not isinstance(data, list) or len(data) != len(SWIGLU_HIDDEN_CASES):
         raise JudgeFailure("✗ swiglu_hidden: wrong number of results")
     for (d_model, multiple_of), received in zip(SWIGLU_HIDDEN_CASES, data):
@@ -156,16 +157,7 @@ def swiglu_hidden(data) -> None:
             continue
         if not isinstance(received, int):
             raise JudgeFailure(f"✗ {what}: {received}; expected an int")
-        exact = 8 * d_model / 3
-        guesses = {4 * d_model: "4 * d_model is GPT-2's width: with three matrices instead of two it has 1.5 times "
-                                "the parameters",
-                   int(exact): "int(8 d / 3) is the right budget, but LLaMA then rounds it UP to a multiple of "
-                               "multiple_of",
-                   math.floor(exact / multiple_of) * multiple_of: "rounded down: LLaMA rounds up to the next multiple",
-                   round(exact / multiple_of) * multiple_of: "rounded to the nearest multiple: LLaMA rounds up",
-                   math.ceil(2 * d_model / 3 / multiple_of) * multiple_of: "2/3 of d_model: the budget is that of a "
-                                                                           "4 * d_model MLP, so 2/3 of 4 d"}
-        reason = guesses.get(received)
+        reason = swiglu_width_mistakes(d_model, multiple_of).get(received)
         raise JudgeFailure(f"✗ {what}: {received} is not LLaMA's width" + (f" ({reason})" if reason else "") +
                            "\n  Hint: a 4d MLP has 2 * d * 4d weights; a SwiGLU of width f has 3 * d * f.")
 
@@ -246,8 +238,10 @@ def _mistakes(name: str, keys: list[str], ids, mask=None, prompt=None) -> dict[s
     return {LLAMA_MISTAKES[key]: mistaken_logits(model, ids, mask, key, prompt) for key in keys}
 
 
-def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, check_cache: bool = True) -> None:
-    """The three runs of one config against transformers: plain, left-padded, decoded through the cache."""
+def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, check_cache: bool = True,
+                error_hint: str = "") -> None:
+    """The three runs of one config against transformers: plain, left-padded, decoded through the cache;
+    ``error_hint`` follows an error of the learner's code."""
     config = CONFIGS[name]
     label = (f"{what} ({config.n_head} query heads, {config.n_kv_head} key/value heads, theta={config.rope_theta:g}, "
              f"{'tied' if config.tie_embeddings else 'untied'} head)")
@@ -255,6 +249,8 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
         raise JudgeFailure(f"✗ {label}: no result")
     if "error" in data:
         raise JudgeFailure(f"✗ {label}: building it failed: {data['error']}")
+    if isinstance(data.get("plain"), dict) and "error" in data["plain"] and error_hint:
+        raise JudgeFailure(f"✗ {label}, logits: your code failed: {data['plain']['error']}\n  Hint: {error_hint}")
     check_data(data, {"plain": None, "padded": None, "cached": None}
                | ({"cache_keys": None, "cache_values": None} if check_cache else {}), label)
     expected = _expected(name)
@@ -298,7 +294,9 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
 
 
 ATTENTION_MISTAKES = ["kv_tiled", "causal_plus_one", "causal_minus_one", "no_causal", "interleaved_rope",
-                      "theta_ignored", "no_rope", "rope_on_values", "no_scale"]
+                      "theta_ignored", "no_rope", "rope_on_values", "no_scale", "padding_ignored"]
+BLOCK_MISTAKES = ["post_norm", "post_norm_attn", "post_norm_ff", "residual_from_normed", "no_residual",
+                  "no_attn_residual", "no_ff_residual", "padding_ignored"]
 
 
 def attention(data) -> None:
@@ -307,7 +305,9 @@ def attention(data) -> None:
     for name in CONFIGS:
         _check_runs(data.get(name), name, "transformers' LLaMA on your GroupedQueryAttention", ATTENTION_MISTAKES,
                     hint="project, turn q and k with rope, repeat each key/value head for its group of query heads, "
-                         "attend causally with the 1/sqrt(d_head) scale, merge the heads, then out")
+                         "attend causally with the 1/sqrt(d_head) scale, merge the heads, then out",
+                    error_hint="every query head needs a key/value head: repeat each of the n_kv_heads heads "
+                               "n_heads // n_kv_heads times before attending")
     if not str(data.get("indivisible", "")).startswith("ValueError"):
         raise JudgeFailure(f"✗ GroupedQueryAttention(24, n_heads=6, n_kv_heads=4): expected a ValueError (6 query "
                            f"heads cannot be split into 4 equal groups), received {data.get('indivisible')}")
@@ -317,8 +317,7 @@ def block(data) -> None:
     if not isinstance(data, dict):
         raise JudgeFailure("✗ LLaMABlock: no result")
     for name in CONFIGS:
-        _check_runs(data.get(name), name, "transformers' LLaMA on your LLaMABlock",
-                    ["post_norm", "residual_from_normed", "no_residual"], check_cache=False,
+        _check_runs(data.get(name), name, "transformers' LLaMA on your LLaMABlock", BLOCK_MISTAKES, check_cache=False,
                     hint="x = x + attn(norm1(x), position_ids, mask, cache, layer); x = x + ff(norm2(x))")
 
 
@@ -326,11 +325,12 @@ def model(data) -> None:
     if not isinstance(data, dict):
         raise JudgeFailure("✗ LLaMA: no result")
     for name, config in CONFIGS.items():
-        _check_runs(data.get(name), name, "your LLaMA", ["no_final_norm", "cache_position_plus_one",
+        _check_runs(data.get(name), name, "your LLaMA", ["no_final_norm", "padding_ignored", "cache_position_plus_one",
                                                           "cache_position_minus_one", "cache_position_zero"],
                     check_cache=False, hint="embed, the blocks (each with position_ids, the padding mask, the cache "
                                             "and its index), the final norm, lm_head")
-        check_data(data[name], {"tied": None, "too_long": None}, "LLaMA")
+        check_data(data[name], {"tied": None, "too_long": None, "loss": None}, "LLaMA")
+        _check_loss(data[name]["loss"], name)
         tied = data[name].get("tied")
         if tied is not config.tie_embeddings:
             raise JudgeFailure(f"✗ LLaMA with tie_embeddings={config.tie_embeddings}: lm_head.weight "
@@ -342,14 +342,29 @@ def model(data) -> None:
                                f"{data[name].get('too_long')}")
 
 
+def _check_loss(loss, name: str) -> None:
+    """The learner's loss on the seeded ids and :func:`loss_targets` against ``F.cross_entropy`` of the oracle's logits."""
+    import torch.nn.functional as F
+
+    from tfs.teaching.probes_llama import loss_mistakes
+
+    targets = loss_targets(name)
+    what = f"your LLaMA with targets ({int((targets == -100).sum())} of {targets.numel()} of them -100)"
+    if not isinstance(loss, torch.Tensor):
+        raise JudgeFailure(f"✗ {what}: {'your code failed: ' if isinstance(loss, str) else ''}{loss}; with targets, "
+                           "forward returns (logits, loss), the loss a scalar tensor")
+    logits = _expected(name)["plain"]
+    expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    if loss.shape == () and torch.allclose(loss.double(), expected, rtol=1e-9, atol=1e-12):
+        return
+    named = next((d for d, wrong in loss_mistakes(logits, targets).items()
+                  if loss.shape == () and torch.allclose(loss.double(), wrong)), None)
+    raise JudgeFailure(f"✗ {what}: the loss {loss.flatten()[:3].tolist()} is not chapter 06's cross-entropy"
+                       + (f"; this looks like {named}" if named else "\n  Hint: F.cross_entropy(logits.flatten(0, 1), "
+                          "targets.flatten(), ignore_index=-100)"))
+
+
 # ------------------------------------------------------------------------------------------------- chat
-
-def _render(messages, add_generation_prompt=True) -> str:
-    import jinja2
-
-    return jinja2.Environment().from_string(SMOLLM2_CHAT_TEMPLATE).render(
-        messages=messages, add_generation_prompt=add_generation_prompt)
-
 
 def _first_difference(received: str, expected: str) -> str:
     """Where two texts part, shown by the received text only (the expected one stays hidden)."""
@@ -368,7 +383,7 @@ def chat_prompt(data) -> None:
         what = f"chat_prompt({[m['role'] for m in messages]}, add_generation_prompt={generation})"
         if isinstance(received, dict):
             raise JudgeFailure(f"✗ {what}: your function failed: {received['error']}")
-        expected = _render(messages, generation)
+        expected = render_chat(messages, generation)
         if received == expected:
             continue
         if not isinstance(received, str) or received.startswith("returned "):
@@ -387,8 +402,8 @@ def chat_prompt(data) -> None:
 
 
 @per_run
-def _replies() -> list[tuple[list[int], list[int]]]:
-    """transformers' greedy continuation of each reply case: stopped at <|im_end|>, and not stopped."""
+def _replies() -> list[list[int]]:
+    """transformers' greedy continuation of each reply case, stopped at <|im_end|> (or at the limit)."""
     from tfs.convert.llama import to_hf_model
     from tfs.grader.collectors.ch12 import chat_tokenizer, chat_weights
 
@@ -396,40 +411,33 @@ def _replies() -> list[tuple[list[int], list[int]]]:
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     out = []
     for messages in REPLY_CASES:
-        prompt = torch.tensor([tokenizer(_render(messages))["input_ids"]])
-        runs = []
-        for eos in (end, None):
-            with torch.no_grad():
-                ids = hf.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                  max_new_tokens=REPLY_MAX_NEW, eos_token_id=eos, pad_token_id=end)
-            runs.append(ids[0, prompt.shape[1]:].tolist())
-        out.append(tuple(runs))
+        prompt = torch.tensor([tokenizer(render_chat(messages))["input_ids"]])
+        with torch.no_grad():
+            ids = hf.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                              max_new_tokens=REPLY_MAX_NEW, eos_token_id=end, pad_token_id=end)
+        out.append(ids[0, prompt.shape[1]:].tolist())
     return out
 
 
 def reply(data) -> None:
     from tfs.grader.collectors.ch12 import chat_tokenizer
+    from tfs.teaching.probes_llama import reply_mistake
 
     if not isinstance(data, list) or len(data) != len(REPLY_CASES):
         raise JudgeFailure("✗ reply: wrong number of results")
     tokenizer, expected_replies = chat_tokenizer(), _replies()
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    for messages, received, (new, unstopped) in zip(REPLY_CASES, data, expected_replies):
+    for messages, received, new in zip(REPLY_CASES, data, expected_replies):
         what = f"reply(model, tokenizer, {[m['role'] for m in messages]}, max_new_tokens={REPLY_MAX_NEW})"
         if isinstance(received, dict):
             raise JudgeFailure(f"✗ {what}: your function failed: {received['error']}")
         expected = tokenizer.decode(new[:new.index(end)] if end in new else new)
         if isinstance(received, str) and received.strip() == expected.strip():
             continue
-        reason = None
         if not isinstance(received, str) or received.startswith("returned "):
             reason = f"{received}; return the reply's text"
-        elif received.strip() == tokenizer.decode(new).strip():
-            reason = "the end-of-turn token is part of the text: stop at <|im_end|> and leave it out"
-        elif received.startswith("<|im_start|>") and received.strip().endswith(expected.strip()):
-            reason = "the reply includes the prompt: return only the new tokens' text"
-        elif received.strip() == tokenizer.decode(unstopped).strip() or "<|im_end|>" in received:
-            reason = "generation did not stop at the end of the assistant's turn (<|im_end|>)"
+        else:
+            reason = reply_mistake(received, tokenizer, new, end)
         raise JudgeFailure(f"✗ {what}: received {received!r}"
                            + (f": {reason}" if reason else f", which differs from transformers' greedy reply "
                               f"{_first_difference(received, expected)}"))

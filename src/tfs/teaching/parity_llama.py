@@ -23,12 +23,14 @@ from tfs.generate import left_pad
 from tfs.models.llama import LLaMAConfig
 from tfs.nn import KVCache
 from tfs.teaching.checks import call, check_close, check_shape, check_true
-from tfs.teaching.probes_llama import (LLAMA_MISTAKES, chat_prompt_mistakes, float64_exact, mistaken_logits,
-                                       repeat_kv_mistakes, rmsnorm_mistakes, swiglu_mistakes)
+from tfs.teaching.probes_llama import (LLAMA_MISTAKES, chat_prompt_mistakes, float64_exact, loss_mistakes,
+                                       mistaken_logits, neighbours_as_halves, reply_mistake, repeat_kv_mistakes,
+                                       rmsnorm_mistakes, swiglu_mistakes, swiglu_width_mistakes)
 from tfs.teaching.probes_rope import rope_by_complex_numbers, rope_mistakes
 
-__all__ = ["SMALL_CONFIGS", "Plugged", "cached_logits", "check_chat_prompt", "check_llama", "check_repeat_kv",
-           "check_rmsnorm", "check_rope", "check_swiglu", "llama_skeleton", "random_llama", "with_parts"]
+__all__ = ["SMALL_CONFIGS", "Plugged", "cached_logits", "check_chat_prompt", "check_llama", "check_loss", "check_reply",
+           "check_repeat_kv", "check_rmsnorm", "check_rope", "check_swiglu", "check_swiglu_hidden", "llama_skeleton",
+           "random_llama", "with_parts"]
 
 SMALL_CONFIGS = {  # grouped-query with a tied head, multi-query with an untied one
     "grouped-query": LLaMAConfig(vocab_size=50, block_size=24, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, d_ff=48,
@@ -70,6 +72,8 @@ def _rope_mistakes(x, position_ids, theta):
     mistakes.pop("the positions argument ignored (arange(L) used instead)", None)
     mistakes["position_ids ignored (arange(T) used): each row is turned at its own positions"] = \
         rope_by_complex_numbers(x, None, theta)
+    mistakes["features paired as neighbours (x[..., 0::2], x[..., 1::2]) instead of halves (j, j + d/2)"] = \
+        neighbours_as_halves(x, position_ids[:, None, :], theta)
     if theta != 10000.0:
         mistakes["theta ignored (10000 used instead of the model's rope_theta)"] = mistakes.pop(
             "the base argument ignored (10000 used instead)")
@@ -85,6 +89,19 @@ def check_rope(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float) 
     check_close(received, expected, name, rtol=0 if exact else 1e-5, atol=1e-10 if exact else 1e-5,
                 mistakes=_rope_mistakes(x, position_ids, theta),
                 hint="pair feature j with feature j + d/2 and turn the pair by position * theta ** (-2j / d)")
+
+
+def check_swiglu_hidden(swiglu_hidden, d_model: int, multiple_of: int, expected: int, whose: str) -> int:
+    """``swiglu_hidden(d_model, multiple_of)`` against a published width ``expected``; returns it."""
+    name = f"swiglu_hidden({d_model}, multiple_of={multiple_of})"
+    received = call(swiglu_hidden, d_model, multiple_of, name=name)
+    check_true(isinstance(received, int) and not isinstance(received, bool), name,
+               f"returned {type(received).__name__}; expected an int.")
+    reason = swiglu_width_mistakes(d_model, multiple_of).get(received)
+    check_true(received == expected, name, f"returned {received}, expected {expected} ({whose})"
+               + (f"; this looks like {reason}." if reason else "."),
+               hint=None if reason else "2 * d * 4d weights = 3 * d * f weights; round f up")
+    return received
 
 
 def check_swiglu(SwiGLU, d_model: int, d_ff: int, x: torch.Tensor) -> None:
@@ -276,6 +293,22 @@ def check_llama(model, reference: nn.Module, name: str, mistakes: list[str], pro
     return cache
 
 
+def check_loss(model, reference: nn.Module, name: str) -> None:
+    """``model(ids, targets)``'s loss, some targets -100, against ``F.cross_entropy`` of ``LlamaForCausalLM``'s logits."""
+    from torch.nn import functional as F
+
+    generator = torch.Generator().manual_seed(reference.config.vocab_size + 1)
+    ids, targets = torch.randint(0, reference.config.vocab_size, (2, 2, 8), generator=generator)
+    targets[0, :2] = targets[1, -3:] = -100
+    with torch.no_grad():
+        logits = float64_exact(to_hf_model(reference))(input_ids=ids).logits
+        expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        received = call(lambda: model(ids, targets=targets)[1], name=f"{name} with targets")
+    check_close(received, expected, f"{name}: the loss with targets, 5 of 16 of them -100", rtol=0, atol=1e-9,
+                mistakes=loss_mistakes(logits, targets),
+                hint="chapter 06's loss: F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)")
+
+
 # ------------------------------------------------------------------------------------------------ chat
 
 def check_chat_prompt(chat_prompt, tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> str:
@@ -293,4 +326,26 @@ def check_chat_prompt(chat_prompt, tokenizer, messages: list[dict], add_generati
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt)["input_ids"]
     check_true(tokenizer(received)["input_ids"] == ids, name, "the text is right but tokenizes differently from "
                "apply_chat_template's ids.")
+    return received
+
+
+def check_reply(reply, model, tokenizer, messages: list[dict], max_new_tokens: int, oracle) -> str:
+    """``reply(model, tokenizer, messages, max_new_tokens)`` against ``oracle.generate`` (a ``LlamaForCausalLM`` with the
+    same weights) on ``tokenizer.apply_chat_template``'s prompt, greedy, stopped at ``<|im_end|>``. Returns the text."""
+    name = f"reply(your LLaMA, tokenizer, {[m['role'] for m in messages]}, max_new_tokens={max_new_tokens})"
+    prompt = torch.tensor([tokenizer.apply_chat_template(messages, add_generation_prompt=True)["input_ids"]])
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    with torch.no_grad():
+        out = oracle.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
+                              do_sample=False, eos_token_id=end, pad_token_id=end)
+    new = out[0, prompt.shape[1]:].tolist()
+    expected = tokenizer.decode(new[:new.index(end)] if end in new else new)
+    received = call(reply, model, tokenizer, [dict(m) for m in messages], max_new_tokens, name=name)
+    check_true(isinstance(received, str), name, f"returned {type(received).__name__}; expected the reply's text.")
+    if received.strip() != expected.strip():
+        reason = reply_mistake(received, tokenizer, new, end)
+        check_true(False, name, f"expected {expected!r}, received {received!r}"
+                   + (f": this looks like {reason}." if reason else "."),
+                   hint=None if reason else "the reply is the greedy continuation of your chat_prompt's text, stopped "
+                   "at the end of the assistant's turn")
     return received

@@ -22,8 +22,8 @@ from torch.nn import functional as F
 
 from tfs.teaching.probes_rope import rope_by_complex_numbers
 
-__all__ = ["LLAMA_MISTAKES", "chat_prompt_mistakes", "float64_exact", "mistaken_logits", "repeat_kv_mistakes",
-           "rmsnorm_mistakes", "swiglu_mistakes"]
+__all__ = ["LLAMA_MISTAKES", "chat_prompt_mistakes", "float64_exact", "loss_mistakes", "mistaken_logits", "neighbours_as_halves",
+           "reply_mistake", "repeat_kv_mistakes", "rmsnorm_mistakes", "swiglu_mistakes", "swiglu_width_mistakes"]
 
 
 # ------------------------------------------------------------------------------------------- the oracle
@@ -96,7 +96,20 @@ def swiglu_mistakes(gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor,
         "GELU instead of SiLU": (F.gelu(g) * u) @ down.T,
         "sigmoid instead of SiLU (silu(z) = z * sigmoid(z))": (torch.sigmoid(g) * u) @ down.T,
         "the two branches added instead of multiplied": (F.silu(g) + u) @ down.T,
+        "SiLU of the product (down(silu(gate(x) * up(x)))): only the gate branch goes through SiLU": F.silu(g * u) @ down.T,
     }
+
+
+def swiglu_width_mistakes(d_model: int, multiple_of: int) -> dict[int, str]:
+    """``{wrong width: what it comes from}`` for ``swiglu_hidden(d_model, multiple_of)``."""
+    exact = 8 * d_model / 3
+    return {4 * d_model: "4 * d_model is GPT-2's width: with three matrices instead of two it has 1.5 times the "
+                         "parameters",
+            int(exact): "int(8 d / 3) is the right budget, but LLaMA then rounds it UP to a multiple of multiple_of",
+            math.floor(exact / multiple_of) * multiple_of: "rounded down: LLaMA rounds up to the next multiple",
+            round(exact / multiple_of) * multiple_of: "rounded to the nearest multiple: LLaMA rounds up",
+            math.ceil(2 * d_model / 3 / multiple_of) * multiple_of: "2/3 of d_model: the budget is that of a "
+                                                                    "4 * d_model MLP, so 2/3 of 4 d"}
 
 
 def repeat_kv_mistakes(x: torch.Tensor, n_rep: int) -> dict[str, torch.Tensor]:
@@ -106,7 +119,16 @@ def repeat_kv_mistakes(x: torch.Tensor, n_rep: int) -> dict[str, torch.Tensor]:
         "(0, 0, 0, 1, 1, 1, ...)":
             x.repeat(1, n_rep, 1, 1),
         "repeated along the positions (dim 2) instead of the heads (dim 1)": x.repeat_interleave(n_rep, dim=2),
+        "the copies made after the positions dimension (x[:, :, :, None]) and reshaped: each new head mixes positions "
+        "(make the copies at dim 2, x[:, :, None], before T)":
+            x[:, :, :, None].expand(-1, -1, -1, n_rep, -1).reshape(x.shape[0], -1, x.shape[2], x.shape[3]),
     }
+
+
+def neighbours_as_halves(x: torch.Tensor, position_ids: torch.Tensor, theta: float) -> torch.Tensor:
+    """RoPE of ``x`` that pairs neighbours ``(2j, 2j+1)`` but writes the turned pairs as halves (``x[..., 0::2]`` and
+    ``x[..., 1::2]`` rotated, then concatenated): ``position_ids`` ``(B, 1, T)``."""
+    return rope_by_complex_numbers(torch.cat([x[..., 0::2], x[..., 1::2]], dim=-1), position_ids, theta)
 
 
 # -------------------------------------------------------------------------------------- the whole model
@@ -130,8 +152,17 @@ LLAMA_MISTAKES = {
     "no_rope": "no RoPE on the queries and keys",
     "rope_on_values": "RoPE applied to the values too (only queries and keys are rotated)",
     "post_norm": "post-norm blocks (norm(x + f(x))) instead of pre-norm (x + f(norm(x)))",
+    "post_norm_attn": "the attention sublayer post-norm (x = norm1(x + attn(x))) instead of pre-norm "
+                      "(x + attn(norm1(x)))",
+    "post_norm_ff": "the feed-forward sublayer post-norm (norm2(x + ff(x))) instead of pre-norm (x + ff(norm2(x)))",
     "residual_from_normed": "the residual taken from the normalised x (norm(x) + f(norm(x))) instead of x itself",
     "no_residual": "no residual connection (x = f(norm(x)) instead of x + f(norm(x)))",
+    "no_attn_residual": "no residual connection around the attention (x = attn(norm1(x)) instead of "
+                        "x + attn(norm1(x)))",
+    "no_ff_residual": "no residual connection around the feed-forward network (ff(norm2(x)) instead of "
+                      "x + ff(norm2(x)))",
+    "padding_ignored": "the padding mask not applied (not passed on to the attention): real tokens attend to the "
+                       "padding keys",
     "no_final_norm": "the final RMSNorm before the head left out",
     "rmsnorm_mean": "RMSNorm with the mean subtracted (LayerNorm's centring)",
     "swiglu_up": "SiLU on the up branch instead of the gate",
@@ -186,18 +217,19 @@ def mistaken_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor | Non
     positions = _positions(mask01, prompt, mistake)
     offset = {"causal_plus_one": 1, "causal_minus_one": -1}.get(mistake, 0)
     causal = torch.ones(length, length, dtype=torch.bool)
-    allowed = (causal if mistake == "no_causal" else causal.tril(offset)) & mask01.bool()[:, None, None, :]
+    hidden = torch.ones_like(mask01) if mistake == "padding_ignored" else mask01
+    allowed = (causal if mistake == "no_causal" else causal.tril(offset)) & hidden.bool()[:, None, None, :]
     if offset != -1:  # each query sees itself, so a padded row is not empty (its output is never read)
         allowed = allowed | torch.eye(length, dtype=torch.bool)
     rep = c.n_head // c.n_kv_head
     d = c.n_embd // c.n_head
     x = model.embed(ids)
     for block in model.blocks:
-        def sub(h, f, norm):
-            if mistake == "post_norm":
+        def sub(h, f, norm, part):
+            if mistake in ("post_norm", f"post_norm_{part}"):
                 return _rms(h + f(h), norm.weight, c.eps)
             normed = _rms(h, norm.weight, c.eps, mistake == "rmsnorm_mean")
-            residual = {"residual_from_normed": normed, "no_residual": 0.0}.get(mistake, h)
+            residual = {"residual_from_normed": normed, "no_residual": 0.0, f"no_{part}_residual": 0.0}.get(mistake, h)
             return residual + f(normed)
 
         def attend(h, a=block.attn):
@@ -219,11 +251,23 @@ def mistaken_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor | Non
             g, u = f.gate(h), f.up(h)
             return f.down(g * F.silu(u) if mistake == "swiglu_up" else F.silu(g) * u)
 
-        x = sub(x, attend, block.norm1)
-        x = sub(x, feed, block.norm2)
+        x = sub(x, attend, block.norm1, "attn")
+        x = sub(x, feed, block.norm2, "ff")
     if mistake != "no_final_norm":
         x = _rms(x, model.norm.weight, c.eps, mistake == "rmsnorm_mean")
     return model.lm_head(x)
+
+
+def loss_mistakes(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Wrong losses of ``logits (B, T, vocab)`` against ``targets (B, T)`` (some -100)."""
+    kept = targets != -100
+    return {
+        "the -100 targets counted: they must be ignored (ignore_index=-100)":
+            F.cross_entropy(logits.flatten(0, 1), targets.clamp(min=0).flatten()),
+        "targets shifted once more (logits[:, :-1] against targets[:, 1:]): they are already the next tokens":
+            F.cross_entropy(logits[:, :-1].flatten(0, 1), targets[:, 1:].flatten(), ignore_index=-100),
+        "summed instead of averaged over the targets": F.cross_entropy(logits[kept], targets[kept], reduction="sum"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ chat
@@ -247,3 +291,19 @@ def chat_prompt_mistakes(expected: str, messages: list[dict], add_generation_pro
         mistakes["the default system message left out (SmolLM2's template adds it when the first message is not a "
                  "system one)"] = without
     return mistakes
+
+
+def reply_mistake(received: str, tokenizer, new: list[int], end: int) -> str | None:
+    """What a wrong ``reply`` text did, from the right greedy continuation ``new`` (token ids, ending with the
+    end-of-turn id ``end`` when the turn ended before the limit), or None."""
+    full = tokenizer.decode(new)
+    if end in new and received.strip() == full.strip():
+        return "the end-of-turn token is part of the text: stop at <|im_end|> and leave it out"
+    if received.lstrip().startswith("<|im_start|>"):
+        return "the reply starts with the prompt: return only the new tokens' text (after the prompt's length)"
+    if "<|im_end|>" in received:
+        return "generation did not stop at the end of the assistant's turn (<|im_end|>): pass its id as eos_token_id"
+    if end not in new and len(received) > len(full) and received.startswith(full.rstrip()):
+        return (f"the reply goes on past max_new_tokens ({len(new)} new tokens here): pass max_new_tokens on to "
+                "generate")
+    return None

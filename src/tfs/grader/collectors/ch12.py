@@ -9,12 +9,12 @@ hidden while the chapter is graded (:mod:`tfs.grader.references`), so the weight
 (:func:`tfs.teaching.parity_llama.llama_skeleton`) and the learner's attention or block runs inside ``transformers``'
 ``LlamaForCausalLM`` (:class:`tfs.teaching.parity_llama.Plugged`).
 
-**One exercise at a time, as far as torch and transformers reach.** While a collector runs the learner's answer,
-the names ``rope``, ``repeat_kv`` and ``RMSNorm`` in the learner's namespace are stand-ins made of ``torch`` and
-``transformers`` (:func:`references_for`): a ``GroupedQueryAttention`` that calls the learner's ``rope`` gets RoPE by
-complex numbers there, so a RoPE mistake costs only the RoPE exercise. A block still builds the learner's attention
-and feed-forward network, and a model the learner's block (they have no stand-in outside the course's code). The
-models are small random ``LLaMAConfig``s in float64, never SmolLM2.
+**One exercise at a time.** While a collector runs the learner's answer, the names of the other exercises in the
+learner's namespace are stand-ins made of ``torch`` and ``transformers`` (:func:`references_for`): a
+``GroupedQueryAttention`` that calls the learner's ``rope`` gets RoPE by complex numbers there, a block gets
+:class:`_Attention` and :class:`_SwiGLU`, a model :class:`_Block`, ``reply`` the template rendered by jinja2
+(:func:`render_chat`), so a mistake costs only its own exercise. The models are small random ``LLaMAConfig``s in
+float64, never SmolLM2.
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ def token_ids(name: str, length: int = 11) -> torch.Tensor:
     return torch.randint(0, CONFIGS[name].vocab_size, (2, length), generator=g)
 
 
+def loss_targets(name: str) -> torch.Tensor:
+    """Targets ``(2, 11)`` for :func:`token_ids`, some of them -100 (ignored by the loss)."""
+    targets = torch.randint(0, CONFIGS[name].vocab_size, (2, 11), generator=generator(140 + len(name)))
+    targets[0, :3] = targets[1, -4:] = -100
+    return targets
+
+
 def padded_batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ids (3, 9), attention_mask (3, 9))``: prompts of :data:`LENGTHS` tokens, padded on the left with id 0."""
     from tfs.generate import left_pad
@@ -78,17 +85,77 @@ def padded_batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 # ------------------------------------------------------------------------------- one exercise at a time
 
+def _rope(x: torch.Tensor, position_ids: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    from tfs.teaching.probes_rope import rope_by_complex_numbers
+
+    return rope_by_complex_numbers(x, position_ids[:, None, :], theta)
+
+
+class _SwiGLU(torch.nn.Module):
+    """The feed-forward network with the chapter's parameter names, as ``transformers``' ``LlamaMLP`` computes it."""
+
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__()
+        self.gate, self.up = torch.nn.Linear(d_model, d_ff, bias=False), torch.nn.Linear(d_model, d_ff, bias=False)
+        self.down = torch.nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x):
+        return self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))
+
+
+class _Attention(torch.nn.Module):
+    """Grouped-query attention with the chapter's parameter names and call: RoPE by complex numbers, ``transformers``'
+    ``repeat_kv``, the cache keeping the key/value heads, ``F.scaled_dot_product_attention``."""
+
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, theta: float = 10000.0):
+        super().__init__()
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}")
+        self.n_heads, self.n_kv_heads, self.theta, self.d_head = n_heads, n_kv_heads, theta, d_model // n_heads
+        self.q = torch.nn.Linear(d_model, n_heads * self.d_head, bias=False)
+        self.k = torch.nn.Linear(d_model, n_kv_heads * self.d_head, bias=False)
+        self.v = torch.nn.Linear(d_model, n_kv_heads * self.d_head, bias=False)
+        self.out = torch.nn.Linear(n_heads * self.d_head, d_model, bias=False)
+
+    def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+        from transformers.models.llama.modeling_llama import repeat_kv
+
+        batch, length, _ = x.shape
+        q, k, v = (p(x).view(batch, length, n, self.d_head).transpose(1, 2)     # (batch, n, T, d_head)
+                   for p, n in ((self.q, self.n_heads), (self.k, self.n_kv_heads), (self.v, self.n_kv_heads)))
+        q, k = _rope(q, position_ids, self.theta), _rope(k, position_ids, self.theta)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        n_rep = self.n_heads // self.n_kv_heads
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+        allowed = torch.ones(length, k.shape[-2], dtype=torch.bool).tril(diagonal=k.shape[-2] - length)
+        allowed = allowed if mask is None else allowed & mask
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.out(attended.transpose(1, 2).reshape(batch, length, self.n_heads * self.d_head))
+
+
+class _Block(torch.nn.Module):
+    """The pre-norm block of :class:`_Attention` and :class:`_SwiGLU`, with the chapter's part names."""
+
+    def __init__(self, config: LLaMAConfig):
+        super().__init__()
+        self.norm1 = torch.nn.RMSNorm(config.n_embd, eps=config.eps)
+        self.attn = _Attention(config.n_embd, config.n_head, config.n_kv_head, config.rope_theta)
+        self.norm2 = torch.nn.RMSNorm(config.n_embd, eps=config.eps)
+        self.ff = _SwiGLU(config.n_embd, config.d_ff)
+
+    def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+        x = x + self.attn(self.norm1(x), position_ids, mask, cache, layer)
+        return x + self.ff(self.norm2(x))
+
+
 def _stand_ins() -> dict:
     """What the learner's other answers are replaced by while one is collected: torch and transformers only."""
     from torch import nn
     from transformers.models.llama.modeling_llama import repeat_kv
 
-    from tfs.teaching.probes_rope import rope_by_complex_numbers
-
-    def rope(x, position_ids, theta=10000.0):
-        return rope_by_complex_numbers(x, position_ids[:, None, :], theta)
-
-    return {"rope": rope, "repeat_kv": repeat_kv, "RMSNorm": nn.RMSNorm}
+    return {"rope": _rope, "repeat_kv": repeat_kv, "RMSNorm": nn.RMSNorm, "SwiGLU": _SwiGLU,
+            "GroupedQueryAttention": _Attention, "LLaMABlock": _Block, "chat_prompt": render_chat}
 
 
 def _namespaces(answer) -> list[dict]:
@@ -272,6 +339,7 @@ def _runs(model, name: str) -> dict:
     with torch.no_grad():
         for key, run in (("plain", lambda: model(ids)[0]), ("padded", lambda: model(padded, attention_mask=mask)[0])):
             data[key] = _outcome(run)
+        data["cache_keys"] = data["cache_values"] = None
         try:
             cache = KVCache()
             steps = [model(padded[:, :PROMPT], attention_mask=mask[:, :PROMPT], cache=cache)[0]]
@@ -320,7 +388,8 @@ def block(LLaMABlock) -> dict:
 
 def model(LLaMA) -> dict:
     """The learner's LLaMA of each config, loaded with :func:`tfs.convert.llama.load_hf_state_dict` from
-    :func:`model_weights` in ``transformers``' names; whether its head is tied to its embedding."""
+    :func:`model_weights` in ``transformers``' names; its loss on :func:`loss_targets`; whether its head is tied to its
+    embedding."""
     from tfs.convert.llama import load_hf_state_dict, to_hf_state_dict
 
     data = {}
@@ -334,12 +403,33 @@ def model(LLaMA) -> dict:
                 data[name] = {"error": error_line(error)}
                 continue
             data[name] = _runs(own, name)
+            try:
+                with torch.no_grad():
+                    data[name]["loss"] = own(token_ids(name), targets=loss_targets(name))[1]
+            except Exception as error:
+                data[name]["loss"] = error_line(error)
             data[name]["tied"] = own.lm_head.weight is own.embed.weight
             data[name]["too_long"] = raised(own, torch.zeros(1, config.block_size + 1, dtype=torch.long))
     return data
 
 
 # ---------------------------------------------------------------------------------------------------- chat
+
+# SmolLM2-135M-Instruct's chat template (its tokenizer's chat_template.jinja), rendered with jinja2
+SMOLLM2_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def render_chat(messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """SmolLM2's chat text for ``messages``, rendered from its template by jinja2 (the oracle of ``chat_prompt``)."""
+    import jinja2
+
+    return jinja2.Environment().from_string(SMOLLM2_CHAT_TEMPLATE).render(
+        messages=messages, add_generation_prompt=add_generation_prompt)
+
 
 CHAT_CASES = [  # (messages, add_generation_prompt)
     ([{"role": "user", "content": "What is the capital of France?"}], True),
