@@ -118,6 +118,17 @@ class NormsSwapped(ref.DecoderBlock):
             self.norm1, self.norm3 = self.norm3, self.norm1
 
 
+class FeedForwardPostLN(ref.DecoderBlock):
+    """A pre-LN block whose feed-forward sublayer is left in the post-LN form."""
+
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, layer=0):
+        if not self.norm_first:
+            return super().forward(x, memory, tgt_mask, memory_mask)
+        x = x + self._self(self.norm1(x), tgt_mask, cache, layer)
+        x = x + self._cross(self.norm2(x), memory, memory_mask)
+        return self.norm3(x + self.ff(x))
+
+
 def test_layer_by_hand_is_the_decoder_layer():
     judge = load_judge("ch11.decoder_block_post_ln").__globals__
     x, memory, mask = judge["c"].block_inputs()
@@ -134,6 +145,7 @@ def test_decoder_block_mutants_fail_naming_the_mistake():
     fails("decoder_block_post_ln", "activation='gelu'", DecoderBlock=AlwaysReLU)
     fails("decoder_block_post_ln", "tgt_mask is ignored", DecoderBlock=NoTargetMask)
     fails("decoder_block_pre_ln", "adds the normalised input", DecoderBlock=ResidualFromNorm)
+    fails("decoder_block_pre_ln", "feed-forward sublayer written post-LN", DecoderBlock=FeedForwardPostLN)
     fails("decoder_block_post_ln", "order norm3, norm2, norm1", DecoderBlock=NormsSwapped)
     fails("decoder_block_post_ln", "not causal", DecoderBlock=NotCausal)
     fails("decoder_block_post_ln", "memory_mask is ignored", DecoderBlock=NoMemoryMask)
@@ -185,6 +197,24 @@ class NoFinalNorms(ref.EncoderDecoder):
         return self.head(y)
 
 
+class NoEncoderNorm(ref.EncoderDecoder):
+    def encode(self, src_ids, src_attention_mask=None):
+        x = self.embed(src_ids, "src")
+        mask = None if src_attention_mask is None else padding_mask(src_attention_mask)
+        for block in self.encoder:
+            x = block(x, mask)
+        return x
+
+
+class NoDecoderNorm(ref.EncoderDecoder):
+    def decode(self, tgt_ids, memory, src_attention_mask=None, tgt_attention_mask=None, cache=None):
+        self.decoder_norm, kept = nn.Identity(), self.decoder_norm
+        try:
+            return super().decode(tgt_ids, memory, src_attention_mask, tgt_attention_mask)
+        finally:
+            self.decoder_norm = kept
+
+
 class CopiedHead(ref.EncoderDecoder):
     def __init__(self, config):
         super().__init__(config)
@@ -233,6 +263,9 @@ def test_encoder_decoder_mutants_fail_naming_the_mistake():
     fails("encoder_decoder_logits", "not passed to the cross-attention", **model_objects(NoCrossMask))
     fails("encoder_decoder_logits", "not used at all", **model_objects(NoSourceMask))
     fails("encoder_decoder_logits", "encoder_norm and decoder_norm", **model_objects(NoFinalNorms))
+    fails("encoder_decoder_logits", "encoder_norm is not applied to the encoder's output",
+          **model_objects(NoEncoderNorm))
+    fails("encoder_decoder_logits", "decoder_norm is not applied", **model_objects(NoDecoderNorm))
     fails("encoder_decoder_source_padding", "not passed to the cross-attention", **model_objects(NoCrossMask))
     fails("encoder_decoder_structure", "another Parameter", **model_objects(CopiedHead))
     fails("encoder_decoder_structure", "one table", **model_objects(SeparateTables))
@@ -415,6 +448,15 @@ def macro(true_tags, pred_tags):
     return {k: sum(e[k] for e in each) / len(each) for k in ("precision", "recall", "f1")}
 
 
+def sequences_pooled(true_tags, pred_tags):
+    """Entities without the index of their sequence: one matches an entity at the same place in another sequence."""
+    true = {e for tags in true_tags for e in tasks.entities(tags)}
+    pred = {e for tags in pred_tags for e in tasks.entities(tags)}
+    hit = len(true & pred)
+    p, r = hit / len(pred) if pred else 0.0, hit / len(true) if true else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
 def divides_by_zero(true_tags, pred_tags):
     if not any(t != "O" for seq in pred_tags for t in seq):
         raise ZeroDivisionError("division by zero")
@@ -437,6 +479,7 @@ def test_part2_mutants_fail_naming_the_mistake():
     fails("align_labels", "cut off by truncation", align_labels=strict_alignment)
     fails("entity_scores", "continuing an entity of another type", entity_scores=any_type_continues)
     fails("entity_scores", "per-sequence scores", entity_scores=macro)
+    fails("entity_scores", "without their sequence's index", entity_scores=sequences_pooled)
     fails("entity_scores", "precision is 0/0", entity_scores=divides_by_zero)
     fails("extract_answer", "offsets\\[end\\]\\[0\\]", extract_answer=end_from_start_offset)
     fails("extract_answer", "max_answer_length \\+ 1 tokens", extract_answer=one_token_longer)

@@ -15,7 +15,8 @@ from torch import nn
 
 from tfs.grader.collectors import ch11 as c
 from tfs.grader.judging import JudgeFailure, check_data, expect, finite, per_run
-from tfs.teaching.probes_applications import decoder_layer_by_hand, finish_rows, greedy_by_hand, span_mistake
+from tfs.teaching.probes_applications import (decoder_layer_by_hand, finish_rows, greedy_by_hand,
+                                              one_sublayer_in_other_form, span_mistake)
 
 TOL = 1e-9
 BLOCK_NAMES = sorted([f"{attn}.{lin}.{p}" for attn in ("self_attn", "cross_attn") for lin in ("qkv", "out")
@@ -125,6 +126,7 @@ def _judge_block(data, norm_first: bool) -> None:
         if norm_first:
             mistakes["each residual adds the normalised input, LN(x) + f(LN(x)); pre-LN adds the block's input: "
                       "x = x + f(LN(x))"] = decoder_layer_by_hand(layer, x, memory, None, pad, True, residual_normed=True)
+        mistakes.update(one_sublayer_in_other_form(layer, x, memory, None, pad, norm_first))
         for order in ((3, 2, 1), (2, 1, 3), (1, 3, 2), (2, 3, 1), (3, 1, 2)):
             mistakes[f"the LayerNorms are applied in the order norm{order[0]}, norm{order[1]}, norm{order[2]}: the "
                      "self-attention's is norm1, the cross-attention's norm2, the feed-forward's norm3"] = \
@@ -211,7 +213,8 @@ def _transformer(shared: bool, seed: int) -> nn.Transformer:
 def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=None, *, scale: bool = True,
                   positions: bool = True, memory_padding: bool = True, source_padding: bool = True,
                   encoder_padding: bool = True, target_padding: bool = True, causal: bool = True,
-                  final_norms: bool = True, float32_positions: bool = False) -> torch.Tensor:
+                  encoder_norm: bool = True, decoder_norm: bool = True,
+                  float32_positions: bool = False) -> torch.Tensor:
     """Logits of the seeded model from nn.Transformer; the keyword switches build the usual mistakes."""
     alias = c.aliases(shared)
     embed = {side: c.seeded(alias.get(f"{side}_embed.weight", f"{side}_embed.weight"),
@@ -228,8 +231,8 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
 
     transformer = _transformer(shared, seed)
     norms = transformer.encoder.norm, transformer.decoder.norm
-    if not final_norms:
-        transformer.encoder.norm, transformer.decoder.norm = None, None
+    transformer.encoder.norm = norms[0] if encoder_norm else None
+    transformer.decoder.norm = norms[1] if decoder_norm else None
     src_pad = None if src_mask is None else src_mask == 0
     out = transformer(emb(src, embed["src"]), emb(tgt, embed["tgt"]),
                       tgt_mask=_causal(tgt.shape[1]) if causal else None,
@@ -295,7 +298,11 @@ def _judge_logits(got, shared: bool, seed: int, inputs, name: str, rows: torch.T
                 "tgt_attention_mask is not passed to the decoder blocks' self-attention: a target position it blocks is "
                 "still attended to": dict(target_padding=False),
                 "the decoder's self-attention is not causal": dict(causal=False),
-                "encoder_norm and decoder_norm are not applied after the stacks": dict(final_norms=False),
+                "encoder_norm and decoder_norm are not applied after the stacks":
+                    dict(encoder_norm=False, decoder_norm=False),
+                "encoder_norm is not applied to the encoder's output: the memory the cross-attention reads is the last "
+                "encoder block's output, not encoder_norm of it": dict(encoder_norm=False),
+                "decoder_norm is not applied to the decoder's output before the head": dict(decoder_norm=False),
                 "the positions are float32 values cast to float64 (off by ~1e-8): compute them in the embeddings' "
                 "dtype, sinusoidal_positions(L, d_model, dtype=...)": dict(float32_positions=True)}
     for mistake, switches in mistakes.items():
@@ -493,14 +500,16 @@ def _entities(tags, *, typed: bool = True, i_starts: bool = True, close_last: bo
     return found
 
 
-def _entity_scores(true_tags, pred_tags, macro: bool = False, arithmetic: bool = False, **reading) -> dict:
+def _entity_scores(true_tags, pred_tags, macro: bool = False, arithmetic: bool = False, keyed: bool = True,
+                   **reading) -> dict:
     """Micro entity scores by hand; ``macro`` (means of per-sequence scores), ``arithmetic`` (F1 as the mean of P and
-    R) and ``reading`` (see :func:`_entities`) build the usual mistakes."""
+    R), ``keyed=False`` (entities without their sequence's index, so one matches another sequence's) and ``reading``
+    (see :func:`_entities`) build the usual mistakes."""
     if macro:
         each = [_entity_scores([t], [p], arithmetic=arithmetic, **reading) for t, p in zip(true_tags, pred_tags)]
         return {k: sum(e[k] for e in each) / len(each) for k in ("precision", "recall", "f1")}
-    true = {(k, *s) for k, tags in enumerate(true_tags) for s in _entities(tags, **reading)}
-    pred = {(k, *s) for k, tags in enumerate(pred_tags) for s in _entities(tags, **reading)}
+    true = {(k, *s)[not keyed:] for k, tags in enumerate(true_tags) for s in _entities(tags, **reading)}
+    pred = {(k, *s)[not keyed:] for k, tags in enumerate(pred_tags) for s in _entities(tags, **reading)}
     hit = len(true & pred)
     p, r = (hit / len(pred) if pred else 0.0), (hit / len(true) if true else 0.0)
     return {"precision": p, "recall": r, "f1": (p + r) / 2 if arithmetic else 2 * p * r / (p + r) if p + r else 0.0}
@@ -515,6 +524,9 @@ ENTITY_MISTAKES = {
     "means of per-sequence scores: pool the counts over all sequences (micro) before dividing": dict(macro=True),
     "F1 as the arithmetic mean of precision and recall: it is their harmonic mean, 2PR / (P + R)":
         dict(arithmetic=True),
+    "the entities of all sequences pooled without their sequence's index: an entity then matches one at the same "
+    "place in another sequence (or two equal ones count once); key each by (sequence, type, start, end)":
+        dict(keyed=False),
 }
 
 

@@ -19,7 +19,7 @@ from tfs.teaching.checks import check_close, check_true
 
 __all__ = ["align_mistakes", "check_ids", "decoder_block_mistakes", "decoder_layer_by_hand", "decoder_layer_oracle",
            "distinct_norms", "eos_mistakes", "finish_rows", "greedy_by_hand", "greedy_mistakes",
-           "queries_from_memory", "shift_mistakes", "span_mistake", "tie_problem", "torch_causal", "transformer_logits"]
+           "one_sublayer_in_other_form", "queries_from_memory", "shift_mistakes", "span_mistake", "tie_problem", "torch_causal", "transformer_logits"]
 
 
 def torch_causal(length: int) -> torch.Tensor:
@@ -37,12 +37,12 @@ def decoder_layer_oracle(block: nn.Module, norm_first: bool = False, activation:
 
 
 @torch.no_grad()
-def distinct_norms(block: nn.Module) -> nn.Module:
-    """Give ``block``'s ``norm1``, ``norm2``, ``norm3`` gains and shifts of their own (seeded), so that a block using
-    them in another order computes something else; return the block."""
+def distinct_norms(block: nn.Module, names: tuple[str, ...] = ("norm1", "norm2", "norm3")) -> nn.Module:
+    """Give ``block``'s LayerNorms ``names`` gains and shifts of their own (seeded), so that a block using them in
+    another order, or leaving one out, computes something else; return the block."""
     generator = torch.Generator().manual_seed(11)
-    for i in (1, 2, 3):
-        norm = getattr(block, f"norm{i}")
+    for name in names:
+        norm = getattr(block, name)
         norm.weight.copy_(1 + 0.3 * torch.randn(norm.weight.shape, generator=generator, dtype=norm.weight.dtype))
         norm.bias.copy_(0.3 * torch.randn(norm.bias.shape, generator=generator, dtype=norm.bias.dtype))
     return block
@@ -51,24 +51,43 @@ def distinct_norms(block: nn.Module) -> nn.Module:
 @torch.no_grad()
 def decoder_layer_by_hand(layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor,
                           tgt_padding: torch.Tensor | None, memory_padding: torch.Tensor | None, norm_first: bool, *,
-                          residual_normed: bool = False, norms: tuple[int, int, int] = (1, 2, 3)) -> torch.Tensor:
+                          residual_normed: bool = False, norms: tuple[int, int, int] = (1, 2, 3),
+                          other_form: tuple[int, ...] = ()) -> torch.Tensor:
     """The decoder layer written out with ``layer``'s own sublayers (paddings: True = blocked, ReLU), to build the
-    mistakes torch has no switch for: ``residual_normed`` (pre-LN adding LN(x), not x, to each sublayer's output) and
-    ``norms`` (the LayerNorms in another order than norm1, norm2, norm3)."""
+    mistakes torch has no switch for: ``residual_normed`` (pre-LN adding LN(x), not x, to each sublayer's output),
+    ``norms`` (the LayerNorms in another order than norm1, norm2, norm3) and ``other_form`` (the sublayers of these
+    indices, 0 self-attention, 1 cross-attention, 2 feed-forward, written post-LN in a pre-LN block or the reverse)."""
     causal = torch_causal(x.shape[1])
     sublayers = [lambda h: layer.self_attn(h, h, h, attn_mask=causal, key_padding_mask=tgt_padding,
                                            need_weights=False)[0],
                  lambda h: layer.multihead_attn(h, memory, memory, key_padding_mask=memory_padding,
                                                 need_weights=False)[0],
                  lambda h: layer.linear2(F.relu(layer.linear1(h)))]
-    for index, sublayer in zip(norms, sublayers):
+    for position, (index, sublayer) in enumerate(zip(norms, sublayers)):
         norm = getattr(layer, f"norm{index}")
-        if norm_first:
+        if norm_first != (position in other_form):
             h = norm(x)
             x = (h if residual_normed else x) + sublayer(h)
         else:
             x = norm(x + sublayer(x))
     return x
+
+
+SUBLAYERS = ("masked self-attention", "cross-attention", "feed-forward")
+
+
+@torch.no_grad()
+def one_sublayer_in_other_form(layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor,
+                               tgt_padding: torch.Tensor | None, memory_padding: torch.Tensor | None,
+                               norm_first: bool) -> dict[str, torch.Tensor]:
+    """``{description: output}`` of the block with one sublayer written in the other LayerNorm form (a pre-LN block
+    with one ``x = LN(x + f(x))`` left over, or a post-LN block with one ``x = x + f(LN(x))``)."""
+    wrong, right = ("post-LN, x = LN(x + f(x))", "x + f(LN(x))") if norm_first else ("pre-LN, x = x + f(LN(x))",
+                                                                                     "LN(x + f(x))")
+    return {f"the {sublayer} sublayer written {wrong}, where the other two use {right}: every sublayer of a "
+            f"{'pre' if norm_first else 'post'}-LN block takes the same form":
+                decoder_layer_by_hand(layer, x, memory, tgt_padding, memory_padding, norm_first, other_form=(position,))
+            for position, sublayer in enumerate(SUBLAYERS)}
 
 
 @torch.no_grad()
@@ -100,6 +119,7 @@ def decoder_block_mistakes(layer: nn.TransformerDecoderLayer, x: torch.Tensor, m
     if norm_first:
         mistakes["residuals that add the normalised input, LN(x) + f(LN(x)), where pre-LN adds x + f(LN(x))"] = \
             decoder_layer_by_hand(layer, x, memory, tgt_pad, pad, True, residual_normed=True)
+    mistakes.update(one_sublayer_in_other_form(layer, x, memory, tgt_pad, pad, norm_first))
     for order in itertools.permutations((1, 2, 3)):
         if order != (1, 2, 3):
             mistakes[f"the LayerNorms used in the order norm{order[0]}, norm{order[1]}, norm{order[2]} (norm1 belongs "
@@ -189,16 +209,19 @@ def greedy_by_hand(model: nn.Module, src_ids: torch.Tensor, src_attention_mask: 
     return ids
 
 
-def finish_rows(ids: torch.Tensor, eos_id: int, pad_id: int, keep_eos: bool = True, until_first: bool = False
-                ) -> torch.Tensor:
+def finish_rows(ids: torch.Tensor, eos_id: int, pad_id: int, keep_eos: bool = True, until_first: bool = False,
+                pad_after: bool = True) -> torch.Tensor:
     """Greedy rows ``(B, 1 + n)`` decoded without EOS -> as decoding with ``eos_id`` returns them: each row up to its
-    first EOS, then ``pad_id``, as wide as the longest row. ``keep_eos=False`` (the EOS itself padded) and
-    ``until_first`` (stopped when the first row ended) build the usual mistakes."""
+    first EOS, then ``pad_id``, as wide as the longest row. ``keep_eos=False`` (the EOS itself padded),
+    ``until_first`` (stopped when the first row ended) and ``pad_after=False`` (a finished row goes on with the
+    model's tokens) build the usual mistakes."""
     rows = []
     for row in ids.tolist():
         end = next((i for i, token in enumerate(row) if i > 0 and token == eos_id), None)
         rows.append(row if end is None else row[:end + 1] if keep_eos else row[:end] + [pad_id])
     width = min(map(len, rows)) if until_first else max(map(len, rows))
+    if not pad_after:
+        return ids[:, :width].clone()
     return torch.tensor([(row + [pad_id] * (width - len(row)))[:width] for row in rows])
 
 
@@ -218,7 +241,9 @@ def eos_mistakes(ids: torch.Tensor, eos_id: int, pad_id: int) -> dict[str, torch
             "decoding stopped as soon as one row produced EOS: the other rows go on until every row has finished":
                 finish_rows(ids, eos_id, pad_id, until_first=True),
             "padding with 0 where the model's pad_id is another id: read it from model.config.pad_id":
-                finish_rows(ids, eos_id, 0)}
+                finish_rows(ids, eos_id, 0),
+            "a finished row not padded: after its EOS a row gets model.config.pad_id, not the model's next tokens":
+                finish_rows(ids, eos_id, pad_id, pad_after=False)}
 
 
 def check_ids(received, expected: torch.Tensor, name: str, mistakes: dict[str, torch.Tensor], hint: str) -> None:
@@ -244,12 +269,18 @@ def tie_problem(model: nn.Module) -> str:
 @torch.no_grad()
 def transformer_logits(model: nn.Module, src, tgt, src_attention_mask=None, tgt_attention_mask=None,
                        memory_mask: bool = True, encoder_mask: bool = True, scale: bool = True,
-                       float32_positions: bool = False) -> torch.Tensor:
+                       float32_positions: bool = False, encoder_norm: bool = True, decoder_norm: bool = True
+                       ) -> torch.Tensor:
     """Logits from ``nn.Transformer`` with ``model``'s stacks copied, between ``model``'s embedding tables (scaled,
     plus sinusoidal positions) and its ``head`` weight. The switches build the usual mistakes: ``memory_mask=False``
     (a cross-attention that ignores the source padding), ``encoder_mask=False`` (encoder blocks without it),
-    ``scale=False`` (no sqrt(d_model)), ``float32_positions`` (positions made in float32 and cast)."""
+    ``scale=False`` (no sqrt(d_model)), ``float32_positions`` (positions made in float32 and cast),
+    ``encoder_norm=False`` / ``decoder_norm=False`` (a stack's final LayerNorm left out)."""
     transformer = to_torch_transformer(model).train()
+    if not encoder_norm:
+        transformer.encoder.norm = None
+    if not decoder_norm:
+        transformer.decoder.norm = None
     d_model = model.config.d_model
 
     def embed(table, ids):  # written out here, not the model's own code
