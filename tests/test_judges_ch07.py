@@ -116,10 +116,17 @@ def top_p_changes_logits(logits, p):
     return out - out[torch.isfinite(out)].max()  # shifted: the kept logits changed
 
 
+def top_p_running_total_of_logits(logits, p):  # held-out list: the running total of the sorted logits, no softmax
+    sorted_logits, order = torch.sort(logits, dim=-1)
+    drop = sorted_logits.cumsum(-1) <= 1 - p
+    drop[..., -1] = False
+    return logits.masked_fill(drop.scatter(-1, order, drop), INF)
+
+
 @pytest.mark.parametrize("mutant, message", [
     (top_p_without_crossing_token, "one token too few"), (top_p_zero_fill, "set to 0"),
     (top_p_wrong_end, "most likely token was filtered"), (top_p_changes_logits, "kept logits changed"),
-    (top_p_running_total_below_p, "keep no token at all")])
+    (top_p_running_total_below_p, "keep no token at all"), (top_p_running_total_of_logits, "not the logits themselves")])
 def test_top_p_mutants_fail_with_their_mistake(mutant, message):
     fails("top_p", message, top_p_filter=mutant)
 
@@ -128,7 +135,8 @@ def test_top_p_mutants_fail_with_their_mistake(mutant, message):
 
 def solution_generate(model, input_ids, max_new_tokens, attention_mask=None, eos_token_id=None, temperature=0.0,
                       top_k=None, top_p=None, generator=None, positions_from_mask=True, extend_mask=True,
-                      stop_at_eos=True, pass_positions=True, seeded=True, filter_before_temperature=False):
+                      stop_at_eos=True, pass_positions=True, seeded=True, filter_before_temperature=False,
+                      feed_all=False, use_cache=True):
     """The chapter's loop, with switches that turn it into the usual mistakes."""
     mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
     ids, new, cache = input_ids, input_ids, KVCache()
@@ -140,7 +148,7 @@ def solution_generate(model, input_ids, max_new_tokens, attention_mask=None, eos
         else:
             positions = torch.arange(start, start + new.shape[1]).expand(ids.shape[0], -1)
         with torch.no_grad():
-            logits = model(new, attention_mask=mask if extend_mask else None, cache=cache,
+            logits = model(new, attention_mask=mask if extend_mask else None, cache=cache if use_cache else None,
                            position_ids=positions if pass_positions else None)[0][:, -1]
         if temperature == 0:
             token = logits.argmax(-1)
@@ -155,7 +163,7 @@ def solution_generate(model, input_ids, max_new_tokens, attention_mask=None, eos
             finished |= token == eos_token_id
         ids = torch.cat([ids, token[:, None]], 1)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        new = token[:, None]
+        new = ids if feed_all else token[:, None]
     return ids
 
 
@@ -179,6 +187,8 @@ def test_generate_data_exercises_eos():
     (lambda *a, **k: solution_generate(*a, **k, extend_mask=False), "without attention_mask"),
     (lambda *a, **k: solution_generate(*a, **k, stop_at_eos=False), "continued\\s+with EOS"),
     (lambda model, ids, n, **k: solution_generate(model, ids, n, **k)[:, ids.shape[1]:], "shape"),
+    (lambda *a, **k: solution_generate(*a, **k, feed_all=True), "only the new token"),  # held-out list
+    (lambda *a, **k: solution_generate(*a, **k, feed_all=True, use_cache=False), "without a cache"),
 ])
 def test_generate_mutants_fail_with_their_mistake(mutant, message):
     fails("generate", message, generate=mutant)

@@ -99,6 +99,7 @@ def top_p(data) -> None:
     from tfs.grader.collectors.ch07 import TOP_P_ERRORS
 
     cases = _cases(data, len(TOP_P_CASES), "top_p_filter")
+    _check_top_p_shift(data, cases)
     for i, (p, item) in enumerate(zip(TOP_P_CASES, cases)):
         logits = filter_logits(10 + i)
         what = f"top_p_filter(logits of shape {tuple(logits.shape)}, top_p={p})"
@@ -107,6 +108,23 @@ def top_p(data) -> None:
         _check_top_p_order(received, logits, p, what)
         _check_filter(received, expected, logits, what)
     _errors(data, [f"top_p={p}" for p in TOP_P_ERRORS], "top_p_filter", "top_p outside (0, 1]")
+
+
+def _check_top_p_shift(data: dict, cases: list) -> None:
+    """The same logits plus a constant (the same probabilities) must keep the same tokens: a running total of the
+    logits themselves, not of their softmax, keeps others."""
+    from tfs.grader.collectors.ch07 import TOP_P_SHIFT
+
+    case, shift = TOP_P_SHIFT
+    shifted, plain_case = data.get("shifted"), cases[case]
+    if not (isinstance(shifted, dict) and "out" in shifted and "out" in plain_case):
+        return
+    kept, kept_shifted = _kept(plain_case["out"]), _kept(shifted["out"])
+    if kept.shape == kept_shifted.shape and not torch.equal(kept, kept_shifted):
+        raise JudgeFailure(f"top_p_filter(logits + {shift:g}, top_p={TOP_P_CASES[case]}) keeps other tokens than "
+                           f"top_p_filter(logits, top_p={TOP_P_CASES[case]}), though adding a constant to every logit "
+                           "leaves the probabilities unchanged: the running total must add up probabilities (the "
+                           "softmax of the sorted logits), not the logits themselves")
 
 
 def _check_top_p_order(received: torch.Tensor, logits: torch.Tensor, p: float, what: str) -> None:
@@ -136,6 +154,7 @@ def _oracle():
 def generate(data) -> None:
     hf, prompts, ids, mask = _oracle()
     check_data(data, {"alone": [dict] * len(prompts), "batch": dict, "eos": dict}, "generate")
+    _check_cache_use(data.get("batch_calls"), ids.shape[1])
     with torch.no_grad():
         alone = [hf.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
                              do_sample=False, max_new_tokens=12) for p in prompts]
@@ -185,6 +204,21 @@ def generate(data) -> None:
         raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): a finished row (one that produced EOS) must "
                            "be continued with EOS only, the others as before")
     _check_sampling(data, hf, prompts[0])
+
+
+def _check_cache_use(calls, prompt_length: int) -> None:
+    """Every call of the model gets the cache; the first feeds the prompt, each later one only the new token."""
+    if not isinstance(calls, list) or not calls or not all(isinstance(call, dict) for call in calls):
+        return
+    what = "generate(model, a left-padded batch, 12)"
+    if not all(call.get("cache") for call in calls):
+        raise JudgeFailure(f"{what}: the model was called without a cache: create one KVCache() before the loop "
+                           "and pass cache=... to every call, so that no position is computed twice")
+    fed = [call.get("tokens") for call in calls]
+    if fed[0] != prompt_length or any(n != 1 for n in fed[1:]):
+        raise JudgeFailure(f"{what}: tokens fed per call {fed}, expected {prompt_length} (the prompt) and then 1 per "
+                           "call: after the first call the cache already holds every earlier position, so each later "
+                           "call feeds only the new token")
 
 
 def _check_sampling(data, hf, prompt) -> None:

@@ -96,8 +96,13 @@ def top_k(top_k_filter) -> dict:
             "errors": error_names(top_k_filter, *((filter_logits(0, 2), k) for k in TOP_K_ERRORS))}
 
 
+TOP_P_SHIFT = (1, 5.0)  # (index of a TOP_P_CASES case, a constant added to every logit: the probabilities stay)
+
+
 def top_p(top_p_filter) -> dict:
+    case, shift = TOP_P_SHIFT
     return {"cases": [_run(top_p_filter, filter_logits(10 + i), p) for i, p in enumerate(TOP_P_CASES)],
+            "shifted": _run(top_p_filter, filter_logits(10 + case) + shift, TOP_P_CASES[case]),
             "errors": error_names(top_p_filter, *((filter_logits(0, 2), p) for p in TOP_P_ERRORS))}
 
 
