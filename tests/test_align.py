@@ -108,6 +108,14 @@ def test_pack_layout_positions_padding_and_errors():
     assert padded["input_ids"].shape == (2, 5) and padded["segment_ids"][0].tolist() == [0, 0, 0, -1, -1]
 
 
+def test_the_tests_packed_rows_and_mask_are_the_packages():
+    examples = pa.toy_examples([7, 5, 11, 3, 9, 6])
+    packed = align.pack_examples(examples, 16, pad_id=1)                          # [7, 5] [11, 3] [9, 6]
+    written = pa.packed_rows([examples[:2], examples[2:4], examples[4:]], 16, pad_id=1)
+    assert written.keys() == packed.keys() and all(torch.equal(written[k], packed[k]) for k in packed)
+    assert torch.equal(pa.segment_mask(packed["segment_ids"]), align.packing_mask(packed["segment_ids"]))
+
+
 def test_labelled_logits_are_the_full_logits_at_labelled_positions():
     model, _ = _hf_pair(1)
     batch = align.pack_examples(pa.toy_examples([6, 7, 9]), 16, pad_id=1)

@@ -50,7 +50,7 @@ def _check_examples(data, conversations, name: str) -> None:
         expected = pa.shifted_labels(ids, mask)
         if torch.equal(labels, expected):
             continue
-        for mistake, wrong in pa.label_mistakes(ids, mask, end_id).items():
+        for mistake, wrong in pa.label_mistakes(ids, mask, end_id, labels).items():
             if torch.equal(labels, wrong):
                 raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
         wrong = int((labels != expected).sum())
@@ -69,15 +69,22 @@ def chat_turns(data) -> None:
 
 # ------------------------------------------------------------------------------------------ packing
 
-def _expected_pack() -> dict[str, torch.Tensor]:
-    """Greedy, in order: a row is closed when the next example does not fit in what is left of it."""
+def _rows(fits_exactly: bool = True) -> list[list[dict]]:
+    """Greedy, in order: a row is closed when the next example does not fit in what is left of it (or, with
+    ``fits_exactly=False``, the off-by-one: when it would fill the row exactly, too)."""
     rows, used = [[]], 0
     for example in c.pack_inputs():
-        if used + len(example["input_ids"]) > c.BLOCK:
+        length = len(example["input_ids"])
+        if used + length > c.BLOCK or (not fits_exactly and used + length == c.BLOCK):
             rows.append([])
             used = 0
         rows[-1].append(example)
-        used += len(example["input_ids"])
+        used += length
+    return rows
+
+
+def _expected_pack() -> dict[str, torch.Tensor]:
+    rows = _rows()
     out = {"input_ids": torch.full((len(rows), c.BLOCK), c.PAD_ID), "labels": torch.full((len(rows), c.BLOCK), -100),
            "position_ids": torch.zeros(len(rows), c.BLOCK, dtype=torch.long),
            "segment_ids": torch.full((len(rows), c.BLOCK), -1)}
@@ -100,6 +107,9 @@ def _check_pack(packed, name: str) -> dict[str, torch.Tensor]:
     for key in expected:
         expect(_is_tensor(packed.get(key)), name, f"the result has no tensor {key!r}.")
     shape = tuple(expected["input_ids"].shape)
+    expect(len(packed["input_ids"]) != len(_rows(fits_exactly=False)), name, f"{len(packed['input_ids'])} rows, not "
+           f"{shape[0]}: an example that fills what is left of a row exactly still fits (used + length == "
+           "block_size); start a new row only when used + length > block_size.")
     for key in expected:
         expect(tuple(packed[key].shape) == shape, name, f"{key} has shape {tuple(packed[key].shape)}; expected "
                f"{shape}: {shape[0]} rows of block_size={c.BLOCK} (examples of {list(c.PACK_LENGTHS)} tokens, in "
@@ -120,8 +130,11 @@ def _check_pack(packed, name: str) -> dict[str, torch.Tensor]:
             raise JudgeFailure(f"✗ {name}: position ids run on across the examples of a row; each example starts "
                                "again at position 0, as it would alone.")
         raise JudgeFailure(f"✗ {name}: position_ids must be 0, 1, ... from each example's first token (0 on padding).")
-    expect(torch.equal(packed["segment_ids"].long(), expected["segment_ids"]), name,
-           "segment_ids must number the examples of each row 0, 1, 2, ... and be -1 on padding.")
+    if not torch.equal(packed["segment_ids"].long(), expected["segment_ids"]):
+        expect(not torch.equal(packed["segment_ids"][real].long(), expected["segment_ids"][real]), name,
+               "padding must have segment id -1: a segment of its own, that no example's token may attend to.")
+        raise JudgeFailure(f"✗ {name}: segment_ids must number the examples of each row 0, 1, 2, ... and be -1 on "
+                           "padding.")
     return expected
 
 
@@ -242,9 +255,9 @@ def lora_trainable(data) -> None:
            "adapter's A and B), the list the optimiser gets.")
 
 
-def _oracle_steps(accumulate: bool = False, clip: bool = True) -> tuple[list[float], dict]:
+def _oracle_steps(accumulate: bool = False, clip: bool = True, masked: bool = True) -> tuple[list[float], dict]:
     """The collector's three steps, composed here: the package's LLaMA and LoRALinear, cross-entropy over labelled
-    tokens, ``clip_grad_norm_``, ``AdamW``."""
+    tokens, ``clip_grad_norm_``, ``AdamW``; the keywords make the usual wrong versions."""
     from tfs.align import packed_logits, packing_mask
     from tfs.compress import add_lora
 
@@ -261,7 +274,8 @@ def _oracle_steps(accumulate: bool = False, clip: bool = True) -> tuple[list[flo
     batch = c.step_batch()
     losses = []
     for _ in range(c.STEPS):
-        logits = packed_logits(model, batch["input_ids"], batch["position_ids"], packing_mask(batch["segment_ids"]))
+        mask = packing_mask(batch["segment_ids"]) if masked else None
+        logits = packed_logits(model, batch["input_ids"], batch["position_ids"], mask)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
         if not accumulate:
             optimizer.zero_grad()
@@ -278,7 +292,12 @@ def sft_step(data) -> None:
     expect(isinstance(data, dict) and isinstance(data.get("losses"), list) and len(data["losses"]) == c.STEPS, name,
            f"expected {c.STEPS} losses (one per call).")
     losses, state = data["losses"], data.get("state") or {}
+    expect(data.get("adapted") == _lora_names(c.tiny_llama(2)), "add_lora_adapters", "the model it prepared for "
+           "sft_step does not train exactly every q, k, v, out, gate, up and down projection's A and B (its own test "
+           "says what differs), so the steps cannot be compared with the expected ones.")
     expect(all(_number(x) for x in losses), name, "each call must return the loss as a finite float (loss.item()).")
+    expect(data.get("floats") is True, name, "return the loss as a Python float (loss.item()), not a tensor: a tensor "
+           "kept in a list of losses keeps each step's whole graph alive.")
     base = c.tiny_llama(2).state_dict()
     for key, value in base.items():
         wrapped = key.replace(".weight", ".base.weight") if f"{key[:-len('.weight')]}.A" in state else key
@@ -292,6 +311,10 @@ def sft_step(data) -> None:
             expect(_close(state.get(key), value, 1e-8), name, f"after {c.STEPS} steps {key} differs from the expected "
                    "update.")
         return
+    leaky = _oracle_steps(masked=False)[0][0]
+    expect(abs(losses[0] - leaky) > 1e-9 * max(1, abs(leaky)), name, "the logits were computed without the packing "
+           "mask, so each chat reads the chats packed before it in its row: pass packing_mask(segment_ids) to "
+           "packed_logits.")
     expect(abs(losses[0] - expected_losses[0]) <= 1e-9 * max(1, abs(expected_losses[0])), name,
            f"the first loss ({losses[0]:.6f}) is not the expected one: compute the logits with the "
            "block-diagonal mask (packed_logits(model, input_ids, position_ids, packing_mask(segment_ids))) and the "
@@ -310,6 +333,11 @@ def sft_step(data) -> None:
 
 def merge_adapter(data) -> None:
     name = "merge_adapter"
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        shapes = (" A weight is (out, in) and its update B @ A is (out, r) @ (r, in), the same shape; transposed "
+                  "(Aᵀ Bᵀ) it is (in, out).") if "size" in error or "shape" in error else ""
+        raise JudgeFailure(f"✗ {name}: your function raised {error}.{shapes}")
     expect(isinstance(data, dict) and isinstance(data.get("state"), dict), name, "expected the merged model's weights.")
     model = c.tiny_llama(3)
     shapes = {n: (m.in_features, m.out_features) for n, m in model.named_modules() if n in c.MERGED}
@@ -328,6 +356,8 @@ def merge_adapter(data) -> None:
         mistakes = {"the update is scaled by r / alpha; LoRA scales it by alpha / r": weight + B @ A / scale,
                     "the update is not scaled: add (alpha / r) B A": weight + B @ A,
                     "the update is scaled by alpha, not alpha / r": weight + c.LORA_ALPHA * B @ A,
+                    "r is taken as A's columns (its input size); r is A's number of rows: A is (r, in)":
+                        weight + (c.LORA_ALPHA / A.shape[1]) * B @ A,
                     "the update is transposed: W (out, in) gets B A, (out, r) @ (r, in)": weight + scale * (B @ A).T
                     if weight.shape[0] == weight.shape[1] else None,
                     "the weight is replaced by the update: W + (alpha / r) B A keeps W": scale * B @ A}
@@ -354,6 +384,9 @@ def sequence_logprobs(data) -> None:
            "sum over the positions (dim=-1) after picking each label's log-probability.")
     if _close(values, expected, 1e-8):
         return
+    expect(not bool(torch.isinf(values).any()), name, "a log-probability is -inf where the exact value is finite: "
+           "log(softmax(...)) rounds a very small probability to 0 first; log_softmax computes log p without "
+           "forming p (stable).")
     log_probs = torch.log_softmax(logits, -1)
     picked = log_probs.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
     scored = labels != -100
@@ -361,6 +394,8 @@ def sequence_logprobs(data) -> None:
     again = log_probs[:, :-1].gather(-1, labels[:, 1:].clamp(min=0)[..., None])[..., 0] * scored[:, 1:]
     mistakes = {"a mean over the response's tokens; a sequence's log-probability is their SUM (the log of the product "
                 "of the tokens' probabilities)": expected / counts,
+                "a mean over all positions (prompt and padding included); a sequence's log-probability is the SUM "
+                "over its response's tokens": expected / labels.shape[1],
                 "positions labelled -100 were scored too (as token 0): only the response's tokens count": picked.sum(1),
                 "probabilities were summed, not log-probabilities": (picked.exp() * scored).sum(1),
                 "the logits were shifted again: the labels are already shifted (labels[t] is the token after t)":
@@ -401,6 +436,12 @@ def dpo_values(data) -> None:
                     _dpo(pc, pr, rc, rr, beta, power=0).item(),
                 "the reference is ignored: DPO compares the policy's log-ratios to the reference's":
                     -F.logsigmoid(beta * (pc - pr)).mean().item(),
+                "the chosen response's reference log-probability is not subtracted: each response's log-ratio is "
+                "log pi - log pi_ref": -F.logsigmoid(beta * (pc - (pr - rr))).mean().item(),
+                "the rejected response's reference log-probability is not subtracted: each response's log-ratio is "
+                "log pi - log pi_ref": -F.logsigmoid(beta * ((pc - rc) - pr)).mean().item(),
+                "beta multiplies the log-sigmoid instead of the margin inside it: -log sigmoid(beta · margin)":
+                    -beta * F.logsigmoid((pc - rc) - (pr - rr)).mean().item(),
                 "a sum over the pairs; the loss is their mean": _dpo(pc, pr, rc, rr, beta).item() * len(pc),
                 "log(sigmoid) written as -log(1 + exp(z)), or a sigmoid without the log: use F.logsigmoid":
                     -torch.sigmoid(beta * ((pc - rc) - (pr - rr))).mean().item(),
@@ -428,6 +469,8 @@ def dpo_gradient(data) -> None:
     name = "dpo_loss"
     grads = data.get("grads") if isinstance(data, dict) else None
     expect(isinstance(grads, list) and len(grads) == 4, name, "expected the gradients of the four inputs.")
+    expect(not any(data.get("rewards_attached") or []), name, "the rewards returned carry gradients: detach them "
+           "(they are for reporting; attached, each one kept keeps the graph of the whole step alive).")
     pc, pr, rc, rr = (x.clone().requires_grad_(True) for x in c.dpo_inputs())
     _dpo(pc, pr, rc, rr, c.BETAS[1]).backward()
     for label, got in (("reference_chosen", grads[2]), ("reference_rejected", grads[3])):
@@ -436,7 +479,7 @@ def dpo_gradient(data) -> None:
     for label, got, want in (("policy_chosen", grads[0], pc.grad), ("policy_rejected", grads[1], pr.grad)):
         expect(_is_tensor(got, want.shape), name, f"no gradient reached {label}: keep the loss differentiable.")
         if not _close(got, want, 1e-10):
-            if _close(got, -want, 1e-10):
+            if bool((got.double() * want < 0).all()):
                 raise JudgeFailure(f"✗ {name}: the gradient on {label} has the wrong sign: minimising the loss must raise "
                                    "the chosen log-probability and lower the rejected one.")
             raise JudgeFailure(f"✗ {name}: the gradient on {label} differs from the DPO loss's.")

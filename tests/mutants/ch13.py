@@ -74,4 +74,21 @@ MUTANTS = [
     Mutant("dpo-rewards-attached", "dpo_loss", "beta * chosen.detach(), beta * rejected.detach()",
            "beta * chosen, beta * rejected", r"detach|grad", "rare"),
     Mutant("dpo-sum", "dpo_loss", "(chosen - rejected)).mean()", "(chosen - rejected)).sum()", r"mean|sum|batch", "rare"),
+    # added after the first measurement (not part of the held-out numbers)
+    Mutant("labels-mask-unshifted", "chat_example", "labels[:-1] = torch.where(trained[1:], ids[1:], IGNORE_INDEX)",
+           "labels[:-1] = torch.where(trained[:-1], ids[1:], IGNORE_INDEX)", r"t \+ 1|not t|move with"),
+    Mutant("pack-segments-padding-zero", "pack_examples", '"segment_ids": torch.full(shape, -1)}',
+           '"segment_ids": torch.zeros(shape, dtype=torch.long)}', r"segment id -1", "rare"),
+    Mutant("sft-shifted-again", "sft_loss",
+           "F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           "F.cross_entropy(logits[..., :-1, :].reshape(-1, logits.shape[-1]), labels[..., 1:].reshape(-1), "
+           "ignore_index=IGNORE_INDEX)", r"shift"),
+    Mutant("step-clip-after-step", "add_lora_adapters",
+           '    torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_norm)\n'
+           "    optimizer.step()\n",
+           "    optimizer.step()\n"
+           '    torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_norm)\n',
+           r"before (optimizer\.)?step|not clipped", "rare"),
+    Mutant("logprobs-wrong-dim", "sequence_logprobs", "torch.log_softmax(logits, dim=-1)", "torch.log_softmax(logits, dim=1)",
+           r"dimension|dim=-1|vocab"),
 ]

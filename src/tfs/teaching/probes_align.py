@@ -11,6 +11,8 @@
 - :func:`tiny_llama`: the package's LLaMA at a tiny size, float64, every weight a seeded function of its name.
 - :func:`shifted_labels`: the labels a 0/1 mask of trained tokens gives (``labels[t] = ids[t+1]`` where token
   ``t+1`` is trained), and the classic wrong versions of it that visible tests name.
+- :func:`packed_rows` and :func:`segment_mask`: a packed batch written out, and ``transformers``' mask for it, for
+  the tests of the training step (which must not depend on the learner's packing).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import zlib
 
 import torch
 
-__all__ = ["CHATML_TEMPLATE", "assistant_mask", "chat_tokenizer", "label_mistakes", "marked_template", "seeded",
-           "shifted_labels", "tiny_llama", "toy_examples"]
+__all__ = ["CHATML_TEMPLATE", "assistant_mask", "chat_tokenizer", "header_labelled", "label_mistakes", "marked_template",
+           "packed_rows", "seeded", "segment_mask", "shifted_labels", "tiny_llama", "toy_examples"]
 
 # SmolLM2-135M-Instruct's chat_template.jinja, byte for byte (tests/test_align.py compares them)
 CHATML_TEMPLATE = (
@@ -60,8 +62,10 @@ def shifted_labels(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return labels
 
 
-def label_mistakes(input_ids: torch.Tensor, mask: torch.Tensor, end_id: int) -> dict[str, torch.Tensor]:
-    """The wrong labels a learner's ``chat_example`` usually returns, keyed by what went wrong."""
+def label_mistakes(input_ids: torch.Tensor, mask: torch.Tensor, end_id: int, received=None) -> dict[str, torch.Tensor]:
+    """The wrong labels a learner's ``chat_example`` usually returns, keyed by what went wrong. Given the learner's
+    labels (``received``), a mistake known by a property rather than by its values is added when they have it: an
+    assistant header trained (:func:`header_labelled`)."""
     mistakes = {
         "labels that are not shifted: labels[t] must be the token AFTER position t (input_ids[t + 1])":
             torch.where(mask.bool(), input_ids, -100),
@@ -70,13 +74,50 @@ def label_mistakes(input_ids: torch.Tensor, mask: torch.Tensor, end_id: int) -> 
         "the assistant's <|im_end|> left out: a model trained so never learns to stop":
             shifted_labels(input_ids, mask.bool() & (input_ids != end_id)),
     }
-    starts = [i for i in range(len(mask)) if mask[i] and (i == 0 or not mask[i - 1])]
-    if len(starts) > 1:
+    mistakes["labels where token t (not t + 1) is the assistant's: the mask must move with the ids, "
+             "labels[t] = input_ids[t + 1] where token t + 1 is the assistant's"] = \
+        torch.where(mask.bool(), torch.cat([input_ids[1:], input_ids.new_tensor([-100])]), -100)
+    runs = _runs(mask)
+    if len(runs) > 1:
         last_only = torch.zeros_like(mask)
-        last_only[starts[-1]:] = mask[starts[-1]:]
+        last_only[runs[-1][0]:] = mask[runs[-1][0]:]
         mistakes["only the last assistant reply trained: every reply of the conversation is"] = \
             shifted_labels(input_ids, last_only)
+    once, seen = torch.zeros_like(mask), set()
+    for start, stop in runs:
+        if tuple(input_ids[start:stop].tolist()) not in seen:
+            once[start:stop] = 1
+        seen.add(tuple(input_ids[start:stop].tolist()))
+    if not torch.equal(once, mask):
+        mistakes["a repeated reply trained only once: a reply equal to an earlier one was found at the earlier one's "
+                 "place; search for each reply after the end of the previous one"] = shifted_labels(input_ids, once)
+    if isinstance(received, torch.Tensor) and received.shape == input_ids.shape \
+            and header_labelled(received, input_ids, mask, end_id):
+        mistakes["the header <|im_start|>assistant\\n trained: the template writes it (it is the generation prompt); "
+                 "each reply starts after it"] = received
     return mistakes
+
+
+def header_labelled(labels: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, end_id: int) -> bool:
+    """Whether ``labels`` train a token of an assistant header (``<|im_start|>assistant\\n``, the tokens between the
+    previous turn's ``<|im_end|>\\n`` and the reply): the template writes those, the model does not."""
+    header = torch.zeros_like(mask, dtype=torch.bool)
+    for start, _ in _runs(mask):
+        ends = (input_ids[:start] == end_id).nonzero()
+        if len(ends):
+            header[int(ends[-1]) + 2:start] = True
+    return bool((labels[:-1] != -100)[header[1:]].any())
+
+
+def _runs(mask: torch.Tensor) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of the runs of 1 in a 0/1 mask (each assistant reply with its ``<|im_end|>``)."""
+    runs = []
+    for i in range(len(mask)):
+        if mask[i] and (i == 0 or not mask[i - 1]):
+            runs.append([i, i + 1])
+        elif mask[i]:
+            runs[-1][1] = i + 1
+    return [tuple(run) for run in runs]
 
 
 def chat_tokenizer():
@@ -123,3 +164,30 @@ def toy_examples(lengths, seed: int = 0, vocab_size: int = 48) -> list[dict]:
         labels[length // 2:-1] = ids[length // 2 + 1:]
         examples.append({"input_ids": ids, "labels": labels})
     return examples
+
+
+def packed_rows(rows: list[list[dict]], block_size: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Examples in the given rows (one list per row), written out as chapter 13's Exercise 2 lays them: positions
+    restart at each example, segments 0, 1, ... per row; ``pad_id``, -100, position 0 and segment -1 on padding. A
+    packed batch for the tests of what comes after packing, made without the learner's ``pack_examples``."""
+    out = []
+    for row in rows:
+        pad = block_size - sum(len(e["input_ids"]) for e in row)
+        out.append({
+            "input_ids": torch.cat([e["input_ids"] for e in row] + [torch.full((pad,), pad_id)]),
+            "labels": torch.cat([e["labels"] for e in row] + [torch.full((pad,), -100)]),
+            "position_ids": torch.cat([torch.arange(len(e["input_ids"])) for e in row] + [torch.zeros(pad)]).long(),
+            "segment_ids": torch.cat([torch.full((len(e["input_ids"]),), s) for s, e in enumerate(row)]
+                                     + [torch.full((pad,), -1)])})
+    return {key: torch.stack([row[key] for row in out]) for key in out[0]}
+
+
+def segment_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+    """``(rows, T)`` segment ids -> ``(rows, 1, T, T)`` bool from ``transformers``' packed-sequence mask function
+    (True where query and key have the same segment id): the oracle of a packing mask."""
+    from transformers.masking_utils import packed_sequence_mask_function
+
+    rows, length = segment_ids.shape
+    positions = torch.arange(length)
+    return packed_sequence_mask_function(segment_ids)(torch.arange(rows)[:, None, None, None], 0,
+                                                      positions[:, None], positions[None, :])

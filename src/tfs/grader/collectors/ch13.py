@@ -24,7 +24,7 @@ from tfs.teaching.probes_align import chat_tokenizer, toy_examples
 VOCAB = 48
 PAD_ID = 3
 BLOCK = 16
-PACK_LENGTHS = (5, 9, 3, 12, 7, 4, 10, 16)   # rows: [5, 9] [3, 12] [7, 4] [10] [16]
+PACK_LENGTHS = (5, 9, 3, 12, 7, 9, 10, 6, 16)   # rows: [5, 9] [3, 12] [7, 9] [10, 6] [16]: two rows filled exactly
 LORA_R, LORA_ALPHA = 2, 6.0                  # scale 3 (r / alpha = 1/3: an inverted scale shows)
 STEP_LR, STEP_NORM, STEPS = 0.05, 0.5, 3     # the clipping threshold is reached at every step
 BETAS = (0.1, 0.5)
@@ -51,6 +51,10 @@ MULTI_TURN = [
      {"role": "user", "content": "Two lines, please."},
      {"role": "assistant", "content": "First line.\nSecond line."},
      {"role": "user", "content": "Thanks"}],
+    [{"role": "user", "content": "Ping"},
+     {"role": "assistant", "content": "Pong."},
+     {"role": "user", "content": "Ping again"},
+     {"role": "assistant", "content": "Pong."}],   # the same reply twice: each is trained where it stands
 ]
 
 
@@ -61,12 +65,8 @@ def _stand_ins() -> dict:
     mask of :func:`step_batch`, precomputed with transformers' packed-sequence mask (whatever it is asked), and
     torch's cross-entropy over the labelled positions."""
     from torch.nn import functional as F
-    from transformers.masking_utils import packed_sequence_mask_function
 
-    segments = step_batch()["segment_ids"]
-    positions = torch.arange(segments.shape[1])
-    step_mask = packed_sequence_mask_function(segments)(torch.arange(len(segments))[:, None, None, None], 0,
-                                                        positions[:, None], positions[None, :])   # (rows, 1, T, T)
+    step_mask = probes_align.segment_mask(step_batch()["segment_ids"])   # (rows, 1, T, T)
 
     def packing_mask(segment_ids):
         return step_mask.clone()
@@ -188,19 +188,9 @@ def lora_trainable(add_lora_adapters) -> dict:
 
 def step_batch() -> dict:
     """Two packed rows of :func:`pack_inputs`' first four examples, [5, 9] and [3, 12] tokens, written out as
-    Exercise 2 lays them (positions restart per example, segments 0 and 1; ``PAD_ID``, -100, position 0 and
-    segment -1 on padding)."""
+    Exercise 2 lays them (:func:`tfs.teaching.probes_align.packed_rows`)."""
     examples = pack_inputs()[:4]
-    rows = []
-    for pair in (examples[:2], examples[2:]):
-        pad = BLOCK - sum(len(e["input_ids"]) for e in pair)
-        rows.append({
-            "input_ids": torch.cat([e["input_ids"] for e in pair] + [torch.full((pad,), PAD_ID)]),
-            "labels": torch.cat([e["labels"] for e in pair] + [torch.full((pad,), -100)]),
-            "position_ids": torch.cat([torch.arange(len(e["input_ids"])) for e in pair] + [torch.zeros(pad)]).long(),
-            "segment_ids": torch.cat([torch.full((len(e["input_ids"]),), s) for s, e in enumerate(pair)]
-                                     + [torch.full((pad,), -1)])})
-    return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+    return probes_align.packed_rows([examples[:2], examples[2:]], BLOCK, PAD_ID)
 
 
 def adapter_values(name: str, in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,12 +207,15 @@ def sft_step(add_lora_adapters, sft_step) -> dict:
                 A, B = adapter_values(name, module.base.in_features, module.base.out_features)
                 module.A.copy_(A)
                 module.B.copy_(B)
+    adapted = sorted(name for name, p in model.named_parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW(parameters, lr=STEP_LR, weight_decay=0.0)
     model.train()
     with references_for(add_lora_adapters, sft_step):
-        losses = [float(sft_step(model, {k: v.clone() for k, v in step_batch().items()}, optimizer, STEP_NORM))
-                  for _ in range(STEPS)]
-    return {"losses": losses, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        returned = [sft_step(model, {k: v.clone() for k, v in step_batch().items()}, optimizer, STEP_NORM)
+                    for _ in range(STEPS)]
+    return {"losses": [float(x.detach()) if isinstance(x, torch.Tensor) else float(x) for x in returned],
+            "floats": all(type(x) is float for x in returned), "adapted": adapted,
+            "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
 
 
 # ------------------------------------------------------------------------------------------ merging an adapter
@@ -238,7 +231,10 @@ def merge_adapter_values(in_out: dict[str, tuple[int, int]]) -> dict[str, torch.
 def merge_adapter(merge_adapter) -> dict:
     model = tiny_llama(3)
     shapes = {name: (m.in_features, m.out_features) for name, m in model.named_modules() if name in MERGED}
-    result = merge_adapter(model, merge_adapter_values(shapes), LORA_ALPHA)
+    try:
+        result = merge_adapter(model, merge_adapter_values(shapes), LORA_ALPHA)
+    except Exception as error:  # reported as the learner reads it; the judge says what a shape error here means
+        return {"error": error_line(error)}
     return {"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "returned_model": result is model}
 
@@ -246,8 +242,10 @@ def merge_adapter(merge_adapter) -> dict:
 # ------------------------------------------------------------------------------------------ log-probabilities
 
 def logprob_inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    """``logits (3, 7, 11)`` float64 and shifted ``labels (3, 7)``, -100 on prompts and padding."""
+    """``logits (3, 7, 11)`` float64 and shifted ``labels (3, 7)``, -100 on prompts and padding; one labelled token
+    has a logit of -1000."""
     logits = 3 * seeded("sequence logits", (3, 7, 11))
+    logits[2, 6, 9] = -1000.0   # a labelled token so unlikely that its probability underflows to 0 (its log does not)
     labels = torch.tensor([[-100, -100, -100, 5, 2, 8, -100],
                            [-100, 1, 10, 0, 3, -100, -100],
                            [-100, -100, -100, -100, -100, 6, 9]])
@@ -277,6 +275,7 @@ def dpo_values(dpo_loss) -> list:
 
 def dpo_gradient(dpo_loss) -> dict:
     leaves = [x.clone().requires_grad_(True) for x in dpo_inputs()]
-    loss, _, _ = dpo_loss(*leaves, beta=BETAS[1])
+    loss, chosen, rejected = dpo_loss(*leaves, beta=BETAS[1])
     loss.backward()
-    return {"grads": [leaf.grad for leaf in leaves]}
+    return {"grads": [leaf.grad for leaf in leaves],
+            "rewards_attached": [bool(getattr(r, "requires_grad", False)) for r in (chosen, rejected)]}
