@@ -161,6 +161,8 @@ def _oracle_masks(weights: list[torch.Tensor], sparsity: float) -> list[torch.Te
 def _check_masks(data, sparsities) -> None:
     name = "magnitude_masks"
     weights = c.prune_weights()
+    for sparsity in sparsities:
+        _check_not_raised(data, sparsity)
     check_data(data, {str(sparsity): [None] * len(weights) for sparsity in sparsities}, name)
     total = sum(w.numel() for w in weights)
     for sparsity in sparsities:
@@ -205,12 +207,23 @@ def prune_global(data) -> None:
     _check_masks(data, [s for s in c.SPARSITIES if s > 0])
 
 
+def _check_not_raised(data, sparsity) -> None:
+    """A call that raised at ``sparsity`` fails with that error (and, at sparsity 0, what that case asks for)."""
+    line = data.get(str(sparsity)) if isinstance(data, dict) else None
+    if isinstance(line, str):
+        edge = (" sparsity = 0 keeps everything: it prunes k = round(0 · N) = 0 weights, and there is no 0-th "
+                "smallest |w| to take as the threshold (kthvalue(0) fails).") if sparsity == 0 else ""
+        raise JudgeFailure(f"✗ magnitude_masks: at sparsity {sparsity} your function raised {line}.{edge}")
+
+
 def _check_magnitude_masks(data, sparsities) -> None:
     """At each sparsity the masks keep, in every tensor, exactly the weights above some magnitude, and prune about
     round(sparsity · N) in all: magnitude pruning, with one global threshold or one per tensor (which of the two is
     :func:`prune_global`'s point)."""
     name = "magnitude_masks"
     weights = c.prune_weights()
+    for sparsity in sparsities:
+        _check_not_raised(data, sparsity)
     check_data(data, {str(sparsity): [None] * len(weights) for sparsity in sparsities}, name)
     total = sum(w.numel() for w in weights)
     for sparsity in sparsities:

@@ -118,3 +118,87 @@ MUTANTS = [
     Mutant("lora-rank-exclusive", "LoRALinear", "1 <= r <= min(", "1 <= r < min(", r"r = min|min\(in", "rare"),
     Mutant("lora-dtype-default", "LoRALinear", ", dtype=dtype))", "))", r"dtype|float64|bfloat16|half", "rare"),
 ]
+
+H_PER_TENSOR_OLD = """        absmax = weight.abs().amax(dim=1)                                       # (out,)
+        scale = torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))
+    scale = torch.as_tensor(scale, dtype=torch.float32)
+    q = torch.clamp(torch.round(weight / scale[:, None]), -127, 127).to(torch.int8)"""
+H_PER_TENSOR_NEW = """        absmax = weight.abs().max()
+        scale = absmax / 127 if absmax > 0 else torch.tensor(1.0)
+    scale = torch.as_tensor(scale, dtype=torch.float32)
+    q = torch.clamp(torch.round(weight / scale), -127, 127).to(torch.int8)"""
+
+H_PER_LAYER_OLD = """    magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+    k = round(sparsity * magnitudes.numel())
+    if k == 0:
+        return [torch.ones_like(w, dtype=torch.bool) for w in weights]
+    threshold = magnitudes.kthvalue(k).values
+    return [w.detach().abs() > threshold for w in weights]"""
+H_PER_LAYER_NEW = """    masks = []
+    for w in weights:
+        magnitudes = w.detach().abs().reshape(-1)
+        k = round(sparsity * magnitudes.numel())
+        if k == 0:
+            masks.append(torch.ones_like(w, dtype=torch.bool))
+            continue
+        threshold = magnitudes.kthvalue(k).values
+        masks.append(w.detach().abs() > threshold)
+    return masks"""
+
+# Held out: written by a second reader who had not seen the list above (from the prose and docstrings only);
+# graded once before fixes (nbgrader, 19 submissions in 361 s): common 13 mutants, caught 100%, named by a visible
+# test 100%, named in the feedback 100%, points lost elsewhere 0; rare 5, caught 100%, named 80% (in the feedback 80%),
+# elsewhere 0. 16 of the 18 are the same mistake as one above; without them: common 1 (h-mm-mask-signed) caught and
+# named, rare 1 (h-mm-sparsity-zero-crash) caught, unnamed (a bare RuntimeError from kthvalue(0), which also cost
+# test_prune_global's points), since named by the visible call's hint and by prune_edges' judge.
+HELD_OUT = [
+    # Exercise 1: quantize_per_channel
+    Mutant("h-q-one-scale-per-tensor", "quantize_per_channel", H_PER_TENSOR_OLD, H_PER_TENSOR_NEW,
+           r"per.row|each row|per.channel|per.tensor|whole matrix|single scale|one scale for"),
+    Mutant("h-q-truncates", "quantize_per_channel", "torch.round(weight / scale[:, None])", "(weight / scale[:, None])",
+           r"round|truncat|nearest"),
+    Mutant("h-q-no-saturation", "quantize_per_channel",
+           "torch.clamp(torch.round(weight / scale[:, None]), -127, 127).to(torch.int8)",
+           "torch.round(weight / scale[:, None]).to(torch.int8)", r"saturat|clamp|wrap|overflow"),
+    Mutant("h-q-zero-row-scale-zero", "quantize_per_channel",
+           "scale = torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))", "scale = absmax / 127",
+           r"all.zero|zero row|row of zeros|group of zeros|scale (of )?0\b|1\.0", "rare"),
+    # Exercise 2: dequantize
+    Mutant("h-dq-scale-along-columns", "dequantize", "scale.float()[:, None]", "scale.float()",
+           r"\brows?\b|column|\[:, ?None\]|broadcast|unsqueeze"),
+    Mutant("h-dq-keeps-scale-dtype", "dequantize", "q.float() * scale.float()[:, None]", "q * scale[:, None]",
+           r"float32|dtype|float16", "rare"),
+    # Exercise 3: magnitude_masks
+    Mutant("h-mm-threshold-per-tensor", "magnitude_masks", H_PER_LAYER_OLD, H_PER_LAYER_NEW,
+           r"global|all (the )?tensors|together|per.tensor|each tensor|one threshold"),
+    Mutant("h-mm-keeps-ties", "magnitude_masks", "return [w.detach().abs() > threshold",
+           "return [w.detach().abs() >= threshold", r"strictly|>=|\btie|equal to the threshold"),
+    Mutant("h-mm-mask-signed", "magnitude_masks", "return [w.detach().abs() > threshold",
+           "return [w.detach() > threshold", r"magnitude|abs|negative|\|w\|"),
+    Mutant("h-mm-sparsity-zero-crash", "magnitude_masks",
+           "    if k == 0:\n        return [torch.ones_like(w, dtype=torch.bool) for w in weights]\n", "",
+           r"sparsity ?= ?0\b|sparsity of 0|zero sparsity|keeps everything|k ?= ?0\b", "rare"),
+    # Exercise 4: distillation_loss
+    Mutant("h-kd-no-t-squared", "distillation_loss", "alpha * t * t * soft", "alpha * soft",
+           r"T\^?2|T²|T \* T|squared|square"),
+    Mutant("h-kd-kl-reversed", "distillation_loss", "(log_p.exp() * (log_p - log_q))", "(log_q.exp() * (log_q - log_p))",
+           r"direction|revers|swap|KL\(q|q_T \|\| p_T|order"),
+    Mutant("h-kd-kl-div-mean-over-classes", "distillation_loss",
+           "soft = (log_p.exp() * (log_p - log_q)).sum(-1).mean()",
+           "soft = F.kl_div(log_q, log_p, log_target=True, reduction=\"mean\")",
+           r"batchmean|every element|all elements|number of classes|\bclasses\b|per example|reduction"),
+    Mutant("h-kd-teacher-not-detached", "distillation_loss", "teacher_logits.detach() / t", "teacher_logits / t",
+           r"detach|teacher.*(grad|fixed)|gradient.*teacher|no_grad", "rare"),
+    # Exercise 5: LoRALinear
+    Mutant("h-lora-both-zero", "LoRALinear", "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.zeros_(self.A)",
+           r"both|never learn|cannot learn|no gradient|gradient.*(zero|reach)|stuck"),
+    Mutant("h-lora-base-trainable", "LoRALinear", "        self.base.requires_grad_(False)\n", "",
+           r"frozen|freeze|requires_grad|base.*(grad|train)"),
+    Mutant("h-lora-merge-unscaled", "LoRALinear", "self.base.weight + self.scale * (self.B @ self.A)",
+           "self.base.weight + self.B @ self.A", r"alpha ?/ ?r|α ?/ ?r|scal"),
+    Mutant("h-lora-merge-drops-bias", "LoRALinear",
+           "            if self.base.bias is not None:\n                merged.bias.copy_(self.base.bias)\n", "",
+           r"bias", "rare"),
+]
+
+MUTANTS = MUTANTS + HELD_OUT
