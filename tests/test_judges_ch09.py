@@ -415,3 +415,79 @@ def test_a_padding_mistake_costs_only_the_padding_cell(mutant):
     the prompt cell asks; what the labels hold elsewhere is judged once, in lm_batch_padding."""
     fails("lm_batch_padding", "causal_lm_batch", causal_lm_batch=mutant)
     verdict("lm_batch_prompt", causal_lm_batch=mutant)
+
+
+# ------------------------------------------------------------------------ held-out mistakes (second reader's list)
+
+def leaves_train_mode(model, ids, window=None, stride=None):
+    value = ref.perplexity(model, ids, window, stride)
+    model.train()                                 # not the mode the model arrived in
+    return value
+
+
+def log_of_softmax(model, ids, window=None, stride=None):
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for begin, end, first in ref.window_spans(len(ids), window or c.CONTEXT, stride or window or c.CONTEXT):
+            logits = model(ids[begin:end][None]).logits[0]                       # the model's own dtype
+            log_probs = torch.log(F.softmax(logits[first - begin - 1:end - begin - 1], dim=-1))
+            total -= log_probs.gather(1, ids[first:end, None]).sum().item()
+            count += end - first
+    return math.exp(total / count)
+
+
+def full_windows_only(model, ids, window=None, stride=None):
+    window = window or c.CONTEXT
+    stride = stride or window
+    spans = [span for span in ref.window_spans(len(ids), window, stride) if span[1] - span[0] == window]
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for begin, end, first in spans:
+            logits = model(ids[begin:end][None]).logits[0].double()
+            total += F.cross_entropy(logits[first - begin - 1:end - begin - 1], ids[first:end], reduction="sum").item()
+            count += end - first
+    return math.exp(total / count)
+
+
+def one_token_accepted(model, ids, window=None, stride=None):
+    if len(ids) == 1:
+        return 1.0
+    return ref.perplexity(model, ids, window, stride)
+
+
+def test_a_model_left_in_training_mode_is_named():
+    fails("perplexity_mode", "left in training mode", perplexity=leaves_train_mode)
+    verdict("perplexity_values", perplexity=leaves_train_mode)
+
+
+def test_log_of_a_softmax_underflows_on_the_sharp_model_and_is_named():
+    fails("perplexity_values", "underflowed to 0.*log_softmax", perplexity=log_of_softmax)
+    verdict("perplexity_errors", perplexity=lambda model, ids, window=None, stride=None:
+            ref.perplexity(model, ids, window, stride) if len(ids) < 2 or stride > window or window > c.CONTEXT
+            else log_of_softmax(model, ids, window, stride))
+
+
+def test_the_sharp_case_is_finite_for_the_reference_and_underflows_in_float32():
+    n, window, stride = c.SHARP_CASE
+    model, ids = c.sharp_gpt(), c.token_ids("sharp", n)
+    with torch.no_grad():
+        probs = F.softmax(model(ids[:window][None]).logits[0, :-1], -1).gather(1, ids[1:window, None])
+    assert (probs == 0).any()                                # float32's softmax underflows for some target
+    assert math.isfinite(ref.perplexity(model, ids, window, stride))
+
+
+def test_last_tokens_never_scored_are_named():
+    fails("perplexity_values", "no token was scored.*end of the text", perplexity=full_windows_only)
+    n, window, stride = c.PPL_CASES["disjoint"]
+    model, ids = c.tiny_gpt(), c.token_ids("disjoint", n)
+    assert ref.perplexity(model, ids, window, stride) != pytest.approx(full_windows_only(model, ids, window, stride))
+    data = collect("ch09.perplexity_values", perplexity=full_windows_only)
+    data["one_window"] = ref.perplexity(model, c.token_ids("one_window", c.PPL_CASES["one_window"][0]), 16, 16)
+    with pytest.raises(JudgeFailure, match="after the last full window, are never scored"):
+        load_judge("ch09.perplexity_values")(read_data_roundtrip(data))
+
+
+def test_a_single_token_text_must_raise():
+    fails("perplexity_errors", "a text of one token .*must raise ValueError", perplexity=one_token_accepted)

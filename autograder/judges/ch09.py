@@ -56,7 +56,12 @@ def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> d
         skipped = [x[f - b - 1 + (f > b + 1):] for x, (b, e, f) in zip(nll, spans)]   # one token less after an overlap
         everything = torch.cat(nll)
         right = torch.cat(scored)
-        return {
+        full = [x for x, (b, e, _) in zip(scored, spans) if e - b == window]   # the windows that hold `window` tokens
+        mistakes = {}
+        if 0 < len(full) < len(spans):
+            mistakes["the last tokens, after the last full window, are never scored: the windows must go on until one "
+                     "reaches the end of the text (the last one may be shorter)"] = math.exp(torch.cat(full).mean().item())
+        return mistakes | {
             "overlapping tokens are scored in every window that holds them (stride < window): score only the "
             "tokens after the previous window's end": math.exp(everything.mean().item()),
             "the mean of the windows' mean losses, not the mean over tokens: the last window is shorter and "
@@ -78,12 +83,13 @@ def _same(a, b: float) -> bool:
 
 def perplexity_values(data) -> None:
     name = "perplexity"
-    expect(isinstance(data, dict) and set(data) == set(c.PPL_CASES), name, "expected one perplexity per grader's case.")
+    expect(isinstance(data, dict) and set(data) == set(c.PPL_CASES) | {"sharp"}, name,
+           "expected one perplexity per grader's case.")
     model = c.tiny_gpt()
     for case, (n, window, stride) in c.PPL_CASES.items():
         got = data[case]
         where = f"perplexity(model, {n} tokens, window={window}, stride={stride})"
-        expect(isinstance(got, float), name, f"{where} returned a {got}; expected a float (or a 1-element tensor).")
+        _expect_number(got, where, name)
         ids = c.token_ids(case, n)
         expected = oracle_perplexity(model, ids, window, stride)
         if not _same(got, expected):
@@ -92,6 +98,29 @@ def perplexity_values(data) -> None:
                     raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
             raise JudgeFailure(f"✗ {name}: {where} returned {got:.6g}, {off(got, expected)} exp of the mean NLL of the "
                                "N - 1 predicted tokens, each scored once.")
+    _sharp_model(data["sharp"], name)
+
+
+def _expect_number(got, where: str, name: str) -> None:
+    if got == "ZeroDivisionError: float division by zero":
+        raise JudgeFailure(f"✗ {name}: {where} divided by zero: no token was scored. The windows must go on until one "
+                           "reaches the end of the text, also for a text shorter than one window (a single, shorter "
+                           "window then scores tokens 1..N-1).")
+    expect(isinstance(got, float), name, f"{where} returned {got}; expected a float (or a 1-element tensor)."
+           if not isinstance(got, str) else f"{where} raised {got}")
+
+
+def _sharp_model(got, name: str) -> None:
+    """A float32 model whose logits lie far apart: log(softmax(x)) underflows to log(0) = -inf there."""
+    n, window, stride = c.SHARP_CASE
+    where = f"perplexity(a float32 model with logits far apart, {n} tokens, window={window}, stride={stride})"
+    _expect_number(got, where, name)
+    expect(finite(got), name, f"{where} returned {got}: a probability below float32's smallest number (about "
+           "exp(-104)) underflowed to 0 and its log to -inf. Take F.log_softmax of the logits (or F.cross_entropy), "
+           "computed stably, not torch.log of a softmax.")
+    expected = oracle_perplexity(c.sharp_gpt(), c.token_ids("sharp", n), window, stride)
+    expect(close(got, expected, 0.0, 1e-3), name, f"{where} returned a perplexity {off(got, expected)} the right one "
+           "(the model computes in float32: its log-probabilities are far below -100 here).")
 
 
 def perplexity_mode(data) -> None:
@@ -112,6 +141,9 @@ def perplexity_mode(data) -> None:
     expect(_same(value, expected), name, f"with a model that arrives in training mode the result was "
            f"{value}, {off(value, expected) if isinstance(value, float) else 'unlike'} "
            "the perplexity of the same model in eval mode.")
+    expect(data.get("eval_model_left_training") is False, name, "a model that arrived in eval mode was left in "
+           "training mode after the call (dropout on for whoever uses it next): restore the mode it arrived in "
+           "(was_training = model.training ... model.train(was_training)), or leave it in eval mode.")
 
 
 def _known_value_mistake(model, ids: torch.Tensor, window: int, stride: int, value) -> bool:
@@ -122,7 +154,8 @@ def _known_value_mistake(model, ids: torch.Tensor, window: int, stride: int, val
 
 def perplexity_errors(data) -> None:
     name = "perplexity"
-    check_data(data, {"stride_over_window": None, "window_over_context": None, "empty": None, "fine": None}, name)
+    check_data(data, {"stride_over_window": None, "window_over_context": None, "empty": None, "one_token": None,
+                      "fine": None}, name)
     fine = data["fine"]
     expect(not isinstance(fine, str), name, f"window=8, stride=8 on 30 tokens raised {fine}.")
     model, ids = c.tiny_gpt(), c.token_ids("errors", 30)
@@ -131,6 +164,7 @@ def perplexity_errors(data) -> None:
            "perplexity: checking the arguments must not change the result.")
     for key, what in (("stride_over_window", "stride=12 with window=8 (tokens between windows would never be scored)"),
                       ("window_over_context", f"window={2 * c.CONTEXT} for a model whose context is {c.CONTEXT} positions"),
+                      ("one_token", "a text of one token (fewer than 2 tokens: the first is never predicted)"),
                       ("empty", "an empty text (no token to predict)")):
         got = data.get(key, "")
         expect(isinstance(got, str) and got.startswith("ValueError"), name,

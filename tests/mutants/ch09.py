@@ -103,3 +103,94 @@ FIT = [
 ]
 
 MUTANTS = PERPLEXITY + BLOCKS + BATCH + FIT
+
+# Written by a second reader who had not seen the list above (from the prose, docstrings and answers only), graded
+# once through nbgrader before any fix (tests/mutant_campaign.py 09-pretrained --mutants, HEAD 5aaee65, 23
+# submissions graded in 407 s, load 2.7): common 16: caught 100 %, named by a visible test 94 %, in the feedback
+# 94 %; rare 6: caught 67 %, named 50 %, in the feedback 50 %; nothing lost elsewhere. Missed: h-ppl-left-in-train-mode,
+# h-ppl-log-of-softmax-float32; unnamed: h-ppl-last-tokens-unscored (a bare ZeroDivisionError), h-ppl-no-short-text-check
+# (only an empty text was asked). 17 of the 22 are the same mistake as one above; without them: common 1 (caught 100 %,
+# named 0 %), rare 4 (caught 50 %, named 50 %). The judges now catch and name all four (tests/test_judges_ch09.py).
+HELD_OUT = [
+    # --- Exercise 1: perplexity ---------------------------------------------------------------------------------
+    Mutant("h-ppl-mean-of-window-means", "perplexity",
+           "total -= log_probs.gather(1, ids[first:end, None]).sum().item()\n            count += end - first",
+           "total -= log_probs.gather(1, ids[first:end, None]).mean().item()\n            count += 1",
+           r"over (the )?tokens|per token|mean of (the )?windows|window means|weight"),
+    Mutant("h-ppl-overlap-scored-twice", "perplexity", "first = max(previous_end, begin + 1)", "first = begin + 1",
+           r"twice|once|overlap|double|more than one window"),
+    Mutant("h-ppl-no-eval", "perplexity", "    model.eval()\n", "",
+           r"eval|train(ing)? mode|dropout"),
+    Mutant("h-ppl-logits-not-shifted", "perplexity",
+           "logits[first - begin - 1:end - begin - 1]", "logits[first - begin:end - begin]",
+           r"shift|off by one|next token|own position|position t\b|predicts? (the )?token itself"),
+    Mutant("h-ppl-last-tokens-unscored", "perplexity", "range(0, len(ids), stride)",
+           "range(0, len(ids) - window + 1, stride)",
+           r"last|end of the text|trailing|tail|never scored|not scored|every token"),
+    Mutant("h-ppl-with-gradients", "perplexity", "    with torch.no_grad():\n", "    if True:\n",
+           r"no_grad|gradient|inference_mode|grad_enabled"),
+    Mutant("h-ppl-left-in-train-mode", "perplexity", "model.train(was_training)", "model.train()",
+           r"restor|left .*train|mode after|was in eval|back to train", "rare"),
+    Mutant("h-ppl-no-short-text-check", "perplexity",
+           "    if ids.numel() < 2:\n        raise ValueError(f\"perplexity needs at least 2 tokens (the first is never "
+           "predicted); received {ids.numel()}\")\n", "",
+           r"fewer than 2|2 tokens|two tokens|one token|single token|too short", "rare"),
+    Mutant("h-ppl-log-of-softmax-float32", "perplexity",
+           "logits = model(ids[begin:end][None]).logits[0].double()   # (T, V)\n"
+           "            log_probs = F.log_softmax(logits[first - begin - 1:end - begin - 1], dim=-1)",
+           "logits = model(ids[begin:end][None]).logits[0]   # (T, V)\n"
+           "            log_probs = torch.log(F.softmax(logits[first - begin - 1:end - begin - 1], dim=-1))",
+           r"log_softmax|underflow|\binf\b|infinit|unstable|log\(0\)|numeric|overflow", "rare"),
+    # --- Exercise 2: prepare_lm_blocks ---------------------------------------------------------------------------
+    Mutant("h-blocks-labels-shifted", "prepare_lm_blocks",
+           "    return {\"input_ids\": input_ids, \"labels\": input_ids.clone()}",
+           "    labels = torch.full_like(input_ids, -100)\n"
+           "    labels[:, :-1] = input_ids[:, 1:]                   # the next token of each position\n"
+           "    return {\"input_ids\": input_ids, \"labels\": labels}",
+           r"shift|twice|t ?\+ ?2|unshifted|the model (already )?shifts"),
+    Mutant("h-blocks-no-eos", "prepare_lm_blocks", "        stream.append(eos_id)\n", "",
+           r"eos|end-of-text|end of text|separat|where one text (stops|ends)"),
+    Mutant("h-blocks-cut-per-text", "prepare_lm_blocks",
+           "    stream = []\n    for ids in token_lists:\n        stream.extend(ids)\n        stream.append(eos_id)\n"
+           "    n_blocks = len(stream) // block_size\n",
+           "    stream = []\n    for ids in token_lists:\n        text = list(ids) + [eos_id]\n"
+           "        stream.extend(text[: len(text) // block_size * block_size])   # each text's whole blocks\n"
+           "    n_blocks = len(stream) // block_size\n",
+           r"join|concatenat|per text|each text|one by one|across"),
+    Mutant("h-blocks-last-block-padded", "prepare_lm_blocks",
+           "    n_blocks = len(stream) // block_size\n",
+           "    stream += [eos_id] * (-len(stream) % block_size)      # fill the last block\n"
+           "    n_blocks = len(stream) // block_size\n",
+           r"pad|drop|leftover|remainder|partial|incomplete|last block|do not fill"),
+    Mutant("h-blocks-no-error-when-short", "prepare_lm_blocks",
+           "    if n_blocks == 0:\n        raise ValueError(f\"{len(stream)} tokens do not fill one block of {block_size}\")\n",
+           "", r"ValueError|fill one block|too (little|short|few)|empty|no block", "rare"),
+    # --- Exercise 3: causal_lm_batch -----------------------------------------------------------------------------
+    Mutant("h-batch-mask-labels-by-pad-value", "causal_lm_batch",
+           "        labels[row, start : len(ids)] = input_ids[row, start : len(ids)]\n",
+           "        labels[row, start:] = input_ids[row, start:]\n"
+           "    labels[labels == pad_id] = -100                        # padding is pad_id\n",
+           r"real (end-of-text|eos)|by position|token value|value of the token|end-of-text.*(masked|skipped|ignored|target)"
+           r"|eos.*(masked|skipped|ignored|target)"),
+    Mutant("h-batch-padding-labelled-pad-id", "causal_lm_batch",
+           "labels = torch.full((len(token_lists), length), -100,", "labels = torch.full((len(token_lists), length), pad_id,",
+           r"-100|ignore_index|padding.*(target|loss|count|label)"),
+    Mutant("h-batch-prompt-off-by-one", "causal_lm_batch",
+           "start = prompt_lengths[row] if", "start = prompt_lengths[row] - 1 if",
+           r"off.by.one|last prompt token|prompt token.*(target|scored|loss)|one token too"),
+    Mutant("h-batch-mask-bool", "causal_lm_batch",
+           "attention_mask = torch.zeros((len(token_lists), length), dtype=torch.int64)",
+           "attention_mask = torch.zeros((len(token_lists), length), dtype=torch.bool)",
+           r"int64|dtype|bool|long", "rare"),
+    # --- Exercise 4: fit_scaling_law -----------------------------------------------------------------------------
+    Mutant("h-scaling-all-params", "fit_scaling_law", "row[\"non_embedding_params\"]", "row[\"params\"]",
+           r"non.?embedding|embedding"),
+    Mutant("h-scaling-alpha-sign", "fit_scaling_law", "alpha = -slope", "alpha = slope",
+           r"sign|negative|minus|decreas|falls"),
+    Mutant("h-scaling-nc-not-divided", "fit_scaling_law", "math.exp(intercept / alpha)", "math.exp(intercept)",
+           r"n_c|N_c|intercept|/ ?alpha|divid"),
+    Mutant("h-scaling-log10-then-exp", "fit_scaling_law", "math.log(", "math.log10(",
+           r"log10|base|10 ?\*\*|natural log|same base", "rare"),
+]
+
+MUTANTS = MUTANTS + HELD_OUT

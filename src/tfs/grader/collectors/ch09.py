@@ -22,6 +22,7 @@ PPL_CASES = {  # name: (n_tokens, window, stride)
     "overlap": (40, 16, 6),
     "ragged": (37, 12, 5),
 }
+SHARP_CASE, SHARPNESS = (24, 16, 8), 20.0   # the float32 model with logits far apart: (n_tokens, window, stride)
 BLOCK_LENGTHS, BLOCK_SIZE, EXACT_BLOCK = (5, 3, 9, 4), 4, 5   # 25 tokens with the eos: 5 blocks of 5 exactly
 BATCH_LENGTHS, PROMPTS = (5, 2, 4), (2, 1, 0)
 SCALING_SHAPES = ((1, 16), (2, 24), (2, 32), (2, 48), (3, 64), (4, 96), (4, 128))   # (layers, width), as the shipped table
@@ -56,6 +57,17 @@ def tiny_gpt(dropout: float = 0.0):
     return model.eval()
 
 
+def sharp_gpt():
+    """:func:`tiny_gpt` in float32 with its final layer norm scaled by ``SHARPNESS``, so its logits are that much
+    farther apart: a softmax underflows to 0 for unlikely tokens (float32 ends near exp(-104)) while their
+    log-probabilities, computed stably, stay finite."""
+    model = tiny_gpt().float()
+    with torch.no_grad():
+        model.transformer.ln_f.weight.mul_(SHARPNESS)
+        model.transformer.ln_f.bias.mul_(SHARPNESS)
+    return model
+
+
 def _number(value):
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return float(value.item())
@@ -63,9 +75,12 @@ def _number(value):
 
 
 def perplexity_values(perplexity) -> dict:
+    """One number (or the error line raised) per case of ``PPL_CASES``, and ``"sharp"`` on :func:`sharp_gpt`."""
     model = tiny_gpt()
-    return {name: _number(perplexity(model, token_ids(name, n), window, stride))
-            for name, (n, window, stride) in PPL_CASES.items()}
+    values = {name: _value_or_error(perplexity, model, token_ids(name, n), window, stride)
+              for name, (n, window, stride) in PPL_CASES.items()}
+    n, window, stride = SHARP_CASE
+    return values | {"sharp": _value_or_error(perplexity, sharp_gpt(), token_ids("sharp", n), window, stride)}
 
 
 def perplexity_mode(perplexity) -> dict:
@@ -76,8 +91,9 @@ def perplexity_mode(perplexity) -> dict:
     model.register_forward_hook(lambda module, args, output: seen.append([module.training, torch.is_grad_enabled()]))
     torch.manual_seed(0)
     value = _number(perplexity(model, token_ids("overlap", 40), 16, 6))
-    in_eval = _value_or_error(perplexity, tiny_gpt(dropout=0.3).eval(), token_ids("overlap", 40), 16, 6)
-    return {"value": value, "in_eval": in_eval, "seen": seen}
+    eval_model = tiny_gpt(dropout=0.3).eval()
+    in_eval = _value_or_error(perplexity, eval_model, token_ids("overlap", 40), 16, 6)
+    return {"value": value, "in_eval": in_eval, "seen": seen, "eval_model_left_training": eval_model.training}
 
 
 def perplexity_errors(perplexity) -> dict:
@@ -86,6 +102,7 @@ def perplexity_errors(perplexity) -> dict:
     return {"stride_over_window": raised(perplexity, model, ids, 8, 12),
             "window_over_context": raised(perplexity, model, ids, 2 * CONTEXT, 8),
             "empty": raised(perplexity, model, torch.zeros(0, dtype=torch.int64), 8, 8),
+            "one_token": raised(perplexity, model, ids[:1], 8, 8),
             "fine": _value_or_error(perplexity, model, ids, 8, 8)}
 
 
