@@ -151,7 +151,8 @@ MUTANTS = [
 # visible test 79 %, named in the feedback 86 %, points lost elsewhere 0; rare 7 mutants, caught 100 %, named 100 %,
 # in the feedback 100 %, elsewhere 0. 18 of the 21 are the same mistake as one above; the three new ones
 # (h-topp-cumsum-of-logits, h-gen-feeds-whole-text-to-cache: common, caught, unnamed; h-online-no-running-max: rare,
-# caught and named) led to the judges' shift check of top_p and cache-use check of generate.
+# caught and named) led to the judges' shift check of top_p and cache-use check of generate, and to the same two
+# checks in the visible tests. After the fixes (--only, the 4 mutants of those answers): caught and named 4 of 4.
 
 TOPK_SOLUTION_BODY = """    kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]  # (batch, 1)
     return logits.masked_fill(logits < kth, float("-inf"))"""
