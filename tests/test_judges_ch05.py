@@ -18,6 +18,7 @@ from tfs.models import bert as ref
 from tfs.nn import Encoder
 from tfs.models.bert_pretraining import make_nsp_pairs, mask_tokens
 from tfs.nn.attention import padding_mask
+from tfs.teaching import probes_bert
 
 
 def verdict(test: str, **objects) -> None:
@@ -441,3 +442,26 @@ def model_in_namespace(**names):
 def test_model_judged_with_stand_ins_for_the_other_exercises(names):
     verdict("bert_model", BertModel=model_in_namespace(**{"BertEmbeddings": ref.BertEmbeddings,
                                                           "padding_mask": padding_mask, **names}))
+
+
+def test_loader_fused_along_columns_is_named():
+    """query, key and value concatenated along dim 1: the learner's own ValueError (qkv (3d, d) against (d, 3d)) gets a
+    hint that names the concatenation axis; another key's shapes get none."""
+    said = "ValueError: encoder.layers.0.attn.qkv.weight: model (1152, 384), state dict (384, 1152)"
+    with pytest.raises(JudgeFailure, match=r"concatenated along dim 1.*concatenate along dim 0"):
+        load_judge("ch05.load_weights_float32")({"error": said})
+    assert "along dim 1" in probes_bert.fused_hint("RuntimeError: qkv torch.Size([48, 16]) and torch.Size([16, 48])")
+    assert probes_bert.fused_hint("ValueError: encoder.layers.0.ff.linear1.weight: model (1536, 384), state dict "
+                                  "(384, 1536)") is None
+
+    def fused_along_columns(model, state):
+        raise ValueError("encoder.layers.0.attn.qkv.weight: model (48, 16), state dict (16, 48)")
+
+    assert "along dim 1" in probes_bert.load_hint(fused_along_columns, lambda: None, {})
+    from transformers import BertModel as HFBertModel
+
+    from tfs.grader.collectors.ch05 import tiny_config
+
+    config = tiny_config()
+    assert probes_bert.load_hint(load_weights_ref, lambda: ref.BertModel(config),
+                                 HFBertModel(config.to_hf()).state_dict()) is None

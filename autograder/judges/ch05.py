@@ -490,7 +490,9 @@ def _load_weights(data, dtype: torch.dtype, tolerance: float) -> None:
         if "position_ids" in said:
             raise JudgeFailure("load_bert_weights: your function rejects embeddings.position_ids; it is an int64 buffer "
                                f"(0, 1, 2, ...) that the file holds beside the weights, not a weight: skip it. ({said})")
-        raise JudgeFailure(f"load_bert_weights(model, MiniLM's state dict) raised {said}")
+        hint = probes_bert.fused_hint(said)
+        raise JudgeFailure(f"load_bert_weights(model, MiniLM's state dict) raised {said}"
+                           + (f"\n  Hint: {hint}" if hint else ""))
     check_data(data, {name: None}, "load_bert_weights")
     expected, unmasked, mask = _minilm_reference(dtype)
     got = _tensor(data, name, tuple(expected.shape), f"your BertModel with MiniLM's weights, in {name}")

@@ -7,12 +7,14 @@ GELU, LayerNorm eps 1e-5).
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch.nn import functional as F
 
-__all__ = ["batch_axis_hint", "bert_model_mistakes", "embedding_mistakes", "fingerprint", "load_error_problems",
-           "load_errors", "misloaded", "misloaded_states", "mlm_head_mistakes", "padding_mask_mistakes",
-           "padding_mask_rows", "pooler_mistakes"]
+__all__ = ["batch_axis_hint", "bert_model_mistakes", "embedding_mistakes", "fingerprint", "fused_hint",
+           "load_error_problems", "load_errors", "load_hint", "misloaded", "misloaded_states", "mlm_head_mistakes",
+           "padding_mask_mistakes", "padding_mask_rows", "pooler_mistakes"]
 
 
 def embedding_mistakes(embeddings, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -228,6 +230,26 @@ def load_error_problems(raises: dict, d_ff: int) -> list[str]:
             problems.append(f"the ValueError for {key} must give both shapes ({d_ff} and {d_ff + 1} rows); yours "
                             f"says: {said}.")
     return problems
+
+
+def fused_hint(said: str) -> str | None:
+    """A hint when a loader's error ``said`` (its text) names ``qkv`` with the shapes ``(3d, d)`` and ``(d, 3d)``:
+    query, key and value concatenated along dim 1 instead of dim 0."""
+    shapes = {(int(a), int(b)) for a, b in re.findall(r"(\d+), (\d+)", said)}
+    if "qkv" in said and any(rows == 3 * cols and (cols, rows) in shapes for rows, cols in shapes):
+        return ("query, key and value were concatenated along dim 1 (a qkv weight of shape (d, 3d)): an nn.Linear "
+                "weight is (out, in), so the fused weight stacks their rows, (3d, d); concatenate along dim 0, "
+                "torch.cat([query, key, value]), in the order the attention splits qkv.")
+    return None
+
+
+def load_hint(load, make_model, hf_state: dict) -> str | None:
+    """:func:`fused_hint` of what ``load(make_model(), hf_state)`` raises (None when it raises nothing)."""
+    try:
+        load(make_model(), hf_state)
+    except Exception as error:
+        return fused_hint(f"{type(error).__name__}: {error}")
+    return None
 
 
 def load_errors(load, make_model, hf_state: dict, d_ff: int) -> list[str]:
