@@ -60,6 +60,8 @@ MUTANTS = [
     ("prune_global", "magnitude_masks", "k = round(", "k = int(", "int() truncates"),
     ("prune_global", "magnitude_masks", "magnitudes.kthvalue(k).values", "magnitudes.quantile(sparsity)", "quantile"),
     ("prune_global", "magnitude_masks", "w.detach().abs()", "w.detach()", "signed weights"),
+    ("prune_global", "magnitude_masks", "return [w.detach().abs() > threshold", "return [w.detach() > threshold",
+     "every negative weight is pruned"),
     ("prune_global", "magnitude_masks", "magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])\n"
      "    k = round(sparsity * magnitudes.numel())\n    if k == 0:\n        return [torch.ones_like(w, dtype=torch.bool) for w in weights]\n"
      "    threshold = magnitudes.kthvalue(k).values\n    return [w.detach().abs() > threshold for w in weights]",

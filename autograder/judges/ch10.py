@@ -195,6 +195,10 @@ def _check_masks(data, sparsities) -> None:
             raise JudgeFailure(f"✗ {name}: the threshold is taken on the signed weights w, not on their magnitudes |w|: "
                                "large negative weights are pruned; compare |w|.")
         magnitudes = torch.cat([w.abs().reshape(-1) for w in weights])
+        if k and all(torch.equal(m, w > magnitudes.kthvalue(k).values) for m, w in zip(got, weights)):
+            raise JudgeFailure(f"✗ {name}: the threshold is the k-th smallest |w|, but the masks compare the signed "
+                               "weights w with it: every negative weight is pruned, however large its magnitude; "
+                               "keep |w| > threshold.")
         if k and all(torch.equal(m, w.abs() > magnitudes.quantile(sparsity)) for m, w in zip(got, weights)):
             raise JudgeFailure(f"✗ {name}: at sparsity {sparsity}, {pruned} weights were pruned instead of {k}: a "
                                "quantile interpolates between two weights (its position is sparsity · (N - 1)); the "
