@@ -83,19 +83,44 @@ def per_run(function):
 
 
 @contextlib.contextmanager
-def stand_ins(function, **references):
-    """While the learner's ``function`` runs, each earlier exercise named in ``references`` that its namespace defines
-    is replaced by the reference given (put back afterwards): a mistake in an earlier exercise costs that exercise's
-    points only. The learner's earlier function is still probed on its own, for its message."""
-    space = getattr(function, "__globals__", None)
-    kept = {name: space[name] for name in references if isinstance(space, dict) and space.get(name) is not None}
-    if kept:
-        space.update({name: references[name] for name in kept})
+def stand_ins(answer, make=None, /, **references):
+    """While the learner's ``answer`` runs (a function, or a class: its methods), each earlier exercise named in
+    ``references`` that the answer's namespace defines is replaced by the reference given (put back afterwards): a
+    mistake in an earlier exercise costs that exercise's points only. The learner's earlier function is still probed
+    on its own, for its message. ``make(namespace)`` gives references that depend on the namespace (a stand-in built
+    on the learner's own attention class); the answer's own name is never replaced."""
+    saved = []
+    for space in _namespaces(answer):
+        wanted = make(space) if make is not None else references
+        kept = {name: space[name] for name in wanted
+                if space.get(name) is not None and name != getattr(answer, "__name__", None)}
+        space.update({name: wanted[name] for name in kept})
+        saved.append((space, kept))
     try:
         yield
     finally:
-        if kept:
+        for space, kept in saved:
             space.update(kept)
+
+
+def _namespaces(answer) -> list[dict]:
+    """The global namespaces the learner's function, or the methods of their class, look names up in."""
+    functions = [answer] if hasattr(answer, "__globals__") else (
+        [f for f in vars(answer).values() if hasattr(f, "__globals__")] if isinstance(answer, type) else [])
+    spaces = {id(f.__globals__): f.__globals__ for f in functions if isinstance(f.__globals__, dict)}
+    return list(spaces.values())
+
+
+def answer_on_its_own(make=None, /, **references):
+    """Decorator for a collector whose first argument is the learner's answer: :func:`stand_ins` while it runs."""
+    def decorate(collect):
+        @functools.wraps(collect)
+        def collect_on_its_own(*args, **kwargs):
+            answer = next(iter(args), None) or next(iter(kwargs.values()))
+            with stand_ins(answer, make, **references):
+                return collect(*args, **kwargs)
+        return collect_on_its_own
+    return decorate
 
 
 def generator(seed: int) -> torch.Generator:

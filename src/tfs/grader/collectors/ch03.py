@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tfs.grader.judging import generator
+from tfs.grader.judging import answer_on_its_own, generator
 from tfs.teaching.probes_rope import outcome_on_odd_d  # what the learner's code does; no oracle
 
 
@@ -123,25 +122,9 @@ def _stand_ins(space: dict) -> dict:
     return {"LayerNorm": LayerNorm, "FeedForward": FeedForward, "TransformerBlock": TransformerBlock}
 
 
-def _on_its_own(collect):
-    """While the learner's class runs, the earlier exercises' names in its methods' namespace are the stand-ins (put
-    back afterwards): a mistake in LayerNorm or FeedForward costs the block no points, one in the block none of the
-    encoder's."""
-    @functools.wraps(collect)
-    def collect_on_its_own(*args, **kwargs):
-        answer = next(iter(args), None) or next(iter(kwargs.values()))
-        spaces = {id(f.__globals__): f.__globals__ for f in vars(answer).values() if hasattr(f, "__globals__")}
-        saved = [(space, {name: space[name] for name in _stand_ins(space) if name in space and name != answer.__name__})
-                 for space in spaces.values()]
-        for space, kept in saved:
-            stand_ins = _stand_ins(space)
-            space.update({name: stand_ins[name] for name in kept})
-        try:
-            return collect(*args, **kwargs)
-        finally:
-            for space, kept in saved:
-                space.update(kept)
-    return collect_on_its_own
+# while the learner's class runs, the earlier exercises' names in its methods' namespace are the stand-ins: a mistake in
+# LayerNorm or FeedForward costs the block no points, one in the block none of the encoder's
+_on_its_own = answer_on_its_own(_stand_ins)
 
 
 def block_inputs(seed: int):
