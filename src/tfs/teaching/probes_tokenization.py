@@ -70,15 +70,19 @@ def _short(value) -> str:
 
 
 def basic_tokenize_mistakes(text: str) -> dict[str, list[str]]:
-    """Wrong ``bert_basic_tokenize`` results: the whole string lower-cased with ``str.lower()`` (Greek final sigma)."""
+    """Wrong ``bert_basic_tokenize`` results: the whole string lower-cased with ``str.lower()`` (Greek final sigma),
+    accents kept, punctuation not split off."""
     import unicodedata
 
     words = bert_words(text)
     final_sigma = bert_words(text.lower()) if "Σ" in text else words
     kept = [w for w, _ in data.load_bert_tokenizer().backend_tokenizer.pre_tokenizer.pre_tokenize_str(
         unicodedata.normalize("NFC", "".join(c.lower() for c in text)))] if not text.isascii() else words
+    normalizer = data.load_bert_tokenizer().backend_tokenizer.normalizer
     return {"str.lower() on the whole string turns a final Σ into ς; BERT lower-cases character by character": final_sigma,
-            "accents kept: NFD-decompose, then drop the characters of category Mn": kept}
+            "accents kept: NFD-decompose, then drop the characters of category Mn": kept,
+            "punctuation kept inside words: every punctuation character is a word of its own": normalizer.normalize_str(
+                text).split()}
 
 
 def check_batch(received, expected, name: str, hint: str | None = None) -> None:
