@@ -18,7 +18,7 @@ SHAPE_CHECK = ("            if source.shape != own[mine].shape:\n"
                "                raise ValueError(f\"{theirs}: shape {tuple(source.shape)} does not fit {mine} "
                "{tuple(own[mine].shape)}\")\n")
 
-MUTANTS = [
+LISTED = [
     # Exercise 1: causal self-attention
     Mutant("attn-no-sqrt-scale", "causal_self_attention", SCORES, "scores = q @ k.transpose(-2, -1)",
            r"sqrt\(d_head\)|1 ?/ ?sqrt|unscaled|not scaled|scal(e|ing) of the scores"),
@@ -127,3 +127,97 @@ MUTANTS = [
            r"square|c_proj", "rare"),
     Mutant("load-no-shape-check", "load_hf_state_dict", SHAPE_CHECK, "", r"ValueError", "rare"),
 ]
+
+CLIP_PER_TENSOR = '''def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+    for g in grads:
+        g_norm = g.norm().item()
+        if g_norm > max_norm:
+            g.mul_(max_norm / (g_norm + 1e-6))
+    return norm
+'''
+
+DECAY_BY_NAME = '''def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in named if n.endswith("weight")], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if not n.endswith("weight")], "weight_decay": 0.0}]
+'''
+
+# Written by a second reader who had not seen the list above (from the notebook's prose, docstrings and answers);
+# graded once before any fix (14:18-14:34 UTC, 2026-12-07, load ~3.2): common 17 mutants, caught 100 %, named by a
+# visible test 94 %, named in the feedback 94 %, points lost elsewhere 0; rare 6, caught 83 %, named 83 %, in the
+# feedback 83 %, elsewhere 0. 18 of the 23 are the same mistake as one above; without them: common 3, caught 100 %,
+# named 67 %; rare 2, caught 50 %, named 50 %. Still missed: batch-start-past-end (a start one past the last full
+# window); unnamed: gpt-loss-no-flatten (only the RuntimeError of F.cross_entropy on (B, T, V) logits).
+HELD_OUT = [
+    # Exercise 1: CausalSelfAttention
+    Mutant("attn-no-scale", "causal_self_attention", "scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])",
+           "scores = q @ k.transpose(-2, -1)", r"sqrt|scal|d_head"),
+    Mutant("attn-strict-causal", "causal_self_attention", ".tril()", ".tril(-1)",
+           r"diagonal|itself|j <= i|j ≤ i|own position"),
+    Mutant("attn-padding-mask-ignored", "causal_self_attention",
+           "        if mask is not None:\n            allowed = allowed & mask\n", "",
+           r"padding|both masks|mask argument"),
+    # Exercise 2: GPTBlock
+    Mutant("block-exact-gelu", "gpt_block", 'activation="gelu_tanh"', 'activation="gelu"',
+           r"tanh|approximat"),
+    Mutant("block-post-ln-ho", "gpt_block",
+           "x = x + self.dropout(self.attn(self.norm1(x), mask=mask)[0])\n        return x + self.dropout(self.ff(self.norm2(x)))",
+           "x = self.norm1(x + self.dropout(self.attn(x, mask=mask)[0]))\n        return self.norm2(x + self.dropout(self.ff(x)))",
+           r"pre-?LN|post-?LN|norm1\(x\)|before the (attention|sublayer|branch)"),
+    # Exercise 3: GPT
+    Mutant("gpt-untied-head-ho", "gpt_model", "        self.lm_head.weight = self.wte.weight\n", "",
+           r"\btie|tied|same Parameter|shar"),
+    Mutant("gpt-no-ln-f-ho", "gpt_model", "logits = self.lm_head(self.ln_f(x))", "logits = self.lm_head(x)",
+           r"ln_f|final LayerNorm|final norm"),
+    Mutant("gpt-loss-no-flatten", "gpt_model",
+           "F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))",
+           "F.cross_entropy(logits, targets)", r"reshape|flatten|\.view|\(N, V\)|class(es)? (axis|dim)"),
+    # Exercise 4: init_gpt_weights
+    Mutant("init-residual-sqrt-n", "init_gpt_weights", "std / math.sqrt(2 * n_layer)", "std / math.sqrt(n_layer)",
+           r"2 ?\*? ?n_layer|2L\b|sqrt\(2|two (branches|per block)"),
+    Mutant("init-scale-ignores-flag", "init_gpt_weights",
+           'scaled = scale_residual and (name.endswith("attn.out") or name.endswith("ff.linear2"))',
+           'scaled = name.endswith("attn.out") or name.endswith("ff.linear2")', r"scale_residual", "rare"),
+    # Exercise 5: cross_entropy
+    Mutant("ce-ignore-counted-in-mean", "cross_entropy", ").sum() / keep.sum()", ").sum() / len(targets)",
+           r"ignore_index|ignored|-100|count"),
+    Mutant("ce-no-max-subtraction", "cross_entropy",
+           "log_sum_exp = m[:, 0] + torch.log(torch.exp(logits - m).sum(dim=-1))",
+           "log_sum_exp = torch.log(torch.exp(logits).sum(dim=-1))",
+           r"overflow|large logits|\binf\b|stab|maximum|log-sum-exp", "rare"),
+    # Exercise 6: get_batch
+    Mutant("batch-y-not-shifted", "get_batch", "return windows[:, :-1], windows[:, 1:]",
+           "return windows[:, :-1], windows[:, :-1]", r"shift|next token|by one"),
+    Mutant("batch-start-past-end", "get_batch", "torch.randint(len(data) - block_size,",
+           "torch.randint(len(data) - block_size + 1,", r"past the end|last start|out of range|len\(data\)|end of data",
+           "rare"),
+    # Exercise 7: lr_schedule
+    Mutant("lr-warmup-from-zero", "lr_schedule", "max_lr * (step + 1) / warmup_steps", "max_lr * step / warmup_steps",
+           r"step \+ 1|step 0|zero|first step"),
+    Mutant("lr-after-max-steps", "lr_schedule", "    if step >= max_steps:\n        return min_lr\n", "",
+           r"max_steps|after|stays|beyond|past", "rare"),
+    # Exercise 8: param_groups
+    Mutant("decay-by-weight-name", "param_groups", None, DECAY_BY_NAME, r"LayerNorm|gain|norm"),
+    # Exercise 9: clip_gradients
+    Mutant("clip-per-tensor-ho", "clip_gradients", None, CLIP_PER_TENSOR,
+           r"per[- ]tensor|each tensor|one norm|global|direction|all (the )?gradients together"),
+    Mutant("clip-always-scales", "clip_gradients", "scale = min(1.0, max_norm / (norm.item() + 1e-6))",
+           "scale = max_norm / (norm.item() + 1e-6)", r"below|under max_norm|unchanged|scales? up|small"),
+    # Exercise 10: accumulate_gradients
+    Mutant("accum-divide-by-k-ho", "accumulate_gradients", "share = n_targets / sum(targets)",
+           "share = 1 / len(micro_batches)",
+           r"targets? (count|tokens)|number of targets|share|weigh|by k\b|1/k|equal (size|number)"),
+    Mutant("accum-count-ignored", "accumulate_gradients", "targets = [int((y != -100).sum()) for _, y in micro_batches]",
+           "targets = [y.numel() for _, y in micro_batches]", r"-100|ignore", "rare"),
+    # Exercise 11: load_hf_state_dict
+    Mutant("load-no-transpose-cproj", "load_hf_state_dict", '("attn.c_proj", "attn.out", True)',
+           '("attn.c_proj", "attn.out", False)', r"transpos|c_proj|Conv1D"),
+    Mutant("load-transpose-all", "load_hf_state_dict",
+           "source = hf_state[theirs].t() if transpose else hf_state[theirs]",
+           "source = hf_state[theirs].t() if hf_state[theirs].dim() == 2 else hf_state[theirs]",
+           r"wte|wpe|embedding|only the Conv1D", "rare"),
+]
+
+MUTANTS = LISTED + HELD_OUT
