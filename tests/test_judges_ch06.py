@@ -246,6 +246,14 @@ def test_batches_judge():
     fails("batches", "shifted the wrong way", get_batch=backward_batch)
     fails("batches", "the generator is ignored",
           get_batch=lambda data, batch_size, block_size, generator=None: get_batch(data, batch_size, block_size))
+    fails("batches", "one token short", get_batch=past_the_end_batch)
+
+
+def past_the_end_batch(data, batch_size, block_size, generator=None):
+    """Starts drawn up to len(data) - block_size: the last one leaves a window one token short (held-out mutant)."""
+    starts = torch.randint(len(data) - block_size + 1, (batch_size,), generator=generator)
+    windows = torch.stack([data[s:s + block_size + 1] for s in starts.tolist()]).long()
+    return windows[:, :-1], windows[:, 1:]
 
 
 def no_warmup(step, max_lr, warmup_steps, max_steps, min_lr=0.0):

@@ -280,6 +280,14 @@ def batches(data):
             raise JudgeFailure("get_batch: y is shifted the wrong way (the previous token, not the next).")
         if not torch.equal(y[row], stream[starts[0] + 1:starts[0] + 10]):
             raise JudgeFailure("get_batch: y[:, t] should be the token after x[:, t] in the data.")
+    one_window = data.get("one_window")
+    window = torch.arange(100, 110)
+    if not (type(one_window) is list and len(one_window) == 2
+            and all(isinstance(t, torch.Tensor) and t.shape == (8, 9) for t in one_window)
+            and torch.equal(one_window[0], window[:-1].expand(8, -1)) and torch.equal(one_window[1], window[1:].expand(8, -1))):
+        raise JudgeFailure("get_batch(data of block_size + 1 = 10 tokens, 8, 9): the only full window starts at 0, yet "
+                           "your windows differ (or it raised): a start of len(data) - block_size leaves the window one "
+                           "token short past the end of data; draw starts with torch.randint(len(data) - block_size, ...).")
 
 
 SCHEDULE_STEPS = 111  # the collector asks for steps 0 .. 110

@@ -277,7 +277,11 @@ def cross_entropy(cross_entropy) -> dict:
 def batches(get_batch) -> dict:
     x, y = get_batch(stream(), 6, 9, generator=_gen(69))
     x_again = get_batch(stream(), 6, 9, generator=_gen(69))[0]
-    return {"x": x, "y": y, "x_again": x_again}
+    try:  # data of block_size + 1 tokens: one window only, every start 0
+        one_window = list(get_batch(torch.arange(100, 110), 8, 9, generator=_gen(70)))
+    except Exception as error:
+        one_window = f"{type(error).__name__}: {error}"[:300]
+    return {"x": x, "y": y, "x_again": x_again, "one_window": one_window}
 
 
 def lr_schedule(lr_schedule) -> dict:
