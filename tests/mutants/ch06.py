@@ -148,8 +148,9 @@ DECAY_BY_NAME = '''def param_groups(model: nn.Module, weight_decay: float) -> li
 # graded once before any fix (14:18-14:34 UTC, 2026-12-07, load ~3.2): common 17 mutants, caught 100 %, named by a
 # visible test 94 %, named in the feedback 94 %, points lost elsewhere 0; rare 6, caught 83 %, named 83 %, in the
 # feedback 83 %, elsewhere 0. 18 of the 23 are the same mistake as one above; without them: common 3, caught 100 %,
-# named 67 %; rare 2, caught 50 %, named 50 %. Still missed: batch-start-past-end (a start one past the last full
-# window); unnamed: gpt-loss-no-flatten (only the RuntimeError of F.cross_entropy on (B, T, V) logits).
+# named 67 %; rare 2, caught 50 %, named 50 %. Missed then: batch-start-past-end (a start one past the last full
+# window; the judge now also draws from data of block_size + 1 tokens); unnamed: gpt-loss-no-flatten (only the
+# RuntimeError of F.cross_entropy on (B, T, V) logits).
 HELD_OUT = [
     # Exercise 1: CausalSelfAttention
     Mutant("attn-no-scale", "causal_self_attention", "scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])",
