@@ -95,6 +95,4 @@ MUTANTS = [
     Mutant("hidden-float", "swiglu_hidden", "budget // (3 * d_model)", "budget / (3 * d_model)", r"\bint\b|float"),
     Mutant("gqa-mask-ignored", "grouped_query_attention", "allowed = allowed & mask", "allowed = allowed",
            r"padding mask|padding keys", "rare"),
-    Mutant("model-mask-without-itself", "llama_model", "mask = attention_mask.bool()[:, None, None, :] | itself",
-           "mask = attention_mask.bool()[:, None, None, :]", r"NaN|itself|no key", "rare"),
 ]
