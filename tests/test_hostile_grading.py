@@ -244,7 +244,7 @@ def test_the_judge_folder_is_size_limited(graded):
 
 
 @pytest.mark.slow
-def test_a_grader_ended_by_sigterm_leaves_nothing_on_the_host(course: Course, tmp_path):
+def test_a_grader_ended_by_sigterm_leaves_nothing_on_the_host(course: Course, tmp_path_factory):
     """``kill`` (SIGTERM) of ``grade_parallel.py`` while a kernel runs a cell: it stops its ``nbgrader autograde``
     worker, which stops its kernel and removes the kernel's scratch folder, judge tmpfs and memory cgroup."""
     import subprocess
@@ -256,8 +256,8 @@ def test_a_grader_ended_by_sigterm_leaves_nothing_on_the_host(course: Course, tm
     running = "import os, time\nopen(os.path.join(os.environ['TFS_JUDGE_OUT'], 'running'), 'w').close()\ntime.sleep(300)"
     source, released = course.source(CHAPTER)[NOTEBOOK], course.released(CHAPTER)[NOTEBOOK]
     course.submit("t-terminated", CHAPTER, {NOTEBOOK: prefixed(solution_answers(source), "standardize", running)(released)})
-    scratch, log = tmp_path / "scratch", tmp_path / "grade_parallel.log"
-    scratch.mkdir()
+    # a short folder: the kernel's IPC socket lives in it, and a socket's path has at most 107 characters
+    scratch, log = tmp_path_factory.mktemp("sigterm"), tmp_path_factory.mktemp("sigterm-log") / "grade_parallel.log"
     with open(log, "w") as output:
         grader = subprocess.Popen(
             [sys.executable, str(REPO / "autograder" / "grade_parallel.py"), CHAPTER, "-j", "1", "--no-progress",
