@@ -149,7 +149,7 @@ class SandboxKernelManager(AsyncKernelManager):
             self.isolated = reason is None
             self.scratch = Path(tempfile.mkdtemp(prefix="tfs-kernel-", dir=self.scratch_root or None))
             _LIVE_KERNELS.add(self)
-            _release_on_exit()
+            _handle_sigterm()
             self.judge_out = self.scratch / "judge"
             for folder in (self.scratch / "ipc", self.judge_out):
                 folder.mkdir()
@@ -283,8 +283,8 @@ def _end_on_sigterm(signum: int, frame) -> None:
     os.kill(os.getpid(), signum)
 
 
-def _release_on_exit() -> None:
-    """Where nothing else handles SIGTERM, release the kernels on it; on any other exit, too (atexit)."""
+def _handle_sigterm() -> None:
+    """Where nothing else handles SIGTERM, release the kernels on it (other exits: the atexit below)."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _end_on_sigterm)
 
