@@ -19,12 +19,11 @@ float64, never SmolLM2.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 
 import torch
 
-from tfs.grader.judging import error_line, generator, raised
+from tfs.grader.judging import error_line, generator, raised, stand_ins
 from tfs.models.llama import LLaMAConfig
 
 CONFIGS = {  # grouped-query (tied head), multi-query (untied), multi-head
@@ -158,32 +157,10 @@ def _stand_ins() -> dict:
             "GroupedQueryAttention": _Attention, "LLaMABlock": _Block, "chat_prompt": render_chat}
 
 
-def _namespaces(answer) -> list[dict]:
-    """The global namespaces the learner's function or class reads names from."""
-    functions = [answer] if callable(answer) and hasattr(answer, "__globals__") else \
-        [f for f in vars(answer).values() if hasattr(f, "__globals__")] if isinstance(answer, type) else []
-    spaces = []
-    for function in functions:
-        if all(function.__globals__ is not s for s in spaces):
-            spaces.append(function.__globals__)
-    return spaces
-
-
-@contextlib.contextmanager
 def references_for(answer, exercise: str):
     """While the learner's ``answer`` to ``exercise`` runs, the other exercises' names in its namespace that have a
     stand-in (:func:`_stand_ins`) are that stand-in (put back afterwards)."""
-    references = {name: value for name, value in _stand_ins().items() if name != exercise}
-    saved = []
-    for space in _namespaces(answer):
-        kept = {name: space[name] for name in references if name in space}
-        saved.append((space, kept))
-        space.update({name: references[name] for name in kept})
-    try:
-        yield
-    finally:
-        for space, kept in saved:
-            space.update(kept)
+    return stand_ins(answer, **{name: value for name, value in _stand_ins().items() if name != exercise})
 
 
 def _outcome(function, *args, **kwargs) -> dict:
