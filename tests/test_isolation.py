@@ -298,6 +298,30 @@ def test_grading_refuses_without_isolation_unless_the_instructor_allows_it(tmp_p
     assert course.grades(CHAPTER, "u-honest") == FULL
 
 
+def test_a_scratch_folder_too_deep_for_the_kernels_sockets_is_named():
+    assert isolation.scratch_root_problem("/tmp") is None
+    deep = "/tmp/" + "d" * 80
+    problem = isolation.scratch_root_problem(deep)
+    assert problem is not None and deep in problem and "107" in problem and "scratch_root" in problem
+
+
+@pytest.mark.skipif(REASON is not None, reason=str(REASON))
+def test_grading_under_a_scratch_folder_too_deep_refuses_with_the_reason(tmp_path):
+    """Found by a fresh-clone run: under a deep scratch folder every kernel died with "ZMQError: File name too long"."""
+    course = Course(tmp_path / "course")
+    course.release([CHAPTER])
+    release = course.released(CHAPTER)[NOTEBOOK]
+    answers = solution_answers(course.source(CHAPTER)[NOTEBOOK])
+    course.submit("u-honest", CHAPTER, {NOTEBOOK: fill(release, answers)})
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    refused = course.nbgrader("autograde", CHAPTER, "--CourseDirectory.student_id=u-*", "--force",
+                              f"--SandboxKernelManager.scratch_root={deep}", check=False)
+    output = refused.stdout + refused.stderr
+    assert "too deep for the kernel's sockets" in output and "File name too long" not in output, output[-3000:]
+    assert list(deep.iterdir()) == [], "a scratch folder was made before the refusal"
+
+
 def test_a_sandboxed_command_sees_no_course_folder_no_grader_environment_and_its_own_files(tmp_path):
     """bwrap directly, no nbgrader: the view, the environment and the copy of the student's folder."""
     own = tmp_path / "student"

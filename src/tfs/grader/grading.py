@@ -147,6 +147,9 @@ class SandboxKernelManager(AsyncKernelManager):
             if reason:
                 self.log.warning("Grading WITHOUT OS-level isolation (allow_unisolated is set): %s", reason)
             self.isolated = reason is None
+            too_deep = isolation.scratch_root_problem(self.scratch_root) if self.isolated else None
+            if too_deep:  # the kernel could not open its sockets: say why once, instead of a ZMQError per cell
+                raise RuntimeError(f"refusing to start the grading kernel: {too_deep}")
             self.scratch = Path(tempfile.mkdtemp(prefix="tfs-kernel-", dir=self.scratch_root or None))
             _LIVE_KERNELS.add(self)
             _handle_sigterm()

@@ -45,6 +45,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -176,6 +177,27 @@ def bwrap_arguments(*, ipc: str, judge: str, submitted: str | None, env: dict[st
     drop = _drop(uid)
     prepare = f'mkdir -p "$HOME"; ' + (f"cp -r {SUBMITTED_COPY}/. {SUBMISSION}/ 2>/dev/null; " if submitted else "")
     return arguments + ["--", *drop, "/bin/sh", "-c", prepare + 'exec "$@"', "sh", *command]
+
+
+SOCKET_PATH_MAX = 107  # a Unix socket's path, in bytes, on Linux (sun_path is 108 with its NUL)
+# what grading adds under the scratch root: <root>/tfs-kernel-XXXXXXXX/ipc/k-<port> (ports counted from 1)
+KERNEL_SOCKET_TAIL = "/tfs-kernel-xxxxxxxx/ipc/k-99999"
+
+
+def scratch_root_problem(root: str) -> str | None:
+    """Why kernels' ZeroMQ sockets could not be made under ``root`` (``""``: the temp folder), or None.
+
+    The kernel's ``ipc`` sockets live in its scratch folder, and a Unix socket's path has at most 107 bytes: under a
+    deeper folder every kernel would fail to start ("File name too long"), so grading refuses at start-up instead.
+    """
+    base = os.path.realpath(root or tempfile.gettempdir())
+    length = len(os.fsencode(base + KERNEL_SOCKET_TAIL))
+    if length <= SOCKET_PATH_MAX:
+        return None
+    return (f"the scratch folder {base!r} is too deep for the kernel's sockets: their paths would have {length} bytes, "
+            f"and a Unix socket's path may have at most {SOCKET_PATH_MAX}. Choose a folder at most "
+            f"{SOCKET_PATH_MAX - len(KERNEL_SOCKET_TAIL)} characters long "
+            "(--SandboxKernelManager.scratch_root=/tmp/grading, or TMPDIR=/tmp)")
 
 
 @functools.lru_cache(maxsize=None)
