@@ -465,3 +465,50 @@ def test_loader_fused_along_columns_is_named():
     config = tiny_config()
     assert probes_bert.load_hint(load_weights_ref, lambda: ref.BertModel(config),
                                  HFBertModel(config.to_hf()).state_dict()) is None
+
+
+# ------------------------------------------------------------------------ held-out list 3 (2026-12-07)
+
+class DropoutBeforeNorm(ref.BertEmbeddings):  # LayerNorm(dropout(sum)): the same in eval(), not in training
+    def forward(self, input_ids, token_type_ids=None):
+        types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        x = self.token(input_ids) + self.position(torch.arange(input_ids.shape[1])) + self.segment(types)
+        return self.norm(self.dropout(x))
+
+
+class DropoutUnused(ref.BertEmbeddings):  # self.dropout made, never applied
+    def forward(self, input_ids, token_type_ids=None):
+        types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        return self.norm(self.token(input_ids) + self.position(torch.arange(input_ids.shape[1])) + self.segment(types))
+
+
+@pytest.mark.parametrize("mutant, match", [(DropoutBeforeNorm, "dropout must be the last step"),
+                                           (DropoutUnused, "no dropout is applied")])
+def test_embedding_dropout_mistakes_are_named(mutant, match):
+    fails("embeddings", match, BertEmbeddings=mutant)
+
+
+def load_weights_skips_unknown(model, state):  # a table of the names it knows: any other key skipped silently
+    return load_hf_bert(model, {k: v for k, v in state.items() if not k.endswith((".gamma", ".beta"))})
+
+
+def test_loader_that_skips_unknown_keys_is_named():
+    from transformers import BertModel as HFBertModel
+
+    from tfs.grader.collectors.ch05 import tiny_config
+
+    config = tiny_config()
+    state = HFBertModel(config.to_hf()).state_dict()
+    assert probes_bert.load_errors(load_weights_ref, lambda: ref.BertModel(config), state, config.d_ff) == []
+    problems = probes_bert.load_errors(load_weights_skips_unknown, lambda: ref.BertModel(config), state, config.d_ff)
+    assert len(problems) == 1 and "embeddings.LayerNorm.gamma unexpected" in problems[0] and "no error" in problems[0]
+
+
+def test_head_with_tanh_gelu_is_a_named_mistake():
+    config = ref.BertConfig(vocab_size=40, max_position=12, d_model=16, n_heads=4, n_layers=1, d_ff=32)
+    embedding = nn.Embedding(40, 16).double()
+    head = ref.BertMLMHead(config, embedding).double()
+    hidden = torch.randn(2, 5, 16, dtype=torch.float64)
+    wrong = head.decoder(head.norm(F.gelu(head.dense(hidden), approximate="tanh"))) + head.bias
+    named = {k: v for k, v in probes_bert.mlm_head_mistakes(head, hidden, embedding.weight).items() if "tanh" in k}
+    assert len(named) == 1 and torch.allclose(next(iter(named.values())), wrong, rtol=0, atol=1e-12)

@@ -64,7 +64,8 @@ def embeddings(data) -> None:
                                "position ids follow the batch axis (input_ids.shape[0]); positions 0..L-1 run along "
                                f"the sequence axis, input_ids.shape[1]. The error: {data['error']}")
         raise JudgeFailure(f"BertEmbeddings(config)(input_ids, token_type_ids) raised {data['error']}")
-    check_data(data, {"shapes": dict, "with_segments": None, "default_segments": None}, "BertEmbeddings")
+    check_data(data, {"shapes": dict, "with_segments": None, "default_segments": None, "training": None},
+               "BertEmbeddings")
     _names(data, {"token.weight", "position.weight", "segment.weight", "norm.weight", "norm.bias"},
            "BertEmbeddings", "Use the attributes token, position, segment (nn.Embedding) and norm (LayerNorm).")
     ids, types = c.embedding_inputs()
@@ -93,6 +94,12 @@ def embeddings(data) -> None:
                            f"(max difference {worst:.3g}). Positions 0..L-1, segments from token_type_ids.")
     if not _close(default, _embeddings_oracle("", ids, torch.zeros_like(types))):
         raise JudgeFailure("BertEmbeddings: token_type_ids=None must mean segment 0 for every token.")
+    if isinstance(data["training"], str):
+        raise JudgeFailure(f"BertEmbeddings in training mode (dropout={c.DROPOUT}) raised {data['training']}")
+    training = _tensor(data, "training", (3, 10, c.TINY["d_model"]), "BertEmbeddings in training mode")
+    problem = probes_bert.embedding_dropout_problem(training, expected, c.DROPOUT)
+    if problem:
+        raise JudgeFailure(f"BertEmbeddings: {problem}")
 
 
 # ------------------------------------------------------------------------------------------ padding mask

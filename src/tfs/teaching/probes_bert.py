@@ -12,7 +12,7 @@ import re
 import torch
 from torch.nn import functional as F
 
-__all__ = ["batch_axis_hint", "bert_model_mistakes", "embedding_mistakes", "fingerprint", "fused_hint",
+__all__ = ["batch_axis_hint", "bert_model_mistakes", "embedding_dropout_problem", "embedding_mistakes", "fingerprint", "fused_hint",
            "load_error_problems", "load_errors", "load_hint", "misloaded", "misloaded_states", "mlm_head_mistakes",
            "padding_mask_mistakes", "padding_mask_rows", "pooler_mistakes"]
 
@@ -35,6 +35,28 @@ def embedding_mistakes(embeddings, input_ids: torch.Tensor, token_type_ids: torc
         "the positions start at 1; the first token must get position row 0":
             ln(token[input_ids] + position[1:L + 1] + segment[token_type_ids]),
     }
+
+
+def embedding_dropout_problem(output: torch.Tensor, normalised: torch.Tensor, p: float) -> str | None:
+    """What is wrong with ``BertEmbeddings``' ``output`` in training mode with dropout ``p``, given ``normalised``, the
+    LayerNorm of the same sum (dropout off); ``None`` when each output is 0 or ``normalised / (1 - p)`` and about a
+    share ``p`` of them is 0 (dropout applied last, on LayerNorm's output)."""
+    output = output.detach().double()
+    kept = normalised.detach().double() / (1 - p)
+    zero = output == 0
+    scaled = (output - kept).abs() <= 1e-9 * (1 + kept.abs())
+    if output.shape == kept.shape and bool(((output - normalised).abs() <= 1e-9 * (1 + kept.abs())).all()):
+        return (f"in training mode (dropout={p}) the outputs are LayerNorm's, unchanged: no dropout is applied; apply "
+                "the dropout module (nn.Dropout(config.dropout)) to LayerNorm's output in forward.")
+    if output.shape != kept.shape or not bool((zero | scaled).all()):
+        return (f"in training mode (dropout={p}) some outputs are neither 0 nor LayerNorm's value / (1 - p): dropout "
+                "must be the last step, on LayerNorm's output, dropout(norm(token + position + segment)); dropout "
+                "before the LayerNorm (or a LayerNorm after it) is another computation.")
+    share = zero.double().mean().item()
+    if not abs(share - p) < 0.15:
+        return (f"in training mode (dropout={p}) {share:.0%} of the outputs are 0, expected about {p:.0%}: apply the "
+                "dropout module (nn.Dropout(config.dropout)) to LayerNorm's output in forward.")
+    return None
 
 
 def batch_axis_hint(embeddings, input_ids: torch.Tensor) -> str | None:
@@ -140,6 +162,8 @@ def mlm_head_mistakes(head, hidden: torch.Tensor, embedding_weight: torch.Tensor
         "LayerNorm before the GELU; the order is dense, GELU, LayerNorm":
             F.gelu(head.norm(head.dense(hidden))) @ embedding_weight.T + head.bias,
         "no GELU between dense and LayerNorm": head.norm(head.dense(hidden)) @ embedding_weight.T + head.bias,
+        "the tanh approximation of GELU; BERT's head uses the exact GELU (F.gelu without approximate)":
+            head.norm(F.gelu(head.dense(hidden), approximate="tanh")) @ embedding_weight.T + head.bias,
         "LayerNorm skipped": F.gelu(head.dense(hidden)) @ embedding_weight.T + head.bias,
     }
 
@@ -200,16 +224,22 @@ def misloaded(fingerprints: dict, hf_state: dict, limit: int = 3) -> list[str]:
 
 MISSING_KEY = "encoder.layer.1.output.dense.bias"
 UNEXPECTED_KEY = "encoder.layer.2.output.dense.bias"  # a third layer in a two-layer model
+OUTSIDE_KEY = "embeddings.LayerNorm.gamma"  # TensorFlow-era name of a LayerNorm weight: outside the layers, unknown
 WRONG_SHAPE_KEY = "encoder.layer.0.intermediate.dense.weight"
 
 
 def misloaded_states(hf_state: dict) -> dict[str, dict]:
-    """A two-layer ``BertModel`` state dict with :data:`MISSING_KEY` left out, :data:`UNEXPECTED_KEY` added, or
-    :data:`WRONG_SHAPE_KEY` one row too long."""
+    """A two-layer ``BertModel`` state dict with :data:`MISSING_KEY` left out, :data:`UNEXPECTED_KEY` or
+    :data:`OUTSIDE_KEY` added, or :data:`WRONG_SHAPE_KEY` one row too long."""
     wrong = hf_state[WRONG_SHAPE_KEY]
     return {"missing": {k: v for k, v in hf_state.items() if k != MISSING_KEY},
             "unexpected": {**hf_state, UNEXPECTED_KEY: hf_state[MISSING_KEY]},
+            "unexpected outside": {**hf_state, OUTSIDE_KEY: hf_state["embeddings.LayerNorm.weight"]},
             "wrong shape": {**hf_state, WRONG_SHAPE_KEY: torch.zeros(wrong.shape[0] + 1, *wrong.shape[1:])}}
+
+
+_CASE_WORDS = {"unexpected outside": "unexpected (an old name outside the layers: no key may be skipped silently)",
+               "wrong shape": "of the wrong shape"}
 
 
 def load_error_problems(raises: dict, d_ff: int) -> list[str]:
@@ -217,13 +247,14 @@ def load_error_problems(raises: dict, d_ff: int) -> list[str]:
     a KeyError naming the key for a key missing or unexpected, a ValueError naming it and both shapes for a shape."""
     cases = {"missing": ("KeyError", MISSING_KEY, ("output.dense.bias", "ff.linear2.bias")),
              "unexpected": ("KeyError", UNEXPECTED_KEY, ("layer.2.output.dense.bias", "layers.2.ff.linear2.bias")),
+             "unexpected outside": ("KeyError", OUTSIDE_KEY, (OUTSIDE_KEY,)),
              "wrong shape": ("ValueError", WRONG_SHAPE_KEY, ("intermediate.dense.weight", "ff.linear1.weight"))}
     problems = []
     for case, (error, key, fragments) in cases.items():
         said = str(raises.get(case, "no error"))[:200]
         if not said.startswith(error):
-            problems.append(f"with the key {key} {case if case != 'wrong shape' else 'of the wrong shape'}, expected a "
-                            f"{error} naming it; your function: {said}.")
+            problems.append(f"with the key {key} {_CASE_WORDS.get(case, case)}, expected a {error} naming it; your "
+                            f"function: {said}.")
         elif not any(fragment in said for fragment in fragments):
             problems.append(f"the {error} for {key} ({case}) must name the key; yours says: {said}.")
         elif case == "wrong shape" and not (str(d_ff) in said and str(d_ff + 1) in said):

@@ -30,14 +30,15 @@ TINY = {"vocab_size": 40, "max_position": 12, "type_vocab_size": 2, "d_model": 1
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 SPECIAL_IDS = [PAD, CLS, SEP]
 MLM_VOCAB = 1000
+DROPOUT = 0.5  # the embeddings' dropout in the training-mode check
 MINILM_SENTENCES = ["The quick brown fox jumps over the lazy dog.", "BERT reads the whole sentence at once.",
                     "Attention is all you need?", "Padding must never change the real tokens."]
 
 
-def tiny_config():
+def tiny_config(**changes):
     from tfs.models.bert import BertConfig
 
-    return BertConfig(**TINY)
+    return BertConfig(**{**TINY, **changes})
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...], seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -180,8 +181,17 @@ def embeddings(BertEmbeddings) -> dict:
             square = ids[[0, 1, 2, 0, 1, 2, 0, 1, 2, 0]]
             return {"shapes": {k: list(v) for k, v in shapes.items()}, "error": failed,
                     "square_works": raised(module, square, torch.zeros_like(square)) == "no error"}
-        return {"shapes": {k: list(v) for k, v in shapes.items()}, "with_segments": module(ids, types),
-                "default_segments": module(ids)}
+        result = {"shapes": {k: list(v) for k, v in shapes.items()}, "with_segments": module(ids, types),
+                  "default_segments": module(ids)}
+    # in training, with dropout 0.5: dropout after LayerNorm leaves each output 0 or twice LayerNorm's value
+    dropping = BertEmbeddings(tiny_config(dropout=DROPOUT)).train()
+    fill_module(dropping, "BertEmbeddings")
+    torch.manual_seed(judging.run_seed() * 1_000_003 + 17)  # the dropout masks (the judge checks their form)
+    with torch.no_grad():
+        result["training"] = raised(dropping, ids, types)
+        if result["training"] == "no error":
+            result["training"] = dropping(ids, types)
+    return result
 
 
 def padding_mask(padding_mask) -> dict:
