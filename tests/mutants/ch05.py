@@ -181,3 +181,56 @@ HELD_OUT = [
 ]
 
 MUTANTS = LISTED + HELD_OUT
+
+
+# A third held-out list (2026-12-07), written from the solution notebook alone and graded before any fix
+# (/work/notes/heldout3/ch05-summary.md); exact duplicates of the lists above left out.
+HELD_OUT_3 = [
+    Mutant("h3-emb-dropout-before-norm", "bert_embeddings",
+           "return self.dropout(self.norm(x))",
+           "return self.norm(self.dropout(x))",
+           r"dropout.*(after|before|order)|order.*dropout", "rare"),
+    Mutant("h3-emb-none-skips-segment", "bert_embeddings",
+           "        if token_type_ids is None:\n            token_type_ids = torch.zeros_like(input_ids)\n"
+           "        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (L,)\n"
+           "        x = self.token(input_ids) + self.position(positions) + self.segment(token_type_ids)  # (B, L, d)",
+           "        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (L,)\n"
+           "        x = self.token(input_ids) + self.position(positions)\n"
+           "        if token_type_ids is not None:\n"
+           "            x = x + self.segment(token_type_ids)",
+           r"segment 0|token_type_ids=None|segment.*(default|none|missing)", "rare"),
+    Mutant("h3-model-pool-last-token", "bert_model",
+           "return hidden, torch.tanh(self.pooler(hidden[:, 0]))",
+           "return hidden, torch.tanh(self.pooler(hidden[:, -1]))",
+           r"\[CLS\]|first token|last", "rare"),
+    Mutant("h3-mlm-tanh-gelu", "bert_mlm_head",
+           "F.gelu(self.dense(hidden))",
+           "F.gelu(self.dense(hidden), approximate=\"tanh\")",
+           r"exact|tanh|approximat", "rare"),
+    Mutant("h3-mask-random-20", "mask_tokens",
+           "to_random = chosen & (draw >= 0.8) & (draw < 0.9)",
+           "to_random = chosen & (draw >= 0.8)",
+           r"unchanged|10 ?%|random", "common"),
+    Mutant("h3-mask-only-pad-excluded", "mask_tokens",
+           "& ~torch.isin(input_ids, special)",
+           "& (input_ids != special[0])",
+           r"special|\[CLS\]|\[SEP\]", "rare"),
+    Mutant("h3-mask-draw-global-rng", "mask_tokens",
+           "draw = torch.rand(input_ids.shape, generator=generator)",
+           "draw = torch.rand(input_ids.shape)",
+           r"generator|seed|reproduc", "rare"),
+    Mutant("h3-nsp-pairs-one-short", "make_nsp_pairs",
+           "for i in range(len(passage) - 1):",
+           "for i in range(len(passage) - 2):",
+           r"one (pair )?per sentence|pairs|successor", "rare"),
+    Mutant("h3-load-norms-swapped", "load_bert_weights",
+           '"attention.output.LayerNorm": "norm1"',
+           '"attention.output.LayerNorm": "norm2"',
+           r"norm1|norm2|LayerNorm|attention\.output\.LayerNorm", "common"),
+    Mutant("h3-load-unexpected-skipped", "load_bert_weights",
+           "        if parts[:2] != [\"encoder\", \"layer\"]:\n            raise KeyError(f\"unexpected key {key!r}\")",
+           "        if parts[:2] != [\"encoder\", \"layer\"]:\n            continue",
+           r"unexpected|KeyError", "rare"),
+]
+
+MUTANTS = MUTANTS + HELD_OUT_3
