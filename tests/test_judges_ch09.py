@@ -491,3 +491,83 @@ def test_last_tokens_never_scored_are_named():
 
 def test_a_single_token_text_must_raise():
     fails("perplexity_errors", "a text of one token .*must raise ValueError", perplexity=one_token_accepted)
+
+
+# ------------------------------------------------------------------------ held-out mistakes (third reader's list)
+
+def stride_defaults_to_context(model, ids, window=None, stride=None):
+    return ref.perplexity(model, ids, window, stride or model.config.n_positions)
+
+
+def stride_defaults_to_half(model, ids, window=None, stride=None):
+    window = window or model.config.n_positions
+    return ref.perplexity(model, ids, window, stride or window // 2)
+
+
+def counts_every_prediction(model, ids, window=None, stride=None):
+    window = window or model.config.n_positions
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for begin, end, first in ref.window_spans(len(ids), window, stride or window):
+            logits = model(ids[begin:end][None]).logits[0].double()
+            total += F.cross_entropy(logits[first - begin - 1:end - begin - 1], ids[first:end], reduction="sum").item()
+            count += end - begin - 1                    # the overlap's context counted too
+    return math.exp(total / count)
+
+
+def test_a_stride_that_does_not_default_to_window_is_named():
+    fails("perplexity_values", r"stride left out: it defaults to window.*raised ValueError",
+          perplexity=stride_defaults_to_context)
+    fails("perplexity_values", r"windows moved by 6 tokens; the stride left out defaults to window",
+          perplexity=stride_defaults_to_half)
+
+
+def test_a_count_of_every_prediction_is_named_and_costs_only_the_values_cell():
+    fails("perplexity_values", r"count counts every position a window predicts", perplexity=counts_every_prediction)
+    verdict("perplexity_mode", perplexity=counts_every_prediction)
+
+
+def eos_not_learned(texts, block_size, eos_id):
+    out = ref.prepare_lm_blocks(texts, block_size, eos_id)
+    return {"input_ids": out["input_ids"], "labels": out["labels"].masked_fill(out["input_ids"] == eos_id, -100)}
+
+
+def short_check_without_eos(texts, block_size, eos_id):
+    if sum(len(t) for t in texts) < block_size:
+        raise ValueError("the texts do not fill one block")
+    return ref.prepare_lm_blocks(texts, block_size, eos_id)
+
+
+def test_end_of_text_labels_hidden_and_a_size_check_without_them_are_named():
+    fails("lm_blocks", r"end-of-text tokens are labelled -100", prepare_lm_blocks=eos_not_learned)
+    fails("lm_blocks", r"\[\[1, 2, 3\]\], 4, eos_id\) raised ValueError.*end-of-text tokens count",
+          prepare_lm_blocks=short_check_without_eos)
+
+
+def loss_not_logged(rows, losses):
+    slope, intercept = np.polyfit(np.log([r["non_embedding_params"] for r in rows]), losses, 1)
+    return -slope, math.exp(intercept / -slope)
+
+
+def test_a_fit_through_ln_n_and_the_loss_itself_is_named():
+    fails("scaling_fit", r"through \(ln N, L\)", fit_scaling_law=loss_not_logged)
+
+
+def test_the_new_visible_probes_name_a_count_of_every_prediction_and_an_unlogged_loss():
+    from tfs.teaching import probes_pretrained as probes
+
+    model, ids = c.tiny_gpt(), c.token_ids("overlap", 40)
+    spans = ref.window_spans(len(ids), 16, 6)
+    wrong = probes.perplexity_mistakes(model, ids, spans)
+    key = next(k for k in wrong if k.startswith("the count counts every position"))
+    assert float(wrong[key]) == pytest.approx(counts_every_prediction(model, ids, 16, 6), rel=1e-9)
+    rows, losses = c.scaling_case("noisy")
+    counts = [r["non_embedding_params"] for r in rows]
+    fits = probes.scaling_fit_mistakes((0.0, 0.0), (0.0, 0.0), counts, losses)
+    alpha, n_c = loss_not_logged(rows, losses)
+    assert fits["the loss not logged: a line through (ln N, L), where a power law is a straight line only when both "
+                "axes are logarithmic (ln L against ln N)"].tolist() == pytest.approx([alpha, math.log(n_c)], rel=1e-9)
+    blocks = ref.prepare_lm_blocks([[1, 2, 3], [4, 5]], 3, 0)["input_ids"]
+    assert any(torch.equal(v, eos_not_learned([[1, 2, 3], [4, 5]], 3, 0)["labels"])
+               for v in probes.label_shift_mistakes(blocks, 0).values())

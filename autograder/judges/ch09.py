@@ -74,6 +74,9 @@ def perplexity_mistakes(model, ids: torch.Tensor, window: int, stride: int) -> d
                 math.exp(right.sum().item() / len(ids)),
             "the summed NLL is exponentiated without averaging": math.exp(min(right.sum().item(), 700.0)),
             "the mean NLL (a loss) is returned, not its exponential (the perplexity)": right.mean().item(),
+            "the count counts every position a window predicts (end - begin - 1), the overlap's context included, "
+            "while the sum holds only the tokens scored in that window: divide by the number of scored tokens":
+                math.exp(right.sum().item() / sum(e - b - 1 for b, e, _ in spans)),
         }
 
 
@@ -88,10 +91,24 @@ def perplexity_values(data) -> None:
     model = c.tiny_gpt()
     for case, (n, window, stride) in c.PPL_CASES.items():
         got = data[case]
-        where = f"perplexity(model, {n} tokens, window={window}, stride={stride})"
+        where = f"perplexity(model, {n} tokens" + "".join(f", {k}={v}" for k, v in (("window", window), ("stride", stride))
+                                                           if v is not None) + ")"
+        default = ((" (stride left out: it defaults to window)" if window is not None else
+                    f" (window and stride left out: window defaults to the model's context, "
+                    f"model.config.n_positions = {c.CONTEXT}, and stride to window)") if stride is None else "")
+        if stride is None and isinstance(got, str):
+            raise JudgeFailure(f"✗ {name}: {where}{default} raised {got}.")
         _expect_number(got, where, name)
         ids = c.token_ids(case, n)
-        expected = oracle_perplexity(model, ids, window, stride)
+        window = window or c.CONTEXT
+        expected = oracle_perplexity(model, ids, window, stride or window)
+        if not _same(got, expected) and stride is None:
+            for other in range(1, window):
+                if _same(got, oracle_perplexity(model, ids, window, other)):
+                    raise JudgeFailure(f"✗ {name}: {where}: the windows moved by {other} tokens; the stride left out "
+                                       f"defaults to window ({window}): windows side by side, without overlap.")
+            raise JudgeFailure(f"✗ {name}: {where} returned {got:.6g}, {off(got, expected)} the perplexity with "
+                               f"{default.strip(' ()')}.")
         if not _same(got, expected):
             for mistake, wrong in perplexity_mistakes(model, ids, window, stride).items():
                 if _same(got, wrong):
@@ -182,7 +199,7 @@ def _exact(value, expected: torch.Tensor) -> bool:
 def lm_blocks(data) -> None:
     name = "prepare_lm_blocks"
     check_data(data, {"keys": None, "input_ids": None, "labels": None, "other_ids": None, "exact_ids": None,
-                      "too_short": None}, name)
+                      "too_short": None, "one_block": None}, name)
     texts = c.block_texts()
     expect(isinstance(data, dict) and data.get("keys") == ["input_ids", "labels"], name,
            f"the result's keys are {data.get('keys') if isinstance(data, dict) else data}; expected 'input_ids' and 'labels'.")
@@ -215,6 +232,9 @@ def lm_blocks(data) -> None:
             bool((labels[:, :-1] == expected[:, 1:]).all()) and not bool((labels == expected).all())):
         raise JudgeFailure(f"✗ {name}: the labels are shifted twice, by you and again inside the model (transformers' "
                            "causal-LM loss compares labels[t] with the logit at t - 1), so the logit at t meets token t + 2.")
+    if _exact(labels, expected.masked_fill(expected == c.EOS, -100)):
+        raise JudgeFailure(f"✗ {name}: the end-of-text tokens are labelled -100, so the loss never asks the model to end "
+                           "a text: these blocks hold no padding, every label is a real target, eos_id included.")
     expect(_exact(labels, expected), name, "labels must be a copy of input_ids (the model shifts them itself).")
     stream7 = list(itertools.chain.from_iterable(t + [7] for t in texts))
     n6 = len(stream7) // 6
@@ -230,6 +250,13 @@ def lm_blocks(data) -> None:
            "exactly: every token must be in them.")
     expect(isinstance(data["too_short"], str) and data["too_short"].startswith("ValueError"), name,
            f"texts shorter than one block must raise ValueError (nothing to train on); received {data['too_short']!r}.")
+    one_block = data.get("one_block")
+    expect(not (isinstance(one_block, str) and one_block.startswith("ValueError")), name,
+           f"prepare_lm_blocks([[1, 2, 3]], 4, eos_id) raised {one_block}: the 3 tokens and the end-of-text token after "
+           "them fill one block of 4 exactly; the end-of-text tokens count when you decide whether the texts fill a block.")
+    expect(_exact(one_block, torch.tensor([[1, 2, 3, c.EOS]])), name,
+           f"prepare_lm_blocks([[1, 2, 3]], 4, eos_id) must return input_ids [[1, 2, 3, eos_id]] (one block, int64); "
+           f"received {one_block.tolist() if isinstance(one_block, torch.Tensor) else one_block!r}.")
 
 
 def lm_batch_padding(data) -> None:

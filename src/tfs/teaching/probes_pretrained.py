@@ -30,6 +30,9 @@ def perplexity_mistakes(model, ids: torch.Tensor, spans) -> dict[str, torch.Tens
         "logits not shifted (the logit at t scored against token t)": torch.cat(unshifted).mean().exp(),
         "one token skipped at each window boundary: the first token after the previous window's end is never "
         "scored (an off-by-one in where a window's scoring starts)": torch.cat(skipped).mean().exp(),
+        "the count counts every position a window predicts (end - begin - 1), the overlap's context included, while "
+        "the sum holds only the tokens scored in it: divide by the number of scored tokens":
+            (torch.cat(scored).sum() / sum(e - b - 1 for b, e, _ in spans)).exp(),
     }
     return {k: v.double() for k, v in wrong.items()}
 
@@ -60,12 +63,18 @@ def block_mistakes(token_lists, block_size: int, eos_id: int) -> dict[str, torch
             "the end-of-text token put only between texts: the last text must end with it too": cut(stream[:-1])}
 
 
-def label_shift_mistakes(input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Wrong ``labels`` for blocks ``input_ids`` (n, block_size): shifted by the caller, as the model shifts again."""
-    return {"labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2)":
-                torch.roll(input_ids.flatten(), -1).view_as(input_ids),
-            "labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2), "
-            "-100 at each block's end": F.pad(input_ids[:, 1:], (0, 1), value=-100)}
+def label_shift_mistakes(input_ids: torch.Tensor, eos_id: int | None = None) -> dict[str, torch.Tensor]:
+    """Wrong ``labels`` for blocks ``input_ids`` (n, block_size): shifted by the caller, as the model shifts again;
+    given ``eos_id``, also the end-of-text tokens left out of the loss."""
+    wrong = {"labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2)":
+                 torch.roll(input_ids.flatten(), -1).view_as(input_ids),
+             "labels shifted by you and again by the model (shifted twice: the logit at t meets token t + 2), "
+             "-100 at each block's end": F.pad(input_ids[:, 1:], (0, 1), value=-100)}
+    if eos_id is not None:
+        wrong["the end-of-text tokens labelled -100: the loss then never asks the model to end a text (these blocks "
+              "hold no padding: every position is a real target, eos included)"] = \
+            input_ids.masked_fill(input_ids == eos_id, -100)
+    return wrong
 
 
 def batch_input_mistakes(token_lists, pad_id: int) -> dict[str, torch.Tensor]:
@@ -118,6 +127,10 @@ def scaling_fit_mistakes(right: tuple[float, float], every_parameter: tuple[floa
         slope, intercept = torch.linalg.lstsq(design, log_n[:, None]).solution[:, 0].tolist()   # ln N = slope ln L + b
         other_way = {"the line fitted the other way round, ln N against ln L: least squares must predict ln L from "
                      "ln N (the two lines differ unless the points lie exactly on one)": (-1 / slope, intercept)}
+        design = torch.stack([log_n, torch.ones_like(log_n)], dim=1)
+        slope, intercept = torch.linalg.lstsq(design, torch.tensor(losses, dtype=torch.float64)[:, None]).solution[:, 0].tolist()
+        other_way["the loss not logged: a line through (ln N, L), where a power law is a straight line only when both "
+                  "axes are logarithmic (ln L against ln N)"] = (-slope, intercept / -slope)
     else:
         other_way = {}
     wrong = {"N counting every parameter, embeddings included (Kaplan's 0.076 counts the non-embedding ones)": every_parameter,

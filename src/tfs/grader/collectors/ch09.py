@@ -21,6 +21,8 @@ PPL_CASES = {  # name: (n_tokens, window, stride)
     "disjoint": (40, 16, 16),
     "overlap": (40, 16, 6),
     "ragged": (37, 12, 5),
+    "default_stride": (30, 12, None),   # None: the argument left out (stride defaults to window)
+    "defaults": (40, None, None),       # window defaults to the model's context, stride to window
 }
 SHARP_CASE, SHARPNESS = (24, 16, 8), 20.0   # the float32 model with logits far apart: (n_tokens, window, stride)
 BLOCK_LENGTHS, BLOCK_SIZE, EXACT_BLOCK = (5, 3, 9, 4), 4, 5   # 25 tokens with the eos: 5 blocks of 5 exactly
@@ -77,7 +79,7 @@ def _number(value):
 def perplexity_values(perplexity) -> dict:
     """One number (or the error line raised) per case of ``PPL_CASES``, and ``"sharp"`` on :func:`sharp_gpt`."""
     model = tiny_gpt()
-    values = {name: _value_or_error(perplexity, model, token_ids(name, n), window, stride)
+    values = {name: _value_or_error(perplexity, model, token_ids(name, n), *[a for a in (window, stride) if a is not None])
               for name, (n, window, stride) in PPL_CASES.items()}
     n, window, stride = SHARP_CASE
     return values | {"sharp": _value_or_error(perplexity, sharp_gpt(), token_ids("sharp", n), window, stride)}
@@ -125,9 +127,13 @@ def lm_blocks(prepare_lm_blocks) -> dict:
     keys = sorted(out) if isinstance(out, dict) else repr(type(out).__name__)
     pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
     exact = prepare_lm_blocks(texts, EXACT_BLOCK, EOS)
+    try:   # 3 tokens and their eos fill one block of 4 exactly: no error
+        one_block = pick(prepare_lm_blocks([[1, 2, 3]], 4, EOS), "input_ids")
+    except Exception as error:
+        one_block = error_line(error)
     return {"keys": keys, "input_ids": pick(out, "input_ids"), "labels": pick(out, "labels"),
             "other_ids": pick(other, "input_ids"), "exact_ids": pick(exact, "input_ids"),
-            "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS)}
+            "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS), "one_block": one_block}
 
 
 def batch_texts() -> list[list[int]]:
