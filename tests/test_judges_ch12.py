@@ -7,6 +7,7 @@ mutants are plausible learner answers; each is also run through the visible chec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -595,3 +596,131 @@ def test_reply_mutants_are_named_by_the_visible_check(mistake, message):
     assert visible.check_reply(chat.reply, collectors.chat_model(), tokenizer, collectors.REPLY_CASES[0], 12, oracle)
     assert message in visible_message(visible.check_reply, reply_with(mistake), collectors.chat_model(), tokenizer,
                                       collectors.REPLY_CASES[0], 12, oracle)
+
+
+# ---------------------------------------------------------- added after the third held-out list (heldout3/ch12)
+
+def test_float32_steps_are_named_by_the_visible_checks_not_taken_for_another_mistake():
+    """A float64 input computed in float32 misses by float32's rounding: the visible check says so, instead of the
+    nearest coarse match (eps outside the root at eps=1e-5; position_ids ignored where they are 0..T-1)."""
+    class Float32Statistics(modern.RMSNorm):
+        def forward(self, x):
+            x32 = x.float()
+            return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+    x = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.5
+    shown = visible_message(visible.check_rmsnorm, Float32Statistics, x, 1e-5)
+    assert "float32's rounding level" in shown and "outside the square root" not in shown, shown
+    shown = visible_message(visible.check_rmsnorm, rmsnorm("eps_outside"), x, 1e-5)
+    assert "outside the square root" in shown and "float32" not in shown, shown
+    x = torch.randn(2, 3, 6, 8, dtype=torch.float64)
+    shown = visible_message(visible.check_rope, rope_with("float32_angles"), x, torch.arange(6).expand(2, 6), 10000.0)
+    assert "float32's rounding level" in shown and "position_ids ignored" not in shown, shown
+
+
+def test_rope_positions_on_the_wrong_axis_are_named():
+    def turn(x, position_ids, theta=10000.0):
+        d = x.shape[-1]
+        angles = position_ids[None, :, :, None].double() * theta ** (-2 * torch.arange(d // 2).double() / d)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        first, second = x[..., :d // 2], x[..., d // 2:]
+        return torch.cat([first * cos - second * sin, second * cos + first * sin], -1)
+
+    x = torch.randn(2, 3, 6, 8, dtype=torch.float64)
+    assert "works on a batch of one row" in visible_message(visible.check_rope, turn, x, torch.arange(6).expand(2, 6),
+                                                            10000.0)
+
+
+def test_swiglu_width_with_multiple_of_ignored_is_named():
+    def width(d_model, multiple_of=256):
+        return -(-(8 * d_model // 3) // 256) * 256
+
+    assert "multiple_of ignored" in hidden_message("swiglu_hidden", swiglu_hidden=width)
+    assert "multiple_of ignored" in visible_message(visible.check_swiglu_hidden, width, 320, 32, 864, "by hand")
+
+
+def test_attention_scaled_by_d_model_is_named():
+    class Scaled(AttentionWith):
+        def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+            scale = math.sqrt(self.d_head) / math.sqrt(x.shape[-1])
+            return super().forward(x, position_ids, mask, cache, layer) if scale == 1 else self._scaled(
+                x, position_ids, mask, cache, layer, scale)
+
+        def _scaled(self, x, position_ids, mask, cache, layer, scale):
+            q_weight = self.q.weight
+            self.q.weight = nn.Parameter(q_weight * scale)  # scores * scale = q k / sqrt(d_model)
+            try:
+                return super().forward(x, position_ids, mask, cache, layer)
+            finally:
+                self.q.weight = q_weight
+
+    message = "divided by sqrt(d_model) instead of sqrt(d_head)"
+    assert message in hidden_message("attention", GroupedQueryAttention=Scaled)
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    assert message in visible_message(visible.check_llama, visible.with_parts(model, attention=Scaled), model,
+                                      "attention", ["no_scale", "scale_d_model"])
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("attn", "the attention's residual taken from the normalised x"),
+    ("ff", "the feed-forward network's residual taken from the normalised x")])
+def test_a_residual_taken_from_one_normalised_sublayer_input_is_named(mistake, message):
+    class Block(ref.LLaMABlock):
+        def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+            if mistake == "attn":
+                x = self.norm1(x)
+                x = x + self.attn(x, position_ids, mask, cache, layer)
+                return x + self.ff(self.norm2(x))
+            x = x + self.attn(self.norm1(x), position_ids, mask, cache, layer)
+            x = self.norm2(x)
+            return x + self.ff(x)
+
+    assert message in hidden_message("block", LLaMABlock=Block)
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    keys = ["residual_from_normed", "attn_residual_from_normed", "ff_residual_from_normed"]
+    assert message in visible_message(visible.check_llama, visible.with_parts(model, block=Block), model, "block", keys)
+
+
+def test_a_model_that_forgets_the_cached_positions_in_its_length_check_fails():
+    class CountsNewTokensOnly(ref.LLaMA):
+        def forward(self, idx, targets=None, attention_mask=None, cache=None, position_ids=None):
+            if idx.shape[1] > self.config.block_size:
+                raise ValueError("too long")
+            config = self.config
+            self.config = dataclasses.replace(config, block_size=10 ** 6)  # the reference's check passes
+            try:
+                return super().forward(idx, targets, attention_mask, cache, position_ids)
+            finally:
+                self.config = config
+
+    message = "tokens cached, then 2 more"
+    assert message in hidden_message("model", LLaMA=CountsNewTokensOnly)
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    visible.check_context_limit(ref.LLaMA(small), small, "reference")
+    assert message in visible_message(visible.check_context_limit, CountsNewTokensOnly(small), small, "model")
+
+
+def test_stripped_contents_are_named():
+    def stripped(messages, add_generation_prompt=True):
+        return chat.chat_prompt([{**m, "content": m["content"].strip()} for m in messages], add_generation_prompt)
+
+    message = "stripped of its leading and trailing whitespace"
+    assert message in hidden_message("chat_prompt", chat_prompt=stripped)
+    tokenizer = collectors.chat_tokenizer()
+    tokenizer.chat_template = collectors.SMOLLM2_CHAT_TEMPLATE
+    assert message in visible_message(visible.check_chat_prompt, stripped, tokenizer,
+                                      [{"role": "user", "content": "  Two lines,\nkept. "}])
+
+
+def test_a_block_that_does_not_pass_its_layer_index_gets_the_cache_hint():
+    class Block(ref.LLaMABlock):
+        def forward(self, x, position_ids, mask=None, cache=None, layer=0):
+            return super().forward(x, position_ids, mask, cache)  # layer left out: every block writes layer 0
+
+    message = "every block hands its own index"
+    assert message in hidden_message("block", LLaMABlock=Block)
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    model = visible.random_llama(small)
+    assert message in visible_message(visible.check_llama, visible.with_parts(model, block=Block), model, "block", [])

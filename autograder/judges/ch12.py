@@ -262,6 +262,11 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
     _compare(_tensor(data.get("padded"), f"{label}, left-padded batch", expected["padded"].shape), expected["padded"],
              f"{label}, logits of a left-padded batch (real tokens)", _mistakes(name, keys, padded, mask), rows,
              hint="hide the padding keys (attention_mask) and combine that mask with the causal one")
+    if isinstance(data.get("cached"), dict) and "error" in data["cached"]:
+        from tfs.teaching.parity_llama import CACHE_LAYER_HINT
+
+        raise JudgeFailure(f"✗ {label}, decoded through a KVCache: your code failed: {data['cached']['error']}\n"
+                           f"  Hint: {CACHE_LAYER_HINT}")
     cached = _tensor(data.get("cached"), f"{label}, decoded through a KVCache", expected["padded"].shape)
     error = (cached - expected["padded"]).abs().masked_fill(~rows[..., None], 0).amax(dim=(0, 2))
     if not (error <= FLOAT64["atol"]).all():
@@ -294,9 +299,9 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
 
 
 ATTENTION_MISTAKES = ["kv_tiled", "causal_plus_one", "causal_minus_one", "no_causal", "interleaved_rope",
-                      "theta_ignored", "no_rope", "rope_on_values", "no_scale", "padding_ignored"]
-BLOCK_MISTAKES = ["post_norm", "post_norm_attn", "post_norm_ff", "residual_from_normed", "no_residual",
-                  "no_attn_residual", "no_ff_residual", "padding_ignored"]
+                      "theta_ignored", "no_rope", "rope_on_values", "no_scale", "scale_d_model", "padding_ignored"]
+BLOCK_MISTAKES = ["post_norm", "post_norm_attn", "post_norm_ff", "residual_from_normed", "attn_residual_from_normed",
+                  "ff_residual_from_normed", "no_residual", "no_attn_residual", "no_ff_residual", "padding_ignored"]
 
 
 def attention(data) -> None:
@@ -329,7 +334,7 @@ def model(data) -> None:
                                                           "cache_position_minus_one", "cache_position_zero"],
                     check_cache=False, hint="embed, the blocks (each with position_ids, the padding mask, the cache "
                                             "and its index), the final norm, lm_head")
-        check_data(data[name], {"tied": None, "too_long": None, "loss": None}, "LLaMA")
+        check_data(data[name], {"tied": None, "too_long": None, "too_long_cached": None, "loss": None}, "LLaMA")
         _check_loss(data[name]["loss"], name)
         tied = data[name].get("tied")
         if tied is not config.tie_embeddings:
@@ -340,6 +345,11 @@ def model(data) -> None:
             raise JudgeFailure(f"✗ LLaMA with block_size={config.block_size} on {config.block_size + 1} tokens: "
                                "expected a ValueError (longer than the context it was trained on), received "
                                f"{data[name].get('too_long')}")
+        if not str(data[name].get("too_long_cached", "")).startswith("ValueError"):
+            raise JudgeFailure(f"✗ LLaMA with block_size={config.block_size}: {config.block_size - 1} tokens cached, "
+                               f"then 2 more: expected a ValueError ({config.block_size + 1} positions in all), received "
+                               f"{data[name].get('too_long_cached')}\n  Hint: the sequence is the cached positions and "
+                               "the new ones: compare len(cache) + T with block_size")
 
 
 def _check_loss(loss, name: str) -> None:

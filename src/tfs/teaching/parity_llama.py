@@ -28,9 +28,9 @@ from tfs.teaching.probes_llama import (LLAMA_MISTAKES, chat_prompt_mistakes, flo
                                        rmsnorm_mistakes, swiglu_mistakes, swiglu_width_mistakes)
 from tfs.teaching.probes_rope import rope_by_complex_numbers, rope_mistakes
 
-__all__ = ["SMALL_CONFIGS", "Plugged", "cached_logits", "check_chat_prompt", "check_llama", "check_loss", "check_reply",
-           "check_repeat_kv", "check_rmsnorm", "check_rope", "check_swiglu", "check_swiglu_hidden", "llama_skeleton",
-           "random_llama", "with_parts"]
+__all__ = ["SMALL_CONFIGS", "Plugged", "cached_logits", "check_chat_prompt", "check_context_limit", "check_llama",
+           "check_loss", "check_reply", "check_repeat_kv", "check_rmsnorm", "check_rope", "check_swiglu",
+           "check_swiglu_hidden", "llama_skeleton", "random_llama", "with_parts"]
 
 SMALL_CONFIGS = {  # grouped-query with a tied head, multi-query with an untied one
     "grouped-query": LLaMAConfig(vocab_size=50, block_size=24, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, d_ff=48,
@@ -42,6 +42,36 @@ SMALL_CONFIGS = {  # grouped-query with a tied head, multi-query with an untied 
 
 def _random(shape, generator, scale=1.0, dtype=torch.float64):
     return scale * torch.randn(shape, generator=generator, dtype=dtype)
+
+
+FLOAT32_STEP = ("a step computed in float32 although the input is float64 (the difference is at float32's rounding "
+                "level: torch.float, .float(), a float32 constant or table): keep every step in x's dtype")
+
+
+def _diagnosis(received, expected: torch.Tensor, mistakes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The one wrong answer of ``mistakes`` that ``received`` is far closer to than to ``expected`` (within 1 % of
+    how far that wrong answer is from the right one), as ``{description: wrong}`` for ``check_close``; else, for a
+    float64 ``expected`` missed by no more than float32's rounding, :data:`FLOAT32_STEP`; else nothing. A wrong answer
+    that this input cannot tell from the right one (a position mistake at positions 0..T-1, an eps mistake with a
+    tiny eps) names nothing, rather than the wrong thing."""
+    if not isinstance(received, torch.Tensor) or received.shape != expected.shape:
+        return mistakes
+    mine, right = received.detach().double(), expected.detach().double()
+    best = None
+    for description, wrong in mistakes.items():
+        if wrong.shape != right.shape:
+            continue
+        theirs = wrong.detach().double()
+        apart = (theirs - right).abs().max()
+        near = (mine - theirs).abs().max()
+        if apart > 0 and near <= 0.01 * apart and (best is None or near < best[0]):
+            best = (near, description, wrong)
+    if best is not None:
+        return {best[1]: best[2]}
+    off = (mine - right).abs().max()
+    if expected.dtype == torch.float64 and 0 < off <= 1e-6 * max(1.0, right.abs().max().item()):
+        return {FLOAT32_STEP: received.detach()}
+    return {}
 
 
 # ---------------------------------------------------------------------------------------------- layers
@@ -63,8 +93,10 @@ def check_rmsnorm(RMSNorm, x: torch.Tensor, eps: float, weight: torch.Tensor | N
         oracle = nn.RMSNorm(d, eps=eps, dtype=x.dtype)
         oracle.weight.copy_(weight)
         expected = oracle(x)
-    check_close(call(norm, x, name=name), expected, f"{name}, against torch.nn.RMSNorm",
-                mistakes=rmsnorm_mistakes(x, weight, eps), hint="x / sqrt(mean(x ** 2, last dim) + eps) * weight")
+    received = call(norm, x, name=name)
+    check_close(received, expected, f"{name}, against torch.nn.RMSNorm",
+                mistakes=_diagnosis(received, expected, rmsnorm_mistakes(x, weight, eps)),
+                hint="x / sqrt(mean(x ** 2, last dim) + eps) * weight")
 
 
 def _rope_mistakes(x, position_ids, theta):
@@ -80,14 +112,33 @@ def _rope_mistakes(x, position_ids, theta):
     return mistakes
 
 
+def _rope_call(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float, name: str) -> torch.Tensor:
+    """``rope(x, position_ids, theta)``; an error raised on this batch but not on its first row alone is named."""
+    try:
+        return rope(x.clone(), position_ids.clone(), theta)
+    except NotImplementedError:
+        raise
+    except Exception:
+        hint = None
+        if x.shape[0] > 1:
+            try:
+                rope(x[:1].clone(), position_ids[:1].clone(), theta)
+                hint = (f"it works on a batch of one row and fails on {x.shape[0]}: position_ids is (batch, T), one row "
+                        "of positions per sequence, and x is (batch, heads, T, d_head), so the angles need the shape "
+                        "(batch, 1, T, d_head / 2) (position_ids[:, None, :, None]) to broadcast over the heads")
+            except Exception:
+                pass
+        return call(rope, x.clone(), position_ids.clone(), theta, name=name, hint=hint)
+
+
 def check_rope(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float) -> None:
     """``rope(x (B, H, T, d), position_ids (B, T), theta)`` against RoPE written with complex numbers."""
     name = f"rope(x {tuple(x.shape)}, position_ids {tuple(position_ids.shape)}, theta={theta:g})"
     expected = rope_by_complex_numbers(x, position_ids[:, None, :], theta)
-    received = call(rope, x.clone(), position_ids.clone(), theta, name=name)
+    received = _rope_call(rope, x, position_ids, theta, name)
     exact = x.dtype == torch.float64
     check_close(received, expected, name, rtol=0 if exact else 1e-5, atol=1e-10 if exact else 1e-5,
-                mistakes=_rope_mistakes(x, position_ids, theta),
+                mistakes=_diagnosis(received, expected, _rope_mistakes(x, position_ids, theta)),
                 hint="pair feature j with feature j + d/2 and turn the pair by position * theta ** (-2j / d)")
 
 
@@ -102,6 +153,32 @@ def check_swiglu_hidden(swiglu_hidden, d_model: int, multiple_of: int, expected:
                + (f"; this looks like {reason}." if reason else "."),
                hint=None if reason else "2 * d * 4d weights = 3 * d * f weights; round f up")
     return received
+
+
+def check_context_limit(model, config: LLaMAConfig, name: str) -> None:
+    """``model`` refuses a sequence longer than ``config.block_size``: in one call, and when the cached positions and
+    the new ones together pass it (``block_size - 1`` cached, then 2 more)."""
+    def outcome(run):
+        try:
+            run()
+        except Exception as error:
+            return error
+        return None
+
+    long = config.block_size + 1
+    raised = outcome(lambda: model(torch.zeros(1, long, dtype=torch.long)))
+    check_true(isinstance(raised, ValueError), f"{name} on {long} tokens",
+               f"expected a ValueError (block_size is {config.block_size}), received "
+               f"{type(raised).__name__ if raised else 'no error'}.")
+    cache = KVCache()
+    with torch.no_grad():
+        call(model, torch.zeros(1, config.block_size - 1, dtype=torch.long), cache=cache,
+             name=f"{name} on {config.block_size - 1} tokens with a KVCache")
+        raised = outcome(lambda: model(torch.zeros(1, 2, dtype=torch.long), cache=cache))
+    check_true(isinstance(raised, ValueError), f"{name}: {config.block_size - 1} tokens cached, then 2 more",
+               f"expected a ValueError ({config.block_size + 1} positions in all, block_size is {config.block_size}), "
+               f"received {type(raised).__name__ if raised else 'no error'}.",
+               hint="the sequence is the cached positions and the new ones: compare len(cache) + T with block_size")
 
 
 def check_swiglu(SwiGLU, d_model: int, d_ff: int, x: torch.Tensor) -> None:
@@ -263,6 +340,11 @@ def _named_logits(reference, ids, mask, keys, prompt=None):
     return {LLAMA_MISTAKES[key]: mistaken_logits(reference, ids, mask, key, prompt) for key in keys}
 
 
+CACHE_LAYER_HINT = ("the cache keeps each layer's keys and values apart: every block hands its own index (layer=i, "
+                    "from the model's loop through the block to the attention's cache.update(layer, k, v)); with the "
+                    "index left out, every layer appends to layer 0's tensors")
+
+
 def check_llama(model, reference: nn.Module, name: str, mistakes: list[str], prompt: int = 3) -> KVCache:
     """``model`` (with ``reference``'s weights, a :func:`llama_skeleton`) against ``LlamaForCausalLM`` in float64: a
     left-padded batch without a cache, then decoded through one. Returns the cache it filled."""
@@ -281,7 +363,8 @@ def check_llama(model, reference: nn.Module, name: str, mistakes: list[str], pro
                 f"(real tokens)", rtol=0, atol=1e-9,
                 mistakes={k: v[rows] for k, v in _named_logits(reference, ids, mask, plain).items()})
     cache = KVCache()
-    stepped = call(cached_logits, model, ids, mask, prompt, cache, name=f"{name} decoding through a KVCache")
+    stepped = call(cached_logits, model, ids, mask, prompt, cache, name=f"{name} decoding through a KVCache",
+                   hint=CACHE_LAYER_HINT)
     error = (stepped - expected).abs().masked_fill(~rows[..., None], 0).amax(dim=(0, 2))  # per position
     first = int((~(error <= 1e-9)).nonzero()[0]) if not (error <= 1e-9).all() else 0
     cached = [m for m in mistakes if m.startswith("cache_")]

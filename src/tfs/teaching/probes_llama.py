@@ -109,7 +109,11 @@ def swiglu_width_mistakes(d_model: int, multiple_of: int) -> dict[int, str]:
             math.floor(exact / multiple_of) * multiple_of: "rounded down: LLaMA rounds up to the next multiple",
             round(exact / multiple_of) * multiple_of: "rounded to the nearest multiple: LLaMA rounds up",
             math.ceil(2 * d_model / 3 / multiple_of) * multiple_of: "2/3 of d_model: the budget is that of a "
-                                                                    "4 * d_model MLP, so 2/3 of 4 d"}
+                                                                    "4 * d_model MLP, so 2/3 of 4 d",
+            **({math.ceil(int(exact) / 256) * 256: "multiple_of ignored (rounded up to a multiple of 256, LLaMA's "
+                                                   "default): round up to a multiple of the multiple_of argument"}
+               if multiple_of != 256 and math.ceil(int(exact) / 256) * 256 != math.ceil(int(exact) / multiple_of)
+               * multiple_of else {})}
 
 
 def repeat_kv_mistakes(x: torch.Tensor, n_rep: int) -> dict[str, torch.Tensor]:
@@ -156,6 +160,10 @@ LLAMA_MISTAKES = {
                       "(x + attn(norm1(x)))",
     "post_norm_ff": "the feed-forward sublayer post-norm (norm2(x + ff(x))) instead of pre-norm (x + ff(norm2(x)))",
     "residual_from_normed": "the residual taken from the normalised x (norm(x) + f(norm(x))) instead of x itself",
+    "attn_residual_from_normed": "the attention's residual taken from the normalised x (x = norm1(x), then "
+                                 "x + attn(x)): the residual is the block's input itself, x + attn(norm1(x))",
+    "ff_residual_from_normed": "the feed-forward network's residual taken from the normalised x (x = norm2(x), then "
+                               "x + ff(x)): the residual is x itself, x + ff(norm2(x))",
     "no_residual": "no residual connection (x = f(norm(x)) instead of x + f(norm(x)))",
     "no_attn_residual": "no residual connection around the attention (x = attn(norm1(x)) instead of "
                         "x + attn(norm1(x)))",
@@ -167,6 +175,7 @@ LLAMA_MISTAKES = {
     "rmsnorm_mean": "RMSNorm with the mean subtracted (LayerNorm's centring)",
     "swiglu_up": "SiLU on the up branch instead of the gate",
     "no_scale": "the attention scores not divided by sqrt(d_head)",
+    "scale_d_model": "the attention scores divided by sqrt(d_model) instead of sqrt(d_head) (the size of one head)",
 }
 
 
@@ -229,7 +238,8 @@ def mistaken_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor | Non
             if mistake in ("post_norm", f"post_norm_{part}"):
                 return _rms(h + f(h), norm.weight, c.eps)
             normed = _rms(h, norm.weight, c.eps, mistake == "rmsnorm_mean")
-            residual = {"residual_from_normed": normed, "no_residual": 0.0, f"no_{part}_residual": 0.0}.get(mistake, h)
+            residual = {"residual_from_normed": normed, f"{part}_residual_from_normed": normed, "no_residual": 0.0,
+                        f"no_{part}_residual": 0.0}.get(mistake, h)
             return residual + f(normed)
 
         def attend(h, a=block.attn):
@@ -243,7 +253,8 @@ def mistaken_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor | Non
                 k, v = k.repeat(1, rep, 1, 1), v.repeat(1, rep, 1, 1)
             else:
                 k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-            scores = q @ k.transpose(-2, -1) / (1.0 if mistake == "no_scale" else math.sqrt(d))
+            scale = {"no_scale": 1.0, "scale_d_model": math.sqrt(c.n_embd)}.get(mistake, math.sqrt(d))
+            scores = q @ k.transpose(-2, -1) / scale
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1).nan_to_num(0.0)
             return a.out((weights @ v).transpose(1, 2).reshape(batch, length, c.n_head * d))
 
@@ -286,6 +297,14 @@ def chat_prompt_mistakes(expected: str, messages: list[dict], add_generation_pro
                  "answer"] = expected[:-len(generation)]
     elif not add_generation_prompt:
         mistakes["add_generation_prompt=False ignored: the assistant's turn must not be opened"] = expected + generation
+    stripped = expected
+    for message in messages:
+        content = message.get("content", "")
+        if content != content.strip():
+            stripped = stripped.replace(f"\n{content}<|im_end|>", f"\n{content.strip()}<|im_end|>")
+    if stripped != expected:
+        mistakes["each content stripped of its leading and trailing whitespace: the template copies every content "
+                 "exactly as it is given"] = stripped
     if messages and messages[0].get("role") != "system":
         without = expected.split("<|im_end|>\n", 1)[1]
         mistakes["the default system message left out (SmolLM2's template adds it when the first message is not a "

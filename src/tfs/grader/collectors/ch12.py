@@ -363,6 +363,20 @@ def block(LLaMABlock) -> dict:
     return data
 
 
+def _past_the_context_with_a_cache(own, config: LLaMAConfig) -> str:
+    """What ``own`` raised for 2 new tokens after ``block_size - 1`` cached ones (``"no error"`` if nothing)."""
+    from tfs.nn import KVCache
+
+    cache = KVCache()
+    try:
+        with torch.no_grad():
+            own(torch.zeros(1, config.block_size - 1, dtype=torch.long), cache=cache)
+    except Exception as error:
+        return f"filling the cache failed: {error_line(error)}"
+    with torch.no_grad():
+        return raised(own, torch.zeros(1, 2, dtype=torch.long), cache=cache)
+
+
 def model(LLaMA) -> dict:
     """The learner's LLaMA of each config, loaded with :func:`tfs.convert.llama.load_hf_state_dict` from
     :func:`model_weights` in ``transformers``' names; its loss on :func:`loss_targets`; whether its head is tied to its
@@ -387,6 +401,7 @@ def model(LLaMA) -> dict:
                 data[name]["loss"] = error_line(error)
             data[name]["tied"] = own.lm_head.weight is own.embed.weight
             data[name]["too_long"] = raised(own, torch.zeros(1, config.block_size + 1, dtype=torch.long))
+            data[name]["too_long_cached"] = _past_the_context_with_a_cache(own, config)
     return data
 
 
