@@ -508,3 +508,49 @@ def test_online_attention_judge_refuses_forged_data(answers, attack, forge):
     data = plain(collectors.online_attention(answers["online_attention"]))
     with pytest.raises(JudgeFailure):
         judges.online_attention(forge(data))
+
+
+# ------------------------------------------------------------- held-out list 3: checks added after its measurement
+
+@pytest.mark.parametrize("grade_id, collector, parameter, old, new, message", [
+    ("top_k_filter", "top_k", "top_k_filter", "torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)",
+     "torch.topk(logits, top_k, dim=-1)", "larger than the vocabulary"),
+    ("top_p_filter", "top_p", "top_p_filter", "if not 0 < top_p <= 1:", "if not 0 < top_p < 1:",
+     "top_p = 1 is allowed"),
+    ("top_p_filter", "top_p", "top_p_filter", "drop_sorted = tail <= 1 - top_p", "drop_sorted = tail < 1 - top_p",
+     "one token too many kept: each token holds exactly 1/8"),
+    ("top_p_filter", "top_p", "top_p_filter", "tail = sorted_logits.softmax(dim=-1).cumsum(dim=-1)",
+     "tail = sorted_logits.softmax(dim=-1).cumsum(dim=0)", "not across the rows of the batch"),
+    ("generate", "generate", "generate", "        if eos_token_id is not None:\n            token = torch.where",
+     "        if eos_token_id:\n            token = torch.where", "0 is a valid token id"),
+    ("generate", "generate_errors", "generate",
+     "if input_ids.shape[-1] + max_new_tokens > model.config.block_size:",
+     "if input_ids.shape[-1] + max_new_tokens >= model.config.block_size:", "it fits exactly"),
+    ("multi_head_attention", "kv_cache", "MultiHeadAttention", "(weights if need_weights else None)", "weights",
+     "need_weights=False the second output must be None"),
+    ("multi_head_attention", "kv_cache", "MultiHeadAttention", "self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)",
+     "self.qkv = nn.Linear(d_model, 3 * d_model)", r"pass bias=bias"),
+    ("multi_head_attention", "kv_cache", "MultiHeadAttention",
+     "scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5", "scores = q @ k.transpose(-2, -1) / self.d_model ** 0.5",
+     r"divided by sqrt\(d_model\)"),
+    ("kv_cache", "kv_cache_class", "KVCache", "self.values[layer] = torch.cat([self.values[layer], v], dim=-2)",
+     "self.values[layer] = torch.cat([self.values[layer], k], dim=-2)", "the values hold keys"),
+])
+def test_held_out_3_mistakes_fail_with_their_message(answers, grade_id, collector, parameter, old, new, message):
+    from judge_helpers import solution_namespace
+
+    from tfs.nn import merge_heads, split_heads  # imported by the notebook's first cell
+
+    mutant = solution_namespace(CHAPTER, (grade_id, old, new), split_heads=split_heads, merge_heads=merge_heads)
+    fails(collector, message, **{parameter: mutant[parameter]})
+
+
+def test_beam_search_probe_names_a_search_that_does_not_stop_early():
+    """The probe of a search that goes on after num_beams hypotheses finished differs from the right search on
+    the visible test's case (length_penalty=2, the course GPT's stand-in here: the collector's model)."""
+    from tfs.teaching.probes_generation import beam_search_mistakes
+
+    model = collectors.gen_model()
+    prompt = torch.tensor([collectors.gen_prompts()[0]])
+    probes = beam_search_mistakes(model, prompt, 12, 3, 1.0, collectors.GEN_EOS)
+    assert any("went on after num_beams" in m for m in probes)

@@ -86,6 +86,10 @@ def top_k(data) -> None:
     for seed, ((k, rows), item) in enumerate(zip(TOP_K_CASES, cases)):
         logits = filter_logits(seed, rows)
         what = f"top_k_filter(logits of shape {tuple(logits.shape)}, top_k={k})"
+        if "error" in item and k > logits.shape[-1]:
+            raise JudgeFailure(f"{what}: your function failed: {item['error']}: a top_k larger than the vocabulary "
+                               f"({logits.shape[-1]} tokens) keeps every token (torch.topk needs k <= the vocabulary: "
+                               "take min(top_k, vocab))")
         received = _tensor(item, what, logits.shape)
         expected = TopKLogitsWarper(k)(None, logits.clone())
         if seed == 0 and k == 1 and _kept(received)[0].sum() == 1 and _kept(received)[0, 1:3].sum() == 1:
@@ -100,14 +104,60 @@ def top_p(data) -> None:
 
     cases = _cases(data, len(TOP_P_CASES), "top_p_filter")
     _check_top_p_shift(data, cases)
+    _check_top_p_rows(data, cases)
     for i, (p, item) in enumerate(zip(TOP_P_CASES, cases)):
         logits = filter_logits(10 + i)
         what = f"top_p_filter(logits of shape {tuple(logits.shape)}, top_p={p})"
+        if "error" in item and p == 1.0:
+            raise JudgeFailure(f"{what}: your function failed: {item['error']}: top_p = 1 is allowed (the range is "
+                               "0 < top_p <= 1) and keeps every token; refuse only top_p <= 0 or top_p > 1")
         received = _tensor(item, what, logits.shape)
         expected = TopPLogitsWarper(p)(None, logits.clone())
         _check_top_p_order(received, logits, p, what)
         _check_filter(received, expected, logits, what)
+    _check_top_p_exact(data)
     _errors(data, [f"top_p={p}" for p in TOP_P_ERRORS], "top_p_filter", "top_p outside (0, 1]")
+
+
+def _check_top_p_rows(data: dict, cases: list) -> None:
+    """Each row filtered alone keeps what it keeps in the batch: a running total across the rows (cumsum over the
+    batch axis) makes a row depend on the others."""
+    from tfs.grader.collectors.ch07 import TOP_P_ROWS
+
+    alone, batch = data.get("rows_alone"), cases[TOP_P_ROWS]
+    if not (isinstance(alone, list) and "out" in batch and all(isinstance(a, dict) and "out" in a for a in alone)):
+        return
+    if len(alone) != batch["out"].shape[0] or any(tuple(a["out"].shape) != (1, batch["out"].shape[1]) for a in alone):
+        return
+    rows = [i for i, a in enumerate(alone) if not torch.equal(_kept(a["out"][0]), _kept(batch["out"][i]))]
+    if rows:
+        raise JudgeFailure(f"top_p_filter(logits of shape {tuple(batch['out'].shape)}, top_p="
+                           f"{TOP_P_CASES[TOP_P_ROWS]}): rows {rows} keep other tokens than the same rows filtered "
+                           "one at a time: each row is filtered on its own; the running total must run along the "
+                           "vocabulary (dim=-1), not across the rows of the batch")
+
+
+def _check_top_p_exact(data: dict) -> None:
+    """Equal logits: every probability is 1/8, so a running total reaches p exactly; the tokens that reach it hold
+    at least p, and the nucleus is the fewest such tokens."""
+    from tfs.grader.collectors.ch07 import TOP_P_EXACT, top_p_exact_logits
+
+    exact = data.get("exact")
+    if not isinstance(exact, list) or len(exact) != len(TOP_P_EXACT):
+        raise JudgeFailure("top_p_filter: wrong number of results for the equal-logit cases")
+    for (rows, p), item in zip(TOP_P_EXACT, exact):
+        logits = top_p_exact_logits(rows)
+        what = f"top_p_filter({rows} rows of 8 equal logits, top_p={p})"
+        received = _tensor(item, what, logits.shape)
+        expected = torch.isfinite(TopPLogitsWarper(p)(None, logits.clone())).sum(-1)
+        kept = _kept(received).sum(-1)
+        if torch.equal(kept, expected + 1):
+            raise JudgeFailure(f"{what}: one token too many kept: each token holds exactly 1/8, so the running total "
+                               "reaches p exactly, and the tokens that reach it already hold at least p (use <= 1 - p "
+                               "on the ascending total, or >= p on the descending one, not a strict inequality)")
+        if not torch.equal(kept, expected):
+            raise JudgeFailure(f"{what}: kept {kept.tolist()} tokens per row: the nucleus is the fewest most likely "
+                               "tokens that together hold at least p")
 
 
 def _check_top_p_shift(data: dict, cases: list) -> None:
@@ -203,7 +253,27 @@ def generate(data) -> None:
     if not torch.equal(received, padded):
         raise JudgeFailure(f"generate(..., eos_token_id={GEN_EOS}): a finished row (one that produced EOS) must "
                            "be continued with EOS only, the others as before")
+    _check_eos_zero(data, received)
     _check_sampling(data, hf, prompts[0])
+
+
+def _check_eos_zero(data, with_eos) -> None:
+    """The same batch on the same model with the EOS token renumbered 0 (tokens GEN_EOS and 0 swapped): the loop
+    must stop and fill as it did with eos_token_id=GEN_EOS."""
+    from tfs.teaching.probes_generation import SwappedTokens
+
+    item = data.get("eos_zero")
+    what = "generate(..., eos_token_id=0) (the same model and prompts, the EOS token renumbered 0)"
+    if not isinstance(item, dict):
+        raise JudgeFailure(f"{what}: no result")
+    if "error" in item:
+        raise JudgeFailure(f"{what}: your function failed: {item['error']}")
+    expected = SwappedTokens(gen_model(), GEN_EOS, 0).swap(with_eos)
+    received = item["out"]
+    if received.shape != expected.shape or not torch.equal(received, expected):
+        raise JudgeFailure(f"{what}: it did not stop and fill finished rows as it does with eos_token_id={GEN_EOS}: "
+                           "0 is a valid token id, and `if eos_token_id:` treats it as no EOS; test "
+                           "`eos_token_id is not None`")
 
 
 def _check_cache_use(calls, prompt_length: int) -> None:
@@ -428,6 +498,14 @@ def kv_cache(data) -> None:
         if torch.allclose(uncached, unscaled, atol=1e-4, rtol=0):
             raise JudgeFailure(f"{name}: without a cache the logits are those of attention whose scores were not "
                                "divided by sqrt(d_head): scale q k^T by 1/sqrt(d_head)")
+        from tfs.teaching.probes_generation import gpt2_with_attention_scale
+
+        with torch.no_grad():
+            by_width = gpt2_with_attention_scale(hf, hf.config.n_embd ** -0.5)(input_ids=ids).logits
+        if torch.allclose(uncached, by_width, atol=1e-4, rtol=0):
+            raise JudgeFailure(f"{name}: without a cache the logits are those of attention whose scores were divided "
+                               "by sqrt(d_model), the whole width: each head's scores are divided by sqrt(d_head), "
+                               "the width of one head (q.shape[-1] after the split)")
         raise JudgeFailure(f"{name}: without a cache the logits already differ from GPT-2's by up to "
                            f"{(uncached - expected).abs().max():.3g}: check the attention itself (the 1/sqrt(d_head) "
                            "scale, the causal mask, the head split) before the cache")
@@ -505,6 +583,16 @@ def _check_attention_extras(data, hf, ids, name) -> None:
             and torch.allclose(dropping, plain, atol=1e-6)):
         raise JudgeFailure(f"{name}: with dropout=0.5 in eval() mode the output changed: dropout applies in training "
                            "mode only (self.training)")
+    if "no_weights_error" in data:
+        raise JudgeFailure(f"{name}: a call with need_weights=False failed: {data['no_weights_error']}")
+    if data.get("no_weights") is not True:
+        raise JudgeFailure(f"{name}: with need_weights=False the second output must be None (the weights are "
+                           "returned only when need_weights is True)")
+    if "biases_error" in data:
+        raise JudgeFailure(f"{name}: MultiHeadAttention(16, 2, bias=False) failed: {data['biases_error']}")
+    if data.get("biases") != []:
+        raise JudgeFailure(f"{name}: MultiHeadAttention(16, 2, bias=False) has the bias parameters "
+                           f"{data.get('biases')}: pass bias=bias to both nn.Linear layers (qkv and out)")
 
 
 def generate_errors(data) -> None:
@@ -512,9 +600,13 @@ def generate_errors(data) -> None:
 
     if not isinstance(data, list) or len(data) != len(GENERATE_ERROR_CASES):
         raise JudgeFailure("generate: wrong number of results for bad inputs")
-    for case, raised in zip(GENERATE_ERROR_CASES, data):
+    for case, raised in zip(GENERATE_ERROR_CASES[:-1], data):
         if raised != "ValueError":
             raise JudgeFailure(f"generate with a {case}: expected a ValueError, received {raised}")
+    if data[-1] != "no error":
+        raise JudgeFailure(f"generate with a {GENERATE_ERROR_CASES[-1]} (prompt + max_new_tokens = block_size): "
+                           f"raised {data[-1]}: it fits exactly, the last new token takes the last position; refuse "
+                           "only a prompt + max_new_tokens that exceeds block_size (>, not >=)")
 
 
 def kv_cache_class(data) -> None:
@@ -553,7 +645,11 @@ def kv_cache_class(data) -> None:
                                "cached for that layer")
         if not (torch.equal(got_k, keys) and torch.equal(got_v, values)):
             swapped = torch.equal(got_k, values) and torch.equal(got_v, keys)
+            keys_in_values = torch.equal(got_k, keys) and tuple(got_v.shape) == tuple(values.shape) and torch.equal(
+                got_v[..., -k.shape[-2]:, :], k)
             raise JudgeFailure(f"{what}: " + ("keys and values swapped" if swapped else
+                               "the values hold keys: the new k was appended to the values (append v)"
+                               if keys_in_values else
                                "wrong contents: the cached positions first, then the new ones, each layer its own"))
         expected_length = sum(kk.shape[-2] for kk, _ in stored[0])
         if data["lengths"][i] != expected_length:

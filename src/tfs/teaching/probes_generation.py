@@ -22,8 +22,8 @@ from types import SimpleNamespace
 import torch
 
 __all__ = ["CallRecorder", "CourseInterface", "TransformersCache", "beam_search_mistakes", "cached_logits",
-           "gpt2_without_attention_scale", "online_attention_mistakes", "padding_mistake", "penalised_generated_only",
-           "sampled_outside", "with_attention"]
+           "gpt2_with_attention_scale", "gpt2_without_attention_scale", "online_attention_mistakes", "padding_mistake",
+           "penalised_generated_only", "sampled_outside", "SwappedTokens", "with_attention"]
 
 
 def with_attention(model, attention_class):
@@ -209,7 +209,8 @@ def padding_mistake(calls: list[dict], mask: torch.Tensor) -> str | None:
 
 @torch.no_grad()
 def _beam_search(model, prompt, max_new_tokens, num_beams, length_penalty, eos, *, finish_all_eos=False,
-                 all_beams_start=False, length_with_prompt=False, raw_logits=False, stop_at_first=False):
+                 all_beams_start=False, length_with_prompt=False, raw_logits=False, stop_at_first=False,
+                 no_early_stop=False):
     """Beam search as ``transformers`` does it (``early_stopping=True``), without a cache; each switch is one
     mistake of :func:`beam_search_mistakes`."""
     beams = prompt.repeat(num_beams, 1)
@@ -232,7 +233,7 @@ def _beam_search(model, prompt, max_new_tokens, num_beams, length_penalty, eos, 
                 next_beams.append(seq)
                 next_scores.append(top[rank])
         finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
-        if last or len(finished) == num_beams or (stop_at_first and finished):
+        if last or (len(finished) == num_beams and not no_early_stop) or (stop_at_first and finished):
             break
         beams, scores = torch.stack(next_beams), torch.stack(next_scores)
     return finished[0][1][None]
@@ -255,6 +256,8 @@ def beam_search_mistakes(model, prompt: torch.Tensor, max_new_tokens: int, num_b
             "candidates: only those among the best num_beams are finished": dict(finish_all_eos=True),
             "the search stopped at the first finished hypothesis: with early_stopping it stops when num_beams "
             "hypotheses are finished": dict(stop_at_first=True),
+            "the search went on after num_beams hypotheses had finished: with early_stopping=True it stops as soon as "
+            "num_beams hypotheses are finished": dict(no_early_stop=True),
         })
         mistakes["EOS ignored: a hypothesis whose new token is eos_token_id is finished (set aside with its score) "
                  "and no longer extended"] = dict(eos=None)
@@ -297,6 +300,36 @@ def gpt2_without_attention_scale(model):
     for block in unscaled.transformer.h:
         block.attn.scaling = 1.0      # transformers' GPT2Attention multiplies the scores by this (head_dim ** -0.5)
     return unscaled
+
+
+def gpt2_with_attention_scale(model, scale: float):
+    """A copy of a ``GPT2LMHeadModel`` whose attention scores are multiplied by ``scale`` instead of
+    1/sqrt(d_head) (e.g. ``n_embd ** -0.5``, the whole width's root): the logits of that mistake."""
+    scaled = copy.deepcopy(model)
+    for block in scaled.transformer.h:
+        block.attn.scaling = scale
+    return scaled
+
+
+class SwappedTokens(torch.nn.Module):
+    """``model`` (the course's GPT interface) with token ids ``a`` and ``b`` swapped in its input and in its logits:
+    what the model generated as ``a`` it generates as ``b``. With ``b = 0`` it checks that a loop treats the id 0
+    as any other end-of-sequence id (``eos_token_id is not None``, not ``if eos_token_id:``)."""
+
+    def __init__(self, model, a: int, b: int):
+        super().__init__()
+        self.model, self.config = model, model.config
+        order = torch.arange(model.config.vocab_size)
+        order[a], order[b] = b, a
+        self.register_buffer("order", order, persistent=False)
+
+    def swap(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ids`` with ``a`` and ``b`` exchanged (the swap is its own inverse)."""
+        return self.order[ids]
+
+    def forward(self, ids, **kwargs):
+        logits, loss = self.model(self.order[ids], **kwargs)
+        return logits[..., self.order], loss
 
 
 @torch.no_grad()

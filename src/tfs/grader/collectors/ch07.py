@@ -99,9 +99,22 @@ def top_k(top_k_filter) -> dict:
 TOP_P_SHIFT = (1, 5.0)  # (index of a TOP_P_CASES case, a constant added to every logit: the probabilities stay)
 
 
+TOP_P_ROWS = 2  # index of a TOP_P_CASES case whose rows are also filtered one at a time
+TOP_P_EXACT = [(2, 0.5), (1, 0.75)]  # (rows, top_p) on 8 equal logits: each token holds 1/8, a running total meets p
+
+
+def top_p_exact_logits(rows: int) -> torch.Tensor:
+    """``(rows, 8)`` equal logits in float64: every probability is exactly 1/8, every running total exact."""
+    return torch.zeros(rows, 8, dtype=torch.float64)
+
+
 def top_p(top_p_filter) -> dict:
     case, shift = TOP_P_SHIFT
+    logits = filter_logits(10 + TOP_P_ROWS)
     return {"cases": [_run(top_p_filter, filter_logits(10 + i), p) for i, p in enumerate(TOP_P_CASES)],
+            "rows_alone": [_run(top_p_filter, logits[i:i + 1].clone(), TOP_P_CASES[TOP_P_ROWS])
+                           for i in range(logits.shape[0])],
+            "exact": [_run(top_p_filter, top_p_exact_logits(rows), p) for rows, p in TOP_P_EXACT],
             "shifted": _run(top_p_filter, filter_logits(10 + case) + shift, TOP_P_CASES[case]),
             "errors": error_names(top_p_filter, *((filter_logits(0, 2), p) for p in TOP_P_ERRORS))}
 
@@ -114,7 +127,7 @@ def generate(generate) -> dict:
     """Greedy continuations: each prompt alone, the left-padded batch (with what each model call was given), a
     batch that meets EOS; seeded samples: twice with the same seed, and with a temperature and top-p."""
     from tfs.generate import left_pad
-    from tfs.teaching.probes_generation import CallRecorder
+    from tfs.teaching.probes_generation import CallRecorder, SwappedTokens
 
     model = gen_model()
     prompts = gen_prompts()
@@ -124,6 +137,8 @@ def generate(generate) -> dict:
     data["batch"] = _run(generate, recorder, ids, 12, attention_mask=mask)
     data["batch_calls"] = recorder.plain_calls()
     data["eos"] = _run(generate, model, ids, 12, attention_mask=mask, eos_token_id=GEN_EOS)
+    swapped = SwappedTokens(model, GEN_EOS, 0)  # the EOS token becomes id 0: a valid id, though falsy
+    data["eos_zero"] = _run(generate, swapped, swapped.swap(ids), 12, attention_mask=mask, eos_token_id=0)
     rows = torch.tensor([prompts[0]] * SAMPLING["rows"])
     with stand_in_pieces(generate):
         for name in ("reproducible", "filtered"):
@@ -269,6 +284,16 @@ def _attention_extras(model, attention_class) -> dict:
             data["eval_dropout"] = [dropping(x)[0], attention(x)[0]]
     except Exception as error:
         data["eval_dropout_error"] = f"{type(error).__name__}: {error}"
+    try:
+        with torch.no_grad():
+            data["no_weights"] = attention(x, need_weights=False)[1] is None
+    except Exception as error:
+        data["no_weights_error"] = f"{type(error).__name__}: {error}"
+    try:
+        plain = attention_class(16, 2, bias=False)
+        data["biases"] = [name for name, _ in plain.named_parameters() if name.endswith("bias")]
+    except Exception as error:
+        data["biases_error"] = f"{type(error).__name__}: {error}"
     return data
 
 
@@ -280,15 +305,18 @@ def _error_name(function, *args, **kwargs) -> str:
     return "no error"
 
 
-GENERATE_ERROR_CASES = ["negative temperature", "empty prompt", "prompt longer than the context"]
+GENERATE_ERROR_CASES = ["negative temperature", "empty prompt", "prompt longer than the context",
+                        "prompt that fills the context exactly"]  # the last one fits: no error
 
 
 def generate_errors(generate) -> list:
-    """The exception type (name) ``generate`` raises for each bad input."""
+    """The exception type (name) ``generate`` raises for each bad input, and for a prompt that with
+    ``max_new_tokens`` fills the model's ``block_size`` positions exactly (it fits: "no error" expected)."""
     model = gen_model()
     runs = [lambda: generate(model, torch.tensor([[5, 6]]), 3, temperature=-0.5),
             lambda: generate(model, torch.zeros(2, 0, dtype=torch.long), 3),
-            lambda: generate(model, torch.full((1, GEN_BLOCK - 2), 5), 6)]
+            lambda: generate(model, torch.full((1, GEN_BLOCK - 2), 5), 6),
+            lambda: generate(model, torch.full((1, GEN_BLOCK - 3), 5), 3)]
     return [_error_name(run) for run in runs]
 
 
