@@ -18,9 +18,9 @@ from judge_helpers import solution_namespace
 from tfs.grader import judging, run_judge
 from tfs.grader.judged import judge_calls
 
-CHAPTERS = ("00-welcome", "01-attention", "02-multihead-attention", "03-transformer-block", "05-bert", "06-gpt",
-            "07-generation", "08-finetuning", "09-pretrained", "10-faster-smaller", "11-applications", "12-modern-llm",
-            "13-teaching-behaviour")
+CHAPTERS = ("00-welcome", "01-attention", "02-multihead-attention", "03-transformer-block", "04-tokenization", "05-bert",
+            "06-gpt", "07-generation", "08-finetuning", "09-pretrained", "10-faster-smaller", "11-applications",
+            "12-modern-llm", "13-teaching-behaviour")
 SEEDS = (0, 7, 2024, 2**31 - 1)
 
 
@@ -45,6 +45,10 @@ def _namespace(chapter: str) -> dict:
                     exec(ast.unparse(node), given)  # noqa: S102 (the course's own notebook)
     given.pop("__builtins__", None)
     given |= {"12-modern-llm": {"DEFAULT_SYSTEM": DEFAULT_SYSTEM}}.get(chapter, {})
+    if chapter == "04-tokenization":  # pretokenize and the other functions the notebook gives in cells of its own
+        from test_judges_ch04 import given_helpers
+
+        given |= given_helpers()
     torch.manual_seed(0)
     return solution_namespace(chapter, **given)
 

@@ -94,7 +94,7 @@ def merge_pair_basic(data):
 
 
 def merge_pair_edges(data):
-    _merge_pair(data, inputs.MERGE_PAIR_EDGES, "edges")
+    _merge_pair(data, inputs.merge_pair_edges_cases(), "edges")
     return "✓ merge_pair: the grader's tests pass (overlaps, empty, short and long lists)"
 
 
@@ -403,8 +403,7 @@ def _basic_mistake(received, expected) -> str | None:
 
 
 def bert_basic_tokenize(data):
-    valid = data_corpus_validation()
-    texts = inputs.BERT_BASIC + [valid[:3000]]
+    texts = inputs.bert_basic_texts()
     got = results(data, len(texts), "bert_basic_tokenize")
     for text, received in zip(texts, got):
         shown = f"bert_basic_tokenize({text[:30]!r})"
@@ -417,10 +416,6 @@ def bert_basic_tokenize(data):
             _same(received, expected, shown, "clean, put spaces around CJK, lower-case character by character, "
                                              "strip accents (NFD, drop Mn), split whitespace, split punctuation off.")
     return "✓ bert_basic_tokenize: the grader's tests pass (BERT's normalizer and pre-tokenizer, final sigma, controls, CJK)"
-
-
-def data_corpus_validation() -> str:
-    return data.load_corpus("validation")
 
 
 def _wordpiece_variant(word: str, vocab, continuation: str = "##", longest: bool = True, fallback: bool = False,
@@ -547,10 +542,10 @@ def _pad(data, cases) -> None:
 
 
 def pad_batch_right(data):
-    _pad(data, inputs.PAD_RIGHT)
+    _pad(data, inputs.pad_cases("right"))
     return "✓ pad_batch: the grader's tests pass (right padding like the tokenizer, one row, max_length longer than every row)"
 
 
 def pad_batch_left(data):
-    _pad(data, inputs.PAD_LEFT)
+    _pad(data, inputs.pad_cases("left"))
     return "✓ pad_batch: the grader's tests pass (truncation keeps the first ids, left padding like the tokenizer)"

@@ -1,9 +1,11 @@
 """Chapter 04 (tokenization): collectors of the hidden tests. Inputs come from the functions below.
 
-Each collector calls the learner's functions on fixed inputs and returns their results as plain data
-(lists of ints or strings, a type name and a short repr for anything else); the judges
-(``autograder/judges/ch04.py``) rebuild the inputs with the same functions and compare with the real
-tokenizers. A function that a later exercise calls (``merge_pair`` in ``bpe_encode``, ``wordpiece`` in
+Each collector calls the learner's functions and returns their results as plain data (lists of ints or
+strings, a type name and a short repr for anything else); the judges (``autograder/judges/ch04.py``) rebuild the
+inputs with the same functions and compare with the real tokenizers. The hand-written cases are the same in every
+run; the text samples (where they start in the corpus) and some random cases are drawn per grading run
+(``tfs.grader.judging.run_seed``: run seed 0 gives the samples of earlier versions), so a result of one run is no
+answer in another. A function that a later exercise calls (``merge_pair`` in ``bpe_encode``, ``wordpiece`` in
 ``bert_encode``) is probed too, so a judge can say which exercise a failure really comes from.
 """
 
@@ -12,8 +14,10 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
+import torch
+
 from tfs import data
-from tfs.grader.judging import stand_ins
+from tfs.grader.judging import generator, run_seed, stand_ins
 
 MAX_REPR = 200
 
@@ -69,6 +73,15 @@ def _reference_basic_tokenize(text):
 
 # --- inputs -----------------------------------------------------------------------------------
 
+def _start(tag: int, base: int, span: int) -> int:
+    """Where a sample starts: ``base`` at run seed 0, else drawn per run in ``[0, span)``."""
+    return base if run_seed() == 0 else int(torch.randint(span, (1,), generator=generator(tag)))
+
+
+def _random_ids(g: torch.Generator, length: int, high: int) -> list[int]:
+    return torch.randint(1, high, (length,), generator=g).tolist()
+
+
 MERGE_PAIR_BASIC = [([1, 2, 3, 1, 2], (1, 2), 99), ([5, 6], (6, 5), 9), ([2, 1, 2, 1, 2], (1, 2), 7), ([4, 1, 2, 6], (1, 2), 8)]
 MERGE_PAIR_EDGES = [([7, 7, 7], (7, 7), 99), ([7, 7, 7, 7], (7, 7), 99), ([], (7, 7), 99), ([7], (7, 7), 99),
                     ([1, 2, 1], (7, 7), 99), ([3, 4] * 1000, (3, 4), 5), ([7, 7, 7, 1, 7, 7], (7, 7), 9)]
@@ -94,54 +107,90 @@ PAD_LEFT = [([[1, 2, 3, 4, 5], [6, 7]], 0, 3, "left"), ([[101, 7592, 2088, 102],
             ([[1], [2, 3, 4]], 9, 2, "left")]
 
 
-def held_out_lines(start: int, stop: int) -> list[str]:
-    """Non-empty lines ``start:stop`` of the validation split."""
-    return [line for line in data.load_corpus("validation").split("\n") if line.strip()][start:stop]
+def merge_pair_edges_cases() -> list:
+    """The hand-written edge cases, then two random lists of few distinct ids (runs of a pair, overlaps)."""
+    g = generator(41)
+    drawn = [(_random_ids(g, 60, 4), (a, b), 9) for a, b in ((1, 2), (3, 3))]
+    return MERGE_PAIR_EDGES + drawn
+
+
+def pad_cases(side: str) -> list:
+    """The hand-written cases of ``side``, then a random batch (lengths, pad id and truncation drawn per run)."""
+    g = generator(42 if side == "right" else 43)
+    lengths = torch.randint(1, 9, (4,), generator=g).tolist()
+    max_length = int(torch.randint(2, 8, (1,), generator=g))
+    drawn = ([_random_ids(g, n, 1000) for n in lengths], int(torch.randint(0, 5, (1,), generator=g)), max_length, side)
+    return (PAD_RIGHT if side == "right" else PAD_LEFT) + [drawn]
+
+
+def held_out_lines(count: int) -> list[str]:
+    """``count`` consecutive non-empty lines of the validation split (from its first at run seed 0)."""
+    lines = [line for line in data.load_corpus("validation").split("\n") if line.strip()]
+    start = _start(44, 0, len(lines) - count)
+    return lines[start:start + count]
+
+
+def _validation_slice(tag: int, length: int) -> str:
+    valid = data.load_corpus("validation")
+    start = _start(tag, 0, len(valid) - length)
+    return valid[start:start + length]
 
 
 def train_bpe_sample() -> str:
     """15 kB of Shakespeare plus a little non-ASCII: the full-recount comparison of ``train_bpe``."""
-    return data.load_corpus()[200_000:215_000] + " 東京 東京 😀😀 naïve naïve"
+    text = data.load_corpus()
+    start = _start(45, 200_000, len(text) - 15_000)
+    return text[start:start + 15_000] + " 東京 東京 😀😀 naïve naïve"
 
 
 def speed_text() -> str:
-    return data.load_corpus("train")[:300_000]
+    train = data.load_corpus("train")
+    start = _start(46, 0, len(train) - 300_000)
+    return train[start:start + 300_000]
 
 
 SPEED_MERGES = 300
 
 
 def bpe_library_lines() -> list[str]:
-    valid = data.load_corpus("validation")
+    valid = _validation_slice(47, 30_000)
     return ["To be, or not to be: that is the question.", "  Enter   HAMLET,  reading.\n\n", valid[:2000]] + \
-        valid[2000:30_000].split("\n")
+        valid[2000:].split("\n")
 
 
 def roundtrip_strings() -> list[str]:
-    valid = data.load_corpus("validation")
+    first = 32 + _start(48, 0, 7)
     return ["To be, or not to be", "東京は晴れ 😀👍🏽", "naïve café, Straße", "  tabs\tand\nnewlines  ", "\x00\x7f\u200b",
-            valid[:3000], "ℵ₀ ∑ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010ffff", "".join(chr(c) for c in range(32, 5000, 7))]
+            _validation_slice(49, 3000), "ℵ₀ ∑ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010ffff", "".join(chr(c) for c in range(first, 5000, 7))]
 
 
-@lru_cache(maxsize=1)
 def gpt2_parity_lines() -> tuple[str, ...]:
     """Validation lines, review snippets (test split, non-ASCII ones included) and 300-character slices."""
-    valid = data.load_corpus("validation")
+    return _gpt2_parity_lines(run_seed())
+
+
+@lru_cache(maxsize=2)
+def _gpt2_parity_lines(seed: int) -> tuple[str, ...]:
+    valid = _validation_slice(50, 30_000)
     reviews = list(data.load_dataset("sentiment")["test"]["text"])
-    return tuple(held_out_lines(0, 1500) + reviews + [valid[i:i + 300] for i in range(0, 30_000, 300)])
+    return tuple(held_out_lines(1500) + reviews + [valid[i:i + 300] for i in range(0, 30_000, 300)])
 
 
-@lru_cache(maxsize=1)
 def bert_parity_lines() -> tuple[str, ...]:
+    return _bert_parity_lines(run_seed())
+
+
+@lru_cache(maxsize=2)
+def _bert_parity_lines(seed: int) -> tuple[str, ...]:
     reviews = list(data.load_dataset("sentiment")["test"]["text"])
-    return tuple(["Hello world"] + held_out_lines(0, 1500) + reviews)
+    return tuple(["Hello world"] + held_out_lines(1500) + reviews)
 
 
 def wordpiece_words() -> list[str]:
     """The visible words, then every distinct word of 20 kB of validation text as BERT's own basic tokenizer cuts it."""
     from tfs.teaching.probes_tokenization import bert_words
 
-    return WORDPIECE_WORDS + sorted(set(bert_words(data.load_corpus("validation")[:20_000])))
+    return WORDPIECE_WORDS + sorted(set(bert_words(_validation_slice(51, 20_000))))
 
 
 # --- collectors -------------------------------------------------------------------------------
@@ -160,7 +209,7 @@ def merge_pair_basic(merge_pair):
 
 
 def merge_pair_edges(merge_pair):
-    return _merge_pair_cases(merge_pair, MERGE_PAIR_EDGES)
+    return _merge_pair_cases(merge_pair, merge_pair_edges_cases())
 
 
 def _merges(result):
@@ -252,9 +301,12 @@ def gpt2_encode_parity(gpt2_encode):
     return _gpt2(gpt2_encode, gpt2_parity_lines())
 
 
+def bert_basic_texts() -> list[str]:
+    return BERT_BASIC + [_validation_slice(52, 3000)]
+
+
 def bert_basic_tokenize(bert_basic_tokenize):
-    valid = data.load_corpus("validation")
-    return [_run(bert_basic_tokenize, text) for text in BERT_BASIC + [valid[:3000]]]
+    return [_run(bert_basic_tokenize, text) for text in bert_basic_texts()]
 
 
 def wordpiece_examples(wordpiece):
@@ -304,8 +356,8 @@ def _pad(pad_batch, cases):
 
 
 def pad_batch_right(pad_batch):
-    return _pad(pad_batch, PAD_RIGHT)
+    return _pad(pad_batch, pad_cases("right"))
 
 
 def pad_batch_left(pad_batch):
-    return _pad(pad_batch, PAD_LEFT)
+    return _pad(pad_batch, pad_cases("left"))
