@@ -427,3 +427,39 @@ def test_a_crash_in_the_learners_code_reaches_the_grader_as_an_error():
 
     with pytest.raises(RuntimeError, match="boom"):
         collect("ch08.collate_padding", collate=broken)
+
+
+# ------------------------------------------------------------- held-out list 3: checks added after its measurement
+
+class StartsAtMinusInf(ref.EarlyStopping):  # the best starts at -inf: in mode="min" no loss ever beats it
+    def __init__(self, patience=2, mode="max", min_delta=0.0):
+        super().__init__(patience, mode, min_delta)
+        self.best_score = float("-inf")
+
+    def step(self, score, model):
+        better = score > self.best_score + self.min_delta if self.mode == "max" else score < self.best_score - self.min_delta
+        epoch, self.calls = getattr(self, "calls", 0), getattr(self, "calls", 0) + 1
+        if better:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore(self, model):
+        model.load_state_dict(getattr(self, "best_state", None))
+        return model
+
+
+def zero_warmup_starts_at_zero(step, warmup_steps, total_steps):  # step <= warmup_steps: a warm-up of 0 steps gives 0
+    if step <= warmup_steps:
+        return step / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def test_held_out_3_early_stopping_best_starts_at_minus_inf():
+    fails("early_stopping", "The first call always sets the best", EarlyStopping=StartsAtMinusInf)
+
+
+def test_held_out_3_schedule_zero_warmup_starts_at_zero():
+    fails("schedule", "no warm-up, so step 0 is already the peak", linear_warmup_decay=zero_warmup_starts_at_zero)

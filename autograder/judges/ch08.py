@@ -6,6 +6,8 @@ Inputs are rebuilt from the collector module's seeded generators; each failure n
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
@@ -307,6 +309,10 @@ def schedule(data) -> None:
             continue
         step = bad[0]
         shifted = [min(1.0, (s + 1) / warmup) if s < warmup else e for s, e in enumerate(expected)] if warmup else None
+        if warmup == 0 and close(got[0], 0.0, 1e-12):
+            raise JudgeFailure(f"✗ {name}(0, warmup_steps=0, total_steps={total}) = 0: with warmup_steps=0 there is no "
+                               "warm-up, so step 0 is already the peak (1.0, then the decay): `step < warmup_steps` "
+                               "(strict) is never true there; `step <= warmup_steps` puts step 0 in a warm-up of 0 steps.")
         if shifted and all(close(g, e, 1e-12) for g, e in zip(got, shifted)):
             raise JudgeFailure(f"✗ {name}: warm-up off by one: step 0 must give 0 (step / warmup_steps), "
                                f"reaching 1 at step {warmup}.")
@@ -330,6 +336,12 @@ def early_stopping(data) -> None:
         expect(isinstance(run, dict), name, f"no results for mode={mode!r}, min_delta={min_delta}.")
         check_data(run, {"decisions": [bool] * len(scores), "best_score": None, "best_epoch": None, "restored": None}, name)
         call = f"{name}(patience=2, mode={mode!r}, min_delta={min_delta})"
+        best = run["best_score"]
+        if best is None or (isinstance(best, float) and math.isinf(best)) or run["best_epoch"] not in range(len(scores)):
+            raise JudgeFailure(f"✗ {call}: after {len(scores)} calls best_score is {best} and best_epoch "
+                               f"{run['best_epoch']}: no call counted as an improvement. The first call always sets the "
+                               "best, in either mode: an initial best of -inf (or 0) is never beaten by a loss in "
+                               "mode='min'; start from None (the first score is the best so far), or +inf for 'min'.")
         decisions, best_epoch = _stopping_rule(scores, mode, min_delta)
         got = (run["decisions"], run["best_epoch"])
         if got != (decisions, best_epoch):
@@ -346,6 +358,9 @@ def early_stopping(data) -> None:
             raise JudgeFailure(f"✗ {call}: step returned {run['decisions']} for scores {scores}; the decision of "
                                f"call {first} is wrong.")
         restored = run.get("restored")
+        if not isinstance(restored, torch.Tensor):
+            raise JudgeFailure(f"✗ {name}: restore(model) failed or loaded nothing: keep a copy of the state dict "
+                               "whenever the score improves (the first call included), and load it in restore.")
         if _close(restored, torch.full((1, 2), -1.0), 0):
             raise JudgeFailure(f"✗ {name}: restore gave back the current weights, not the best ones: keep a copy "
                                "({k: v.clone() ...}) of the state dict when the score improves (model.state_dict() "

@@ -207,9 +207,14 @@ def early_stopping(EarlyStopping) -> dict:
             decisions.append(bool(stopper.step(score, model)))
         with torch.no_grad():
             model.weight.fill_(-1.0)
-        stopper.restore(model)
-        runs[run] = {"decisions": decisions, "best_score": float(stopper.best_score),
-                      "best_epoch": int(stopper.best_epoch), "restored": model.weight.detach().clone()}
+        try:
+            stopper.restore(model)
+            restored = model.weight.detach().clone()
+        except Exception:  # nothing kept to restore (the judge says why, from best_score and best_epoch)
+            restored = None
+        runs[run] = {"decisions": decisions,
+                     "best_score": None if stopper.best_score is None else float(stopper.best_score),
+                     "best_epoch": int(stopper.best_epoch), "restored": restored}
     return runs
 
 
