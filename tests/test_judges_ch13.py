@@ -151,6 +151,36 @@ MUTANTS = [
     ("dpo_gradient", "dpo_loss", "beta * (chosen - rejected)", "beta * (rejected - chosen)", "wrong sign", "signs swapped"),
     ("dpo_gradient", "dpo_loss", "beta * chosen.detach(), beta * rejected.detach()", "beta * chosen, beta * rejected",
      "carry gradients", "carry gradients"),
+    # the third held-out list's mistakes (/work/notes/heldout3/ch13.py), after the fixes
+    ("chat_turns", "chat_example", "start = text.index(header + reply, cursor) + len(header)",
+     "start = text.index(reply, cursor)", "ends an earlier turn", "ends an earlier turn"),
+    ("pack_layout", "pack_examples", "        if used + length > block_size:\n            rows.append([])\n"
+     "            used = 0\n        rows[-1].append(example)\n        used += length\n",
+     "        for members in rows:\n            if sum(len(e[\"input_ids\"]) for e in members) + length <= block_size:\n"
+     "                members.append(example)\n                break\n        else:\n            rows.append([example])\n",
+     "first-fit", "first-fit"),
+    ("pack_layout", "pack_examples", "if length > block_size:", "if length >= block_size:", "raised ValueError",
+     "exactly block_size"),
+    ("pack_mask", "packing_mask", "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+     "return ((segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] >= 0))[:, None]",
+     "no key at all", "no key at all"),
+    ("sft_loss", "sft_loss",
+     "return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+     "B, T, V = logits.shape\n    return F.cross_entropy(logits.view(B * T, V), labels.view(B * T), "
+     "ignore_index=IGNORE_INDEX)", "(N, vocab)", "(N, vocab)"),
+    ("sft_loss", "sft_loss",
+     "return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+     "per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, "
+     "reduction=\"none\").reshape(labels.shape)\n    return (per_token.sum(-1) / (labels != IGNORE_INDEX).sum(-1)).mean()",
+     "a mean per sequence", "a mean per chat"),
+    ("lora_trainable", "add_lora_adapters", 'name.split(".")[-1] in targets', 'name.split(".")[-1] in LORA_TARGETS',
+     "targets argument", "targets argument"),
+    ("merge_adapter", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)",
+     "weight = weight + (alpha / A.shape[0]) * (B @ A)", "in place", "in place"),
+    ("sequence_logprobs", "sequence_logprobs", "scored = labels != IGNORE_INDEX", "scored = labels > 0",
+     "token id 0", "token id 0"),
+    ("dpo_values", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+     "loss = -torch.log(torch.sigmoid(beta * (chosen - rejected))).mean()", "F.logsigmoid computes", "logsigmoid"),
 ]
 IDS = [f"{m[0]}-{i}" for i, m in enumerate(MUTANTS)]
 

@@ -83,6 +83,20 @@ def _rows(fits_exactly: bool = True) -> list[list[dict]]:
     return rows
 
 
+def _first_fit_rows() -> int:
+    """How many rows first-fit packing makes (an example goes back into the first earlier row with room)."""
+    rows = []
+    for example in c.pack_inputs():
+        length = len(example["input_ids"])
+        for i, used in enumerate(rows):
+            if used + length <= c.BLOCK:
+                rows[i] += length
+                break
+        else:
+            rows.append(length)
+    return len(rows)
+
+
 def _expected_pack() -> dict[str, torch.Tensor]:
     rows = _rows()
     out = {"input_ids": torch.full((len(rows), c.BLOCK), c.PAD_ID), "labels": torch.full((len(rows), c.BLOCK), -100),
@@ -110,6 +124,10 @@ def _check_pack(packed, name: str) -> dict[str, torch.Tensor]:
     expect(len(packed["input_ids"]) != len(_rows(fits_exactly=False)), name, f"{len(packed['input_ids'])} rows, not "
            f"{shape[0]}: an example that fills what is left of a row exactly still fits (used + length == "
            "block_size); start a new row only when used + length > block_size.")
+    expect(len(packed["input_ids"]) == shape[0] or len(packed["input_ids"]) != _first_fit_rows(), name,
+           f"{len(packed['input_ids'])} rows, not {shape[0]}: an example was put back into an earlier row that had room "
+           "(first-fit packing). Lay the examples in order: when the next one does not fit in what is left of the "
+           "current row, start a new row, and never return to an earlier one.")
     for key in expected:
         expect(tuple(packed[key].shape) == shape, name, f"{key} has shape {tuple(packed[key].shape)}; expected "
                f"{shape}: {shape[0]} rows of block_size={c.BLOCK} (examples of {list(c.PACK_LENGTHS)} tokens, in "
@@ -170,6 +188,9 @@ def pack_mask(data) -> None:
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     same = expected["segment_ids"][:, :, None] == expected["segment_ids"][:, None, :]
     if not torch.equal(mask[:, 0] & causal, same & causal):
+        expect(bool((mask[:, 0] & causal).any(-1).all()), name, "a query may attend to no key at all: padding "
+               "(segment id -1) must see the padding (its segment ids are equal), or its attention row is empty "
+               "(a softmax over nothing is NaN).")
         if torch.equal(mask[:, 0] & causal, causal.expand(rows, T, T)):
             raise JudgeFailure(f"✗ {name}: every token may attend to every earlier token of its row, so a chat reads the "
                                "chats packed before it, and the packed rows' losses differ from each chat's alone. "
@@ -222,6 +243,11 @@ def sft_loss(data) -> None:
            "no gradient reached the logits: return a tensor of the graph (no .item(), no float()).")
     expect(bool((grad[labels == -100] == 0).all()), name, "positions labelled -100 got a gradient: they must not count.")
     expect(data.get("is_tensor") is True, name, "return the loss as a tensor (loss.backward() is called on it).")
+    flat = data.get("flat")
+    expect(_number(flat) and abs(flat - expected) <= 1e-9, name, "logits of shape (N, vocab) with labels (N,) "
+           + (f"raised {flat}" if isinstance(flat, str) else "gave another value") + ": the exercise takes logits "
+           "(..., vocab) with any number of leading dimensions.",
+           "logits.reshape(-1, logits.shape[-1]) and labels.reshape(-1), not an unpacking B, T, V = logits.shape.")
     expect(isinstance(data.get("empty"), str) and data["empty"].startswith("ValueError"), name,
            f"a batch whose labels are all -100 must raise ValueError (a mean of nothing is NaN); received "
            f"{data.get('empty')!r}.")
@@ -253,6 +279,12 @@ def lora_trainable(data) -> None:
     expect(sorted(trainable) == expected, name, f"unexpected trainable parameters: {sorted(set(trainable) - set(expected))[:4]}.")
     expect(sorted(data.get("returned") or []) == expected, name, "return exactly the parameters left to train (each "
            "adapter's A and B), the list the optimiser gets.")
+    targeted = data.get("targeted")
+    wanted = [n for n in expected if n.split(".")[-2] in c.TARGETS]
+    expect(isinstance(targeted, list) and sorted(targeted) == wanted, name, f"called with targets={c.TARGETS}, the "
+           f"trainable parameters were {sorted(targeted)[:4] if isinstance(targeted, list) else targeted!r}"
+           f"{'...' if isinstance(targeted, list) and len(targeted) > 4 else ''}: wrap only the modules whose names "
+           "end with one of the targets argument's names (not a fixed list).")
 
 
 def _oracle_steps(accumulate: bool = False, clip: bool = True, masked: bool = True) -> tuple[list[float], dict]:
@@ -360,7 +392,9 @@ def merge_adapter(data) -> None:
                         weight + (c.LORA_ALPHA / A.shape[1]) * B @ A,
                     "the update is transposed: W (out, in) gets B A, (out, r) @ (r, in)": weight + scale * (B @ A).T
                     if weight.shape[0] == weight.shape[1] else None,
-                    "the weight is replaced by the update: W + (alpha / r) B A keeps W": scale * B @ A}
+                    "the weight is replaced by the update: W + (alpha / r) B A keeps W": scale * B @ A,
+                    "the weight did not change: add the update in place (weight += ..., or weight.copy_(...)); "
+                    "weight = weight + ... only binds a new tensor to a local name": weight}
         for mistake, wrong in mistakes.items():
             if wrong is not None and _close(got, wrong, 1e-10):
                 raise JudgeFailure(f"✗ {name}: {module}: {mistake}.")
@@ -398,6 +432,8 @@ def sequence_logprobs(data) -> None:
                 "over its response's tokens": expected / labels.shape[1],
                 "positions labelled -100 were scored too (as token 0): only the response's tokens count": picked.sum(1),
                 "probabilities were summed, not log-probabilities": (picked.exp() * scored).sum(1),
+                "a label of token id 0 was not scored: only -100 marks a position that is not scored (labels != -100, "
+                "not labels > 0)": (picked * (labels > 0)).sum(1),
                 "the logits were shifted again: the labels are already shifted (labels[t] is the token after t)":
                     again.sum(1),
                 "log_softmax over the wrong dimension: normalise over the vocabulary (dim=-1)":
@@ -418,8 +454,10 @@ def _dpo(pc, pr, rc, rr, beta, sign=1.0, power=1):
 
 def dpo_values(data) -> None:
     name = "dpo_loss"
-    expect(isinstance(data, list) and len(data) == len(c.BETAS), name, "expected (loss, chosen_rewards, "
-           "rejected_rewards) for each beta.")
+    expect(isinstance(data, list) and len(data) == len(c.BETAS) + 1, name, "expected (loss, chosen_rewards, "
+           "rejected_rewards) for each beta, and the loss of a pair ranked wrong by a wide margin.")
+    far = data[-1].get("far_loss") if isinstance(data[-1], dict) else None
+    data = data[:-1]
     pc, pr, rc, rr = c.dpo_inputs()
     for beta, item in zip(c.BETAS, data):
         value = item.get("loss")
@@ -463,6 +501,15 @@ def dpo_values(data) -> None:
                 if _close(reward, beta * beta * (policy - reference), 1e-9):
                     raise JudgeFailure(f"✗ {name}: the {key} rewards hold beta twice.")
                 raise JudgeFailure(f"✗ {name}: the {key} rewards must be beta · (policy - reference) log-probabilities.")
+    pc, pr, rc, rr = (torch.tensor([v], dtype=torch.float64) for v in c.FAR_PAIR)
+    wanted = _dpo(pc, pr, rc, rr, c.BETAS[1]).item()
+    if isinstance(far, float) and abs(far) == float("inf"):
+        raise JudgeFailure(f"✗ {name}: a pair ranked wrong by a wide margin (beta · margin = "
+                           f"{c.BETAS[1] * ((pc - rc) - (pr - rr)).item():.0f}) gave an infinite loss: log(sigmoid(x)) "
+                           "rounds sigmoid(x) to 0 for a large negative x, and its log is -inf (or 1 + exp(-x) "
+                           "overflows); F.logsigmoid computes log sigmoid(x) without forming sigmoid(x) (stable).")
+    expect(_number(far) and abs(far - wanted) <= 1e-9 * max(1.0, abs(wanted)), name, "the loss of a pair ranked wrong "
+           "by a wide margin is not -log sigmoid(beta · margin): use F.logsigmoid (stable for any margin).")
 
 
 def dpo_gradient(data) -> None:

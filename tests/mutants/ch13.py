@@ -92,3 +92,60 @@ MUTANTS = [
     Mutant("logprobs-wrong-dim", "sequence_logprobs", "torch.log_softmax(logits, dim=-1)", "torch.log_softmax(logits, dim=1)",
            r"dimension|dim=-1|vocab"),
 ]
+
+# The third held-out list (/work/notes/heldout3/ch13.py, graded before any fix: /work/notes/heldout3/ch13-before.txt),
+# less its exact duplicates of the mistakes above.
+_SEQ_SHIFT_AGAIN = '''def sequence_logprobs(logits, labels):
+    """logits (B, T, vocab), labels (B, T) shifted, -100 = not scored -> (B,): sum of log p(label) over labelled positions."""
+    logits, labels = logits[:, :-1], labels[:, 1:]          # next-token prediction: logits[t] predicts token t + 1
+    scored = labels != IGNORE_INDEX
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)     # (B, T)
+    return (picked * scored).sum(dim=-1)
+'''
+
+HELD_OUT_3 = [
+    Mutant("h3-chat-reply-searched-without-header", "chat_example",
+           "start = text.index(header + reply, cursor) + len(header)", "start = text.index(reply, cursor)",
+           r"header|user|assistant's (reply|turn)|where it stands|not the assistant|earlier|quot|empty", "rare"),
+    Mutant("h3-pack-first-fit", "pack_examples",
+           "        if used + length > block_size:\n            rows.append([])\n            used = 0\n"
+           "        rows[-1].append(example)\n        used += length\n",
+           "        for members in rows:                       # the first row with room (fewer rows)\n"
+           '            if sum(len(e["input_ids"]) for e in members) + length <= block_size:\n'
+           "                members.append(example)\n                break\n        else:\n"
+           "            rows.append([example])\n",
+           r"in order|order|first.fit|earlier row|new row|next example", "rare"),
+    Mutant("h3-pack-full-row-refused", "pack_examples", "if length > block_size:", "if length >= block_size:",
+           r"exactly|block_size|fills|longer than|ValueError|fit", "rare"),
+    Mutant("h3-mask-padding-sees-nothing", "pack_examples",
+           "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+           "return ((segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] >= 0))[:, None]",
+           r"padding|empty|nan|no key", "rare"),
+    Mutant("h3-sft-loss-mean-per-chat", "sft_loss",
+           "return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           "per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), "
+           "ignore_index=IGNORE_INDEX,\n                                reduction=\"none\").reshape(labels.shape)\n"
+           "    counted = (labels != IGNORE_INDEX).sum(-1)\n"
+           "    return (per_token.sum(-1) / counted).mean()                  # each chat's mean, then the mean of the chats",
+           r"each (chat|row|example)|per (chat|row|example)|mean of (the )?means|weigh|whole batch"),
+    Mutant("h3-sft-loss-only-3d", "sft_loss",
+           "return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           "B, T, V = logits.shape\n"
+           "    return F.cross_entropy(logits.view(B * T, V), labels.view(B * T), ignore_index=IGNORE_INDEX)",
+           r"\.\.\.|leading|any (number of )?dim|rank|2-d|\(N, vocab\)|reshape|shape", "rare"),
+    Mutant("h3-lora-targets-argument-ignored", "add_lora_adapters", 'name.split(".")[-1] in targets',
+           'name.split(".")[-1] in LORA_TARGETS', r"targets", "rare"),
+    Mutant("h3-merge-not-in-place", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)",
+           "weight = weight + (alpha / A.shape[0]) * (B @ A)",
+           r"in place|in-place|unchanged|not changed|did not change|copy_|\+="),
+    Mutant("h3-logprobs-shifted-again", "sequence_logprobs", None, _SEQ_SHIFT_AGAIN, r"shift"),
+    Mutant("h3-logprobs-token-zero-dropped", "sequence_logprobs", "scored = labels != IGNORE_INDEX", "scored = labels > 0",
+           r"token (id )?0|id 0|zero|!= -100|not -100", "rare"),
+    Mutant("h3-dpo-rewards-without-beta", "dpo_loss", "return loss, beta * chosen.detach(), beta * rejected.detach()",
+           "return loss, chosen.detach(), rejected.detach()", r"beta"),
+    Mutant("h3-dpo-log-of-sigmoid", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+           "loss = -torch.log(torch.sigmoid(beta * (chosen - rejected))).mean()",
+           r"logsigmoid|stable|inf|overflow|underflow|large", "rare"),
+]
+MUTANTS += HELD_OUT_3

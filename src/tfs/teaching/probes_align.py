@@ -21,8 +21,8 @@ import zlib
 
 import torch
 
-__all__ = ["CHATML_TEMPLATE", "assistant_mask", "chat_tokenizer", "header_labelled", "label_mistakes", "marked_template",
-           "packed_rows", "seeded", "segment_mask", "shifted_labels", "tiny_llama", "toy_examples"]
+__all__ = ["CHATML_TEMPLATE", "assistant_mask", "chat_tokenizer", "header_labelled", "label_mistakes", "labelled_earlier",
+           "marked_template", "packed_rows", "seeded", "segment_mask", "shifted_labels", "tiny_llama", "toy_examples"]
 
 # SmolLM2-135M-Instruct's chat_template.jinja, byte for byte (tests/test_align.py compares them)
 CHATML_TEMPLATE = (
@@ -95,7 +95,29 @@ def label_mistakes(input_ids: torch.Tensor, mask: torch.Tensor, end_id: int, rec
             and header_labelled(received, input_ids, mask, end_id):
         mistakes["the header <|im_start|>assistant\\n trained: the template writes it (it is the generation prompt); "
                  "each reply starts after it"] = received
+    if isinstance(received, torch.Tensor) and received.shape == input_ids.shape \
+            and labelled_earlier(received, input_ids, mask, end_id):
+        mistakes["a reply labelled where its text also ends an earlier turn (a user turn that ends with the same "
+                 "words), not where the assistant wrote it: look for each reply right after its own header "
+                 "<|im_start|>assistant\\n"] = received
     return mistakes
+
+
+def labelled_earlier(labels: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, end_id: int) -> bool:
+    """Whether ``labels`` leave part of an assistant reply untrained while training tokens before it that are
+    neither the assistant's nor an assistant header's: the reply's text was found earlier in the conversation."""
+    trained = torch.zeros_like(mask, dtype=torch.bool)
+    trained[1:] = labels[:-1] != -100                      # trained[j]: token j is a target
+    header = torch.zeros_like(trained)
+    for start, _ in _runs(mask):
+        ends = (input_ids[:start] == end_id).nonzero()
+        if len(ends):
+            header[int(ends[-1]) + 2:start] = True
+    foreign = trained & ~mask.bool() & ~header
+    for start, stop in _runs(mask):
+        if not bool(trained[start:stop].all()) and bool(foreign[:start].any()):
+            return True
+    return False
 
 
 def header_labelled(labels: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, end_id: int) -> bool:

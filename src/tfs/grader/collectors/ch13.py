@@ -24,10 +24,13 @@ from tfs.teaching.probes_align import chat_tokenizer, toy_examples
 VOCAB = 48
 PAD_ID = 3
 BLOCK = 16
-PACK_LENGTHS = (5, 9, 3, 12, 7, 9, 10, 6, 16)   # rows: [5, 9] [3, 12] [7, 9] [10, 6] [16]: two rows filled exactly
+PACK_LENGTHS = (5, 9, 3, 12, 7, 9, 10, 6, 2, 16)   # rows: [5, 9] [3, 12] [7, 9] [10, 6] [2] [16]: two rows filled
+# exactly; the 2 does not fit after [10, 6] and starts a row (first-fit packing would put it back in the first row)
 LORA_R, LORA_ALPHA = 2, 6.0                  # scale 3 (r / alpha = 1/3: an inverted scale shows)
 STEP_LR, STEP_NORM, STEPS = 0.05, 0.5, 3     # the clipping threshold is reached at every step
 BETAS = (0.1, 0.5)
+TARGETS = ("q", "down")                      # add_lora_adapters' targets, varied from the default
+FAR_PAIR = (-2100.0, -20.0, -100.0, -20.0)   # a pair ranked wrong by a margin of 2000 (beta 0.5: -log sigmoid(-1000))
 MERGED = ("blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v", "blocks.0.attn.out", "blocks.0.ff.gate",
           "blocks.0.ff.up", "blocks.0.ff.down", "blocks.1.attn.q", "blocks.1.ff.down")
 
@@ -53,8 +56,9 @@ MULTI_TURN = [
      {"role": "user", "content": "Thanks"}],
     [{"role": "user", "content": "Ping"},
      {"role": "assistant", "content": "Pong."},
-     {"role": "user", "content": "Ping again"},
-     {"role": "assistant", "content": "Pong."}],   # the same reply twice: each is trained where it stands
+     {"role": "user", "content": "Ping again, then say Pong."},
+     {"role": "assistant", "content": "Pong."}],   # the same reply twice, and a user turn that ends with its text:
+    # each reply is trained where it stands, after its own header
 ]
 
 
@@ -172,8 +176,13 @@ def sft_loss(sft_loss) -> dict:
     leaf = logits.clone().requires_grad_(True)
     loss = sft_loss(leaf, labels.clone())
     loss.backward()
+    try:   # logits (N, vocab) and labels (N,): the exercise takes any leading dimensions
+        flat = sft_loss(logits.reshape(-1, logits.shape[-1]).clone(), labels.reshape(-1).clone())
+        flat = float(flat.detach()) if isinstance(flat, torch.Tensor) else flat
+    except Exception as error:  # reported as the learner reads it
+        flat = error_line(error)
     return {"loss": float(loss.detach()) if isinstance(loss, torch.Tensor) else loss, "grad": leaf.grad, "is_tensor": isinstance(loss, torch.Tensor),
-            "empty": raised(sft_loss, logits.clone(), torch.full_like(labels, -100))}
+            "empty": raised(sft_loss, logits.clone(), torch.full_like(labels, -100)), "flat": flat}
 
 
 # ------------------------------------------------------------------------------------------ LoRA and the step
@@ -182,8 +191,11 @@ def lora_trainable(add_lora_adapters) -> dict:
     model = tiny_llama(1)
     returned = add_lora_adapters(model, LORA_R, LORA_ALPHA)
     names = {id(p): name for name, p in model.named_parameters()}
+    targeted = tiny_llama(1)
+    add_lora_adapters(targeted, LORA_R, LORA_ALPHA, TARGETS)   # the targets argument varied from its default
     return {"trainable": sorted(name for name, p in model.named_parameters() if p.requires_grad),
-            "returned": sorted(names.get(id(p), "<not a parameter of the model>") for p in returned)}
+            "returned": sorted(names.get(id(p), "<not a parameter of the model>") for p in returned),
+            "targeted": sorted(name for name, p in targeted.named_parameters() if p.requires_grad)}
 
 
 def step_batch() -> dict:
@@ -270,6 +282,8 @@ def dpo_values(dpo_loss) -> list:
     for beta in BETAS:
         loss, chosen, rejected = dpo_loss(*[x.clone() for x in dpo_inputs()], beta=beta)
         out.append({"loss": float(loss.detach()) if isinstance(loss, torch.Tensor) else loss, "chosen": chosen, "rejected": rejected})
+    loss = dpo_loss(*[torch.tensor([v], dtype=torch.float64) for v in FAR_PAIR], beta=BETAS[1])[0]
+    out.append({"far_loss": float(loss.detach()) if isinstance(loss, torch.Tensor) else loss})
     return out
 
 
