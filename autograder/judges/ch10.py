@@ -38,7 +38,8 @@ def _oracle_q(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def _quantized(data, name):
-    check_data(data, {"q": None, "scale": None, "clipped": None, "nan": None, "inf": None}, name)
+    check_data(data, {"q": None, "scale": None, "clipped": None, "float64_scale_dtype": None, "nan": None, "inf": None},
+               name)
     q, scale = data.get("q"), data.get("scale")
     expect(not _is_tensor(scale, (10,)), name, "one scale per input column: each column still mixes rows of very "
            "different sizes, so a row of small weights gets its step from a large row.",
@@ -55,6 +56,11 @@ def _quantized(data, name):
 def quantize_scale(data) -> None:
     name = "quantize_per_channel"
     q, scale = _quantized(data, name)
+    expect(data["scale"].dtype == torch.float32, name, f"the scale of a float32 weight is {data['scale'].dtype}; the "
+           "exercise asks for a float32 scale.")
+    wide = data.get("float64_scale_dtype")
+    expect(wide == "torch.float32", name, f"for a float64 weight the scale is {wide}: the scale is float32 whatever "
+           "the weight's dtype (convert the weight, or the scale, to float32).")
     weight = c.quantize_weight()
     absmax = weight.abs().amax(1)
     expect(bool(torch.isfinite(scale).all()) and bool((scale > 0).all()), name,
@@ -215,8 +221,12 @@ def _check_not_raised(data, sparsity) -> None:
     """A call that raised at ``sparsity`` fails with that error (and, at sparsity 0, what that case asks for)."""
     line = data.get(str(sparsity)) if isinstance(data, dict) else None
     if isinstance(line, str):
+        total = sum(w.numel() for w in c.prune_weights())
         edge = (" sparsity = 0 keeps everything: it prunes k = round(0 · N) = 0 weights, and there is no 0-th "
-                "smallest |w| to take as the threshold (kthvalue(0) fails).") if sparsity == 0 else ""
+                "smallest |w| to take as the threshold (kthvalue(0) fails).") if sparsity == 0 else (
+                f" k = round({sparsity} · {total}) = 0 weights to prune: a sparsity above 0 can still prune none, and "
+                "then everything is kept (there is no 0-th smallest |w|): test k == 0, not sparsity == 0.")  \
+            if round(sparsity * total) == 0 else ""
         raise JudgeFailure(f"✗ magnitude_masks: at sparsity {sparsity} your function raised {line}.{edge}")
 
 
@@ -244,9 +254,40 @@ def _check_magnitude_masks(data, sparsities) -> None:
                f"at sparsity {sparsity}, {pruned} of {total} weights were pruned: a fraction sparsity of them must go.")
 
 
+def _check_ties(data) -> None:
+    """Tied magnitudes at the threshold: every weight with |w| equal to the k-th smallest goes (|w| > threshold is
+    kept), even when that prunes more than k, as the exercise states (torch's global_unstructured prunes exactly k)."""
+    name = "magnitude_masks"
+    weights = c.prune_weights()
+    for sparsity in (s for s in c.SPARSITIES if s > 0):   # a mistake prune_global names is judged there only
+        got = data.get(str(sparsity))
+        if not (isinstance(got, list) and len(got) == len(weights) and all(_is_tensor(m) for m in got)
+                and all(torch.equal(m, e) for m, e in zip(got, _oracle_masks(weights, sparsity)))):
+            return
+    tied = data.get(c.TIED_KEY) if isinstance(data, dict) else None
+    if isinstance(tied, str):
+        raise JudgeFailure(f"✗ {name}: on weights whose magnitudes repeat, your function raised {tied}.")
+    weights = c.tied_weights()
+    expect(isinstance(tied, list) and len(tied) == 1 and _is_tensor(tied[0], weights[0].shape)
+           and tied[0].dtype == torch.bool, name, "on one tensor of 8 weights, expected a list of one bool mask of its shape.")
+    magnitudes = weights[0].abs().reshape(-1)
+    k = round(c.TIED_SPARSITY * magnitudes.numel())
+    expected = weights[0].abs() > magnitudes.kthvalue(k).values
+    if not torch.equal(tied[0], expected):
+        pruned = int((~tied[0]).sum())
+        if pruned == k:
+            raise JudgeFailure(f"✗ {name}: |w| = 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.5, 0.7 at sparsity {c.TIED_SPARSITY}: "
+                               f"exactly k = {k} were pruned, but the k-th smallest |w| (0.2) is tied: every weight "
+                               "whose |w| equals the threshold goes too (keep |w| strictly greater), 5 here.")
+        raise JudgeFailure(f"✗ {name}: on weights whose magnitudes repeat (sparsity {c.TIED_SPARSITY}), the mask "
+                           f"differs from keeping |w| > the k-th smallest |w| (k = {k}): {pruned} pruned, expected "
+                           f"{int((~expected).sum())}.")
+
+
 def prune_edges(data) -> None:
     name = "magnitude_masks"
-    _check_masks(data, [0.0])
+    _check_masks(data, [0.0, c.TINY_SPARSITY])
+    _check_ties(data)
     errors = check_data(data, {"errors": [None] * len(c.BAD_SPARSITIES)}, name)["errors"]
     expect(all(_raised(e) for e in errors), name,
            f"sparsities {list(c.BAD_SPARSITIES)} must each raise ValueError (sparsity lies in [0, 1)); received {errors}.")
@@ -300,6 +341,11 @@ def _check_distillation(data, soft_only: bool) -> None:
                 alpha * t * t * kl / student.shape[1] + (1 - alpha) * ce,
             "the cross-entropy is taken on the softened logits (student / T); the hard term uses the raw logits":
                 alpha * t * t * kl + (1 - alpha) * F.cross_entropy(student / t, labels).item(),
+            "the softmax is taken over the batch (dim 0), not over the classes (dim -1): each example's "
+            "distribution is over its C classes":
+                alpha * t * t * (F.softmax(teacher / t, 0) * (F.log_softmax(teacher / t, 0)
+                                                              - F.log_softmax(student / t, 0))).sum(-1).mean().item()
+                + (1 - alpha) * ce,
         }
         for mistake, wrong in mistakes.items():
             if close(value, wrong, 1e-6 * max(1.0, abs(wrong))) and abs(wrong - expected) > 1e-9:
@@ -322,6 +368,13 @@ def distill_mixed(data) -> None:
            "no gradient reached the student's logits: keep the loss differentiable (no .item(), no detach on the student).")
     expect(data.get("teacher_grad") is None or bool((data["teacher_grad"] == 0).all()), name,
            "a gradient flowed into the teacher's logits: the teacher is a fixed target (detach it).")
+    defaults = check_data(data, {"defaults": [float] * 3}, name)["defaults"]   # learner's own: (), (2, 0.5), (1, 0.5)
+    if not close(defaults[0], defaults[1], 1e-9 * max(1.0, abs(defaults[1]))):
+        which = (" (it gives what temperature=1.0 gives)" if close(defaults[0], defaults[2], 1e-9 * max(1.0, abs(defaults[2])))
+                 else "")
+        raise JudgeFailure(f"✗ {name}: called without temperature and alpha it returned {defaults[0]:.6g}, not what "
+                           f"temperature=2.0, alpha=0.5 give ({defaults[1]:.6g}){which}: keep the signature's defaults, "
+                           "temperature=2.0 and alpha=0.5.")
 
 
 # ------------------------------------------------------------------------------------------ LoRA
@@ -357,6 +410,15 @@ def lora_init(data) -> None:
     expect(len(zero) == 1, name, "neither A nor B starts at zero: at initialisation the layer adds a random update "
            "to the pretrained layer's output.")
     expect(error is None, name, f"calling the layer raised {error}.")
+    for label, matrix in (("A", A), ("B", B)):
+        if label in zero:
+            continue
+        bound = matrix.shape[1] ** -0.5   # nn.Linear's init: kaiming_uniform_(a=sqrt(5)) is U(-1/sqrt(fan_in), +)
+        largest = matrix.abs().max().item()
+        expect(largest <= bound * (1 + 1e-6) and largest >= bound / 2, name,
+               f"the random {label} {tuple(matrix.shape)} has its largest |value| {largest:.3g}; nn.Linear's own "
+               f"initialisation (reset_parameters: kaiming_uniform_ with a=sqrt(5)) draws uniformly in ±1/sqrt(fan_in) "
+               f"= ±{bound:.3g} here.", f"nn.init.kaiming_uniform_(self.{label}, a=math.sqrt(5))")
     weight, bias = _base()
     expect(_close(data.get("out"), F.linear(c.lora_x(), weight, bias), 1e-10), name,
            "at initialisation the output must equal the base layer's (B = 0).")
@@ -377,7 +439,9 @@ def lora_forward(data) -> None:
     mistakes = {"the update is scaled by r / alpha; LoRA scales it by alpha / r": base + r / alpha * delta,
                 "the update is not scaled: multiply it by alpha / r": base + delta,
                 "the update is scaled by alpha, not alpha / r": base + alpha * delta,
-                "the base layer's output is missing: return base(x) + the low-rank update": alpha / r * delta}
+                "the base layer's output is missing: return base(x) + the low-rank update": alpha / r * delta,
+                f"the scale is alpha // r = {alpha // r:g} (floor division), not alpha / r = {alpha / r:g}":
+                    base + (alpha // r) * delta}
     for mistake, wrong in mistakes.items():
         if _close(out, wrong, 1e-8):
             raise JudgeFailure(f"✗ {name}: {mistake}.")
@@ -390,7 +454,9 @@ def lora_merge(data) -> None:
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, str):
         hint = (" A size mismatch usually means the update is transposed: B A is (out, in), like W."
-                if "size" in error or "shape" in error else "")
+                if "size" in error or "shape" in error else
+                " The merged nn.Linear must be made in the base weight's dtype (dtype=self.base.weight.dtype): here "
+                "the base layer is float64." if "dtype" in error or "Double" in error else "")
         raise JudgeFailure(f"✗ {name}: merging (or calling the merged layer) raised {error}.{hint}")
     expect(isinstance(data, dict) and data.get("is_linear") is True, name, "merge() must return an nn.Linear.")
     check_data(data, {"weight": None, "bias": None, "out": None, "after": None}, name)
@@ -414,6 +480,15 @@ def lora_merge(data) -> None:
     expect(_close(data.get("after"), F.linear(c.lora_x(), expected, bias), 1e-8), name,
            "after merge() the LoRA layer's own output changed: merge() modified the base layer in place; return a "
            "new nn.Linear and leave self.base as it is.")
+    expect(got.dtype == torch.float64, name, f"the merged weight of a float64 layer is {got.dtype}: make the merged "
+           "nn.Linear in the base weight's dtype (dtype=self.base.weight.dtype).")
+    no_bias = check_data(data, {"no_bias": {"bias": None, "out": None}}, name)["no_bias"]
+    expect(not isinstance(no_bias["bias"], str), name, f"merging a LoRA layer whose base has no bias gave "
+           f"{no_bias['bias']!r}.")
+    expect(no_bias["bias"] is None, name, "merging a base layer without a bias (nn.Linear(..., bias=False)) gave the "
+           "merged layer a bias (a fresh, random one): bias=self.base.bias is not None.")
+    expect(_close(no_bias["out"], F.linear(c.lora_x(), expected), 1e-8), name,
+           "the merged layer of a base without a bias differs from W + (alpha / r) · B A.")
 
 
 def lora_errors(data) -> None:

@@ -18,8 +18,11 @@ from tfs.grader import judging
 
 SPARSITIES = (0.0, 0.15, 0.3, 0.5, 0.9)   # of 356 weights: 53.4 and 106.8, so int(), a quantile and round() differ
 BAD_SPARSITIES = (1.0, -0.1, 1.5)
+TINY_SPARSITY = 0.001                     # round(0.001 · 356) = 0: nothing to prune, though the sparsity is not 0
+TIED_SPARSITY = 0.375                     # of the 8 tied weights below: k = 3, and |w| = 0.2 three times from the 3rd
+TIED_KEY = str(TIED_SPARSITY)             # the key of the tied weights' masks (a sparsity, as every mask key is)
 DISTILL_SETTINGS = ((1.0, 1.0), (2.0, 1.0), (4.0, 1.0), (2.0, 0.5), (3.0, 0.0), (5.0, 0.25))
-LORA_IN, LORA_OUT, LORA_R, LORA_ALPHA = 16, 12, 4, 8.0
+LORA_IN, LORA_OUT, LORA_R, LORA_ALPHA = 16, 12, 4, 10.0   # alpha / r = 2.5: alpha // r (2) differs
 BAD_RANKS = (0, -2, 13)
 
 
@@ -55,7 +58,13 @@ def quantize(quantize_per_channel) -> dict:
     nan, inf = weight.clone(), weight.clone()
     nan[2, 3] = float("nan")
     inf[5, 0] = float("inf")
-    return {"q": q, "scale": scale, "clipped": clipped,
+    try:  # a float64 weight: the scale is float32 all the same
+        wide = quantize_per_channel(weight.clone().double())
+        wide_scale = wide[1] if isinstance(wide, (tuple, list)) and len(wide) == 2 else None
+        wide_dtype = str(wide_scale.dtype) if isinstance(wide_scale, torch.Tensor) else type(wide_scale).__name__
+    except Exception as failure:
+        wide_dtype = error_line(failure)
+    return {"q": q, "scale": scale, "clipped": clipped, "float64_scale_dtype": wide_dtype,
             "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf)}
 
 
@@ -90,11 +99,24 @@ def prune_weights() -> list[torch.Tensor]:
     return [seeded("w0", (8, 12)) * 1.0, seeded("w1", (20, 8)) * 0.1, seeded("w2", (5, 20)) * 3.0]
 
 
+def tied_weights() -> list[torch.Tensor]:
+    """8 weights whose magnitudes repeat: 0.1 twice, 0.2 three times (the k-th smallest at TIED_SPARSITY)."""
+    return [torch.tensor([[0.5, -0.2, 0.2, 0.1], [-0.2, 0.7, 0.1, -0.3]])]
+
+
 def magnitude_masks(magnitude_masks) -> dict:
     """The masks at each sparsity, or the error line the call raised there (a crash at one sparsity, such as 0,
-    is judged by the test of that case, not by every test), and what each bad sparsity raised."""
+    is judged by the test of that case, not by every test), what each bad sparsity raised, and the masks of
+    weights with tied magnitudes."""
     out = {}
-    for sparsity in SPARSITIES:
+    try:
+        tied = magnitude_masks([w.clone() for w in tied_weights()], TIED_SPARSITY)
+        out[TIED_KEY] = list(tied) if isinstance(tied, (list, tuple)) else tied
+    except NotImplementedError:
+        raise
+    except Exception as failure:
+        out[TIED_KEY] = error_line(failure)
+    for sparsity in SPARSITIES + (TINY_SPARSITY,):
         try:
             masks = magnitude_masks([w.clone() for w in prune_weights()], sparsity)
         except NotImplementedError:
@@ -128,7 +150,10 @@ def distillation_loss(distillation_loss) -> dict:
     s = student.clone().requires_grad_(True)
     t = teacher.clone().requires_grad_(True)
     distillation_loss(s, t, labels.clone(), temperature=2.0, alpha=0.5).backward()
-    return {"values": values, "student_grad": s.grad, "teacher_grad": t.grad}
+    defaults = []   # the signature's defaults (T = 2, alpha = 0.5) against the same values passed by name, and T = 1
+    for kwargs in ({}, {"temperature": 2.0, "alpha": 0.5}, {"temperature": 1.0, "alpha": 0.5}):
+        defaults.append(float(distillation_loss(student.clone(), teacher.clone(), labels.clone(), **kwargs)))
+    return {"values": values, "student_grad": s.grad, "teacher_grad": t.grad, "defaults": defaults}
 
 
 distill_soft = distill_mixed = distillation_loss
@@ -197,8 +222,26 @@ def lora_merge(LoRALinear) -> dict:
             after = layer(lora_x())   # the LoRA layer itself, after merging: unchanged
     except Exception as failure:  # a transposed update usually fails here on a non-square layer
         return {"error": error_line(failure)}
+    try:   # a base layer without a bias: the merged layer has none either
+        torch.manual_seed(0)
+        plain = LoRALinear(lora_base_without_bias(), r=LORA_R, alpha=LORA_ALPHA)
+        with torch.no_grad():
+            plain.A.copy_(A)
+            plain.B.copy_(B)
+            merged_plain = plain.merge()
+            no_bias = {"bias": merged_plain.bias if isinstance(merged_plain, nn.Linear) else "not an nn.Linear",
+                       "out": merged_plain(lora_x()) if isinstance(merged_plain, nn.Linear) else None}
+    except Exception as failure:
+        no_bias = {"bias": error_line(failure), "out": None}
     return {"is_linear": is_linear, "weight": merged.weight if is_linear else None,
-            "bias": merged.bias if is_linear else None, "out": out, "after": after}
+            "bias": merged.bias if is_linear else None, "out": out, "after": after, "no_bias": no_bias}
+
+
+def lora_base_without_bias() -> nn.Linear:
+    base = nn.Linear(LORA_IN, LORA_OUT, bias=False).double()
+    with torch.no_grad():
+        base.weight.copy_(seeded("base.weight", (LORA_OUT, LORA_IN), dtype=torch.float64))
+    return base
 
 
 def full_rank_values() -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +255,7 @@ def _full_rank_output(LoRALinear):
     """The output of a layer of rank ``min(in, out)`` (allowed) with seeded A and B, or the error line it raised:
     evidence that the valid rank runs, which a hand-written "no error" is not."""
     try:
-        layer = LoRALinear(lora_base(), r=min(LORA_IN, LORA_OUT), alpha=LORA_ALPHA)
+        layer = LoRALinear(lora_base(), r=min(LORA_IN, LORA_OUT), alpha=2.0 * min(LORA_IN, LORA_OUT))   # scale 2
         A, B = full_rank_values()
         with torch.no_grad():
             layer.A.copy_(A)
