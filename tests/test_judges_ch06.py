@@ -485,3 +485,50 @@ def test_block_and_gpt_are_graded_on_reference_attention():
     run("gpt_block", GPTBlock=notebook["GPTBlock"])
     run("gpt_model", GPT=notebook["LearnerGPT"], GPTConfig=GPTConfig)
     assert notebook["GPTBlock"](16, 4).attn.causal is False  # the learner's own names are back
+
+
+# ------------------------------------------------------------------------ held-out list 3 (2026-12-07)
+
+class BlockIgnoringMask(TransformerBlock):
+    def forward(self, x, mask=None):
+        return super().forward(x, None)
+
+
+class TooStrictLengthGPT(GPT):  # refuses T == block_size too
+    def forward(self, idx, targets=None):
+        if idx.shape[1] >= self.config.block_size:
+            raise ValueError(f"sequence of length {idx.shape[1]} is longer than block_size={self.config.block_size}")
+        return super().forward(idx, targets)
+
+
+def ce_ignoring_minus_100_only(logits, targets, ignore_index=-100):  # the argument ignored
+    keep = targets != -100
+    per = nn.functional.cross_entropy(logits, targets.clamp(min=0), reduction="none")
+    return (per * keep).sum() / keep.sum()
+
+
+def batch_keeping_dtype(data, batch_size, block_size, generator=None):
+    x, y = get_batch(data, batch_size, block_size, generator)
+    return x.to(data.dtype), y.to(data.dtype)
+
+
+def clip_iterating_twice(parameters, max_norm):  # the second pass over a generator finds nothing
+    norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in parameters if p.grad is not None))
+    scale = min(1.0, max_norm / (norm.item() + 1e-6))
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    return norm
+
+
+def test_held_out_3_mistakes_are_named():
+    fails("gpt_block", "must pass its mask on to the attention",
+          GPTBlock=lambda d, h: BlockIgnoringMask(d, h, 4 * d, norm_first=True, activation="gelu_tanh", causal=True))
+    fails("gpt_model", r"exactly block_size = 24 tokens raised.*T > block_size", GPT=TooStrictLengthGPT,
+          GPTConfig=GPTConfig)
+    fails("init_statistics", "with std=0.05.*use the std argument",
+          init_gpt_weights=lambda model, n_layer, std=0.02, scale_residual=True: init_gpt_weights(
+              model, n_layer, 0.02, scale_residual))
+    fails("cross_entropy", r"ignore_index=-1.*use the ignore_index argument", cross_entropy=ce_ignoring_minus_100_only)
+    fails("batches", "int32 data.*torch.long", get_batch=batch_keeping_dtype)
+    fails("clipping", "generator.*iterated once only", clip_gradients=clip_iterating_twice)

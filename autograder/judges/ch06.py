@@ -112,15 +112,32 @@ def _torch_block(norm_first=True, activation="tanh", swap_norms=False):
     return layer.eval()
 
 
+def _padded_block(data, x, causal):
+    """With a padding mask (the second sequence left-padded): the real positions must match torch's layer given
+    the same key padding."""
+    out = _need(data, "out_padded", "GPTBlock(x, mask=padding)")
+    keep = inputs.block_padding()[:, 0, 0, :]
+    with torch.no_grad():
+        expected = _torch_block()(x, src_mask=causal, src_key_padding_mask=~keep)
+        unmasked = _torch_block()(x, src_mask=causal)
+    if out.shape == expected.shape and _close(out[keep], expected[keep], 1e-8):
+        return
+    if out.shape == expected.shape and _close(out[keep], unmasked[keep], 1e-8):
+        raise JudgeFailure("GPTBlock(x, mask=padding): the real tokens attend to the padding: the block must pass "
+                           "its mask on to the attention (self.attn(self.norm1(x), mask=mask)).")
+    raise JudgeFailure("GPTBlock(x, mask=padding): the real tokens' outputs differ from a pre-LN causal block given "
+                       "the same padding mask.")
+
+
 def gpt_block(data):
-    check_data(data, {"out": None}, "GPTBlock")
+    check_data(data, {"out": None, "out_padded": None}, "GPTBlock")
     out = _need(data, "out", "GPTBlock(x)")
     x = inputs.hidden_input()
     causal = ~torch.ones(inputs.LENGTH, inputs.LENGTH, dtype=torch.bool).tril()  # torch: True = blocked
     with torch.no_grad():
         expected = _torch_block()(x, src_mask=causal)
         if _close(out, expected, 1e-8):
-            return
+            return _padded_block(data, x, causal)
         wrong = {
             "post-LN (x = LN(x + f(x))): GPT-2 is pre-LN, x = x + f(LN(x))": _torch_block(norm_first=False)(x, src_mask=causal),
             "the exact GELU: GPT-2 uses the tanh approximation (F.gelu(x, approximate='tanh'))":
@@ -161,7 +178,7 @@ def _course_to_gpt2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def gpt_model(data):
-    check_data(data, {"tied": None, "logits": None, "loss": None}, "GPT")
+    check_data(data, {"tied": None, "logits": None, "loss": None, "full_length": str}, "GPT")
     if data.get("tied") is not True:
         what = "holds a copy of the token embedding's values (a second Parameter)" if data.get("copied") is True else \
             "is not the token embedding's weight"
@@ -186,6 +203,10 @@ def gpt_model(data):
     if not close(loss, expected_loss, 1e-4):
         raise JudgeFailure(f"GPT: the loss for given targets should be the mean cross-entropy of the logits over all "
                            f"positions; received {loss}.")
+    if data["full_length"] != "no error":
+        raise JudgeFailure(f"GPT: a sequence of exactly block_size = {inputs.GPT_SIZES['block_size']} tokens raised "
+                           f"{data['full_length'][:200]}: wpe has block_size rows, positions 0..block_size-1, so only a "
+                           "sequence longer than block_size is refused (T > block_size, not T >= block_size).")
 
 
 INIT_SIZES = {"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n_embd": 64}  # the collector's
@@ -195,7 +216,8 @@ def init_statistics(data):
     names = [name for name, _ in inputs.gpt_skeleton(INIT_SIZES).named_parameters()]
     residual_names = [name for name in names if name.endswith(("attn.out.weight", "ff.linear2.weight"))]
     data = check_data(data, {"stats": {name: [float, float] for name in names}, "tied": None,
-                             "unscaled": {name: float for name in residual_names}}, "init")
+                             "unscaled": {name: float for name in residual_names},
+                             "other_std": {name: float for name in inputs.OTHER_STD_NAMES}}, "init")
     stats = data["stats"]
     if data.get("tied") is not True:
         raise JudgeFailure("init: the initialisation broke the tie between lm_head and wte: initialise the "
@@ -229,10 +251,17 @@ def init_statistics(data):
         if not close(std, 0.02, 0.12 * 0.02):
             raise JudgeFailure(f"init: with scale_residual=False, {name} has std {std:.4f}; expected 0.0200: "
                                "scale_residual=False leaves every weight at N(0, std), the residual projections too.")
+    std = inputs.OTHER_STD
+    for name, got in data["other_std"].items():
+        target = std / math.sqrt(2 * 6) if name.endswith("ff.linear2.weight") else std
+        if not close(got, target, 0.12 * target):
+            raise JudgeFailure(f"init: with std={std}, {name} has std {got:.4f}; expected {target:.4f}: use the std "
+                               "argument (0.02 is only its default), for the residual projections too "
+                               "(std / sqrt(2 * n_layer)).")
 
 
 def cross_entropy(data):
-    check_data(data, {"plain": None, "no_ignored": None, "large": None}, "cross_entropy")
+    check_data(data, {"plain": None, "no_ignored": None, "large": None, "ignore_minus_one": None}, "cross_entropy")
     logits, big, targets = inputs.ce_inputs()
     for key, lg, tg, what in (("plain", logits, targets, "with ignored targets"),
                               ("no_ignored", logits, targets.clamp(min=0), "without ignored targets"),
@@ -258,10 +287,16 @@ def cross_entropy(data):
             raise JudgeFailure(f"cross_entropy {what}: the value differs from the mean cross-entropy (log-softmax of "
                                f"the logits at each target, averaged over the targets that are not ignored); received "
                                f"{value.item():.6f}.")
+    value = data.get("ignore_minus_one")
+    minus_one = targets.masked_fill(targets == -100, -1)
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1
+            and close(value.item(), F.cross_entropy(logits, minus_one, ignore_index=-1).item(), 1e-8)):
+        raise JudgeFailure("cross_entropy(logits, targets, ignore_index=-1) (nanoGPT's convention): the targets equal "
+                           "to -1 must be left out; use the ignore_index argument, -100 is only its default.")
 
 
 def batches(data):
-    check_data(data, {"x": None, "y": None, "x_again": None}, "get_batch")
+    check_data(data, {"x": None, "y": None, "x_again": None, "dtypes": [str, str]}, "get_batch")
     x, y = _need(data, "x", "get_batch x"), _need(data, "y", "get_batch y")
     if not (isinstance(data["x_again"], torch.Tensor) and torch.equal(data["x_again"], x)):
         raise JudgeFailure("get_batch: two calls with generators seeded alike drew different windows: the generator "
@@ -288,6 +323,10 @@ def batches(data):
         raise JudgeFailure("get_batch(data of block_size + 1 = 10 tokens, 8, 9): the only full window starts at 0, yet "
                            "your windows differ (or it raised): a start of len(data) - block_size leaves the window one "
                            "token short past the end of data; draw starts with torch.randint(len(data) - block_size, ...).")
+    if data["dtypes"] != ["torch.int64", "torch.int64"]:
+        raise JudgeFailure(f"get_batch on int32 data: x and y have dtypes {', '.join(data['dtypes'])}; the exercise asks "
+                           "for torch.long (int64) whatever the data's dtype (.long()): embeddings and cross_entropy "
+                           "take int64 ids.")
 
 
 SCHEDULE_STEPS = 111  # the collector asks for steps 0 .. 110
@@ -355,7 +394,8 @@ def param_groups(data):
 
 def clipping(data):
     shapes = [torch.Tensor] * len(inputs.gradient_tensors())
-    check_data(data, {str(max_norm): {"norm": float, "grads": shapes} for max_norm in (1.0, 100.0)}, "clip_gradients")
+    check_data(data, {**{str(max_norm): {"norm": float, "grads": shapes} for max_norm in (1.0, 100.0)},
+                      "generator": {"norm": float, "grads": shapes}}, "clip_gradients")
     for max_norm in (1.0, 100.0):
         result = data[str(max_norm)]
         params = [nn.Parameter(torch.zeros_like(g)) for g in inputs.gradient_tensors()]
@@ -379,6 +419,15 @@ def clipping(data):
                     raise JudgeFailure("clip_gradients: gradients whose norm is already below max_norm must be left "
                                        "unchanged (scale = min(1, max_norm / norm)).")
                 raise JudgeFailure("clip_gradients: the clipped gradients differ from torch.nn.utils.clip_grad_norm_'s.")
+    params = [nn.Parameter(torch.zeros_like(g)) for g in inputs.gradient_tensors()]
+    for p, g in zip(params, inputs.gradient_tensors()):
+        p.grad = g.clone()
+    expected_norm = nn.utils.clip_grad_norm_(params, 1.0).item()
+    if not (close(data["generator"]["norm"], expected_norm, 0.0, rel=1e-6) and all(
+            torch.allclose(g, p.grad, rtol=1e-5, atol=1e-9) for g, p in zip(data["generator"]["grads"], params))):
+        raise JudgeFailure("clip_gradients((p for p in params), 1.0): given a generator, as model.parameters() is, the "
+                           "gradients were not clipped: a generator can be iterated once only; make a list of the "
+                           "gradients first and use it for the norm and for the scaling.")
 
 
 def load_weights(data):

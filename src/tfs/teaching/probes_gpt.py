@@ -17,13 +17,18 @@ __all__ = ["accumulation_mistakes", "attention_mask_mistakes", "attention_weight
 
 
 def _attention_weights(module: nn.Module, x: torch.Tensor, allowed: torch.Tensor | None, *, scale: float | None = None,
-                       dim: int = -1, mask_after: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                       dim: int = -1, mask_after: bool = False, split_first: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weights (batch, heads, T, T), values)`` of multi-head attention with ``module.qkv`` and an explicit bool mask
     (True = may attend); ``scale`` divides the scores (default sqrt(d_head)), ``dim`` is the softmax's,
-    ``mask_after`` zeroes the blocked weights after the softmax instead of before it."""
+    ``mask_after`` zeroes the blocked weights after the softmax instead of before it, ``split_first`` splits the fused
+    projection into heads before separating q, k and v."""
     batch, length, d = x.shape
     heads = module.n_heads
-    q, k, v = (t.reshape(batch, length, heads, d // heads).transpose(1, 2) for t in module.qkv(x).chunk(3, -1))
+    if split_first:
+        q, k, v = module.qkv(x).reshape(batch, length, heads, 3 * d // heads).transpose(1, 2).chunk(3, -1)
+    else:
+        q, k, v = (t.reshape(batch, length, heads, d // heads).transpose(1, 2) for t in module.qkv(x).chunk(3, -1))
     scores = q @ k.transpose(-2, -1) / (math.sqrt(d // heads) if scale is None else scale)
     if allowed is not None and not mask_after:
         scores = scores.masked_fill(~allowed, float("-inf"))
@@ -49,6 +54,8 @@ def _scoring_mistakes(x: torch.Tensor) -> dict[str, dict]:
         "sums to 1": {"dim": -2},
         "the mask applied after the softmax (blocked weights set to 0, the rest not renormalised): fill the blocked "
         "scores with -inf before the softmax": {"mask_after": True},
+        "the fused projection split into heads before q, k and v were separated (each head's slice then mixes rows of "
+        "W^Q, W^K and W^V): chunk qkv into q, k, v first, then split each into heads": {"split_first": True},
     }
 
 
@@ -114,6 +121,8 @@ def block_mistakes(block: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]
             "no residual connection around the attention": (lambda g: g + mlp(block.norm2(g)))(attend(block.norm1(x))),
             "the sublayers' outputs not added to x (no residual around the MLP)": mlp(block.norm2(h)),
             "norm1 used where norm2 belongs": h + mlp(block.norm1(h)),
+        "the residual taken from norm1(x) instead of x (x = norm1(x) + attn(norm1(x))): the residual stream must "
+        "carry x itself, un-normalised": (lambda g: g + mlp(block.norm2(g)))(block.norm1(x) + attend(block.norm1(x))),
             "norm1 and norm2 swapped (norm1 belongs before the attention, norm2 before the MLP)":
                 (lambda g: g + mlp(block.norm1(g)))(x + attend(block.norm2(x))),
         }
@@ -169,6 +178,9 @@ def lr_schedule_mistakes(steps, max_lr: float, warmup_steps: int, max_steps: int
         "((step - warmup_steps) / (max_steps - warmup_steps))":
             table(lambda s: max_lr * (s + 1) / warmup_steps if s < warmup_steps else
                   min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * min(s / max_steps, 1.0)))),
+        "the warm-up formula used at step == warmup_steps too (step <= warmup_steps instead of step < warmup_steps): "
+        "the rate overshoots max_lr there":
+            table(lambda s: max_lr * (s + 1) / warmup_steps if s <= warmup_steps else cosine(s)),
         "the cosine decays to 0 instead of min_lr":
             table(lambda s: max_lr * (s + 1) / warmup_steps if s < warmup_steps else
                   (0.5 * max_lr * (1 + math.cos(math.pi * min((s - warmup_steps) / (max_steps - warmup_steps), 1.0))))),

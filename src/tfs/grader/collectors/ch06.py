@@ -210,12 +210,24 @@ def _on_its_own(answer: type):
             space.update(kept)
 
 
+LEFT_PADDING = 3  # the second sequence of hidden_input() starts with this many padding positions in "out_padded"
+
+
+def block_padding() -> torch.Tensor:
+    """``(2, 1, 1, LENGTH)`` bool, True = may attend: the second sequence left-padded (its real tokens see the padding
+    keys unless the block passes the mask on; with padding on the right, causality alone would hide it)."""
+    keep = torch.ones(2, LENGTH, dtype=torch.bool)
+    keep[1, :LEFT_PADDING] = False
+    return keep[:, None, None, :]
+
+
 def gpt_block(GPTBlock) -> dict:
-    """The learner's block (on the reference attention) with seeded weights on seeded inputs."""
+    """The learner's block (on the reference attention) with seeded weights on seeded inputs, without and with a
+    padding mask."""
     with _on_its_own(GPTBlock):
         block = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights())
         with torch.no_grad():
-            return {"out": block(hidden_input())}
+            return {"out": block(hidden_input()), "out_padded": block(hidden_input(), mask=block_padding())}
 
 
 @torch.no_grad()
@@ -245,7 +257,9 @@ def gpt_model(GPT, GPTConfig) -> dict:
         model.eval()
         with torch.no_grad():
             logits, loss = model(ids, targets)
-    return {"tied": tied, "copied": copied, "logits": logits, "loss": None if loss is None else float(loss)}
+            full_length = judging.raised(model, token_ids(length=GPT_SIZES["block_size"])[0])  # T = block_size fits
+    return {"tied": tied, "copied": copied, "logits": logits, "loss": None if loss is None else float(loss),
+            "full_length": full_length}
 
 
 def init_statistics(init_gpt_weights) -> dict:
@@ -265,13 +279,21 @@ def init_statistics(init_gpt_weights) -> dict:
     init_gpt_weights(unscaled, 6, scale_residual=False)
     residual = {name: float(p.detach().std()) for name, p in unscaled.named_parameters()
                 if name.endswith(("attn.out.weight", "ff.linear2.weight"))}
-    return {"stats": stats, "tied": model.lm_head.weight is model.wte.weight, "unscaled": residual}
+    other_std = gpt_skeleton({"vocab_size": 300, "block_size": 32, "n_layer": 6, "n_head": 4, "n_embd": 64})
+    init_gpt_weights(other_std, 6, std=OTHER_STD)
+    stds = {name: float(p.detach().std()) for name, p in other_std.named_parameters() if name in OTHER_STD_NAMES}
+    return {"stats": stats, "tied": model.lm_head.weight is model.wte.weight, "unscaled": residual, "other_std": stds}
+
+
+OTHER_STD = 0.05  # init_gpt_weights(..., std=OTHER_STD): the std argument must be used
+OTHER_STD_NAMES = ("wte.weight", "wpe.weight", "blocks.0.attn.qkv.weight", "blocks.5.ff.linear2.weight")
 
 
 def cross_entropy(cross_entropy) -> dict:
     logits, big, targets = ce_inputs()
     return {"plain": cross_entropy(logits, targets), "large": cross_entropy(big, targets.clamp(min=0)),
-            "no_ignored": cross_entropy(logits, targets.clamp(min=0))}
+            "no_ignored": cross_entropy(logits, targets.clamp(min=0)),
+            "ignore_minus_one": cross_entropy(logits, targets.masked_fill(targets == -100, -1), ignore_index=-1)}
 
 
 def batches(get_batch) -> dict:
@@ -281,7 +303,8 @@ def batches(get_batch) -> dict:
         one_window = list(get_batch(torch.arange(100, 110), 8, 9, generator=_gen(70)))
     except Exception as error:
         one_window = f"{type(error).__name__}: {error}"[:300]
-    return {"x": x, "y": y, "x_again": x_again, "one_window": one_window}
+    x32, y32 = get_batch(stream().to(torch.int32), 2, 9, generator=_gen(73))  # the dtype asked for is torch.long
+    return {"x": x, "y": y, "x_again": x_again, "one_window": one_window, "dtypes": [str(x32.dtype), str(y32.dtype)]}
 
 
 def lr_schedule(lr_schedule) -> dict:
@@ -306,6 +329,11 @@ def clipping(clip_gradients) -> dict:
             p.grad = g.clone()
         norm = clip_gradients(params, max_norm)
         result[str(max_norm)] = {"norm": float(norm), "grads": [p.grad for p in params]}
+    params = [nn.Parameter(torch.zeros_like(g)) for g in gradient_tensors()]
+    for p, g in zip(params, gradient_tensors()):
+        p.grad = g.clone()
+    norm = clip_gradients((p for p in params), 1.0)  # a generator, as model.parameters() is: iterable once only
+    result["generator"] = {"norm": float(norm), "grads": [p.grad for p in params]}
     return result
 
 
