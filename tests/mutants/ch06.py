@@ -222,3 +222,64 @@ HELD_OUT = [
 ]
 
 MUTANTS = LISTED + HELD_OUT
+
+
+# A third held-out list (2026-12-07), written from the solution notebook alone and graded before any fix
+# (/work/notes/heldout3/ch06-summary.md); duplicates of the lists above left out.
+HELD_OUT_3 = [
+    Mutant("h3-attn-split-before-chunk", "causal_self_attention",
+           "q, k, v = (split_heads(t, self.n_heads) for t in self.qkv(x).chunk(3, dim=-1))",
+           "q, k, v = split_heads(self.qkv(x), self.n_heads).chunk(3, dim=-1)",
+           r"chunk|split.*(head|before)|W\^?Q|rows|order", "rare"),
+    Mutant("h3-block-norm1-twice", "gpt_block",
+           "self.ff(self.norm2(x))", "self.ff(self.norm1(x))",
+           r"norm1|norm2|swapped|same norm", "common"),
+    Mutant("h3-block-residual-from-normed", "gpt_block",
+           "        x = x + self.dropout(self.attn(self.norm1(x), mask=mask)[0])",
+           "        x = self.norm1(x)\n        x = x + self.dropout(self.attn(x, mask=mask)[0])",
+           r"residual|skip|normali[sz]ed input|un-?normali", "rare"),
+    Mutant("h3-block-mask-dropped", "gpt_block",
+           "self.attn(self.norm1(x), mask=mask)", "self.attn(self.norm1(x))",
+           r"mask", "rare"),
+    Mutant("h3-gpt-loss-shifts-again", "gpt_model",
+           "F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))",
+           "F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets[:, 1:].reshape(-1))",
+           r"shift|already|targets", "common"),
+    Mutant("h3-gpt-length-check-ge", "gpt_model",
+           "if length > self.config.block_size:", "if length >= self.config.block_size:",
+           r"block_size|ValueError|T = block_size|equal", "rare"),
+    Mutant("h3-init-std-hardcoded", "init_gpt_weights",
+           "nn.init.normal_(module.weight, 0.0, std / math.sqrt(2 * n_layer) if scaled else std)",
+           "nn.init.normal_(module.weight, 0.0, 0.02 / math.sqrt(2 * n_layer) if scaled else 0.02)",
+           r"\bstd\b.*(argument|parameter|ignored|0\.02)|std=", "rare"),
+    Mutant("h3-ce-ignore-hardcoded", "cross_entropy",
+           "keep = targets != ignore_index", "keep = targets != -100",
+           r"ignore_index", "rare"),
+    Mutant("h3-batch-last-window-never", "get_batch",
+           "torch.randint(len(data) - block_size, (batch_size,)",
+           "torch.randint(len(data) - block_size - 1, (batch_size,)",
+           r"last window|start|len\(data\)|every window|off.by.one", "rare"),
+    Mutant("h3-batch-not-long", "get_batch",
+           "for s in starts.tolist()]).long()", "for s in starts.tolist()])",
+           r"long|int64|dtype", "rare"),
+    Mutant("h3-lr-warmup-inclusive", "lr_schedule",
+           "if step < warmup_steps:", "if step <= warmup_steps:",
+           r"warmup_steps|above max_lr|exceed|max_lr", "rare"),
+    Mutant("h3-clip-iterates-twice", "clip_gradients",
+           "    grads = [p.grad for p in parameters if p.grad is not None]\n"
+           "    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))\n"
+           "    scale = min(1.0, max_norm / (norm.item() + 1e-6))\n"
+           "    for g in grads:\n        g.mul_(scale)\n",
+           "    norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in parameters if p.grad is not None))\n"
+           "    scale = min(1.0, max_norm / (norm.item() + 1e-6))\n"
+           "    for p in parameters:\n        if p.grad is not None:\n            p.grad.mul_(scale)\n",
+           r"generator|iterat|model\.parameters\(\)|twice|once", "rare"),
+    Mutant("h3-accum-zero-grad-each", "accumulate_gradients",
+           "        (loss * share).backward()", "        model.zero_grad()\n        (loss * share).backward()",
+           r"zero|accumulat|adds|last micro", "common"),
+    Mutant("h3-load-error-names-own-key", "load_hf_state_dict",
+           'raise ValueError(f"{theirs}: shape', 'raise ValueError(f"{mine}: shape',
+           r"name the key|should name|transformer\.h", "rare"),
+]
+
+MUTANTS = MUTANTS + HELD_OUT_3
