@@ -504,8 +504,44 @@ def test_the_encoder_decoder_is_graded_with_a_stand_in_block():
         "    def __init__(self, config):\n"
         "        super().__init__(config)\n"
         "        self.decoder = nn.ModuleList(DecoderBlock(config.d_model, config.n_heads, config.d_ff,\n"
+        "                                                  config.norm_first, config.eps,\n"
         "                                                  activation=config.activation)\n"
         "                                     for _ in range(config.n_decoder_layers))\n", namespace)
     for test in ("encoder_decoder_structure", "encoder_decoder_logits", "encoder_decoder_source_padding"):
         verdict(test, **model_objects(namespace["LearnersModel"]))
     assert namespace["DecoderBlock"] is NotCausal
+
+
+# ---------------------------------------------------- added after the third held-out list (heldout3/ch11)
+
+class DefaultEps(ref.DecoderBlock):
+    def __init__(self, d_model, n_heads, d_ff, norm_first=False, eps=1e-5, dropout=0.0, activation="relu"):
+        super().__init__(d_model, n_heads, d_ff, norm_first, 1e-5, dropout, activation)  # eps not passed on
+
+
+class DecoderDepthOfTheEncoder(ref.EncoderDecoder):
+    def __init__(self, config):
+        super().__init__(config)
+        self.decoder = nn.ModuleList(list(self.decoder)[:config.n_encoder_layers])  # range(n_encoder_layers)
+
+
+def test_held_out_3_mistakes_are_caught_and_named():
+    fails("decoder_block_post_ln", "the eps given is not used", DecoderBlock=DefaultEps)
+    fails("decoder_block_pre_ln", "the eps given is not used", DecoderBlock=DefaultEps)
+    fails("encoder_decoder_structure", "the decoder with config.n_decoder_layers",
+          **model_objects(DecoderDepthOfTheEncoder))
+    namespace = {"EncoderDecoder": ref.EncoderDecoder, "nn": nn, "DecoderBlock": ref.DecoderBlock}
+    exec("class PostLNDecoder(EncoderDecoder):\n"
+         "    def __init__(self, config):\n"
+         "        super().__init__(config)\n"
+         "        self.decoder = nn.ModuleList(DecoderBlock(config.d_model, config.n_heads, config.d_ff, eps=config.eps,\n"
+         "                                                  activation=config.activation)\n"
+         "                                     for _ in range(config.n_decoder_layers))\n", namespace)
+    fails("encoder_decoder_logits", "the decoder blocks are post-LN although", **model_objects(namespace["PostLNDecoder"]))
+
+    def no_span_not_none(start, end, offsets, mask, max_len):
+        if not mask.any():  # the argmax of an all -inf table: (0, 0), then [CLS] does not beat itself
+            return int(offsets[0][0]), int(offsets[0][1])
+        return tasks.extract_answer(start, end, offsets, mask, max_len)
+
+    fails("extract_answer", "no span is allowed", extract_answer=no_span_not_none)

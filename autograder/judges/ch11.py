@@ -9,6 +9,7 @@ likely mistake.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -59,9 +60,11 @@ def _load(module: nn.Module, mapping: dict[str, str], seed: int, alias: dict[str
     return module.train()  # dropout is 0; training mode keeps nn.Transformer off its fused fast path
 
 
-def _decoder_layer(norm_first: bool, seed: int = 0, activation: str = "relu") -> nn.TransformerDecoderLayer:
+def _decoder_layer(norm_first: bool, seed: int = 0, activation: str = "relu",
+                   eps: float = 1e-5) -> nn.TransformerDecoderLayer:
     layer = nn.TransformerDecoderLayer(c.D_MODEL, c.N_HEADS, c.D_FF, dropout=0.0, activation=activation,
-                                       batch_first=True, norm_first=norm_first, dtype=torch.float64)
+                                       layer_norm_eps=eps, batch_first=True, norm_first=norm_first,
+                                       dtype=torch.float64)
     return _load(layer, {_torch_name(n): n for n in BLOCK_NAMES}, seed)
 
 
@@ -93,7 +96,7 @@ def decoder_block_structure(data) -> None:
 
 def _judge_block(data, norm_first: bool) -> None:
     name = f"DecoderBlock(norm_first={norm_first})"
-    check_data(data, {"names": None, "out": None, "with_target_mask": None, "gelu": None}, name)
+    check_data(data, {"names": None, "out": None, "with_target_mask": None, "gelu": None, "eps": None}, name)
     expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
            f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.")
     x, memory, mask = c.block_inputs()
@@ -162,6 +165,15 @@ def _judge_block_options(data, norm_first: bool) -> None:
     expect(_close(data["gelu"], gelu), f"DecoderBlock(..., norm_first={norm_first}, activation='gelu')",
            "the output differs from nn.TransformerDecoderLayer(activation='gelu'): the feed-forward must use the "
            "activation it is given, FeedForward(d_model, d_ff, activation).")
+    with torch.no_grad():
+        wide = _decoder_layer(norm_first, eps=c.BLOCK_EPS)(x, memory, tgt_mask=_causal(x.shape[1]),
+                                                            memory_key_padding_mask=mask == 0)
+    expect(_close(data["eps"], wide), f"DecoderBlock(..., norm_first={norm_first}, eps={c.BLOCK_EPS})",
+           "the output differs from nn.TransformerDecoderLayer(layer_norm_eps=" + f"{c.BLOCK_EPS}): "
+           + ("the eps given is not used: pass it to each LayerNorm, LayerNorm(d_model, eps)."
+              if _close(data["eps"], _decoder_layer(norm_first)(x, memory, tgt_mask=_causal(x.shape[1]),
+                                                                memory_key_padding_mask=mask == 0))
+              else "each LayerNorm takes the block's eps, LayerNorm(d_model, eps)."))
 
 
 def decoder_block_post_ln(data) -> None:
@@ -188,8 +200,11 @@ def _sinusoids(length: int, d: int) -> torch.Tensor:
 @per_run
 def _transformer(shared: bool, seed: int) -> nn.Transformer:
     kw = c.config_kwargs(shared)
-    transformer = nn.Transformer(c.D_MODEL, c.N_HEADS, kw["n_encoder_layers"], kw["n_decoder_layers"], c.D_FF,
-                                 dropout=0.0, activation="relu", batch_first=True, dtype=torch.float64)
+    with warnings.catch_warnings():  # pre-LN: "enable_nested_tensor is True, but ... norm_first was True"
+        warnings.simplefilter("ignore", UserWarning)
+        transformer = nn.Transformer(c.D_MODEL, c.N_HEADS, kw["n_encoder_layers"], kw["n_decoder_layers"], c.D_FF,
+                                     dropout=0.0, activation="relu", layer_norm_eps=kw.get("eps", 1e-5),
+                                     batch_first=True, norm_first=kw.get("norm_first", False), dtype=torch.float64)
     mapping = {}
     for torch_name, _ in transformer.named_parameters():
         side, rest = torch_name.split(".", 1)  # encoder / decoder
@@ -214,7 +229,7 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
                   positions: bool = True, memory_padding: bool = True, source_padding: bool = True,
                   encoder_padding: bool = True, target_padding: bool = True, causal: bool = True,
                   encoder_norm: bool = True, decoder_norm: bool = True,
-                  float32_positions: bool = False) -> torch.Tensor:
+                  float32_positions: bool = False, decoder_post_ln: bool = False) -> torch.Tensor:
     """Logits of the seeded model from nn.Transformer; the keyword switches build the usual mistakes."""
     alias = c.aliases(shared)
     embed = {side: c.seeded(alias.get(f"{side}_embed.weight", f"{side}_embed.weight"),
@@ -233,6 +248,9 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
     norms = transformer.encoder.norm, transformer.decoder.norm
     transformer.encoder.norm = norms[0] if encoder_norm else None
     transformer.decoder.norm = norms[1] if decoder_norm else None
+    decoder_forms = [layer.norm_first for layer in transformer.decoder.layers]
+    for layer in transformer.decoder.layers:
+        layer.norm_first = layer.norm_first and not decoder_post_ln
     src_pad = None if src_mask is None else src_mask == 0
     out = transformer(emb(src, embed["src"]), emb(tgt, embed["tgt"]),
                       tgt_mask=_causal(tgt.shape[1]) if causal else None,
@@ -240,6 +258,8 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
                       memory_key_padding_mask=src_pad if (memory_padding and source_padding) else None,
                       tgt_key_padding_mask=None if tgt_mask is None or not target_padding else tgt_mask == 0)
     transformer.encoder.norm, transformer.decoder.norm = norms
+    for layer, form in zip(transformer.decoder.layers, decoder_forms):
+        layer.norm_first = form
     return out @ head.T
 
 
@@ -273,11 +293,22 @@ def encoder_decoder_structure(data) -> None:
     d, v_src, v_tgt = c.D_MODEL, c.SRC_VOCAB, c.TGT_VOCAB
     enc_layer = 4 * d * d + 4 * d + 2 * d * c.D_FF + c.D_FF + d + 4 * d
     dec_layer = 8 * d * d + 8 * d + 2 * d * c.D_FF + c.D_FF + d + 6 * d
-    stacks = 2 * enc_layer + 2 * dec_layer + 4 * d
-    expect(separate["n_parameters"] == stacks + (v_src + 2 * v_tgt) * d, name,
+    def stacks(shared_: bool) -> int:
+        kw = c.config_kwargs(shared_)
+        return kw["n_encoder_layers"] * enc_layer + kw["n_decoder_layers"] * dec_layer + 4 * d
+
+    kw = c.config_kwargs(True)
+    depths = [(a, b) for a in range(6) for b in range(6)
+              if shared["n_parameters"] == a * enc_layer + b * dec_layer + 4 * d + v_tgt * d]
+    if depths and depths[0] != (kw["n_encoder_layers"], kw["n_decoder_layers"]):
+        raise JudgeFailure(f"✗ {name}: with n_encoder_layers={kw['n_encoder_layers']} and n_decoder_layers="
+                           f"{kw['n_decoder_layers']} the parameters are those of {depths[0][0]} encoder and "
+                           f"{depths[0][1]} decoder blocks: build the encoder with config.n_encoder_layers blocks and "
+                           "the decoder with config.n_decoder_layers.")
+    expect(separate["n_parameters"] == stacks(False) + (v_src + 2 * v_tgt) * d, name,
            f"{separate['n_parameters']} parameters with separate tables: count them again (two embedding tables and "
            "an untied head beside the stacks).")
-    expect(shared["n_parameters"] == stacks + v_tgt * d, name,
+    expect(shared["n_parameters"] == stacks(True) + v_tgt * d, name,
            f"{shared['n_parameters']} parameters with one shared, tied table: the stacks and one table "
            "(model.parameters() counts a shared tensor once).")
 
@@ -304,7 +335,9 @@ def _judge_logits(got, shared: bool, seed: int, inputs, name: str, rows: torch.T
                 "encoder block's output, not encoder_norm of it": dict(encoder_norm=False),
                 "decoder_norm is not applied to the decoder's output before the head": dict(decoder_norm=False),
                 "the positions are float32 values cast to float64 (off by ~1e-8): compute them in the embeddings' "
-                "dtype, sinusoidal_positions(L, d_model, dtype=...)": dict(float32_positions=True)}
+                "dtype, sinusoidal_positions(L, d_model, dtype=...)": dict(float32_positions=True),
+                "the decoder blocks are post-LN although the config says norm_first=True (the encoder's are pre-LN): "
+                "pass config.norm_first (and eps) on to each DecoderBlock": dict(decoder_post_ln=True)}
     for mistake, switches in mistakes.items():
         if _close(got, oracle_logits(shared, seed, src, tgt, src_mask, tgt_mask, **switches), rows=rows):
             raise JudgeFailure(f"✗ {name}: {mistake}.")
@@ -587,6 +620,9 @@ def extract_answer(data) -> None:
         if got == expected:
             continue
         call = f"extract_answer(case {k}, max_answer_length={n})"
+        if expected is None and where is None:
+            raise JudgeFailure(f"✗ {call}: no span is allowed (no context token in this window): return None, "
+                               f"received {got}.")
         if expected is None:
             raise JudgeFailure(f"✗ {call}: the [CLS] score start[0] + end[0] beats every span: return None (no answer).")
         if got is None:

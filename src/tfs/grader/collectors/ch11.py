@@ -73,6 +73,9 @@ def _bool_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S), True = may attend
 
 
+BLOCK_EPS = 0.5  # a LayerNorm eps far from the default 1e-5, so that an eps not passed on shows
+
+
 def _block_outputs(DecoderBlock, norm_first: bool) -> dict:
     block = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first)
     names = fill(block)
@@ -82,9 +85,12 @@ def _block_outputs(DecoderBlock, norm_first: bool) -> dict:
         with_target_mask = block(x, memory, _bool_mask(target_mask()), _bool_mask(mask))
     gelu = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first, activation="gelu")
     fill(gelu)
+    wide_eps = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first, eps=BLOCK_EPS)
+    fill(wide_eps)
     with torch.no_grad():
         out_gelu = gelu.eval()(x, memory, None, _bool_mask(mask))
-    return {"names": names, "out": out, "with_target_mask": with_target_mask, "gelu": out_gelu}
+        out_eps = wide_eps.eval()(x, memory, None, _bool_mask(mask))
+    return {"names": names, "out": out, "with_target_mask": with_target_mask, "gelu": out_gelu, "eps": out_eps}
 
 
 def decoder_block_structure(DecoderBlock) -> dict:
@@ -108,9 +114,11 @@ def decoder_block_pre_ln(DecoderBlock) -> dict:
 def config_kwargs(shared: bool) -> dict:
     """Keyword arguments of ``Seq2SeqConfig`` for the two graded models (separate, or shared and tied)."""
     vocab = (TGT_VOCAB, TGT_VOCAB) if shared else (SRC_VOCAB, TGT_VOCAB)
-    return dict(src_vocab_size=vocab[0], tgt_vocab_size=vocab[1], d_model=D_MODEL, n_heads=N_HEADS,
-                n_encoder_layers=2, n_decoder_layers=2, d_ff=D_FF, max_len=MAX_LEN, shared_embeddings=shared,
-                tie_head=shared)
+    # the shared model also varies what the separate one leaves at its default: unequal depths, pre-LN, another eps
+    stacks = dict(n_encoder_layers=1, n_decoder_layers=3, norm_first=True, eps=1e-3) if shared else \
+        dict(n_encoder_layers=2, n_decoder_layers=2)
+    return dict(src_vocab_size=vocab[0], tgt_vocab_size=vocab[1], d_model=D_MODEL, n_heads=N_HEADS, d_ff=D_FF,
+                max_len=MAX_LEN, shared_embeddings=shared, tie_head=shared, **stacks)
 
 
 def model_inputs(shared: bool = False) -> tuple[torch.Tensor, ...]:
@@ -385,6 +393,9 @@ def span_cases() -> list[dict]:
     edge["start"][5] = 3.0
     edge["end"][[5, 8, 9]] = torch.tensor([1.0, 2.0, 2.5], dtype=torch.float64)  # spans of 1, 4 and 5 tokens
     cases.append(edge)  # the best allowed span is one token; one token longer than the limit scores more
+    no_context = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in cases[0].items()}
+    no_context["mask"] = torch.zeros_like(mask)  # a window without a context token: no span is allowed
+    cases.append(no_context)
     return cases
 
 
