@@ -545,3 +545,16 @@ def test_held_out_3_mistakes_are_caught_and_named():
         return tasks.extract_answer(start, end, offsets, mask, max_len)
 
     fails("extract_answer", "no span is allowed", extract_answer=no_span_not_none)
+
+
+def test_a_loop_one_step_short_is_named_by_the_visible_check():
+    from tfs.teaching.checks import CheckError
+    from tfs.teaching.probes_applications import check_ids, greedy_by_hand, greedy_mistakes
+
+    torch.manual_seed(6)
+    model = ref.EncoderDecoder(ref.Seq2SeqConfig(src_vocab_size=13, tgt_vocab_size=11, d_model=16, n_heads=2, d_ff=32,
+                                                 tie_head=False)).double().eval()
+    src, mask = torch.randint(3, 13, (3, 6)), torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4])
+    full, short = greedy_by_hand(model, src, mask, 1, 5), greedy_by_hand(model, src, mask, 1, 4)
+    with pytest.raises(CheckError, match="one step fewer than max_new_tokens"):  # the visible test without EOS
+        check_ids(short, full, "greedy_decode", greedy_mistakes(model, src, mask, 1, 5), "hint")

@@ -231,7 +231,9 @@ def greedy_mistakes(model: nn.Module, src_ids: torch.Tensor, src_attention_mask:
     return {"the arg-max taken at the first position of the logits: the last position predicts the next token":
                 greedy_by_hand(model, src_ids, src_attention_mask, bos_id, max_new_tokens, position=0),
             "the model called without src_attention_mask: the source's padding read as text":
-                greedy_by_hand(model, src_ids, None, bos_id, max_new_tokens)}
+                greedy_by_hand(model, src_ids, None, bos_id, max_new_tokens),
+            "one step fewer than max_new_tokens: the loop makes max_new_tokens steps (range(max_new_tokens)), one new "
+            "token each": greedy_by_hand(model, src_ids, src_attention_mask, bos_id, max_new_tokens - 1)}
 
 
 def eos_mistakes(ids: torch.Tensor, eos_id: int, pad_id: int) -> dict[str, torch.Tensor]:
@@ -243,7 +245,9 @@ def eos_mistakes(ids: torch.Tensor, eos_id: int, pad_id: int) -> dict[str, torch
             "padding with 0 where the model's pad_id is another id: read it from model.config.pad_id":
                 finish_rows(ids, eos_id, 0),
             "a finished row not padded: after its EOS a row gets model.config.pad_id, not the model's next tokens":
-                finish_rows(ids, eos_id, pad_id, pad_after=False)}
+                finish_rows(ids, eos_id, pad_id, pad_after=False),
+            "one step fewer than max_new_tokens: the loop makes max_new_tokens steps (range(max_new_tokens)), one new "
+            "token each": finish_rows(ids[:, :-1], eos_id, pad_id)}
 
 
 def check_ids(received, expected: torch.Tensor, name: str, mistakes: dict[str, torch.Tensor], hint: str) -> None:
