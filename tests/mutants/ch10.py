@@ -211,3 +211,81 @@ DUPLICATES = {"h-q-one-scale-per-tensor", "h-q-truncates", "h-q-no-saturation", 
               "h-kd-no-t-squared", "h-kd-kl-reversed", "h-kd-kl-div-mean-over-classes", "h-kd-teacher-not-detached",
               "h-lora-both-zero", "h-lora-base-trainable", "h-lora-merge-unscaled", "h-lora-merge-drops-bias"}
 MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT if mutant.name not in DUPLICATES]
+
+# Written by a third reader who had not seen the lists above (from the prose, docstrings, answers and visible tests
+# only): 31 mutants (20 common, 11 rare; 14 more written were left out before grading, most of them the visible tests'
+# own listed mistakes), graded once through nbgrader before any fix (mutant_campaign 10-faster-smaller --mutants,
+# HEAD e556945 plus other chapters' work, 32 submissions in 748 s): common 20 caught 100 %, named by a visible test
+# 100 %; rare 11 caught 45 %, named 18 % (27 % in the feedback); nothing lost elsewhere. Missed: a float64 weight's
+# scale (h3-q-scale-float64: equivalent, the answer's torch.as_tensor(scale, dtype=torch.float32) makes it float32
+# anyway; dropped), k == 0 at a sparsity above 0, tied magnitudes at the threshold, the default temperature, a merge
+# of a base without bias, A not drawn as nn.Linear draws a weight; unnamed: the softmax over the batch, alpha // r,
+# the merged layer's dtype. Kept here: the 16 whose edited answer differs from every one above; MUTANTS takes the 11
+# that are not the same mistake as one above in other words (DUPLICATES_3). After the fixes (ea42fb6 and the visible
+# tests of e063b5d; campaign --only the 9 fixed, 10 submissions in 245 s): all caught and named by a visible test,
+# nothing lost elsewhere, the solution full marks.
+HELD_OUT_3 = [
+    Mutant("h3-q-per-tensor", "quantize_per_channel",
+           "absmax = weight.abs().amax(dim=1)", "absmax = weight.abs().amax().expand(weight.shape[0])",
+           r"per.?tensor|whole matrix|one scale for", "common"),
+    Mutant("h3-q-inf-not-refused", "quantize_per_channel",
+           "if not torch.isfinite(weight).all():", "if torch.isnan(weight).any():",
+           r"inf", "rare"),
+    Mutant("h3-q-255-levels", "quantize_per_channel",
+           "absmax / 127, torch.ones_like", "2 * absmax / 255, torch.ones_like",
+           r"255 levels|2 · max\|w\| / 255", "rare"),
+    Mutant("h3-dq-scale-dtype-kept", "dequantize",
+           "q.float() * scale.float()[:, None]", "q.to(scale.dtype) * scale[:, None]",
+           r"float16|float32|dtype", "common"),
+    Mutant("h3-m-per-layer", "magnitude_masks",
+           "    threshold = magnitudes.kthvalue(k).values\n    return [w.detach().abs() > threshold for w in weights]",
+           "    return [w.detach().abs() > w.detach().abs().reshape(-1).kthvalue(max(1, round(sparsity * w.numel()))).values\n"
+           "            for w in weights]",
+           r"per layer|global", "common"),
+    Mutant("h3-m-k0-only-at-zero", "magnitude_masks",
+           "if k == 0:", "if sparsity == 0:",
+           r"k == 0, not sparsity == 0|= 0 weights to prune", "rare"),
+    Mutant("h3-m-ties-exact-k", "magnitude_masks",
+           "    threshold = magnitudes.kthvalue(k).values\n    return [w.detach().abs() > threshold for w in weights]",
+           "    keep = torch.ones_like(magnitudes, dtype=torch.bool)\n"
+           "    keep[magnitudes.argsort()[:k]] = False\n"
+           "    masks, offset = [], 0\n"
+           "    for w in weights:\n"
+           "        masks.append(keep[offset:offset + w.numel()].view_as(w))\n"
+           "        offset += w.numel()\n"
+           "    return masks",
+           r"is tied|equals the threshold", "rare"),
+    Mutant("h3-dl-softmax-over-batch", "distillation_loss",
+           "    log_q = F.log_softmax(student_logits / t, dim=-1)\n    log_p = F.log_softmax(teacher_logits.detach() / t, dim=-1)",
+           "    log_q = F.log_softmax(student_logits / t, dim=0)\n    log_p = F.log_softmax(teacher_logits.detach() / t, dim=0)",
+           r"over the batch \(dim 0\)", "rare"),
+    Mutant("h3-dl-default-temperature-1", "distillation_loss",
+           "temperature=2.0, alpha=0.5):", "temperature=1.0, alpha=0.5):",
+           r"signature's defaults|default temperature", "rare"),
+    Mutant("h3-lo-bias-trainable", "LoRALinear",
+           "self.base.requires_grad_(False)", "self.base.weight.requires_grad_(False)",
+           r"base\.bias|freeze|frozen", "common"),
+    Mutant("h3-lo-merge-in-place", "LoRALinear",
+           "            merged.weight.copy_(self.base.weight + self.scale * (self.B @ self.A))",
+           "            self.base.weight.add_(self.scale * (self.B @ self.A))\n"
+           "            merged.weight.copy_(self.base.weight)",
+           r"in.place|changed the lora layer|leave self\.base", "common"),
+    Mutant("h3-lo-merge-no-scale", "LoRALinear",
+           "self.base.weight + self.scale * (self.B @ self.A)", "self.base.weight + self.B @ self.A",
+           r"not scaled|scale", "common"),
+    Mutant("h3-lo-merge-biasless-base", "LoRALinear",
+           "bias=self.base.bias is not None,\n", "bias=True,\n",
+           r"without a bias", "rare"),
+    Mutant("h3-lo-A-normal-init", "LoRALinear",
+           "nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))", "nn.init.normal_(self.A)",
+           r"kaiming|reset_parameters|1/√fan_in|1/sqrt\(fan_in\)", "rare"),
+    Mutant("h3-lo-merge-float32", "LoRALinear",
+           ",\n                           dtype=self.base.weight.dtype)", ")",
+           r"float64 layer|base weight's dtype", "rare"),
+    Mutant("h3-lo-scale-floor-division", "LoRALinear",
+           "self.scale = r, alpha, alpha / r", "self.scale = r, alpha, alpha // r",
+           r"//|floor division", "rare"),
+]
+
+DUPLICATES_3 = {"h3-q-per-tensor", "h3-dq-scale-dtype-kept", "h3-m-per-layer", "h3-lo-merge-in-place", "h3-lo-merge-no-scale"}
+MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_3 if mutant.name not in DUPLICATES_3]
