@@ -130,6 +130,20 @@ def test_diagnosis_names_missing_scale():
     assert "no scaling" in message and math.sqrt(16) == 4
 
 
+def test_a_mistake_the_input_cannot_tell_apart_is_not_named():
+    """Found by the third held-out list (chapter 12): a float32 step on float64 inputs was named "eps outside the
+    root", a mistake whose result equals the right answer on that input. Such a mistake must not be blamed."""
+    x = torch.randn(4, 6, dtype=torch.float64)
+    expected = x * 2
+    received = (x.float() * 2).double() + 1e-6  # a float32-level miss, nothing else
+    message = failure(check_close, received, expected, "f(x)",
+                      mistakes={"the same answer on this input": expected + 1e-9, "the doubled answer": expected * 2})
+    assert "diagnosis" not in message, message
+    named = failure(check_close, expected * 2, expected, "f(x)",
+                    mistakes={"the same answer on this input": expected + 1e-9, "the doubled answer": expected * 2})
+    assert "diagnosis this looks like the doubled answer" in named
+
+
 def test_failed_check_in_a_notebook_shows_the_message_not_the_internals():
     import nbformat
     from nbclient import NotebookClient

@@ -281,13 +281,19 @@ def test_scratch_folders_are_removed(graded):
     assert_honest_unharmed(graded)
 
 
-@pytest.mark.slow
-def test_grading_refuses_without_isolation_unless_the_instructor_allows_it(tmp_path):
+def course_with_one_honest_student(tmp_path) -> Course:
+    """A course root with the chapter released and one correct submission, u-honest."""
     course = Course(tmp_path / "course")
     course.release([CHAPTER])
     release = course.released(CHAPTER)[NOTEBOOK]
     answers = solution_answers(course.source(CHAPTER)[NOTEBOOK])
     course.submit("u-honest", CHAPTER, {NOTEBOOK: fill(release, answers)})
+    return course
+
+
+@pytest.mark.slow
+def test_grading_refuses_without_isolation_unless_the_instructor_allows_it(tmp_path):
+    course = course_with_one_honest_student(tmp_path)
     missing = "--SandboxKernelManager.bwrap=/nonexistent/bwrap"
     refused = course.nbgrader("autograde", CHAPTER, "--CourseDirectory.student_id=u-*", "--force", missing, check=False)
     assert "refusing to run an untrusted submission without OS-level isolation" in refused.stdout + refused.stderr
@@ -308,11 +314,7 @@ def test_a_scratch_folder_too_deep_for_the_kernels_sockets_is_named():
 @pytest.mark.skipif(REASON is not None, reason=str(REASON))
 def test_grading_under_a_scratch_folder_too_deep_refuses_with_the_reason(tmp_path):
     """Found by a fresh-clone run: under a deep scratch folder every kernel died with "ZMQError: File name too long"."""
-    course = Course(tmp_path / "course")
-    course.release([CHAPTER])
-    release = course.released(CHAPTER)[NOTEBOOK]
-    answers = solution_answers(course.source(CHAPTER)[NOTEBOOK])
-    course.submit("u-honest", CHAPTER, {NOTEBOOK: fill(release, answers)})
+    course = course_with_one_honest_student(tmp_path)
     deep = tmp_path / ("d" * 100)
     deep.mkdir()
     refused = course.nbgrader("autograde", CHAPTER, "--CourseDirectory.student_id=u-*", "--force",
