@@ -17,7 +17,7 @@ from functools import lru_cache
 import torch
 
 from tfs import data
-from tfs.grader.judging import generator, run_seed, stand_ins
+from tfs.grader.judging import generator, per_run, run_seed, stand_ins
 
 MAX_REPR = 200
 
@@ -164,24 +164,16 @@ def roundtrip_strings() -> list[str]:
             _validation_slice(49, 3000), "ℵ₀ ∑ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010ffff", "".join(chr(c) for c in range(first, 5000, 7))]
 
 
+@per_run
 def gpt2_parity_lines() -> tuple[str, ...]:
     """Validation lines, review snippets (test split, non-ASCII ones included) and 300-character slices."""
-    return _gpt2_parity_lines(run_seed())
-
-
-@lru_cache(maxsize=2)
-def _gpt2_parity_lines(seed: int) -> tuple[str, ...]:
     valid = _validation_slice(50, 30_000)
     reviews = list(data.load_dataset("sentiment")["test"]["text"])
     return tuple(held_out_lines(1500) + reviews + [valid[i:i + 300] for i in range(0, 30_000, 300)])
 
 
+@per_run
 def bert_parity_lines() -> tuple[str, ...]:
-    return _bert_parity_lines(run_seed())
-
-
-@lru_cache(maxsize=2)
-def _bert_parity_lines(seed: int) -> tuple[str, ...]:
     reviews = list(data.load_dataset("sentiment")["test"]["text"])
     return tuple(["Hello world"] + held_out_lines(1500) + reviews)
 
