@@ -43,10 +43,10 @@ def _arrow(ax, start, end, style="-|>", **kwargs):
 
 
 def draw_pipeline(stages: list[Stage], title: str = "", ax: plt.Axes | None = None, y: float = 0.0,
-                  loop_label: str | None = None, skips: tuple[tuple[int, int], ...] = ()) -> plt.Axes:
+                  loop_label: str | None = None, skips: tuple[tuple[int, int], ...] = (), loop_to: int = 1) -> plt.Axes:
     """Draw ``stages`` left to right at height ``y`` (several calls with different ``y`` stack rows).
 
-    ``loop_label``: an arrow from the last stage back to the second, labelled (a training loop).
+    ``loop_label``: an arrow from the last stage back to stage ``loop_to`` (the second by default), labelled (a loop).
     ``skips``: ``(i, j)`` pairs drawn as arcs above the row from stage ``i`` to stage ``j`` (residuals).
     """
     width, gap = 1.9, 0.45
@@ -68,8 +68,8 @@ def draw_pipeline(stages: list[Stage], title: str = "", ax: plt.Axes | None = No
                connectionstyle="arc3,rad=-0.3", linestyle="--")
     last = (len(stages) - 1) * (width + gap)
     if loop_label:
-        _arrow(ax, (last, y - 0.42), (width + gap, y - 0.42), connectionstyle="arc3,rad=-0.2")
-        ax.text((last + width + gap) / 2, y - 0.75, loop_label, ha="center", va="center", fontsize=8.5, style="italic")
+        _arrow(ax, (last, y - 0.42), (loop_to * (width + gap), y - 0.42), connectionstyle="arc3,rad=-0.2")
+        ax.text((last + loop_to * (width + gap)) / 2, y - 0.75, loop_label, ha="center", va="center", fontsize=8.5, style="italic")
     left, right, bottom, top = -width / 2 - 0.2, last + width / 2 + 0.2, y - (1.9 if loop_label else 0.8), y + 1.4
     bounds = getattr(ax, "_tfs_bounds", None)  # earlier rows on the same axes
     if bounds:
@@ -173,7 +173,7 @@ def draw_bert(n_layers: int = 6, d_model: int = 384, tokens=("[CLS]", "the", "ca
     ax.text(5, 3.85, "x = LayerNorm(x + MultiHeadAttention(x, mask))     every token attends to every real token",
             ha="center", fontsize=8)
     ax.text(5, 3.45, "x = LayerNorm(x + FeedForward(x))     (Linear → exact GELU → Linear)", ha="center", fontsize=8)
-    ax.text(9.55, 3.95, "padding\nmask", ha="center", va="center", fontsize=7, color="0.35")
+    ax.text(9.42, 3.95, "padding\nmask", ha="left", va="center", fontsize=7, color="0.35")   # beside the box, not on it
     for x in xs:
         _arrow(ax, (x, 4.72), (x, 5.25))
     for x, token in zip(xs, tokens):
@@ -181,12 +181,12 @@ def draw_bert(n_layers: int = 6, d_model: int = 384, tokens=("[CLS]", "the", "ca
     _arrow(ax, (xs[0], 5.8), (1.6, 6.9))
     _box(ax, 1.6, 7.3, 2.6, 0.7, "pooler: tanh(W h[CLS] + b)", "#f6e0ef")
     _arrow(ax, (1.6, 7.66), (1.6, 8.4))
-    _box(ax, 1.6, 8.8, 2.6, 0.7, "NSP head: Linear(d, 2)\nIsNext / NotNext", "#f6e0ef")
+    _box(ax, 1.6, 8.8, 2.6, 0.8, "NSP head: Linear(d, 2)\nIsNext / NotNext", "#f6e0ef")
     masked = tokens.index("[MASK]") if "[MASK]" in tokens else 1
     _arrow(ax, (xs[masked], 5.8), (6.2, 6.9))
     _box(ax, 6.2, 7.3, 5.0, 0.7, "MLM head: dense → GELU → LayerNorm", "#fff3bf")
     _arrow(ax, (6.2, 7.66), (6.2, 8.4))
-    _box(ax, 6.2, 8.8, 5.0, 0.7, "decoder = token embeddings (tied) + bias\n→ logits over the vocabulary", "#fff3bf")
+    _box(ax, 6.2, 8.8, 5.0, 0.8, "decoder = token embeddings (tied) + bias\n→ logits over the vocabulary", "#fff3bf")
     ax.text(6.2, 9.75, "loss: cross-entropy on the chosen 15 % (labels −100 elsewhere)", ha="center", fontsize=8)
     ax.text(1.6, 9.75, "loss: cross-entropy on the pair label", ha="center", fontsize=8)
     ax.set_title("BERT: one bidirectional encoder, two pretraining heads", fontsize=11)
@@ -266,12 +266,12 @@ def draw_gpt(model=None, ax: plt.Axes | None = None) -> plt.Axes:
     _box(ax, cx, 7.0, 1.8, 0.4, "ln_f  LayerNorm", "#fff2cc")
     _arrow(ax, (cx, 6.38), (cx, 6.8))
     head = "weight = wte.weight (tied)" if p["tied"] else "its own weight (not tied)"
-    _box(ax, cx, 7.75, 2.6, 0.5, f"lm_head  ({d} -> {vocab})\n{head}", "#cfe2f3")
-    _arrow(ax, (cx, 7.2), (cx, 7.5))
+    _box(ax, cx, 7.75, 2.6, 0.56, f"lm_head  ({d} -> {vocab})\n{head}", "#cfe2f3")
+    _arrow(ax, (cx, 7.2), (cx, 7.45))
     if p["tied"]:
         _arrow(ax, (cx - 2.1, 1.0), (cx - 1.3, 7.75), style="-", linestyle=":", connectionstyle="arc3,rad=-0.25")
-    _box(ax, cx, 8.55, 3.6, 0.45, f"logits (B, T, {vocab}): position t predicts token t+1", "#eeeeee")
-    _arrow(ax, (cx, 8.0), (cx, 8.32))
+    _box(ax, cx, 8.55, 4.1, 0.45, f"logits (B, T, {vocab}): position t predicts token t+1", "#eeeeee")
+    _arrow(ax, (cx, 8.05), (cx, 8.32))
     ax.set_xlim(-3.3, 3.6)
     ax.set_ylim(-0.4, 8.95)
     ax.axis("off")

@@ -39,16 +39,16 @@ def draw_encoder_decoder(n_encoder_layers: int = 2, n_decoder_layers: int = 2, d
     _box(ax, dx, 0.3, w, 0.45, "target shifted right (B, T)\nBOS 2 0 2 1 - 0 3 - 0", "data")
     _box(ax, dx, 1.1, w, 0.5, f"embedding x sqrt({d_model})\n+ sinusoidal positions", "op")
     _box(ax, dx, 1.95, w, 0.55, "masked self-attention\n(causal: t sees <= t)", "attn")
-    _box(ax, dx, 2.85, w, 0.6, "cross-attention\nQ: decoder   K, V: memory", "cross")
+    _box(ax, dx, 2.85, w, 0.72, "cross-attention\nQ: decoder   K, V: memory\nmemory_mask: source padding", "cross")
     _box(ax, dx, 3.65, w, 0.45, "feed-forward", "op")
     _box(ax, dx, 4.4, w, 0.45, "LayerNorm -> head (B, T, V)", "data")
     _box(ax, dx, 5.2, w, 0.5, "loss vs target (not shifted)\nor arg-max -> next token", "data")
     ax.text(dx + w / 2 + 0.12, 2.8, f"x {n_decoder_layers}", fontsize=11, ha="left")
+    heights = {ex: (0.45, 0.5, 0.7, 0.45, 0.45), dx: (0.45, 0.5, 0.55, 0.72, 0.45, 0.45, 0.5)}
     for x, ys in ((ex, (0.3, 1.1, 2.1, 2.9, 3.65)), (dx, (0.3, 1.1, 1.95, 2.85, 3.65, 4.4, 5.2))):
-        for a, b in zip(ys, ys[1:]):
-            _arrow(ax, (x, a + 0.25), (x, b - 0.27))
+        for (a, ha), (b, hb) in zip(zip(ys, heights[x]), list(zip(ys, heights[x]))[1:]):
+            _arrow(ax, (x, a + ha / 2 + 0.02), (x, b - hb / 2 - 0.02))   # from box edge to box edge
     _arrow(ax, (ex + w / 2, 3.65), (dx - w / 2, 2.95), "K, V (memory)", colour="#b22222")
-    ax.text(dx - w / 2 - 0.05, 2.55, "memory_mask:\nsource padding", fontsize=7.5, ha="right", color="#b22222")
     ax.set_xlim(-0.2, 4.7)
     ax.set_ylim(-0.1, 5.6)
     ax.axis("off")

@@ -17,7 +17,7 @@ def draw_compression(ax: plt.Axes | None = None):
     rows = [
         [Stage("fp32 weight W", "(out, in) float32", "data"), Stage("scale per group", "(Ex. 1)", "op"),
          Stage("round, clamp", "q in [-127, 127]\nint8", "op"), Stage("dequantize", "q * scale\n(or int8 matmul)", "op"),
-         Stage("measure", "size / 4, latency,\nperplexity", "data")],
+         Stage("measure size", "int8 matrices: / 4;\nlatency, perplexity", "data")],
         [Stage("all weights", "|w| of every layer", "data"), Stage("global threshold", "k-th smallest |w|", "op"),
          Stage("mask", "keep |w| > threshold\n(bool)", "op"), Stage("W * mask", "still dense:\nsame matmul", "op"),
          Stage("measure", "quality vs sparsity,\nlatency", "data")],

@@ -52,8 +52,8 @@ def draw_llama(config, ax: plt.Axes | None = None) -> plt.Axes:
     _box(ax, cx, 7.0, 1.9, 0.4, "norm  RMSNorm", COLORS["norm"])
     _arrow(ax, (cx, 6.38), (cx, 6.8))
     head = "lm_head = embed (tied)" if c.tie_embeddings else "lm_head (its own matrix)"
-    _box(ax, cx, 7.75, 2.6, 0.45, f"{head}\nlogits (B, T, {c.vocab_size})", COLORS["op"])
-    _arrow(ax, (cx, 7.2), (cx, 7.52))
+    _box(ax, cx, 7.77, 2.6, 0.52, f"{head}\nlogits (B, T, {c.vocab_size})", COLORS["op"])
+    _arrow(ax, (cx, 7.2), (cx, 7.49))
     ax.set_xlim(-3.6, 3.3)
     ax.set_ylim(-0.4, 8.2)
     ax.axis("off")
