@@ -56,10 +56,15 @@ def test_rejects_weights_that_do_not_fit_the_tokens():
 
 
 def test_display_carries_a_png_and_text_for_readers_without_live_widgets():
-    bundle = HeadExplorer(attentions(), TOKENS)._repr_mimebundle_()
+    explorer = HeadExplorer(attentions(), TOKENS, layer=1, head=2, query=3)
+    bundle, metadata = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
     assert "HeadExplorer: 2 layer(s) x 3 head(s)" in bundle["text/plain"]
+    alt = metadata["image/png"]["alt"]                       # the image's alt text says what the figure shows
+    assert alt == bundle["text/plain"] and "layer 1, head 2" in alt and f"query 3 ({TOKENS[3]!r})" in alt
+    top = explorer.weights[1, 2, 3].argmax().item()
+    assert f"largest weights: {TOKENS[top]} {explorer.weights[1, 2, 3, top]:.2f}" in alt
 
 
 def test_draw_head_checks_shapes():

@@ -115,11 +115,22 @@ class HeadExplorer(widgets.VBox):
             clear_output(wait=True)
             display(Image(_png(self.figure)))
 
+    def alt_text(self) -> str:
+        """What the figure on display shows, in words: its text alternative."""
+        row, query = self.row, self.query.value
+        top = row.topk(min(3, len(self.tokens))).indices.tolist()
+        return (f"HeadExplorer: {self.weights.shape[0]} layer(s) x {self.weights.shape[1]} head(s) over "
+                f"{len(self.tokens)} tokens (run the notebook for the interactive version). On display: layer "
+                f"{self.layer.value}, head {self.head.value}, as a heat map of its weights (rows: queries, columns: keys) "
+                f"and, as bars, where query {query} ({self.tokens[query]!r}) looks; its largest weights: "
+                + ", ".join(f"{self.tokens[k]} {row[k]:.2f}" for k in top) + ".")
+
     def _repr_mimebundle_(self, **kwargs):
-        """The live widget, plus a PNG and a text fallback for readers without live widgets."""
+        """The live widget, plus a PNG and a text fallback for readers without live widgets, and the PNG's alt
+        text in the metadata: ``(data, metadata)``, as IPython takes it."""
         bundle = super()._repr_mimebundle_(**kwargs) or {}
         bundle = dict(bundle)
+        alt = self.alt_text()
         bundle["image/png"] = base64.b64encode(_png(self.figure)).decode("ascii")
-        bundle["text/plain"] = (f"HeadExplorer: {self.weights.shape[0]} layer(s) x {self.weights.shape[1]} head(s) "
-                                f"over {len(self.tokens)} tokens (run the notebook for the interactive version)")
-        return bundle
+        bundle["text/plain"] = alt
+        return bundle, {"image/png": {"alt": alt}}
