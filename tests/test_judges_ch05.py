@@ -512,3 +512,56 @@ def test_head_with_tanh_gelu_is_a_named_mistake():
     wrong = head.decoder(head.norm(F.gelu(head.dense(hidden), approximate="tanh"))) + head.bias
     named = {k: v for k, v in probes_bert.mlm_head_mistakes(head, hidden, embedding.weight).items() if "tanh" in k}
     assert len(named) == 1 and torch.allclose(next(iter(named.values())), wrong, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ sweep (issue 31): config fields off their one value
+
+class _EpsFixed(ref.BertEmbeddings):
+    def __init__(self, config):
+        super().__init__(config)
+        self.norm.eps = 1e-12
+
+
+class _TwoSegments(ref.BertEmbeddings):
+    def __init__(self, config):
+        super().__init__(config)
+        self.segment = nn.Embedding(2, config.d_model)
+
+
+class _ModelEpsFixed(ref.BertModel):
+    def __init__(self, config):
+        super().__init__(config)
+        for module in self.encoder.modules():
+            if hasattr(module, "eps"):
+                module.eps = 1e-12
+
+
+class _MaskRequired(ref.BertModel):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return super().forward(input_ids, attention_mask.long(), token_type_ids)
+
+
+class _HeadEpsFixed(ref.BertMLMHead):
+    def __init__(self, config, token_embedding):
+        super().__init__(config, token_embedding)
+        self.norm.eps = 1e-12
+
+
+def _types_from_a(passages, cls_id, sep_id, rng):
+    pairs = make_nsp_pairs(passages, cls_id, sep_id, rng)
+    for pair in pairs:
+        first = pair["input_ids"].index(sep_id)
+        pair["token_type_ids"] = [0] * (first + 1) + [1] * first
+    return pairs
+
+
+@pytest.mark.parametrize("test, message, objects", [
+    ("embeddings", r"eps is fixed at 1e-12", {"BertEmbeddings": _EpsFixed}),
+    ("embeddings", r"config.type_vocab_size=3", {"BertEmbeddings": _TwoSegments}),
+    ("bert_model", r"blocks' LayerNorm eps is fixed at 1e-12", {"BertModel": _ModelEpsFixed}),
+    ("bert_model", r"attention_mask=None.*raised", {"BertModel": _MaskRequired}),
+    ("mlm_head", r"eps is fixed at 1e-12", {"BertMLMHead": _HeadEpsFixed}),
+    ("nsp_pairs", r"unequal lengths.*token_type_ids", {"make_nsp_pairs": _types_from_a}),
+])
+def test_config_fields_off_their_default_are_named(test, message, objects):
+    fails(test, message, **objects)

@@ -94,12 +94,43 @@ def embeddings(data) -> None:
                            f"(max difference {worst:.3g}). Positions 0..L-1, segments from token_type_ids.")
     if not _close(default, _embeddings_oracle("", ids, torch.zeros_like(types))):
         raise JudgeFailure("BertEmbeddings: token_type_ids=None must mean segment 0 for every token.")
+    _varied_embeddings(data)
     if isinstance(data["training"], str):
         raise JudgeFailure(f"BertEmbeddings in training mode (dropout={c.DROPOUT}) raised {data['training']}")
     training = _tensor(data, "training", (3, 10, c.TINY["d_model"]), "BertEmbeddings in training mode")
     problem = probes_bert.embedding_dropout_problem(training, expected, c.DROPOUT)
     if problem:
         raise JudgeFailure(f"BertEmbeddings: {problem}")
+
+
+def _varied_embeddings(data) -> None:
+    """The config :data:`c.VARIED`: eps 0.1, three segment types, a sequence as long as max_position."""
+    cfg, d = {**c.TINY, **c.VARIED}, c.TINY["d_model"]
+    rows = {"token.weight": cfg["vocab_size"], "position.weight": cfg["max_position"],
+            "segment.weight": cfg["type_vocab_size"]}
+    shapes = data.get("varied_shapes") if isinstance(data.get("varied_shapes"), dict) else {}
+    fields = {"token.weight": "vocab_size", "position.weight": "max_position", "segment.weight": "type_vocab_size"}
+    for name, count in rows.items():
+        if name in shapes and list(shapes[name]) != [count, d]:
+            raise JudgeFailure(f"BertEmbeddings: with config.{fields[name]}={count}, {name.split('.')[0]} has shape "
+                               f"{tuple(shapes[name])}; it must be nn.Embedding(config.{fields[name]}, config.d_model), "
+                               "read from the config, not a fixed number.")
+    if isinstance(data.get("varied"), str):
+        raise JudgeFailure(f"BertEmbeddings(config with vocab_size=30, max_position=10, type_vocab_size=3, eps=0.1) on "
+                           f"input_ids of length 10 (= max_position) raised {data['varied']}")
+    got = _tensor(data, "varied", (2, cfg["max_position"], d), "BertEmbeddings(config with eps=0.1, type_vocab_size=3)")
+    ids, types = c.varied_inputs()
+
+    def oracle(eps):
+        x = (_w("token.weight", (cfg["vocab_size"], d))[ids] + _w("position.weight", (cfg["max_position"], d))
+             + _w("segment.weight", (cfg["type_vocab_size"], d))[types])
+        return F.layer_norm(x, (d,), _w("norm.weight", (d,)), _w("norm.bias", (d,)), eps)
+    if not _close(got, oracle(cfg["eps"])):
+        if _close(got, oracle(1e-12)):
+            raise JudgeFailure("BertEmbeddings: LayerNorm's eps is fixed at 1e-12: use config.eps (a config with "
+                               "eps=0.1 gave the output of eps=1e-12).")
+        raise JudgeFailure("BertEmbeddings: with a config of eps=0.1, three segment types and a sequence as long as "
+                           "max_position, the values differ from LayerNorm(token + position + segment) with eps=config.eps.")
 
 
 # ------------------------------------------------------------------------------------------ padding mask
@@ -157,7 +188,8 @@ def _course_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _transformers_bert(state: dict[str, torch.Tensor], act: str = "gelu", encoder_eps: float | None = None):
+def _transformers_bert(state: dict[str, torch.Tensor], act: str = "gelu", encoder_eps: float | None = None,
+                       embeddings_eps: float | None = None):
     """``transformers.BertModel`` (float64, eager) holding the course-named ``state``; ``act`` and ``encoder_eps``
     (the blocks' LayerNorm eps, the embeddings' stays 1e-12) set up known mistakes."""
     from transformers import BertConfig as HFConfig
@@ -169,7 +201,7 @@ def _transformers_bert(state: dict[str, torch.Tensor], act: str = "gelu", encode
                               max_position_embeddings=cfg["max_position"], type_vocab_size=cfg["type_vocab_size"],
                               layer_norm_eps=encoder_eps or cfg["eps"], hidden_dropout_prob=0.0,
                               attention_probs_dropout_prob=0.0, attn_implementation="eager")).double().eval()
-    hf.embeddings.LayerNorm.eps = cfg["eps"]
+    hf.embeddings.LayerNorm.eps = embeddings_eps or cfg["eps"]
     mapped = {"embeddings.word_embeddings.weight": state["embeddings.token.weight"],
               "embeddings.position_embeddings.weight": state["embeddings.position.weight"],
               "embeddings.token_type_embeddings.weight": state["embeddings.segment.weight"],
@@ -268,6 +300,38 @@ def bert_model(data) -> None:
         if _close(pooled, F.linear(hidden[:, 0], w, b)):
             raise JudgeFailure("BertModel: the pooler lacks its tanh: tanh(pooler(h[:, 0])).")
         raise JudgeFailure("BertModel: pooled output differs from tanh(W h_[CLS] + b).")
+    _bert_model_options(data, state, hf)
+
+
+def _bert_model_options(data, state, hf) -> None:
+    """attention_mask=None and token_type_ids=None; a config with eps=0.1 (the embeddings are a stand-in with it)."""
+    ids = c.embedding_inputs()[0]
+    d = c.TINY["d_model"]
+    if isinstance(data.get("no_mask"), str):
+        raise JudgeFailure(f"BertModel(...)(input_ids) with attention_mask=None and token_type_ids=None raised "
+                           f"{data['no_mask']}: attention_mask=None means no padding (pass no mask to the encoder).")
+    got = _tensor(data, "no_mask", (3, 10, d), "BertModel(...)(input_ids) (attention_mask=None)")
+    with torch.no_grad():
+        if not _close(got, hf(input_ids=ids).last_hidden_state):
+            raise JudgeFailure("BertModel(...)(input_ids): with attention_mask=None and token_type_ids=None the output "
+                               "differs from transformers.BertModel's: no mask means every token attends to every "
+                               "token, and the segments are all 0.")
+    ids, mask, types = c.model_inputs()
+    if isinstance(data.get("eps_0.1"), str):
+        raise JudgeFailure(f"BertModel(config with eps=0.1)(...) raised {data['eps_0.1']}")
+    got = _tensor(data, "eps_0.1", (3, 10, d), "BertModel(config with eps=0.1)(...)[0]")
+    real = mask.bool()
+    with torch.no_grad():
+        expected = _transformers_bert(state, encoder_eps=0.1, embeddings_eps=0.1)(
+            input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        if not _close(got[real], expected[real]):
+            fixed = _transformers_bert(state, encoder_eps=1e-12, embeddings_eps=0.1)(
+                input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            if _close(got[real], fixed[real]):
+                raise JudgeFailure("BertModel: the blocks' LayerNorm eps is fixed at 1e-12: pass eps=config.eps to the "
+                                   "encoder (a config with eps=0.1 gave the output of eps=1e-12).")
+            raise JudgeFailure("BertModel(config with eps=0.1): last_hidden_state differs from transformers.BertModel "
+                               "with layer_norm_eps=0.1: every LayerNorm's eps must be config.eps.")
 
 
 # ------------------------------------------------------------------------------------------ heads
@@ -309,6 +373,20 @@ def mlm_head(data) -> None:
     if not _close(after, transformed @ (embedding + 1.0).T + bias):
         raise JudgeFailure("BertMLMHead: untied decoder: after the token embedding changed, the logits did not "
                            "follow; the decoder must use the embedding's weight itself, not a copy.")
+    if isinstance(data.get("eps_0.1"), str):
+        raise JudgeFailure(f"BertMLMHead(config with eps=0.1, embedding)(hidden) raised {data['eps_0.1']}")
+    wide = _tensor(data, "eps_0.1", (2, 5, V), "BertMLMHead(config with eps=0.1, embedding)(hidden)")
+    dense = F.gelu(F.linear(hidden, _w("dense.weight", (d, d)), _w("dense.bias", (d,))))
+    for eps in (0.1, 1e-12):
+        normed = F.layer_norm(dense, (d,), _w("norm.weight", (d,)), _w("norm.bias", (d,)), eps)
+        if _close(wide, normed @ (embedding + 1.0).T + bias):
+            if eps == 0.1:
+                break
+            raise JudgeFailure("BertMLMHead: LayerNorm's eps is fixed at 1e-12: use config.eps (a config with eps=0.1 "
+                               "gave the logits of eps=1e-12).")
+    else:
+        raise JudgeFailure("BertMLMHead(config with eps=0.1): logits differ from decoder(LayerNorm(gelu(dense(h)))) "
+                           "+ bias with LayerNorm's eps = config.eps.")
 
 
 def nsp_head(data) -> None:
@@ -462,10 +540,38 @@ def nsp_pairs(data) -> None:
     starts = sorted((p["input_ids"][1], p["input_ids"][2]) for p in pairs)
     if starts != sorted((100 + i, 500 + s) for i, p in enumerate(passages) for s in range(len(p) - 1)):
         raise JudgeFailure("make_nsp_pairs: each sentence that has a next sentence must be A exactly once.")
+    _unequal_pairs(data.get("unequal"))
     if data["again"] != pairs:
         raise JudgeFailure("make_nsp_pairs: two calls with random.Random generators seeded alike gave different pairs: "
                            "draw every coin and every NotNext sentence with rng (rng.random(), rng.choice(...)), not "
                            "with the random module's global functions, so that a seed reproduces the pairs.")
+
+
+def _unequal_pairs(pairs) -> None:
+    """Sentences of 1 to 4 tokens (B's length differs from A's), [CLS] = 5, [SEP] = 6, a one-sentence passage."""
+    passages, cls, sep = c.unequal_passages(), c.UNEQUAL_CLS, c.UNEQUAL_SEP
+    call = f"make_nsp_pairs(passages with sentences of unequal lengths, cls_id={cls}, sep_id={sep}, rng)"
+    if isinstance(pairs, str):
+        raise JudgeFailure(f"{call} raised {pairs}")
+    count = sum(len(p) - 1 for p in passages)
+    if not isinstance(pairs, list) or len(pairs) != count:
+        raise JudgeFailure(f"{call}: expected {count} pairs (one per sentence with a next sentence in its passage), "
+                           f"received {len(pairs) if isinstance(pairs, list) else type(pairs).__name__}.")
+    sentences = {tuple(s) for p in passages for s in p}
+    for pair in pairs:
+        ids, types = pair["input_ids"], pair["token_type_ids"]
+        if len(ids) < 3 or ids[0] != cls or ids[-1] != sep or ids.count(sep) != 2 or cls in ids[1:]:
+            raise JudgeFailure(f"{call}: expected [CLS] A [SEP] B [SEP] with the ids given (cls_id={cls}, "
+                               f"sep_id={sep}); received {ids}.")
+        first = ids.index(sep)
+        a, b = tuple(ids[1:first]), tuple(ids[first + 1:-1])
+        if a not in sentences or b not in sentences:
+            raise JudgeFailure(f"{call}: A and B must be whole sentences of the passages; received {ids}.")
+        expected = [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        if types != expected:
+            raise JudgeFailure(f"{call}: token_type_ids must be 0 for [CLS] A [SEP] (len(A) + 2 tokens) and 1 for "
+                               f"B [SEP] (len(B) + 1 tokens), each from its own sentence's length; for A of {len(a)} "
+                               f"and B of {len(b)} tokens received {types}.")
 
 
 # ------------------------------------------------------------------------------------------ real weights
@@ -528,6 +634,9 @@ def _load_errors(data) -> None:
 
 def load_weights_float32(data) -> None:
     _load_weights(data, torch.float32, 1e-5)
+    if data.get("returned", "the model") != "the model":
+        raise JudgeFailure(f"load_bert_weights: returned {data['returned']}; fill the model in place and return it "
+                           "(return model): the caller uses what the function returns.")
     _load_errors(data)
 
 

@@ -234,3 +234,40 @@ HELD_OUT_3 = [
 ]
 
 MUTANTS = MUTANTS + HELD_OUT_3
+
+
+# Sweep (issue 31, section 6): every parameter, config field and boundary the statements name, moved off the one value
+# the hidden and visible inputs used to fix (eps, type_vocab_size, L == max_position, attention_mask=None, sentences of
+# unequal lengths, the returned model). Graded before the fix: /work/notes/s9/ch05-sweep-before.txt.
+SWEEP = [
+    Mutant("sweep-emb-eps-literal", "bert_embeddings",
+           "LayerNorm(config.d_model, config.eps)",
+           "LayerNorm(config.d_model, 1e-12)",
+           r"eps", "rare"),
+    Mutant("sweep-emb-two-segments", "bert_embeddings",
+           "nn.Embedding(config.type_vocab_size, config.d_model)",
+           "nn.Embedding(2, config.d_model)",
+           r"type_vocab_size|segment", "rare"),
+    Mutant("sweep-model-eps-literal", "bert_model",
+           "eps=config.eps, dropout",
+           "eps=1e-12, dropout",
+           r"eps", "rare"),
+    Mutant("sweep-model-mask-required", "bert_model",
+           "mask = None if attention_mask is None else padding_mask(attention_mask)",
+           "mask = padding_mask(attention_mask)",
+           r"attention_mask=None|None", "rare"),
+    Mutant("sweep-mlm-eps-literal", "bert_mlm_head",
+           "self.norm = LayerNorm(config.d_model, config.eps)",
+           "self.norm = LayerNorm(config.d_model, 1e-12)",
+           r"eps", "rare"),
+    Mutant("sweep-pairs-types-len-a", "make_nsp_pairs",
+           "[1] * (len(b) + 1)",
+           "[1] * (len(a) + 1)",
+           r"token_type_ids|segment", "common"),
+    Mutant("sweep-load-returns-none", "load_bert_weights",
+           "            own[key].copy_(value)\n    return model",
+           "            own[key].copy_(value)",
+           r"return", "common"),
+]
+
+MUTANTS = MUTANTS + SWEEP

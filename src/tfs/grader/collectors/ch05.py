@@ -6,14 +6,13 @@ parameter names, so the judge can rebuild the very same weights without trusting
 
 **One exercise at a time.** The package's ``BertEmbeddings``, ``BertModel`` and ``padding_mask`` are hidden while the
 chapter is graded, so while the learner's ``BertModel`` is collected the names ``BertEmbeddings`` and ``padding_mask`` in
-its namespace are stand-ins made of ``transformers`` and ``torch`` (:func:`references_for`), and the learner's
+its namespace are stand-ins made of ``transformers`` and ``torch`` (:func:`judging.stand_ins`), and the learner's
 ``load_bert_weights`` fills a stand-in model whose forward is ``transformers.BertModel`` (:class:`BertModelStandIn`):
 a mistake in one exercise costs only that exercise's points.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import zlib
 
@@ -31,6 +30,8 @@ PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 SPECIAL_IDS = [PAD, CLS, SEP]
 MLM_VOCAB = 1000
 DROPOUT = 0.5  # the embeddings' dropout in the training-mode check
+# a config off the defaults the other inputs use: eps far from 1e-12, three segment types, L == max_position
+VARIED = {"vocab_size": 30, "max_position": 10, "type_vocab_size": 3, "eps": 0.1}
 MINILM_SENTENCES = ["The quick brown fox jumps over the lazy dog.", "BERT reads the whole sentence at once.",
                     "Attention is all you need?", "Padding must never change the real tokens."]
 
@@ -72,6 +73,16 @@ def embedding_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     types = torch.zeros(3, 10, dtype=torch.int64)
     for row, cut in enumerate((4, 6, 9)):
         types[row, cut:] = 1
+    return ids, types
+
+
+def varied_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids (2, 10), token_type_ids (2, 10))`` for :data:`VARIED`: id 0 and the last id, all three segment
+    types, the last position (L == max_position)."""
+    generator = judging.generator(6)
+    ids = torch.randint(0, VARIED["vocab_size"], (2, VARIED["max_position"]), generator=generator)
+    types = torch.randint(0, VARIED["type_vocab_size"], (2, VARIED["max_position"]), generator=generator)
+    ids[0, 0], ids[1, -1], types[0, 0], types[1, -1] = 0, VARIED["vocab_size"] - 1, 0, VARIED["type_vocab_size"] - 1
     return ids, types
 
 
@@ -138,34 +149,6 @@ class BertModelStandIn(nn.Module):
         return out.last_hidden_state, out.pooler_output
 
 
-def _namespaces(answer) -> list[dict]:
-    """The global namespaces the learner's function or class reads names from."""
-    functions = [answer] if hasattr(answer, "__globals__") else \
-        [f for f in vars(answer).values() if hasattr(f, "__globals__")] if isinstance(answer, type) else []
-    spaces = []
-    for function in functions:
-        if all(function.__globals__ is not space for space in spaces):
-            spaces.append(function.__globals__)
-    return spaces
-
-
-@contextlib.contextmanager
-def references_for(answer):
-    """While the learner's ``BertModel`` runs, ``BertEmbeddings`` and ``padding_mask`` in its namespace are the
-    stand-ins above (put back afterwards)."""
-    stand_ins = {"BertEmbeddings": EmbeddingsStandIn, "padding_mask": padding_mask_stand_in}
-    saved = []
-    for space in _namespaces(answer):
-        kept = {name: space[name] for name in stand_ins if name in space}
-        saved.append((space, kept))
-        space.update({name: stand_ins[name] for name in kept})
-    try:
-        yield
-    finally:
-        for space, kept in saved:
-            space.update(kept)
-
-
 def _names(module) -> list[str]:
     return sorted(name for name, _ in module.named_parameters())
 
@@ -183,6 +166,12 @@ def embeddings(BertEmbeddings) -> dict:
                     "square_works": raised(module, square, torch.zeros_like(square)) == "no error"}
         result = {"shapes": {k: list(v) for k, v in shapes.items()}, "with_segments": module(ids, types),
                   "default_segments": module(ids)}
+    varied = BertEmbeddings(tiny_config(**VARIED)).eval()
+    result["varied_shapes"] = {k: list(v) for k, v in fill_module(varied, "BertEmbeddings").items()}
+    with torch.no_grad():
+        result["varied"] = raised(varied, *varied_inputs())
+        if result["varied"] == "no error":
+            result["varied"] = varied(*varied_inputs())
     # in training, with dropout 0.5: dropout after LayerNorm leaves each output 0 or twice LayerNorm's value
     dropping = BertEmbeddings(tiny_config(dropout=DROPOUT)).train()
     fill_module(dropping, "BertEmbeddings")
@@ -202,13 +191,22 @@ def padding_mask(padding_mask) -> dict:
 def bert_model(BertModel) -> dict:
     config = tiny_config()
     ids, mask, types = model_inputs()
-    with references_for(BertModel), torch.no_grad():
+    with judging.stand_ins(BertModel, BertEmbeddings=EmbeddingsStandIn, padding_mask=padding_mask_stand_in), \
+            torch.no_grad():
         module = BertModel(config).eval()
         shapes = fill_module(module, "BertModel")
         hidden, pooled = module(ids, mask, types)
         alone = [module(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n])[0][0]
                  for i, n in enumerate(mask.sum(1).tolist())]
-    return {"shapes": {k: list(v) for k, v in shapes.items()}, "hidden": hidden, "pooled": pooled, "alone": alone}
+        plain_ids = embedding_inputs()[0]
+        no_mask = raised(module, plain_ids)  # attention_mask=None, token_type_ids=None
+        no_mask = module(plain_ids)[0] if no_mask == "no error" else no_mask
+        wide = BertModel(tiny_config(eps=VARIED["eps"])).eval()  # the blocks' eps must follow config.eps
+        fill_module(wide, "BertModel")
+        wide_hidden = raised(wide, ids, mask, types)
+        wide_hidden = wide(ids, mask, types)[0] if wide_hidden == "no error" else wide_hidden
+    return {"shapes": {k: list(v) for k, v in shapes.items()}, "hidden": hidden, "pooled": pooled, "alone": alone,
+            "no_mask": no_mask, "eps_0.1": wide_hidden}
 
 
 def mlm_head(BertMLMHead) -> dict:
@@ -230,7 +228,14 @@ def mlm_head(BertMLMHead) -> dict:
         embedding.weight.add_(1.0)  # a tied decoder sees this change; an untied one does not
         after = head(hidden)
     names = [name for name, p in head.named_parameters() if p is not embedding.weight]
-    return {"before": before, "after": after, "names": names, "copied": copied,
+    wide = BertMLMHead(tiny_config(eps=VARIED["eps"]), embedding).eval().double()  # LayerNorm's eps = config.eps
+    with torch.no_grad():
+        for name, parameter in wide.named_parameters():
+            if parameter is not embedding.weight:
+                parameter.copy_(seeded_tensor(name, tuple(parameter.shape)))
+        eps_01 = raised(wide, hidden)
+        eps_01 = wide(hidden) if eps_01 == "no error" else eps_01
+    return {"before": before, "after": after, "names": names, "copied": copied, "eps_0.1": eps_01,
             "shapes": {n: list(p.shape) for n, p in head.named_parameters() if p is not embedding.weight}}
 
 
@@ -275,6 +280,17 @@ def nsp_passages() -> list[list[list[int]]]:
     return [[[100 + p, 500 + s, 7] for s in range(rng.randint(3, 8))] for p in range(40)]
 
 
+UNEQUAL_CLS, UNEQUAL_SEP = 5, 6
+
+
+def unequal_passages() -> list[list[list[int]]]:
+    """5 passages whose sentences have 1 to 4 tokens (ids >= 100, never [CLS] 5 or [SEP] 6), drawn per run: segment
+    B's length differs from A's; a one-sentence passage (no pair of its own, a NotNext source all the same)."""
+    rng, base = random.Random(judging.run_seed()), 100 + 10 * (judging.run_seed() % 97)
+    return [[[base + p] + [base + 5 + s] * rng.randint(0, 3) for s in range(count)]
+            for p, count in enumerate((4, 1, 5, 3, 6))]
+
+
 def _plain_pairs(pairs) -> list:
     return [{"input_ids": [int(i) for i in p["input_ids"]], "token_type_ids": [int(t) for t in p["token_type_ids"]],
              "next_sentence_label": int(p["next_sentence_label"])} for p in pairs]
@@ -284,7 +300,16 @@ def nsp_pairs(make_nsp_pairs) -> dict:
     """Two calls with ``random.Random(0)``: the draws must come from ``rng``. (The same in every run: the judge
     cannot know what a per-run rng would draw, so that could not tell a replay from a run.)"""
     return {"pairs": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(0))),
-            "again": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(0)))}
+            "again": _plain_pairs(make_nsp_pairs(nsp_passages(), CLS, SEP, random.Random(0))),
+            "unequal": _unequal_pairs(make_nsp_pairs)}
+
+
+def _unequal_pairs(make_nsp_pairs):
+    """Pairs of :func:`unequal_passages` with [CLS] 5 and [SEP] 6, a per-run rng; or what the call raised."""
+    try:
+        return _plain_pairs(make_nsp_pairs(unequal_passages(), UNEQUAL_CLS, UNEQUAL_SEP, random.Random(judging.run_seed())))
+    except Exception as error:  # noqa: BLE001 - the learner's mistake, reported by the judge
+        return judging.error_line(error)
 
 
 def load_weights(BertModel, load_bert_weights) -> dict:
@@ -304,7 +329,10 @@ def load_weights(BertModel, load_bert_weights) -> dict:
     batch = load_bert_tokenizer()(MINILM_SENTENCES, padding=True, return_tensors="pt")
     result = {"attention_mask": batch["attention_mask"]}
     model = BertModelStandIn(config).eval()
-    failed = raised(load_bert_weights, model, state)  # in place, as the exercise asks
+    returned = []
+    failed = raised(lambda *args: returned.append(load_bert_weights(*args)), model, state)  # fills model in place
+    result["returned"] = "the model" if returned and returned[0] is model else type(returned[0]).__name__ if returned \
+        else "nothing"
     if failed != "no error":
         return {"error": failed}
     result["fingerprints"] = {key: fingerprint(value) for key, value in model.state_dict().items()}  # the judge's clue
