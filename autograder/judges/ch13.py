@@ -39,10 +39,17 @@ def _check_examples(data, conversations, name: str) -> None:
         expect("error" not in item, name, f"{where}: your function raised {item.get('error')}.")
         ids, mask = pa.assistant_mask(tokenizer, messages)
         got_ids, labels = item.get("input_ids"), item.get("labels")
+        expect(item.get("messages_unchanged") is True, name, f"{where}: chat_example changed the messages it was "
+               "given, in place (a reply's text, a role, a message added or removed): leave the caller's conversation as it is "
+               "(the same data set is read again at every epoch); build new strings instead.")
         expect(_is_tensor(got_ids) and got_ids.dim() == 1, name, f"{where}: input_ids must be a 1-D tensor.")
         expect(_is_tensor(labels, got_ids.shape), name, f"{where}: labels must have input_ids' shape {tuple(got_ids.shape)}.")
         expect(got_ids.dtype == torch.int64 and labels.dtype == torch.int64, name,
                f"{where}: input_ids and labels must be int64 (torch.long); received {got_ids.dtype}, {labels.dtype}.")
+        opened = torch.tensor(tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"])
+        expect(not torch.equal(got_ids, torch.cat([ids, opened])), name, f"{where}: input_ids end with an opened "
+               "assistant turn (<|im_start|>assistant\\n): add_generation_prompt=True is for generation, where the "
+               "model writes the reply; a training example is the whole conversation (add_generation_prompt=False).")
         expect(torch.equal(got_ids, ids), name, f"{where}: input_ids differ from the chat template's tokens "
                f"({len(got_ids)} tokens, expected {len(ids)}).",
                "tokenizer.apply_chat_template(messages, tokenize=False), then tokenize that text "
@@ -50,13 +57,21 @@ def _check_examples(data, conversations, name: str) -> None:
         expected = pa.shifted_labels(ids, mask)
         if torch.equal(labels, expected):
             continue
-        for mistake, wrong in pa.label_mistakes(ids, mask, end_id, labels).items():
+        for mistake, wrong in {**pa.label_mistakes(ids, mask, end_id, labels), **_newline_mistake(ids, mask, end_id)}.items():
             if torch.equal(labels, wrong):
                 raise JudgeFailure(f"✗ {name}: {where}: {mistake}.")
         wrong = int((labels != expected).sum())
         first = int((labels != expected).nonzero()[0])
         raise JudgeFailure(f"✗ {name}: {where}: {wrong} labels differ from transformers' assistant mask, the first at "
                            f"position {first} (token {tokenizer.decode([int(ids[min(first + 1, len(ids) - 1)])])!r} follows it).")
+
+
+def _newline_mistake(ids: torch.Tensor, mask: torch.Tensor, end_id: int) -> dict[str, torch.Tensor]:
+    """The newline the template writes after each reply's <|im_end|> trained too."""
+    after = torch.zeros_like(mask, dtype=torch.bool)
+    after[1:] = mask[:-1].bool() & (ids[:-1] == end_id)
+    return {"the newline after the reply's <|im_end|> trained too: it is the template's, not the reply's; train the "
+            "reply's text and its <|im_end|> only": pa.shifted_labels(ids, mask.bool() | after)}
 
 
 def chat_labels(data) -> None:
@@ -129,6 +144,9 @@ def _check_pack(packed, name: str) -> dict[str, torch.Tensor]:
            "(first-fit packing). Lay the examples in order: when the next one does not fit in what is left of the "
            "current row, start a new row, and never return to an earlier one.")
     for key in expected:
+        expect(packed[key].dtype == torch.int64, name, f"{key} is {packed[key].dtype}: every tensor of the packed "
+               "batch must be int64 (torch.long), as ids and positions index embeddings (torch.zeros(shape) is float; "
+               "give dtype=torch.long).")
         expect(tuple(packed[key].shape) == shape, name, f"{key} has shape {tuple(packed[key].shape)}; expected "
                f"{shape}: {shape[0]} rows of block_size={c.BLOCK} (examples of {list(c.PACK_LENGTHS)} tokens, in "
                "order, a new row when the next one does not fit; none is split).")
@@ -160,6 +178,9 @@ def pack_layout(data) -> None:
     name = "pack_examples"
     expect(isinstance(data, dict), name, "expected the packed batch.")
     _check_pack(data.get("packed"), name)
+    expect(data.get("examples_unchanged") is True, name, "pack_examples changed the list of examples it was given "
+           "(emptied it with pop, or changed an example): leave the caller's examples as they are (the same data set "
+           "is packed again at every epoch); read them in a for loop.")
     expect(isinstance(data.get("too_long"), str) and data["too_long"].startswith("ValueError"), name,
            f"an example longer than block_size={c.BLOCK} must raise ValueError (it cannot be packed without splitting "
            f"it); received {data.get('too_long')!r}.")
@@ -206,6 +227,12 @@ def pack_mask(data) -> None:
         alone.append(F.cross_entropy(logits[0], example["labels"], ignore_index=-100, reduction="sum"))
     expect(abs(packed.sum().item() - torch.stack(alone).sum().item()) < 1e-9, name,
            "the packed rows' summed loss differs from the examples' losses computed one by one.")
+    one = data.get("one_row")
+    expect(_is_tensor(one, (1, 1, T, T)), name, f"a batch of one row, segment_ids (1, {T}), gave a mask of shape "
+           f"{tuple(one.shape) if _is_tensor(one) else type(one).__name__}, not (1, 1, {T}, {T}): a squeeze() (or "
+           "indexing [0]) dropped the rows axis; keep every axis, whatever the number of rows.")
+    expect(one.dtype == torch.bool and torch.equal(one[:, 0] & causal, mask[1:2, 0] & causal), name,
+           "the mask of a batch of one row differs from that row's mask in the whole batch.")
 
 
 # ------------------------------------------------------------------------------------------ SFT loss
@@ -243,6 +270,9 @@ def sft_loss(data) -> None:
            "no gradient reached the logits: return a tensor of the graph (no .item(), no float()).")
     expect(bool((grad[labels == -100] == 0).all()), name, "positions labelled -100 got a gradient: they must not count.")
     expect(data.get("is_tensor") is True, name, "return the loss as a tensor (loss.backward() is called on it).")
+    expect(data.get("inputs_unchanged") is True, name, "sft_loss changed the labels (or logits) it was given in place "
+           "(labels[labels == -100] = 0, clamp_, ...): the caller's batch is read again at the next step; work on a "
+           "copy (labels.clamp(min=0) makes a new tensor) or use ignore_index=-100.")
     flat = data.get("flat")
     expect(_number(flat) and abs(flat - expected) <= 1e-9, name, "logits of shape (N, vocab) with labels (N,) "
            + (f"raised {flat}" if isinstance(flat, str) else "gave another value") + ": the exercise takes logits "
@@ -279,6 +309,7 @@ def lora_trainable(data) -> None:
     expect(sorted(trainable) == expected, name, f"unexpected trainable parameters: {sorted(set(trainable) - set(expected))[:4]}.")
     expect(sorted(data.get("returned") or []) == expected, name, "return exactly the parameters left to train (each "
            "adapter's A and B), the list the optimiser gets.")
+    _check_adapters(data.get("adapters"), name)
     targeted = data.get("targeted")
     wanted = [n for n in expected if n.split(".")[-2] in c.TARGETS]
     expect(isinstance(targeted, list) and sorted(targeted) == wanted, name, f"called with targets={c.TARGETS}, the "
@@ -287,7 +318,36 @@ def lora_trainable(data) -> None:
            "end with one of the targets argument's names (not a fixed list).")
 
 
-def _oracle_steps(accumulate: bool = False, clip: bool = True, masked: bool = True) -> tuple[list[float], dict]:
+def _check_adapters(adapters, name: str) -> None:
+    """Each wrapped layer has A (r, in) and B (out, r) with the r asked for, and adds (alpha / r) x Aᵀ Bᵀ."""
+    expect(isinstance(adapters, dict) and adapters, name, "no wrapped layer (with A, B and base) was found.")
+    for module, item in sorted(adapters.items()):
+        base = c.tiny_llama(1).get_submodule(module)
+        r_in, r_out = (c.LORA_R, base.in_features), (base.out_features, c.LORA_R)
+        shape_a, shape_b = (tuple(item.get(k) or ()) if isinstance(item, dict) else () for k in "AB")
+        if shape_a != r_in or shape_b != r_out:
+            raise JudgeFailure(f"✗ {name}: called with r={c.LORA_R}, {module} has A {shape_a} and B "
+                               f"{shape_b}, not A (r, in) = {r_in} and B (out, r) = {r_out}: pass r (and "
+                               "alpha) on to each LoRALinear(module, r, alpha); LoRALinear(module) takes its default "
+                               "rank 8 and alpha 16.")
+        A, B = c.adapter_values(module, base.in_features, base.out_features)
+        x = c.seeded(f"{module}.x", (3, base.in_features))
+        product = x @ A.T @ B.T
+        added = item.get("added") if isinstance(item, dict) else None
+        if _close(added, c.LORA_ALPHA / c.LORA_R * product, 1e-10):
+            continue
+        for alpha, mistake in ((16.0, "alpha is not passed on: LoRALinear's default alpha 16 was used; "
+                                      "LoRALinear(module, r, alpha)"),
+                               (c.LORA_R, "alpha is not passed on (alpha = r, so the scale alpha / r is 1); "
+                                          "LoRALinear(module, r, alpha)")):
+            if _close(added, alpha / c.LORA_R * product, 1e-10):
+                raise JudgeFailure(f"✗ {name}: called with alpha={c.LORA_ALPHA}: {module}: {mistake}.")
+        raise JudgeFailure(f"✗ {name}: {module} does not add (alpha / r) · x Aᵀ Bᵀ to its base layer's output "
+                           f"(alpha={c.LORA_ALPHA}, r={c.LORA_R}): wrap it in LoRALinear(module, r, alpha).")
+
+
+def _oracle_steps(accumulate: bool = False, clip: bool = True, masked: bool = True, shifted: bool = False,
+                  max_norm: float = c.STEP_NORM) -> tuple[list[float], dict]:
     """The collector's three steps, composed here: the package's LLaMA and LoRALinear, cross-entropy over labelled
     tokens, ``clip_grad_norm_``, ``AdamW``; the keywords make the usual wrong versions."""
     from tfs.align import packed_logits, packing_mask
@@ -308,12 +368,15 @@ def _oracle_steps(accumulate: bool = False, clip: bool = True, masked: bool = Tr
     for _ in range(c.STEPS):
         mask = packing_mask(batch["segment_ids"]) if masked else None
         logits = packed_logits(model, batch["input_ids"], batch["position_ids"], mask)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+        labels = batch["labels"]
+        if shifted:
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
         if not accumulate:
             optimizer.zero_grad()
         loss.backward()
         if clip:
-            torch.nn.utils.clip_grad_norm_(parameters, c.STEP_NORM)
+            torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         optimizer.step()
         losses.append(loss.item())
     return losses, model.state_dict()
@@ -324,6 +387,12 @@ def sft_step(data) -> None:
     expect(isinstance(data, dict) and isinstance(data.get("losses"), list) and len(data["losses"]) == c.STEPS, name,
            f"expected {c.STEPS} losses (one per call).")
     losses, state = data["losses"], data.get("state") or {}
+    model = c.tiny_llama(2)
+    wanted = {n: ((c.LORA_R, m.in_features), (m.out_features, c.LORA_R)) for n, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in ("q", "k", "v", "out", "gate", "up", "down")}
+    ranks = {n: tuple(tuple(s) for s in shapes) for n, shapes in (data.get("ranks") or {}).items()}
+    expect(all(ranks.get(n, v) == v for n, v in wanted.items()), "add_lora_adapters", f"called with r={c.LORA_R}, "
+           "the adapters' A and B do not have rank r: pass r and alpha on to LoRALinear(module, r, alpha).")
     expect(data.get("adapted") == _lora_names(c.tiny_llama(2)), "add_lora_adapters", "the model it prepared for "
            "sft_step does not train exactly every q, k, v, out, gate, up and down projection's A and B (its own test "
            "says what differs), so the steps cannot be compared with the expected ones.")
@@ -343,6 +412,10 @@ def sft_step(data) -> None:
             expect(_close(state.get(key), value, 1e-8), name, f"after {c.STEPS} steps {key} differs from the expected "
                    "update.")
         return
+    for mistake, wrong in {"the logits and labels were shifted again: the packed batch's labels are already shifted "
+                           "(labels[t] is the token after t); pass logits and batch['labels'] to sft_loss as they are":
+                               _oracle_steps(shifted=True)[0][0]}.items():
+        expect(abs(losses[0] - wrong) > 1e-9 * max(1, abs(wrong)), name, mistake)
     leaky = _oracle_steps(masked=False)[0][0]
     expect(abs(losses[0] - leaky) > 1e-9 * max(1, abs(leaky)), name, "the logits were computed without the packing "
            "mask, so each chat reads the chats packed before it in its row: pass packing_mask(segment_ids) to "
@@ -353,7 +426,9 @@ def sft_step(data) -> None:
            "mean cross-entropy over labelled tokens (sft_loss).")
     variants = {"the gradients are not zeroed before backward(): they add up across steps":
                     _oracle_steps(accumulate=True)[0],
-                "the gradients are not clipped to max_norm before the step": _oracle_steps(clip=False)[0]}
+                "the gradients are not clipped to max_norm before the step": _oracle_steps(clip=False)[0],
+                f"the gradients are clipped to 1.0, not to the max_norm argument ({c.STEP_NORM} here)":
+                    _oracle_steps(max_norm=1.0)[0]}
     for mistake, wrong in variants.items():
         if all(abs(a - b) <= 1e-9 * max(1, abs(b)) for a, b in zip(losses, wrong)):
             raise JudgeFailure(f"✗ {name}: {mistake}.")
@@ -374,7 +449,7 @@ def merge_adapter(data) -> None:
     model = c.tiny_llama(3)
     shapes = {n: (m.in_features, m.out_features) for n, m in model.named_modules() if n in c.MERGED}
     adapter = c.merge_adapter_values(shapes)
-    state, scale = data["state"], c.LORA_ALPHA / c.LORA_R
+    state = data["state"]
     for key, weight in model.state_dict().items():
         module = key[:-len(".weight")]
         got = state.get(key)
@@ -383,9 +458,12 @@ def merge_adapter(data) -> None:
             expect(torch.equal(got, weight), name, f"{key} changed, but the adapter has no matrices for {module}.")
             continue
         A, B = adapter[f"{module}.A"], adapter[f"{module}.B"]
+        scale = c.LORA_ALPHA / A.shape[0]
         if _close(got, weight + scale * B @ A, 1e-10):
             continue
-        mistakes = {"the update is scaled by r / alpha; LoRA scales it by alpha / r": weight + B @ A / scale,
+        mistakes = {"alpha // r, a floor division (6 // 4 = 1, not 1.5): the scale is alpha / r":   # first: at r = 4
+                        weight + (c.LORA_ALPHA // A.shape[0]) * B @ A if c.LORA_ALPHA % A.shape[0] else None,
+                    "the update is scaled by r / alpha; LoRA scales it by alpha / r": weight + B @ A / scale,
                     "the update is not scaled: add (alpha / r) B A": weight + B @ A,
                     "the update is scaled by alpha, not alpha / r": weight + c.LORA_ALPHA * B @ A,
                     "r is taken as A's columns (its input size); r is A's number of rows: A is (r, in)":
@@ -393,6 +471,11 @@ def merge_adapter(data) -> None:
                     "the update is transposed: W (out, in) gets B A, (out, r) @ (r, in)": weight + scale * (B @ A).T
                     if weight.shape[0] == weight.shape[1] else None,
                     "the weight is replaced by the update: W + (alpha / r) B A keeps W": scale * B @ A,
+                    "r is fixed at 8 (add_lora_adapters' default): r is each adapter's own rank, A.shape[0]":
+                        weight + c.LORA_ALPHA / 8 * B @ A,
+                    f"one rank for the whole adapter: {module}'s A has {A.shape[0]} rows, so its own r is "
+                    f"{A.shape[0]} (ranks may differ between modules; r = each module's A.shape[0])":
+                        weight + c.LORA_ALPHA / c.LORA_R * B @ A if A.shape[0] != c.LORA_R else None,
                     "the weight did not change: add the update in place (weight += ..., or weight.copy_(...)); "
                     "weight = weight + ... only binds a new tensor to a local name": weight}
         for mistake, wrong in mistakes.items():
@@ -400,6 +483,9 @@ def merge_adapter(data) -> None:
                 raise JudgeFailure(f"✗ {name}: {module}: {mistake}.")
         raise JudgeFailure(f"✗ {name}: {module}'s weight differs from W + (alpha / r) B A.")
     expect(data.get("returned_model") is True, name, "return the model (merged in place).")
+    expect(data.get("adapter_unchanged") is True, name, "merge_adapter changed the adapter it was given (A or B "
+           "scaled in place, or a key removed): leave the caller's adapter as it is (it may be merged again, or "
+           "saved); compute (alpha / r) * (B @ A) as a new tensor.")
 
 
 # ------------------------------------------------------------------------------------------ log-probabilities
@@ -417,6 +503,9 @@ def sequence_logprobs(data) -> None:
            f"{tuple(values.shape) if _is_tensor(values) else type(values).__name__}.",
            "sum over the positions (dim=-1) after picking each label's log-probability.")
     if _close(values, expected, 1e-8):
+        expect(data.get("inputs_unchanged") is True, name, "sequence_logprobs changed the labels (or logits) it was "
+               "given in place (labels[labels == -100] = 0, ...): the caller reads them again (the reference model's "
+               "pass uses the same labels); work on a copy (labels.clamp(min=0) makes a new tensor).")
         return
     expect(not bool(torch.isinf(values).any()), name, "a log-probability is -inf where the exact value is finite: "
            "log(softmax(...)) rounds a very small probability to 0 first; log_softmax computes log p without "
@@ -436,6 +525,8 @@ def sequence_logprobs(data) -> None:
                 "not labels > 0)": (picked * (labels > 0)).sum(1),
                 "the logits were shifted again: the labels are already shifted (labels[t] is the token after t)":
                     again.sum(1),
+                "position 0 was not scored: every labelled position counts, the first one too (a response may start "
+                "at position 0)": (picked * scored)[:, 1:].sum(1),
                 "log_softmax over the wrong dimension: normalise over the vocabulary (dim=-1)":
                     (torch.log_softmax(logits, 1).gather(-1, labels.clamp(min=0)[..., None])[..., 0] * scored).sum(1)}
     for mistake, wrong in mistakes.items():
@@ -462,6 +553,9 @@ def dpo_values(data) -> None:
     for beta, item in zip(c.BETAS, data):
         value = item.get("loss")
         expect(_number(value), name, f"the loss must be a number; received {value!r}.")
+        expect(item.get("inputs_unchanged") is True, name, "dpo_loss changed the log-probabilities it was given in "
+               "place (sub_, -=, ...): the caller's tensors (the reference's, computed once) are read again; "
+               "compute new tensors (policy_chosen - reference_chosen).")
         expected = _dpo(pc, pr, rc, rr, beta).item()
         if abs(value - expected) > 1e-9:
             mistakes = {
@@ -481,11 +575,13 @@ def dpo_values(data) -> None:
                 "beta multiplies the log-sigmoid instead of the margin inside it: -log sigmoid(beta · margin)":
                     -beta * F.logsigmoid((pc - rc) - (pr - rr)).mean().item(),
                 "a sum over the pairs; the loss is their mean": _dpo(pc, pr, rc, rr, beta).item() * len(pc),
+                "the beta argument is ignored (0.1, its default, was used): use the beta passed in":
+                    _dpo(pc, pr, rc, rr, 0.1).item() if beta != 0.1 else None,
                 "log(sigmoid) written as -log(1 + exp(z)), or a sigmoid without the log: use F.logsigmoid":
                     -torch.sigmoid(beta * ((pc - rc) - (pr - rr))).mean().item(),
             }
             for mistake, wrong in mistakes.items():
-                if abs(value - wrong) <= 1e-9 * max(1.0, abs(wrong)):
+                if wrong is not None and abs(value - wrong) <= 1e-9 * max(1.0, abs(wrong)):
                     raise JudgeFailure(f"✗ {name} (beta={beta}): {mistake}.")
             raise JudgeFailure(f"✗ {name} (beta={beta}): received {value:.6f}, not -mean log sigmoid(beta · "
                                "(chosen log-ratio - rejected log-ratio)).")

@@ -149,3 +149,94 @@ HELD_OUT_3 = [
            r"logsigmoid|stable|inf|overflow|underflow|large", "rare"),
 ]
 MUTANTS += HELD_OUT_3
+
+# Sweep of every stated parameter and boundary (issue 31, section 6; /work/notes/s9/REPORT-D.md has the table): the
+# mistakes that a parameter left at one value, a boundary never hit, one dtype, or an input never checked for changes
+# let through. Graded before the fix: /work/notes/s9/ch13-sweep-before.txt.
+_MERGE_ONE_RANK = '''def merge_adapter(model, adapter, alpha):
+    """Fold {"<module>.A": (r, in), "<module>.B": (out, r)} into a plain model's weights, in place:
+    W <- W + (alpha / r) B A, with r = A's rows. Returns the model."""
+    r = next(v for k, v in adapter.items() if k.endswith(".A")).shape[0]     # the adapter's rank
+    scale = alpha / r
+    with torch.no_grad():
+        for key in adapter:
+            if key.endswith(".A"):
+                name = key[:-2]
+                weight = model.get_submodule(name).weight
+                weight += scale * (adapter[name + ".B"] @ adapter[name + ".A"])
+    return model
+'''
+
+SWEEP = [
+    # chat_example: the template's boundaries, the caller's messages
+    Mutant("sweep-chat-generation-prompt", "chat_example", "text = tokenizer.apply_chat_template(messages, tokenize=False)",
+           "text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)",
+           r"add_generation_prompt|generation prompt", "rare"),
+    Mutant("sweep-chat-newline-trained", "chat_example", 'reply = message["content"] + END_OF_TURN',
+           'reply = message["content"] + END_OF_TURN + "\\n"', r"newline|\\\\n|after (the|its) <\|im_end\|>", "rare"),
+    Mutant("sweep-chat-mutates-messages", "chat_example",
+           '            reply = message["content"] + END_OF_TURN\n',
+           '            message["content"] += END_OF_TURN        # the reply as it is trained\n'
+           '            reply = message["content"]\n',
+           r"changed the messages|messages.*(changed|in place|unchanged)|in place|mutat", "rare"),
+    Mutant("sweep-chat-ids-int32", "chat_example", 'ids = torch.tensor(encoding["input_ids"])',
+           'ids = torch.tensor(encoding["input_ids"], dtype=torch.int32)', r"dtype|int64|long", "rare"),
+    # pack_examples / packing_mask: pad_id off 0, dtypes, the caller's list, a batch of one row
+    Mutant("sweep-pack-pad-zero", "pack_examples", '"input_ids": torch.full(shape, pad_id)',
+           '"input_ids": torch.zeros(shape, dtype=torch.long)', r"pad_id", "rare"),
+    Mutant("sweep-pack-float-positions", "pack_examples", '"position_ids": torch.zeros(shape, dtype=torch.long)',
+           '"position_ids": torch.zeros(shape)', r"dtype|int64|long"),
+    Mutant("sweep-pack-consumes-list", "pack_examples", "    for example in examples:\n",
+           "    while examples:\n        example = examples.pop(0)\n", r"examples.*(changed|emptied|in place|unchanged)|mutat|in place",
+           "rare"),
+    Mutant("sweep-mask-squeezed", "pack_examples",
+           "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+           "s = segment_ids.squeeze()\n    return (s[..., :, None] == s[..., None, :]).unsqueeze(-3)",
+           r"one row|single row|batch of (one|1)|squeeze", "rare"),
+    # sft_loss: the caller's labels
+    Mutant("sweep-sft-mutates-labels", "sft_loss",
+           "    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           "    scored = labels != IGNORE_INDEX\n    labels[~scored] = 0                  # any class: these positions are masked out\n"
+           "    nll = -torch.log_softmax(logits, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)\n"
+           "    return (nll * scored).sum() / scored.sum()",
+           r"labels.*(changed|in place|unchanged)|in place|mutat", "rare"),
+    # add_lora_adapters / sft_step: r and alpha passed on, max_norm, position_ids, the labels' shift
+    Mutant("sweep-lora-defaults", "add_lora_adapters", "LoRALinear(module, r, alpha)", "LoRALinear(module)",
+           r"\br\b.*alpha|rank|alpha|scale|\(r, in\)"),
+    Mutant("sweep-lora-alpha-ignored", "add_lora_adapters", "LoRALinear(module, r, alpha)", "LoRALinear(module, r)",
+           r"alpha|scale", "rare"),
+    Mutant("sweep-step-max-norm-fixed", "add_lora_adapters", "group[\"params\"]], max_norm)",
+           "group[\"params\"]], 1.0)", r"max_norm", "rare"),
+    # (dropped: position_ids not passed to packed_logits is equivalent here: RoPE is relative and the mask is
+    # block-diagonal, so shifting a whole segment's positions changes no score)
+    Mutant("sweep-step-shifted-again", "add_lora_adapters", 'loss = sft_loss(logits, batch["labels"])',
+           'loss = sft_loss(logits[:, :-1], batch["labels"][:, 1:])', r"shift"),
+    # merge_adapter: r per module, the caller's adapter, the return value, no_grad
+    Mutant("sweep-merge-r-fixed", "merge_adapter", "alpha / A.shape[0]", "alpha / 8",
+           r"r = A|A's rows|A\.shape\[0\]|rank|fixed|each adapter", "rare"),
+    Mutant("sweep-merge-r-of-first", "merge_adapter", None, _MERGE_ONE_RANK,
+           r"each (adapter|module)|own (r|rank)|rank", "rare"),
+    Mutant("sweep-merge-scales-a-in-place", "merge_adapter", "weight += (alpha / A.shape[0]) * (B @ A)",
+           "A *= alpha / A.shape[0]\n                weight += B @ A",
+           r"adapter.*(changed|in place|unchanged)|in place|mutat", "rare"),
+    Mutant("sweep-merge-no-return", "merge_adapter", "    return model\n", "", r"return", "rare"),
+    Mutant("sweep-merge-floor-division", "merge_adapter", "alpha / A.shape[0]", "alpha // A.shape[0]",
+           r"floor|//|integer division|1\.5", "rare"),
+    # sequence_logprobs: position 0 scored, the caller's labels
+    Mutant("sweep-logprobs-first-position-dropped", "sequence_logprobs", "(picked * scored).sum(dim=-1)",
+           "(picked * scored)[:, 1:].sum(dim=-1)", r"position 0|first position|every labelled position", "rare"),
+    Mutant("sweep-logprobs-mutates-labels", "sequence_logprobs",
+           "    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)     # (B, T)\n",
+           "    labels[~scored] = 0                  # any token: these positions are not scored\n"
+           "    picked = log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)     # (B, T)\n",
+           r"labels.*(changed|in place|unchanged)|in place|mutat", "rare"),
+    # dpo_loss: beta passed on, the reference frozen, the caller's tensors
+    Mutant("sweep-dpo-beta-fixed", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+           "loss = -F.logsigmoid(0.1 * (chosen - rejected)).mean()", r"beta (argument|ignored|fixed)|0\.1", "rare"),
+    Mutant("sweep-dpo-reference-not-detached", "dpo_loss", "reference_chosen.detach()", "reference_chosen",
+           r"reference|frozen|detach"),
+    Mutant("sweep-dpo-in-place", "dpo_loss", "chosen = policy_chosen - reference_chosen.detach()",
+           "chosen = policy_chosen.sub_(reference_chosen.detach())",
+           r"in place|in-place|mutat|unchanged|leaf", "rare"),
+]
+MUTANTS = MUTANTS + SWEEP
