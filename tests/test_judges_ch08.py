@@ -463,3 +463,51 @@ def test_held_out_3_early_stopping_best_starts_at_minus_inf():
 
 def test_held_out_3_schedule_zero_warmup_starts_at_zero():
     fails("schedule", "no warm-up, so step 0 is already the peak", linear_warmup_decay=zero_warmup_starts_at_zero)
+
+
+# ------------------------------------------------------------------------ the sweep of issue 31: arguments and boundaries
+
+class SqueezedHead(ref.ClassificationHead):   # a batch of 1 loses its batch axis
+    def forward(self, hidden, attention_mask):
+        return super().forward(hidden, attention_mask).squeeze()
+
+
+class MasksHiddenInPlace(ref.ClassificationHead):   # the encoder's output multiplied by the mask in place
+    def forward(self, hidden, attention_mask):
+        if self.pooling == "mean":
+            hidden.mul_(attention_mask.to(hidden.dtype).unsqueeze(-1))
+        return super().forward(hidden, attention_mask)
+
+
+def truncates_in_place(examples, pad_id=0, max_length=512, n_classes=None):
+    for example in examples:
+        if len(example["input_ids"]) > max_length:
+            del example["input_ids"][max_length - 1:-1]
+    return ref.collate(examples, pad_id, max_length, n_classes)
+
+
+def rejects_last_class(examples, pad_id=0, max_length=512, n_classes=None):
+    if n_classes is not None and any(e.get("label", 0) == n_classes - 1 for e in examples):
+        raise ValueError("label outside 0 .. n_classes - 2")
+    return ref.collate(examples, pad_id, max_length, n_classes)
+
+
+class PatienceFixedAtTwo(ref.EarlyStopping):
+    def step(self, score, model):
+        super().step(score, model)
+        return self.bad_epochs >= 2
+
+
+def test_sweep_head_batch_of_one_and_input_kept():
+    fails("head_shapes", "batch of 1 sequence", ClassificationHead=SqueezedHead)
+    fails("classification_head", "changed the hidden states it was given, in place", ClassificationHead=MasksHiddenInPlace)
+
+
+@pytest.mark.parametrize("mutant, match", [(truncates_in_place, "changed the examples it was given, in place"),
+                                            (rejects_last_class, "the last class, is a valid label")])
+def test_sweep_collate_mutants(mutant, match):
+    fails("collate_labels", match, collate=mutant)
+
+
+def test_sweep_early_stopping_patience_argument():
+    fails("early_stopping", r"patience=1.*decisions of patience=2; use the patience argument", EarlyStopping=PatienceFixedAtTwo)

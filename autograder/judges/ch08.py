@@ -39,7 +39,8 @@ def _expect_head_parameters(data, name: str) -> None:
 
 def classification_head(data) -> None:
     name = "ClassificationHead"
-    check_data(data, {"names": None, "mean": None, "cls": None, "train": None, "train_many": None}, name)
+    check_data(data, {"names": None, "mean": None, "cls": None, "train": None, "train_many": None,
+                      "hidden_kept": bool}, name)
     _expect_head_parameters(data, name)
     hidden, mask = c.head_inputs()
     weight, bias = c.seeded("linear.weight", (c.N_CLASSES, c.D_MODEL)), c.seeded("linear.bias", (c.N_CLASSES,))
@@ -65,6 +66,9 @@ def classification_head(data) -> None:
                 raise JudgeFailure(f"✗ {name}: {mistake}.")
         raise JudgeFailure(f"✗ {name}: logits differ from linear(mean of the real tokens' hidden states) "
                            f"(max difference {(got.double() - expected).abs().max().item():.3g}).")
+    expect(data["hidden_kept"], name, "the forward changed the hidden states it was given, in place (hidden *= mask, "
+           "hidden.mul_(...)): they are the encoder's output, which other code still reads; multiply into a new tensor "
+           "(hidden * mask).")
     got_cls = _shape(data["cls"], (3, c.N_CLASSES), f"{name}(..., pooling='cls')")
     if not _close(got_cls, F.linear(hidden[:, 0], weight, bias)):
         hint = " (it looks like the mean: pooling='cls' must take hidden[:, 0])" if _close(got_cls, expected) else ""
@@ -130,7 +134,8 @@ def collate_padding(data) -> None:
 def collate_labels(data) -> None:
     name = "collate"
     check_data(data, {key: None for key in ("labels", "truncated", "truncated_mask", "unlabelled_keys", "empty",
-                                            "label_too_big", "label_negative", "label_negative_no_n_classes")}, name)
+                                            "label_too_big", "label_negative", "label_negative_no_n_classes",
+                                            "examples_kept", "last_class")}, name)
     examples = c.collate_examples()
     labels = torch.tensor([e["label"] for e in examples])
     got = _shape(data.get("labels"), (4,), "collate(...)['labels']")
@@ -154,6 +159,16 @@ def collate_labels(data) -> None:
            "with max_length=4, longer sequences must become their first 3 tokens + their last token ([SEP]).")
     expect(_close(data.get("truncated_mask"), mask, 0), name,
            "the attention mask of a truncated batch: 1 on each row's real tokens (at most max_length), 0 on padding.")
+    expect(data["examples_kept"] is True, name, "collate changed the examples it was given, in place (their "
+           "input_ids truncated with del or a slice assignment): they belong to the data set, which the next epoch "
+           "reads again; truncate a copy (ids = list(example['input_ids'])).")
+    last = data["last_class"]
+    if isinstance(last, str):
+        raise JudgeFailure(f"✗ {name}: labels 1, 0, 2, 1 with n_classes={c.N_CLASSES} raised {last!r}: the classes are "
+                           f"0 .. n_classes - 1, so {c.N_CLASSES - 1}, the last class, is a valid label; only a label "
+                           "< 0 or >= n_classes is outside.")
+    expect(_close(last, labels, 0), name, f"with n_classes={c.N_CLASSES} the labels must be the examples' labels, "
+           "as without it.")
     expect(data.get("unlabelled_keys") == ["attention_mask", "input_ids"], name,
            "examples without 'label' give a batch with input_ids and attention_mask only.")
     for key, case in (("empty", "an empty batch"), ("label_too_big", f"a label equal to n_classes={c.N_CLASSES}"),
@@ -369,6 +384,18 @@ def early_stopping(data) -> None:
             raise JudgeFailure(f"✗ {name}: restore loaded the weights of another epoch ({restored.flatten().tolist()}): "
                                "keep a copy (tensor.clone()) of the state dict when the score improves; "
                                "model.state_dict() alone returns references that the optimizer keeps changing.")
+    for run_name, (patience, mode, min_delta, scores) in c.PATIENCE_RUNS.items():
+        run = data.get(run_name) if isinstance(data, dict) else None
+        expect(isinstance(run, dict), name, f"no results for patience={patience}.")
+        check_data(run, {"decisions": [bool] * len(scores)}, name)
+        decisions, _ = _stopping_rule(scores, mode, min_delta, patience=patience)
+        if run["decisions"] != decisions:
+            fixed = [p for p in (2, patience + 1, patience - 1)
+                     if p > 0 and run["decisions"] == _stopping_rule(scores, mode, min_delta, patience=p)[0]]
+            why = (f": these are the decisions of patience={fixed[0]}; use the patience argument, self.patience"
+                   if fixed else "")
+            raise JudgeFailure(f"✗ {name}(patience={patience}, mode={mode!r}): step returned {run['decisions']} for "
+                               f"scores {scores}; stop after exactly {patience} call(s) in a row without improvement{why}.")
 
 
 def _stopping_mistakes(scores, mode, min_delta) -> list[tuple[str, tuple[list[bool], int]]]:
@@ -422,6 +449,9 @@ def head_shapes(data) -> None:
            f"({c.N_CLASSES}, {c.D_MODEL}): nn.Linear(d_model, n_classes).")
     expect(data["out_shape"] == [3, c.N_CLASSES], name,
            f"logits of shape {data['out_shape']} for 3 sequences; expected (3, {c.N_CLASSES}): one row per sequence.")
+    expect(data.get("one_shape") == [1, c.N_CLASSES], name,
+           f"logits of shape {data.get('one_shape')} for a batch of 1 sequence; expected (1, {c.N_CLASSES}): a batch "
+           "of one keeps its batch axis (a squeeze() drops it).")
 
 
 def metrics_binary(data) -> None:

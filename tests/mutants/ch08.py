@@ -277,3 +277,28 @@ HELD_OUT_3 = [
 ]
 
 MUTANTS = MUTANTS + HELD_OUT_3
+
+
+# Sweep of issue 31 (section 6, 2026-12-07): each argument and boundary the statements imply, one mutant per gap the
+# hidden inputs left open (a batch of 1, a learner's function writing into its input, the last valid label with
+# n_classes given, a patience other than 2); graded before the fix in /work/notes/s9/ch08-sweep-before.txt.
+SWEEP = [
+    Mutant("sw-head-squeeze-batch-of-one", "classification_head", MEAN,
+           "summary = ((hidden * weights).sum(1) / weights.sum(1).clamp(min=1)).squeeze()",
+           r"batch of (1|one)|squeeze", "rare"),
+    Mutant("sw-head-masks-hidden-in-place", "classification_head", MEAN,
+           "summary = hidden.mul_(weights).sum(1) / weights.sum(1).clamp(min=1)",
+           r"in place|changed its input|hidden.*(modified|changed)", "rare"),
+    Mutant("sw-collate-truncates-example-in-place", "collate",
+           "        ids = list(example[\"input_ids\"])\n        if len(ids) > max_length:\n"
+           "            ids = ids[: max_length - 1] + ids[-1:]\n",
+           "        ids = example[\"input_ids\"]\n        if len(ids) > max_length:\n"
+           "            del ids[max_length - 1 : -1]\n",
+           r"in place|changed (the|its) (input|examples)|examples.*(modified|changed)", "rare"),
+    Mutant("sw-collate-rejects-last-class", "collate", "(labels >= limit).any()", "(labels >= limit - 1).any()",
+           r"last class|n_classes ?- ?1.*(valid|allowed)|valid label", "rare"),
+    Mutant("sw-es-patience-fixed-at-two", "early_stopping", "return self.bad_epochs >= self.patience",
+           "return self.bad_epochs >= 2", r"patience argument|patience=1|patience=3", "rare"),
+]
+
+MUTANTS = MUTANTS + SWEEP

@@ -8,6 +8,7 @@ that must raise is reported as its first line (``"ValueError: ..."``), or ``"no 
 
 from __future__ import annotations
 
+import copy
 import zlib
 
 import torch
@@ -25,6 +26,9 @@ STOPPING_RUNS = {"max": ("max", 0.0, [0.50, 0.70, 0.70, 0.65, 0.90, 0.90]),
                  "min": ("min", 0.0, [1.00, 0.80, 0.85, 0.70, 0.75, 0.72, 0.71]),
                  "max_delta": ("max", 0.05, [0.60, 0.63, 0.70, 0.72, 0.74, 0.80]),
                  "min_delta": ("min", 0.05, [1.00, 0.90, 0.93, 0.91, 0.88, 0.80])}
+# runs with another patience: name -> (patience, mode, min_delta, scores); a patience fixed at 2 decides otherwise
+PATIENCE_RUNS = {"patience1": (1, "max", 0.0, [0.50, 0.60, 0.55, 0.70, 0.65]),
+                 "patience3": (3, "min", 0.0, [1.00, 0.90, 0.95, 0.92, 0.91, 0.93])}
 
 
 def seeded(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -55,14 +59,18 @@ def classification_head(ClassificationHead) -> dict:
     _fill(mean_head)
     cls_head = ClassificationHead(D_MODEL, N_CLASSES, dropout=0.0, pooling="cls")
     _fill(cls_head)
+    given = hidden.clone()
     with torch.no_grad():
         mean_out = mean_head.eval()(hidden, mask)
+    hidden_kept = bool(torch.equal(hidden, given))   # the encoder's output, read, never written
+    hidden = given.clone()
+    with torch.no_grad():
         cls_out = cls_head.eval()(hidden, mask)
         torch.manual_seed(0)
         train_out = mean_head.train()(hidden, mask)
         train_many = mean_head(hidden.repeat(8, 1, 1), mask.repeat(8, 1))  # 72 logits: dropout's zeros show
     return {"names": sorted(name for name, _ in mean_head.named_parameters()),
-            "mean": mean_out, "cls": cls_out, "train": train_out, "train_many": train_many}
+            "mean": mean_out, "cls": cls_out, "train": train_out, "train_many": train_many, "hidden_kept": hidden_kept}
 
 
 def collate_examples() -> list[dict]:
@@ -90,14 +98,21 @@ def collate_padding(collate) -> dict:
 def collate_labels(collate) -> dict:
     examples = collate_examples()
     full = collate(examples, pad_id=PAD)
+    given = copy.deepcopy(examples)
     truncated = collate(examples, pad_id=PAD, max_length=4)
+    examples_kept = examples == given            # the data set's examples, read, never written
+    examples = given
+    try:   # labels 1, 0, 2, 1 with n_classes=3: 2 is the last class, valid
+        last_class = collate(copy.deepcopy(examples), pad_id=PAD, n_classes=N_CLASSES)["labels"]
+    except Exception as error:  # noqa: BLE001
+        last_class = judging.error_line(error)
     unlabelled = collate([{"input_ids": e["input_ids"]} for e in examples], pad_id=PAD)
     bad_label = [dict(e) for e in examples]
     bad_label[2]["label"] = N_CLASSES
     negative = [dict(e) for e in examples]
     negative[0]["label"] = -1
     return {"labels": full["labels"], "truncated": truncated["input_ids"], "truncated_mask": truncated["attention_mask"],
-            "unlabelled_keys": sorted(unlabelled),
+            "unlabelled_keys": sorted(unlabelled), "examples_kept": examples_kept, "last_class": last_class,
             "empty": raised(collate, [], pad_id=PAD),
             "label_too_big": raised(collate, bad_label, pad_id=PAD, n_classes=N_CLASSES),
             "label_negative": raised(collate, negative, pad_id=PAD, n_classes=N_CLASSES),
@@ -215,6 +230,9 @@ def early_stopping(EarlyStopping) -> dict:
         runs[run] = {"decisions": decisions,
                      "best_score": None if stopper.best_score is None else float(stopper.best_score),
                      "best_epoch": int(stopper.best_epoch), "restored": restored}
+    for run, (patience, mode, min_delta, scores) in PATIENCE_RUNS.items():
+        stopper = EarlyStopping(patience=patience, mode=mode, min_delta=min_delta)
+        runs[run] = {"decisions": [bool(stopper.step(score, nn.Linear(2, 1))) for score in scores]}
     return runs
 
 
@@ -228,8 +246,10 @@ def head_shapes(ClassificationHead) -> dict:
     hidden, mask = head_inputs()
     with torch.no_grad():
         out = head.float()(hidden.float(), mask)
+        one = head(hidden[1:2].float(), mask[1:2])   # a batch of one sequence
     return {"names": sorted(name for name, _ in head.named_parameters()),
             "shapes": {name: list(p.shape) for name, p in head.named_parameters()}, "out_shape": list(out.shape),
+            "one_shape": list(one.shape) if isinstance(one, torch.Tensor) else repr(type(one).__name__),
             "dropout_p": [float(m.p) for m in head.modules() if isinstance(m, torch.nn.Dropout)]}
 
 
