@@ -169,6 +169,13 @@ def _check_pack(packed, name: str) -> dict[str, torch.Tensor]:
     if not torch.equal(packed["segment_ids"].long(), expected["segment_ids"]):
         expect(not torch.equal(packed["segment_ids"][real].long(), expected["segment_ids"][real]), name,
                "padding must have segment id -1: a segment of its own, that no example's token may attend to.")
+        got = packed["segment_ids"].long()
+        if torch.equal(got[real], expected["segment_ids"][real] + 1):
+            raise JudgeFailure(f"✗ {name}: segment ids start at 1: number the examples of each row from 0 "
+                               "(0, 1, 2, ...; -1 on padding).")
+        if torch.equal(got[:1], expected["segment_ids"][:1]) and bool((got[1:][real[1:]] > expected["segment_ids"][1:][real[1:]]).all()):
+            raise JudgeFailure(f"✗ {name}: segment ids run on across rows: number each row's examples from 0 again "
+                               "(0, 1, 2, ... per row; -1 on padding).")
         raise JudgeFailure(f"✗ {name}: segment_ids must number the examples of each row 0, 1, 2, ... and be -1 on "
                            "padding.")
     return expected
@@ -278,6 +285,10 @@ def sft_loss(data) -> None:
            + (f"raised {flat}" if isinstance(flat, str) else "gave another value") + ": the exercise takes logits "
            "(..., vocab) with any number of leading dimensions.",
            "logits.reshape(-1, logits.shape[-1]) and labels.reshape(-1), not an unpacking B, T, V = logits.shape.")
+    strided = data.get("strided")
+    expect(_number(strided) and abs(strided - expected) <= 1e-9, name, "logits and labels that are not contiguous in "
+           "memory (a slice such as logits[:, :-1], or a transpose) " + (f"raised {strided}" if isinstance(strided, str)
+           else "gave another value") + ": .view() needs contiguous memory; .reshape() works on any tensor.")
     expect(isinstance(data.get("empty"), str) and data["empty"].startswith("ValueError"), name,
            f"a batch whose labels are all -100 must raise ValueError (a mean of nothing is NaN); received "
            f"{data.get('empty')!r}.")
@@ -591,6 +602,10 @@ def dpo_values(data) -> None:
             expect(_is_tensor(reward, wanted.shape), name, f"{key}_rewards must be a tensor of shape {tuple(wanted.shape)} "
                    "(one per pair).")
             if not _close(reward, wanted, 1e-9):
+                other = beta * ((pr - rr) if key == "chosen" else (pc - rc))
+                if _close(reward, other, 1e-9):
+                    raise JudgeFailure(f"✗ {name}: the rewards are returned in the wrong order: return (loss, "
+                                       "chosen_rewards, rejected_rewards).")
                 if _close(reward, policy - reference, 1e-9):
                     raise JudgeFailure(f"✗ {name}: the {key} rewards miss beta: the implicit reward is beta · (log pi - "
                                        "log pi_ref).")

@@ -184,6 +184,11 @@ SWEEP = [
     # pack_examples / packing_mask: pad_id off 0, dtypes, the caller's list, a batch of one row
     Mutant("sweep-pack-pad-zero", "pack_examples", '"input_ids": torch.full(shape, pad_id)',
            '"input_ids": torch.zeros(shape, dtype=torch.long)', r"pad_id", "rare"),
+    Mutant("sweep-pack-segments-run-on", "pack_examples", 'batch["segment_ids"][row, start:stop] = segment',
+           'batch["segment_ids"][row, start:stop] = segment + sum(len(m) for m in rows[:row])',
+           r"run on across rows|each row's examples from 0", "rare"),
+    Mutant("sweep-pack-segments-from-1", "pack_examples", 'batch["segment_ids"][row, start:stop] = segment',
+           'batch["segment_ids"][row, start:stop] = segment + 1', r"start at 1|0, 1, 2", "rare"),
     Mutant("sweep-pack-float-positions", "pack_examples", '"position_ids": torch.zeros(shape, dtype=torch.long)',
            '"position_ids": torch.zeros(shape)', r"dtype|int64|long"),
     Mutant("sweep-pack-consumes-list", "pack_examples", "    for example in examples:\n",
@@ -200,6 +205,8 @@ SWEEP = [
            "    nll = -torch.log_softmax(logits, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)\n"
            "    return (nll * scored).sum() / scored.sum()",
            r"labels.*(changed|in place|unchanged)|in place|mutat", "rare"),
+    Mutant("sweep-sft-view", "sft_loss", "logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)",
+           "logits.view(-1, logits.shape[-1]), labels.view(-1)", r"contiguous|view\(\)|\.reshape", "rare"),
     # add_lora_adapters / sft_step: r and alpha passed on, max_norm, position_ids, the labels' shift
     Mutant("sweep-lora-defaults", "add_lora_adapters", "LoRALinear(module, r, alpha)", "LoRALinear(module)",
            r"\br\b.*alpha|rank|alpha|scale|\(r, in\)"),
@@ -235,6 +242,8 @@ SWEEP = [
            "loss = -F.logsigmoid(0.1 * (chosen - rejected)).mean()", r"beta (argument|ignored|fixed)|0\.1", "rare"),
     Mutant("sweep-dpo-reference-not-detached", "dpo_loss", "reference_chosen.detach()", "reference_chosen",
            r"reference|frozen|detach"),
+    Mutant("sweep-dpo-rewards-swapped", "dpo_loss", "return loss, beta * chosen.detach(), beta * rejected.detach()",
+           "return loss, beta * rejected.detach(), beta * chosen.detach()", r"wrong order", "rare"),
     Mutant("sweep-dpo-in-place", "dpo_loss", "chosen = policy_chosen - reference_chosen.detach()",
            "chosen = policy_chosen.sub_(reference_chosen.detach())",
            r"in place|in-place|mutat|unchanged|leaf", "rare"),

@@ -178,9 +178,14 @@ def sft_loss(sft_loss) -> dict:
         flat = float(flat.detach()) if isinstance(flat, torch.Tensor) else flat
     except Exception as error:  # reported as the learner reads it
         flat = error_line(error)
+    try:   # the same values, not contiguous in memory (as logits[:, :-1] or a transpose are)
+        strided = sft_loss(logits.transpose(0, 1).contiguous().transpose(0, 1), labels.t().contiguous().t())
+        strided = float(strided.detach()) if isinstance(strided, torch.Tensor) else strided
+    except Exception as error:  # reported as the learner reads it
+        strided = error_line(error)
     return {"loss": float(loss.detach()) if isinstance(loss, torch.Tensor) else loss, "grad": leaf.grad, "is_tensor": isinstance(loss, torch.Tensor),
             "empty": raised(sft_loss, logits.clone(), torch.full_like(labels, -100)), "flat": flat,
-            "inputs_unchanged": unchanged}
+            "inputs_unchanged": unchanged, "strided": strided}
 
 
 # ------------------------------------------------------------------------------------------ LoRA and the step
