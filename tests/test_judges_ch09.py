@@ -571,3 +571,49 @@ def test_the_new_visible_probes_name_a_count_of_every_prediction_and_an_unlogged
     blocks = ref.prepare_lm_blocks([[1, 2, 3], [4, 5]], 3, 0)["input_ids"]
     assert any(torch.equal(v, eos_not_learned([[1, 2, 3], [4, 5]], 3, 0)["labels"])
                for v in probes.label_shift_mistakes(blocks, 0).values())
+
+
+# ------------------------------------------------------------------------ the sweep of issue 31: arguments and boundaries
+
+def rejects_two_tokens(model, ids, window=None, stride=None):
+    if len(ids) <= 2:
+        raise ValueError("perplexity needs more than 2 tokens")
+    return ref.perplexity(model, ids, window, stride)
+
+
+def rejects_the_full_context(model, ids, window=None, stride=None):
+    if (window or model.config.n_positions) >= model.config.n_positions:
+        raise ValueError("window must be shorter than the context")
+    return ref.perplexity(model, ids, window, stride)
+
+
+def eos_appended_in_place(texts, block_size, eos_id):
+    for ids in texts:
+        ids.append(eos_id)
+    return ref.prepare_lm_blocks([ids[:-1] for ids in texts], block_size, eos_id)
+
+
+def pads_the_lists_in_place(texts, pad_id, prompt_lengths=None):
+    batch = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    length = max(len(ids) for ids in texts)
+    for ids in texts:
+        ids += [pad_id] * (length - len(ids))
+    return batch
+
+
+def pads_with_zero(texts, pad_id, prompt_lengths=None):
+    batch = ref.causal_lm_batch(texts, pad_id, prompt_lengths)
+    batch["input_ids"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, 0)
+    return batch
+
+
+@pytest.mark.parametrize("mutant, match", [(rejects_two_tokens, "a text of 2 tokens, the fewest allowed"),
+                                            (rejects_the_full_context, "equal to the model's context")])
+def test_sweep_perplexity_boundaries(mutant, match):
+    fails("perplexity_errors", match, perplexity=mutant)
+
+
+def test_sweep_data_preparation_arguments_and_inputs_kept():
+    fails("lm_blocks", "changed the token lists it was given, in place", prepare_lm_blocks=eos_appended_in_place)
+    fails("lm_batch_padding", "changed the token lists it was given, in place", causal_lm_batch=pads_the_lists_in_place)
+    fails("lm_batch_padding", f"with pad_id={c.OTHER_PAD} the padding is 0", causal_lm_batch=pads_with_zero)

@@ -176,6 +176,15 @@ def perplexity_errors(data) -> None:
     fine = data["fine"]
     expect(not isinstance(fine, str), name, f"window=8, stride=8 on 30 tokens raised {fine}.")
     model, ids = c.tiny_gpt(), c.token_ids("errors", 30)
+    for key, what, args in (("two_tokens", "a text of 2 tokens, the fewest allowed (the second is predicted from the "
+                             "first): only fewer than 2 must raise", (ids[:2], 8, 8)),
+                            ("window_is_context", f"window={c.CONTEXT}, equal to the model's context (n_positions), the "
+                             "largest window allowed: only a longer one must raise", (ids, c.CONTEXT, 8))):
+        got = check_data(data, {key: None}, name)[key]
+        expect(not isinstance(got, str), name, f"{what}; received {got!r}.")
+        expect(_same(got, oracle_perplexity(model, *args)) or _known_value_mistake(model, *args, got), name,
+               f"{what}: the value differs from transformers' loss assembled window by window.")
+    model, ids = c.tiny_gpt(), c.token_ids("errors", 30)
     expect(_same(fine, oracle_perplexity(model, ids, 8, 8)) or _known_value_mistake(model, ids, 8, 8, fine), name,
            "the valid call beside the bad ones (window=8, stride=8 on 30 tokens) must still return the right "
            "perplexity: checking the arguments must not change the result.")
@@ -199,7 +208,10 @@ def _exact(value, expected: torch.Tensor) -> bool:
 def lm_blocks(data) -> None:
     name = "prepare_lm_blocks"
     check_data(data, {"keys": None, "input_ids": None, "labels": None, "other_ids": None, "exact_ids": None,
-                      "too_short": None, "one_block": None}, name)
+                      "too_short": None, "one_block": None, "texts_kept": bool}, name)
+    expect(data["texts_kept"], name, "the function changed the token lists it was given, in place (ids.append(eos_id) "
+           "appends to the caller's text, so a second call sees two end-of-text tokens): build a new stream "
+           "(stream.extend(ids); stream.append(eos_id)).")
     texts = c.block_texts()
     expect(isinstance(data, dict) and data.get("keys") == ["input_ids", "labels"], name,
            f"the result's keys are {data.get('keys') if isinstance(data, dict) else data}; expected 'input_ids' and 'labels'.")
@@ -261,8 +273,11 @@ def lm_blocks(data) -> None:
 
 def lm_batch_padding(data) -> None:
     name = "causal_lm_batch"
-    check_data(data, {"keys": None, "input_ids": None, "attention_mask": None, "labels": None}, name)
+    check_data(data, {"keys": None, "input_ids": None, "attention_mask": None, "labels": None, "other_pad_ids": None,
+                      "texts_kept": bool}, name)
     texts = c.batch_texts()
+    expect(data["texts_kept"], name, "the function changed the token lists it was given, in place (ids += [pad_id] "
+           "* ... pads the caller's texts, so the next call sees them longer): pad inside the new tensors.")
     expect(isinstance(data, dict) and data.get("keys") == ["attention_mask", "input_ids", "labels"], name,
            f"the batch's keys are {data.get('keys') if isinstance(data, dict) else data}; expected "
            "'input_ids', 'attention_mask' and 'labels'.")
@@ -282,6 +297,11 @@ def lm_batch_padding(data) -> None:
                            "also masks the real end-of-text tokens (GPT-2's pad id is its eos id): mark the padding "
                            "by position, from each text's length.")
     expect(_exact(data["attention_mask"], mask), name, "attention_mask must be 1 on real tokens, 0 on padding, int64.")
+    other = torch.tensor([t + [c.OTHER_PAD] * (length - len(t)) for t in texts])
+    if _exact(data["other_pad_ids"], ids.masked_fill(mask == 0, 0)):
+        raise JudgeFailure(f"✗ {name}: with pad_id={c.OTHER_PAD} the padding is 0: padding must use the pad_id argument.")
+    expect(_exact(data["other_pad_ids"], other), name, f"with pad_id={c.OTHER_PAD}, input_ids must be each text followed "
+           "by pad_id up to the longest: use the pad_id argument.")
     labels = ids.masked_fill(mask == 0, -100)
     got = data["labels"]
     if _exact(got, ids):

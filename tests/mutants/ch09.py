@@ -256,3 +256,36 @@ HELD_OUT_3 = [
 DUPLICATES_3 = {"h3-ppl-one-token-not-refused", "h3-blocks-labels-shifted", "h3-blocks-pad-last-block",
                 "h3-batch-labels-skip-pad-id", "h3-batch-mask-from-pad-id"}
 MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_3 if mutant.name not in DUPLICATES_3]
+
+
+# Sweep of issue 31 (section 6, 2026-12-07): each argument and boundary the statements imply, one mutant per gap the
+# hidden inputs left open (the fewest tokens allowed, a window equal to the context, pad_id other than 0, a learner's
+# function writing into the lists it was given); graded before the fix in /work/notes/s9/ch09-sweep-before.txt.
+SWEEP = [
+    Mutant("sw-ppl-two-tokens-rejected", "perplexity", "if ids.numel() < 2:", "if ids.numel() <= 2:",
+           r"2 tokens|two tokens", "rare"),
+    Mutant("sw-ppl-window-equal-context-rejected", "perplexity", "if window > context:", "if window >= context:",
+           r"window (equal|==) (to )?the (model's )?context|window = n_positions|largest (allowed )?window", "rare"),
+    Mutant("sw-blocks-eos-appended-in-place", "prepare_lm_blocks",
+           "        stream.extend(ids)\n        stream.append(eos_id)\n",
+           "        ids.append(eos_id)\n        stream.extend(ids)\n",
+           r"in place|changed (the|its) (input|lists|texts)|lists you were given", "rare"),
+    Mutant("sw-batch-pads-with-zero", "causal_lm_batch",
+           "input_ids = torch.full((len(token_lists), length), pad_id, dtype=torch.int64)",
+           "input_ids = torch.zeros((len(token_lists), length), dtype=torch.int64)",
+           r"pad_id argument|padding with 0|pads? with 0", "rare"),
+    Mutant("sw-batch-pads-lists-in-place", "causal_lm_batch",
+           "        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.int64)\n"
+           "        attention_mask[row, : len(ids)] = 1\n"
+           "        start = prompt_lengths[row] if prompt_lengths is not None else 0\n"
+           "        labels[row, start : len(ids)] = input_ids[row, start : len(ids)]\n",
+           "        n = len(ids)\n"
+           "        ids += [pad_id] * (length - n)\n"
+           "        input_ids[row] = torch.tensor(ids, dtype=torch.int64)\n"
+           "        attention_mask[row, :n] = 1\n"
+           "        start = prompt_lengths[row] if prompt_lengths is not None else 0\n"
+           "        labels[row, start:n] = input_ids[row, start:n]\n",
+           r"in place|changed (the|its) (input|lists|texts)|lists you were given", "rare"),
+]
+
+MUTANTS = MUTANTS + SWEEP

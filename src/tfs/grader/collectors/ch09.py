@@ -8,6 +8,7 @@ without trusting the kernel. An exception the learner's code raises is reported 
 
 from __future__ import annotations
 
+import copy
 import zlib
 
 import torch
@@ -27,6 +28,7 @@ PPL_CASES = {  # name: (n_tokens, window, stride)
 SHARP_CASE, SHARPNESS = (24, 16, 8), 20.0   # the float32 model with logits far apart: (n_tokens, window, stride)
 BLOCK_LENGTHS, BLOCK_SIZE, EXACT_BLOCK = (5, 3, 9, 4), 4, 5   # 25 tokens with the eos: 5 blocks of 5 exactly
 BATCH_LENGTHS, PROMPTS = (5, 2, 4), (2, 1, 0)
+OTHER_PAD = 49   # a pad_id other than 0 (the eos): padding must use the argument
 SCALING_SHAPES = ((1, 16), (2, 24), (2, 32), (2, 48), (3, 64), (4, 96), (4, 128))   # (layers, width), as the shipped table
 SCALING_CASES = {  # name: (alpha, N_c, relative noise of the loss)
     "exact": (0.076, 8.8e13, 0.0),
@@ -105,7 +107,9 @@ def perplexity_errors(perplexity) -> dict:
             "window_over_context": raised(perplexity, model, ids, 2 * CONTEXT, 8),
             "empty": raised(perplexity, model, torch.zeros(0, dtype=torch.int64), 8, 8),
             "one_token": raised(perplexity, model, ids[:1], 8, 8),
-            "fine": _value_or_error(perplexity, model, ids, 8, 8)}
+            "fine": _value_or_error(perplexity, model, ids, 8, 8),
+            "two_tokens": _value_or_error(perplexity, model, ids[:2], 8, 8),                 # the fewest allowed
+            "window_is_context": _value_or_error(perplexity, model, ids, CONTEXT, 8)}        # the largest window
 
 
 def _value_or_error(function, *args):
@@ -123,7 +127,10 @@ def block_texts() -> list[list[int]]:
 def lm_blocks(prepare_lm_blocks) -> dict:
     texts = block_texts()
     out = prepare_lm_blocks(texts, BLOCK_SIZE, EOS)
+    texts_kept = texts == block_texts()   # the caller's lists, read, never written
+    texts = block_texts()
     other = prepare_lm_blocks(texts, 6, 7)
+    texts = block_texts()
     keys = sorted(out) if isinstance(out, dict) else repr(type(out).__name__)
     pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
     exact = prepare_lm_blocks(texts, EXACT_BLOCK, EOS)
@@ -133,7 +140,7 @@ def lm_blocks(prepare_lm_blocks) -> dict:
         one_block = error_line(error)
     return {"keys": keys, "input_ids": pick(out, "input_ids"), "labels": pick(out, "labels"),
             "other_ids": pick(other, "input_ids"), "exact_ids": pick(exact, "input_ids"),
-            "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS), "one_block": one_block}
+            "too_short": raised(prepare_lm_blocks, [[1, 2]], 8, EOS), "one_block": one_block, "texts_kept": texts_kept}
 
 
 def batch_texts() -> list[list[int]]:
@@ -144,12 +151,15 @@ def batch_texts() -> list[list[int]]:
 def _lm_batch(causal_lm_batch) -> dict:
     texts = batch_texts()
     plain = causal_lm_batch(texts, EOS)
-    prompted = causal_lm_batch(texts, EOS, list(PROMPTS))
+    texts_kept = texts == batch_texts()   # the caller's lists, read, never written
+    prompted = causal_lm_batch(batch_texts(), EOS, list(PROMPTS))
+    other_pad = causal_lm_batch(batch_texts(), OTHER_PAD)
     pick = (lambda d, k: d.get(k) if isinstance(d, dict) else None)
     return {"keys": sorted(plain) if isinstance(plain, dict) else repr(type(plain).__name__),
             "input_ids": pick(plain, "input_ids"), "attention_mask": pick(plain, "attention_mask"),
             "labels": pick(plain, "labels"), "prompted_labels": pick(prompted, "labels"),
-            "prompted_ids": pick(prompted, "input_ids")}
+            "prompted_ids": pick(prompted, "input_ids"), "other_pad_ids": pick(other_pad, "input_ids"),
+            "texts_kept": texts_kept}
 
 
 def lm_batch_padding(causal_lm_batch) -> dict:
