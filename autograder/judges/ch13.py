@@ -443,6 +443,9 @@ def sft_step(data) -> None:
     for mistake, wrong in variants.items():
         if all(abs(a - b) <= 1e-9 * max(1, abs(b)) for a, b in zip(losses, wrong)):
             raise JudgeFailure(f"✗ {name}: {mistake}.")
+    expect(not all(abs(x - losses[0]) <= 1e-12 * max(1, abs(losses[0])) for x in losses), name, "the loss is the same "
+           "at every step: the adapters never moved. Zero the gradients BEFORE backward() (zeroed after it, the step "
+           "has none), and call optimizer.step() after clipping.")
     raise JudgeFailure(f"✗ {name}: the first loss is right but the later ones differ from the expected training "
                        "steps: zero the gradients, backward, clip to max_norm, step.")
 
@@ -583,6 +586,8 @@ def dpo_values(data) -> None:
                 "log pi - log pi_ref": -F.logsigmoid(beta * (pc - (pr - rr))).mean().item(),
                 "the rejected response's reference log-probability is not subtracted: each response's log-ratio is "
                 "log pi - log pi_ref": -F.logsigmoid(beta * ((pc - rc) - pr)).mean().item(),
+                "the mean is taken inside the log-sigmoid (of the margins): average the pairs' losses, "
+                "-mean(log sigmoid(beta · margin))": -F.logsigmoid(beta * ((pc - rc) - (pr - rr)).mean()).item(),
                 "beta multiplies the log-sigmoid instead of the margin inside it: -log sigmoid(beta · margin)":
                     -beta * F.logsigmoid((pc - rc) - (pr - rr)).mean().item(),
                 "a sum over the pairs; the loss is their mean": _dpo(pc, pr, rc, rr, beta).item() * len(pc),

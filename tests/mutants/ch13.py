@@ -216,6 +216,9 @@ SWEEP = [
            "group[\"params\"]], 1.0)", r"max_norm", "rare"),
     # (dropped: position_ids not passed to packed_logits is equivalent here: RoPE is relative and the mask is
     # block-diagonal, so shifting a whole segment's positions changes no score)
+    Mutant("sweep-step-zero-grad-after-backward", "add_lora_adapters",
+           "    optimizer.zero_grad()\n    loss.backward()\n", "    loss.backward()\n    optimizer.zero_grad()\n",
+           r"before backward|same at every step|never moved|order", "rare"),
     Mutant("sweep-step-shifted-again", "add_lora_adapters", 'loss = sft_loss(logits, batch["labels"])',
            'loss = sft_loss(logits[:, :-1], batch["labels"][:, 1:])', r"shift"),
     # merge_adapter: r per module, the caller's adapter, the return value, no_grad
@@ -242,6 +245,8 @@ SWEEP = [
            "loss = -F.logsigmoid(0.1 * (chosen - rejected)).mean()", r"beta (argument|ignored|fixed)|0\.1", "rare"),
     Mutant("sweep-dpo-reference-not-detached", "dpo_loss", "reference_chosen.detach()", "reference_chosen",
            r"reference|frozen|detach"),
+    Mutant("sweep-dpo-mean-inside", "dpo_loss", "loss = -F.logsigmoid(beta * (chosen - rejected)).mean()",
+           "loss = -F.logsigmoid(beta * (chosen - rejected).mean())", r"taken inside the log-sigmoid", "rare"),
     Mutant("sweep-dpo-rewards-swapped", "dpo_loss", "return loss, beta * chosen.detach(), beta * rejected.detach()",
            "return loss, beta * rejected.detach(), beta * chosen.detach()", r"wrong order", "rare"),
     Mutant("sweep-dpo-in-place", "dpo_loss", "chosen = policy_chosen - reference_chosen.detach()",
