@@ -558,3 +558,64 @@ def test_a_loop_one_step_short_is_named_by_the_visible_check():
     full, short = greedy_by_hand(model, src, mask, 1, 5), greedy_by_hand(model, src, mask, 1, 4)
     with pytest.raises(CheckError, match="one step fewer than max_new_tokens"):  # the visible test without EOS
         check_ids(short, full, "greedy_decode", greedy_mistakes(model, src, mask, 1, 5), "hint")
+
+
+# ------------------------------------------------------------------------------------ the systematic sweep (issue 31)
+
+SWEEP_TESTS = {"decoder_block": ("decoder_block_post_ln", "decoder_block_pre_ln"),
+               "encoder_decoder": ("encoder_decoder_structure", "encoder_decoder_logits"),
+               "shift_right": ("shift_right",), "greedy_decode": ("greedy_decode", "greedy_decode_eos"),
+               "align_labels": ("align_labels",), "entity_scores": ("entity_scores",),
+               "extract_answer": ("extract_answer",)}
+SWEEP_OBJECTS = {"decoder_block": ("DecoderBlock",), "encoder_decoder": ("EncoderDecoder", "Seq2SeqConfig"),
+                 "shift_right": ("shift_right",), "greedy_decode": ("greedy_decode",),
+                 "align_labels": ("align_labels",), "entity_scores": ("entity_scores",),
+                 "extract_answer": ("extract_answer",)}
+
+
+def _answers(mutant=None) -> dict:
+    """The chapter's answer cells run in one namespace (its import cell first), ``mutant`` applied to its answer: a
+    learner's notebook holding that one mistake."""
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1]
+    cells = nbformat.read(root / "solutions" / "11-applications" / "applications.ipynb", 4).cells
+    namespace: dict = {}
+    imports = next(c.source for c in cells if c.cell_type == "code" and "from tfs.nn import" in c.source)
+    exec("\n".join(line for line in imports.splitlines() if not line.startswith("%")), namespace)
+    for cell in cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in SWEEP_TESTS:
+            source = mutant.apply(cell.source) if mutant is not None and mutant.answer == grade_id else cell.source
+            exec(source, namespace)
+    return namespace
+
+
+def test_every_sweep_mistake_fails_its_hidden_tests_naming_it():
+    """Each mistake of ``tests/mutants/ch11.py``'s SWEEP list fails a hidden test of its own exercise with a message
+    that its ``names`` matches; the solution's answers pass every one of them."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutants.ch11 import SWEEP
+
+    def messages(namespace, answer):
+        out = []
+        for test in SWEEP_TESTS[answer]:
+            try:
+                verdict(test, **{name: namespace[name] for name in SWEEP_OBJECTS[answer]})
+            except JudgeFailure as failure:
+                out.append(str(failure))
+        return out
+
+    right = _answers()
+    assert not any(messages(right, answer) for answer in SWEEP_TESTS)
+    for mutant in SWEEP:
+        found = messages(_answers(mutant), mutant.answer)
+        assert found, f"{mutant.name}: passed every hidden test of {mutant.answer}"
+        assert any(re.search(mutant.names, m, re.IGNORECASE) for m in found), (mutant.name, found)

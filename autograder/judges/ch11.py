@@ -96,7 +96,8 @@ def decoder_block_structure(data) -> None:
 
 def _judge_block(data, norm_first: bool) -> None:
     name = f"DecoderBlock(norm_first={norm_first})"
-    check_data(data, {"names": None, "out": None, "with_target_mask": None, "gelu": None, "eps": None}, name)
+    check_data(data, {"names": None, "out": None, "with_target_mask": None, "gelu": None, "eps": None,
+                      "dropout_eval": None}, name)
     expect(isinstance(data, dict) and data.get("names") == BLOCK_NAMES, name,
            f"parameters named {data.get('names') if isinstance(data, dict) else data}; expected {BLOCK_NAMES}.")
     x, memory, mask = c.block_inputs()
@@ -174,6 +175,17 @@ def _judge_block_options(data, norm_first: bool) -> None:
               if _close(data["eps"], _decoder_layer(norm_first)(x, memory, tgt_mask=_causal(x.shape[1]),
                                                                 memory_key_padding_mask=mask == 0))
               else "each LayerNorm takes the block's eps, LayerNorm(d_model, eps)."))
+    expect(_close(data["dropout_eval"], expected_plain(x, memory, mask, norm_first)),
+           f"DecoderBlock(..., norm_first={norm_first}, dropout={c.BLOCK_DROPOUT}) in eval()",
+           "in evaluation mode a block built with dropout must compute what it computes without: dropout is applied "
+           "in training (evaluation) mode only. Use nn.Dropout(p) modules (they follow .train() and .eval()), or "
+           "F.dropout(..., training=self.training).")
+
+
+@torch.no_grad()
+def expected_plain(x, memory, mask, norm_first: bool) -> torch.Tensor:
+    """The seeded block's output with the memory's padding mask only (nn.TransformerDecoderLayer)."""
+    return _decoder_layer(norm_first)(x, memory, tgt_mask=_causal(x.shape[1]), memory_key_padding_mask=mask == 0)
 
 
 def decoder_block_post_ln(data) -> None:
@@ -203,7 +215,8 @@ def _transformer(shared: bool, seed: int) -> nn.Transformer:
     with warnings.catch_warnings():  # pre-LN: "enable_nested_tensor is True, but ... norm_first was True"
         warnings.simplefilter("ignore", UserWarning)
         transformer = nn.Transformer(c.D_MODEL, c.N_HEADS, kw["n_encoder_layers"], kw["n_decoder_layers"], c.D_FF,
-                                     dropout=0.0, activation="relu", layer_norm_eps=kw.get("eps", 1e-5),
+                                     dropout=0.0, activation=kw.get("activation", "relu"),
+                                     layer_norm_eps=kw.get("eps", 1e-5),
                                      batch_first=True, norm_first=kw.get("norm_first", False), dtype=torch.float64)
     mapping = {}
     for torch_name, _ in transformer.named_parameters():
@@ -229,8 +242,11 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
                   positions: bool = True, memory_padding: bool = True, source_padding: bool = True,
                   encoder_padding: bool = True, target_padding: bool = True, causal: bool = True,
                   encoder_norm: bool = True, decoder_norm: bool = True,
-                  float32_positions: bool = False, decoder_post_ln: bool = False) -> torch.Tensor:
-    """Logits of the seeded model from nn.Transformer; the keyword switches build the usual mistakes."""
+                  float32_positions: bool = False, decoder_post_ln: bool = False, encoder_post_ln: bool = False,
+                  default_activations: bool = False, final_norms_default_eps: bool = False) -> torch.Tensor:
+    """Logits of the seeded model from nn.Transformer; the keyword switches build the usual mistakes
+    (``default_activations``: the blocks' own defaults, GELU in the encoder's TransformerBlock and ReLU in the
+    decoder's DecoderBlock, whatever the config says)."""
     alias = c.aliases(shared)
     embed = {side: c.seeded(alias.get(f"{side}_embed.weight", f"{side}_embed.weight"),
                             ((c.TGT_VOCAB if shared or side == "tgt" else c.SRC_VOCAB), c.D_MODEL), seed)
@@ -248,9 +264,21 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
     norms = transformer.encoder.norm, transformer.decoder.norm
     transformer.encoder.norm = norms[0] if encoder_norm else None
     transformer.decoder.norm = norms[1] if decoder_norm else None
-    decoder_forms = [layer.norm_first for layer in transformer.decoder.layers]
+    layers = list(transformer.encoder.layers) + list(transformer.decoder.layers)
+    saved = [(layer.norm_first, layer.activation) for layer in layers]
+    eps = [norm.eps for norm in norms]
     for layer in transformer.decoder.layers:
         layer.norm_first = layer.norm_first and not decoder_post_ln
+    for layer in transformer.encoder.layers:
+        layer.norm_first = layer.norm_first and not encoder_post_ln
+    if default_activations:
+        for layer in transformer.encoder.layers:
+            layer.activation = torch.nn.functional.gelu
+        for layer in transformer.decoder.layers:
+            layer.activation = torch.nn.functional.relu
+    if final_norms_default_eps:
+        for norm in norms:
+            norm.eps = 1e-5
     src_pad = None if src_mask is None else src_mask == 0
     out = transformer(emb(src, embed["src"]), emb(tgt, embed["tgt"]),
                       tgt_mask=_causal(tgt.shape[1]) if causal else None,
@@ -258,8 +286,10 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
                       memory_key_padding_mask=src_pad if (memory_padding and source_padding) else None,
                       tgt_key_padding_mask=None if tgt_mask is None or not target_padding else tgt_mask == 0)
     transformer.encoder.norm, transformer.decoder.norm = norms
-    for layer, form in zip(transformer.decoder.layers, decoder_forms):
-        layer.norm_first = form
+    for layer, (form, activation) in zip(layers, saved):
+        layer.norm_first, layer.activation = form, activation
+    for norm, value in zip(norms, eps):
+        norm.eps = value
     return out @ head.T
 
 
@@ -267,7 +297,8 @@ def encoder_decoder_structure(data) -> None:
     name = "EncoderDecoder"
     model = {"names": list, "n_parameters": None, "head_is_tgt_embed": None, "head_shares_tgt_values": None,
              "src_is_tgt_embed": None}
-    separate, shared = (check_data(data, {"separate": model, "shared": model}, name)[k] for k in ("separate", "shared"))
+    data = check_data(data, {key: model for key in c.STRUCTURES}, name)
+    separate, shared = data["separate"], data["shared"]
     layer_names = [f"{side}.{i}.{n}" for i in (0, 1) for side, names in
                    (("encoder", [n.replace("self_attn", "attn") for n in BLOCK_NAMES if "cross" not in n and "norm3" not in n]),
                     ("decoder", BLOCK_NAMES)) for n in names]
@@ -290,6 +321,16 @@ def encoder_decoder_structure(data) -> None:
             "Parameter itself: head.weight = tgt_embed.weight." if shared["head_shares_tgt_values"] else
             "the head is not tied: head.weight is a separate Parameter with its own values. With tie_head=True "
             "assign head.weight = tgt_embed.weight (one Parameter that both modules hold)."))
+    if not data["separate_tied"]["head_is_tgt_embed"]:
+        raise JudgeFailure(f"✗ {name}: with shared_embeddings=False and tie_head=True the head is not tied to "
+                           "tgt_embed: tie_head alone decides the tie (head.weight = tgt_embed.weight), whether or not "
+                           "the source and target share a table.")
+    untied = data["shared_untied"]
+    expect(untied["src_is_tgt_embed"], name, "with shared_embeddings=True and tie_head=False, src_embed must still be "
+           "the same module as tgt_embed.")
+    expect(not untied["head_is_tgt_embed"], name, "with shared_embeddings=True and tie_head=False the head is tied to "
+           "the shared table: shared_embeddings shares the source and target tables only; the head is tied only when "
+           "tie_head=True.")
     d, v_src, v_tgt = c.D_MODEL, c.SRC_VOCAB, c.TGT_VOCAB
     enc_layer = 4 * d * d + 4 * d + 2 * d * c.D_FF + c.D_FF + d + 4 * d
     dec_layer = 8 * d * d + 8 * d + 2 * d * c.D_FF + c.D_FF + d + 6 * d
@@ -337,7 +378,14 @@ def _judge_logits(got, shared: bool, seed: int, inputs, name: str, rows: torch.T
                 "the positions are float32 values cast to float64 (off by ~1e-8): compute them in the embeddings' "
                 "dtype, sinusoidal_positions(L, d_model, dtype=...)": dict(float32_positions=True),
                 "the decoder blocks are post-LN although the config says norm_first=True (the encoder's are pre-LN): "
-                "pass config.norm_first (and eps) on to each DecoderBlock": dict(decoder_post_ln=True)}
+                "pass config.norm_first (and eps) on to each DecoderBlock": dict(decoder_post_ln=True),
+                "the encoder blocks are post-LN although the config says norm_first=True (the decoder's are pre-LN): "
+                "pass config.norm_first on to each encoder TransformerBlock": dict(encoder_post_ln=True),
+                "the config's activation is not passed on: each block used its own default (GELU in the encoder's "
+                "TransformerBlock, ReLU in DecoderBlock); pass activation=config.activation to every block":
+                    dict(default_activations=True),
+                "encoder_norm and decoder_norm use LayerNorm's default eps 1e-5, not config.eps: "
+                "LayerNorm(d_model, config.eps)": dict(final_norms_default_eps=True)}
     for mistake, switches in mistakes.items():
         if _close(got, oracle_logits(shared, seed, src, tgt, src_mask, tgt_mask, **switches), rows=rows):
             raise JudgeFailure(f"✗ {name}: {mistake}.")
@@ -380,6 +428,9 @@ def shift_right(data) -> None:
         call = f"shift_right({rows}, bos_id={bos}, pad_id={pad})"
         _tensor(got, expected.shape, call)
         if torch.equal(got.long(), expected):
+            expect(got.dtype == torch.int64, call, f"the ids are right but of dtype {got.dtype}: the decoder input "
+                   "feeds an embedding lookup, which needs int64 ids, the labels' dtype (torch.full_like(labels, ...) "
+                   "or labels.new_full(...)).")
             continue
         left = torch.tensor([row[1:] + [pad] for row in rows])
         if torch.equal(got.long(), left):
@@ -466,9 +517,29 @@ def _judge_greedy(got, eos: int, max_new: int, call: str) -> None:
 
 
 def greedy_decode(data) -> None:
-    check_data(data, {"long": None, "short": None}, "greedy_decode")
+    check_data(data, {"long": None, "short": None, "other_bos": None, "no_steps": None}, "greedy_decode")
     _judge_greedy(data["short"], 99, 1, "greedy_decode(..., max_new_tokens=1)")
     _judge_greedy(data["long"], 99, 8, "greedy_decode(..., max_new_tokens=8)")
+    for key in ("short", "long"):
+        expect(data[key].dtype == torch.int64, "greedy_decode", f"returned ids of dtype {data[key].dtype}: token ids "
+               "are int64 (build the start column with dtype=torch.long).")
+    call = f"greedy_decode(..., bos_id={c.OTHER_BOS}, eos_id=99, max_new_tokens=3)"
+    got = data["other_bos"]
+    expect(isinstance(got, torch.Tensor) and got.dim() == 2 and got.shape[1] >= 1, call,
+           f"expected a (B, 1 + n) tensor of ids, received {got if not isinstance(got, torch.Tensor) else got.shape}.")
+    if not (got[:, 0] == c.OTHER_BOS).all():
+        raise JudgeFailure(f"✗ {call}: the rows do not start with bos_id ({c.OTHER_BOS}) but with "
+                           f"{sorted(set(got[:, 0].tolist()))}: use the bos_id given, not a fixed start token.")
+    expected = finish_rows(greedy_by_hand(c.greedy_model(), *c.greedy_inputs(), c.OTHER_BOS, 3), 99, c.GREEDY_PAD)
+    expect(got.shape == expected.shape and torch.equal(got.long(), expected), call,
+           "the ids differ from greedy decoding started at bos_id: each step appends the arg-max of the logits at the "
+           "last position of model(src, ids so far, src_attention_mask).")
+    call, got = "greedy_decode(..., max_new_tokens=0)", data["no_steps"]
+    expect(isinstance(got, torch.Tensor), call, f"raised or returned no tensor: {got!r}; with max_new_tokens=0 return "
+           "the (B, 1) column of bos_id (n = 0 new tokens).")
+    expect(tuple(got.shape) == (3, 1), call, f"returned shape {tuple(got.shape)}: with max_new_tokens=0 no token is "
+           "generated; return the (B, 1) column of bos_id (n <= max_new_tokens). The loop runs max_new_tokens times, "
+           "zero times here.")
 
 
 def greedy_decode_eos(data) -> None:
@@ -482,7 +553,7 @@ def greedy_decode_eos(data) -> None:
 def align_labels(data) -> None:
     name = "align_labels"
     cases = c.align_cases()
-    check_data(data, {"results": [None] * len(cases), "too_few_labels": None}, name)
+    check_data(data, {"results": [None] * len(cases), "too_few_labels": None, "returned": str}, name)
     for got, (word_ids, labels) in zip(data["results"], cases):
         expected, seen = [], set()
         for w in word_ids:  # by hand: first piece of each word labelled, the rest -100
@@ -515,6 +586,8 @@ def align_labels(data) -> None:
     expect(str(data.get("too_few_labels", "")).startswith("ValueError"), name,
            f"a token of word 2 with only 2 word labels must raise a ValueError (labels and tokens do not align); "
            f"received {data.get('too_few_labels')!r}.")
+    expect(data["returned"] == "list of int", name, f"returned a {data['returned']}; expected a list of int, one per "
+           "token (a plain Python list: the data collator pads lists of int).")
 
 
 def _entities(tags, *, typed: bool = True, i_starts: bool = True, close_last: bool = True) -> set:
@@ -584,13 +657,20 @@ def _entity_mistake(received, true_tags, pred_tags) -> str | None:
 def entity_scores(data) -> None:
     name = "entity_scores"
     cases = c.entity_cases()
-    check_data(data, [({"precision": float, "recall": float, "f1": float}, str)] * len(cases), name)
+    check_data(data, [({"precision": float, "recall": float, "f1": float, "inputs_changed": None}, str)] * len(cases),
+               name)
+    for got, (true, pred) in zip(data, cases):
+        expect(not (isinstance(got, dict) and got["inputs_changed"] is True), f"{name}(true {true}, predicted {pred})",
+               "the tag lists passed in were changed (an 'O' appended in place to close the last entity?): read them "
+               "without changing them; use list(tags) + ['O'] or close the open entity after the loop.")
     for got, (true, pred) in zip(data, cases):
         expected = _entity_scores(true, pred)  # by hand: conlleval's reading, micro counts
         if isinstance(got, str):
-            nothing = "no predicted entities" if not any(t != "O" for seq in pred for t in seq) else ""
+            nothing = ("no predicted entities" if not any(t != "O" for seq in pred for t in seq) else
+                       "no true entities" if not any(t != "O" for seq in true for t in seq) else "")
             raise JudgeFailure(f"✗ {name}(true {true}, predicted {pred}): raised {got}" + (
-                f"; with {nothing} precision is 0/0, which counts 0 (so does F1 when P + R = 0)." if nothing else "."))
+                f"; with {nothing} {'precision' if 'predicted' in nothing else 'recall'} is 0/0, which counts 0 (so "
+                "does F1 when P + R = 0)." if nothing else "."))
         expect(isinstance(got, dict), name, f"expected a dict with precision, recall, f1; received {got!r}.")
         if all(abs(got[k] - expected[k]) < 1e-9 for k in expected):
             continue
@@ -625,6 +705,9 @@ def extract_answer(data) -> None:
                                f"received {got}.")
         if expected is None:
             raise JudgeFailure(f"✗ {call}: the [CLS] score start[0] + end[0] beats every span: return None (no answer).")
+        if got is None and float(start[0] + end[0]) == best:
+            raise JudgeFailure(f"✗ {call}: returned None, but the [CLS] score equals the best span's, and equal does "
+                               "not beat it: None only when start[0] + end[0] is greater than every allowed span's score.")
         if got is None:
             raise JudgeFailure(f"✗ {call}: returned None, but a context span scores more than [CLS].")
         mistake = span_mistake(got, start, end, case["offsets"], case["mask"], n)

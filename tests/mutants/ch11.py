@@ -316,3 +316,44 @@ HELD_OUT_3 = [
            r"max_answer_length", "rare"),
 ]
 MUTANTS += HELD_OUT_3
+
+
+# A systematic sweep (issue 31, section 6; helper sweep-C): every argument, config field, boundary and degenerate input
+# the statements allow, each gap written as the learner's mistake. Graded before the fix in
+# /work/notes/s9/ch11-sweep-before.txt, after in ch11-sweep-after.txt.
+SWEEP = [
+    Mutant("sw-dec-dropout-in-eval", "decoder_block", "self.dropout = nn.Dropout(dropout)",
+           "self.dropout = lambda t: F.dropout(t, dropout)",  # F.dropout's training=True: it drops in eval() too
+           r"dropout.{0,60}(eval|training)", "rare"),
+    Mutant("sw-ed-activation-not-passed", "encoder_decoder",
+           "options = dict(eps=c.eps, dropout=c.dropout, activation=c.activation)",
+           "options = dict(eps=c.eps, dropout=c.dropout)", r"activation", "rare"),
+    Mutant("sw-ed-final-norms-default-eps", "encoder_decoder",
+           "LayerNorm(c.d_model, c.eps), LayerNorm(c.d_model, c.eps)", "LayerNorm(c.d_model), LayerNorm(c.d_model)",
+           r"eps", "rare"),
+    Mutant("sw-ed-encoder-post-ln", "encoder_decoder", "TransformerBlock(c.d_model, c.n_heads, c.d_ff, c.norm_first,",
+           "TransformerBlock(c.d_model, c.n_heads, c.d_ff, False,", r"encoder.{0,40}(post-LN|norm_first)", "rare"),
+    Mutant("sw-ed-tie-only-when-shared", "encoder_decoder", "if c.tie_head:",
+           "if c.tie_head and c.shared_embeddings:", r"tie_head", "rare"),
+    Mutant("sw-ed-shared-implies-tied", "encoder_decoder", "if c.tie_head:",
+           "if c.tie_head or c.shared_embeddings:", r"tie_head=False", "rare"),
+    Mutant("sw-shift-float-output", "shift_right", "shifted = torch.full_like(labels, pad_id)",
+           "shifted = torch.zeros(labels.shape) + pad_id", r"dtype|int64", "rare"),
+    Mutant("sw-greedy-bos-hard-coded", "greedy_decode", "torch.full((src_ids.shape[0], 1), bos_id,",
+           "torch.full((src_ids.shape[0], 1), 1,", r"bos_id", "rare"),
+    Mutant("sw-greedy-zero-steps-one-token", "greedy_decode", "for _ in range(max_new_tokens):",
+           "for _ in range(max(max_new_tokens, 1)):", r"max_new_tokens=0", "rare"),
+    Mutant("sw-align-returns-tensor", "align_labels", "    return out\n", "    return torch.tensor(out)\n",
+           r"list of int", "rare"),
+    Mutant("sw-ent-no-true-entities-zero-division", "entity_scores", "recall = hit / len(true) if true else 0.0",
+           "recall = hit / len(true)", r"no true entit|zero|denominator", "common"),
+    Mutant("sw-ent-input-mutated", "entity_scores", "        for i, tag in enumerate(list(tags) + [\"O\"]):",
+           "        tags.append(\"O\")  # close the last entity\n        for i, tag in enumerate(tags):",
+           r"changed|in place", "rare"),
+    Mutant("sw-qa-cls-tie-is-none", "extract_answer", "if start_logits[0] + end_logits[0] > scores[start, end]:",
+           "if start_logits[0] + end_logits[0] >= scores[start, end]:", r"tie|beats|equal", "rare"),
+    Mutant("sw-qa-end-outside-context", "extract_answer",
+           "valid = valid & context_mask.bool()[:, None] & context_mask.bool()[None, :]",
+           "valid = valid & context_mask.bool()[:, None]", r"\bend\b.{0,40}(context|outside)", "common"),
+]
+MUTANTS = MUTANTS + SWEEP

@@ -27,12 +27,14 @@ def torch_causal(length: int) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool).triu(1)
 
 
-def decoder_layer_oracle(block: nn.Module, norm_first: bool = False, activation: str = "relu") -> nn.TransformerDecoderLayer:
-    """An ``nn.TransformerDecoderLayer`` (batch first, dropout 0) with ``block``'s weights, in their dtype."""
+def decoder_layer_oracle(block: nn.Module, norm_first: bool = False, activation: str = "relu",
+                         eps: float = 1e-5) -> nn.TransformerDecoderLayer:
+    """An ``nn.TransformerDecoderLayer`` (batch first, dropout 0, LayerNorm eps ``eps``) with ``block``'s weights, in
+    their dtype."""
     d_model = block.norm1.weight.shape[0]
     layer = nn.TransformerDecoderLayer(d_model, block.self_attn.n_heads, block.ff.linear1.out_features, dropout=0.0,
-                                       activation=activation, batch_first=True, norm_first=norm_first,
-                                       dtype=block.norm1.weight.dtype)
+                                       activation=activation, layer_norm_eps=eps, batch_first=True,
+                                       norm_first=norm_first, dtype=block.norm1.weight.dtype)
     return copy_decoder_block_to_torch(block, layer).train()  # dropout 0; keeps off the fused fast path
 
 
@@ -186,6 +188,8 @@ def span_mistake(received, start_logits: torch.Tensor, end_logits: torch.Tensor,
     if tuple(received) == (int(offsets[apart[0]][0]), int(offsets[apart[1]][1])):
         return "start and end chosen separately (each its own arg-max): score the pairs, start <= end"
     rules = {"an end before its start: the span read backwards is no text": both_in_context & short,
+             "an end outside the context (after its last token, on [SEP]) though the start is in it: the start and "
+             "the end token must both be context tokens": ordered & short & in_context[:, None],
              "a span inside the question (or on [SEP]): only the context holds answers": ordered & short,
              "a span of max_answer_length + 1 tokens: end - start must stay below max_answer_length":
                  ordered & both_in_context & (index[None, :] <= index[:, None] + max_answer_length),
@@ -273,14 +277,29 @@ def tie_problem(model: nn.Module) -> str:
 @torch.no_grad()
 def transformer_logits(model: nn.Module, src, tgt, src_attention_mask=None, tgt_attention_mask=None,
                        memory_mask: bool = True, encoder_mask: bool = True, scale: bool = True,
-                       float32_positions: bool = False, encoder_norm: bool = True, decoder_norm: bool = True
-                       ) -> torch.Tensor:
+                       float32_positions: bool = False, encoder_norm: bool = True, decoder_norm: bool = True,
+                       decoder_post_ln: bool = False, encoder_post_ln: bool = False, default_activations: bool = False,
+                       final_norms_eps: float | None = None) -> torch.Tensor:
     """Logits from ``nn.Transformer`` with ``model``'s stacks copied, between ``model``'s embedding tables (scaled,
     plus sinusoidal positions) and its ``head`` weight. The switches build the usual mistakes: ``memory_mask=False``
     (a cross-attention that ignores the source padding), ``encoder_mask=False`` (encoder blocks without it),
     ``scale=False`` (no sqrt(d_model)), ``float32_positions`` (positions made in float32 and cast),
-    ``encoder_norm=False`` / ``decoder_norm=False`` (a stack's final LayerNorm left out)."""
+    ``encoder_norm=False`` / ``decoder_norm=False`` (a stack's final LayerNorm left out), ``decoder_post_ln`` /
+    ``encoder_post_ln`` (a stack's blocks post-LN whatever config.norm_first says), ``default_activations`` (the
+    blocks' own defaults, GELU in the encoder's TransformerBlock and ReLU in DecoderBlock, whatever config.activation
+    says), ``final_norms_eps`` (encoder_norm and decoder_norm with another eps than config.eps)."""
     transformer = to_torch_transformer(model).train()
+    for layer in transformer.decoder.layers:
+        layer.norm_first = layer.norm_first and not decoder_post_ln
+    for layer in transformer.encoder.layers:
+        layer.norm_first = layer.norm_first and not encoder_post_ln
+    if default_activations:
+        for layer in transformer.encoder.layers:
+            layer.activation = F.gelu
+        for layer in transformer.decoder.layers:
+            layer.activation = F.relu
+    if final_norms_eps is not None:
+        transformer.encoder.norm.eps = transformer.decoder.norm.eps = final_norms_eps
     if not encoder_norm:
         transformer.encoder.norm = None
     if not decoder_norm:

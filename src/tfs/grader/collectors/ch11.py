@@ -8,12 +8,11 @@ into the learner's modules *by parameter name* (``self_attn.qkv.weight``, ``norm
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 
 import torch
 
-from tfs.grader.judging import raised
+from tfs.grader.judging import answer_on_its_own, raised
 from tfs.grader import judging
 
 D_MODEL, N_HEADS, D_FF = 8, 2, 12
@@ -74,6 +73,7 @@ def _bool_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 BLOCK_EPS = 0.5  # a LayerNorm eps far from the default 1e-5, so that an eps not passed on shows
+BLOCK_DROPOUT = 0.3  # a block built with dropout, run in evaluation mode: it must compute what dropout 0 does
 
 
 def _block_outputs(DecoderBlock, norm_first: bool) -> dict:
@@ -87,10 +87,14 @@ def _block_outputs(DecoderBlock, norm_first: bool) -> dict:
     fill(gelu)
     wide_eps = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first, eps=BLOCK_EPS)
     fill(wide_eps)
+    with_dropout = DecoderBlock(D_MODEL, N_HEADS, D_FF, norm_first=norm_first, dropout=BLOCK_DROPOUT)
+    fill(with_dropout)
     with torch.no_grad():
         out_gelu = gelu.eval()(x, memory, None, _bool_mask(mask))
         out_eps = wide_eps.eval()(x, memory, None, _bool_mask(mask))
-    return {"names": names, "out": out, "with_target_mask": with_target_mask, "gelu": out_gelu, "eps": out_eps}
+        out_dropout = with_dropout.eval()(x, memory, None, _bool_mask(mask))
+    return {"names": names, "out": out, "with_target_mask": with_target_mask, "gelu": out_gelu, "eps": out_eps,
+            "dropout_eval": out_dropout}
 
 
 def decoder_block_structure(DecoderBlock) -> dict:
@@ -111,14 +115,16 @@ def decoder_block_pre_ln(DecoderBlock) -> dict:
 
 # ------------------------------------------------------------------------------------- the encoder-decoder
 
-def config_kwargs(shared: bool) -> dict:
-    """Keyword arguments of ``Seq2SeqConfig`` for the two graded models (separate, or shared and tied)."""
+def config_kwargs(shared: bool, tie_head: bool | None = None) -> dict:
+    """Keyword arguments of ``Seq2SeqConfig`` for the two graded models (separate, or shared and tied; ``tie_head``
+    given: the structure test's other two combinations, shared untied and separate tied)."""
     vocab = (TGT_VOCAB, TGT_VOCAB) if shared else (SRC_VOCAB, TGT_VOCAB)
-    # the shared model also varies what the separate one leaves at its default: unequal depths, pre-LN, another eps
-    stacks = dict(n_encoder_layers=1, n_decoder_layers=3, norm_first=True, eps=1e-3) if shared else \
-        dict(n_encoder_layers=2, n_decoder_layers=2)
+    # the shared model also varies what the separate one leaves at its default: unequal depths, pre-LN, another eps,
+    # GELU (the separate model has the default ReLU)
+    stacks = dict(n_encoder_layers=1, n_decoder_layers=3, norm_first=True, eps=1e-3, activation="gelu") if shared \
+        else dict(n_encoder_layers=2, n_decoder_layers=2)
     return dict(src_vocab_size=vocab[0], tgt_vocab_size=vocab[1], d_model=D_MODEL, n_heads=N_HEADS, d_ff=D_FF,
-                max_len=MAX_LEN, shared_embeddings=shared, tie_head=shared, **stacks)
+                max_len=MAX_LEN, shared_embeddings=shared, tie_head=shared if tie_head is None else tie_head, **stacks)
 
 
 def model_inputs(shared: bool = False) -> tuple[torch.Tensor, ...]:
@@ -167,26 +173,14 @@ class DecoderBlockStandIn(torch.nn.Module):
                      memory_mask=None if memory_mask is None else blocked(memory_mask, memory.shape[1]))
 
 
-@contextlib.contextmanager
-def reference_decoder_blocks(EncoderDecoder):
-    """While the learner's ``EncoderDecoder`` is built, the name ``DecoderBlock`` in its module means
-    :class:`DecoderBlockStandIn`: exercise 2 is graded on its own, whatever the learner's exercise 1 does (exercise 1
-    is graded apart). The learner's block is put back afterwards."""
-    namespace = getattr(getattr(EncoderDecoder, "__init__", None), "__globals__", None)
-    if not isinstance(namespace, dict) or "DecoderBlock" not in namespace:
-        yield
-        return
-    learners = namespace["DecoderBlock"]
-    namespace["DecoderBlock"] = DecoderBlockStandIn
-    try:
-        yield
-    finally:
-        namespace["DecoderBlock"] = learners
+# While a collector runs the learner's ``EncoderDecoder``, the name ``DecoderBlock`` in its namespace means
+# :class:`DecoderBlockStandIn`: exercise 2 is graded on its own, whatever the learner's exercise 1 does (exercise 1 is
+# graded apart). The learner's block is put back afterwards.
+_with_reference_blocks = answer_on_its_own(DecoderBlock=DecoderBlockStandIn)
 
 
-def _build(EncoderDecoder, Seq2SeqConfig, shared: bool):
-    with reference_decoder_blocks(EncoderDecoder):
-        return EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared)))
+def _build(EncoderDecoder, Seq2SeqConfig, shared: bool, tie_head: bool | None = None):
+    return EncoderDecoder(Seq2SeqConfig(**config_kwargs(shared, tie_head)))
 
 
 def _model(EncoderDecoder, Seq2SeqConfig, shared: bool):
@@ -194,11 +188,16 @@ def _model(EncoderDecoder, Seq2SeqConfig, shared: bool):
     return model, fill(model, alias=aliases(shared))
 
 
+STRUCTURES = {"separate": (False, None), "shared": (True, None), "separate_tied": (False, True),
+              "shared_untied": (True, False)}  # key: (shared_embeddings, tie_head; None: as shared_embeddings)
+
+
+@_with_reference_blocks
 def encoder_decoder_structure(EncoderDecoder, Seq2SeqConfig) -> dict:
     out = {}
-    for shared in (False, True):
-        model = _build(EncoderDecoder, Seq2SeqConfig, shared)
-        out["shared" if shared else "separate"] = {
+    for key, (shared, tie_head) in STRUCTURES.items():
+        model = _build(EncoderDecoder, Seq2SeqConfig, shared, tie_head)
+        out[key] = {
             "names": sorted(n for n, _ in model.named_parameters()),
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "head_is_tgt_embed": model.head.weight is model.tgt_embed.weight,
@@ -208,6 +207,7 @@ def encoder_decoder_structure(EncoderDecoder, Seq2SeqConfig) -> dict:
     return out
 
 
+@_with_reference_blocks
 def encoder_decoder_logits(EncoderDecoder, Seq2SeqConfig) -> dict:
     out = {}
     for shared in (False, True):
@@ -219,6 +219,7 @@ def encoder_decoder_logits(EncoderDecoder, Seq2SeqConfig) -> dict:
     return out
 
 
+@_with_reference_blocks
 def encoder_decoder_source_padding(EncoderDecoder, Seq2SeqConfig) -> dict:
     model, names = _model(EncoderDecoder, Seq2SeqConfig, False)
     src, tgt, src_mask, _ = model_inputs()
@@ -303,13 +304,18 @@ def greedy_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return src, src_mask
 
 
+OTHER_BOS = 3  # a start token other than 1 (a loop that writes 1 shows); the stand-in's 3 is a token like any other
+
+
 def greedy_decode(greedy_decode) -> dict:
     model = greedy_model()
     src, src_mask = greedy_inputs()
     with torch.no_grad():
         long = greedy_decode(model, src, src_mask, BOS, 99, 8)   # an EOS that never comes: 8 steps
         short = greedy_decode(model, src, src_mask, BOS, 99, 1)
-    return {"long": long, "short": short}
+        other_bos = greedy_decode(model, src, src_mask, OTHER_BOS, 99, 3)
+        no_steps = _attempt(greedy_decode, model, src, src_mask, BOS, 99, 0)   # n = 0 <= max_new_tokens: BOS alone
+    return {"long": long, "short": short, "other_bos": other_bos, "no_steps": no_steps}
 
 
 def greedy_decode_eos(greedy_decode) -> dict:
@@ -341,9 +347,19 @@ def _attempt(function, *args):
         return judging.error_line(error)
 
 
+def _returned(value) -> str:
+    """``"list of int"``, or what ``align_labels`` returned instead (its type, or its elements' types)."""
+    if not isinstance(value, list):
+        return type(value).__name__
+    kinds = sorted({type(v).__name__ for v in value})
+    return "list of int" if kinds == ["int"] else "list of " + ", ".join(kinds)
+
+
 def align_labels(align_labels) -> dict:
     results = [_attempt(lambda *case: list(align_labels(*case)), list(ids), list(labels)) for ids, labels in align_cases()]
-    return {"results": results, "too_few_labels": raised(align_labels, [None, 0, 1, 2, None], [1, 0])}
+    ids, labels = align_cases()[0]
+    return {"results": results, "too_few_labels": raised(align_labels, [None, 0, 1, 2, None], [1, 0]),
+            "returned": _attempt(lambda: _returned(align_labels(list(ids), list(labels))))}
 
 
 def entity_cases() -> list[tuple[list[list[str]], list[list[str]]]]:
@@ -358,15 +374,22 @@ def entity_cases() -> list[tuple[list[list[str]], list[list[str]]]]:
     p4 = [["O", "O"], ["O", "O"]]
     t5 = [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"], ["O", "B-LOC", "I-LOC"]]  # an I- of another type: a new entity
     p5 = [["B-PER", "I-LOC", "O", "B-LOC", "I-PER"], ["O", "B-LOC", "I-LOC"]]
-    return [(t1, p1), (t2, p2), (t3, p3), (t4, p4), (t5, p5)]
+    t6 = [["O", "O", "O"], ["O", "O"]]  # no true entity: recall is 0/0
+    p6 = [["O", "B-PER", "O"], ["O", "O"]]
+    t7 = [["B-LOC", "I-LOC", "O"]]  # the right span with the wrong type
+    p7 = [["B-PER", "I-PER", "O"]]
+    return [(t1, p1), (t2, p2), (t3, p3), (t4, p4), (t5, p5), (t6, p6), (t7, p7), ([], [])]
 
 
 def entity_scores(entity_scores) -> list:
+    """Per case the scores and whether the call changed the tag lists it was given (``inputs_changed``), or the error
+    line of what it raised."""
     out = []
     for true, pred in entity_cases():
-        scores = _attempt(entity_scores, [list(s) for s in true], [list(s) for s in pred])
-        out.append({k: float(scores[k]) for k in ("precision", "recall", "f1")} if isinstance(scores, dict) else
-                   scores if isinstance(scores, str) else None)
+        given = [list(s) for s in true], [list(s) for s in pred]
+        scores = _attempt(entity_scores, *given)
+        out.append({**{k: float(scores[k]) for k in ("precision", "recall", "f1")}, "inputs_changed": given != (true, pred)}
+                   if isinstance(scores, dict) else scores if isinstance(scores, str) else None)
     return out
 
 
@@ -396,6 +419,15 @@ def span_cases() -> list[dict]:
     no_context = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in cases[0].items()}
     no_context["mask"] = torch.zeros_like(mask)  # a window without a context token: no span is allowed
     cases.append(no_context)
+    tie = {"start": torch.full((12,), -5.0, dtype=torch.float64), "end": torch.full((12,), -5.0, dtype=torch.float64),
+           "offsets": offsets, "mask": mask, "max_len": 3}
+    tie["start"][5], tie["end"][6] = 3.0, 2.0
+    tie["start"][0] = tie["end"][0] = 2.5  # [CLS] scores 5, as the best span: it does not beat it
+    cases.append(tie)
+    past = {"start": torch.full((12,), -5.0, dtype=torch.float64), "end": torch.full((12,), -5.0, dtype=torch.float64),
+            "offsets": offsets, "mask": mask, "max_len": 3}
+    past["start"][10], past["end"][10], past["end"][11] = 4.0, 1.0, 5.0  # the best end is the [SEP] after the context
+    cases.append(past)
     return cases
 
 
