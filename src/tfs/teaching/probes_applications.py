@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -288,7 +289,9 @@ def transformer_logits(model: nn.Module, src, tgt, src_attention_mask=None, tgt_
     ``encoder_post_ln`` (a stack's blocks post-LN whatever config.norm_first says), ``default_activations`` (the
     blocks' own defaults, GELU in the encoder's TransformerBlock and ReLU in DecoderBlock, whatever config.activation
     says), ``final_norms_eps`` (encoder_norm and decoder_norm with another eps than config.eps)."""
-    transformer = to_torch_transformer(model).train()
+    with warnings.catch_warnings():  # a pre-LN config: "enable_nested_tensor is True, but ... norm_first was True"
+        warnings.filterwarnings("ignore", message="enable_nested_tensor", category=UserWarning)
+        transformer = to_torch_transformer(model).train()
     for layer in transformer.decoder.layers:
         layer.norm_first = layer.norm_first and not decoder_post_ln
     for layer in transformer.encoder.layers:
