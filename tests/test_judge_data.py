@@ -135,10 +135,13 @@ ATTACKS = [
     ("ch10.lora_errors", "the base layer's output for the full rank", lambda d: {
         **d, "full_rank": _collectors("ch10").lora_base()(_collectors("ch10").lora_x()).detach()}),
     ("ch10.lora_errors", "a made-up output for the full rank", lambda d: {**d, "full_rank": torch.randn_like(d["full_rank"])}),
-    ("ch10.prune_edges", "masks that keep everything at every sparsity", lambda d: {
-        key: [torch.ones_like(mask) for mask in masks] if key != "errors" else masks for key, masks in d.items()}),
-    ("ch10.prune_edges", "masks that prune the first weights, not the smallest", lambda d: {
-        key: [first_pruned(mask, float(key)) for mask in masks] if key != "errors" else masks for key, masks in d.items()}),
+    ("ch10.prune_edges", "masks that keep everything at every sparsity",
+     lambda d: forged_masks(d, lambda mask, sparsity: torch.ones_like(mask))),
+    ("ch10.prune_edges", "masks that prune the first weights, not the smallest", lambda d: forged_masks(d, first_pruned)),
+    ("ch10.prune_edges", "the tied weights' mask pruning the first k weights, the other masks honest",
+     lambda d: {**d, _collectors("ch10").TIED_KEY: [first_pruned(mask, _collectors("ch10").TIED_SPARSITY)
+                                                      for mask in d[_collectors("ch10").TIED_KEY]]}),
+    ("ch10.prune_global", "masks that prune the first weights, not the smallest", lambda d: forged_masks(d, first_pruned)),
     ("ch12.chat_prompt", "no bad-role calls", lambda d: {**d, "bad_roles": []}),
     ("ch12.swiglu_hidden", "one width", lambda d: d[:1]),
     ("ch07.generate", "no single-prompt results", lambda d: {**d, "alone": []}),
@@ -150,6 +153,19 @@ ATTACKS = [
         {"weight_decay": 0.1, "params": [f"w{i}.weight" for i in range(len(d["groups"][0]["params"]))]},
         {"weight_decay": 0.0, "params": [f"b{i}.bias" for i in range(len(d["groups"][1]["params"]))]}]}),
 ]
+
+
+def forged_masks(data: dict, forge) -> dict:
+    """Chapter 10's pruning data with every mask replaced by ``forge(mask, sparsity)``, laid out as the collector
+    lays it out: one list of masks of ``prune_weights()`` per sparsity of ``SPARSITIES`` and ``TINY_SPARSITY`` (keyed
+    by ``str(sparsity)``), the one mask of ``tied_weights()`` under ``TIED_KEY`` (its sparsity is ``TIED_SPARSITY``),
+    the bad sparsities' error lines under ``"errors"`` and whether the weights were left unchanged under
+    ``"weights_kept"``, both kept as they were."""
+    c = _collectors("ch10")
+    sparsities = {str(sparsity): sparsity for sparsity in c.SPARSITIES + (c.TINY_SPARSITY,)} | {c.TIED_KEY: c.TIED_SPARSITY}
+    assert set(data) == set(sparsities) | {"errors", "weights_kept"}, f"the collector's layout changed: {sorted(data)}"
+    return {key: [forge(mask, sparsities[key]) for mask in masks] if key in sparsities else masks
+            for key, masks in data.items()}
 
 
 def first_pruned(mask: torch.Tensor, sparsity: float) -> torch.Tensor:

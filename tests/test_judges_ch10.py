@@ -187,3 +187,26 @@ def test_lora_may_start_with_A_zero_and_B_random(solution):
                        "        nn.init.kaiming_uniform_(self.B, a=math.sqrt(5))\n        nn.init.zeros_(self.A)", CHAPTER)
     for test in ("lora_init", "lora_forward", "lora_merge", "lora_errors"):
         run(f"ch10.{test}", LoRALinear=namespace["LoRALinear"])
+
+
+# The sweep of issue 31 (arguments and boundaries): the learner's function writing into its inputs, inputs with
+# leading dimensions, the smallest rank. (test, object name, old, new, words the failure must contain)
+SWEEP = [
+    ("quantize_values", "quantize_per_channel", "torch.round(weight / scale[:, None])",
+     "torch.round(weight.div_(scale[:, None]))", "changed the weight it was given, in place"),
+    ("prune_global", "magnitude_masks", "    return [w.detach().abs() > threshold for w in weights]\n",
+     "    masks = [w.detach().abs() > threshold for w in weights]\n    for w, mask in zip(weights, masks):\n"
+     "        w.detach().mul_(mask)\n    return masks\n", "changed the weights it was given, in place"),
+    ("distill_soft", "distillation_loss", "F.log_softmax(teacher_logits.detach() / t, dim=-1)",
+     "F.log_softmax(teacher_logits.detach().div_(t), dim=-1)", "changed the logits it was given, in place"),
+    ("lora_forward", "LoRALinear", "return self.base(x) + (x @ self.A.T @ self.B.T) * self.scale",
+     "return self.base(x) + (self.B @ (self.A @ x.T)).T * self.scale", "leading dimensions"),
+    ("lora_errors", "LoRALinear", "if not 1 <= r <= min(", "if not 1 < r <= min(", "r = 1, the smallest rank, is allowed"),
+]
+
+
+@pytest.mark.parametrize("test, name, old, new, words", SWEEP, ids=[m[0] for m in SWEEP])
+def test_sweep_mutant_fails_with_named_mistake(solution, test, name, old, new, words):
+    namespace = mutate(solution, name, old, new, CHAPTER)
+    message = failure(f"ch10.{test}", **{name: namespace[name]})
+    assert words in message, message

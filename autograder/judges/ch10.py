@@ -118,6 +118,9 @@ def quantize_values(data) -> None:
     for key, what in (("nan", "NaN"), ("inf", "infinity")):
         expect(_raised(data.get(key)), name, f"a weight holding {what} must raise ValueError; received "
                f"{data.get(key)!r}.", "check torch.isfinite(weight).all() first: one bad value ruins its row's scale.")
+    expect(check_data(data, {"weight_kept": bool}, name)["weight_kept"], name, "the function changed the weight it was "
+           "given, in place (weight /= scale, weight.div_(...)): it is the model's float weight, which must stay as it "
+           "was; divide into a new tensor (weight / scale).")
 
 
 def dequantize(data) -> None:
@@ -215,6 +218,10 @@ def _check_masks(data, sparsities) -> None:
 
 def prune_global(data) -> None:
     _check_masks(data, [s for s in c.SPARSITIES if s > 0])
+    kept = check_data(data, {"weights_kept": (bool, str)}, "magnitude_masks")["weights_kept"]
+    expect(kept is True, "magnitude_masks", "the function changed the weights it was given, in place (the pruned "
+           "ones zeroed with mul_ or an indexed assignment): it returns the masks only, and the weights must stay "
+           "as they were; compare |w| into new tensors." if kept is False else f"at sparsity 0.5 it raised {kept}.")
 
 
 def _check_not_raised(data, sparsity) -> None:
@@ -356,6 +363,9 @@ def _check_distillation(data, soft_only: bool) -> None:
 
 def distill_soft(data) -> None:
     _check_distillation(data, soft_only=True)
+    expect(check_data(data, {"inputs_kept": bool}, "distillation_loss")["inputs_kept"], "distillation_loss",
+           "the function changed the logits it was given, in place (logits /= T, div_): the teacher's and the "
+           "student's logits are the caller's, which must stay as they were; divide into new tensors (logits / T).")
 
 
 def distill_mixed(data) -> None:
@@ -435,7 +445,7 @@ def lora_forward(data) -> None:
     out = check_data(data, {"out": None}, name)["out"]
     expect(_is_tensor(out, base.shape), name, f"expected an output of shape {tuple(base.shape)}.")
     if _close(out, base + alpha / r * delta, 1e-8):
-        return
+        return _check_leading_dimensions(data, name)
     mistakes = {"the update is scaled by r / alpha; LoRA scales it by alpha / r": base + r / alpha * delta,
                 "the update is not scaled: multiply it by alpha / r": base + delta,
                 "the update is scaled by alpha, not alpha / r": base + alpha * delta,
@@ -447,6 +457,21 @@ def lora_forward(data) -> None:
             raise JudgeFailure(f"✗ {name}: {mistake}.")
     raise JudgeFailure(f"✗ {name}: output differs from base(x) + (alpha / r) · x Aᵀ Bᵀ "
                        f"(max difference {(out.double() - base - alpha / r * delta).abs().max().item():.3g}).")
+
+
+def _check_leading_dimensions(data, name: str) -> None:
+    """The same layer on an input (2, 3, in): forward takes (..., in)."""
+    out3 = check_data(data, {"out3": None}, name)["out3"]
+    x3 = c.lora_x3()
+    if isinstance(out3, str):
+        raise JudgeFailure(f"✗ {name}: on an input of shape {tuple(x3.shape)} (leading dimensions (..., in), a batch of "
+                           f"sequences) the layer raised {out3}: x @ A.T @ B.T works for any leading dimensions, "
+                           "(B @ A @ x.T).T only for 2-D x.")
+    weight, bias = _base()
+    A, B = c.lora_values()
+    expected = F.linear(x3, weight, bias) + c.LORA_ALPHA / c.LORA_R * (x3 @ A.T @ B.T)
+    expect(_close(out3, expected, 1e-8), name, f"on an input of shape {tuple(x3.shape)} (leading dimensions (..., in)) "
+           "the output is not base(x) + (alpha / r) · x Aᵀ Bᵀ, of shape (..., out).")
 
 
 def lora_merge(data) -> None:
@@ -515,3 +540,15 @@ def lora_errors(data) -> None:
     expect(residual <= 1e-8 * max(1.0, full.double().abs().max().item()) and abs(share[1].item()) > 1e-6, name,
            f"the layer of rank r = {r} (allowed) ran, but its output is not base(x) plus the update x Aᵀ Bᵀ of the "
            "A and B it holds.")
+    one = check_data(data, {"rank_one": None}, name)["rank_one"]
+    expect(not isinstance(one, str), name, f"r = 1, the smallest rank, is allowed (1 <= r <= min(in, out)); building "
+           f"(or calling) that layer gave {one!r}.")
+    A, B = c.rank_one_values()
+    parts = torch.stack([base.reshape(-1), (x @ A.T @ B.T).reshape(-1)], 1)
+    expect(_is_tensor(one, base.shape) and finite(one), name, f"the layer of rank r = 1 (allowed) must return an output "
+           f"of shape {tuple(base.shape)}.")
+    share = torch.linalg.lstsq(parts, one.double().reshape(-1, 1)).solution
+    residual = (parts @ share - one.double().reshape(-1, 1)).abs().max().item()
+    expect(residual <= 1e-8 * max(1.0, one.double().abs().max().item()) and abs(share[1].item()) > 1e-6, name,
+           "the layer of rank r = 1 (allowed) ran, but its output is not base(x) plus the update x Aᵀ Bᵀ of the A and "
+           "B it holds.")

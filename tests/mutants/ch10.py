@@ -289,3 +289,34 @@ HELD_OUT_3 = [
 
 DUPLICATES_3 = {"h3-q-per-tensor", "h3-dq-scale-dtype-kept", "h3-m-per-layer", "h3-lo-merge-in-place", "h3-lo-merge-no-scale"}
 MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_3 if mutant.name not in DUPLICATES_3]
+
+
+# Sweep of issue 31 (section 6, 2026-12-07): each argument and boundary the statements imply, one mutant per gap the
+# hidden inputs left open (a learner's function writing into the tensors it was given, inputs with leading dimensions,
+# the smallest rank r = 1); graded before the fix in /work/notes/s9/ch10-sweep-before.txt.
+SWEEP = [
+    Mutant("sw-q-divides-weight-in-place", "quantize_per_channel",
+           "torch.round(weight / scale[:, None])", "torch.round(weight.div_(scale[:, None]))",
+           r"in place|changed (the|its) (input|weight)|weight (it was given|you were given)", "rare"),
+    Mutant("sw-m-zeroes-weights-in-place", "magnitude_masks",
+           "    return [w.detach().abs() > threshold for w in weights]\n",
+           "    masks = [w.detach().abs() > threshold for w in weights]\n"
+           "    for w, mask in zip(weights, masks):\n"
+           "        w.detach().mul_(mask)\n"
+           "    return masks\n",
+           r"in place|changed (the|its) (input|weights)|weights (it was given|you were given)", "rare"),
+    Mutant("sw-d-teacher-scaled-in-place", "distillation_loss",
+           "log_p = F.log_softmax(teacher_logits.detach() / t, dim=-1)",
+           "log_p = F.log_softmax(teacher_logits.detach().div_(t), dim=-1)",
+           r"in place|changed (the|its) (input|teacher)|teacher's logits (it was given|you were given)", "rare"),
+    Mutant("sw-lo-forward-2d-only", "LoRALinear",
+           "return self.base(x) + (x @ self.A.T @ self.B.T) * self.scale",
+           "return self.base(x) + (self.B @ (self.A @ x.T)).T * self.scale",
+           r"leading dimensions|\(\.\.\., in\)|3-D|three dimensions", "rare"),
+    Mutant("sw-lo-rank-one-rejected", "LoRALinear",
+           "if not 1 <= r <= min(base.in_features, base.out_features):",
+           "if not 1 < r <= min(base.in_features, base.out_features):",
+           r"r ?= ?1\b|rank 1|smallest (allowed )?rank", "rare"),
+]
+
+MUTANTS = MUTANTS + SWEEP

@@ -49,7 +49,9 @@ def given_scale() -> torch.Tensor:
 
 def quantize(quantize_per_channel) -> dict:
     weight = quantize_weight()
-    q, scale = quantize_per_channel(weight.clone())
+    given = weight.clone()
+    q, scale = quantize_per_channel(given)
+    weight_kept = bool(torch.equal(given, weight))   # a model's weight, read, never written
     try:  # a scale per row given: fails where the learner's groups are not rows (judged from their own scales)
         clipped = quantize_per_channel(weight.clone(), scale=given_scale())
         clipped = clipped[0] if isinstance(clipped, (tuple, list)) else clipped
@@ -65,7 +67,7 @@ def quantize(quantize_per_channel) -> dict:
     except Exception as failure:
         wide_dtype = error_line(failure)
     return {"q": q, "scale": scale, "clipped": clipped, "float64_scale_dtype": wide_dtype,
-            "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf)}
+            "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf), "weight_kept": weight_kept}
 
 
 quantize_scale = quantize_values = quantize
@@ -125,6 +127,12 @@ def magnitude_masks(magnitude_masks) -> dict:
             masks = error_line(failure)
         out[str(sparsity)] = list(masks) if isinstance(masks, (list, tuple)) else masks
     out["errors"] = [raised(magnitude_masks, [w.clone() for w in prune_weights()], s) for s in BAD_SPARSITIES]
+    given = [w.clone() for w in prune_weights()]
+    try:   # a model's weights, read, never written: the masks are applied later (or not at all)
+        magnitude_masks(given, 0.5)
+        out["weights_kept"] = all(torch.equal(g, w) for g, w in zip(given, prune_weights()))
+    except Exception as failure:  # judged at sparsity 0.5 with the others
+        out["weights_kept"] = error_line(failure)
     return out
 
 
@@ -147,13 +155,17 @@ def distillation_loss(distillation_loss) -> dict:
     for temperature, alpha in DISTILL_SETTINGS:
         loss = distillation_loss(student.clone(), teacher.clone(), labels.clone(), temperature=temperature, alpha=alpha)
         values.append(float(loss))
+    given_student, given_teacher = student.clone(), teacher.clone()
+    distillation_loss(given_student, given_teacher, labels.clone(), temperature=2.0, alpha=0.5)
+    inputs_kept = bool(torch.equal(given_student, student) and torch.equal(given_teacher, teacher))   # read, never written
     s = student.clone().requires_grad_(True)
     t = teacher.clone().requires_grad_(True)
     distillation_loss(s, t, labels.clone(), temperature=2.0, alpha=0.5).backward()
     defaults = []   # the signature's defaults (T = 2, alpha = 0.5) against the same values passed by name, and T = 1
     for kwargs in ({}, {"temperature": 2.0, "alpha": 0.5}, {"temperature": 1.0, "alpha": 0.5}):
         defaults.append(float(distillation_loss(student.clone(), teacher.clone(), labels.clone(), **kwargs)))
-    return {"values": values, "student_grad": s.grad, "teacher_grad": t.grad, "defaults": defaults}
+    return {"values": values, "student_grad": s.grad, "teacher_grad": t.grad, "defaults": defaults,
+            "inputs_kept": inputs_kept}
 
 
 distill_soft = distill_mixed = distillation_loss
@@ -206,7 +218,15 @@ def lora_forward(LoRALinear) -> dict:
         layer.A.copy_(A)
         layer.B.copy_(B)
         out = layer(lora_x())
-    return {"out": out}
+        try:   # inputs with leading dimensions (..., in): a batch of sequences
+            out3 = layer(lora_x3())
+        except Exception as failure:
+            out3 = error_line(failure)
+    return {"out": out, "out3": out3}
+
+
+def lora_x3() -> torch.Tensor:
+    return seeded("x3", (2, 3, LORA_IN), dtype=torch.float64)
 
 
 def lora_merge(LoRALinear) -> dict:
@@ -265,6 +285,24 @@ def _full_rank_output(LoRALinear):
         return error_line(failure)
 
 
+def rank_one_values() -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded ``A (1, in)`` and ``B (out, 1)`` for the smallest allowed rank, ``r = 1``."""
+    return seeded("A.one", (1, LORA_IN), dtype=torch.float64), seeded("B.one", (LORA_OUT, 1), dtype=torch.float64)
+
+
+def _rank_one_output(LoRALinear):
+    """The output of a layer of rank 1 (allowed, alpha 2: scale 2) with seeded A and B, or the error line it raised."""
+    try:
+        layer = LoRALinear(lora_base(), r=1, alpha=2.0)
+        A, B = rank_one_values()
+        with torch.no_grad():
+            layer.A.copy_(A)
+            layer.B.copy_(B)
+            return layer(lora_x())
+    except Exception as failure:
+        return error_line(failure)
+
+
 def lora_errors(LoRALinear) -> dict:
     return {"errors": [raised(LoRALinear, lora_base(), r=r, alpha=LORA_ALPHA) for r in BAD_RANKS],
-            "full_rank": _full_rank_output(LoRALinear)}
+            "full_rank": _full_rank_output(LoRALinear), "rank_one": _rank_one_output(LoRALinear)}
