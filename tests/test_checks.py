@@ -138,7 +138,7 @@ def test_a_mistake_the_input_cannot_tell_apart_is_not_named():
     received = (x.float() * 2).double() + 1e-6  # a float32-level miss, nothing else
     message = failure(check_close, received, expected, "f(x)",
                       mistakes={"the same answer on this input": expected + 1e-9, "the doubled answer": expected * 2})
-    assert "diagnosis" not in message, message
+    assert "the same answer on this input" not in message, message
     named = failure(check_close, expected * 2, expected, "f(x)",
                     mistakes={"the same answer on this input": expected + 1e-9, "the doubled answer": expected * 2})
     assert "diagnosis this looks like the doubled answer" in named
@@ -240,3 +240,29 @@ def test_a_failing_check_names_the_notebook_cell_not_a_temporary_file():
     assert "Cell In[7], line 3" in text and filename not in text, text
     assert "check_true(False, 'softmax'" in text and "✗ softmax: rows do not sum to 1." in text, text
     assert "tfs/teaching" not in text, text
+
+
+def test_the_closest_of_several_matching_mistakes_is_named():
+    """Moved from chapter 12's own visible checks into check_close: of two known mistakes that both match, the one
+    the received values are nearest to is named, whatever their order."""
+    x = torch.randn(3, 4, dtype=torch.float64)
+    expected = x * 2
+    mistakes = {"the coarse neighbour": x * 3 + 1e-4, "the exact mistake": x * 3}
+    message = failure(check_close, x * 3, expected, "f(x)", mistakes=mistakes)
+    assert "this looks like the exact mistake" in message, message
+
+
+def test_a_float64_miss_at_float32_rounding_is_named_a_float32_step():
+    """Moved from chapter 12's own visible checks into check_close: a float64 result off by float32's rounding, with
+    no known mistake that explains it, is named a float32 step; a float32 result or a larger miss is not."""
+    from tfs.teaching.checks import FLOAT32_STEP
+
+    x = torch.randn(4, 6, dtype=torch.float64)
+    expected = torch.exp(x)
+    received = torch.exp(x.float()).double()                      # one step in float32
+    message = failure(check_close, received, expected, "exp(x)", hint="generic advice")
+    assert FLOAT32_STEP in message and "generic advice" not in message, message
+    assert FLOAT32_STEP not in failure(check_close, expected + 1e-3, expected, "exp(x)")
+    assert FLOAT32_STEP not in failure(check_close, torch.exp(x.float()) + 1e-5, torch.exp(x.float()), "exp(x)")
+    named = failure(check_close, received, expected, "exp(x)", mistakes={"exp in float32": received})
+    assert "this looks like exp in float32" in named and FLOAT32_STEP not in named, named
