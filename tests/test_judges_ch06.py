@@ -72,7 +72,8 @@ class ScaledAttention(MaskedAttention):
         allowed = causal_mask(x.shape[1]) if mask is None else causal_mask(x.shape[1]) & mask
         scores = q @ k.transpose(-2, -1) / self.scale(q.shape[-1], x.shape[-1])
         weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), self.softmax_dim)
-        mixed = nn.functional.dropout(weights, 0.5, self.always_dropout or self.training) @ v
+        p = 0.5 if self.always_dropout else self.dropout  # the dropout argument (a fixed 0.5 only for that mistake)
+        mixed = nn.functional.dropout(weights, p, self.always_dropout or self.training) @ v
         return self.out(mixed.transpose(1, 2).reshape(x.shape)), weights
 
 
@@ -532,3 +533,37 @@ def test_held_out_3_mistakes_are_named():
     fails("cross_entropy", r"ignore_index=-1.*use the ignore_index argument", cross_entropy=ce_ignoring_minus_100_only)
     fails("batches", "int32 data.*torch.long", get_batch=batch_keeping_dtype)
     fails("clipping", "generator.*iterated once only", clip_gradients=clip_iterating_twice)
+
+
+# ------------------------------------------------------------------ sweep (issue 31): arguments moved off their one value
+
+def _fixed_dropout_attention(d_model, n_heads, dropout=0.0):
+    return MultiHeadAttention(d_model, n_heads, dropout=0.1, causal=True)
+
+
+def _ce_ignoring_negatives(logits, targets, ignore_index=-100):
+    keep = targets >= 0
+    per = nn.functional.cross_entropy(logits, targets.clamp(min=0), reduction="none")
+    return (per * keep).sum() / keep.sum()
+
+
+def _groups_fixed_decay(model, weight_decay):
+    return param_groups(model, 0.1)
+
+
+def _clip_every_parameter(parameters, max_norm):
+    parameters = list(parameters)
+    norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in parameters))
+    for p in parameters:
+        p.grad.mul_(min(1.0, max_norm / (norm.item() + 1e-6)))
+    return norm
+
+
+@pytest.mark.parametrize("test, message, objects", [
+    ("attention_mask", r"dropout=0.0\) in training mode changed", {"CausalSelfAttention": _fixed_dropout_attention}),
+    ("cross_entropy", r"ignore_index=0.*class 0 was counted", {"cross_entropy": _ce_ignoring_negatives}),
+    ("param_groups", r"param_groups\(model, 0.05\).*not a fixed 0.1", {"param_groups": _groups_fixed_decay}),
+    ("clipping", r"\.grad is None.*raised", {"clip_gradients": _clip_every_parameter}),
+])
+def test_arguments_off_their_default_are_named(test, message, objects):
+    fails(test, message, **objects)

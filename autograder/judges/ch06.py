@@ -89,6 +89,13 @@ def attention_mask(data):
         raise JudgeFailure("CausalSelfAttention: with a padding mask (batch, 1, 1, L) the output "
                            + (f"matches {description}." if description else "is wrong: combine it with the causal "
                               "mask (both True = may attend: `&`), do not replace one by the other."))
+    train_zero = _need(data, "train_zero", "CausalSelfAttention(d, h, dropout=0.0) in training mode")
+    if not _close(train_zero, expected, 1e-8):
+        raise JudgeFailure("CausalSelfAttention(d, h, dropout=0.0) in training mode changed the output: the dropout "
+                           "probability must be the dropout argument (self.dropout), not a fixed number.")
+    if torch.equal(_need(data, "train_half", "CausalSelfAttention(d, h, dropout=0.5) in training mode"), out):
+        raise JudgeFailure("CausalSelfAttention(d, h, dropout=0.5) in training mode gave the eval output: dropout "
+                           "(with probability self.dropout) is never applied to the attention weights.")
 
 
 # ---------------------------------------------------------------------------------------- block
@@ -137,6 +144,9 @@ def gpt_block(data):
     with torch.no_grad():
         expected = _torch_block()(x, src_mask=causal)
         if _close(out, expected, 1e-8):
+            if not _close(_need(data, "train_zero", "GPTBlock(d, h) in training mode"), expected, 1e-8):
+                raise JudgeFailure("GPTBlock(d, h) (dropout=0.0) in training mode changed the output: the residual "
+                                   "dropout's probability must be the dropout argument, not a fixed number.")
             return _padded_block(data, x, causal)
         wrong = {
             "post-LN (x = LN(x + f(x))): GPT-2 is pre-LN, x = x + f(LN(x))": _torch_block(norm_first=False)(x, src_mask=causal),
@@ -197,6 +207,9 @@ def gpt_model(data):
                 raise JudgeFailure(f"GPT: with GPT-2's weights copied in, the logits match {description}.")
         raise JudgeFailure("GPT: with GPT-2's weights copied in, the logits differ from transformers' GPT2LMHeadModel "
                            "(check the position embeddings (positions 0..T-1), ln_f before the head, and the blocks).")
+    if not _close(_need(data, "train_zero", "GPT(config with dropout=0.0) in training mode"), logits, 1e-6):
+        raise JudgeFailure("GPT(config with dropout=0.0) in training mode changed the logits: the embeddings' dropout "
+                           "must use config.dropout, not a fixed probability.")
     targets = torch.roll(ids, -1, dims=1)
     expected_loss = F.cross_entropy(expected.reshape(-1, expected.shape[-1]), targets.reshape(-1)).item()
     loss = data.get("loss")
@@ -293,6 +306,14 @@ def cross_entropy(data):
             and close(value.item(), F.cross_entropy(logits, minus_one, ignore_index=-1).item(), 1e-8)):
         raise JudgeFailure("cross_entropy(logits, targets, ignore_index=-1) (nanoGPT's convention): the targets equal "
                            "to -1 must be left out; use the ignore_index argument, -100 is only its default.")
+    value, zero = data.get("ignore_zero"), inputs.ce_zero_targets()
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1
+            and close(value.item(), F.cross_entropy(logits, zero, ignore_index=0).item(), 1e-8)):
+        counted = F.cross_entropy(logits, zero).item()
+        said = (" (class 0 was counted: leave out targets == ignore_index, not only negative targets)"
+                if isinstance(value, torch.Tensor) and value.numel() == 1 and close(value.item(), counted, 1e-8) else "")
+        raise JudgeFailure("cross_entropy(logits, targets, ignore_index=0) (a padding id that is also a class): the "
+                           f"targets equal to 0 must be left out{said}; keep = targets != ignore_index.")
 
 
 def batches(data):
@@ -371,6 +392,10 @@ def param_groups(data):
     decay, rest = check_data(groups, [{"weight_decay": float, "params": list}] * 2, "param_groups")
     if not (close(decay["weight_decay"], 0.1, 0.0) and close(rest["weight_decay"], 0.0, 0.0)):
         raise JudgeFailure("param_groups: the first group needs weight_decay=weight_decay, the second 0.0.")
+    other = data.get("other_decay")
+    if other != [inputs.OTHER_DECAY, 0.0]:
+        raise JudgeFailure(f"param_groups(model, {inputs.OTHER_DECAY}): the groups' weight_decay are {other}; the first "
+                           "group's must be the weight_decay argument, not a fixed 0.1, the second's 0.0.")
     all_names = decay["params"] + rest["params"]
     if len(all_names) != len(set(all_names)):
         raise JudgeFailure("param_groups: a parameter is listed twice (the tied wte/lm_head weight?): "
@@ -428,6 +453,24 @@ def clipping(data):
         raise JudgeFailure("clip_gradients((p for p in params), 1.0): given a generator, as model.parameters() is, the "
                            "gradients were not clipped: a generator can be iterated once only; make a list of the "
                            "gradients first and use it for the norm and for the scaling.")
+    _clipping_with_none(data.get("with_none"))
+
+
+def _clipping_with_none(result) -> None:
+    """Parameters one of which has no gradient (p.grad is None): it is skipped, as clip_grad_norm_ skips it."""
+    what = "clip_gradients(params, 1.0) with a parameter whose .grad is None (unused or frozen)"
+    if isinstance(result, str):
+        raise JudgeFailure(f"{what} raised {result}: skip parameters without a gradient, as "
+                           "torch.nn.utils.clip_grad_norm_ does.")
+    check_data(result, {"norm": float, "grads": [torch.Tensor] * 2, "untouched": bool}, what)
+    params = [nn.Parameter(torch.zeros_like(g)) for g in inputs.gradient_tensors()]
+    for p, g in zip(params, inputs.gradient_tensors()):
+        p.grad = g.clone()
+    expected_norm = nn.utils.clip_grad_norm_(params, 1.0).item()
+    if not (result["untouched"] and close(result["norm"], expected_norm, 0.0, rel=1e-6)
+            and all(torch.allclose(g, p.grad, rtol=1e-5, atol=1e-9) for g, p in zip(result["grads"], params))):
+        raise JudgeFailure(f"{what}: the norm or the clipped gradients differ from torch.nn.utils.clip_grad_norm_'s "
+                           "(which skips such a parameter and leaves its .grad None).")
 
 
 def load_weights(data):

@@ -283,3 +283,36 @@ HELD_OUT_3 = [
 ]
 
 MUTANTS = MUTANTS + HELD_OUT_3
+
+
+# Sweep (issue 31, section 6): parameters the hidden and visible inputs used to hold at one value (dropout only ever
+# 0.5 in eval mode or 0, ignore_index only negative, weight_decay only 0.1, every parameter with a gradient).
+# Graded before the fix: /work/notes/s9/ch06-sweep-before.txt.
+SWEEP = [
+    Mutant("sweep-attn-dropout-literal", "causal_self_attention",
+           "F.dropout(weights, self.dropout, self.training)",
+           "F.dropout(weights, 0.1, self.training)",
+           r"dropout", "rare"),
+    Mutant("sweep-block-dropout-literal", "gpt_block",
+           "self.dropout = nn.Dropout(dropout)",
+           "self.dropout = nn.Dropout(0.1)",
+           r"dropout", "rare"),
+    Mutant("sweep-gpt-dropout-literal", "gpt_model",
+           "self.drop = nn.Dropout(config.dropout)",
+           "self.drop = nn.Dropout(0.1)",
+           r"dropout", "rare"),
+    Mutant("sweep-ce-ignore-negative", "cross_entropy",
+           "keep = targets != ignore_index",
+           "keep = targets >= 0",
+           r"ignore_index", "rare"),
+    Mutant("sweep-groups-decay-literal", "param_groups",
+           '"weight_decay": weight_decay}',
+           '"weight_decay": 0.1}',
+           r"weight_decay", "rare"),
+    Mutant("sweep-clip-none-grads", "clip_gradients",
+           "grads = [p.grad for p in parameters if p.grad is not None]",
+           "grads = [p.grad for p in parameters]",
+           r"None|no grad|without a grad", "common"),
+]
+
+MUTANTS = MUTANTS + SWEEP

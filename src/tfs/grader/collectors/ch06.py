@@ -8,12 +8,11 @@ is graded (:mod:`tfs.grader.references`), so nothing here uses them: the learner
 and loader act on :func:`gpt_skeleton` (the GPT's parameters by the exercise's names, built from chapter 03's
 blocks, with no forward); the judge runs what the loader loaded; the learner's GPT gets :func:`gpt_course_state`
 written by name. Each exercise is collected on its own: while the learner's ``GPTBlock`` and ``GPT`` run, the names
-``CausalSelfAttention`` and ``GPTBlock`` in their namespace are chapter 02's and 03's modules (:func:`_stand_ins`).
+``CausalSelfAttention`` and ``GPTBlock`` in their namespace are chapter 02's and 03's modules (:func:`_stand_ins`,
+put in place by :func:`judging.stand_ins`).
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import torch
 from torch import nn
@@ -175,8 +174,13 @@ def attention_mask(CausalSelfAttention) -> dict:
         out, weights = module(x)
         out_again = module(x)[0]
         out_padded, weights_padded = module(x, mask=padding)
-    return {"out": out, "weights": weights, "out_again": out_again, "out_padded": out_padded,
-            "weights_padded": weights_padded}
+    # in training mode: dropout=0.0 must change nothing (a fixed probability would), dropout=0.5 must change something
+    train_zero = _loaded(CausalSelfAttention(D_MODEL, N_HEADS, dropout=0.0), attention_weights()).train()
+    train_half = _loaded(CausalSelfAttention(D_MODEL, N_HEADS, dropout=0.5), attention_weights()).train()
+    torch.manual_seed(judging.run_seed() * 1_000_003 + 71)
+    with torch.no_grad():
+        return {"out": out, "weights": weights, "out_again": out_again, "out_padded": out_padded,
+                "weights_padded": weights_padded, "train_zero": train_zero(x)[0], "train_half": train_half(x)[0]}
 
 
 def _stand_ins() -> dict:
@@ -194,22 +198,6 @@ def _stand_ins() -> dict:
     return {"CausalSelfAttention": attention, "GPTBlock": block}
 
 
-@contextlib.contextmanager
-def _on_its_own(answer: type):
-    """While the learner's class ``answer`` runs, the earlier exercises' names in its methods' namespace are the
-    stand-ins (put back afterwards): a mistake in one exercise costs points in that exercise only."""
-    spaces = {id(f.__globals__): f.__globals__ for f in vars(answer).values() if hasattr(f, "__globals__")}
-    stand_ins = {name: value for name, value in _stand_ins().items() if name != answer.__name__}
-    saved = [(space, {name: space[name] for name in stand_ins if name in space}) for space in spaces.values()]
-    for space, kept in saved:
-        space.update({name: stand_ins[name] for name in kept})
-    try:
-        yield
-    finally:
-        for space, kept in saved:
-            space.update(kept)
-
-
 LEFT_PADDING = 3  # the second sequence of hidden_input() starts with this many padding positions in "out_padded"
 
 
@@ -224,10 +212,12 @@ def block_padding() -> torch.Tensor:
 def gpt_block(GPTBlock) -> dict:
     """The learner's block (on the reference attention) with seeded weights on seeded inputs, without and with a
     padding mask."""
-    with _on_its_own(GPTBlock):
+    with judging.stand_ins(GPTBlock, **_stand_ins()):
         block = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights())
+        train_zero = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights()).train()  # dropout's default 0.0: no change
         with torch.no_grad():
-            return {"out": block(hidden_input()), "out_padded": block(hidden_input(), mask=block_padding())}
+            return {"out": block(hidden_input()), "out_padded": block(hidden_input(), mask=block_padding()),
+                    "train_zero": train_zero(hidden_input())}
 
 
 @torch.no_grad()
@@ -248,7 +238,7 @@ def gpt_model(GPT, GPTConfig) -> dict:
     written in by name."""
     ids, _ = token_ids()
     targets = torch.roll(ids, -1, dims=1)
-    with _on_its_own(GPT):
+    with judging.stand_ins(GPT, **_stand_ins()):
         model = GPT(GPTConfig(**GPT_SIZES, dropout=0.0))
         tied = model.lm_head.weight is model.wte.weight
         head, table = model.lm_head.weight, model.wte.weight
@@ -258,8 +248,9 @@ def gpt_model(GPT, GPTConfig) -> dict:
         with torch.no_grad():
             logits, loss = model(ids, targets)
             full_length = judging.raised(model, token_ids(length=GPT_SIZES["block_size"])[0])  # T = block_size fits
+            train_zero = model.train()(ids)[0]  # config.dropout = 0.0: training mode must change nothing
     return {"tied": tied, "copied": copied, "logits": logits, "loss": None if loss is None else float(loss),
-            "full_length": full_length}
+            "full_length": full_length, "train_zero": train_zero}
 
 
 def init_statistics(init_gpt_weights) -> dict:
@@ -293,7 +284,14 @@ def cross_entropy(cross_entropy) -> dict:
     logits, big, targets = ce_inputs()
     return {"plain": cross_entropy(logits, targets), "large": cross_entropy(big, targets.clamp(min=0)),
             "no_ignored": cross_entropy(logits, targets.clamp(min=0)),
-            "ignore_minus_one": cross_entropy(logits, targets.masked_fill(targets == -100, -1), ignore_index=-1)}
+            "ignore_minus_one": cross_entropy(logits, targets.masked_fill(targets == -100, -1), ignore_index=-1),
+            "ignore_zero": cross_entropy(logits, ce_zero_targets(), ignore_index=0)}
+
+
+def ce_zero_targets() -> torch.Tensor:
+    """:func:`ce_inputs`' targets with the ignored ones set to 0, a real class id: ``ignore_index=0`` (a padding id)."""
+    targets = ce_inputs()[2]
+    return targets.masked_fill(targets == -100, 0)
 
 
 def batches(get_batch) -> dict:
@@ -316,13 +314,27 @@ def param_groups(param_groups) -> dict:
     model = gpt_skeleton()
     names = {id(p): n for n, p in model.named_parameters()}
     groups = param_groups(model, 0.1)
-    return {"groups": [{"weight_decay": float(group.get("weight_decay", -1.0)),
+    other = param_groups(gpt_skeleton(), OTHER_DECAY)
+    return {"other_decay": [float(group.get("weight_decay", -1.0)) for group in other], "groups": [{"weight_decay": float(group.get("weight_decay", -1.0)),
                         "params": [names.get(id(p), "<not a parameter of the model>") for p in group["params"]]}
                        for group in groups]}
 
 
+OTHER_DECAY = 0.05  # param_groups(model, OTHER_DECAY): the weight_decay argument must be used
+
+
 def clipping(clip_gradients) -> dict:
     result = {}
+    params = [nn.Parameter(torch.zeros_like(g)) for g in gradient_tensors()]
+    params.insert(1, nn.Parameter(torch.zeros(4, dtype=torch.float64)))  # no gradient (unused, or frozen): skipped
+    for p, g in zip(params[::2], gradient_tensors()):
+        p.grad = g.clone()
+    try:
+        norm = clip_gradients(params, 1.0)
+        result["with_none"] = {"norm": float(norm), "grads": [p.grad for p in params[::2]],
+                               "untouched": params[1].grad is None}
+    except Exception as error:  # noqa: BLE001 - the learner's mistake, named by the judge
+        result["with_none"] = judging.error_line(error)
     for max_norm in (1.0, 100.0):
         params = [nn.Parameter(torch.zeros_like(g)) for g in gradient_tensors()]
         for p, g in zip(params, gradient_tensors()):
