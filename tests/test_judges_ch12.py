@@ -412,7 +412,7 @@ def test_positions_counted_from_the_columns_are_not_a_mistake_for_rope():
         def forward(self, idx, targets=None, attention_mask=None, cache=None, position_ids=None):
             start = len(cache) if cache is not None else 0
             columns = torch.arange(start, start + idx.shape[1]).expand(idx.shape[0], -1)
-            return super().forward(idx, targets, attention_mask, cache, columns)
+            return super().forward(idx, targets, attention_mask, cache, columns if position_ids is None else position_ids)
 
     verdict("model", LLaMA=ByColumns)
 
@@ -724,3 +724,106 @@ def test_a_block_that_does_not_pass_its_layer_index_gets_the_cache_hint():
     small = visible.SMALL_CONFIGS["grouped-query"]
     model = visible.random_llama(small)
     assert message in visible_message(visible.check_llama, visible.with_parts(model, block=Block), model, "block", [])
+
+
+# ------------------------------------------------------------------------------------ the systematic sweep (issue 31)
+
+SWEEP_TESTS = {"rmsnorm": ("rmsnorm", "RMSNorm"), "rope": ("rope", "rope"), "swiglu_hidden": ("swiglu_hidden", "swiglu_hidden"),
+               "swiglu": ("swiglu", "SwiGLU"), "repeat_kv": ("repeat_kv", "repeat_kv"),
+               "grouped_query_attention": ("attention", "GroupedQueryAttention"), "llama_block": ("block", "LLaMABlock"),
+               "llama_model": ("model", "LLaMA"), "chat_prompt": ("chat_prompt", "chat_prompt"),
+               "reply": ("reply", "reply")}
+
+
+def _answers(mutant=None) -> dict:
+    """The chapter's answer cells run in one namespace with what they use (torch, ``generate``, the default system
+    message), ``mutant`` applied to its answer: a learner's notebook holding that one mistake."""
+    from pathlib import Path
+
+    import nbformat
+    import torch.nn.functional as F
+
+    from tfs.generate import generate
+
+    cells = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / "12-modern-llm" / "modern_llm.ipynb",
+                          4).cells
+    namespace = {"torch": torch, "nn": torch.nn, "F": F, "math": math, "generate": generate,
+                 "DEFAULT_SYSTEM": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}
+    for cell in cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in SWEEP_TESTS:
+            exec(mutant.apply(cell.source) if mutant is not None and mutant.answer == grade_id else cell.source,
+                 namespace)
+    return namespace
+
+
+def test_every_sweep_mistake_fails_its_hidden_test_naming_it():
+    """Each mistake of ``tests/mutants/ch12.py``'s SWEEP list fails the hidden test of its own exercise with a message
+    that its ``names`` matches; the solution's answers pass."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from tfs.grader.judging import collect, load_judge, read_data_roundtrip
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutants.ch12 import SWEEP
+
+    def message(namespace, answer):
+        test, name = SWEEP_TESTS[answer]
+        try:
+            load_judge(f"ch12.{test}")(read_data_roundtrip(collect(f"ch12.{test}", **{name: namespace[name]})))
+        except JudgeFailure as failure:
+            return str(failure)
+        return None
+
+    right = _answers()
+    assert not any(message(right, answer) for answer in {m.answer for m in SWEEP})
+    for mutant in SWEEP:
+        found = message(_answers(mutant), mutant.answer)
+        assert found is not None, f"{mutant.name}: passed the hidden test of {mutant.answer}"
+        assert re.search(mutant.names, found, re.IGNORECASE), (mutant.name, found)
+
+
+def test_every_sweep_mistake_is_named_by_its_visible_check():
+    """The visible checks the notebook's test cells call (``tfs.teaching.parity_llama``) name each SWEEP mistake, run
+    as those cells run them (the learner's own parts, no stand-ins)."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from tfs.convert.llama import load_hf_state_dict, to_hf_state_dict
+    from tfs.data import smollm2_path
+    from tfs.teaching.checks import CheckError
+    from tfs.teaching.parity_llama import check_position_ids
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutants.ch12 import SWEEP
+
+    small = visible.SMALL_CONFIGS["grouped-query"]
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
+
+    def cells(ns):  # what the test cells of each exercise call
+        model = visible.random_llama(small)
+        own = ns["LLaMA"](small).double()
+        load_hf_state_dict(own, to_hf_state_dict(model))
+        x = torch.randn(2, 3, 6, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        return {"rope": lambda: visible.check_rope(ns["rope"], x, torch.arange(6).expand(2, 6), 10000.0),
+                "grouped_query_attention": lambda: visible.check_llama(
+                    visible.with_parts(model, attention=ns["GroupedQueryAttention"]), model, "attention", []),
+                "llama_block": lambda: visible.check_llama(visible.with_parts(model, block=ns["LLaMABlock"]), model,
+                                                           "block", ["block_norms_default_eps"]),
+                "llama_model": lambda: (visible.check_llama(own.eval(), model, "model", ["final_norm_default_eps"]),
+                                        check_position_ids(own, model, "model"),
+                                        visible.check_context_limit(own, small, "model")),
+                "chat_prompt": lambda: visible.check_chat_prompt(ns["chat_prompt"], tokenizer,
+                                                                 [{"role": "user", "content": "Hi"}])}
+
+    for check in cells(_answers()).values():
+        check()
+    for mutant in SWEEP:
+        with pytest.raises(CheckError) as failure:
+            cells(_answers(mutant))[mutant.answer]()
+        assert re.search(mutant.names, str(failure.value), re.IGNORECASE), (mutant.name, str(failure.value))

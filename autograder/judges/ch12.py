@@ -133,6 +133,13 @@ def rope(data) -> None:
     if not str(data.get("odd", "")).startswith("ValueError"):
         raise JudgeFailure(f"✗ rope with a head size of 5: expected a ValueError (an odd number of features cannot "
                            f"be paired), received {data.get('odd')}")
+    changed = data.get("inputs_changed")
+    if not isinstance(changed, list) or len(changed) != len(ROPE_CASES):
+        raise JudgeFailure("✗ rope: wrong number of results")
+    if any(changed):
+        raise JudgeFailure("✗ rope: the call changed the x (or position_ids) it was given, in place: the caller still "
+                           "needs them (the keys and values are cached, the queries compared); return a new tensor, "
+                           "torch.cat([...], dim=-1), and leave x as it was")
 
 
 # ----------------------------------------------------------------------------------------------- SwiGLU
@@ -251,7 +258,7 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
         raise JudgeFailure(f"✗ {label}: building it failed: {data['error']}")
     if isinstance(data.get("plain"), dict) and "error" in data["plain"] and error_hint:
         raise JudgeFailure(f"✗ {label}, logits: your code failed: {data['plain']['error']}\n  Hint: {error_hint}")
-    check_data(data, {"plain": None, "padded": None, "cached": None}
+    check_data(data, {"plain": None, "padded": None, "cached": None, "cached_plain": None}
                | ({"cache_keys": None, "cache_values": None} if check_cache else {}), label)
     expected = _expected(name)
     ids = token_ids(name)
@@ -280,6 +287,7 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
         raise JudgeFailure(f"✗ {label}, decoded through a KVCache (the first {PROMPT} tokens, then one per call): "
                            f"the logits differ from the uncached ones from {where} on (up to {error.max():.3g}){nan}"
                            + (f"; this looks like {named}" if named else hint))
+    _check_cached_without_mask(data, expected["plain"], label)
     if check_cache:
         keys_ = data.get("cache_keys")
         want = tuple(expected["keys"].shape)
@@ -298,10 +306,30 @@ def _check_runs(data: dict, name: str, what: str, keys: list[str], hint: str, ch
                           "values as projected")
 
 
+def _check_cached_without_mask(data: dict, expected: torch.Tensor, label: str) -> None:
+    """The seeded ids decoded through a KVCache with no attention_mask (as ``generate`` decodes an unpadded prompt)
+    against transformers' uncached logits."""
+    what = f"{label}, decoded through a KVCache without an attention_mask (the first {PROMPT} tokens, then one per call)"
+    item = data.get("cached_plain")
+    if isinstance(item, dict) and "error" in item:
+        raise JudgeFailure(f"✗ {what}: your code failed: {item['error']}")
+    cached = _tensor(item, what, expected.shape)
+    error = (cached - expected).abs().nan_to_num(float("inf")).amax(dim=(0, 2))
+    if (error <= FLOAT64["atol"]).all():
+        return
+    first = int((~(error <= FLOAT64["atol"])).nonzero()[0])
+    raise JudgeFailure(f"✗ {what}: the logits differ from the uncached ones from position {first} on (up to "
+                       f"{error.max():.3g}), although they match with an attention_mask: without a mask the causal "
+                       "mask must still let the T new queries, the last T of L positions, see keys j <= i + L - T. "
+                       "is_causal=True (or tril of a T x L mask without the offset) aligns it top-left, so a new "
+                       "token sees only the first key")
+
+
 ATTENTION_MISTAKES = ["kv_tiled", "causal_plus_one", "causal_minus_one", "no_causal", "interleaved_rope",
                       "theta_ignored", "no_rope", "rope_on_values", "no_scale", "scale_d_model", "padding_ignored"]
 BLOCK_MISTAKES = ["post_norm", "post_norm_attn", "post_norm_ff", "residual_from_normed", "attn_residual_from_normed",
-                  "ff_residual_from_normed", "no_residual", "no_attn_residual", "no_ff_residual", "padding_ignored"]
+                  "ff_residual_from_normed", "no_residual", "no_attn_residual", "no_ff_residual", "padding_ignored",
+                  "block_norms_default_eps"]
 
 
 def attention(data) -> None:
@@ -330,11 +358,14 @@ def model(data) -> None:
     if not isinstance(data, dict):
         raise JudgeFailure("✗ LLaMA: no result")
     for name, config in CONFIGS.items():
-        _check_runs(data.get(name), name, "your LLaMA", ["no_final_norm", "padding_ignored", "cache_position_plus_one",
-                                                          "cache_position_minus_one", "cache_position_zero"],
+        _check_runs(data.get(name), name, "your LLaMA", ["no_final_norm", "final_norm_default_eps", "padding_ignored",
+                                                          "cache_position_plus_one", "cache_position_minus_one",
+                                                          "cache_position_zero"],
                     check_cache=False, hint="embed, the blocks (each with position_ids, the padding mask, the cache "
                                             "and its index), the final norm, lm_head")
-        check_data(data[name], {"tied": None, "too_long": None, "too_long_cached": None, "loss": None}, "LLaMA")
+        check_data(data[name], {"tied": None, "too_long": None, "too_long_cached": None, "loss": None,
+                                "given_positions": None, "exactly_block_size": None,
+                                "exactly_block_size_cached": None}, "LLaMA")
         _check_loss(data[name]["loss"], name)
         tied = data[name].get("tied")
         if tied is not config.tie_embeddings:
@@ -350,6 +381,30 @@ def model(data) -> None:
                                f"then 2 more: expected a ValueError ({config.block_size + 1} positions in all), received "
                                f"{data[name].get('too_long_cached')}\n  Hint: the sequence is the cached positions and "
                                "the new ones: compare len(cache) + T with block_size")
+        for key, what in (("exactly_block_size", f"{config.block_size} tokens at once"),
+                          ("exactly_block_size_cached", f"{config.block_size - 1} tokens cached, then 1 more")):
+            if data[name][key] != "no error":
+                raise JudgeFailure(f"✗ LLaMA with block_size={config.block_size}: {what}, exactly block_size "
+                                   f"positions, must be accepted; received {data[name][key]}. Refuse only a sequence "
+                                   "longer than block_size: len(cache) + T > block_size")
+        _check_given_positions(data[name]["given_positions"], name)
+
+
+def _check_given_positions(item, name: str) -> None:
+    """``model(ids, position_ids=...)`` (:func:`given_positions`) against transformers with the same position ids."""
+    from tfs.grader.collectors.ch12 import POSITION_GAP, given_positions
+
+    what = f"your LLaMA ({name}) with position_ids given (a gap of {POSITION_GAP} after the middle token)"
+    with torch.no_grad():
+        expected = _oracle(name)(input_ids=token_ids(name), position_ids=given_positions(name)).logits
+    received = _tensor(item, what, expected.shape)
+    if torch.allclose(received, expected, **FLOAT64):
+        return
+    if torch.allclose(received, _expected(name)["plain"], **FLOAT64):
+        raise JudgeFailure(f"✗ {what}: the position_ids given are ignored: the logits are those of positions "
+                           "0..T-1. When the caller passes position_ids, use them; compute positions only when it "
+                           "passes None")
+    _compare(received, expected, what, hint="pass the position_ids given to every block")
 
 
 def _check_loss(loss, name: str) -> None:
@@ -385,7 +440,8 @@ def _first_difference(received: str, expected: str) -> str:
 def chat_prompt(data) -> None:
     from tfs.teaching.probes_llama import chat_prompt_mistakes
 
-    check_data(data, {"cases": None, "bad_roles": [None] * len(BAD_ROLES)}, "chat_prompt")
+    check_data(data, {"cases": None, "bad_roles": [None] * len(BAD_ROLES), "messages_changed": [bool] * len(CHAT_CASES)},
+               "chat_prompt")
     cases = data.get("cases") if isinstance(data, dict) else None
     if not isinstance(cases, list) or len(cases) != len(CHAT_CASES):
         raise JudgeFailure("✗ chat_prompt: wrong number of results")
@@ -405,6 +461,11 @@ def chat_prompt(data) -> None:
         raise JudgeFailure(f"✗ {what}: differs from SmolLM2's chat template"
                            + (f"; this looks like {reason}" if reason else f" {_first_difference(received, expected)}")
                            + f"\n    received {received!r}")
+    for (messages, _), changed in zip(CHAT_CASES, data["messages_changed"]):
+        if changed:
+            raise JudgeFailure(f"✗ chat_prompt({[m['role'] for m in messages]}): the list of messages passed in was "
+                               "changed in place (the default system message inserted into it?): the caller's "
+                               "conversation must stay as it was; build a new list, [system] + list(messages)")
     for messages, raised in zip(BAD_ROLES, data["bad_roles"]):
         if not str(raised).startswith("ValueError"):
             raise JudgeFailure(f"✗ chat_prompt with a role {messages[-1]['role']!r}: expected a ValueError (roles "

@@ -152,3 +152,37 @@ HELD_OUT_3 = [
            r"strip|whitespace", "rare"),
 ]
 MUTANTS += HELD_OUT_3
+
+
+# A systematic sweep (issue 31, section 6; helper sweep-C): every argument, config field, boundary and degenerate input
+# the statements allow, each gap written as the learner's mistake. Graded before the fix in
+# /work/notes/s9/ch12-sweep-before.txt, after in ch12-sweep-after.txt.
+SWEEP = [
+    Mutant("sw-rope-in-place", "rope",
+           "    return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)\n",
+           "    x.copy_(torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1))  # no new memory\n"
+           "    return x\n",
+           r"in place|changed the x", "rare"),
+    Mutant("sw-gqa-is-causal-without-mask", "grouped_query_attention",
+           "attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)",
+           "attended = (F.scaled_dot_product_attention(q, k, v, is_causal=True) if mask is None else\n"
+           "                    F.scaled_dot_product_attention(q, k, v, attn_mask=allowed))",
+           r"is_causal|without an attention_mask", "common"),
+    Mutant("sw-model-position-ids-ignored", "llama_model", "        if position_ids is None:\n",
+           "        if True:  # position_ids computed here\n", r"position_ids (given|passed|argument)", "rare"),
+    Mutant("sw-model-block-size-off-by-one", "llama_model", "if start + length > self.config.block_size:",
+           "if start + length >= self.config.block_size:", r"exactly block_size|block_size tokens", "rare"),
+    Mutant("sw-model-final-norm-default-eps", "llama_model", "self.norm = RMSNorm(config.n_embd, config.eps)",
+           "self.norm = RMSNorm(config.n_embd)", r"eps", "rare"),
+    Mutant("sw-block-norms-default-eps", "llama_block",
+           "self.norm1 = RMSNorm(config.n_embd, config.eps)\n        self.attn = GroupedQueryAttention(config.n_embd, "
+           "config.n_head, config.n_kv_head, config.rope_theta)\n        self.norm2 = RMSNorm(config.n_embd, config.eps)",
+           "self.norm1 = RMSNorm(config.n_embd)\n        self.attn = GroupedQueryAttention(config.n_embd, "
+           "config.n_head, config.n_kv_head, config.rope_theta)\n        self.norm2 = RMSNorm(config.n_embd)",
+           r"eps", "rare"),
+    Mutant("sw-chat-messages-mutated", "chat_prompt",
+           "        messages = [{\"role\": \"system\", \"content\": DEFAULT_SYSTEM}] + list(messages)\n",
+           "        messages.insert(0, {\"role\": \"system\", \"content\": DEFAULT_SYSTEM})\n",
+           r"changed|in place|insert", "common"),
+]
+MUTANTS = MUTANTS + SWEEP

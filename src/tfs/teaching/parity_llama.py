@@ -22,7 +22,7 @@ from tfs.convert.llama import to_hf_model
 from tfs.generate import left_pad
 from tfs.models.llama import LLaMAConfig
 from tfs.nn import KVCache
-from tfs.teaching.checks import call, check_close, check_shape, check_true
+from tfs.teaching.checks import CheckError, call, check_close, check_shape, check_true
 from tfs.teaching.probes_llama import (LLAMA_MISTAKES, chat_prompt_mistakes, float64_exact, loss_mistakes,
                                        mistaken_logits, neighbours_as_halves, reply_mistake, repeat_kv_mistakes,
                                        rmsnorm_mistakes, swiglu_mistakes, swiglu_width_mistakes)
@@ -42,36 +42,6 @@ SMALL_CONFIGS = {  # grouped-query with a tied head, multi-query with an untied 
 
 def _random(shape, generator, scale=1.0, dtype=torch.float64):
     return scale * torch.randn(shape, generator=generator, dtype=dtype)
-
-
-FLOAT32_STEP = ("a step computed in float32 although the input is float64 (the difference is at float32's rounding "
-                "level: torch.float, .float(), a float32 constant or table): keep every step in x's dtype")
-
-
-def _diagnosis(received, expected: torch.Tensor, mistakes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The one wrong answer of ``mistakes`` that ``received`` is far closer to than to ``expected`` (within 1 % of
-    how far that wrong answer is from the right one), as ``{description: wrong}`` for ``check_close``; else, for a
-    float64 ``expected`` missed by no more than float32's rounding, :data:`FLOAT32_STEP`; else nothing. A wrong answer
-    that this input cannot tell from the right one (a position mistake at positions 0..T-1, an eps mistake with a
-    tiny eps) names nothing, rather than the wrong thing."""
-    if not isinstance(received, torch.Tensor) or received.shape != expected.shape:
-        return mistakes
-    mine, right = received.detach().double(), expected.detach().double()
-    best = None
-    for description, wrong in mistakes.items():
-        if wrong.shape != right.shape:
-            continue
-        theirs = wrong.detach().double()
-        apart = (theirs - right).abs().max()
-        near = (mine - theirs).abs().max()
-        if apart > 0 and near <= 0.01 * apart and (best is None or near < best[0]):
-            best = (near, description, wrong)
-    if best is not None:
-        return {best[1]: best[2]}
-    off = (mine - right).abs().max()
-    if expected.dtype == torch.float64 and 0 < off <= 1e-6 * max(1.0, right.abs().max().item()):
-        return {FLOAT32_STEP: received.detach()}
-    return {}
 
 
 # ---------------------------------------------------------------------------------------------- layers
@@ -95,7 +65,7 @@ def check_rmsnorm(RMSNorm, x: torch.Tensor, eps: float, weight: torch.Tensor | N
         expected = oracle(x)
     received = call(norm, x, name=name)
     check_close(received, expected, f"{name}, against torch.nn.RMSNorm",
-                mistakes=_diagnosis(received, expected, rmsnorm_mistakes(x, weight, eps)),
+                mistakes=rmsnorm_mistakes(x, weight, eps),
                 hint="x / sqrt(mean(x ** 2, last dim) + eps) * weight")
 
 
@@ -113,9 +83,18 @@ def _rope_mistakes(x, position_ids, theta):
 
 
 def _rope_call(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float, name: str) -> torch.Tensor:
-    """``rope(x, position_ids, theta)``; an error raised on this batch but not on its first row alone is named."""
+    """``rope(x, position_ids, theta)``; an error raised on this batch but not on its first row alone is named, and so
+    is a call that changes the ``x`` or ``position_ids`` it was given."""
+    given = x.clone(), position_ids.clone()
     try:
-        return rope(x.clone(), position_ids.clone(), theta)
+        out = rope(*given, theta)
+        check_true(torch.equal(given[0], x) and torch.equal(given[1], position_ids), name,
+                   "the call changed the x (or position_ids) it was given, in place: the caller still needs them (the "
+                   "keys are cached, the queries compared).", hint="return a new tensor, torch.cat([...], dim=-1), and "
+                   "leave x as it was")
+        return out
+    except CheckError:
+        raise
     except NotImplementedError:
         raise
     except Exception:
@@ -138,7 +117,7 @@ def check_rope(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float) 
     received = _rope_call(rope, x, position_ids, theta, name)
     exact = x.dtype == torch.float64
     check_close(received, expected, name, rtol=0 if exact else 1e-5, atol=1e-10 if exact else 1e-5,
-                mistakes=_diagnosis(received, expected, _rope_mistakes(x, position_ids, theta)),
+                mistakes=_rope_mistakes(x, position_ids, theta),
                 hint="pair feature j with feature j + d/2 and turn the pair by position * theta ** (-2j / d)")
 
 
@@ -165,6 +144,19 @@ def check_context_limit(model, config: LLaMAConfig, name: str) -> None:
             return error
         return None
 
+    with torch.no_grad():
+        fits = outcome(lambda: model(torch.zeros(1, config.block_size, dtype=torch.long)))
+    check_true(fits is None, f"{name} on exactly block_size={config.block_size} tokens",
+               f"raised {type(fits).__name__}: {fits}. A sequence of exactly block_size positions fits the context: "
+               "refuse only a longer one, len(cache) + T > block_size.")
+    cache = KVCache()
+    with torch.no_grad():
+        call(model, torch.zeros(1, config.block_size - 1, dtype=torch.long), cache=cache,
+             name=f"{name} on {config.block_size - 1} tokens with a KVCache")
+        fits = outcome(lambda: model(torch.zeros(1, 1, dtype=torch.long), cache=cache))
+    check_true(fits is None, f"{name}: {config.block_size - 1} tokens cached, then 1 more (exactly block_size tokens)",
+               f"raised {type(fits).__name__}: {fits}. Exactly block_size positions in all fit the context: refuse "
+               "only len(cache) + T > block_size.")
     long = config.block_size + 1
     raised = outcome(lambda: model(torch.zeros(1, long, dtype=torch.long)))
     check_true(isinstance(raised, ValueError), f"{name} on {long} tokens",
@@ -373,7 +365,42 @@ def check_llama(model, reference: nn.Module, name: str, mistakes: list[str], pro
                 mistakes={k: v[rows] for k, v in _named_logits(reference, ids, mask, cached, prompt).items()},
                 hint=f"the logits differ from position {first} on: the new queries are the last T of L positions "
                      "(query i sees keys j <= i + L - T), and the new tokens' positions continue after the cached ones")
+    unpadded = call(_decoded_without_mask, model, ids[:1], prompt,
+                    name=f"{name} decoding an unpadded row through a KVCache without an attention_mask")
+    check_close(unpadded, expected[:1], f"{name} decoding an unpadded row through a KVCache without an attention_mask "
+                f"({prompt} tokens, then one per call)", rtol=0, atol=1e-9,
+                hint="without an attention_mask the T new queries are still the last T of L positions: query i sees "
+                     "keys j <= i + L - T. is_causal=True (or a T x L tril without the offset) aligns the causal mask "
+                     "top-left, and a new token then sees only the first key")
     return cache
+
+
+@torch.no_grad()
+def _decoded_without_mask(model, ids: torch.Tensor, prompt: int) -> torch.Tensor:
+    """Logits of ``ids`` decoded through a fresh KV cache with no attention_mask, as ``generate`` decodes a prompt."""
+    cache = KVCache()
+    steps = [model(ids[:, :prompt], cache=cache)[0]]
+    for t in range(prompt, ids.shape[1]):
+        steps.append(model(ids[:, t:t + 1], cache=cache)[0])
+    return torch.cat(steps, dim=1)
+
+
+def check_position_ids(model, reference: nn.Module, name: str) -> None:
+    """``model(ids, position_ids=...)``, the positions with a gap (RoPE is relative: an offset alone changes nothing),
+    against ``LlamaForCausalLM`` given the same position ids."""
+    generator = torch.Generator().manual_seed(reference.config.vocab_size + 1)
+    ids = torch.randint(1, reference.config.vocab_size, (2, 8), generator=generator)
+    positions = torch.arange(8)
+    positions[4:] += 7
+    positions = positions.expand(2, 8)
+    hf = float64_exact(to_hf_model(reference))
+    with torch.no_grad():
+        expected = hf(input_ids=ids, position_ids=positions).logits
+        ignored = hf(input_ids=ids).logits
+        received = call(lambda: model(ids, position_ids=positions)[0], name=f"{name}(ids, position_ids=...)")
+    check_close(received, expected, f"{name} with position_ids given (0-3, then 11-14)", rtol=0, atol=1e-9,
+                mistakes={"the position_ids given ignored (positions 0..T-1 computed instead): use the position_ids "
+                          "passed in, and compute them only when it is None": ignored})
 
 
 def check_loss(model, reference: nn.Module, name: str) -> None:
@@ -399,7 +426,11 @@ def check_chat_prompt(chat_prompt, tokenizer, messages: list[dict], add_generati
     token ids. Returns the text."""
     name = f"chat_prompt({[m['role'] for m in messages]}, add_generation_prompt={add_generation_prompt})"
     expected = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
-    received = call(chat_prompt, [dict(m) for m in messages], add_generation_prompt=add_generation_prompt, name=name)
+    given = [dict(m) for m in messages]
+    received = call(chat_prompt, given, add_generation_prompt=add_generation_prompt, name=name)
+    check_true(given == messages, name, "the list of messages passed in was changed in place (the default system "
+               "message inserted into it?): the caller's conversation must stay as it was.",
+               hint="build a new list: [system] + list(messages)")
     check_true(isinstance(received, str), name, f"returned {type(received).__name__}; expected the text (a str).")
     if received != expected:
         named = next((d for d, wrong in chat_prompt_mistakes(expected, messages, add_generation_prompt).items()

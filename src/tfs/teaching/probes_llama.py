@@ -172,6 +172,10 @@ LLAMA_MISTAKES = {
     "padding_ignored": "the padding mask not applied (not passed on to the attention): real tokens attend to the "
                        "padding keys",
     "no_final_norm": "the final RMSNorm before the head left out",
+    "final_norm_default_eps": "the final RMSNorm built without config.eps (RMSNorm's default eps 1e-6 used instead): "
+                              "RMSNorm(config.n_embd, config.eps)",
+    "block_norms_default_eps": "the blocks' RMSNorms built without config.eps (RMSNorm's default eps 1e-6 used "
+                               "instead): RMSNorm(config.n_embd, config.eps) for norm1 and norm2",
     "rmsnorm_mean": "RMSNorm with the mean subtracted (LayerNorm's centring)",
     "swiglu_up": "SiLU on the up branch instead of the gate",
     "no_scale": "the attention scores not divided by sqrt(d_head)",
@@ -237,7 +241,8 @@ def mistaken_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor | Non
         def sub(h, f, norm, part):
             if mistake in ("post_norm", f"post_norm_{part}"):
                 return _rms(h + f(h), norm.weight, c.eps)
-            normed = _rms(h, norm.weight, c.eps, mistake == "rmsnorm_mean")
+            normed = _rms(h, norm.weight, 1e-6 if mistake == "block_norms_default_eps" else c.eps,
+                          mistake == "rmsnorm_mean")
             residual = {"residual_from_normed": normed, f"{part}_residual_from_normed": normed, "no_residual": 0.0,
                         f"no_{part}_residual": 0.0}.get(mistake, h)
             return residual + f(normed)
@@ -265,7 +270,7 @@ def mistaken_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor | Non
         x = sub(x, attend, block.norm1, "attn")
         x = sub(x, feed, block.norm2, "ff")
     if mistake != "no_final_norm":
-        x = _rms(x, model.norm.weight, c.eps, mistake == "rmsnorm_mean")
+        x = _rms(x, model.norm.weight, 1e-6 if mistake == "final_norm_default_eps" else c.eps, mistake == "rmsnorm_mean")
     return model.lm_head(x)
 
 

@@ -148,12 +148,19 @@ class _Block(torch.nn.Module):
         return x + self.ff(self.norm2(x))
 
 
+class _RMSNorm(torch.nn.RMSNorm):
+    """``torch.nn.RMSNorm`` called as the chapter's ``RMSNorm(d_model, eps=1e-6)`` (torch's own default eps is the
+    dtype's machine epsilon): a block or model that leaves eps out gets the learner's default, as in the notebook."""
+
+    def __init__(self, d_model: int, eps: float = 1e-6):
+        super().__init__(d_model, eps=eps)
+
+
 def _stand_ins() -> dict:
     """What the learner's other answers are replaced by while one is collected: torch and transformers only."""
-    from torch import nn
     from transformers.models.llama.modeling_llama import repeat_kv
 
-    return {"rope": _rope, "repeat_kv": repeat_kv, "RMSNorm": nn.RMSNorm, "SwiGLU": _SwiGLU,
+    return {"rope": _rope, "repeat_kv": repeat_kv, "RMSNorm": _RMSNorm, "SwiGLU": _SwiGLU,
             "GroupedQueryAttention": _Attention, "LLaMABlock": _Block, "chat_prompt": render_chat}
 
 
@@ -237,11 +244,14 @@ def rope_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def rope(rope) -> dict:
-    data = {"cases": []}
+    """Outputs on the cases, and per case whether the call changed the ``x`` or ``position_ids`` it was given."""
+    data = {"cases": [], "inputs_changed": []}
     with references_for(rope, "rope"):
         for case, (*_, theta) in enumerate(ROPE_CASES):
             x, positions = rope_inputs(case)
-            data["cases"].append(_outcome(rope, x.clone(), positions.clone(), theta))
+            given = x.clone(), positions.clone()
+            data["cases"].append(_outcome(rope, *given, theta))
+            data["inputs_changed"].append(not (torch.equal(given[0], x) and torch.equal(given[1], positions)))
         data["float32"] = _outcome(rope, rope_inputs(1)[0].float(), rope_inputs(1)[1], ROPE_CASES[1][4])
         data["odd"] = raised(rope, torch.ones(1, 2, 3, 5), torch.arange(3)[None], 10000.0)
     return data
@@ -327,7 +337,31 @@ def _runs(model, name: str) -> dict:
             data["cache_values"] = cache.values[0] if cache.values else None
         except Exception as error:
             data["cached"] = {"error": error_line(error)}
+        data["cached_plain"] = _outcome(_decoded_without_mask, model, ids)
     return data
+
+
+def _decoded_without_mask(model, ids: torch.Tensor) -> torch.Tensor:
+    """Logits of ``ids`` decoded through a fresh KVCache without an attention_mask (the first PROMPT tokens, then one
+    per call), as chapter 07's ``generate`` calls a model on an unpadded prompt."""
+    from tfs.nn import KVCache
+
+    cache = KVCache()
+    steps = [model(ids[:, :PROMPT], cache=cache)[0]]
+    for t in range(PROMPT, ids.shape[1]):
+        steps.append(model(ids[:, t:t + 1], cache=cache)[0])
+    return torch.cat(steps, dim=1)
+
+
+POSITION_GAP = 7  # model(ids, position_ids=...) with a gap of 7 positions after the middle token (RoPE is relative:
+# a constant offset would change no logit, a gap does)
+
+
+def given_positions(name: str) -> torch.Tensor:
+    ids = token_ids(name)
+    positions = torch.arange(ids.shape[1])
+    positions[ids.shape[1] // 2:] += POSITION_GAP
+    return positions.expand(ids.shape).clone()
 
 
 def attention(GroupedQueryAttention) -> dict:
@@ -377,6 +411,21 @@ def _past_the_context_with_a_cache(own, config: LLaMAConfig) -> str:
         return raised(own, torch.zeros(1, 2, dtype=torch.long), cache=cache)
 
 
+def _up_to_the_context_with_a_cache(own, config: LLaMAConfig) -> str:
+    """What ``own`` raised for 1 new token after ``block_size - 1`` cached ones (``"no error"``: right, the sequence is
+    exactly block_size long)."""
+    from tfs.nn import KVCache
+
+    cache = KVCache()
+    try:
+        with torch.no_grad():
+            own(torch.zeros(1, config.block_size - 1, dtype=torch.long), cache=cache)
+    except Exception as error:
+        return f"filling the cache failed: {error_line(error)}"
+    with torch.no_grad():
+        return raised(own, torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
 def model(LLaMA) -> dict:
     """The learner's LLaMA of each config, loaded with :func:`tfs.convert.llama.load_hf_state_dict` from
     :func:`model_weights` in ``transformers``' names; its loss on :func:`loss_targets`; whether its head is tied to its
@@ -402,6 +451,11 @@ def model(LLaMA) -> dict:
             data[name]["tied"] = own.lm_head.weight is own.embed.weight
             data[name]["too_long"] = raised(own, torch.zeros(1, config.block_size + 1, dtype=torch.long))
             data[name]["too_long_cached"] = _past_the_context_with_a_cache(own, config)
+            with torch.no_grad():
+                data[name]["given_positions"] = _outcome(lambda: own(token_ids(name),
+                                                                     position_ids=given_positions(name))[0])
+                data[name]["exactly_block_size"] = raised(own, torch.zeros(1, config.block_size, dtype=torch.long))
+            data[name]["exactly_block_size_cached"] = _up_to_the_context_with_a_cache(own, config)
     return data
 
 
@@ -436,14 +490,17 @@ BAD_ROLES = [[{"role": "robot", "content": "beep"}],
 
 
 def chat_prompt(chat_prompt) -> dict:
-    data = {"cases": []}
+    """The texts, and per case whether the call changed the list of messages it was given."""
+    data = {"cases": [], "messages_changed": []}
     with references_for(chat_prompt, "chat_prompt"):
         for messages, generation in CHAT_CASES:
+            given = [dict(m) for m in messages]
             try:
-                text = chat_prompt([dict(m) for m in messages], add_generation_prompt=generation)
+                text = chat_prompt(given, add_generation_prompt=generation)
                 data["cases"].append(text if type(text) is str else f"returned {type(text).__name__}, not a str")
             except Exception as error:
                 data["cases"].append({"error": error_line(error)})
+            data["messages_changed"].append(given != messages)
         data["bad_roles"] = [raised(chat_prompt, [dict(m) for m in messages]) for messages in BAD_ROLES]
     return data
 
