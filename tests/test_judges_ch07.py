@@ -554,3 +554,30 @@ def test_beam_search_probe_names_a_search_that_does_not_stop_early():
     prompt = torch.tensor([collectors.gen_prompts()[0]])
     probes = beam_search_mistakes(model, prompt, 12, 3, 1.0, collectors.GEN_EOS)
     assert any("went on after num_beams" in m for m in probes)
+
+
+# ------------------------------------------------------------------ sweep (issue 31): options set together, off their one value
+
+def _top_p_dropped_with_top_k(model, input_ids, max_new_tokens, top_k=None, top_p=None, **options):
+    """generate's mistake: top_p ignored whenever top_k is given too."""
+    return solution_generate(model, input_ids, max_new_tokens, top_k=top_k, top_p=None if top_k else top_p, **options)
+
+
+def test_generate_with_top_k_and_top_p_applies_both():
+    fails("generate", r"top_k and top_p both given, both filters apply", generate=_top_p_dropped_with_top_k)
+
+
+class _AlwaysCausal(ReferenceAttention):
+    def __init__(self, d_model, n_heads, bias=True, dropout=0.0, causal=False):
+        super().__init__(d_model, n_heads, bias=bias, dropout=dropout, causal=True)
+
+
+class _NoDropout(ReferenceAttention):
+    def __init__(self, d_model, n_heads, bias=True, dropout=0.0, causal=False):
+        super().__init__(d_model, n_heads, bias=bias, dropout=0.0, causal=causal)
+
+
+@pytest.mark.parametrize("attention, message", [(_AlwaysCausal, r"causal=False\) differs from attention without a mask"),
+                                                (_NoDropout, r"dropout=0.5\) in train\(\) mode gave the eval output")])
+def test_attention_options_are_named(attention, message):
+    fails("kv_cache", message, MultiHeadAttention=attention)

@@ -295,7 +295,7 @@ def _check_sampling(data, hf, prompt) -> None:
     from tfs.grader.collectors.ch07 import SAMPLING
     from tfs.teaching.probes_generation import sampled_outside
 
-    check_data(data, {"reproducible": [dict, dict], "filtered": [dict]}, "generate")
+    check_data(data, {"reproducible": [dict, dict], "filtered": [dict], "both": [dict]}, "generate")
     shape = (SAMPLING["rows"], len(prompt) + SAMPLING["new"])
     settings = SAMPLING["reproducible"]
     what = (f"generate(model, {SAMPLING['rows']} copies of a prompt, {SAMPLING['new']}, "
@@ -311,16 +311,18 @@ def _check_sampling(data, hf, prompt) -> None:
     def gpt_logits(ids):
         return (hf(input_ids=ids).logits,)
 
-    for name in ("reproducible", "filtered"):
+    for name in ("reproducible", "filtered", "both"):
         settings = SAMPLING[name]
         out = _tensor(data[name][0], what, shape)
         outside = sampled_outside(gpt_logits, out, len(prompt), **settings)
         if outside is not None:
             row, step = outside
             listed = ", ".join(f"{k}={v}" for k, v in settings.items())
+            both = (" With top_k and top_p both given, both filters apply, one after the other (top-k, then top-p): "
+                    "neither replaces the other." if name == "both" else "")
             raise JudgeFailure(f"generate(..., {listed}, generator=...): row {row} sampled at step {step} a token "
                                "that these settings remove: divide the logits by the temperature first, then filter "
-                               "(top-k, then top-p), then sample from the softmax (transformers' order)")
+                               "(top-k, then top-p), then sample from the softmax (transformers' order)." + both)
 
 
 # --------------------------------------------------------------------------------- repetition penalty
@@ -548,6 +550,7 @@ def kv_cache(data) -> None:
             if not torch.allclose(mine, theirs, atol=1e-5, rtol=0):
                 raise JudgeFailure(f"{name}: the {what} it cached in layer {i} differ from GPT-2's past key values: "
                                    "each layer keeps its own keys and values (the layer argument)")
+    _check_options(data, name)
 
 
 def _check_attention_extras(data, hf, ids, name) -> None:
@@ -593,6 +596,39 @@ def _check_attention_extras(data, hf, ids, name) -> None:
     if data.get("biases") != []:
         raise JudgeFailure(f"{name}: MultiHeadAttention(16, 2, bias=False) has the bias parameters "
                            f"{data.get('biases')}: pass bias=bias to both nn.Linear layers (qkv and out)")
+
+
+def _check_options(data, name) -> None:
+    """Judged last: dropout=0.5 in train() changes the output; causal=False attends to every key."""
+    if "train_dropout_error" in data:
+        raise JudgeFailure(f"{name}: MultiHeadAttention(..., dropout=0.5) in train() failed: "
+                           f"{data['train_dropout_error']}")
+    dropped, plain = data.get("train_dropout"), data.get("eval_dropout", [None, None])[1]
+    if isinstance(dropped, torch.Tensor) and isinstance(plain, torch.Tensor) and dropped.shape == plain.shape \
+            and torch.allclose(dropped, plain, atol=1e-6):
+        raise JudgeFailure(f"{name}: MultiHeadAttention(..., dropout=0.5) in train() mode gave the eval output: the "
+                           "dropout argument is never used; in training, drop attention weights with probability "
+                           "dropout (F.dropout(weights, self.dropout))")
+    _check_not_causal(data, name)
+
+
+def _check_not_causal(data, name) -> None:
+    """``causal=False``: every query sees every key (the oracle: ``nn.MultiheadAttention`` with no mask)."""
+    from tfs.convert import torch_mha_from_state
+    from tfs.grader import judging
+    from tfs.grader.collectors.ch07 import gen_model
+
+    if "not_causal_error" in data:
+        raise JudgeFailure(f"{name}: MultiHeadAttention(..., causal=False) failed: {data['not_causal_error']}")
+    state = {k: v for k, v in gen_model().blocks[0].attn.state_dict().items()}
+    x = torch.randn(2, 4, state["out.weight"].shape[0], generator=judging.generator(75))
+    with torch.no_grad():
+        expected = torch_mha_from_state(state, gen_model().config.n_head)(x, x, x, need_weights=False)[0]
+    got = data.get("not_causal")
+    if not (isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)):
+        raise JudgeFailure(f"{name}: MultiHeadAttention(..., causal=False) differs from attention without a mask: "
+                           "the causal mask applies only when causal=True (self.causal); with causal=False every "
+                           "query sees every key")
 
 
 def generate_errors(data) -> None:

@@ -317,3 +317,24 @@ HELD_OUT_3 = [
 ]
 
 MUTANTS = MUTANTS + HELD_OUT_3
+
+
+# Sweep (issue 31, section 6): options the hidden and visible inputs used to set one at a time or at one value only
+# (top_k and top_p never together, causal always True, dropout only ever in eval mode).
+# Graded before the fix: /work/notes/s9/ch07-sweep-before.txt.
+SWEEP = [
+    Mutant("sweep-gen-top-p-dropped-with-top-k", "generate",
+           "z = top_p_filter(z, top_p) if top_p is not None else z",
+           "z = top_p_filter(z, top_p) if top_p is not None and top_k is None else z",
+           r"top.p.*top.k|top.k.*top.p|both", "rare"),
+    Mutant("sweep-mha-always-causal", "multi_head_attention",
+           "        if self.causal:  # query i",
+           "        if True:  # query i",
+           r"causal=False|causal", "rare"),
+    Mutant("sweep-mha-dropout-never", "multi_head_attention",
+           "        if self.training and self.dropout:\n            weights = F.dropout(weights, self.dropout)\n",
+           "",
+           r"dropout", "rare"),
+]
+
+MUTANTS = MUTANTS + SWEEP

@@ -4,7 +4,6 @@ Inputs come from the generators below; ``autograder/judges/ch07.py`` imports the
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 
@@ -64,19 +63,11 @@ def _stand_ins() -> dict:
                 ids, logits.clone())}
 
 
-@contextlib.contextmanager
 def stand_in_pieces(function):
     """While ``function`` (the learner's ``generate``) runs, the names of the filters and the repetition penalty in
-    its namespace are stand-ins (:func:`_stand_ins`, put back afterwards): ``generate`` is graded on its own, not on
-    those exercises' answers."""
-    namespace = getattr(function, "__globals__", {})
-    stand_ins = _stand_ins()
-    saved = {name: namespace[name] for name in stand_ins if name in namespace}
-    namespace.update({name: stand_ins[name] for name in saved})
-    try:
-        yield
-    finally:
-        namespace.update(saved)
+    its namespace are stand-ins (:func:`_stand_ins`, put back afterwards, by :func:`judging.stand_ins`): ``generate``
+    is graded on its own, not on those exercises' answers."""
+    return judging.stand_ins(function, **_stand_ins())
 
 
 def error_names(function, *calls) -> list[str]:
@@ -120,7 +111,8 @@ def top_p(top_p_filter) -> dict:
 
 
 SAMPLING = {"seed": 74, "rows": 8, "new": 10, "reproducible": dict(temperature=1.5, top_k=12),
-            "filtered": dict(temperature=0.6, top_p=0.8)}
+            "filtered": dict(temperature=0.6, top_p=0.8),
+            "both": dict(temperature=3.0, top_k=12, top_p=0.3)}  # top_k and top_p together: both filters apply
 
 
 def generate(generate) -> dict:
@@ -141,7 +133,7 @@ def generate(generate) -> dict:
     data["eos_zero"] = _run(generate, swapped, swapped.swap(ids), 12, attention_mask=mask, eos_token_id=0)
     rows = torch.tensor([prompts[0]] * SAMPLING["rows"])
     with stand_in_pieces(generate):
-        for name in ("reproducible", "filtered"):
+        for name in ("reproducible", "filtered", "both"):
             data[name] = [_run(generate, model, rows, SAMPLING["new"], **SAMPLING[name],
                                generator=torch.Generator().manual_seed(SAMPLING["seed"]))  # as the prompts: the
                           for _ in range(2 if name == "reproducible" else 1)]                   # same in every run
@@ -284,6 +276,21 @@ def _attention_extras(model, attention_class) -> dict:
             data["eval_dropout"] = [dropping(x)[0], attention(x)[0]]
     except Exception as error:
         data["eval_dropout_error"] = f"{type(error).__name__}: {error}"
+    try:
+        dropping.train()  # dropout=0.5 in training mode: the attention weights are dropped
+        torch.manual_seed(judging.run_seed() * 1_000_003 + 76)
+        with torch.no_grad():
+            data["train_dropout"] = dropping(x)[0]
+    except Exception as error:
+        data["train_dropout_error"] = f"{type(error).__name__}: {error}"
+    try:
+        config = model.config
+        free = attention_class(config.n_embd, config.n_head, bias=config.bias, causal=False)  # no causal mask
+        free.load_state_dict(attention.state_dict())
+        with torch.no_grad():
+            data["not_causal"] = free.eval()(x)[0]
+    except Exception as error:
+        data["not_causal_error"] = f"{type(error).__name__}: {error}"
     try:
         with torch.no_grad():
             data["no_weights"] = attention(x, need_weights=False)[1] is None
