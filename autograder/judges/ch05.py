@@ -368,6 +368,10 @@ def mlm_head(data) -> None:
         if _close(before, swapped @ embedding.T + bias):
             raise JudgeFailure("BertMLMHead: LayerNorm comes before the GELU; the order is dense, then GELU, then "
                                "LayerNorm: decoder(LayerNorm(gelu(dense(h)))) + bias.")
+        default_eps = F.layer_norm(F.gelu(F.linear(hidden, _w("dense.weight", (d, d)), _w("dense.bias", (d,)))),
+                                   (d,), _w("norm.weight", (d,)), _w("norm.bias", (d,)), 1e-5)
+        if _close(before, default_eps @ embedding.T + bias):
+            raise JudgeFailure("BertMLMHead: LayerNorm's eps is left at its default 1e-5: use config.eps (1e-12).")
         raise JudgeFailure("BertMLMHead: logits differ from decoder(LayerNorm(gelu(dense(h)))) + bias "
                            "(exact GELU, eps=config.eps).")
     if not _close(after, transformed @ (embedding + 1.0).T + bias):
@@ -394,6 +398,9 @@ def nsp_head(data) -> None:
     shapes = data.get("shapes", {})
     weights = [n for n, s in shapes.items() if n.endswith("weight") and list(s) == [2, c.TINY["d_model"]]]
     biases = [n for n, s in shapes.items() if n.endswith("bias") and list(s) == [2]]
+    if len(shapes) == 1 and len(weights) == 1:
+        raise JudgeFailure(f"BertNSPHead: its nn.Linear(d_model, 2) has no bias (bias=False); BERT's NSP classifier "
+                           f"keeps its bias. Parameters {shapes}.")
     if len(shapes) != 2 or len(weights) != 1 or len(biases) != 1:
         raise JudgeFailure(f"BertNSPHead: expected one nn.Linear(d_model, 2); parameters {shapes}.")
     pooled = _w("pooled", (3, c.TINY["d_model"]))
