@@ -147,6 +147,10 @@ def gpt_block(data):
             if not _close(_need(data, "train_zero", "GPTBlock(d, h) in training mode"), expected, 1e-8):
                 raise JudgeFailure("GPTBlock(d, h) (dropout=0.0) in training mode changed the output: the residual "
                                    "dropout's probability must be the dropout argument, not a fixed number.")
+            if isinstance(data.get("attn_dropout"), float) and data["attn_dropout"] != 0.3:
+                raise JudgeFailure("GPTBlock(d, h, dropout=0.3): its attention got dropout "
+                                   f"{data.get('attn_dropout')}: pass the dropout argument on, CausalSelfAttention(d_model, "
+                                   "n_heads, dropout), so that attention weights are dropped in training too.")
             return _padded_block(data, x, causal)
         wrong = {
             "post-LN (x = LN(x + f(x))): GPT-2 is pre-LN, x = x + f(LN(x))": _torch_block(norm_first=False)(x, src_mask=causal),

@@ -215,9 +215,14 @@ def gpt_block(GPTBlock) -> dict:
     with judging.stand_ins(GPTBlock, **_stand_ins()):
         block = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights())
         train_zero = _loaded(GPTBlock(D_MODEL, N_HEADS), block_weights()).train()  # dropout's default 0.0: no change
+        try:  # is the dropout argument passed on to the attention (the stand-in keeps it as .dropout)?
+            attn_dropout = getattr(getattr(GPTBlock(D_MODEL, N_HEADS, 0.3), "attn", None), "dropout", None)
+        except Exception:  # noqa: BLE001 - a block without the dropout argument: judged by the cases above
+            attn_dropout = None
         with torch.no_grad():
             return {"out": block(hidden_input()), "out_padded": block(hidden_input(), mask=block_padding()),
-                    "train_zero": train_zero(hidden_input())}
+                    "train_zero": train_zero(hidden_input()),
+                    "attn_dropout": attn_dropout if isinstance(attn_dropout, float) else None}
 
 
 @torch.no_grad()
