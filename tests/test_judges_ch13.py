@@ -211,7 +211,7 @@ MUTANTS = [
     ("lora_trainable", "add_lora_adapters", "LoRALinear(module, r, alpha)", "LoRALinear(module, r)",
      "default alpha 16", "default alpha 16"),
     ("sft_step", "sft_step", 'group["params"]], max_norm)', 'group["params"]], 1.0)',
-     "not to the max_norm argument", "max_norm=1e-3"),
+     "not to the max_norm argument", "clipped to 1.0, not to the max_norm argument"),
     ("sft_step", "sft_step", 'loss = sft_loss(logits, batch["labels"])', 'loss = sft_loss(logits[:, :-1], batch["labels"][:, 1:])',
      "shifted again", "shifted again"),
     ("merge_adapter", "merge_adapter", "alpha / A.shape[0]", "alpha / 8", "r is fixed at 8", "r = A.shape[0]"),
@@ -222,6 +222,9 @@ MUTANTS = [
      "A *= alpha / A.shape[0]\n                weight += B @ A", "changed the adapter it was given",
      "changed the adapter it was given"),
     ("merge_adapter", "merge_adapter", "    return model\n", "", "return the model", "return the model"),
+    # the fourth held-out list's weakly named mistakes (/work/notes/heldout4/ch13-misses.md)
+    ("merge_adapter", "merge_adapter", "    with torch.no_grad():\n        for key in adapter:",
+     "    if True:\n        for key in adapter:", "torch.no_grad()", "torch.no_grad()"),
     ("pack_layout", "pack_examples", 'batch["segment_ids"][row, start:stop] = segment',
      'batch["segment_ids"][row, start:stop] = segment + sum(len(m) for m in rows[:row])', "run on across rows",
      "run on across rows"),

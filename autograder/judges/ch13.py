@@ -457,8 +457,10 @@ def merge_adapter(data) -> None:
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, str):
         shapes = (" A weight is (out, in) and its update B @ A is (out, r) @ (r, in), the same shape; transposed "
-                  "(Aᵀ Bᵀ) it is (in, out).") if "size" in error or "shape" in error else ""
-        raise JudgeFailure(f"✗ {name}: your function raised {error}.{shapes}")
+                  "(Aᵀ Bᵀ) it is (in, out).") if "size" in error or "shape" in error else (
+                  " Change the weights inside `with torch.no_grad():`: autograd refuses an in-place change of a "
+                  "parameter that requires grad.") if "leaf Variable" in error or "in-place" in error else ""
+        raise JudgeFailure(f"✗ {name}: your function raised {error.rstrip('.')}.{shapes}")
     expect(isinstance(data, dict) and isinstance(data.get("state"), dict), name, "expected the merged model's weights.")
     model = c.tiny_llama(3)
     shapes = {n: (m.in_features, m.out_features) for n, m in model.named_modules() if n in c.MERGED}
