@@ -196,6 +196,11 @@ def zero_division_one(y_true, y_pred, n_classes):
                for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score))}}
 
 
+def tensors_not_floats(y_true, y_pred, n_classes):
+    """The right numbers as 0-d tensors (no .item()): the exercise returns Python floats."""
+    return {key: torch.tensor(value) for key, value in ref.classification_metrics(y_true, y_pred, n_classes).items()}
+
+
 def classes_present_only(y_true, y_pred, n_classes):
     """scikit-learn's default: the mean over the classes that occur in y_true or y_pred, not over all n_classes."""
     from sklearn import metrics as skm
@@ -374,7 +379,7 @@ def test_confusion_matrix_mutants(mutant, match):
 @pytest.mark.parametrize("mutant, match", [
     (micro, "micro average"), (f1_of_averages, "harmonic mean of the macro"), (weighted_precision, "weighted by class"),
     (nan_precision, "NaN"), (zero_division_one, "0/0 ratio as 1"), (classes_present_only, "out of the mean"),
-    (precision_recall_swapped, "swapped"),
+    (precision_recall_swapped, "swapped"), (tensors_not_floats, "Python floats"),
 ])
 def test_metrics_mutants(mutant, match):
     fails("classification_metrics", match, classification_metrics=mutant)

@@ -213,6 +213,9 @@ def classification_metrics(data) -> None:
     for index, ((y_true, y_pred, n), got) in enumerate(zip(cases, data)):
         expect(isinstance(got, dict) and {"accuracy", "precision", "recall", "f1"} <= set(got), name,
                f"expected a dict with accuracy, precision, recall and f1; received {got!r}.")
+        not_floats = {key: value for key, value in got.items() if isinstance(value, str)}
+        expect(not not_floats, name, f"the values must be Python floats; received {not_floats} (a 0-d tensor prints, "
+               "compares and serialises differently: .item() gives its float).")
         check_data(got, {"accuracy": float, "precision": float, "recall": float, "f1": float}, name)
         labels = list(range(n))
         t, p = y_true.numpy(), y_pred.numpy()
