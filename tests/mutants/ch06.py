@@ -316,3 +316,88 @@ SWEEP = [
 ]
 
 MUTANTS = MUTANTS + SWEEP
+
+
+# Held-out list 4 (issue 31, section 6; 2026-12-07): 14 mistakes (6 common, 8 rare) written blind from the solution
+# notebook alone by W1, graded once through nbgrader after the chapter's sweep (mutant_campaign.py 06-gpt --mutants,
+# 15 submissions in 433 s): common caught 6/6, named by a visible test 6/6; rare caught 7/8, named 4/8; elsewhere 0;
+# the solution lost nothing. 11 repeat a mistake above in effect (benchmarks/results/heldout4/ch06-summary.md). Its
+# miss (h4-block-attn-dropout-dropped) is caught and its three unnamed mistakes named since 7f3980c (checked with the
+# judges and visible cells outside nbgrader, not re-graded by the campaign). MUTANTS takes the 5 whose mutated answer
+# differs from every mutant above; EXACT_DUPLICATES_4 maps the others to the mutant whose mutated answer is the same
+# program (same AST, formatting and comments aside).
+HELD_OUT_4 = [
+    # ---- common ----
+    Mutant("h4-attn-no-scale", "causal_self_attention",
+           "scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])",
+           "scores = q @ k.transpose(-2, -1)",
+           r"not (divided|scaled)|without (the )?(1 ?/ ?)?sqrt|no scal|unscaled|missing .*sqrt|forg\w* .*sqrt", "common"),
+    Mutant("h4-block-exact-gelu", "gpt_block",
+           'activation="gelu_tanh"',
+           'activation="gelu"',
+           r"exact (form of )?gelu|erf|approximat|gelu_tanh|\"gelu\"", "common"),
+    Mutant("h4-gpt-no-ln-f", "gpt_model",
+           "logits = self.lm_head(self.ln_f(x))",
+           "logits = self.lm_head(x)",
+           r"(no|without|missing|skipp\w*|forg\w*) (the )?(final )?(ln_f|layer ?norm)|ln_f (is )?(not|never|missing|skipped)", "common"),
+    Mutant("h4-ce-no-max-shift", "cross_entropy",
+           "m = logits.amax(dim=-1, keepdim=True)",
+           "m = torch.zeros_like(logits.amax(dim=-1, keepdim=True))",
+           r"maximum|overflow|log-sum-exp|stab", "common"),
+    Mutant("h4-lr-warmup-from-zero", "lr_schedule",
+           "return max_lr * (step + 1) / warmup_steps",
+           "return max_lr * step / warmup_steps",
+           r"warm|step \+ 1|off by one|zero at step 0", "common"),
+    Mutant("h4-accum-divide-by-k", "accumulate_gradients",
+           "share = n_targets / sum(targets)",
+           "share = 1 / len(micro_batches)",
+           r"divid\w* (each loss )?by (k|the number of micro)|/ ?k\b|1 ?/ ?k|weighted equally|equal weight|number of micro-?batches", "common"),
+    # ---- rare ----
+    Mutant("h4-attn-dropout-in-eval", "causal_self_attention",
+           "F.dropout(weights, self.dropout, self.training)",
+           "F.dropout(weights, self.dropout)",
+           r"dropout|eval|training", "rare"),
+    Mutant("h4-block-attn-dropout-dropped", "gpt_block",
+           "self.attn = CausalSelfAttention(d_model, n_heads, dropout)",
+           "self.attn = CausalSelfAttention(d_model, n_heads)",
+           r"dropout", "rare"),
+    Mutant("h4-gpt-length-ge", "gpt_model",
+           "if length > self.config.block_size:",
+           "if length >= self.config.block_size:",
+           r">=|fits exactly|equal to block_size|T = block_size|exactly block_size|up to block_size", "rare"),
+    Mutant("h4-init-residual-std-hardcoded", "init_gpt_weights",
+           "std / math.sqrt(2 * n_layer) if scaled else std",
+           "0.02 / math.sqrt(2 * n_layer) if scaled else std",
+           r"std argument|std=0\.05|hard-?coded|0\.02 is only", "rare"),
+    Mutant("h4-batch-keeps-dtype", "get_batch",
+           "windows = torch.stack([data[s : s + block_size + 1] for s in starts.tolist()]).long()",
+           "windows = torch.stack([data[s : s + block_size + 1] for s in starts.tolist()])",
+           r"long|int64|dtype", "rare"),
+    Mutant("h4-groups-dim-gt-2", "param_groups",
+           'p.dim() >= 2], "weight_decay": weight_decay}',
+           'p.dim() > 2], "weight_decay": weight_decay}',
+           r"matri|not decayed", "rare"),
+    Mutant("h4-clip-generator-twice", "clip_gradients",
+           "    grads = [p.grad for p in parameters if p.grad is not None]\n"
+           "    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))\n",
+           "    norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in parameters if p.grad is not None))\n"
+           "    grads = [p.grad for p in parameters if p.grad is not None]\n",
+           r"generator|iterated once|list", "rare"),
+    Mutant("h4-load-c-proj-not-transposed", "load_hf_state_dict",
+           '("attn.c_proj", "attn.out", True)',
+           '("attn.c_proj", "attn.out", False)',
+           r"attn\.out|c_proj\.weight|square (Conv1D|weight)", "rare"),
+]
+
+EXACT_DUPLICATES_4 = {
+    "h4-attn-no-scale": "attn-no-sqrt-scale",
+    "h4-block-exact-gelu": "block-erf-gelu",
+    "h4-gpt-no-ln-f": "gpt-no-ln-f",
+    "h4-lr-warmup-from-zero": "lr-warmup-starts-at-zero",
+    "h4-accum-divide-by-k": "accum-divide-by-k",
+    "h4-attn-dropout-in-eval": "attn-dropout-in-eval",
+    "h4-gpt-length-ge": "h3-gpt-length-check-ge",
+    "h4-batch-keeps-dtype": "h3-batch-not-long",
+    "h4-load-c-proj-not-transposed": "load-no-transpose-cproj",
+}
+MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_4 if mutant.name not in EXACT_DUPLICATES_4]

@@ -357,3 +357,82 @@ SWEEP = [
            "valid = valid & context_mask.bool()[:, None]", r"\bend\b.{0,40}(context|outside)", "common"),
 ]
 MUTANTS = MUTANTS + SWEEP
+
+
+# Held-out list 4 (issue 31, section 6; 2026-12-07): 14 mistakes (6 common, 8 rare) written blind from the solution
+# notebook alone by W3, graded once through nbgrader after the chapter's sweep (mutant_campaign.py 11-applications
+# --mutants, 15 submissions in 270 s): common caught 6/6, named by a visible test 6/6; rare caught 8/8, named 8/8;
+# elsewhere 0; the solution lost nothing. 13 repeat a mistake above in effect
+# (benchmarks/results/heldout4/ch11-summary.md). Nothing to fix. MUTANTS takes the 3 whose mutated answer differs from
+# every mutant above; EXACT_DUPLICATES_4 maps the others to the mutant whose mutated answer is the same program (same
+# AST, formatting and comments aside).
+HELD_OUT_4 = [
+    # ---- common ----
+    Mutant("h4_dec_self_attn_not_causal", "decoder_block",
+           "MultiHeadAttention(d_model, n_heads, dropout=dropout, causal=True)",
+           "MultiHeadAttention(d_model, n_heads, dropout=dropout)",
+           r"causal|future|look.?ahead|position t may", "common"),
+    Mutant("h4_encdec_no_sqrt_scale", "encoder_decoder",
+           "table(ids) * math.sqrt(d)", "table(ids)",
+           r"sqrt|square root|scal", "common"),
+    Mutant("h4_shift_keeps_minus100", "shift_right",
+           "return shifted.masked_fill(shifted == -100, pad_id)", "return shifted",
+           r"-100|pad", "common"),
+    Mutant("h4_greedy_no_pad_after_eos", "greedy_decode",
+           "            token = token.masked_fill(finished, pad_id)\n", "",
+           r"pad|eos|finished", "common"),
+    Mutant("h4_align_labels_every_piece", "align_labels",
+           "-100 if word is None or word == previous else word_labels[word]",
+           "-100 if word is None else word_labels[word]",
+           r"first|once|one labelled token|every (token|piece)|sub.?word|piece", "common"),
+    Mutant("h4_span_ignores_context_mask", "extract_answer",
+           "    valid = valid & context_mask.bool()[:, None] & context_mask.bool()[None, :]\n", "",
+           r"context|question", "common"),
+    # ---- rare ----
+    Mutant("h4_dec_eps_ignored", "decoder_block",
+           "LayerNorm(d_model, eps), LayerNorm(d_model, eps), LayerNorm(d_model, eps)",
+           "LayerNorm(d_model), LayerNorm(d_model), LayerNorm(d_model)",
+           r"eps", "rare"),
+    Mutant("h4_encdec_encoder_norm_first_dropped", "encoder_decoder",
+           "TransformerBlock(c.d_model, c.n_heads, c.d_ff, c.norm_first, **options)",
+           "TransformerBlock(c.d_model, c.n_heads, c.d_ff, **options)",
+           r"norm_first|pre-?LN|encoder", "rare"),
+    Mutant("h4_shift_mutates_labels", "shift_right",
+           "    shifted = torch.full_like(labels, pad_id)\n",
+           "    labels.masked_fill_(labels == -100, pad_id)\n    shifted = torch.full_like(labels, pad_id)\n",
+           r"in place|changed|new tensor|labels passed", "rare"),
+    Mutant("h4_greedy_eos_replaced_by_pad", "greedy_decode",
+           "            token = token.masked_fill(finished, pad_id)\n            finished = finished | (token == eos_id)\n",
+           "            finished = finished | (token == eos_id)\n            token = token.masked_fill(finished, pad_id)\n",
+           r"eos", "rare"),
+    Mutant("h4_align_valueerror_boundary", "align_labels",
+           "not 0 <= word < len(word_labels)", "not 0 <= word <= len(word_labels)",
+           r"ValueError|align|no label", "rare"),
+    Mutant("h4_entity_i_continues_other_type", "entity_scores",
+           'continues = tag.startswith("I-") and current is not None and current[0] == tag[2:]',
+           'continues = tag.startswith("I-") and current is not None',
+           r"type|I-LOC", "rare"),
+    Mutant("h4_span_length_off_by_one", "extract_answer",
+           "index[None, :] < index[:, None] + max_answer_length",
+           "index[None, :] <= index[:, None] + max_answer_length",
+           r"max_answer_length|too long|one too many|length|tokens", "rare"),
+    Mutant("h4_span_cls_wins_ties", "extract_answer",
+           "if start_logits[0] + end_logits[0] > scores[start, end]:",
+           "if start_logits[0] + end_logits[0] >= scores[start, end]:",
+           r"CLS|no answer|tie|beats", "rare"),
+]
+
+EXACT_DUPLICATES_4 = {
+    "h4_dec_self_attn_not_causal": "self-attn-not-causal",
+    "h4_encdec_no_sqrt_scale": "no-sqrt-d-scale",
+    "h4_shift_keeps_minus100": "minus100-kept",
+    "h4_greedy_no_pad_after_eos": "h-no-pad-after-eos",
+    "h4_align_labels_every_piece": "label-every-piece",
+    "h4_span_ignores_context_mask": "no-context-mask",
+    "h4_dec_eps_ignored": "h3-dec-eps-not-passed",
+    "h4_greedy_eos_replaced_by_pad": "eos-replaced-by-pad",
+    "h4_entity_i_continues_other_type": "type-not-checked",
+    "h4_span_length_off_by_one": "length-off-by-one",
+    "h4_span_cls_wins_ties": "sw-qa-cls-tie-is-none",
+}
+MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_4 if mutant.name not in EXACT_DUPLICATES_4]

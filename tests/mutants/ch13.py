@@ -254,3 +254,83 @@ SWEEP = [
            r"in place|in-place|mutat|unchanged|leaf", "rare"),
 ]
 MUTANTS = MUTANTS + SWEEP
+
+
+# Held-out list 4 (issue 31, section 6; 2026-12-07): 14 mistakes (6 common, 8 rare) written blind from the solution
+# notebook alone by W3, graded once through nbgrader after the chapter's sweep (mutant_campaign.py
+# 13-teaching-behaviour --mutants, 15 submissions in 777 s): common caught 6/6, named by a visible test 6/6; rare
+# caught 8/8, named 8/8; elsewhere 0; the solution lost nothing. 12 repeat a mistake above in effect
+# (benchmarks/results/heldout4/ch13-summary.md). Its two weakly named mistakes (h4_sft_step_max_norm_ignored,
+# h4_merge_with_grad) have their own messages since 2a7d476. MUTANTS takes the 3 whose mutated answer differs from
+# every mutant above; EXACT_DUPLICATES_4 maps the others to the mutant whose mutated answer is the same program (same
+# AST, formatting and comments aside).
+HELD_OUT_4 = [
+    # ---- common ----
+    Mutant("h4_chat_labels_not_shifted", "chat_example",
+           "labels[:-1] = torch.where(trained[1:], ids[1:], IGNORE_INDEX)",
+           "labels = torch.where(trained, ids, IGNORE_INDEX)",
+           r"shift|t \+ 1|one", "common"),
+    Mutant("h4_pack_positions_run_on", "pack_examples",
+           'batch["position_ids"][row, start:stop] = torch.arange(stop - start)',
+           'batch["position_ids"][row, start:stop] = torch.arange(start, stop)',
+           r"position|restart|start again", "common"),
+    Mutant("h4_sft_loss_sum", "sft_loss",
+           "labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           "labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction=\"sum\")",
+           r"sum|mean", "common"),
+    Mutant("h4_lora_base_not_frozen", "add_lora_adapters",
+           "    model.requires_grad_(False)\n", "",
+           r"fr[oe]ze|frozen|base weights|requires_grad", "common"),
+    Mutant("h4_merge_unscaled", "merge_adapter",
+           "weight += (alpha / A.shape[0]) * (B @ A)", "weight += B @ A",
+           r"scal|alpha", "common"),
+    Mutant("h4_seqlogp_mean", "sequence_logprobs",
+           "return (picked * scored).sum(dim=-1)",
+           "return (picked * scored).sum(dim=-1) / scored.sum(dim=-1)",
+           r"mean|sum", "common"),
+    # ---- rare ----
+    Mutant("h4_chat_reply_found_without_header", "chat_example",
+           "start = text.index(header + reply, cursor) + len(header)",
+           "start = text.index(reply, cursor)",
+           r"header|where it stands|own|second|reply", "rare"),
+    Mutant("h4_pack_exact_fit_new_row", "pack_examples",
+           "if used + length > block_size:", "if used + length >= block_size:",
+           r"exact|fits|<=|fill", "rare"),
+    Mutant("h4_packing_mask_padding_blind", "pack_examples",
+           "return (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None]",
+           "return ((segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] >= 0))[:, None]",
+           r"padding|empty|nan", "rare"),
+    Mutant("h4_sft_loss_no_valueerror", "sft_loss",
+           "    if not bool((labels != IGNORE_INDEX).any()):\n"
+           "        raise ValueError(\"every label is -100: there is no token to learn from\")\n", "",
+           r"ValueError|nan|-100", "rare"),
+    Mutant("h4_sft_step_max_norm_ignored", "add_lora_adapters",
+           "for p in group[\"params\"]], max_norm)", "for p in group[\"params\"]], 1.0)",
+           r"clip|max_norm", "rare"),
+    Mutant("h4_merge_with_grad", "merge_adapter",
+           "    with torch.no_grad():\n        for key in adapter:",
+           "    if True:\n        for key in adapter:",
+           r"no_grad|grad|in.?place|leaf", "rare"),
+    Mutant("h4_seqlogp_token_zero_unscored", "sequence_logprobs",
+           "scored = labels != IGNORE_INDEX", "scored = labels > 0",
+           r"token id 0|-100|not scored|labels > 0", "rare"),
+    Mutant("h4_dpo_reference_not_detached", "dpo_loss",
+           "chosen = policy_chosen - reference_chosen.detach()\n    rejected = policy_rejected - reference_rejected.detach()",
+           "chosen = policy_chosen - reference_chosen\n    rejected = policy_rejected - reference_rejected",
+           r"reference|detach|frozen", "rare"),
+]
+
+EXACT_DUPLICATES_4 = {
+    "h4_chat_labels_not_shifted": "labels-not-shifted",
+    "h4_pack_positions_run_on": "pack-positions-per-row",
+    "h4_sft_loss_sum": "sft-sum",
+    "h4_lora_base_not_frozen": "lora-base-not-frozen",
+    "h4_merge_unscaled": "merge-no-scale",
+    "h4_chat_reply_found_without_header": "h3-chat-reply-searched-without-header",
+    "h4_pack_exact_fit_new_row": "pack-off-by-one-fit",
+    "h4_packing_mask_padding_blind": "h3-mask-padding-sees-nothing",
+    "h4_sft_loss_no_valueerror": "sft-no-empty-check",
+    "h4_sft_step_max_norm_ignored": "sweep-step-max-norm-fixed",
+    "h4_seqlogp_token_zero_unscored": "h3-logprobs-token-zero-dropped",
+}
+MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_4 if mutant.name not in EXACT_DUPLICATES_4]
