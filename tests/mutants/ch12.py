@@ -186,3 +186,85 @@ SWEEP = [
            r"changed|in place|insert", "common"),
 ]
 MUTANTS = MUTANTS + SWEEP
+
+
+# Held-out list 4 (issue 31, section 6; 2026-12-07): 14 mistakes (6 common, 8 rare) written blind from the solution
+# notebook alone by W3, graded once through nbgrader after the chapter's sweep (mutant_campaign.py 12-modern-llm
+# --mutants, 15 submissions in 775 s): common caught 6/6, named by a visible test 6/6; rare caught 7/8, named 7/8;
+# elsewhere 0; the solution lost nothing. 10 repeat a mistake above in effect
+# (benchmarks/results/heldout4/ch12-summary.md). Not fixed yet: h4_rope_angles_in_x_dtype (rope's frequencies in x's
+# dtype; no case calls rope in bfloat16 at a large position: benchmarks/results/heldout4/ch12-misses.md). MUTANTS
+# takes the 6 whose mutated answer differs from every mutant above; EXACT_DUPLICATES_4 maps the others to the mutant
+# whose mutated answer is the same program (same AST, formatting and comments aside).
+HELD_OUT_4 = [
+    # ---- common ----
+    Mutant("h4_rms_eps_outside_root", "rmsnorm",
+           "return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight",
+           "return x / (x.pow(2).mean(dim=-1, keepdim=True).sqrt() + self.eps) * self.weight",
+           r"eps|inside|root", "common"),
+    Mutant("h4_rope_interleaved_pairs", "rope",
+           "first, second = x[..., :half], x[..., half:]",
+           "first, second = x[..., 0::2], x[..., 1::2]",
+           r"interleav|pair|half|neighbou?r", "common"),
+    Mutant("h4_swiglu_hidden_rounded_down", "swiglu_hidden",
+           "return -(-width // multiple_of) * multiple_of",
+           "return width // multiple_of * multiple_of",
+           r"round|up|multiple", "common"),
+    Mutant("h4_repeat_kv_tiled", "repeat_kv",
+           "return x[:, :, None].expand(batch, n_kv, n_rep, length, d).reshape(batch, n_kv * n_rep, length, d)",
+           "return x.repeat(1, n_rep, 1, 1)",
+           r"tile|tiled|in a row|interleave|repeat_interleave|order|i // n_rep", "common"),
+    Mutant("h4_gqa_causal_without_cache_offset", "grouped_query_attention",
+           ".tril(diagonal=n_keys - length)", ".tril()",
+           r"cache|offset|causal|last|sees every cached", "common"),
+    Mutant("h4_chat_no_default_system", "chat_prompt",
+           '    if not messages or messages[0]["role"] != "system":\n'
+           '        messages = [{"role": "system", "content": DEFAULT_SYSTEM}] + list(messages)\n', "",
+           r"system|default", "common"),
+    # ---- rare ----
+    Mutant("h4_rms_float32_inside", "rmsnorm",
+           "return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight",
+           "xf = x.float()\n        return (xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)) * self.weight",
+           r"dtype|float32|float64|precision|cast", "rare"),
+    Mutant("h4_rope_angles_in_x_dtype", "rope",
+           "frequencies = theta ** (-2 * torch.arange(half, dtype=torch.float64, device=x.device) / d)",
+           "frequencies = theta ** (-2 * torch.arange(half, dtype=x.dtype, device=x.device) / d)",
+           r"float64|angle|precision|dtype", "rare"),
+    Mutant("h4_swiglu_hidden_exact_multiple_bumped", "swiglu_hidden",
+           "return -(-width // multiple_of) * multiple_of",
+           "return (width // multiple_of + 1) * multiple_of",
+           r"round|multiple|exact", "rare"),
+    Mutant("h4_swiglu_down_has_bias", "swiglu",
+           "self.down = nn.Linear(d_ff, d_model, bias=False)",
+           "self.down = nn.Linear(d_ff, d_model)",
+           r"bias", "rare"),
+    Mutant("h4_gqa_cache_stores_repeated_heads", "grouped_query_attention",
+           "        if cache is not None:\n            k, v = cache.update(layer, k, v)               # the cache keeps the n_kv_heads heads only\n"
+           "        n_rep = self.n_heads // self.n_kv_heads\n        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)    # (batch, n_heads, L, d_head)\n",
+           "        n_rep = self.n_heads // self.n_kv_heads\n        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)\n"
+           "        if cache is not None:\n            k, v = cache.update(layer, k, v)\n",
+           r"cache|heads|repeat", "rare"),
+    Mutant("h4_block_layer_not_passed", "llama_block",
+           "self.attn(self.norm1(x), position_ids, mask, cache, layer)",
+           "self.attn(self.norm1(x), position_ids, mask, cache)",
+           r"layer|cache", "rare"),
+    Mutant("h4_model_block_size_boundary", "llama_model",
+           "if start + length > self.config.block_size:",
+           "if start + length >= self.config.block_size:",
+           r"block_size|context|long", "rare"),
+    Mutant("h4_reply_keeps_end_of_turn", "reply",
+           "    if end in new:\n        new = new[:new.index(end)]\n", "",
+           r"im_end|end of (the )?turn|eos|stop", "rare"),
+]
+
+EXACT_DUPLICATES_4 = {
+    "h4_rope_interleaved_pairs": "rope-interleaved",
+    "h4_swiglu_hidden_rounded_down": "hidden-round-down",
+    "h4_gqa_causal_without_cache_offset": "gqa-square-causal-mask",
+    "h4_chat_no_default_system": "chat-no-default-system",
+    "h4_gqa_cache_stores_repeated_heads": "h3-gqa-cache-after-repeat",
+    "h4_block_layer_not_passed": "h3-block-layer-not-passed",
+    "h4_model_block_size_boundary": "sw-model-block-size-off-by-one",
+    "h4_reply_keeps_end_of_turn": "reply-not-cut-at-end",
+}
+MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_4 if mutant.name not in EXACT_DUPLICATES_4]
