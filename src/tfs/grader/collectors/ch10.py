@@ -271,12 +271,12 @@ def full_rank_values() -> tuple[torch.Tensor, torch.Tensor]:
             seeded("B.full", (LORA_OUT, r), dtype=torch.float64))
 
 
-def _full_rank_output(LoRALinear):
-    """The output of a layer of rank ``min(in, out)`` (allowed) with seeded A and B, or the error line it raised:
-    evidence that the valid rank runs, which a hand-written "no error" is not."""
+def _output_at_rank(LoRALinear, r: int, values) -> torch.Tensor | str:
+    """The output of a layer of rank ``r`` (allowed, alpha ``2 r``: scale 2) with the seeded ``values = (A, B)``, or
+    the error line it raised: evidence that an allowed rank runs, which a hand-written "no error" is not."""
     try:
-        layer = LoRALinear(lora_base(), r=min(LORA_IN, LORA_OUT), alpha=2.0 * min(LORA_IN, LORA_OUT))   # scale 2
-        A, B = full_rank_values()
+        layer = LoRALinear(lora_base(), r=r, alpha=2.0 * r)
+        A, B = values
         with torch.no_grad():
             layer.A.copy_(A)
             layer.B.copy_(B)
@@ -290,19 +290,7 @@ def rank_one_values() -> tuple[torch.Tensor, torch.Tensor]:
     return seeded("A.one", (1, LORA_IN), dtype=torch.float64), seeded("B.one", (LORA_OUT, 1), dtype=torch.float64)
 
 
-def _rank_one_output(LoRALinear):
-    """The output of a layer of rank 1 (allowed, alpha 2: scale 2) with seeded A and B, or the error line it raised."""
-    try:
-        layer = LoRALinear(lora_base(), r=1, alpha=2.0)
-        A, B = rank_one_values()
-        with torch.no_grad():
-            layer.A.copy_(A)
-            layer.B.copy_(B)
-            return layer(lora_x())
-    except Exception as failure:
-        return error_line(failure)
-
-
 def lora_errors(LoRALinear) -> dict:
     return {"errors": [raised(LoRALinear, lora_base(), r=r, alpha=LORA_ALPHA) for r in BAD_RANKS],
-            "full_rank": _full_rank_output(LoRALinear), "rank_one": _rank_one_output(LoRALinear)}
+            "full_rank": _output_at_rank(LoRALinear, min(LORA_IN, LORA_OUT), full_rank_values()),
+            "rank_one": _output_at_rank(LoRALinear, 1, rank_one_values())}

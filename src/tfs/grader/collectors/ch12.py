@@ -397,8 +397,9 @@ def block(LLaMABlock) -> dict:
     return data
 
 
-def _past_the_context_with_a_cache(own, config: LLaMAConfig) -> str:
-    """What ``own`` raised for 2 new tokens after ``block_size - 1`` cached ones (``"no error"`` if nothing)."""
+def _after_a_full_cache(own, config: LLaMAConfig, new_tokens: int) -> str:
+    """What ``own`` raised for ``new_tokens`` new tokens after ``block_size - 1`` cached ones (``"no error"`` if
+    nothing): 1 new token makes exactly block_size (allowed), 2 one past it (must raise)."""
     from tfs.nn import KVCache
 
     cache = KVCache()
@@ -408,22 +409,7 @@ def _past_the_context_with_a_cache(own, config: LLaMAConfig) -> str:
     except Exception as error:
         return f"filling the cache failed: {error_line(error)}"
     with torch.no_grad():
-        return raised(own, torch.zeros(1, 2, dtype=torch.long), cache=cache)
-
-
-def _up_to_the_context_with_a_cache(own, config: LLaMAConfig) -> str:
-    """What ``own`` raised for 1 new token after ``block_size - 1`` cached ones (``"no error"``: right, the sequence is
-    exactly block_size long)."""
-    from tfs.nn import KVCache
-
-    cache = KVCache()
-    try:
-        with torch.no_grad():
-            own(torch.zeros(1, config.block_size - 1, dtype=torch.long), cache=cache)
-    except Exception as error:
-        return f"filling the cache failed: {error_line(error)}"
-    with torch.no_grad():
-        return raised(own, torch.zeros(1, 1, dtype=torch.long), cache=cache)
+        return raised(own, torch.zeros(1, new_tokens, dtype=torch.long), cache=cache)
 
 
 def model(LLaMA) -> dict:
@@ -450,12 +436,12 @@ def model(LLaMA) -> dict:
                 data[name]["loss"] = error_line(error)
             data[name]["tied"] = own.lm_head.weight is own.embed.weight
             data[name]["too_long"] = raised(own, torch.zeros(1, config.block_size + 1, dtype=torch.long))
-            data[name]["too_long_cached"] = _past_the_context_with_a_cache(own, config)
+            data[name]["too_long_cached"] = _after_a_full_cache(own, config, new_tokens=2)
             with torch.no_grad():
                 data[name]["given_positions"] = _outcome(lambda: own(token_ids(name),
                                                                      position_ids=given_positions(name))[0])
                 data[name]["exactly_block_size"] = raised(own, torch.zeros(1, config.block_size, dtype=torch.long))
-            data[name]["exactly_block_size_cached"] = _up_to_the_context_with_a_cache(own, config)
+            data[name]["exactly_block_size_cached"] = _after_a_full_cache(own, config, new_tokens=1)
     return data
 
 
