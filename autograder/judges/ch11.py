@@ -16,7 +16,7 @@ from torch import nn
 
 from tfs.grader.collectors import ch11 as c
 from tfs.grader.judging import JudgeFailure, check_data, expect, finite, per_run
-from tfs.teaching.probes_applications import (decoder_layer_by_hand, finish_rows, greedy_by_hand,
+from tfs.teaching.probes_applications import (blocks_as_mistaken, decoder_layer_by_hand, finish_rows, greedy_by_hand,
                                               one_sublayer_in_other_form, span_mistake)
 
 TOL = 1e-9
@@ -267,15 +267,7 @@ def oracle_logits(shared: bool, seed: int, src, tgt, src_mask=None, tgt_mask=Non
     layers = list(transformer.encoder.layers) + list(transformer.decoder.layers)
     saved = [(layer.norm_first, layer.activation) for layer in layers]
     eps = [norm.eps for norm in norms]
-    for layer in transformer.decoder.layers:
-        layer.norm_first = layer.norm_first and not decoder_post_ln
-    for layer in transformer.encoder.layers:
-        layer.norm_first = layer.norm_first and not encoder_post_ln
-    if default_activations:
-        for layer in transformer.encoder.layers:
-            layer.activation = torch.nn.functional.gelu
-        for layer in transformer.decoder.layers:
-            layer.activation = torch.nn.functional.relu
+    blocks_as_mistaken(transformer, decoder_post_ln, encoder_post_ln, default_activations)
     if final_norms_default_eps:
         for norm in norms:
             norm.eps = 1e-5

@@ -275,6 +275,22 @@ def tie_problem(model: nn.Module) -> str:
     return "the head is not tied: head.weight is a separate Parameter with values of its own."
 
 
+def blocks_as_mistaken(transformer: nn.Transformer, decoder_post_ln: bool = False, encoder_post_ln: bool = False,
+                       default_activations: bool = False) -> None:
+    """Turn an ``nn.Transformer``'s blocks into a usual mistake, in place: a stack's blocks post-LN whatever their
+    ``norm_first``, or the blocks' own default activations (GELU in the encoder's TransformerBlock, ReLU in
+    DecoderBlock) whatever the config says."""
+    for layer in transformer.decoder.layers:
+        layer.norm_first = layer.norm_first and not decoder_post_ln
+    for layer in transformer.encoder.layers:
+        layer.norm_first = layer.norm_first and not encoder_post_ln
+    if default_activations:
+        for layer in transformer.encoder.layers:
+            layer.activation = F.gelu
+        for layer in transformer.decoder.layers:
+            layer.activation = F.relu
+
+
 @torch.no_grad()
 def transformer_logits(model: nn.Module, src, tgt, src_attention_mask=None, tgt_attention_mask=None,
                        memory_mask: bool = True, encoder_mask: bool = True, scale: bool = True,
@@ -292,15 +308,7 @@ def transformer_logits(model: nn.Module, src, tgt, src_attention_mask=None, tgt_
     with warnings.catch_warnings():  # a pre-LN config: "enable_nested_tensor is True, but ... norm_first was True"
         warnings.filterwarnings("ignore", message="enable_nested_tensor", category=UserWarning)
         transformer = to_torch_transformer(model).train()
-    for layer in transformer.decoder.layers:
-        layer.norm_first = layer.norm_first and not decoder_post_ln
-    for layer in transformer.encoder.layers:
-        layer.norm_first = layer.norm_first and not encoder_post_ln
-    if default_activations:
-        for layer in transformer.encoder.layers:
-            layer.activation = F.gelu
-        for layer in transformer.decoder.layers:
-            layer.activation = F.relu
+    blocks_as_mistaken(transformer, decoder_post_ln, encoder_post_ln, default_activations)
     if final_norms_eps is not None:
         transformer.encoder.norm.eps = transformer.decoder.norm.eps = final_norms_eps
     if not encoder_norm:
