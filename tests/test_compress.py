@@ -435,6 +435,19 @@ def test_timings_interleaved_median_and_spread():
     assert fast.ms() == "5 ms [4-6]"
 
 
+def test_versus_ratio_two_significant_digits():
+    """A ratio of medians is stated to two significant digits, trailing zeros dropped."""
+    base = cz.Timing(4.4276, 4.4, 4.5)
+    assert cz.Timing(0.01, 0.009, 0.011).versus(base) == "440x faster"            # 442.76
+    assert cz.Timing(0.3612, 0.36, 0.37).versus(base) == "12x faster"             # 12.258
+    assert cz.Timing(0.02, 0.019, 0.021).versus(cz.Timing(0.0668, 0.06, 0.07)) == "3.3x faster"  # 3.34
+    assert cz.Timing(0.0334, 0.033, 0.034).versus(cz.Timing(0.01, 0.009, 0.011)) == "3.3x slower"  # 3.34
+    assert cz.Timing(0.0199, 0.019, 0.021).versus(cz.Timing(0.0396, 0.039, 0.04)) == "2x faster"   # 1.99
+    slow = cz.Timing(0.010, 0.009, 0.012)
+    assert cz.Timing(0.0105, 0.0095, 0.013).versus(slow) == "same within the spread (0.95x)"      # 0.952
+    assert slow.versus(slow) == "same within the spread (1x)"
+
+
 def test_swap_modules_round_trip():
     model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
     first, inner = model[0], model[1][1]
