@@ -827,3 +827,47 @@ def test_every_sweep_mistake_is_named_by_its_visible_check():
         with pytest.raises(CheckError) as failure:
             cells(_answers(mutant))[mutant.answer]()
         assert re.search(mutant.names, str(failure.value), re.IGNORECASE), (mutant.name, str(failure.value))
+
+
+# --------------------------------------------------------- added after the fourth held-out list (heldout4/ch12)
+
+def test_rope_frequencies_in_x_dtype_fail_in_half_precision_far_into_the_context():
+    """h4_rope_angles_in_x_dtype (the frequencies computed in x's dtype) equals the solution on a float64 x and moves a
+    float32 x's angles by ~1e-7; on a bfloat16 or float16 x at positions in the thousands its angles are off by whole
+    radians. The hidden test and the visible check the notebook calls (bfloat16, the last 8 positions of SmolLM2's
+    context) fail it naming the dtype of the angles; the solution passes both, and so does an answer whose angles are
+    float32 for a half-precision x (the statement allows float64 or float32 there)."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from tfs.teaching.probes_rope import rope_by_complex_numbers
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutants.ch12 import HELD_OUT_4
+
+    mutant = next(m for m in HELD_OUT_4 if m.name == "h4_rope_angles_in_x_dtype")
+    right, wrong = _answers()["rope"], _answers(mutant)["rope"]
+
+    def float32_below_float64(x, position_ids, theta=10000.0):
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        d = x.shape[-1]
+        angles = position_ids[:, None, :, None].to(dtype) * theta ** (-2 * torch.arange(d // 2, dtype=dtype) / d)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        first, second = x[..., :d // 2], x[..., d // 2:]
+        return torch.cat([first * cos - second * sin, second * cos + first * sin], -1)
+
+    x = torch.randn(1, 9, 8, 64, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)   # SmolLM2's shapes
+    far = torch.arange(8192 - 8, 8192)[None]
+    for answer in (right, float32_below_float64):
+        visible.check_rope(answer, x, far, 100000.0)
+    verdict("rope", rope=right)
+    load_judge("ch12._rope_low_precision")(
+        read_data_roundtrip(collect("ch12.rope", rope=float32_below_float64))["low_precision"])
+    for shown in (hidden_message("rope", rope=wrong), visible_message(visible.check_rope, wrong, x, far, 100000.0)):
+        assert "angles/frequencies computed in x's dtype" in shown and re.search(mutant.names, shown, re.I), shown
+    for case, (dtype, _, theta, _) in enumerate(collectors.ROPE_LOW_PRECISION):   # each case catches it on its own
+        x_case, positions = collectors.rope_low_precision_inputs(case)
+        expected = rope_by_complex_numbers(x_case, positions[:, None, :], theta).double()
+        assert (right(x_case, positions, theta).double() - expected).abs().max() < visible.HALF_PRECISION_ROPE[dtype]
+        assert (wrong(x_case, positions, theta).double() - expected).abs().max() > 1.0   # x is about 1 in size

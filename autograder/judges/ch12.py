@@ -12,10 +12,10 @@ import math
 import torch
 
 from tfs.grader.collectors.ch12 import (BAD_ROLES, CHAT_CASES, CONFIGS, PROMPT, REPEAT_CASES, REPLY_CASES,
-                                        REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, SMOLLM2_CHAT_TEMPLATE,  # noqa: F401
-                                        SWIGLU_CASES, SWIGLU_HIDDEN_CASES, loss_targets, model_weights,
-                                        padded_batch, render_chat, repeat_input, rmsnorm_inputs, rope_inputs,
-                                        seeded, swiglu_input, token_ids)
+                                        REPLY_MAX_NEW, RMSNORM_CASES, ROPE_CASES, ROPE_LOW_PRECISION,  # noqa: F401
+                                        SMOLLM2_CHAT_TEMPLATE, SWIGLU_CASES, SWIGLU_HIDDEN_CASES, loss_targets,
+                                        model_weights, padded_batch, render_chat, repeat_input, rmsnorm_inputs,
+                                        rope_inputs, rope_low_precision_inputs, seeded, swiglu_input, token_ids)
 from tfs.grader.judging import JudgeFailure, check_data, per_run
 
 FLOAT64 = dict(rtol=0.0, atol=1e-9)
@@ -130,6 +130,7 @@ def rope(data) -> None:
         raise JudgeFailure(f"✗ rope on float32 x: returned {received.dtype}; keep the input's dtype")
     expected = rope_by_complex_numbers(x, positions[:, None, :], ROPE_CASES[1][4])
     _compare(received.double(), expected, "rope on float32 x", tolerance=dict(rtol=1e-5, atol=1e-5))
+    _rope_low_precision(data.get("low_precision"))
     if not str(data.get("odd", "")).startswith("ValueError"):
         raise JudgeFailure(f"✗ rope with a head size of 5: expected a ValueError (an odd number of features cannot "
                            f"be paired), received {data.get('odd')}")
@@ -140,6 +141,31 @@ def rope(data) -> None:
         raise JudgeFailure("✗ rope: the call changed the x (or position_ids) it was given, in place: the caller still "
                            "needs them (the keys and values are cached, the queries compared); return a new tensor, "
                            "torch.cat([...], dim=-1), and leave x as it was")
+
+
+def _rope_low_precision(results) -> None:
+    """bfloat16 and float16 x at positions in the thousands against RoPE by complex numbers in float64, rounded to x's
+    dtype, allowed what the visible check allows (2 units in the last place): angles computed in float64 or float32
+    and cast as cos/sin pass; frequencies or angles rounded to x's dtype turn the pairs by wrong angles."""
+    from tfs.teaching.parity_llama import ANGLES_IN_X_DTYPE, HALF_PRECISION_ROPE
+    from tfs.teaching.probes_rope import rope_by_complex_numbers
+
+    if not isinstance(results, list) or len(results) != len(ROPE_LOW_PRECISION):
+        raise JudgeFailure("✗ rope: wrong number of results")
+    for case, ((dtype, shape, theta, first), item) in enumerate(zip(ROPE_LOW_PRECISION, results)):
+        x, positions = rope_low_precision_inputs(case)
+        what = (f"rope(x {tuple(shape)} in {str(dtype).removeprefix('torch.')}, positions {first} to "
+                f"{int(positions.max())}, theta={theta:g})")
+        received = _tensor(item, what, shape)
+        if received.dtype != dtype:
+            raise JudgeFailure(f"✗ {what}: returned {received.dtype}; keep the input's dtype (cast cos and sin to "
+                               "x.dtype)")
+        expected = rope_by_complex_numbers(x, positions[:, None, :], theta).double()
+        tolerance = HALF_PRECISION_ROPE[dtype]
+        if not torch.allclose(received.double(), expected, rtol=tolerance, atol=tolerance):
+            worst = (received.double() - expected).abs().nan_to_num(float("inf")).max().item()
+            raise JudgeFailure(f"✗ {what}: differs from the expected result by up to {worst:.3g} (allowed {tolerance:g} "
+                               f"+ {tolerance:g} of the value); this looks like {ANGLES_IN_X_DTYPE}")
 
 
 # ----------------------------------------------------------------------------------------------- SwiGLU

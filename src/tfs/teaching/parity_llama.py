@@ -110,15 +110,28 @@ def _rope_call(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float, 
         return call(rope, x.clone(), position_ids.clone(), theta, name=name, hint=hint)
 
 
+HALF_PRECISION_ROPE = {torch.bfloat16: 2e-2, torch.float16: 4e-3}   # rtol = atol: 2 units in the last place
+ANGLES_IN_X_DTYPE = ("angles/frequencies computed in x's dtype: bfloat16 keeps about 3 significant digits (float16 4), "
+                     "so at a position in the thousands a pair's angle is off by whole radians. Compute the frequencies "
+                     "and angles in float64 (or float32) and cast only cos/sin to x's dtype")
+
+
 def check_rope(rope, x: torch.Tensor, position_ids: torch.Tensor, theta: float) -> None:
-    """``rope(x (B, H, T, d), position_ids (B, T), theta)`` against RoPE written with complex numbers."""
-    name = f"rope(x {tuple(x.shape)}, position_ids {tuple(position_ids.shape)}, theta={theta:g})"
+    """``rope(x (B, H, T, d), position_ids (B, T), theta)`` against RoPE written with complex numbers (float64, the
+    result rounded to x's dtype). A bfloat16 or float16 ``x`` is allowed 2 units in its last place: angles computed in
+    float64 or float32 and cast as cos/sin pass, angles or frequencies rounded to x's dtype do not."""
+    half = HALF_PRECISION_ROPE.get(x.dtype)
+    name = (f"rope(x {tuple(x.shape)}, position_ids {tuple(position_ids.shape)}, theta={theta:g})" if half is None else
+            f"rope(x {tuple(x.shape)} in {str(x.dtype).removeprefix('torch.')}, position_ids from "
+            f"{int(position_ids.min())} to {int(position_ids.max())}, theta={theta:g})")
     expected = rope_by_complex_numbers(x, position_ids[:, None, :], theta)
     received = _rope_call(rope, x, position_ids, theta, name)
     exact = x.dtype == torch.float64
-    check_close(received, expected, name, rtol=0 if exact else 1e-5, atol=1e-10 if exact else 1e-5,
+    tolerance = half if half is not None else 0 if exact else 1e-5
+    check_close(received, expected, name, rtol=tolerance, atol=1e-10 if exact else tolerance,
                 mistakes=_rope_mistakes(x, position_ids, theta),
-                hint="pair feature j with feature j + d/2 and turn the pair by position * theta ** (-2j / d)")
+                hint=ANGLES_IN_X_DTYPE if half is not None else
+                "pair feature j with feature j + d/2 and turn the pair by position * theta ** (-2j / d)")
 
 
 def check_swiglu_hidden(swiglu_hidden, d_model: int, multiple_of: int, expected: int, whose: str) -> int:

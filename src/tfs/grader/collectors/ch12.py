@@ -243,8 +243,22 @@ def rope_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, positions + (20 if case == 3 else 0)
 
 
+ROPE_LOW_PRECISION = [  # (dtype, (batch, heads, T, d_head), theta, first position): half precision far into a context
+    (torch.bfloat16, (2, 2, 8, 64), 100000.0, 4090), (torch.float16, (1, 3, 6, 32), 500000.0, 2040)]
+
+
+def rope_low_precision_inputs(case: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` in ``ROPE_LOW_PRECISION[case]``'s dtype and ``position_ids (batch, T)`` from its first position on, row
+    ``b`` shifted by ``3 * b``: angles of thousands of radians, which the dtype's 3 (bfloat16) or 4 (float16)
+    significant digits cannot hold, so only angles computed in float64 (or float32) and cast as cos/sin pass."""
+    dtype, (batch, heads, length, d), _, first = ROPE_LOW_PRECISION[case]
+    x = (seeded(f"rope_low_x{case}", (batch, heads, length, d)) / 0.3).to(dtype)
+    return x, torch.arange(first, first + length).expand(batch, length) + 3 * torch.arange(batch)[:, None]
+
+
 def rope(rope) -> dict:
-    """Outputs on the cases, and per case whether the call changed the ``x`` or ``position_ids`` it was given."""
+    """Outputs on the cases, and per case whether the call changed the ``x`` or ``position_ids`` it was given; the
+    outputs on :data:`ROPE_LOW_PRECISION`'s half-precision inputs."""
     data = {"cases": [], "inputs_changed": []}
     with references_for(rope, "rope"):
         for case, (*_, theta) in enumerate(ROPE_CASES):
@@ -254,6 +268,8 @@ def rope(rope) -> dict:
             data["inputs_changed"].append(not (torch.equal(given[0], x) and torch.equal(given[1], positions)))
         data["float32"] = _outcome(rope, rope_inputs(1)[0].float(), rope_inputs(1)[1], ROPE_CASES[1][4])
         data["odd"] = raised(rope, torch.ones(1, 2, 3, 5), torch.arange(3)[None], 10000.0)
+        data["low_precision"] = [_outcome(rope, *rope_low_precision_inputs(case), theta)
+                                 for case, (*_, theta, _) in enumerate(ROPE_LOW_PRECISION)]
     return data
 
 
