@@ -617,3 +617,29 @@ def test_sweep_data_preparation_arguments_and_inputs_kept():
     fails("lm_blocks", "changed the token lists it was given, in place", prepare_lm_blocks=eos_appended_in_place)
     fails("lm_batch_padding", "changed the token lists it was given, in place", causal_lm_batch=pads_the_lists_in_place)
     fails("lm_batch_padding", f"with pad_id={c.OTHER_PAD} the padding is 0", causal_lm_batch=pads_with_zero)
+
+
+# ------------------------------------------------------------------------ the fourth held-out list (heldout4/ch09)
+
+def returns_a_float32_tensor(model, ids, window=None, stride=None):   # h4-ppl-returns-float32-tensor
+    return torch.exp(torch.tensor(math.log(ref.perplexity(model, ids, window, stride))))
+
+
+@pytest.mark.parametrize("returned, what", [(returns_a_float32_tensor, "0-d torch.Tensor of torch.float32"),
+                                            (lambda *a: torch.tensor(ref.perplexity(*a), dtype=torch.float64),
+                                             "0-d torch.Tensor of torch.float64")])
+def test_a_perplexity_returned_as_a_tensor_is_named_not_taken_for_an_underflow(returned, what):
+    """The statement asks for a Python float. A 0-d tensor (float32: exp of the sharp model's mean NLL overflows to inf,
+    which the sharp case used to misname as log of a softmax) fails the values cell naming the type; the mode and
+    errors cells, which judge something else, still accept its number."""
+    with pytest.raises(JudgeFailure) as failure:
+        verdict("perplexity_values", perplexity=returned)
+    message = str(failure.value)
+    assert what in message and "not a Python float" in message and ".item()" in message, message
+    assert "softmax" not in message and "underflow" not in message, message
+    verdict("perplexity_mode", perplexity=returned)
+    verdict("perplexity_errors", perplexity=returned)
+
+
+def test_a_numpy_float_is_a_python_float():
+    verdict("perplexity_values", perplexity=lambda *a: np.float64(ref.perplexity(*a)))

@@ -88,6 +88,11 @@ def perplexity_values(data) -> None:
     name = "perplexity"
     expect(isinstance(data, dict) and set(data) == set(c.PPL_CASES) | {"sharp"}, name,
            "expected one perplexity per grader's case.")
+    for case, got in data.items():   # the statement asks for a Python float: the chapter prints and compares it as one
+        if isinstance(got, dict):
+            raise JudgeFailure(f"✗ {name}: returned {str(got.get('returned'))[:80]}: a tensor (or another type), not a "
+                               "Python float. Return the number itself: .item() on a 0-d tensor, or float(...) "
+                               "(math.exp of a Python float is one already).")
     model = c.tiny_gpt()
     for case, (n, window, stride) in c.PPL_CASES.items():
         got = data[case]
@@ -123,7 +128,7 @@ def _expect_number(got, where: str, name: str) -> None:
         raise JudgeFailure(f"✗ {name}: {where} divided by zero: no token was scored. The windows must go on until one "
                            "reaches the end of the text, also for a text shorter than one window (a single, shorter "
                            "window then scores tokens 1..N-1).")
-    expect(isinstance(got, float), name, f"{where} returned {got}; expected a float (or a 1-element tensor)."
+    expect(isinstance(got, float), name, f"{where} returned {got}; expected a Python float."
            if not isinstance(got, str) else f"{where} raised {got}")
 
 

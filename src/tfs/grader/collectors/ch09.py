@@ -79,12 +79,27 @@ def _number(value):
 
 
 def perplexity_values(perplexity) -> dict:
-    """One number (or the error line raised) per case of ``PPL_CASES``, and ``"sharp"`` on :func:`sharp_gpt`."""
+    """One number (or the error line raised) per case of ``PPL_CASES``, and ``"sharp"`` on :func:`sharp_gpt`. A
+    result that is not a Python float (the statement asks for one) is ``{"returned": what it was, "value": number}``."""
     model = tiny_gpt()
-    values = {name: _value_or_error(perplexity, model, token_ids(name, n), *[a for a in (window, stride) if a is not None])
+    values = {name: _float_or_what(perplexity, model, token_ids(name, n), *[a for a in (window, stride) if a is not None])
               for name, (n, window, stride) in PPL_CASES.items()}
     n, window, stride = SHARP_CASE
-    return values | {"sharp": _value_or_error(perplexity, sharp_gpt(), token_ids("sharp", n), window, stride)}
+    return values | {"sharp": _float_or_what(perplexity, sharp_gpt(), token_ids("sharp", n), window, stride)}
+
+
+def _float_or_what(function, *args):
+    """The Python float ``function(*args)`` returns, the error line it raised, or, for anything else (a 0-d tensor, a
+    list), ``{"returned": its type (and dtype), "value": its number or type name}``."""
+    try:
+        value = function(*args)
+    except Exception as error:
+        return error_line(error)
+    if isinstance(value, float):
+        return float(value)
+    what = (f"a {value.dim()}-d torch.Tensor of {value.dtype}" if isinstance(value, torch.Tensor)
+            else f"a {type(value).__name__}")
+    return {"returned": what, "value": _number(value)}
 
 
 def perplexity_mode(perplexity) -> dict:
