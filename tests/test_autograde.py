@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import CHAPTERS, Course, exercises, fill, points_by_cell, solution_answers
+from course import CHAPTERS, Course, exercises, fill, nbgrader_meta, points_by_cell, solution_answers
 from test_references import reference_answers
 from test_selfcheck_hostile import sneaky_chapter01
 from tfs.grader import references
@@ -150,10 +150,40 @@ def test_every_chapter_grades_solution_full_release_zero_first_exercise_exactly(
     if f"c{chapter}-release" in submissions:
         assert sum(course.grades(chapter, f"c{chapter}-release").values()) == 0
     assert sum(course.grades(chapter, f"c{chapter}-first").values()) == sum(points[g] for g in first_tests) > 0
+    for name, source in sources.items():
+        assert_runs_until_the_first_unanswered_exercise(course, chapter, name, source)
     if number in references.PENDING:
         pytest.xfail(f"pending: chapter {number}'s own references are not hidden yet: {references.PENDING[number]}")
     if any(attacked.values()):
         assert_references_score_nothing(course, chapter, sources, attacked, points)
+
+
+def first_failure(notebook) -> tuple[int, str]:
+    """(index, error text) of the first cell with an error output; (-1, "") when none failed."""
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return index, f"{output.get('ename')}: {output.get('evalue')}"
+    return -1, ""
+
+
+def assert_runs_until_the_first_unanswered_exercise(course: Course, chapter: str, name: str, source) -> None:
+    """The release runs as a student finds it until the first exercise they have not answered: graded with only
+    its first exercise answered, no cell fails before the second exercise, and the first failure there is its
+    NotImplementedError (in its own cell or in its first test, whose verdict quotes it). Every cell before it
+    ran in this grading, so a release cell that needs a solution, a missing import or data fails here."""
+    graded = nbformat.read(course.root / "grading" / "autograded" / f"c{chapter}-first" / chapter / f"{name}.ipynb", 4)
+    index, error = first_failure(graded)
+    unanswered = [(answer, tests) for answer, tests in exercises(source)[1:] if tests]
+    where = f"{chapter}/{name}.ipynb graded with its first exercise answered"
+    if not unanswered:
+        assert index == -1, f"{where}: cell {index} failed ({error[:200]}); nothing was left unanswered"
+        return
+    answer, tests = unanswered[0]
+    grade_id = nbgrader_meta(graded.cells[index]).get("grade_id") if index >= 0 else None
+    assert grade_id in {answer, tests[0]} and "NotImplementedError" in error, (
+        f"{where}: expected the first failure in {answer} or {tests[0]} with NotImplementedError, got cell {index} "
+        f"({grade_id or 'not graded'}) with {error[:200] or 'no error at all'}")
 
 
 def assert_references_score_nothing(course: Course, chapter: str, sources, attacked: dict, points: dict) -> None:
