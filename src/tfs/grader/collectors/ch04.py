@@ -232,16 +232,20 @@ def train_bpe_counts(train_bpe):
 
 def train_bpe_speed(train_bpe, pretokenize):
     """The learner's merges and time, and the time of one full pair count of the same text, measured here one after
-    the other (the judge compares the two: no absolute bound, so a slow or loaded machine does not fail anyone)."""
+    the other (the judge compares the two: no absolute bound, so a slow or loaded machine does not fail anyone).
+    Both are the best of their repeats (the count of 3, the learner's run of 2), so a burst of load during one
+    measurement does not move the ratio."""
     from tfs.teaching.probes_tokenization import pair_count_seconds
 
     text = speed_text()
     one_pass = pair_count_seconds(text, pretokenize)
+    runs = []
     with stand_ins(train_bpe, merge_pair=_reference_merge_pair):
-        start = time.perf_counter()
-        merges = _run_merges(train_bpe, text, SPEED_MERGES)
-        seconds = time.perf_counter() - start
-    return {"merges": merges, "seconds": seconds, "one_pass": one_pass}
+        for _ in range(2):
+            start = time.perf_counter()
+            merges = _run_merges(train_bpe, text, SPEED_MERGES)
+            runs.append(time.perf_counter() - start)
+    return {"merges": merges, "seconds": min(runs), "one_pass": one_pass}
 
 
 def _encode_cases(encode, cases):
