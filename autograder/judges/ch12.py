@@ -162,10 +162,7 @@ def _rope_low_precision(results) -> None:
                                "x.dtype)")
         expected = rope_by_complex_numbers(x, positions[:, None, :], theta).double()
         tolerance = HALF_PRECISION_ROPE[dtype]
-        if not torch.allclose(received.double(), expected, rtol=tolerance, atol=tolerance):
-            worst = (received.double() - expected).abs().nan_to_num(float("inf")).max().item()
-            raise JudgeFailure(f"✗ {what}: differs from the expected result by up to {worst:.3g} (allowed {tolerance:g} "
-                               f"+ {tolerance:g} of the value); this looks like {ANGLES_IN_X_DTYPE}")
+        _compare(received.double(), expected, what, hint=ANGLES_IN_X_DTYPE, tolerance=dict(rtol=tolerance, atol=tolerance))
 
 
 # ----------------------------------------------------------------------------------------------- SwiGLU
