@@ -456,3 +456,42 @@ def test_swap_modules_round_trip():
     assert replaced == {"0": first, "1.1": inner} and model[0] is new["0"] and model(torch.randn(2, 4)).shape == (2, 3)
     cz.swap_modules(model, replaced)
     assert model[0] is first and model[1][1] is inner
+
+
+def test_recorded_speed_reads_the_benchmark_file_and_its_verdicts_follow_its_ranges():
+    """``benchmarks/compress_speed.txt`` (chapter 10 quotes its torch.compile rows) is found from the package, and
+    each GPT row's verdict against float32 is the one its own printed ranges allow (recomputed here)."""
+    import re
+    from pathlib import Path
+
+    text = cz.recorded_speed()
+    assert text == (Path(__file__).resolve().parents[1] / "benchmarks" / "compress_speed.txt").read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("# recorded") and "benchmarks/compress_speed.py --compile" in lines[0]
+    assert any(re.match(r"torch\.compile: first call \(compile\) [\d.]+ s$", line) for line in lines)
+    row = re.compile(r"^(float32|int8 by hand \(Int8Linear\)|int8 dynamic \(torch\.ao\)|bf16 autocast|torch\.compile)\s+"
+                     r"([\d.]+) ms \[([\d.]+)-([\d.]+)\]\s+(.*?)\s+([\d.]+)$")
+    rows = {m[1]: m for m in map(row.match, lines) if m}
+    assert {"float32", "torch.compile"} <= set(rows)
+    base_median, base_low, base_high = (float(rows["float32"][i]) for i in (2, 3, 4))
+    for name, m in rows.items():
+        median, low, high = (float(m[i]) for i in (2, 3, 4))
+        assert low <= median <= high
+        if name == "float32":
+            continue
+        verdict = m[5]
+        if high < base_low:
+            assert verdict == f"{base_median / median:.2f}x faster", (name, verdict)
+        elif low > base_high:
+            assert verdict == f"{median / base_median:.2f}x slower", (name, verdict)
+        else:
+            assert verdict == f"same within the spread ({base_median / median:.2f}x)", (name, verdict)
+
+
+def test_recorded_speed_names_the_script_when_the_file_is_missing(monkeypatch, tmp_path):
+    missing = tmp_path / "benchmarks" / "compress_speed.txt"
+    monkeypatch.setattr(cz, "SPEED_RECORD", missing)
+    with pytest.raises(FileNotFoundError) as error:
+        cz.recorded_speed()
+    assert str(missing) in str(error.value)
+    assert "run python benchmarks/compress_speed.py --compile" in str(error.value)
