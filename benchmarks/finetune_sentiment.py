@@ -24,7 +24,11 @@ is evaluation and is reported apart). Both wall-clock seconds and the process's 
 printed, with the load average: on a machine shared with other jobs the wall time is not valid for a budget.
 The numbers of the last full run are kept in ``benchmarks/results/finetune_sentiment.json`` (seed 0); the same recipe
 with ``--seed 1`` and ``--seed 2`` (``--out benchmarks/results/finetune_sentiment_seed1.json``, ``..._seed2.json``)
-gives chapter 08 its seed spread.
+gives chapter 08 its seed spread. The recipe was chosen on the validation split among its neighbours, run one after
+another on one day with ``--out benchmarks/results/finetune_sentiment_selection_<name>.json`` (``recipe``: no flags;
+``lr1e-4``, ``lr3e-4``: ``--encoder-lr``; ``bs16``: ``--batch-size 16``; ``fp32``: ``--no-bf16``; ``block6``: the
+earlier recipe's flags above); the rule and the table are in ``benchmarks/results/finetune_sentiment_variants.txt``.
+Each JSON records the validation macro-F1 and accuracy per epoch, the test metrics, the times and its UTC start and end.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -58,6 +63,10 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def baseline(sentiment) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -80,7 +89,7 @@ def run(args) -> dict:
     sentiment = load_dataset("sentiment")
     tokenizer = load_bert_tokenizer()
     result: dict = {"recipe": {k: v for k, v in vars(args).items() if k not in ("save", "out", "progress")},
-                    "load_average_before": os.getloadavg()[0]}
+                    "started_utc": utc_now(), "load_average_before": os.getloadavg()[0]}
     result["baseline"] = baseline(sentiment)
     print(f"TF-IDF + LR on {len(sentiment['train'])} texts: test accuracy {result['baseline']['accuracy']:.4f}, "
           f"macro-F1 {result['baseline']['f1']:.4f} ({result['baseline']['wall_s']:.1f} s)", flush=True)
@@ -124,14 +133,16 @@ def run(args) -> dict:
     result.update({
         "fine_tuned": metrics,
         "predicted_counts": torch.bincount(predicted, minlength=2).tolist(),
-        "validation_f1": [round(v["f1"], 4) for v in history["val"]], "best_epoch": history["best_epoch"] + 1,
+        "validation_f1": [round(v["f1"], 4) for v in history["val"]],
+        "validation_accuracy": [round(v["accuracy"], 4) for v in history["val"]], "best_epoch": history["best_epoch"] + 1,
         "steps": history["steps"], "first_losses": [round(x, 4) for x in history["loss"][:5]],
         "frozen_pass": {"wall_s": frozen.wall, "cpu_s": frozen.cpu},
         "training": {"wall_s": training.wall, "cpu_s": training.cpu},
         "fine_tuning": {"wall_s": frozen.wall + training.wall, "cpu_s": frozen.cpu + training.cpu},
         "test_pass": {"wall_s": testing.wall, "cpu_s": testing.cpu},
         "gain_points": 100 * (metrics["accuracy"] - result["baseline"]["accuracy"]),
-        "load_average_after": os.getloadavg()[0], "torch": torch.__version__, "threads": args.threads,
+        "load_average_after": os.getloadavg()[0], "finished_utc": utc_now(), "torch": torch.__version__,
+        "threads": args.threads,
     })
     return result
 
@@ -152,7 +163,7 @@ def report(result: dict) -> None:
     print(f"fine-tuned minus baseline: {result['gain_points']:+.1f} points of test accuracy "
           f"({result['texts']['test']} test texts); predicted classes {result['predicted_counts']}")
     print(f"load average (1 min): {result['load_average_before']:.2f} before, {result['load_average_after']:.2f} after; "
-          f"{result['threads']} threads, torch {result['torch']}")
+          f"{result['threads']} threads, torch {result['torch']}; {result['started_utc']} to {result['finished_utc']}")
 
 
 def make_parser() -> argparse.ArgumentParser:

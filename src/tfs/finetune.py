@@ -161,8 +161,10 @@ def quiet_loading():
 def full_recipe_results(name: str = "finetune_sentiment") -> dict:
     """The numbers of a full run of ``benchmarks/finetune_sentiment.py``, saved in ``benchmarks/results/<name>.json``:
     ``"finetune_sentiment"`` (its default recipe, seed 0), ``"finetune_sentiment_seed1"`` and
-    ``"finetune_sentiment_seed2"`` (the same recipe with ``--seed 1`` and ``--seed 2``: the seed spread), or
-    ``"finetune_sentiment_block6"`` (the earlier recipe, block 6 only).
+    ``"finetune_sentiment_seed2"`` (the same recipe with ``--seed 1`` and ``--seed 2``: the seed spread),
+    ``"finetune_sentiment_selection_<name>"`` (the recipe and its neighbours, run one after another on one day and
+    compared on the validation split: ``recipe``, ``lr1e-4``, ``lr3e-4``, ``bs16``, ``fp32``, ``block6``), or
+    ``"finetune_sentiment_block6"`` (the earlier recipe, block 6 only, on an earlier day).
 
     Chapter 08 shows them beside its own shortened run; the script writes them (``--save`` or ``--out``)."""
     import json
