@@ -38,8 +38,8 @@ def _oracle_q(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def _quantized(data, name):
-    check_data(data, {"q": None, "scale": None, "clipped": None, "float64_scale_dtype": None, "nan": None, "inf": None},
-               name)
+    check_data(data, {"q": None, "scale": None, "clipped": None, "float64_scale_dtype": None,
+                      "given_float64_scale_dtype": None, "nan": None, "inf": None}, name)
     q, scale = data.get("q"), data.get("scale")
     expect(not _is_tensor(scale, (10,)), name, "one scale per input column: each column still mixes rows of very "
            "different sizes, so a row of small weights gets its step from a large row.",
@@ -61,6 +61,9 @@ def quantize_scale(data) -> None:
     wide = data.get("float64_scale_dtype")
     expect(wide == "torch.float32", name, f"for a float64 weight the scale is {wide}: the scale is float32 whatever "
            "the weight's dtype (convert the weight, or the scale, to float32).")
+    given64 = data.get("given_float64_scale_dtype")
+    expect(given64 == "torch.float32", name, f"with a float64 scale given, the scale returned is {given64}: the scale "
+           "is float32 whatever dtype it arrives in (torch.as_tensor(scale, dtype=torch.float32)).")
     weight = c.quantize_weight()
     absmax = weight.abs().amax(1)
     expect(bool(torch.isfinite(scale).all()) and bool((scale > 0).all()), name,
@@ -522,6 +525,10 @@ def lora_errors(data) -> None:
     for r, line in zip(c.BAD_RANKS, errors):
         expect(_raised(line), name, f"rank r={r} must raise ValueError (1 <= r <= min(in, out) = "
                f"{min(c.LORA_IN, c.LORA_OUT)}); received {line!r}.")
+    above_in = check_data(data, {"above_in_features": None}, name)["above_in_features"]
+    expect(_raised(above_in), name, f"rank r={c.LORA_OUT + 1} of a layer with in_features={c.LORA_OUT} and "
+           f"out_features={c.LORA_IN} must raise ValueError: r is bounded by the smaller of the two, min(in, out) = "
+           f"{c.LORA_OUT}, not by out_features alone; received {above_in!r}.")
     r = min(c.LORA_IN, c.LORA_OUT)
     full = data["full_rank"]
     expect(not isinstance(full, str), name, f"r = min(in, out) = {r} is allowed; building (or calling) that layer "

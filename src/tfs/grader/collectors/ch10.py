@@ -66,7 +66,14 @@ def quantize(quantize_per_channel) -> dict:
         wide_dtype = str(wide_scale.dtype) if isinstance(wide_scale, torch.Tensor) else type(wide_scale).__name__
     except Exception as failure:
         wide_dtype = error_line(failure)
+    try:  # a float64 scale given: the scale comes back float32 all the same
+        given64 = quantize_per_channel(weight.clone(), scale=given_scale().double())
+        given64_scale = given64[1] if isinstance(given64, (tuple, list)) and len(given64) == 2 else None
+        given64_dtype = str(given64_scale.dtype) if isinstance(given64_scale, torch.Tensor) else type(given64_scale).__name__
+    except Exception as failure:
+        given64_dtype = error_line(failure)
     return {"q": q, "scale": scale, "clipped": clipped, "float64_scale_dtype": wide_dtype,
+            "given_float64_scale_dtype": given64_dtype,
             "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf), "weight_kept": weight_kept}
 
 
@@ -291,6 +298,8 @@ def rank_one_values() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def lora_errors(LoRALinear) -> dict:
+    wide = nn.Linear(LORA_OUT, LORA_IN).double()   # in = 12 < out = 16: r = 13 exceeds in_features, not out_features
     return {"errors": [raised(LoRALinear, lora_base(), r=r, alpha=LORA_ALPHA) for r in BAD_RANKS],
+            "above_in_features": raised(LoRALinear, wide, r=LORA_OUT + 1, alpha=LORA_ALPHA),
             "full_rank": _output_at_rank(LoRALinear, min(LORA_IN, LORA_OUT), full_rank_values()),
             "rank_one": _output_at_rank(LoRALinear, 1, rank_one_values())}
