@@ -643,3 +643,30 @@ def test_a_perplexity_returned_as_a_tensor_is_named_not_taken_for_an_underflow(r
 
 def test_a_numpy_float_is_a_python_float():
     verdict("perplexity_values", perplexity=lambda *a: np.float64(ref.perplexity(*a)))
+
+
+def test_the_visible_probe_names_windows_that_stop_at_the_last_whole_one():
+    """Held-out list 5 (h5_ppl_tail_not_scored): windows begin in range(0, max(1, N - window + 1), stride), so a text
+    shorter than a window is read right but the tokens after the last whole window of a longer one go unscored; the
+    probe equals that learner's perplexity, and is left out when every window is whole."""
+    from tfs.teaching import probes_pretrained as probes
+
+    model, ids = c.tiny_gpt(), c.token_ids("overlap", 43)
+    window, stride = 16, 6
+    key = "the windows stop at the last one that fits whole"
+    spans = ref.window_spans(len(ids), window, stride)
+    wrong = probes.perplexity_mistakes(model, ids, spans)
+    probe = next(v for k, v in wrong.items() if k.startswith(key))
+    total, count, previous_end = 0.0, 0, 0
+    with torch.no_grad():
+        for begin in range(0, max(1, len(ids) - window + 1), stride):
+            end = min(begin + window, len(ids))
+            first = max(previous_end, begin + 1)
+            log_probs = F.log_softmax(model(ids[begin:end][None]).logits[0].double(), -1)
+            total -= log_probs[first - begin - 1:end - begin - 1].gather(1, ids[first:end, None]).sum().item()
+            count += end - first
+            previous_end = end
+    assert float(probe) == pytest.approx(math.exp(total / count), rel=1e-9)
+    assert float(probe) != pytest.approx(ref.perplexity(model, ids, window, stride), rel=1e-3)
+    whole_spans = ref.window_spans(40, window, stride)          # 40 = 24 + 16: the last window ends the text
+    assert not any(k.startswith(key) for k in probes.perplexity_mistakes(model, c.token_ids("overlap", 40), whole_spans))

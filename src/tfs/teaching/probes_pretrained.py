@@ -34,6 +34,12 @@ def perplexity_mistakes(model, ids: torch.Tensor, spans) -> dict[str, torch.Tens
         "the sum holds only the tokens scored in it: divide by the number of scored tokens":
             (torch.cat(scored).sum() / sum(e - b - 1 for b, e, _ in spans)).exp(),
     }
+    longest = max(e - b for b, e, _ in spans)
+    whole = [x for x, (b, e, _) in zip(scored, spans) if e - b == longest]
+    if 0 < len(whole) < len(spans):      # windows that stop at the last one that fits whole: the text's end unread
+        wrong["the windows stop at the last one that fits whole in the text: the last tokens, after it, are never "
+              "scored; go on until a window reaches the end of the text (the last one may be shorter)"] = \
+            torch.cat(whole).mean().exp()
     return {k: v.double() for k, v in wrong.items()}
 
 
