@@ -387,3 +387,28 @@ EXACT_DUPLICATES_4 = {
     "h4-es-tie-is-improvement": "es-tie-improves",
 }
 MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_4 if mutant.name not in EXACT_DUPLICATES_4]
+
+# Held-out list 5 (issue 31, section 6; 2026-12-08): 14 mistakes (5 common, 9 rare) written blind from the solution
+# notebook by W2, graded once through nbgrader (mutant_campaign.py --mutants; benchmarks/results/heldout5/ch08-*):
+# common caught 5/5, named by a visible test 5/5; rare caught 9/9, named 6/9; elsewhere 0 (450 s); the solution lost nothing.
+# 10 repeat a mistake above in effect (ch08-summary.md names which); these 4 are new. Their misses were
+# fixed after the measurement (judges, probes or visible tests; re-graded with --only: ch08-after.json).
+HELD_OUT_5 = [
+    Mutant('h5_head_linear_no_bias', 'classification_head',
+           'self.linear = nn.Linear(d_model, n_classes)',
+           'self.linear = nn.Linear(d_model, n_classes, bias=False)',
+           'bias', 'rare'),
+    Mutant('h5_metrics_recall_absent_class_one', 'classification_metrics',
+           'recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))',
+           'recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.ones_like(tp))',
+           '0/0|counted as 1|never occurs|absent', 'rare'),
+    Mutant('h5_sched_decay_floor_division', 'linear_warmup_decay',
+           'return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))',
+           'return max(0.0, (total_steps - step) // max(1, total_steps - warmup_steps))',
+           'integer|floor|//', 'rare'),
+    Mutant('h5_es_stop_only_once', 'early_stopping',
+           'return self.bad_epochs >= self.patience',
+           'return self.bad_epochs == self.patience',
+           'once|again|stays|every later call|after stopping', 'rare'),
+]
+MUTANTS = MUTANTS + HELD_OUT_5
