@@ -58,6 +58,9 @@ MUTANTS = [
     ("chat_labels", "chat_example",
      "trained = torch.tensor([any(s <= first < e for s, e in spans) for first, _ in encoding[\"offset_mapping\"]])",
      "trained = torch.ones(len(ids), dtype=torch.bool)", "every token", "every token"),
+    ("chat_labels", "chat_example",  # held-out list 5: a reply's first token starts exactly at the reply's start
+     "any(s <= first < e for s, e in spans)", "any(s < first < e for s, e in spans)",
+     "first token of each reply", "first token of each reply"),
     ("chat_labels", "chat_example", "reply = message[\"content\"] + END_OF_TURN", "reply = message[\"content\"]",
      "<|im_end|> left out", "<|im_end|> left out"),
     ("chat_turns", "chat_example", "spans.append((start, start + len(reply)))",

@@ -334,3 +334,19 @@ EXACT_DUPLICATES_4 = {
     "h4_seqlogp_token_zero_unscored": "h3-logprobs-token-zero-dropped",
 }
 MUTANTS = MUTANTS + [mutant for mutant in HELD_OUT_4 if mutant.name not in EXACT_DUPLICATES_4]
+
+# Held-out list 5 (written blind by a new reader from the solution notebook, graded once before any fix:
+# benchmarks/results/heldout5/). Only its mistakes that no earlier list holds join the list.
+HELD_OUT_5 = [
+    Mutant("h5_sft_mean_over_all_positions", "sft_loss",
+           "labels.reshape(-1), ignore_index=IGNORE_INDEX)",
+           'labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none").mean()',
+           r"all positions|divided|counted", "common"),
+    Mutant("h5_chat_first_reply_token_untrained", "chat_example",
+           "any(s <= first < e for s, e in spans)", "any(s < first < e for s, e in spans)",
+           r"first token of each reply", "rare"),
+    Mutant("h5_dpo_rejected_reference_not_detached", "dpo_loss",
+           "rejected = policy_rejected - reference_rejected.detach()", "rejected = policy_rejected - reference_rejected",
+           r"reference|detach|frozen", "rare"),
+]
+MUTANTS = MUTANTS + HELD_OUT_5

@@ -78,6 +78,11 @@ def label_mistakes(input_ids: torch.Tensor, mask: torch.Tensor, end_id: int, rec
              "labels[t] = input_ids[t + 1] where token t + 1 is the assistant's"] = \
         torch.where(mask.bool(), torch.cat([input_ids[1:], input_ids.new_tensor([-100])]), -100)
     runs = _runs(mask)
+    first_left_out = mask.clone()
+    for start, _ in runs:
+        first_left_out[start] = 0
+    mistakes["the first token of each reply not trained: a token that starts exactly at the reply's first character "
+             "is the reply's (start <= offset < end, not start < offset)"] = shifted_labels(input_ids, first_left_out)
     if len(runs) > 1:
         last_only = torch.zeros_like(mask)
         last_only[runs[-1][0]:] = mask[runs[-1][0]:]
