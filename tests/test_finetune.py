@@ -308,3 +308,30 @@ def test_saved_full_recipe_matches_the_script_and_its_baseline_reproduces():
         assert run["recipe"] == {**result["recipe"], "seed": seed} and run["texts"] == result["texts"]
         assert run["baseline"]["accuracy"] == result["baseline"]["accuracy"] and sum(run["predicted_counts"]) == len(sentiment["test"])
         assert run["gain_points"] == pytest.approx(100 * (run["fine_tuned"]["accuracy"] - run["baseline"]["accuracy"]))
+
+
+def test_selection_runs_differ_from_the_recipe_in_their_named_flags_only():
+    """The six runs that chose chapter 08's recipe on the validation split
+    (``benchmarks/results/finetune_sentiment_selection_<name>.json``) are the script's recipe with only the flags
+    their name stands for changed, on the same texts, each with a validation score to choose by; the rule they were
+    chosen by (highest validation macro-F1 within 180 fine-tuning CPU-seconds) picks the recipe from them."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "finetune_sentiment.py"
+    spec = importlib.util.spec_from_file_location("finetune_sentiment", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flags = {"recipe": [], "lr1e-4": ["--encoder-lr", "1e-4"], "lr3e-4": ["--encoder-lr", "3e-4"],
+             "bs16": ["--batch-size", "16"], "fp32": ["--no-bf16"],
+             "block6": ["--frozen", "5", "--epochs", "2", "--no-bf16", "--encoder-lr", "1e-4"]}
+    runs = {name: ft.full_recipe_results(f"finetune_sentiment_selection_{name}") for name in flags}
+    texts = runs["recipe"]["texts"]
+    for name, extra in flags.items():
+        expected = vars(module.make_parser().parse_args(extra))
+        recipe = runs[name]["recipe"]
+        assert recipe == {key: value for key, value in expected.items() if key in recipe}, name
+        assert runs[name]["texts"] == texts and len(runs[name]["validation_f1"]) == recipe["epochs"], name
+    within = {name: run for name, run in runs.items() if run["fine_tuning"]["cpu_s"] <= 180}
+    best = max(within, key=lambda name: (max(within[name]["validation_f1"]), -within[name]["fine_tuning"]["cpu_s"]))
+    assert best == "recipe"
