@@ -10,7 +10,7 @@ import torch
 from tfs.grader import judging
 
 TOP_K_CASES = [(1, 5), (3, 5), (7, 7), (50, 9)]  # (top_k, rows); the last: k larger than the vocabulary
-TOP_P_CASES = [0.05, 0.5, 0.8, 0.95, 1.0]
+TOP_P_CASES = [0.05, 0.5, 0.8, 0.95, 1.0, 1e-17]  # 1e-17: 1 - p rounds to 1 (float64), the most likely token alone stays
 GEN_VOCAB, GEN_BLOCK, GEN_EOS, GEN_PAD = 40, 40, 18, 1  # greedy meets 18 in every row, at steps 9, 6, 12
 
 
