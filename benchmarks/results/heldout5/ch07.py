@@ -1,0 +1,68 @@
+"""Held-out list 5, chapter 07 (generation): written blind by helper W1 from the solution notebook only."""
+
+from mutants import Mutant
+
+MUTANTS = [
+    # ---- common -------------------------------------------------------------------------------------------------
+    Mutant("h5_07_top_p_drops_crossing_token", "top_p_filter",
+           "tail = sorted_logits.softmax(dim=-1).cumsum(dim=-1)",
+           "tail = sorted_logits.softmax(dim=-1).cumsum(dim=-1) - sorted_logits.softmax(dim=-1)",
+           r"cross|reach|at least|less than p|holds less", "common"),
+    Mutant("h5_07_top_k_drops_kth", "top_k_filter",
+           "logits.masked_fill(logits < kth, float(\"-inf\"))",
+           "logits.masked_fill(logits <= kth, float(\"-inf\"))",
+           r"k - 1|k-th|>=|off by one|tie", "common"),
+    Mutant("h5_07_penalty_always_divides", "apply_repetition_penalty",
+           "seen = torch.where(seen < 0, seen * penalty, seen / penalty)",
+           "seen = seen / penalty",
+           r"negative|sign|raises|go up", "common"),
+    Mutant("h5_07_positions_by_column", "generate",
+           "positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new.shape[1]:]",
+           "positions = torch.arange(mask.shape[1] - new.shape[1], mask.shape[1]).expand(new.shape[0], -1)",
+           r"position|cumsum|padd|column", "common"),
+    Mutant("h5_07_online_numerator_not_rescaled", "online_attention",
+           "numerator = numerator * rescale + weights @ block_values",
+           "numerator = numerator + weights @ block_values",
+           r"numerator|rescal|factor|maximum|e\^\(m", "common"),
+    # ---- rare ---------------------------------------------------------------------------------------------------
+    Mutant("h5_07_top_p_most_likely_not_forced", "top_p_filter",
+           "    drop_sorted[..., -1] = False                                     # the most likely token stays\n",
+           "",
+           r"most likely|arg-?max|empty|at least one|nothing to draw", "rare"),
+    Mutant("h5_07_penalty_in_place", "apply_repetition_penalty",
+           "return logits.scatter(1, input_ids, seen)",
+           "return logits.scatter_(1, input_ids, seen)",
+           r"in place|in-place|new tensor|changed|modif|out-of-place", "rare"),
+    Mutant("h5_07_eos_zero_is_falsy", "generate",
+           "if eos_token_id is not None:\n            token = torch.where",
+           "if eos_token_id:\n            token = torch.where",
+           r"eos_token_id=0|is not None|0 is a valid|falsy", "rare"),
+    Mutant("h5_07_temperature_after_filters", "generate",
+           "            z = logits / temperature\n"
+           "            z = top_k_filter(z, top_k) if top_k is not None else z\n"
+           "            z = top_p_filter(z, top_p) if top_p is not None else z\n",
+           "            z = top_k_filter(logits, top_k) if top_k is not None else logits\n"
+           "            z = top_p_filter(z, top_p) if top_p is not None else z\n"
+           "            z = z / temperature\n",
+           r"temperature.*before|before filtering|order", "rare"),
+    Mutant("h5_07_beam_length_counts_prompt", "beam_search",
+           "top[rank].item() / (step + 1) ** length_penalty",
+           "top[rank].item() / seq.shape[0] ** length_penalty",
+           r"length_penalty|new tokens|prompt|n \*\*|length", "rare"),
+    Mutant("h5_07_beam_eos_outside_best_k_finished", "beam_search",
+           "if rank < num_beams:",
+           "if rank < 2 * num_beams:",
+           r"ranks among|best num_beams|among the best|finished only", "rare"),
+    Mutant("h5_07_cache_len_counts_layers", "kv_cache",
+           "return self.keys[0].shape[-2] if self.keys else 0",
+           "return len(self.keys)",
+           r"len|positions", "rare"),
+    Mutant("h5_07_attention_cache_layer_zero", "multi_head_attention",
+           "k, v = cache.update(layer, k, v)",
+           "k, v = cache.update(0, k, v)",
+           r"layer", "rare"),
+    Mutant("h5_07_online_one_max_per_block", "online_attention",
+           "scores.amax(-1, keepdim=True)",
+           "scores.amax()",
+           r"each query|per query|row|maximum|underflow|overflow|nan", "rare"),
+]
