@@ -278,20 +278,26 @@ def test_quiet_loading_restores_the_progress_bar_and_verbosity():
     assert (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()) == before
 
 
-def test_saved_full_recipe_matches_the_script_and_its_baseline_reproduces():
-    """``benchmarks/results/finetune_sentiment.json`` (chapter 08 shows it) was written by the script's full recipe:
-    its settings are the script's defaults, its counts add up, and its TF-IDF baseline is reproduced here. The seed
-    runs beside it (``_seed1``, ``_seed2``: the chapter's seed spread) differ from it in the seed alone."""
+def benchmark_script():
+    """``benchmarks/finetune_sentiment.py``: its path and the module it defines (imported from the file)."""
     import importlib.util
     from pathlib import Path
 
-    from tfs.data import load_dataset
-
-    result = ft.full_recipe_results()
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "finetune_sentiment.py"
     spec = importlib.util.spec_from_file_location("finetune_sentiment", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return script, module
+
+
+def test_saved_full_recipe_matches_the_script_and_its_baseline_reproduces():
+    """``benchmarks/results/finetune_sentiment.json`` (chapter 08 shows it) was written by the script's full recipe:
+    its settings are the script's defaults, its counts add up, and its TF-IDF baseline is reproduced here. The seed
+    runs beside it (``_seed1``, ``_seed2``: the chapter's seed spread) differ from it in the seed alone."""
+    from tfs.data import load_dataset
+
+    result = ft.full_recipe_results()
+    script, module = benchmark_script()
     sentiment = load_dataset("sentiment")
     assert result["recipe"]["n_train"] == 0 and result["texts"]["train"] == len(sentiment["train"])
     assert result["texts"]["test"] == len(sentiment["test"]) == sum(result["predicted_counts"])
@@ -315,13 +321,7 @@ def test_selection_runs_differ_from_the_recipe_in_their_named_flags_only():
     (``benchmarks/results/finetune_sentiment_selection_<name>.json``) are the script's recipe with only the flags
     their name stands for changed, on the same texts, each with a validation score to choose by; the rule they were
     chosen by (highest validation macro-F1 within 180 fine-tuning CPU-seconds) picks the recipe from them."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "finetune_sentiment.py"
-    spec = importlib.util.spec_from_file_location("finetune_sentiment", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    _, module = benchmark_script()
     flags = {"recipe": [], "lr1e-4": ["--encoder-lr", "1e-4"], "lr3e-4": ["--encoder-lr", "3e-4"],
              "bs16": ["--batch-size", "16"], "fp32": ["--no-bf16"],
              "block6": ["--frozen", "5", "--epochs", "2", "--no-bf16", "--encoder-lr", "1e-4"]}

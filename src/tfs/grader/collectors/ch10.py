@@ -47,6 +47,16 @@ def given_scale() -> torch.Tensor:
     return torch.tensor([0.0001, 0.01, 0.02, 0.5, 0.004, 0.1])
 
 
+def _scale_dtype(quantize_per_channel, *args, **kwargs) -> str:
+    """The dtype of the scale ``quantize_per_channel(*args, **kwargs)`` returns (as text), or what it returned or raised."""
+    try:
+        result = quantize_per_channel(*args, **kwargs)
+    except Exception as failure:
+        return error_line(failure)
+    scale = result[1] if isinstance(result, (tuple, list)) and len(result) == 2 else None
+    return str(scale.dtype) if isinstance(scale, torch.Tensor) else type(scale).__name__
+
+
 def quantize(quantize_per_channel) -> dict:
     weight = quantize_weight()
     given = weight.clone()
@@ -60,18 +70,8 @@ def quantize(quantize_per_channel) -> dict:
     nan, inf = weight.clone(), weight.clone()
     nan[2, 3] = float("nan")
     inf[5, 0] = float("inf")
-    try:  # a float64 weight: the scale is float32 all the same
-        wide = quantize_per_channel(weight.clone().double())
-        wide_scale = wide[1] if isinstance(wide, (tuple, list)) and len(wide) == 2 else None
-        wide_dtype = str(wide_scale.dtype) if isinstance(wide_scale, torch.Tensor) else type(wide_scale).__name__
-    except Exception as failure:
-        wide_dtype = error_line(failure)
-    try:  # a float64 scale given: the scale comes back float32 all the same
-        given64 = quantize_per_channel(weight.clone(), scale=given_scale().double())
-        given64_scale = given64[1] if isinstance(given64, (tuple, list)) and len(given64) == 2 else None
-        given64_dtype = str(given64_scale.dtype) if isinstance(given64_scale, torch.Tensor) else type(given64_scale).__name__
-    except Exception as failure:
-        given64_dtype = error_line(failure)
+    wide_dtype = _scale_dtype(quantize_per_channel, weight.clone().double())  # a float64 weight: float32 all the same
+    given64_dtype = _scale_dtype(quantize_per_channel, weight.clone(), scale=given_scale().double())  # a float64 scale given
     return {"q": q, "scale": scale, "clipped": clipped, "float64_scale_dtype": wide_dtype,
             "given_float64_scale_dtype": given64_dtype,
             "nan": raised(quantize_per_channel, nan), "inf": raised(quantize_per_channel, inf), "weight_kept": weight_kept}
